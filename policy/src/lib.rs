@@ -1,0 +1,1 @@
+//! Sluice's traffic-policy engine (stub until the policy issue lands).
