@@ -1,1 +1,22 @@
-//! Stub.
+//! Sluice's public edge: a pingora HTTP proxy that routes each request by `Host` to the agent
+//! holding that hostname, over one QUIC stream per request.
+//!
+//! Start one with [`start`]; the request path is in [`proxy`], the agent side in [`tunnel`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod certs;
+pub mod config;
+pub mod error_response;
+pub mod forwarding;
+pub mod hostname;
+pub mod metrics;
+pub mod proxy;
+pub mod routes;
+mod server;
+pub mod state;
+pub mod tunnel;
+
+pub use config::{EdgeArgs, EdgeConfig};
+pub use server::{start, DevToken, EdgeHandle, StartError};

@@ -1,0 +1,98 @@
+//! [`AgentConfig`]: what one agent process runs — the edge to dial and its endpoints.
+
+use crate::upstream::Upstream;
+use sluice_proto::control::{PolicySource, Secret};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the `Host` header reaches the upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HostHeader {
+    /// Keep the public hostname the client used (the default, as with ngrok).
+    #[default]
+    Preserve,
+    /// Use the upstream's own `host:port`.
+    Rewrite,
+    /// Use this value.
+    Value(String),
+}
+
+impl HostHeader {
+    /// Parses `--host-header`: `rewrite`, or a literal value.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "rewrite" => HostHeader::Rewrite,
+            "" | "preserve" => HostHeader::Preserve,
+            other => HostHeader::Value(other.to_string()),
+        }
+    }
+}
+
+/// One endpoint the agent serves.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Requested URL (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`); `None` for a random name.
+    pub url: Option<String>,
+    /// The local app.
+    pub upstream: Upstream,
+    /// Host header handling.
+    pub host_header: HostHeader,
+    /// Traffic-policy documents sent to the edge, in order.
+    pub policies: Vec<PolicySource>,
+}
+
+impl EndpointConfig {
+    /// An endpoint forwarding to `upstream` with defaults.
+    pub fn new(upstream: Upstream) -> Self {
+        Self {
+            url: None,
+            upstream,
+            host_header: HostHeader::default(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// Everything an agent session needs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Edge QUIC address, `host:port`.
+    pub edge: String,
+    /// Authtoken (never logged).
+    pub authtoken: Secret,
+    /// Trust this PEM CA/certificate for the edge instead of the system roots.
+    pub edge_ca: Option<PathBuf>,
+    /// Endpoints to bring online, all or none.
+    pub endpoints: Vec<EndpointConfig>,
+    /// How long the upstream may take to send response headers before a 504.
+    pub upstream_timeout: Duration,
+    /// How long a TCP connect to the upstream may take before a 502.
+    pub upstream_connect_timeout: Duration,
+    /// Most concurrent requests the edge may send at once (QUIC streams).
+    pub max_concurrent_requests: u32,
+    /// First reconnect delay; doubles per failure up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    /// Largest reconnect delay.
+    pub reconnect_max: Duration,
+}
+
+impl AgentConfig {
+    /// A config with defaults for one endpoint.
+    pub fn new(
+        edge: impl Into<String>,
+        authtoken: impl Into<String>,
+        endpoint: EndpointConfig,
+    ) -> Self {
+        Self {
+            edge: edge.into(),
+            authtoken: Secret(authtoken.into()),
+            edge_ca: None,
+            endpoints: vec![endpoint],
+            upstream_timeout: Duration::from_secs(300),
+            upstream_connect_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 1024,
+            reconnect_min: Duration::from_millis(200),
+            reconnect_max: Duration::from_secs(30),
+        }
+    }
+}

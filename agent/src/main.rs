@@ -1,0 +1,107 @@
+//! `agent` binary: parse flags, set up logging, run the agent until Ctrl-C or SIGTERM.
+
+mod cli;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command, HttpArgs, LogArgs};
+use sluice_agent::{AgentConfig, AgentEvent, EndpointConfig, HostHeader};
+use std::process::ExitCode;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Http(args) => http(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn http(args: HttpArgs) -> anyhow::Result<()> {
+    init_logging(&args.log)?;
+    let mut endpoint = EndpointConfig::new(args.upstream.parse()?);
+    endpoint.url = args.url;
+    endpoint.host_header = args
+        .host_header
+        .as_deref()
+        .map(HostHeader::parse)
+        .unwrap_or_default();
+    let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
+    config.edge_ca = args.edge_ca;
+    config.upstream_timeout = args.upstream_timeout;
+    run_until_signal(config, args.log.log_format == "json").await
+}
+
+async fn run_until_signal(config: AgentConfig, json: bool) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let agent = tokio::spawn(sluice_agent::run(config, Some(events_tx), stop_rx));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        let _ = stop_tx.send(true);
+    });
+    while let Some(event) = events.recv().await {
+        print_event(&event, json);
+    }
+    agent.await.context("agent task")?.map_err(Into::into)
+}
+
+fn print_event(event: &AgentEvent, json: bool) {
+    let AgentEvent::Online {
+        endpoints,
+        reconnected: false,
+        ..
+    } = event
+    else {
+        return;
+    };
+    for (bound, upstream) in endpoints {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "url": bound.url, "upstream": upstream })
+            );
+        } else {
+            println!("Forwarding {} -> {}", bound.url, upstream);
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let json = log.log_format == "json";
+    macro_rules! install {
+        ($writer:expr) => {
+            if json {
+                builder.json().with_writer($writer).init()
+            } else {
+                builder.with_ansi(false).with_writer($writer).init()
+            }
+        };
+    }
+    match log.log.as_str() {
+        "stdout" => install!(std::io::stdout),
+        "stderr" => install!(std::io::stderr),
+        path => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--log {path}"))?;
+            install!(std::sync::Mutex::new(file))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The agent's link to the edge: QUIC connect, handshake, serving streams, and reconnecting
+//! with exponential backoff and jitter, reclaiming the same hostnames.
+
+use crate::config::{AgentConfig, EndpointConfig};
+use crate::forward::Forwarder;
+use crate::tls::{self, TlsError};
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::ConnectionError;
+use rand::Rng;
+use sluice_proto::codec::{read_frame, write_frame};
+use sluice_proto::control::{
+    BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
+};
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::quic_io::QuicIo;
+use sluice_proto::transport::transport_config;
+use sluice_proto::{close_code, PROTOCOL_VERSION};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, info_span, warn, Instrument};
+
+/// What the agent reports while it runs (the CLI prints these; SDK users may watch them).
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    /// A session is up and every endpoint is online.
+    Online {
+        /// Edge-assigned session id.
+        session_id: String,
+        /// Online endpoints with their upstreams, in config order.
+        endpoints: Vec<(BoundEndpoint, String)>,
+        /// Whether this follows a lost session.
+        reconnected: bool,
+    },
+    /// The session was lost; the agent retries after `retry_in`.
+    Reconnecting {
+        /// Why the previous attempt or session ended.
+        reason: String,
+        /// Delay before the next attempt.
+        retry_in: Duration,
+    },
+}
+
+/// Why the agent stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The edge refused the session (bad token, hostname taken, invalid policy, …).
+    #[error("edge refused the session: {0}")]
+    Rejected(Rejection),
+    /// Another agent with the same authtoken took over the hostname.
+    #[error("another agent with the same authtoken took over this endpoint")]
+    Replaced,
+    /// The edge's certificate is not trusted (see `--edge-ca`).
+    #[error(
+        "the edge's TLS certificate was refused: {0} (pass the edge's certificate with --edge-ca)"
+    )]
+    Untrusted(String),
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The edge address is unusable.
+    #[error("edge address '{0}': {1}")]
+    EdgeAddress(String, String),
+    /// The local UDP socket could not be set up.
+    #[error("local QUIC socket: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
+enum Attempt {
+    Fatal(AgentError),
+    Transient(String),
+}
+
+enum SessionEnd {
+    Shutdown,
+    Replaced,
+    Lost(String),
+}
+
+/// Runs the agent until `shutdown` turns true (clean close, hostnames freed at once) or a fatal
+/// error. Events go to `events`, if any.
+pub async fn run(
+    config: AgentConfig,
+    events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    let emit = |e: AgentEvent| {
+        if let Some(tx) = &events {
+            let _ = tx.send(e);
+        }
+    };
+    let client_config = client_config(&config)?;
+    let (host, addr) = resolve_edge(&config.edge).await?;
+    let endpoint = client_endpoint(addr)?;
+    let forwarder = Arc::new(Forwarder::new(
+        config.upstream_timeout,
+        config.upstream_connect_timeout,
+    ));
+    let endpoints: Arc<[EndpointConfig]> = config.endpoints.clone().into();
+    let mut wanted: Vec<Option<String>> = config.endpoints.iter().map(|e| e.url.clone()).collect();
+    let mut failures: u32 = 0;
+    let mut ever_online = false;
+    loop {
+        let attempt = tokio::select! {
+            a = connect(&endpoint, &client_config, addr, &host, &config, &wanted) => a,
+            _ = wait_true(&mut shutdown) => return Ok(()),
+        };
+        let reason = match attempt {
+            Ok((conn, welcome)) => {
+                failures = 0;
+                for (slot, bound) in wanted.iter_mut().zip(&welcome.endpoints) {
+                    // Reclaim exactly these hostnames after a reconnect, random ones included.
+                    *slot = Some(bound.hostname.clone());
+                }
+                emit(AgentEvent::Online {
+                    session_id: welcome.session_id.clone(),
+                    endpoints: welcome
+                        .endpoints
+                        .iter()
+                        .cloned()
+                        .zip(config.endpoints.iter().map(|e| e.upstream.to_string()))
+                        .collect(),
+                    reconnected: ever_online,
+                });
+                ever_online = true;
+                let span = info_span!("agent_session", session = %welcome.session_id);
+                let end = serve(&conn, &forwarder, &endpoints, &mut shutdown)
+                    .instrument(span)
+                    .await;
+                match end {
+                    SessionEnd::Shutdown => {
+                        conn.close(close_code::NORMAL.into(), b"agent shutting down");
+                        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle())
+                            .await;
+                        return Ok(());
+                    }
+                    SessionEnd::Replaced => return Err(AgentError::Replaced),
+                    SessionEnd::Lost(reason) => reason,
+                }
+            }
+            Err(Attempt::Fatal(e)) => return Err(e),
+            Err(Attempt::Transient(reason)) => reason,
+        };
+        let delay = backoff(&config, failures);
+        failures = failures.saturating_add(1);
+        warn!(%reason, retry_in_ms = delay.as_millis() as u64, "edge session lost; reconnecting");
+        emit(AgentEvent::Reconnecting {
+            reason,
+            retry_in: delay,
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = wait_true(&mut shutdown) => return Ok(()),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: uniformly random in `[min, min·2^n]`, capped.
+fn backoff(config: &AgentConfig, failures: u32) -> Duration {
+    let ceiling = config
+        .reconnect_min
+        .saturating_mul(1u32 << failures.min(16))
+        .min(config.reconnect_max);
+    let lo = config.reconnect_min.min(ceiling).as_millis() as u64;
+    let hi = ceiling.as_millis() as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(lo..=hi.max(lo)))
+}
+
+async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    // A dropped sender means nobody can ask us to stop; keep running.
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn client_config(config: &AgentConfig) -> Result<quinn::ClientConfig, AgentError> {
+    let tls = tls::client_config(config.edge_ca.as_deref())?;
+    let quic = QuicClientConfig::try_from((*tls).clone())
+        .map_err(|e| AgentError::Tls(TlsError::Rustls(rustls::Error::General(e.to_string()))))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    client.transport_config(Arc::new(transport_config(config.max_concurrent_requests)));
+    Ok(client)
+}
+
+async fn resolve_edge(edge: &str) -> Result<(String, SocketAddr), AgentError> {
+    let bad = |why: String| AgentError::EdgeAddress(edge.to_string(), why);
+    let (host, _) = edge
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected HOST:PORT".into()))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let addr = tokio::net::lookup_host(edge)
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address found".into()))?;
+    Ok((host, addr))
+}
+
+fn client_endpoint(edge: SocketAddr) -> Result<quinn::Endpoint, AgentError> {
+    let local: SocketAddr = if edge.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    Ok(sluice_proto::transport::endpoint(local, None)?)
+}
+
+/// TLS alerts are QUIC transport errors 0x100–0x1ff; a certificate problem will not fix itself.
+fn is_tls_failure(e: &ConnectionError) -> bool {
+    matches!(e, ConnectionError::TransportError(t) if (0x100..0x200).contains(&u64::from(t.code)))
+}
+
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    client_config: &quinn::ClientConfig,
+    addr: SocketAddr,
+    host: &str,
+    config: &AgentConfig,
+    wanted: &[Option<String>],
+) -> Result<(quinn::Connection, Welcome), Attempt> {
+    let transient = |e: &dyn std::fmt::Display| Attempt::Transient(e.to_string());
+    let connecting = endpoint
+        .connect_with(client_config.clone(), addr, host)
+        .map_err(|e| Attempt::Fatal(AgentError::EdgeAddress(config.edge.clone(), e.to_string())))?;
+    let conn = match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+        Err(_) => {
+            return Err(Attempt::Transient(
+                "timed out connecting to the edge".into(),
+            ))
+        }
+        Ok(Err(e)) if is_tls_failure(&e) => {
+            return Err(Attempt::Fatal(AgentError::Untrusted(e.to_string())))
+        }
+        Ok(Err(e)) => return Err(transient(&e)),
+        Ok(Ok(conn)) => conn,
+    };
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| transient(&e))?;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        authtoken: config.authtoken.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        endpoints: config
+            .endpoints
+            .iter()
+            .zip(wanted)
+            .map(|(ep, url)| EndpointRequest {
+                url: url.clone(),
+                upstream: ep.upstream.to_string(),
+                policies: ep.policies.clone(),
+            })
+            .collect(),
+    };
+    write_frame(&mut send, &hello)
+        .await
+        .map_err(|e| transient(&e))?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        read_frame::<HelloReply, _>(&mut recv),
+    )
+    .await
+    .map_err(|_| Attempt::Transient("edge did not answer the handshake".into()))?
+    .map_err(|e| transient(&e))?;
+    match reply {
+        HelloReply::Welcome(welcome) => {
+            // The control stream stays open for the session's life; closing it would end it.
+            tokio::spawn(async move {
+                let _ = recv.read_to_end(64 * 1024).await;
+                drop(send);
+            });
+            Ok((conn, welcome))
+        }
+        HelloReply::Rejected(rejection) => {
+            conn.close(close_code::REJECTED.into(), b"rejected");
+            if rejection.code == ErrorCode::HandshakeFailed {
+                Err(Attempt::Transient(rejection.to_string()))
+            } else {
+                Err(Attempt::Fatal(AgentError::Rejected(rejection)))
+            }
+        }
+    }
+}
+
+/// Accepts edge-opened streams until the session ends.
+async fn serve(
+    conn: &quinn::Connection,
+    forwarder: &Arc<Forwarder>,
+    endpoints: &Arc<[EndpointConfig]>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> SessionEnd {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let end = loop {
+        tokio::select! {
+            stream = conn.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    let (fwd, eps, count) = (forwarder.clone(), endpoints.clone(), in_flight.clone());
+                    count.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        fwd.serve_stream(QuicIo::new(send, recv), eps).await;
+                        count.fetch_sub(1, Ordering::Relaxed);
+                    }.in_current_span());
+                }
+                Err(ConnectionError::ApplicationClosed(c)) if c.error_code == close_code::REPLACED.into() => {
+                    break SessionEnd::Replaced;
+                }
+                Err(e) => break SessionEnd::Lost(e.to_string()),
+            },
+            _ = wait_true(shutdown) => break SessionEnd::Shutdown,
+        }
+    };
+    if matches!(end, SessionEnd::Shutdown) {
+        // Let requests already in flight finish briefly before closing the connection.
+        let drain = async {
+            while in_flight.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
+        info!("session closing");
+    }
+    end
+}

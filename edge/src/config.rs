@@ -1,0 +1,337 @@
+//! Edge configuration: command-line flags, `SLUICE_*` env vars and `edge.yaml`, merged and
+//! validated into [`EdgeConfig`].
+//!
+//! Precedence: flag > env var > config file > default.
+
+use crate::hostname::{Hostname, HostnameError};
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `edge` command-line flags. Every flag may also come from `edge.yaml` (same name with
+/// underscores) and from a `SLUICE_*` environment variable.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "edge",
+    version,
+    about = "Sluice edge: public HTTP in, agents over QUIC"
+)]
+pub struct EdgeArgs {
+    /// YAML config file; flags and env vars override its values.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Public HTTP listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "SLUICE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// UDP address of the QUIC listener for agents [default: 127.0.0.1:4443].
+    #[arg(long, env = "SLUICE_TUNNEL_ADDR")]
+    pub tunnel_addr: Option<SocketAddr>,
+    /// Prometheus metrics listener [default: 127.0.0.1:9090].
+    #[arg(long, env = "SLUICE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Base domain for endpoint hostnames [default: localhost].
+    #[arg(long, env = "SLUICE_DOMAIN")]
+    pub domain: Option<String>,
+    /// Accepted agent authtoken (repeatable).
+    #[arg(
+        long = "authtoken",
+        env = "SLUICE_AUTHTOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub authtokens: Vec<String>,
+    /// PEM certificate (chain) for the QUIC listener; self-signed when absent.
+    #[arg(long, env = "SLUICE_TUNNEL_CERT", requires = "tunnel_key")]
+    pub tunnel_cert: Option<PathBuf>,
+    /// PEM private key for `--tunnel-cert`.
+    #[arg(long, env = "SLUICE_TUNNEL_KEY", requires = "tunnel_cert")]
+    pub tunnel_key: Option<PathBuf>,
+    /// Directory for generated state (self-signed certificate, dev token)
+    /// [default: $XDG_STATE_HOME/sluice/edge or ~/.local/state/sluice/edge].
+    #[arg(long, env = "SLUICE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Development mode: generate an authtoken if none is configured.
+    #[arg(long, env = "SLUICE_DEV")]
+    pub dev: bool,
+    /// Log format: term or json [default: term].
+    #[arg(long, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// How long shutdown waits for in-flight requests, e.g. `5s` [default: 5s].
+    #[arg(long, env = "SLUICE_GRACE_PERIOD", value_parser = humantime::parse_duration)]
+    pub grace_period: Option<Duration>,
+}
+
+/// The `edge.yaml` file. Unknown keys are errors, so a typo cannot silently drop a setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http_addr: Option<SocketAddr>,
+    tunnel_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    domain: Option<String>,
+    #[serde(default)]
+    authtokens: Vec<String>,
+    tunnel_cert: Option<PathBuf>,
+    tunnel_key: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    dev: bool,
+    log_format: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    grace_period: Option<Duration>,
+}
+
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Where the QUIC listener's certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TunnelTls {
+    /// PEM files given by the operator.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Self-signed, generated once into the state dir.
+    SelfSigned,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Term,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated edge configuration. Tests build it directly (see [`EdgeConfig::default`]).
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Public HTTP listener (port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    /// QUIC listener for agents.
+    pub tunnel_addr: SocketAddr,
+    /// Metrics listener; `None` disables it.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Base domain.
+    pub domain: Hostname,
+    /// Accepted authtokens (plaintext, only held until hashed at start).
+    pub authtokens: Vec<String>,
+    /// Certificate source for the QUIC listener.
+    pub tunnel_tls: TunnelTls,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Development mode.
+    pub dev: bool,
+    /// Log format (used by the binary).
+    pub log_format: LogFormat,
+    /// Grace period for in-flight requests at shutdown.
+    pub grace_period: Duration,
+    /// How long a request waits for the agent to accept a new stream before 503.
+    pub stream_open_timeout: Duration,
+    /// How long a new agent connection has to complete its handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tunnel_addr: SocketAddr::from(([127, 0, 0, 1], 4443)),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            domain: Hostname::parse("localhost").unwrap_or_else(|_| unreachable!()),
+            authtokens: Vec::new(),
+            tunnel_tls: TunnelTls::SelfSigned,
+            state_dir: default_state_dir(),
+            dev: false,
+            log_format: LogFormat::Term,
+            grace_period: Duration::from_secs(5),
+            stream_open_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid YAML for this schema.
+    #[error("{path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The YAML error, with line and column.
+        source: serde_yaml::Error,
+    },
+    /// The domain is not a hostname.
+    #[error("domain: {0}")]
+    Domain(#[from] HostnameError),
+    /// Unknown log format.
+    #[error("log_format: '{0}' is not one of term, json")]
+    LogFormat(String),
+    /// No authtoken and not in dev mode.
+    #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
+    NoAuthtoken,
+    /// Only one of cert/key given in the file.
+    #[error("tunnel_cert and tunnel_key must be given together")]
+    HalfTls,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("sluice/edge");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/sluice/edge"),
+        None => PathBuf::from(".sluice/edge"),
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl EdgeConfig {
+    /// Merges flags/env (already in `args`) over the config file over defaults, and validates.
+    pub fn from_args(args: EdgeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = EdgeConfig::default();
+        let domain = match args.domain.or(file.domain) {
+            Some(s) => Hostname::parse(&s)?,
+            None => d.domain,
+        };
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("term") => LogFormat::Term,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(ConfigError::LogFormat(other.to_string())),
+        };
+        let tunnel_tls = match (
+            args.tunnel_cert.or(file.tunnel_cert),
+            args.tunnel_key.or(file.tunnel_key),
+        ) {
+            (Some(cert), Some(key)) => TunnelTls::Files { cert, key },
+            (None, None) => TunnelTls::SelfSigned,
+            _ => return Err(ConfigError::HalfTls),
+        };
+        let authtokens = if args.authtokens.is_empty() {
+            file.authtokens
+        } else {
+            args.authtokens
+        };
+        let authtokens: Vec<String> = authtokens
+            .into_iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let dev = args.dev || file.dev;
+        if authtokens.is_empty() && !dev {
+            return Err(ConfigError::NoAuthtoken);
+        }
+        Ok(EdgeConfig {
+            http_addr: args.http_addr.or(file.http_addr).unwrap_or(d.http_addr),
+            tunnel_addr: args
+                .tunnel_addr
+                .or(file.tunnel_addr)
+                .unwrap_or(d.tunnel_addr),
+            metrics_addr: Some(
+                args.metrics_addr.or(file.metrics_addr).unwrap_or(
+                    d.metrics_addr
+                        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9090))),
+                ),
+            ),
+            domain,
+            authtokens,
+            tunnel_tls,
+            state_dir: args.state_dir.or(file.state_dir).unwrap_or(d.state_dir),
+            dev,
+            log_format,
+            grace_period: args
+                .grace_period
+                .or(file.grace_period)
+                .unwrap_or(d.grace_period),
+            ..d
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> EdgeArgs {
+        EdgeArgs::try_parse_from(std::iter::once("edge").chain(list.iter().copied()))
+            .expect("args parse")
+    }
+
+    #[test]
+    fn refuses_to_start_without_token_unless_dev() {
+        assert!(matches!(
+            EdgeConfig::from_args(args(&[])),
+            Err(ConfigError::NoAuthtoken)
+        ));
+        assert!(EdgeConfig::from_args(args(&["--dev"])).is_ok());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("edge.yaml");
+        std::fs::write(
+            &path,
+            "domain: example.com\nhttp_addr: 127.0.0.1:1111\nauthtokens: [a, b]\ngrace_period: 2s\n",
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf8");
+        let cfg = EdgeConfig::from_args(args(&["--config", p, "--http-addr", "127.0.0.1:2222"]))
+            .expect("cfg");
+        assert_eq!(cfg.domain.as_str(), "example.com");
+        assert_eq!(cfg.http_addr.port(), 2222);
+        assert_eq!(cfg.authtokens, ["a", "b"]);
+        assert_eq!(cfg.grace_period, Duration::from_secs(2));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("edge.yaml");
+        std::fs::write(&path, "domian: example.com\n").expect("write");
+        let err = EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")]))
+            .expect_err("typo must fail");
+        assert!(err.to_string().contains("domian"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,117 @@
+//! Errors the edge itself answers: pingora errors ↔ [`ErrorCode`], and the error response
+//! with its `sluice-error-code` header.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
+
+/// pingora carries our codes as `ErrorType::Custom(tag)`; tags must be `'static`.
+fn tag(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::EndpointNotFound => "sluice/EndpointNotFound",
+        ErrorCode::AgentOffline => "sluice/AgentOffline",
+        ErrorCode::AgentBusy => "sluice/AgentBusy",
+        ErrorCode::UpstreamUnreachable => "sluice/UpstreamUnreachable",
+        ErrorCode::UpstreamTimeout => "sluice/UpstreamTimeout",
+        ErrorCode::InvalidUpstreamResponse => "sluice/InvalidUpstreamResponse",
+        ErrorCode::BadRequest => "sluice/BadRequest",
+        _ => "sluice/Internal",
+    }
+}
+
+/// A pingora error that carries `code` (source: upstream, not retried).
+pub fn edge_error(code: ErrorCode, context: impl Into<String>) -> Box<Error> {
+    let mut e = Error::explain(ErrorType::Custom(tag(code)), context.into());
+    e.esource = ErrorSource::Upstream;
+    e.set_retry(false);
+    e
+}
+
+/// The code to report for a proxying failure, or `None` when the client side failed and no
+/// response can or should be sent.
+pub fn code_for(e: &Error) -> Option<ErrorCode> {
+    if let ErrorType::Custom(t) = e.etype() {
+        return Some(
+            ErrorCode::ALL
+                .into_iter()
+                .find(|c| tag(*c) == *t)
+                .unwrap_or(ErrorCode::Internal),
+        );
+    }
+    match (e.esource(), e.etype()) {
+        (ErrorSource::Downstream, ErrorType::InvalidHTTPHeader | ErrorType::H1Error) => {
+            Some(ErrorCode::BadRequest)
+        }
+        (ErrorSource::Downstream, _) => None,
+        (_, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => Some(ErrorCode::UpstreamTimeout),
+        (
+            ErrorSource::Upstream,
+            ErrorType::InvalidHTTPHeader
+            | ErrorType::H1Error
+            | ErrorType::H2Error
+            | ErrorType::InvalidH2,
+        ) => Some(ErrorCode::InvalidUpstreamResponse),
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::ConnectError
+            | ErrorType::ConnectRefused,
+        ) => Some(ErrorCode::AgentOffline),
+        (_, ErrorType::HTTPStatus(_)) => Some(ErrorCode::BadRequest),
+        _ => Some(ErrorCode::Internal),
+    }
+}
+
+/// The response head for an edge error: status, `sluice-error-code`, plain-text body length.
+pub fn error_head(code: ErrorCode, body_len: usize) -> pingora::Result<ResponseHeader> {
+    let mut head = ResponseHeader::build(code.status(), Some(4))?;
+    head.insert_header(ERROR_CODE_HEADER, code.to_string())?;
+    head.insert_header("content-type", "text/plain; charset=utf-8")?;
+    head.insert_header("content-length", body_len.to_string())?;
+    head.insert_header("cache-control", "no-store")?;
+    Ok(head)
+}
+
+/// The short human body for `code`.
+pub fn error_body(code: ErrorCode) -> Bytes {
+    Bytes::from(code.body())
+}
+
+/// Writes the error response for `code` to the client.
+pub async fn respond(session: &mut Session, code: ErrorCode) -> pingora::Result<()> {
+    let body = error_body(code);
+    let head = error_head(code, body.len())?;
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_errors_round_trip() {
+        for code in [
+            ErrorCode::AgentOffline,
+            ErrorCode::AgentBusy,
+            ErrorCode::UpstreamTimeout,
+            ErrorCode::EndpointNotFound,
+        ] {
+            assert_eq!(code_for(&edge_error(code, "x")), Some(code));
+        }
+    }
+
+    #[test]
+    fn upstream_failures_map_to_codes() {
+        let mut e = Error::explain(ErrorType::InvalidHTTPHeader, "bad");
+        e.esource = ErrorSource::Upstream;
+        assert_eq!(code_for(&e), Some(ErrorCode::InvalidUpstreamResponse));
+        let mut e = Error::explain(ErrorType::ReadError, "gone");
+        e.esource = ErrorSource::Downstream;
+        assert_eq!(code_for(&e), None);
+    }
+}

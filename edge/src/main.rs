@@ -1,0 +1,59 @@
+//! `edge` binary: parse flags, set up logging, run [`sluice_edge::start`] until a signal.
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_edge::config::LogFormat;
+use sluice_edge::{EdgeArgs, EdgeConfig};
+use std::process::ExitCode;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = EdgeConfig::from_args(EdgeArgs::parse())?;
+    init_tracing(config.log_format);
+    let edge = sluice_edge::start(config).await.context("starting edge")?;
+    println!("Sluice edge");
+    println!("  HTTP:     http://{}", edge.http_addr);
+    println!("  Tunnel:   {} (QUIC)", edge.tunnel_addr);
+    if let Some(m) = edge.metrics_addr {
+        println!("  Metrics:  http://{m}/metrics");
+    }
+    println!("  Cert:     {}", edge.tunnel_cert_path.display());
+    println!("  SHA-256:  {}", edge.tunnel_fingerprint);
+    if let Some(dev) = &edge.dev_token {
+        if dev.generated {
+            println!("  Dev authtoken (shown once): {}", dev.token);
+        }
+        println!("  Dev authtoken file: {}", dev.path.display());
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    edge.shutdown().await;
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Term => builder.init(),
+    }
+}

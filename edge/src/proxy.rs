@@ -1,0 +1,232 @@
+//! [`EdgeProxy`]: the request path through pingora's phases, in order.
+//!
+//! `request_filter` (route by Host) → `upstream_peer` (a QUIC stream to the agent) →
+//! `upstream_request_filter` (forwarding headers) → `upstream_response_filter` (sanitise) →
+//! `fail_to_proxy` (edge error responses) → `logging` (metrics and the access event).
+
+use crate::error_response::{code_for, edge_error, respond};
+use crate::forwarding::{prepare_upstream_request, sanitize_upstream_response};
+use crate::hostname::host_without_port;
+use crate::routes::Route;
+use crate::state::EdgeState;
+use crate::tunnel::connector::AgentConnector;
+use crate::tunnel::session::new_id;
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::stream::{Scheme, StreamHeader};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{info, info_span, Span};
+
+/// The edge's pingora application.
+pub struct EdgeProxy {
+    state: Arc<EdgeState>,
+}
+
+impl EdgeProxy {
+    /// A proxy over shared edge state.
+    pub fn new(state: Arc<EdgeState>) -> Self {
+        Self { state }
+    }
+}
+
+/// Per-request state carried between phases.
+pub struct RequestCtx {
+    /// Edge-assigned id, also sent to the agent in the stream header.
+    pub request_id: String,
+    /// The route chosen in `request_filter`.
+    pub route: Option<Arc<Route>>,
+    /// Set when the edge or agent produced the response.
+    pub error_code: Option<ErrorCode>,
+    /// The request's span; events for this request are its children.
+    pub span: Span,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Host (lowercase, no port).
+    pub host: String,
+}
+
+/// The host a request is for: the absolute-form URI's authority, else the `Host` header.
+fn request_host(req: &RequestHeader) -> Option<String> {
+    let authority = match req.uri.authority() {
+        Some(a) => a.as_str(),
+        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    host_without_port(authority)
+}
+
+fn client_socket(session: &Session) -> Option<SocketAddr> {
+    session
+        .client_addr()
+        .and_then(PingoraAddr::as_inet)
+        .copied()
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    client_socket(session).map(|a| a.ip())
+}
+
+/// pingora pools upstream connections by peer hash; a per-session key keeps one agent's
+/// streams from ever being handed to another's requests.
+fn session_group_key(session_id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session_id.hash(&mut h);
+    h.finish()
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        self.state.metrics.requests_in_flight.inc();
+        RequestCtx {
+            request_id: new_id("req"),
+            route: None,
+            error_code: None,
+            span: Span::none(),
+            started: Instant::now(),
+            host: String::new(),
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let req = session.req_header();
+        ctx.host = request_host(req).unwrap_or_default();
+        ctx.span = info_span!(
+            "request",
+            id = %ctx.request_id,
+            host = %ctx.host,
+            method = %req.method,
+            path = %req.uri.path(),
+        );
+        let Some(route) = self.state.routes.lookup(&ctx.host) else {
+            let code = if ctx.host.is_empty() {
+                ErrorCode::BadRequest
+            } else {
+                ErrorCode::EndpointNotFound
+            };
+            ctx.error_code = Some(code);
+            respond(session, code).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(route);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .clone()
+            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream_peer without a route"))?;
+        let client_addr = client_socket(session).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let connector = AgentConnector {
+            header: StreamHeader {
+                endpoint_id: route.endpoint_id,
+                request_id: ctx.request_id.clone(),
+                client_addr,
+                scheme: Scheme::Http,
+            },
+            session: route.session.clone(),
+            open_timeout: self.state.stream_open_timeout,
+        };
+        // The address is never dialled (custom_l4 opens a QUIC stream instead); it only names
+        // the peer in pingora's logs.
+        let mut peer = HttpPeer::new(SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new());
+        peer.group_key = session_group_key(&route.session.id);
+        peer.options.custom_l4 = Some(Arc::new(connector));
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        prepare_upstream_request(
+            upstream_request,
+            client_ip(session),
+            Scheme::Http.as_str(),
+            &ctx.host,
+        )
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Some(code) = sanitize_upstream_response(upstream_response)? {
+            ctx.error_code = Some(code);
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let Some(code) = code_for(e) else {
+            // The client went away or sent garbage mid-request: nobody to answer.
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        ctx.error_code = Some(code);
+        // Once response bytes went out, a new status cannot be sent; closing the connection is
+        // the only honest signal left.
+        if session.response_written().is_none() {
+            if let Err(write_err) = respond(session, code).await {
+                info!(parent: &ctx.span, "could not send error response: {write_err}");
+            }
+        }
+        FailToProxy {
+            error_code: code.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
+        self.state.metrics.requests_in_flight.dec();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let code = ctx.error_code.map(|c| c.to_string()).unwrap_or_default();
+        self.state
+            .metrics
+            .http_requests
+            .with_label_values(&[&format!("{}xx", status / 100), &code])
+            .inc();
+        let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        match e {
+            Some(e) => {
+                info!(parent: &ctx.span, status, error_code = %code, elapsed_ms, error = %e, "request failed")
+            }
+            None => {
+                info!(parent: &ctx.span, status, error_code = %code, elapsed_ms, "request complete")
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The QUIC listener agents dial: endpoint setup and the accept loop.
+
+use crate::certs::TunnelIdentity;
+use crate::state::EdgeState;
+use crate::tunnel::session;
+use quinn::crypto::rustls::QuicServerConfig;
+use sluice_proto::transport::transport_config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::info;
+
+/// Why the QUIC listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// TLS setup failed (bad key, …).
+    #[error("tunnel TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The rustls config is unusable for QUIC.
+    #[error("tunnel TLS for QUIC: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// Binding the UDP socket failed.
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds the QUIC endpoint with `identity` on `addr`.
+pub fn bind(addr: SocketAddr, identity: &TunnelIdentity) -> Result<quinn::Endpoint, ListenError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    tls.alpn_protocols = vec![sluice_proto::ALPN.to_vec()];
+    // No 0-RTT: the authtoken travels in the first control message and must never be replayable.
+    tls.max_early_data_size = 0;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    // The agent opens only its control stream; the edge opens the request streams.
+    server.transport_config(Arc::new(transport_config(4)));
+    sluice_proto::transport::endpoint(addr, Some(server))
+        .map_err(|source| ListenError::Bind { addr, source })
+}
+
+/// Accepts agent connections until `shutdown` turns true; each gets its own session task.
+pub async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    state: Arc<EdgeState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    tokio::spawn(session::serve(incoming, state.clone()));
+                }
+                None => break,
+            },
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    info!("agent listener stopped accepting");
+}

@@ -1,0 +1,6 @@
+//! The agent side of the edge: QUIC listener, agent sessions, and the connector that turns a
+//! proxied request into a QUIC stream.
+
+pub mod connector;
+pub mod listener;
+pub mod session;

@@ -1,0 +1,233 @@
+//! One agent session: handshake (auth, hostname claims), then route lifetime tied to the QUIC
+//! connection.
+
+use crate::auth::TokenId;
+use crate::hostname::Hostname;
+use crate::routes::Route;
+use crate::state::EdgeState;
+use sluice_proto::codec::{read_frame, write_frame};
+use sluice_proto::control::{
+    BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
+};
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::{close_code, PROTOCOL_VERSION};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// A live agent session, shared by every route it holds.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Edge-assigned id (`ses_…`).
+    pub id: String,
+    /// The authtoken the agent presented.
+    pub owner: TokenId,
+    /// The agent's QUIC connection.
+    pub conn: quinn::Connection,
+}
+
+impl SessionHandle {
+    /// Whether the QUIC connection is still up.
+    pub fn is_alive(&self) -> bool {
+        self.conn.close_reason().is_none()
+    }
+}
+
+/// A new random id with a readable prefix, e.g. `ses_3f9c…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:016x}", rand::random::<u64>())
+}
+
+fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Rejection {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Serves one incoming agent connection until it closes.
+pub async fn serve(incoming: quinn::Incoming, state: Arc<EdgeState>) {
+    let remote = incoming.remote_address();
+    let session_id = new_id("ses");
+    let span = info_span!("agent_session", session = %session_id, %remote);
+    async move {
+        let conn = match incoming.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                debug!("QUIC handshake failed: {e}");
+                state.metrics.agent_connect_failures.inc();
+                return;
+            }
+        };
+        let routes = match handshake(&conn, &state, &session_id).await {
+            Ok(routes) => routes,
+            Err(rejection) => {
+                warn!(code = %rejection.code, "agent rejected: {}", rejection.message);
+                state.metrics.agent_connect_failures.inc();
+                return;
+            }
+        };
+        state.metrics.agent_sessions.inc();
+        let reason = conn.closed().await;
+        state.metrics.agent_sessions.dec();
+        for route in &routes {
+            state.routes.release(&route.hostname, &session_id);
+        }
+        info!(%reason, "agent session ended, routes released");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Reads the agent's [`Hello`], admits it or not, and answers. On success the control stream
+/// stays open for the life of the session.
+async fn handshake(
+    conn: &quinn::Connection,
+    state: &Arc<EdgeState>,
+    session_id: &str,
+) -> Result<Vec<Arc<Route>>, Rejection> {
+    let accepted = tokio::time::timeout(state.handshake_timeout, read_hello(conn))
+        .await
+        .ok()
+        .flatten();
+    let Some((mut send, recv_half, hello)) = accepted else {
+        conn.close(close_code::PROTOCOL.into(), b"handshake");
+        return Err(reject(ErrorCode::HandshakeFailed, "no valid hello in time"));
+    };
+    match admit(&hello, conn, state, session_id) {
+        Ok((welcome, routes)) => {
+            if write_frame(&mut send, &HelloReply::Welcome(welcome.clone()))
+                .await
+                .is_err()
+            {
+                for route in &routes {
+                    state.routes.release(&route.hostname, session_id);
+                }
+                return Err(reject(ErrorCode::HandshakeFailed, "agent went away"));
+            }
+            for ep in &welcome.endpoints {
+                info!(url = %ep.url, "endpoint online");
+            }
+            // Keep the control stream open: dropping it would finish it and end the session
+            // from the agent's point of view.
+            tokio::spawn(hold_control_stream(conn.clone(), send, recv_half));
+            Ok(routes)
+        }
+        Err(rejection) => {
+            let _ = write_frame(&mut send, &HelloReply::Rejected(rejection.clone())).await;
+            let _ = send.finish();
+            // Give the agent a moment to read the reason before the connection goes.
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+            conn.close(
+                close_code::REJECTED.into(),
+                rejection.code.to_string().as_bytes(),
+            );
+            Err(rejection)
+        }
+    }
+}
+
+async fn read_hello(
+    conn: &quinn::Connection,
+) -> Option<(quinn::SendStream, quinn::RecvStream, Hello)> {
+    let (send, mut recv) = conn.accept_bi().await.ok()?;
+    let hello = read_frame(&mut recv).await.ok()?;
+    Some((send, recv, hello))
+}
+
+async fn hold_control_stream(
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    // The agent sends nothing more today; reading to the end just notices a clean goodbye.
+    let _ = recv.read_to_end(64 * 1024).await;
+    drop(send);
+    drop(conn);
+}
+
+/// Checks version and token, resolves hostnames, and claims them all or none.
+fn admit(
+    hello: &Hello,
+    conn: &quinn::Connection,
+    state: &EdgeState,
+    session_id: &str,
+) -> Result<(Welcome, Vec<Arc<Route>>), Rejection> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(reject(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "agent speaks protocol {}, this edge speaks {PROTOCOL_VERSION}",
+                hello.version
+            ),
+        ));
+    }
+    let owner = state
+        .tokens
+        .verify(hello.authtoken.expose())
+        .ok_or_else(|| {
+            reject(
+                ErrorCode::AuthtokenInvalid,
+                ErrorCode::AuthtokenInvalid.message(),
+            )
+        })?;
+    if hello.endpoints.is_empty() {
+        return Err(reject(ErrorCode::HandshakeFailed, "no endpoints requested"));
+    }
+    let session = Arc::new(SessionHandle {
+        id: session_id.to_string(),
+        owner,
+        conn: conn.clone(),
+    });
+    let mut seen = HashSet::new();
+    let mut routes = Vec::with_capacity(hello.endpoints.len());
+    for (id, request) in (0u32..).zip(&hello.endpoints) {
+        let hostname = requested_hostname(request, state)?;
+        if !seen.insert(hostname.clone()) {
+            return Err(reject(
+                ErrorCode::UrlNotAllowed,
+                format!("'{hostname}' is requested twice"),
+            ));
+        }
+        routes.push(Arc::new(Route {
+            url: state.public_url(&hostname),
+            hostname,
+            endpoint_id: id,
+            session: session.clone(),
+        }));
+    }
+    let replaced = state
+        .routes
+        .claim(routes.clone())
+        .map_err(|e| reject(ErrorCode::HostnameTaken, e.to_string()))?;
+    for old in replaced {
+        info!(old_session = %old.session.id, host = %old.hostname, "hostname taken over by the same authtoken");
+        old.session
+            .conn
+            .close(close_code::REPLACED.into(), b"replaced by a new session");
+    }
+    let endpoints = routes
+        .iter()
+        .map(|r| BoundEndpoint {
+            id: r.endpoint_id,
+            url: r.url.clone(),
+            hostname: r.hostname.to_string(),
+        })
+        .collect();
+    Ok((
+        Welcome {
+            session_id: session_id.to_string(),
+            endpoints,
+        },
+        routes,
+    ))
+}
+
+fn requested_hostname(request: &EndpointRequest, state: &EdgeState) -> Result<Hostname, Rejection> {
+    match &request.url {
+        Some(url) => Hostname::from_requested_url(url, &state.domain)
+            .map_err(|e| reject(ErrorCode::UrlNotAllowed, e.to_string())),
+        None => Ok(Hostname::random_under(&state.domain)),
+    }
+}

@@ -1,0 +1,118 @@
+//! Control-stream messages: the agent's [`Hello`] and the edge's [`HelloReply`].
+
+use crate::error_code::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret's value; call only where it is compared or sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The agent's first message on the control stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`crate::PROTOCOL_VERSION`] of the agent.
+    pub version: u32,
+    /// The agent's authtoken.
+    pub authtoken: Secret,
+    /// Agent software version, for logs.
+    pub agent_version: String,
+    /// Endpoints the agent wants online, all or none.
+    pub endpoints: Vec<EndpointRequest>,
+}
+
+/// One endpoint the agent asks the edge to route to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointRequest {
+    /// Requested URL: `NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`, or `None` for a random name.
+    pub url: Option<String>,
+    /// The local upstream, only for display and logs at the edge.
+    pub upstream: String,
+    /// Traffic-policy documents in evaluation order (agent shorthand flags first, then files).
+    #[serde(default)]
+    pub policies: Vec<PolicySource>,
+}
+
+/// A traffic-policy document and where it came from (used in error messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySource {
+    /// Label such as a file name or `flags`.
+    pub origin: String,
+    /// YAML or JSON text.
+    pub text: String,
+}
+
+/// The edge's answer to [`Hello`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// The session is up and every requested endpoint is online.
+    Welcome(Welcome),
+    /// Nothing was brought online.
+    Rejected(Rejection),
+}
+
+/// Successful handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Edge-assigned session id, for logs on both sides.
+    pub session_id: String,
+    /// One entry per [`EndpointRequest`], in the same order.
+    pub endpoints: Vec<BoundEndpoint>,
+}
+
+/// An endpoint that is online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundEndpoint {
+    /// Id the edge puts in each [`crate::stream::StreamHeader`] for this endpoint.
+    pub id: u32,
+    /// The public URL, e.g. `http://demo.localhost:8080`.
+    pub url: String,
+    /// The hostname the edge routes (may be a wildcard such as `*.example.com`).
+    pub hostname: String,
+}
+
+/// Why the edge refused a handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human message, safe to show the user.
+    pub message: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_masked_in_debug() {
+        let hello = Hello {
+            version: 1,
+            authtoken: Secret("hunter2-token".into()),
+            agent_version: "0".into(),
+            endpoints: vec![],
+        };
+        let shown = format!("{hello:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Sluice error codes: the `sluice-error-code` response header and handshake rejections.
+//!
+//! Numbers reuse ngrok's where ngrok has one for the same condition, so people searching for
+//! an ngrok code find the same meaning. The table lives in `docs/errors.md`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Response header that marks a response produced by Sluice rather than the upstream app.
+/// The edge strips it from every upstream response, so clients can trust it.
+pub const ERROR_CODE_HEADER: &str = "sluice-error-code";
+
+/// Header the agent uses to tell the edge that it, not the upstream, produced a response.
+/// The agent strips it from upstream responses; the edge turns it into [`ERROR_CODE_HEADER`]
+/// and never forwards it.
+pub const AGENT_ERROR_HEADER: &str = "sluice-agent-error";
+
+/// Every error Sluice itself reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Handshake: the authtoken is not accepted by this edge.
+    AuthtokenInvalid,
+    /// Handshake: the agent speaks another protocol version.
+    UnsupportedVersion,
+    /// Handshake: the requested URL is malformed or outside the edge's domain.
+    UrlNotAllowed,
+    /// Handshake: another agent already holds this hostname.
+    HostnameTaken,
+    /// Handshake: a traffic policy failed to compile.
+    PolicyInvalid,
+    /// Handshake: the agent sent no control message in time or a malformed one.
+    HandshakeFailed,
+    /// Request: no endpoint is online for this hostname.
+    EndpointNotFound,
+    /// Request: the agent's session is gone or refused the stream.
+    AgentOffline,
+    /// Request: the agent is at its concurrent-stream limit and none freed up in time.
+    AgentBusy,
+    /// Request: the agent could not connect to the upstream app.
+    UpstreamUnreachable,
+    /// Request: the upstream accepted the request but did not answer in time.
+    UpstreamTimeout,
+    /// Request: the upstream's response was not valid HTTP.
+    InvalidUpstreamResponse,
+    /// Request: the client's request could not be parsed or is not allowed.
+    BadRequest,
+    /// Request: an internal error at the edge.
+    Internal,
+}
+
+impl ErrorCode {
+    /// All codes, for documentation tests.
+    pub const ALL: [ErrorCode; 14] = [
+        ErrorCode::AuthtokenInvalid,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::UrlNotAllowed,
+        ErrorCode::HostnameTaken,
+        ErrorCode::PolicyInvalid,
+        ErrorCode::HandshakeFailed,
+        ErrorCode::EndpointNotFound,
+        ErrorCode::AgentOffline,
+        ErrorCode::AgentBusy,
+        ErrorCode::UpstreamUnreachable,
+        ErrorCode::UpstreamTimeout,
+        ErrorCode::InvalidUpstreamResponse,
+        ErrorCode::BadRequest,
+        ErrorCode::Internal,
+    ];
+
+    /// The number in `ERR_SLUICE_<n>`.
+    pub fn number(self) -> u16 {
+        match self {
+            ErrorCode::AuthtokenInvalid => 105,
+            ErrorCode::UnsupportedVersion => 120,
+            ErrorCode::UrlNotAllowed => 319,
+            ErrorCode::HostnameTaken => 334,
+            ErrorCode::PolicyInvalid => 2201,
+            ErrorCode::HandshakeFailed => 9001,
+            ErrorCode::EndpointNotFound => 3200,
+            ErrorCode::AgentOffline => 3210,
+            ErrorCode::AgentBusy => 3008,
+            ErrorCode::UpstreamUnreachable => 8012,
+            ErrorCode::UpstreamTimeout => 3005,
+            ErrorCode::InvalidUpstreamResponse => 3004,
+            ErrorCode::BadRequest => 3206,
+            ErrorCode::Internal => 9000,
+        }
+    }
+
+    /// The HTTP status the edge answers with for request errors.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::EndpointNotFound => 404,
+            ErrorCode::AgentOffline
+            | ErrorCode::UpstreamUnreachable
+            | ErrorCode::InvalidUpstreamResponse => 502,
+            ErrorCode::AgentBusy => 503,
+            ErrorCode::UpstreamTimeout => 504,
+            ErrorCode::BadRequest => 400,
+            ErrorCode::AuthtokenInvalid => 401,
+            ErrorCode::HostnameTaken => 409,
+            ErrorCode::UrlNotAllowed | ErrorCode::PolicyInvalid | ErrorCode::UnsupportedVersion => {
+                400
+            }
+            ErrorCode::HandshakeFailed | ErrorCode::Internal => 500,
+        }
+    }
+
+    /// A short human sentence, used as the body of error responses.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::AuthtokenInvalid => "The authtoken is not valid for this edge.",
+            ErrorCode::UnsupportedVersion => "The agent's protocol version is not supported.",
+            ErrorCode::UrlNotAllowed => "The requested URL is not allowed on this edge.",
+            ErrorCode::HostnameTaken => "Another agent already holds this hostname.",
+            ErrorCode::PolicyInvalid => "The traffic policy is invalid.",
+            ErrorCode::HandshakeFailed => "The agent handshake failed.",
+            ErrorCode::EndpointNotFound => "No endpoint is online for this hostname.",
+            ErrorCode::AgentOffline => "The agent serving this endpoint is offline.",
+            ErrorCode::AgentBusy => {
+                "The agent serving this endpoint is too busy to take the request."
+            }
+            ErrorCode::UpstreamUnreachable => {
+                "The agent could not connect to the upstream application."
+            }
+            ErrorCode::UpstreamTimeout => "The upstream application did not respond in time.",
+            ErrorCode::InvalidUpstreamResponse => {
+                "The upstream application sent an invalid HTTP response."
+            }
+            ErrorCode::BadRequest => "The request is malformed.",
+            ErrorCode::Internal => "Internal error at the edge.",
+        }
+    }
+
+    /// The plain-text body of an error response: the message, then the code.
+    pub fn body(self) -> String {
+        format!("{}\n\n{self}\n", self.message())
+    }
+
+    /// Parses `ERR_SLUICE_<n>`.
+    pub fn from_header_value(s: &str) -> Option<ErrorCode> {
+        let n: u16 = s.strip_prefix("ERR_SLUICE_")?.parse().ok()?;
+        Self::ALL.into_iter().find(|c| c.number() == n)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ERR_SLUICE_{}", self.number())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.number()), "duplicate {code}");
+            assert_eq!(ErrorCode::from_header_value(&code.to_string()), Some(code));
+        }
+        assert_eq!(ErrorCode::EndpointNotFound.to_string(), "ERR_SLUICE_3200");
+        assert_eq!(ErrorCode::from_header_value("ERR_NGROK_3200"), None);
+    }
+}
