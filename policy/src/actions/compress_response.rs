@@ -1,0 +1,79 @@
+//! compress-response: negotiates an encoding and hands the edge a streaming transformer.
+
+use super::{Cfg, Exec, Flow, Msg};
+use crate::check::{string_list, Cx};
+use crate::compress::{negotiate, Algorithm};
+use crate::state::Decision;
+use cel::Value;
+use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
+use std::collections::HashMap;
+
+/// `compress-response`.
+#[derive(Debug)]
+pub(crate) struct CompressResponse {
+    algorithms: Vec<Algorithm>,
+}
+
+impl CompressResponse {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["algorithms"])?;
+        let before = cx.errors.len();
+        let mut algorithms = vec![Algorithm::Gzip, Algorithm::Deflate, Algorithm::Brotli];
+        if let Some((node, path)) = obj.get("algorithms") {
+            algorithms.clear();
+            for (name, p, pos) in string_list(cx, node, &path, None) {
+                match name.as_str() {
+                    "gzip" => algorithms.push(Algorithm::Gzip),
+                    "deflate" => algorithms.push(Algorithm::Deflate),
+                    "br" => algorithms.push(Algorithm::Brotli),
+                    // ngrok's default list has `compress` (LZW); no client asks for it in practice.
+                    "compress" => {}
+                    other => cx.err(&p, pos, format!("unknown algorithm `{other}`, expected gzip, deflate, br or compress")),
+                }
+            }
+        }
+        (cx.errors.len() == before).then_some(Self { algorithms })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        const ACTION: &str = "compress-response";
+        let accept = ex
+            .req()
+            .headers()
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        let Msg::Res(_, res) = &mut *ex.msg else {
+            return Flow::Next;
+        };
+        let encoded = res
+            .headers()
+            .get(CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let bodiless = matches!(res.status().as_u16(), 100..=199 | 204 | 304);
+        let chosen = if encoded || bodiless { None } else { negotiate(&accept, &self.algorithms) };
+        if let Some(alg) = chosen {
+            res.remove_header(&CONTENT_LENGTH);
+            res.insert_header(CONTENT_ENCODING, HeaderValue::from_static(alg.token()));
+            let vary_has = res
+                .headers()
+                .get_all(VARY)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("accept-encoding")));
+            if !vary_has {
+                res.append_header(VARY, HeaderValue::from_static("Accept-Encoding"));
+            }
+            ex.st.body_transform = Some(alg.encoder());
+            ex.st.compression = Some(alg.token());
+        }
+        let compress: HashMap<String, Value> = HashMap::from([
+            ("already_compressed".to_string(), Value::Bool(encoded)),
+            ("negotiated_algorithm".to_string(), Value::from(chosen.map_or("", Algorithm::token))),
+        ]);
+        ex.st.set_result("compress_response", HashMap::from([("compress".to_string(), Value::from(compress))]).into());
+        ex.record(ACTION, if chosen.is_some() { Decision::Modify } else { Decision::Skip }, true);
+        Flow::Next
+    }
+}

@@ -1,0 +1,95 @@
+//! add-headers and remove-headers.
+
+use super::{header_name, header_templates, Cfg, Exec, Flow, Msg};
+use crate::check::{string_list, Cx};
+use crate::codes;
+use crate::expr::Template;
+use crate::state::Decision;
+use cel::Value;
+use http::header::{HeaderName, HeaderValue, HOST};
+use std::collections::HashMap;
+
+/// Headers ngrok refuses to let policies add.
+const REFUSED: &[&str] = &["user-agent", "ngrok-skip-browser-warning"];
+
+/// `add-headers`: append header values (`host` replaces instead).
+#[derive(Debug)]
+pub(crate) struct AddHeaders {
+    headers: Vec<(HeaderName, Template)>,
+}
+
+impl AddHeaders {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["headers"])?;
+        obj.require(cx, "headers")?;
+        let before = cx.errors.len();
+        let headers = header_templates(cx, &obj, "headers", c.phase);
+        for (name, _) in &headers {
+            if REFUSED.contains(&name.as_str()) {
+                cx.err(&format!("{}.headers.{name}", c.path), obj.pos, format!("header `{name}` cannot be added by a policy"));
+            }
+        }
+        (cx.errors.len() == before).then_some(Self { headers })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        const ACTION: &str = "add-headers";
+        let mut added = Vec::with_capacity(self.headers.len());
+        for (name, t) in &self.headers {
+            let value = match ex.render(ACTION, t) {
+                Ok(v) => v,
+                Err(flow) => return flow,
+            };
+            let Ok(hv) = HeaderValue::from_str(&value) else {
+                let msg = format!("header `{name}` got an invalid value");
+                return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &msg);
+            };
+            match &mut *ex.msg {
+                Msg::Req(r) if name == HOST => r.insert_header(name.clone(), hv),
+                Msg::Req(r) => r.append_header(name.clone(), hv),
+                Msg::Res(_, r) => r.append_header(name.clone(), hv),
+            }
+            added.push((name.as_str().to_string(), Value::from(value)));
+        }
+        let added: HashMap<String, Value> = added.into_iter().collect();
+        ex.st.set_result("add_headers", HashMap::from([("headers_added".to_string(), Value::from(added))]).into());
+        ex.record(ACTION, Decision::Modify, true);
+        Flow::Next
+    }
+}
+
+/// `remove-headers`: drop every value of the listed headers.
+#[derive(Debug)]
+pub(crate) struct RemoveHeaders {
+    headers: Vec<HeaderName>,
+}
+
+impl RemoveHeaders {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["headers"])?;
+        let (node, path) = obj.require(cx, "headers")?;
+        let before = cx.errors.len();
+        let names = string_list(cx, node, &path, Some(10));
+        if names.is_empty() && cx.errors.len() == before {
+            cx.err(&path, node.pos, "expected 1 to 10 header names");
+        }
+        let headers: Vec<HeaderName> = names
+            .iter()
+            .filter_map(|(n, p, pos)| header_name(cx, n, p, *pos))
+            .collect();
+        (cx.errors.len() == before).then_some(Self { headers })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        for name in &self.headers {
+            match &mut *ex.msg {
+                Msg::Req(r) => r.remove_header(name),
+                Msg::Res(_, r) => r.remove_header(name),
+            }
+        }
+        let removed: Vec<Value> = self.headers.iter().map(|h| Value::from(h.as_str())).collect();
+        ex.st.set_result("remove_headers", HashMap::from([("headers_removed".to_string(), Value::from(removed))]).into());
+        ex.record("remove-headers", Decision::Modify, true);
+        Flow::Next
+    }
+}

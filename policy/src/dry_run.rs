@@ -1,0 +1,1 @@
+//! Offline evaluation of one request, for `agent policy test`.

@@ -1,0 +1,128 @@
+//! A policy document compiled into rules: `Policy::parse` is the only way to get one.
+
+use crate::actions::Action;
+use crate::check::{list, string_list, Cx, Obj};
+use crate::error::PolicyErrors;
+use crate::expr::Expr;
+use crate::node::{self, Node};
+use crate::phase::Phase;
+
+/// A compiled policy: its rules per phase. Immutable; built by [`Policy::parse`] or
+/// [`Shorthand::compile`](crate::Shorthand::compile), evaluated by an [`Engine`](crate::Engine).
+#[derive(Debug)]
+pub struct Policy {
+    pub(crate) origin: String,
+    pub(crate) request: Vec<Rule>,
+    pub(crate) response: Vec<Rule>,
+}
+
+/// One rule: ANDed expressions and ordered actions.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    /// The name, else `origin: on_http_request[i]`.
+    pub label: String,
+    pub expressions: Vec<Expr>,
+    pub actions: Vec<Action>,
+}
+
+const PHASES: &[&str] = &["on_http_request", "on_http_response", "on_tcp_connect"];
+
+impl Policy {
+    /// Compiles a YAML or JSON traffic-policy document. `origin` labels messages, e.g.
+    /// `traffic-policy.yml:12:7: on_http_request[2].actions[0].config.status_code: expected an
+    /// integer 100..=599, got 42`. Every problem is reported, one [`PolicyError`](crate::PolicyError) each.
+    pub fn parse(source: &str, origin: &str) -> Result<Self, PolicyErrors> {
+        let mut cx = Cx::new(origin);
+        let root = match node::load(source) {
+            Ok(n) => n,
+            Err((pos, msg)) => {
+                cx.err("", pos, format!("invalid YAML/JSON: {msg}"));
+                return Err(PolicyErrors::new(cx.errors));
+            }
+        };
+        let policy = Self::compile(&mut cx, &root, origin);
+        if cx.errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyErrors::new(cx.errors))
+        }
+    }
+
+    /// Compiles a document tree, collecting problems in `cx`.
+    pub(crate) fn compile(cx: &mut Cx, root: &Node, origin: &str) -> Self {
+        let mut policy = Self {
+            origin: origin.to_string(),
+            request: Vec::new(),
+            response: Vec::new(),
+        };
+        if root.kind == node::Kind::Null {
+            return policy;
+        }
+        let Some(obj) = Obj::open(cx, root, "", PHASES) else {
+            return policy;
+        };
+        if let Some((n, p)) = obj.get("on_tcp_connect") {
+            cx.err(&p, n.pos, "on_tcp_connect is not supported: Sluice has no TCP endpoints yet");
+        }
+        for phase in [Phase::Request, Phase::Response] {
+            let Some((n, p)) = obj.get(phase.key()) else { continue };
+            let rules: Vec<Rule> = list(cx, n, &p, None)
+                .into_iter()
+                .filter_map(|(rn, rp)| compile_rule(cx, rn, &rp, phase, origin))
+                .collect();
+            match phase {
+                Phase::Request => policy.request = rules,
+                Phase::Response => policy.response = rules,
+            }
+        }
+        policy
+    }
+
+    /// The label given to [`Policy::parse`].
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// How many rules each phase has: `(on_http_request, on_http_response)`.
+    pub fn rule_counts(&self) -> (usize, usize) {
+        (self.request.len(), self.response.len())
+    }
+
+    pub(crate) fn rules(&self, phase: Phase) -> &[Rule] {
+        match phase {
+            Phase::Request => &self.request,
+            Phase::Response => &self.response,
+        }
+    }
+}
+
+fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str) -> Option<Rule> {
+    let obj = Obj::open(cx, node, path, &["name", "expressions", "actions"])?;
+    let before = cx.errors.len();
+    let name = obj.string(cx, "name").map(|(n, _, _)| n);
+    let mut expressions = Vec::new();
+    if let Some((n, p)) = obj.get("expressions") {
+        for (src, ep, pos) in string_list(cx, n, &p, None) {
+            match Expr::compile(&src, phase) {
+                Ok(e) => expressions.push(e),
+                Err(problems) => problems.into_iter().for_each(|m| cx.err(&ep, pos, m)),
+            }
+        }
+    }
+    let mut actions = Vec::new();
+    if let Some((n, p)) = obj.require(cx, "actions") {
+        let items = list(cx, n, &p, None);
+        if items.is_empty() && matches!(n.kind, node::Kind::Seq(_)) {
+            cx.err(&p, n.pos, "a rule needs at least one action");
+        }
+        for (an, ap) in items {
+            actions.extend(Action::compile(cx, an, &ap, phase));
+        }
+    }
+    let label = name.unwrap_or_else(|| format!("{origin}: {path}"));
+    (cx.errors.len() == before).then_some(Rule {
+        label,
+        expressions,
+        actions,
+    })
+}

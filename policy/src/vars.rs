@@ -1,0 +1,394 @@
+//! The CEL variables of one request, resolved lazily: only names an expression uses are built.
+
+use crate::head::{RequestHead, ResponseHead};
+use crate::phase::Phase;
+use crate::state::RequestState;
+use cel::common::types::{CelBool, CelInt, CelNull, CelString};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::Value;
+use http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// Variables with a value of their own (prefixes such as `req.url` may also have fields).
+const LEAVES: &[&str] = &[
+    "req.method", "req.version", "req.host", "req.url", "req.url.raw", "req.url.scheme",
+    "req.url.host", "req.url.port", "req.url.path", "req.url.raw_path", "req.url.query",
+    "req.url.authority", "req.content_length", "req.content_type", "req.user_agent",
+    "req.user_agent.is_bot", "req.user_agent.is_mobile", "req.user_agent.is_desktop",
+    "res.status_code", "res.content_type", "res.content_length", "res.location",
+    "conn.client_ip", "conn.client_port", "conn.server_port", "conn.ts.start", "conn.tls.version",
+    "endpoint.id", "endpoint.url", "endpoint.host", "endpoint.port", "endpoint.protocol",
+    "time.now",
+];
+
+/// Map-valued variables: any key below them is allowed.
+const MAPS: &[&str] = &["req.headers", "req.cookies", "req.url.query_params", "res.headers", "res.cookies"];
+
+/// The `actions.ngrok.<key>` result names, one per supported action type.
+pub(crate) const ACTION_KEYS: &[&str] = &[
+    "add_headers", "remove_headers", "custom_response", "deny", "redirect", "url_rewrite",
+    "basic_auth", "restrict_ips", "rate_limit", "set_vars", "log", "compress_response",
+];
+
+/// Checks at compile time that a dotted name is a variable of `phase`.
+pub(crate) fn check_path(segs: &[&str], phase: Phase) -> Result<(), String> {
+    let full = segs.join(".");
+    match segs[0] {
+        "vars" => Ok(()),
+        "actions" => match (segs.get(1), segs.get(2)) {
+            (Some(&n), _) if n != "ngrok" => Err(format!("unknown variable `{full}` (results are under `actions.ngrok`)")),
+            (_, Some(&key)) if !ACTION_KEYS.contains(&key) => Err(format!("unknown action result `{full}`")),
+            _ => Ok(()),
+        },
+        "res" if phase == Phase::Request => Err(format!("`{full}` is only available in on_http_response")),
+        "req" | "res" | "conn" | "endpoint" | "time" => {
+            let dotted = format!("{full}.");
+            let known = LEAVES.contains(&full.as_str())
+                || MAPS.iter().any(|m| *m == full || full.starts_with(&format!("{m}.")))
+                || LEAVES.iter().chain(MAPS).any(|l| l.starts_with(&dotted));
+            if known {
+                Ok(())
+            } else {
+                Err(format!("unknown variable `{full}`"))
+            }
+        }
+        other => Err(format!("unknown variable `{other}`")),
+    }
+}
+
+/// Special names the ngrok functions look single entries up by: not valid CEL names.
+pub(crate) const REQ_HEADER: &str = "\0req.header:";
+pub(crate) const RES_HEADER: &str = "\0res.header:";
+pub(crate) const QUERY_PARAM: &str = "\0req.query:";
+pub(crate) const REQ_COOKIE: &str = "\0req.cookie:";
+
+/// One evaluation's view of the request, answering the interpreter's variable lookups.
+pub(crate) struct Scope<'a> {
+    pub req: &'a dyn RequestHead,
+    pub res: Option<&'a dyn ResponseHead>,
+    pub st: &'a RequestState,
+    req_headers: OnceLock<Box<dyn Val>>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(req: &'a dyn RequestHead, res: Option<&'a dyn ResponseHead>, st: &'a RequestState) -> Self {
+        Self {
+            req,
+            res,
+            st,
+            req_headers: OnceLock::new(),
+        }
+    }
+
+    fn lookup<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let req = self.req;
+        let st = self.st;
+        Some(match name {
+            "req.method" => s(req.method().as_str()),
+            "req.version" => s(version(req.version())),
+            "req.host" | "req.url.authority" => s(host(req)),
+            "req.url" | "req.url.raw" => v(full_url(req, st).into()),
+            "req.url.scheme" => s(scheme(req, st)),
+            "req.url.host" => s(split_port(host(req)).0),
+            "req.url.port" => CowVal::owned(CelInt::from(i64::from(port(req, st)))),
+            "req.url.path" | "req.url.raw_path" => s(req.uri().path()),
+            "req.url.query" => s(req.uri().query().unwrap_or("")),
+            "req.url.query_params" => v(query_params(req.uri().query().unwrap_or(""))),
+            "req.headers" => CowVal::Borrowed(self.req_headers.get_or_init(|| boxed(header_map(req.headers()))).as_ref()),
+            "req.cookies" => v(cookies(req.headers())),
+            "req.content_length" => CowVal::owned(CelInt::from(content_length(req.headers()))),
+            "req.content_type" => s(header_str(req.headers(), CONTENT_TYPE.as_str())),
+            "req.user_agent" => s(header_str(req.headers(), USER_AGENT.as_str())),
+            "req.user_agent.is_bot" => b(is_bot(header_str(req.headers(), USER_AGENT.as_str()))),
+            "req.user_agent.is_mobile" => b(is_mobile(header_str(req.headers(), USER_AGENT.as_str()))),
+            "req.user_agent.is_desktop" => {
+                let ua = header_str(req.headers(), USER_AGENT.as_str());
+                b(!ua.is_empty() && !is_bot(ua) && !is_mobile(ua))
+            }
+            "res.status_code" => CowVal::owned(CelInt::from(i64::from(self.res?.status().as_u16()))),
+            "res.headers" => v(header_map(self.res?.headers())),
+            "res.cookies" => v(set_cookies(self.res?.headers())),
+            "res.content_type" => s(header_str(self.res?.headers(), CONTENT_TYPE.as_str())),
+            "res.content_length" => CowVal::owned(CelInt::from(content_length(self.res?.headers()))),
+            "res.location" => s(header_str(self.res?.headers(), LOCATION.as_str())),
+            "conn.client_ip" => s(&st.client_ip_text),
+            "conn.client_port" => CowVal::owned(CelInt::from(i64::from(st.conn.client_addr.port()))),
+            "conn.server_port" => CowVal::owned(CelInt::from(i64::from(st.conn.server_port))),
+            "conn.ts.start" => v(Value::Timestamp(chrono::DateTime::<chrono::Utc>::from(st.conn.start).fixed_offset())),
+            "conn.tls.version" => match &st.conn.tls_version {
+                Some(t) => s(t),
+                None => CowVal::owned(CelNull),
+            },
+            "endpoint.id" => s(&st.endpoint.id),
+            "endpoint.url" => s(&st.endpoint.url),
+            "endpoint.host" => s(&st.endpoint.host),
+            "endpoint.port" => CowVal::owned(CelInt::from(i64::from(st.endpoint.port))),
+            "endpoint.protocol" => s(&st.endpoint.protocol),
+            "time.now" => v(chrono::DateTime::<chrono::Utc>::from(st.now)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .into()),
+            "vars" => v(Value::from(st.vars.iter().map(|(k, x)| (k.clone(), x.clone())).collect::<HashMap<_, _>>())),
+            "actions" => v(Value::from(HashMap::from([("ngrok".to_string(), self.action_results())]))),
+            "actions.ngrok" => v(self.action_results()),
+            _ => return self.lookup_prefixed(name),
+        })
+    }
+
+    fn lookup_prefixed<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        if let Some(k) = name.strip_prefix("vars.") {
+            return st_value(self.st.vars.get(k)?.clone());
+        }
+        if let Some(k) = name.strip_prefix("actions.ngrok.") {
+            let found = self.st.results.iter().find(|(key, _)| *key == k);
+            return match found {
+                Some((_, x)) => st_value(x.clone()),
+                None if ACTION_KEYS.contains(&k) => v(Value::from(HashMap::<String, Value>::new())).into(),
+                None => None,
+            };
+        }
+        if let Some(k) = name.strip_prefix(REQ_HEADER) {
+            return Some(v(header_list(self.req.headers(), k)));
+        }
+        if let Some(k) = name.strip_prefix(RES_HEADER) {
+            return Some(v(self.res.map_or_else(|| Value::List(Arc::default()), |r| header_list(r.headers(), k))));
+        }
+        if let Some(k) = name.strip_prefix(QUERY_PARAM) {
+            let q = self.req.uri().query().unwrap_or("");
+            let list: Vec<Value> = pairs(q).filter(|(n, _)| n == k).map(|(_, x)| x.into()).collect();
+            return Some(v(list.into()));
+        }
+        if let Some(k) = name.strip_prefix(REQ_COOKIE) {
+            let list: Vec<Value> = cookie_pairs(self.req.headers()).filter(|(n, _)| *n == k).map(|(n, x)| cookie(n, x)).collect();
+            return Some(v(list.into()));
+        }
+        // An object such as `conn.tls` or `req`: a map of its known fields.
+        let dotted = format!("{name}.");
+        let mut fields: HashMap<String, Value> = HashMap::new();
+        for leaf in LEAVES.iter().chain(MAPS).filter(|l| l.starts_with(&dotted)) {
+            let field = leaf[dotted.len()..].split('.').next().unwrap_or_default();
+            if fields.contains_key(field) {
+                continue;
+            }
+            let child = format!("{dotted}{field}");
+            if let Some(val) = self.lookup(&child) {
+                if let Ok(x) = Value::try_from(val.as_ref()) {
+                    fields.insert(field.to_string(), x);
+                }
+            }
+        }
+        if fields.is_empty() {
+            None
+        } else {
+            Some(v(fields.into()))
+        }
+    }
+
+    fn action_results(&self) -> Value {
+        let mut all: HashMap<String, Value> = HashMap::new();
+        for (k, x) in &self.st.results {
+            all.insert((*k).to_string(), x.clone());
+        }
+        all.into()
+    }
+}
+
+impl VariableResolver for Scope<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.lookup(variable)
+    }
+}
+
+fn s(x: &str) -> CowVal<'_, '_> {
+    CowVal::owned(CelString::from(x))
+}
+
+fn b<'b>(x: bool) -> CowVal<'b, 'b> {
+    CowVal::owned(CelBool::from(x))
+}
+
+fn boxed(x: Value) -> Box<dyn Val> {
+    Box::<dyn Val>::try_from(x).unwrap_or_else(|_| Box::new(CelNull))
+}
+
+fn v<'b>(x: Value) -> CowVal<'b, 'b> {
+    CowVal::Owned(boxed(x))
+}
+
+fn st_value<'b>(x: Value) -> Option<CowVal<'b, 'b>> {
+    Some(v(x))
+}
+
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The request's host (with any port): the Host header, else the URI authority.
+pub(crate) fn host(req: &dyn RequestHead) -> &str {
+    req.headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+/// `host` and `port` of `host[:port]`, IPv6 brackets kept.
+pub(crate) fn split_port(h: &str) -> (&str, Option<u16>) {
+    match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => (&h[..i], h[i + 1..].parse().ok()),
+        _ => (h, None),
+    }
+}
+
+/// The request's scheme: the URI's, else the endpoint's protocol, else by TLS.
+pub(crate) fn scheme<'a>(req: &'a dyn RequestHead, st: &'a RequestState) -> &'a str {
+    if let Some(s) = req.uri().scheme_str() {
+        return s;
+    }
+    if matches!(st.endpoint.protocol.as_str(), "http" | "https") {
+        return &st.endpoint.protocol;
+    }
+    if st.conn.tls_version.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+fn port(req: &dyn RequestHead, st: &RequestState) -> u16 {
+    split_port(host(req))
+        .1
+        .unwrap_or(if scheme(req, st) == "https" { 443 } else { 80 })
+}
+
+/// The full request URL, `scheme://host/path?query`, as redirect and url-rewrite see it.
+pub(crate) fn full_url(req: &dyn RequestHead, st: &RequestState) -> String {
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    format!("{}://{}{}", scheme(req, st), host(req), pq)
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
+    headers.get(name).and_then(|h| h.to_str().ok()).unwrap_or("")
+}
+
+fn content_length(headers: &HeaderMap) -> i64 {
+    header_str(headers, CONTENT_LENGTH.as_str()).parse().unwrap_or(0)
+}
+
+fn header_map(headers: &HeaderMap) -> Value {
+    let mut map: HashMap<String, Vec<Value>> = HashMap::new();
+    for (k, x) in headers {
+        map.entry(k.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(x.as_bytes()).into_owned().into());
+    }
+    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+}
+
+fn header_list(headers: &HeaderMap, name: &str) -> Value {
+    let name = name.to_ascii_lowercase();
+    let list: Vec<Value> = headers
+        .get_all(name.as_str())
+        .iter()
+        .map(|x| Value::from(String::from_utf8_lossy(x.as_bytes()).into_owned()))
+        .collect();
+    list.into()
+}
+
+/// `k=v` pairs of a query string, percent-decoded.
+pub(crate) fn pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter(|p| !p.is_empty()).map(|p| {
+        let (k, x) = p.split_once('=').unwrap_or((p, ""));
+        (percent_decode(k), percent_decode(x))
+    })
+}
+
+fn query_params(q: &str) -> Value {
+    let mut map: HashMap<String, Vec<Value>> = HashMap::new();
+    for (k, x) in pairs(q) {
+        map.entry(k).or_default().push(x.into());
+    }
+    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+}
+
+/// Decodes `%XX` and `+` in a query component.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|c| {
+            let (n, x) = c.trim().split_once('=')?;
+            Some((n.trim(), x.trim()))
+        })
+}
+
+fn cookie(name: &str, value: &str) -> Value {
+    HashMap::from([("name".to_string(), Value::from(name)), ("value".to_string(), Value::from(value))]).into()
+}
+
+fn cookies(headers: &HeaderMap) -> Value {
+    let mut map: HashMap<String, Vec<Value>> = HashMap::new();
+    for (n, x) in cookie_pairs(headers) {
+        map.entry(n.to_string()).or_default().push(cookie(n, x));
+    }
+    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+}
+
+fn set_cookies(headers: &HeaderMap) -> Value {
+    let mut map: HashMap<String, Vec<Value>> = HashMap::new();
+    for h in headers.get_all(SET_COOKIE).iter().filter_map(|h| h.to_str().ok()) {
+        let first = h.split(';').next().unwrap_or("");
+        if let Some((n, x)) = first.split_once('=') {
+            map.entry(n.trim().to_string()).or_default().push(cookie(n.trim(), x.trim()));
+        }
+    }
+    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+const BOT_MARKERS: &[&str] = &[
+    "bot", "crawl", "spider", "slurp", "curl/", "wget/", "python-requests", "httpclient", "headless",
+    "scrapy", "go-http-client",
+];
+
+fn is_bot(ua: &str) -> bool {
+    let ua = ua.to_ascii_lowercase();
+    BOT_MARKERS.iter().any(|m| ua.contains(m))
+}
+
+fn is_mobile(ua: &str) -> bool {
+    ["Mobile", "Android", "iPhone", "iPad", "Windows Phone"].iter().any(|m| ua.contains(m))
+}
