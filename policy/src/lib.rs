@@ -29,6 +29,8 @@ mod policy;
 mod shorthand;
 mod state;
 mod vars;
+#[cfg(test)]
+mod testutil;
 
 pub use compress::BodyTransform;
 pub use engine::{Engine, RequestVerdict, ResponseVerdict};
