@@ -196,3 +196,28 @@ impl fmt::Display for DryRunReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Policy;
+
+    #[test]
+    fn report_shows_trace_and_result() {
+        let p = Policy::parse(
+            "on_http_request:\n  - name: admin only from office\n    expressions: [\"req.url.path.startsWith('/admin')\"]\n    actions: [{type: restrict-ips, config: {allow: ['10.0.0.0/8']}}]\n",
+            "p.yml",
+        )
+        .unwrap();
+        let engine = Engine::new(vec![p]);
+        let r = DryRunRequest::parse("GET /admin", &["X-A: 1".to_string()], "8.8.8.8".parse().unwrap()).unwrap();
+        let text = run(&engine, &r).unwrap().to_string();
+        assert!(text.contains("on_http_request | admin only from office | matched"), "{text}");
+        assert!(text.contains("restrict-ips: Deny"), "{text}");
+        assert!(text.contains("result: the policy answers 403 Forbidden"), "{text}");
+        let r = DryRunRequest::parse("GET /public", &[], "8.8.8.8".parse().unwrap()).unwrap();
+        let text = run(&engine, &r).unwrap().to_string();
+        assert!(text.contains("result: forwarded upstream as GET /public"), "{text}");
+        assert!(DryRunRequest::parse("GET", &[], "8.8.8.8".parse().unwrap()).is_err());
+    }
+}

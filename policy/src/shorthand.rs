@@ -130,3 +130,56 @@ impl Shorthand {
         Err(PolicyErrors::new(errors))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Shorthand;
+    use crate::testutil::*;
+    use crate::Engine;
+
+    #[test]
+    fn basic_auth_flag_behaves_like_ngrok() {
+        let flags = Shorthand {
+            basic_auth: vec!["user:password1".into()],
+            ..Default::default()
+        };
+        let e = Engine::new(vec![flags.compile().unwrap()]);
+        let o = run(&e, req("GET /", &[]), "1.1.1.1");
+        assert_eq!(o.res.status(), 401);
+        assert!(header(&o.res, "www-authenticate").unwrap().starts_with("Basic realm="));
+        assert!(run(&e, req("GET /", &[("authorization", &basic("user", "password1"))]), "1.1.1.1").forwarded);
+    }
+
+    #[test]
+    fn header_and_cidr_flags() {
+        let flags = Shorthand {
+            request_header_add: vec!["X-Env: prod".into()],
+            request_header_remove: vec!["x-debug".into()],
+            response_header_add: vec!["x-served-by:sluice".into()],
+            response_header_remove: vec!["server".into()],
+            cidr_deny: vec!["6.6.6.0/24".into()],
+            ..Default::default()
+        };
+        let e = Engine::new(vec![flags.compile().unwrap()]);
+        let o = run(&e, req("GET /", &[("x-debug", "1")]), "1.1.1.1");
+        assert!(o.forwarded, "deny-only flags allow everything else");
+        assert_eq!(o.req.headers["x-env"], "prod");
+        assert!(!o.req.headers.contains_key("x-debug"));
+        assert_eq!(header(&o.res, "x-served-by"), Some("sluice"));
+        assert_eq!(run(&e, req("GET /", &[]), "6.6.6.6").res.status(), 403);
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let flags = Shorthand {
+            basic_auth: vec!["user:short".into()],
+            cidr_allow: vec!["nope".into()],
+            request_header_add: vec!["novalue".into()],
+            ..Default::default()
+        };
+        let errs = flags.compile().unwrap_err().to_string();
+        assert!(errs.contains("flags: --request-header-add `novalue`: expected `name: value`"), "{errs}");
+        assert!(errs.contains("flags: --basic-auth[0]: the password must be 8 to 128 characters long"), "{errs}");
+        assert!(errs.contains("flags: --cidr-allow/--cidr-deny[0]: invalid CIDR `nope`"), "{errs}");
+    }
+}
