@@ -59,10 +59,12 @@ impl<'n> Obj<'n> {
                 None => cx.expected(path, k, "string keys"),
             }
         }
+        // A block map's own marker comes after its first key; that key's position reads better.
+        let pos = entries.first().and_then(|(k, _)| k.pos).or(node.pos);
         Some(Self {
             entries,
             path: path.to_string(),
-            pos: node.pos,
+            pos,
         })
     }
 

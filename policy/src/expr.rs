@@ -42,7 +42,9 @@ impl Expr {
     /// Parses `source` and checks the names it uses for `phase`; one message per problem.
     pub fn compile(source: &str, phase: Phase) -> Result<Self, Vec<String>> {
         let program = ENV.compile(source).map_err(|e| {
-            vec![format!("invalid CEL expression `{source}`: {}", one_line(&e.to_string()))]
+            let first = e.errors.first();
+            let detail = first.map_or_else(|| one_line(&e.to_string()), |f| format!("{} at column {}", f.msg, f.pos.1 + 1));
+            vec![format!("invalid CEL expression `{source}`: {detail}")]
         })?;
         let mut ast = program.expression().clone();
         let mut problems = Vec::new();
