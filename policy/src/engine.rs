@@ -34,6 +34,7 @@ pub enum ResponseVerdict {
 /// then the agent's file. Immutable apart from rate-limit buckets; share it as `Arc<Engine>`.
 pub struct Engine {
     layers: Vec<Policy>,
+    wanted_results: u32,
     clock: Arc<dyn Clock>,
 }
 
@@ -41,6 +42,7 @@ impl Engine {
     /// An engine over `layers`, in evaluation order, using the system clock.
     pub fn new(layers: Vec<Policy>) -> Self {
         Self {
+            wanted_results: layers.iter().fold(0, |m, l| m | l.wanted_results),
             layers,
             clock: Arc::new(SystemClock),
         }
@@ -140,6 +142,7 @@ impl Engine {
             st.trace_event(phase, &rule.label, || "matched".to_string());
             let mut ex = Exec {
                 phase,
+                wanted_results: self.wanted_results,
                 rule: &rule.label,
                 st: &mut *st,
                 msg: &mut *msg,

@@ -1,9 +1,10 @@
 //! CEL expressions and `${}` templates, parsed and checked once at compile time.
 
+use crate::fast::{sole_var, Fast, StrVar};
 use crate::functions;
 use crate::phase::Phase;
 use crate::vars::{self, Scope};
-use cel::common::ast::{CallExpr, Expr as Ast, LiteralValue};
+use cel::common::ast::{CallExpr, Expr as Ast, LiteralValue, SelectExpr};
 use cel::{Context, Env, IdedExpr, Value};
 use std::sync::{Arc, LazyLock};
 
@@ -36,6 +37,10 @@ const TYPE_NAMES: &[&str] = &[
 pub(crate) struct Expr {
     source: String,
     ast: IdedExpr,
+    /// The native form, when the expression has a shape [`Fast`] covers.
+    fast: Option<Fast>,
+    /// The string variable the expression is, when it is just one.
+    var: Option<StrVar>,
 }
 
 impl Expr {
@@ -53,6 +58,8 @@ impl Expr {
         if problems.is_empty() {
             Ok(Self {
                 source: source.to_string(),
+                fast: Fast::compile(&ast),
+                var: sole_var(&ast),
                 ast,
             })
         } else {
@@ -76,8 +83,26 @@ impl Expr {
         ctx.resolve(&self.ast).map_err(|e| e.to_string())
     }
 
+    /// Whether the native fast path evaluates this expression.
+    #[cfg(test)]
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// Evaluates through the interpreter even when a fast path exists.
+    #[cfg(test)]
+    pub fn eval_bool_interpreted(&self, scope: &Scope<'_>) -> Result<bool, String> {
+        match self.eval(scope)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(format!("expected a bool, got {:?}", other.type_of())),
+        }
+    }
+
     /// Evaluates an expression that must be a boolean.
     pub fn eval_bool(&self, scope: &Scope<'_>) -> Result<bool, String> {
+        if let Some(f) = &self.fast {
+            return Ok(f.eval(scope));
+        }
         match self.eval(scope)? {
             Value::Bool(b) => Ok(b),
             other => Err(format!("expected a bool, got {:?}", other.type_of())),
@@ -102,7 +127,31 @@ fn qualified(e: &Ast) -> Option<Vec<&str>> {
     }
 }
 
+/// `req.headers['x-api-key']` as the select `req.headers.x-api-key`, which the resolver answers
+/// without building the whole map.
+fn index_as_select(e: &Ast, bound: &[String]) -> Option<Ast> {
+    let Ast::Call(c) = e else { return None };
+    if c.func_name != "_[_]" || c.target.is_some() || c.args.len() != 2 {
+        return None;
+    }
+    let segs = qualified(&c.args[0].expr)?;
+    if bound.iter().any(|b| b == segs[0]) || !vars::MAPS.contains(&segs.join(".").as_str()) {
+        return None;
+    }
+    let Ast::Literal(LiteralValue::String(key)) = &c.args[1].expr else {
+        return None;
+    };
+    Some(Ast::Select(SelectExpr {
+        operand: Box::new(c.args[0].clone()),
+        field: key.inner().to_string(),
+        test: false,
+    }))
+}
+
 fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, phase: Phase, problems: &mut Vec<String>) {
+    if let Some(select) = index_as_select(&e.expr, bound) {
+        e.expr = select;
+    }
     if let Some(segs) = qualified(&e.expr).filter(|s| s.len() > 1) {
         if !bound.iter().any(|b| b == segs[0]) {
             if let Err(p) = vars::check_path(&segs, phase) {
@@ -276,6 +325,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
+                Part::Expr(Expr { var: Some(v), .. }) => out.push_str(v.get(scope)),
                 Part::Expr(e) => {
                     let v = e.eval(scope).map_err(|err| format!("`${{{}}}`: {err}", e.source()))?;
                     stringify(&v, &mut out);

@@ -155,8 +155,9 @@ fn lookup(f: &FunctionContext<'_, '_>, prefix: &str) -> Result<Value, ExecutionE
 }
 
 fn has<'c, 'v>(f: &mut FunctionContext<'c, 'v>, prefix: &str) -> Result<CowVal<'c, 'v>, ExecutionError> {
-    let v = lookup(f, prefix)?;
-    ok_bool(matches!(v, Value::List(l) if !l.is_empty()))
+    let name = format!("{}{prefix}{}", vars::HAS, str_arg(f, 0)?);
+    let found = f.ptx.get_variable(name).is_some_and(|v| <bool>::try_from(v.into_owned()).unwrap_or(false));
+    ok_bool(found)
 }
 
 fn get<'c, 'v>(f: &mut FunctionContext<'c, 'v>, prefix: &str) -> Result<CowVal<'c, 'v>, ExecutionError> {

@@ -21,6 +21,7 @@ pub mod dry_run;
 mod engine;
 mod error;
 mod expr;
+mod fast;
 mod functions;
 mod head;
 mod node;

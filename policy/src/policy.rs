@@ -14,6 +14,8 @@ pub struct Policy {
     pub(crate) origin: String,
     pub(crate) request: Vec<Rule>,
     pub(crate) response: Vec<Rule>,
+    /// Which `actions.ngrok.*` results its expressions read (see [`crate::vars::wanted_results`]).
+    pub(crate) wanted_results: u32,
 }
 
 /// One rule: ANDed expressions and ordered actions.
@@ -40,7 +42,8 @@ impl Policy {
                 return Err(PolicyErrors::new(cx.errors));
             }
         };
-        let policy = Self::compile(&mut cx, &root, origin);
+        let mut policy = Self::compile(&mut cx, &root, origin);
+        policy.wanted_results = crate::vars::wanted_results(source);
         if cx.errors.is_empty() {
             Ok(policy)
         } else {
@@ -56,6 +59,7 @@ impl Policy {
             origin: origin.to_string(),
             request: Vec::new(),
             response: Vec::new(),
+            wanted_results: 0,
         };
         if root.kind == node::Kind::Null {
             return policy;

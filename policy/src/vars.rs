@@ -24,13 +24,39 @@ const LEAVES: &[&str] = &[
 ];
 
 /// Map-valued variables: any key below them is allowed.
-const MAPS: &[&str] = &["req.headers", "req.cookies", "req.url.query_params", "res.headers", "res.cookies"];
+pub(crate) const MAPS: &[&str] = &["req.headers", "req.cookies", "req.url.query_params", "res.headers", "res.cookies"];
 
 /// The `actions.ngrok.<key>` result names, one per supported action type.
 pub(crate) const ACTION_KEYS: &[&str] = &[
     "add_headers", "remove_headers", "custom_response", "deny", "redirect", "url_rewrite",
     "basic_auth", "restrict_ips", "rate_limit", "set_vars", "log", "compress_response",
 ];
+
+/// The bit of an `actions.ngrok.<key>` result in a results mask.
+pub(crate) fn result_bit(key: &str) -> u32 {
+    ACTION_KEYS.iter().position(|k| *k == key).map_or(0, |i| 1 << i)
+}
+
+/// Which action results a policy's expressions may read, found in its source text:
+/// `actions.ngrok.<key>` marks one, any other use of the `actions` root marks all.
+pub(crate) fn wanted_results(source: &str) -> u32 {
+    let mut mask = 0;
+    for (i, _) in source.match_indices("actions") {
+        let rest = &source[i + "actions".len()..];
+        if rest.starts_with(':') || rest.starts_with('"') || rest.starts_with('\'') {
+            continue; // the rule's `actions:` key
+        }
+        let Some(key_part) = rest.strip_prefix(".ngrok.") else {
+            if rest.starts_with('.') || rest.starts_with('[') || rest.starts_with(')') {
+                mask = u32::MAX;
+            }
+            continue;
+        };
+        let key: String = key_part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        mask |= if ACTION_KEYS.contains(&key.as_str()) { result_bit(&key) } else { u32::MAX };
+    }
+    mask
+}
 
 /// Checks at compile time that a dotted name is a variable of `phase`.
 pub(crate) fn check_path(segs: &[&str], phase: Phase) -> Result<(), String> {
@@ -63,6 +89,8 @@ pub(crate) const REQ_HEADER: &str = "\0req.header:";
 pub(crate) const RES_HEADER: &str = "\0res.header:";
 pub(crate) const QUERY_PARAM: &str = "\0req.query:";
 pub(crate) const REQ_COOKIE: &str = "\0req.cookie:";
+/// Prefix of a presence test: `HAS` + `REQ_HEADER` + name answers a bool.
+pub(crate) const HAS: &str = "\0has";
 
 /// One evaluation's view of the request, answering the interpreter's variable lookups.
 pub(crate) struct Scope<'a> {
@@ -137,6 +165,18 @@ impl<'a> Scope<'a> {
     }
 
     fn lookup_prefixed<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        // Single entries of the maps (from `req.headers['k']` rewritten at compile time): absent
+        // keys fall back to the map itself, so a missing key errors as CEL says it should.
+        if let Some(k) = name.strip_prefix("req.headers.") {
+            return self.req.headers().contains_key(lower(k).as_ref()).then(|| v(header_list(self.req.headers(), k)));
+        }
+        if let Some(k) = name.strip_prefix("res.headers.") {
+            let res = self.res?;
+            return res.headers().contains_key(lower(k).as_ref()).then(|| v(header_list(res.headers(), k)));
+        }
+        if let Some(rest) = name.strip_prefix(HAS) {
+            return Some(b(self.present(rest)));
+        }
         if let Some(k) = name.strip_prefix("vars.") {
             return st_value(self.st.vars.get(k)?.clone());
         }
@@ -183,6 +223,23 @@ impl<'a> Scope<'a> {
         } else {
             Some(v(fields.into()))
         }
+    }
+
+    /// Whether a `REQ_HEADER`/`RES_HEADER`/`QUERY_PARAM`/`REQ_COOKIE` + name entry exists.
+    fn present(&self, name: &str) -> bool {
+        if let Some(k) = name.strip_prefix(REQ_HEADER) {
+            return self.req.headers().contains_key(lower(k).as_ref());
+        }
+        if let Some(k) = name.strip_prefix(RES_HEADER) {
+            return self.res.is_some_and(|r| r.headers().contains_key(lower(k).as_ref()));
+        }
+        if let Some(k) = name.strip_prefix(QUERY_PARAM) {
+            return pairs(self.req.uri().query().unwrap_or("")).any(|(n, _)| n == k);
+        }
+        if let Some(k) = name.strip_prefix(REQ_COOKIE) {
+            return cookie_pairs(self.req.headers()).any(|(n, _)| n == k);
+        }
+        false
     }
 
     fn action_results(&self) -> Value {
@@ -292,10 +349,18 @@ fn header_map(headers: &HeaderMap) -> Value {
     map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
 }
 
+/// A header name in lowercase, borrowed when it already is.
+fn lower(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|c| c.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 fn header_list(headers: &HeaderMap, name: &str) -> Value {
-    let name = name.to_ascii_lowercase();
     let list: Vec<Value> = headers
-        .get_all(name.as_str())
+        .get_all(lower(name).as_ref())
         .iter()
         .map(|x| Value::from(String::from_utf8_lossy(x.as_bytes()).into_owned()))
         .collect();

@@ -97,7 +97,7 @@ impl BasicAuth {
             && headers.contains_key("origin")
             && headers.contains_key("access-control-request-method")
         {
-            ex.st.set_result("basic_auth", result(false, "", false));
+            ex.set_result("basic_auth", || result(false, "", false));
             ex.record(ACTION, Decision::Preflight, self.enforce);
             return Flow::Next;
         }
@@ -122,7 +122,7 @@ impl BasicAuth {
             }
         }
         let user = presented.as_ref().map_or("", |(u, _)| u.as_str());
-        ex.st.set_result("basic_auth", result(presented.is_some(), user, authorized));
+        ex.set_result("basic_auth", || result(presented.is_some(), user, authorized));
         ex.st.basic_auth_user = presented.as_ref().map(|(u, _)| u.clone());
         if authorized {
             ex.record(ACTION, Decision::Allow, self.enforce);

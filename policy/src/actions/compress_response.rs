@@ -68,11 +68,13 @@ impl CompressResponse {
             ex.st.body_transform = Some(alg.encoder());
             ex.st.compression = Some(alg.token());
         }
-        let compress: HashMap<String, Value> = HashMap::from([
-            ("already_compressed".to_string(), Value::Bool(encoded)),
-            ("negotiated_algorithm".to_string(), Value::from(chosen.map_or("", Algorithm::token))),
-        ]);
-        ex.st.set_result("compress_response", HashMap::from([("compress".to_string(), Value::from(compress))]).into());
+        ex.set_result("compress_response", || {
+            let compress: HashMap<String, Value> = HashMap::from([
+                ("already_compressed".to_string(), Value::Bool(encoded)),
+                ("negotiated_algorithm".to_string(), Value::from(chosen.map_or("", Algorithm::token))),
+            ]);
+            HashMap::from([("compress".to_string(), Value::from(compress))]).into()
+        });
         ex.record(ACTION, if chosen.is_some() { Decision::Modify } else { Decision::Skip }, true);
         Flow::Next
     }

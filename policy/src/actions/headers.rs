@@ -15,7 +15,8 @@ const REFUSED: &[&str] = &["user-agent", "ngrok-skip-browser-warning"];
 /// `add-headers`: append header values (`host` replaces instead).
 #[derive(Debug)]
 pub(crate) struct AddHeaders {
-    headers: Vec<(HeaderName, Template)>,
+    /// Name, template, and the value ready-made when the template is literal.
+    headers: Vec<(HeaderName, Template, Option<HeaderValue>)>,
 }
 
 impl AddHeaders {
@@ -29,30 +30,47 @@ impl AddHeaders {
                 cx.err(&format!("{}.headers.{name}", c.path), obj.pos, format!("header `{name}` cannot be added by a policy"));
             }
         }
+        let headers = headers
+            .into_iter()
+            .map(|(n, t)| {
+                let fixed = t.literal().and_then(|l| HeaderValue::from_str(l).ok());
+                (n, t, fixed)
+            })
+            .collect();
         (cx.errors.len() == before).then_some(Self { headers })
     }
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "add-headers";
-        let mut added = Vec::with_capacity(self.headers.len());
-        for (name, t) in &self.headers {
-            let value = match ex.render(ACTION, t) {
-                Ok(v) => v,
-                Err(flow) => return flow,
-            };
-            let Ok(hv) = HeaderValue::from_str(&value) else {
-                let msg = format!("header `{name}` got an invalid value");
-                return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &msg);
+        let want = ex.wants("add_headers");
+        let mut added = Vec::new();
+        for (name, t, fixed) in &self.headers {
+            let (value, hv) = match fixed {
+                Some(hv) => (String::new(), hv.clone()),
+                None => {
+                    let value = match ex.render(ACTION, t) {
+                        Ok(v) => v,
+                        Err(flow) => return flow,
+                    };
+                    let Ok(hv) = HeaderValue::from_str(&value) else {
+                        let msg = format!("header `{name}` got an invalid value");
+                        return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &msg);
+                    };
+                    (value, hv)
+                }
             };
             match &mut *ex.msg {
                 Msg::Req(r) if name == HOST => r.insert_header(name.clone(), hv),
                 Msg::Req(r) => r.append_header(name.clone(), hv),
                 Msg::Res(_, r) => r.append_header(name.clone(), hv),
             }
-            added.push((name.as_str().to_string(), Value::from(value)));
+            if want {
+                let value = if fixed.is_some() { t.literal().unwrap_or_default().to_string() } else { value };
+                added.push((name.as_str().to_string(), Value::from(value)));
+            }
         }
         let added: HashMap<String, Value> = added.into_iter().collect();
-        ex.st.set_result("add_headers", HashMap::from([("headers_added".to_string(), Value::from(added))]).into());
+        ex.set_result("add_headers", || HashMap::from([("headers_added".to_string(), Value::from(added))]).into());
         ex.record(ACTION, Decision::Modify, true);
         Flow::Next
     }
@@ -87,8 +105,8 @@ impl RemoveHeaders {
                 Msg::Res(_, r) => r.remove_header(name),
             }
         }
-        let removed: Vec<Value> = self.headers.iter().map(|h| Value::from(h.as_str())).collect();
-        ex.st.set_result("remove_headers", HashMap::from([("headers_removed".to_string(), Value::from(removed))]).into());
+        let removed = || self.headers.iter().map(|h| Value::from(h.as_str())).collect::<Vec<_>>();
+        ex.set_result("remove_headers", || HashMap::from([("headers_removed".to_string(), Value::from(removed()))]).into());
         ex.record("remove-headers", Decision::Modify, true);
         Flow::Next
     }

@@ -40,6 +40,8 @@ pub(crate) enum Msg<'m> {
 /// What an action runs with.
 pub(crate) struct Exec<'a, 'm> {
     pub phase: Phase,
+    /// Which `actions.ngrok.<key>` results some expression reads (bit i = `ACTION_KEYS[i]`).
+    pub wanted_results: u32,
     pub rule: &'a str,
     pub st: &'a mut RequestState,
     pub msg: &'a mut Msg<'m>,
@@ -73,6 +75,19 @@ impl Exec<'_, '_> {
         self.st.errors.push(format!("{action}: {message}"));
         self.record(action, Decision::Error, true);
         Flow::Respond(codes::error_response(StatusCode::INTERNAL_SERVER_ERROR, code, message))
+    }
+
+    /// Stores an action's results under `actions.ngrok.<key>`, building them only when some
+    /// expression of the engine reads them.
+    pub fn set_result(&mut self, key: &'static str, value: impl FnOnce() -> cel::Value) {
+        if self.wants(key) {
+            self.st.set_result(key, value());
+        }
+    }
+
+    /// Whether some expression reads `actions.ngrok.<key>`.
+    pub fn wants(&self, key: &str) -> bool {
+        self.wanted_results & crate::vars::result_bit(key) != 0
     }
 
     /// Records an action's decision (and traces it).

@@ -110,12 +110,14 @@ impl RateLimit {
         }
         let now_ms = ex.st.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let verdict = self.limiter.hit(&key, now_ms, self.window_ms, self.capacity);
-        let results: HashMap<String, Value> = HashMap::from([
-            ("name".to_string(), Value::from(self.name.as_str())),
-            ("bucket_key".to_string(), Value::from(parts)),
-            ("limited".to_string(), Value::Bool(verdict.is_err())),
-        ]);
-        ex.st.set_result("rate_limit", results.into());
+        ex.set_result("rate_limit", || {
+            let results: HashMap<String, Value> = HashMap::from([
+                ("name".to_string(), Value::from(self.name.as_str())),
+                ("bucket_key".to_string(), Value::from(parts)),
+                ("limited".to_string(), Value::Bool(verdict.is_err())),
+            ]);
+            results.into()
+        });
         let Err(retry_after) = verdict else {
             ex.record(ACTION, Decision::Allow, self.enforce);
             return Flow::Next;

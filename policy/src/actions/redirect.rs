@@ -114,7 +114,7 @@ impl Redirect {
                 (format!("{}{}{}", &url[..whole.start], replaced, &url[whole.end..]), captures(&caps))
             }
         };
-        ex.st.set_result("redirect", results(matches, &target));
+        ex.set_result("redirect", || results(matches, &target));
         if target == url {
             ex.record(ACTION, Decision::Skip, true);
             return Flow::Next;
@@ -169,7 +169,7 @@ impl UrlRewrite {
         };
         let matches = re.captures(&url).map_or_else(|| Value::List(Arc::default()), |c| captures(&c));
         let rewritten = re.replace_all(&url, to.as_str()).into_owned();
-        ex.st.set_result("url_rewrite", results(matches, &rewritten));
+        ex.set_result("url_rewrite", || results(matches, &rewritten));
         if rewritten == url {
             ex.record(ACTION, Decision::Skip, true);
             return Flow::Next;

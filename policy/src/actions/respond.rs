@@ -59,10 +59,9 @@ impl CustomResponse {
             res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(sniff(&body)));
         }
         *res.body_mut() = Bytes::from(body);
-        ex.st.set_result(
-            "custom_response",
-            HashMap::from([("status_code".to_string(), Value::Int(i64::from(self.status.as_u16())))]).into(),
-        );
+        ex.set_result("custom_response", || {
+            HashMap::from([("status_code".to_string(), Value::Int(i64::from(self.status.as_u16())))]).into()
+        });
         ex.record(ACTION, Decision::Respond, true);
         Flow::Respond(res)
     }
@@ -100,10 +99,9 @@ impl Deny {
     }
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
-        ex.st.set_result(
-            "deny",
-            HashMap::from([("status_code".to_string(), Value::Int(i64::from(self.status.as_u16())))]).into(),
-        );
+        ex.set_result("deny", || {
+            HashMap::from([("status_code".to_string(), Value::Int(i64::from(self.status.as_u16())))]).into()
+        });
         ex.record("deny", Decision::Deny, true);
         Flow::Respond(codes::error_response(self.status, codes::DENIED, ""))
     }

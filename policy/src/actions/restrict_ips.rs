@@ -83,15 +83,17 @@ impl RestrictIps {
             Err(flow) => return flow,
         };
         let (action, matched) = match (allowed, denied) {
-            (_, Some(d)) => ("deny", d.to_string()),
-            (Some(a), None) => ("allow", a.to_string()),
-            (None, None) => ("deny", String::new()),
+            (_, Some(d)) => ("deny", Some(d)),
+            (Some(a), None) => ("allow", Some(a)),
+            (None, None) => ("deny", None),
         };
-        let results: HashMap<String, Value> = HashMap::from([
-            ("action".to_string(), Value::from(action)),
-            ("matched_cidr".to_string(), Value::from(matched)),
-        ]);
-        ex.st.set_result("restrict_ips", results.into());
+        ex.set_result("restrict_ips", || {
+            let results: HashMap<String, Value> = HashMap::from([
+                ("action".to_string(), Value::from(action)),
+                ("matched_cidr".to_string(), Value::from(matched.map_or_else(String::new, |m| m.to_string()))),
+            ]);
+            results.into()
+        });
         if action == "allow" {
             ex.record(ACTION, Decision::Allow, self.enforce);
             return Flow::Next;
