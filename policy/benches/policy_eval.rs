@@ -40,7 +40,9 @@ on_http_request:
 "#;
 
 fn bench(c: &mut Criterion) {
-    let engine = Engine::new(vec![Policy::parse(POLICY, "bench.yml").expect("bench policy compiles")]);
+    let engine = Engine::new(vec![
+        Policy::parse(POLICY, "bench.yml").expect("bench policy compiles")
+    ]);
     let endpoint = Arc::new(EndpointInfo {
         host: "app.example.com".into(),
         protocol: "https".into(),
@@ -50,7 +52,10 @@ fn bench(c: &mut Criterion) {
         .method("GET")
         .uri("/api/v1/orders?limit=10")
         .header("host", "app.example.com")
-        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+        )
         .header("x-api-key", "k-123")
         .header("accept", "application/json")
         .body(())

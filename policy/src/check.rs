@@ -54,7 +54,10 @@ impl<'n> Obj<'n> {
                 Some(key) => cx.err(
                     &join(path, key),
                     k.pos,
-                    format!("unknown field `{key}`, expected one of: {}", allowed.join(", ")),
+                    format!(
+                        "unknown field `{key}`, expected one of: {}",
+                        allowed.join(", ")
+                    ),
                 ),
                 None => cx.expected(path, k, "string keys"),
             }
@@ -80,7 +83,11 @@ impl<'n> Obj<'n> {
     pub fn require(&self, cx: &mut Cx, key: &str) -> Option<(&'n Node, String)> {
         let found = self.get(key);
         if found.is_none() {
-            cx.err(&self.path, self.pos, format!("missing required field `{key}`"));
+            cx.err(
+                &self.path,
+                self.pos,
+                format!("missing required field `{key}`"),
+            );
         }
         found
     }
@@ -151,7 +158,11 @@ pub(crate) fn list<'n>(
     };
     if let Some(limit) = limit {
         if items.len() > limit {
-            cx.err(path, node.pos, format!("at most {limit} entries are allowed, got {}", items.len()));
+            cx.err(
+                path,
+                node.pos,
+                format!("at most {limit} entries are allowed, got {}", items.len()),
+            );
         }
     }
     items
@@ -186,11 +197,17 @@ pub(crate) fn string_map(
         return Vec::new();
     };
     if entries.is_empty() || entries.len() > limit {
-        cx.err(path, node.pos, format!("expected 1 to {limit} entries, got {}", entries.len()));
+        cx.err(
+            path,
+            node.pos,
+            format!("expected 1 to {limit} entries, got {}", entries.len()),
+        );
     }
     let mut out = Vec::new();
     for (k, v) in entries {
-        let Some(key) = string(cx, k, path) else { continue };
+        let Some(key) = string(cx, k, path) else {
+            continue;
+        };
         let vpath = join(path, &key);
         if let Some(value) = string(cx, v, &vpath) {
             out.push((key, value, vpath, v.pos));

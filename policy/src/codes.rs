@@ -44,7 +44,10 @@ pub fn error_response(status: StatusCode, code: u32, message: &str) -> Response<
         headers.insert(HEADER, v);
     }
     if !message.is_empty() {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
     }
     res
 }

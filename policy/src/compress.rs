@@ -37,12 +37,20 @@ impl Algorithm {
     /// A fresh streaming encoder.
     pub fn encoder(self) -> Box<dyn BodyTransform + Send + Sync> {
         match self {
-            Algorithm::Gzip => Box::new(Flate(Some(GzEncoder::new(Vec::new(), Compression::default())))),
+            Algorithm::Gzip => Box::new(Flate(Some(GzEncoder::new(
+                Vec::new(),
+                Compression::default(),
+            )))),
             Algorithm::Deflate => Box::new(Flate(Some(ZlibEncoder::new(
                 Vec::new(),
                 Compression::default(),
             )))),
-            Algorithm::Brotli => Box::new(Brotli(Some(brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22)))),
+            Algorithm::Brotli => Box::new(Brotli(Some(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                5,
+                22,
+            )))),
         }
     }
 }
@@ -102,7 +110,10 @@ impl BodyTransform for Brotli {
         };
         let _ = w.write_all(chunk);
         if end_of_stream {
-            return self.0.take().map_or_else(Bytes::new, |w| Bytes::from(w.into_inner()));
+            return self
+                .0
+                .take()
+                .map_or_else(Bytes::new, |w| Bytes::from(w.into_inner()));
         }
         let _ = w.flush();
         Bytes::from(std::mem::take(w.get_mut()))
@@ -120,7 +131,11 @@ pub fn negotiate(accept_encoding: &str, offered: &[Algorithm]) -> Option<Algorit
             let mut parts = item.split(';');
             let token = parts.next().unwrap_or("").trim();
             let weight = parts
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|x| x.trim().parse::<f32>().ok()))
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|x| x.trim().parse::<f32>().ok())
+                })
                 .unwrap_or(1.0);
             if token.eq_ignore_ascii_case(alg.token()) {
                 q = Some(weight);
@@ -149,9 +164,15 @@ mod tests {
     #[test]
     fn negotiation_follows_q_values() {
         assert_eq!(negotiate("gzip, br", ALL), Some(Algorithm::Gzip));
-        assert_eq!(negotiate("gzip;q=0.5, br;q=0.9", ALL), Some(Algorithm::Brotli));
+        assert_eq!(
+            negotiate("gzip;q=0.5, br;q=0.9", ALL),
+            Some(Algorithm::Brotli)
+        );
         assert_eq!(negotiate("gzip;q=0, identity", ALL), None);
-        assert_eq!(negotiate("*", &[Algorithm::Brotli]), Some(Algorithm::Brotli));
+        assert_eq!(
+            negotiate("*", &[Algorithm::Brotli]),
+            Some(Algorithm::Brotli)
+        );
         assert_eq!(negotiate("", ALL), None);
         assert_eq!(negotiate("deflate", &[Algorithm::Gzip]), None);
     }
@@ -171,17 +192,23 @@ mod tests {
         let chunks: Vec<&[u8]> = vec![b"hello ", b"streaming ", b"world"];
         let gz = run(Algorithm::Gzip, &chunks);
         let mut s = String::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut s).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "hello streaming world");
 
         let z = run(Algorithm::Deflate, &chunks);
         let mut s = String::new();
-        flate2::read::ZlibDecoder::new(&z[..]).read_to_string(&mut s).unwrap();
+        flate2::read::ZlibDecoder::new(&z[..])
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "hello streaming world");
 
         let br = run(Algorithm::Brotli, &chunks);
         let mut s = String::new();
-        brotli::Decompressor::new(&br[..], 4096).read_to_string(&mut s).unwrap();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "hello streaming world");
     }
 

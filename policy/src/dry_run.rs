@@ -41,12 +41,17 @@ pub enum DryRunError {
 
 impl DryRunRequest {
     /// Builds a request from CLI text: `'GET /path'`, `['k: v', ...]` and the client IP.
-    pub fn parse(request_line: &str, headers: &[String], client_ip: IpAddr) -> Result<Self, DryRunError> {
+    pub fn parse(
+        request_line: &str,
+        headers: &[String],
+        client_ip: IpAddr,
+    ) -> Result<Self, DryRunError> {
         let mut it = request_line.split_whitespace();
         let (Some(m), Some(t), None) = (it.next(), it.next(), it.next()) else {
             return Err(DryRunError::BadRequestLine(request_line.to_string()));
         };
-        let method = Method::from_bytes(m.as_bytes()).map_err(|_| DryRunError::BadRequestLine(request_line.to_string()))?;
+        let method = Method::from_bytes(m.as_bytes())
+            .map_err(|_| DryRunError::BadRequestLine(request_line.to_string()))?;
         let headers = headers
             .iter()
             .map(|h| {
@@ -88,16 +93,31 @@ pub struct DryRunReport {
 
 /// Runs both phases of `engine` on `req` with a pretend upstream answering `upstream_status`.
 pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunError> {
-    let uri: Uri = req.target.parse().map_err(|_| DryRunError::BadTarget(req.target.clone()))?;
-    let mut builder = Request::builder().method(req.method.clone()).uri(uri.clone());
+    let uri: Uri = req
+        .target
+        .parse()
+        .map_err(|_| DryRunError::BadTarget(req.target.clone()))?;
+    let mut builder = Request::builder()
+        .method(req.method.clone())
+        .uri(uri.clone());
     for (k, v) in &req.headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| DryRunError::BadHeader(k.clone()))?;
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| DryRunError::BadHeader(k.clone()))?;
         let value = HeaderValue::from_str(v).map_err(|_| DryRunError::BadHeader(v.clone()))?;
         builder = builder.header(name, value);
     }
-    let (mut parts, ()) = builder.body(()).map_err(|_| DryRunError::BadTarget(req.target.clone()))?.into_parts();
-    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string);
-    let host = host.or_else(|| uri.host().map(str::to_string)).unwrap_or_else(|| "localhost".to_string());
+    let (mut parts, ()) = builder
+        .body(())
+        .map_err(|_| DryRunError::BadTarget(req.target.clone()))?
+        .into_parts();
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    let host = host
+        .or_else(|| uri.host().map(str::to_string))
+        .unwrap_or_else(|| "localhost".to_string());
     if !parts.headers.contains_key(HOST) {
         if let Ok(h) = HeaderValue::from_str(&host) {
             parts.headers.insert(HOST, h);
@@ -119,7 +139,11 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
     };
     let mut st = engine.new_request(conn, endpoint);
     st.enable_trace();
-    let request = format!("{} {scheme}://{host}{}", req.method, uri.path_and_query().map_or("/", |p| p.as_str()));
+    let request = format!(
+        "{} {scheme}://{host}{}",
+        req.method,
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
     let mut report = DryRunReport {
         request,
         response: None,
@@ -133,13 +157,24 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
     match engine.on_http_request(&mut st, &mut parts) {
         RequestVerdict::Respond(r) => report.response = Some(summarize(r)),
         RequestVerdict::Continue => {
-            report.upstream_request = Some((parts.method.clone(), parts.uri.clone(), parts.headers.clone()));
+            report.upstream_request = Some((
+                parts.method.clone(),
+                parts.uri.clone(),
+                parts.headers.clone(),
+            ));
             let status = StatusCode::from_u16(req.upstream_status).unwrap_or(StatusCode::OK);
-            let (mut res, ()) = Response::builder().status(status).body(()).unwrap_or_default().into_parts();
-            res.headers.insert("content-type", HeaderValue::from_static("text/plain"));
+            let (mut res, ()) = Response::builder()
+                .status(status)
+                .body(())
+                .unwrap_or_default()
+                .into_parts();
+            res.headers
+                .insert("content-type", HeaderValue::from_static("text/plain"));
             match engine.on_http_response(&mut st, &parts, &mut res) {
                 ResponseVerdict::Replace(r) => report.response = Some(summarize(r)),
-                ResponseVerdict::Continue => report.upstream_response = Some((res.status, res.headers)),
+                ResponseVerdict::Continue => {
+                    report.upstream_response = Some((res.status, res.headers))
+                }
             }
         }
     }
@@ -152,7 +187,11 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
 
 fn summarize(r: Response<bytes::Bytes>) -> (StatusCode, HeaderMap, String) {
     let (parts, body) = r.into_parts();
-    (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 fn write_headers(f: &mut fmt::Formatter<'_>, headers: &HeaderMap) -> fmt::Result {
@@ -176,7 +215,11 @@ impl fmt::Display for DryRunReport {
             writeln!(f, "result: the policy answers {status}")?;
             write_headers(f, headers)?;
             if !body.is_empty() {
-                writeln!(f, "    body: {}", body.trim_end().replace('\n', "\n          "))?;
+                writeln!(
+                    f,
+                    "    body: {}",
+                    body.trim_end().replace('\n', "\n          ")
+                )?;
             }
         }
         if let Some((method, uri, headers)) = &self.upstream_request {
@@ -210,14 +253,28 @@ mod tests {
         )
         .unwrap();
         let engine = Engine::new(vec![p]);
-        let r = DryRunRequest::parse("GET /admin", &["X-A: 1".to_string()], "8.8.8.8".parse().unwrap()).unwrap();
+        let r = DryRunRequest::parse(
+            "GET /admin",
+            &["X-A: 1".to_string()],
+            "8.8.8.8".parse().unwrap(),
+        )
+        .unwrap();
         let text = run(&engine, &r).unwrap().to_string();
-        assert!(text.contains("on_http_request | admin only from office | matched"), "{text}");
+        assert!(
+            text.contains("on_http_request | admin only from office | matched"),
+            "{text}"
+        );
         assert!(text.contains("restrict-ips: Deny"), "{text}");
-        assert!(text.contains("result: the policy answers 403 Forbidden"), "{text}");
+        assert!(
+            text.contains("result: the policy answers 403 Forbidden"),
+            "{text}"
+        );
         let r = DryRunRequest::parse("GET /public", &[], "8.8.8.8".parse().unwrap()).unwrap();
         let text = run(&engine, &r).unwrap().to_string();
-        assert!(text.contains("result: forwarded upstream as GET /public"), "{text}");
+        assert!(
+            text.contains("result: forwarded upstream as GET /public"),
+            "{text}"
+        );
         assert!(DryRunRequest::parse("GET", &[], "8.8.8.8".parse().unwrap()).is_err());
     }
 }

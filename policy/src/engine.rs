@@ -66,7 +66,11 @@ impl Engine {
 
     /// Runs on_http_request. On [`RequestVerdict::Respond`] the response phase has already run
     /// on the generated response, so the caller sends it as it is and skips the upstream.
-    pub fn on_http_request<R: RequestHead>(&self, st: &mut RequestState, req: &mut R) -> RequestVerdict {
+    pub fn on_http_request<R: RequestHead>(
+        &self,
+        st: &mut RequestState,
+        req: &mut R,
+    ) -> RequestVerdict {
         self.request_dyn(st, req)
     }
 
@@ -98,7 +102,12 @@ impl Engine {
         }
     }
 
-    fn response_dyn(&self, st: &mut RequestState, req: &dyn RequestHead, res: &mut dyn ResponseHead) -> ResponseVerdict {
+    fn response_dyn(
+        &self,
+        st: &mut RequestState,
+        req: &dyn RequestHead,
+        res: &mut dyn ResponseHead,
+    ) -> ResponseVerdict {
         match self.run_phase(Phase::Response, st, &mut Msg::Res(req, res)) {
             None => ResponseVerdict::Continue,
             Some(r) => {
@@ -108,7 +117,12 @@ impl Engine {
         }
     }
 
-    fn run_phase(&self, phase: Phase, st: &mut RequestState, msg: &mut Msg) -> Option<Response<Bytes>> {
+    fn run_phase(
+        &self,
+        phase: Phase,
+        st: &mut RequestState,
+        msg: &mut Msg,
+    ) -> Option<Response<Bytes>> {
         // Variables are scoped to the phase.
         st.vars.clear();
         for rule in self.layers.iter().flat_map(|l| l.rules(phase)) {
@@ -123,7 +137,9 @@ impl Engine {
                 match result {
                     Ok(true) => {}
                     Ok(false) => {
-                        st.trace_event(phase, &rule.label, || format!("skipped: `{}` is false", e.source()));
+                        st.trace_event(phase, &rule.label, || {
+                            format!("skipped: `{}` is false", e.source())
+                        });
                         matched = false;
                         break;
                     }
@@ -149,7 +165,7 @@ impl Engine {
             };
             for action in &rule.actions {
                 if let Flow::Respond(r) = action.run(&mut ex) {
-                    return Some(r);
+                    return Some(*r);
                 }
             }
         }
@@ -231,7 +247,12 @@ on_http_request:
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
         assert!(o.forwarded);
         assert_eq!(o.st.errors().len(), 1);
-        assert!(o.st.trace().unwrap().iter().any(|t| t.event.starts_with("skipped")));
+        assert!(o
+            .st
+            .trace()
+            .unwrap()
+            .iter()
+            .any(|t| t.event.starts_with("skipped")));
     }
 
     #[test]
@@ -253,8 +274,16 @@ on_http_response:
 
     #[test]
     fn layers_are_one_rule_list() {
-        let a = crate::Policy::parse("on_http_request: [{actions: [{type: set-vars, config: {vars: [{who: op}]}}]}]", "op.yml").unwrap();
-        let b = crate::Policy::parse("on_http_request: [{expressions: [\"vars.who == 'op'\"], actions: [{type: deny}]}]", "agent.yml").unwrap();
+        let a = crate::Policy::parse(
+            "on_http_request: [{actions: [{type: set-vars, config: {vars: [{who: op}]}}]}]",
+            "op.yml",
+        )
+        .unwrap();
+        let b = crate::Policy::parse(
+            "on_http_request: [{expressions: [\"vars.who == 'op'\"], actions: [{type: deny}]}]",
+            "agent.yml",
+        )
+        .unwrap();
         let e = crate::Engine::new(vec![a, b]);
         assert_eq!(run(&e, req("GET /", &[]), "1.1.1.1").res.status(), 403);
     }

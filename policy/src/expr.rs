@@ -21,15 +21,50 @@ static BASE: LazyLock<Context<'static, 'static>> = LazyLock::new(|| {
 
 /// Functions of the CEL standard library that policies may call.
 const STD_FUNCTIONS: &[&str] = &[
-    "size", "contains", "startsWith", "endsWith", "int", "uint", "double", "string", "bytes",
-    "bool", "type", "dyn", "duration", "timestamp", "getFullYear", "getMonth", "getDate",
-    "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds",
-    "getMilliseconds", "max", "min", "hasValue", "value", "orValue", "or",
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "type",
+    "dyn",
+    "duration",
+    "timestamp",
+    "getFullYear",
+    "getMonth",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "max",
+    "min",
+    "hasValue",
+    "value",
+    "orValue",
+    "or",
 ];
 
 /// Type names usable as values (`type(x) == string`).
 const TYPE_NAMES: &[&str] = &[
-    "int", "uint", "double", "string", "bytes", "bool", "list", "map", "null_type", "type",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "list",
+    "map",
+    "null_type",
+    "type",
 ];
 
 /// A compiled CEL expression.
@@ -48,7 +83,10 @@ impl Expr {
     pub fn compile(source: &str, phase: Phase) -> Result<Self, Vec<String>> {
         let program = ENV.compile(source).map_err(|e| {
             let first = e.errors.first();
-            let detail = first.map_or_else(|| one_line(&e.to_string()), |f| format!("{} at column {}", f.msg, f.pos.1 + 1));
+            let detail = first.map_or_else(
+                || one_line(&e.to_string()),
+                |f| format!("{} at column {}", f.msg, f.pos.1 + 1),
+            );
             vec![format!("invalid CEL expression `{source}`: {detail}")]
         })?;
         let mut ast = program.expression().clone();
@@ -205,13 +243,20 @@ fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, phase: Phase, problems: &mut 
     }
 }
 
-fn walk_call(call: &mut CallExpr, bound: &mut Vec<String>, phase: Phase, problems: &mut Vec<String>) {
+fn walk_call(
+    call: &mut CallExpr,
+    bound: &mut Vec<String>,
+    phase: Phase,
+    problems: &mut Vec<String>,
+) {
     // `base64.encode(x)` parses as a call of `encode` on the identifier `base64`.
     let namespace = match call.target.as_deref() {
         Some(IdedExpr {
             expr: Ast::Ident(ns),
             ..
-        }) if !bound.contains(ns) && functions::NAMESPACES.contains(&ns.as_str()) => Some(ns.clone()),
+        }) if !bound.contains(ns) && functions::NAMESPACES.contains(&ns.as_str()) => {
+            Some(ns.clone())
+        }
         _ => None,
     };
     if let Some(ns) = namespace {
@@ -327,7 +372,9 @@ impl Template {
                 Part::Lit(s) => out.push_str(s),
                 Part::Expr(Expr { var: Some(v), .. }) => out.push_str(v.get(scope)),
                 Part::Expr(e) => {
-                    let v = e.eval(scope).map_err(|err| format!("`${{{}}}`: {err}", e.source()))?;
+                    let v = e
+                        .eval(scope)
+                        .map_err(|err| format!("`${{{}}}`: {err}", e.source()))?;
                     stringify(&v, &mut out);
                 }
             }

@@ -69,7 +69,13 @@ impl StrVar {
 
     /// The variable's value, as the CEL resolver would give it.
     pub fn get<'a>(self, s: &'a Scope<'_>) -> &'a str {
-        let header = |name: &str| s.req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let header = |name: &str| {
+            s.req
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
         match self {
             StrVar::Method => s.req.method().as_str(),
             StrVar::Host => vars::host(s.req),
@@ -125,14 +131,22 @@ impl Fast {
         let args = c.args.as_slice();
         Some(match (c.func_name.as_str(), target, args) {
             ("!_", None, [x]) => Fast::Not(Box::new(Self::compile(x)?)),
-            ("_&&_", None, [a, b]) => Fast::And(Box::new(Self::compile(a)?), Box::new(Self::compile(b)?)),
-            ("_||_", None, [a, b]) => Fast::Or(Box::new(Self::compile(a)?), Box::new(Self::compile(b)?)),
+            ("_&&_", None, [a, b]) => {
+                Fast::And(Box::new(Self::compile(a)?), Box::new(Self::compile(b)?))
+            }
+            ("_||_", None, [a, b]) => {
+                Fast::Or(Box::new(Self::compile(a)?), Box::new(Self::compile(b)?))
+            }
             (op @ ("_==_" | "_!=_"), None, [a, b]) => {
                 let (var, text) = match (StrVar::from_ast(&a.expr), lit(b)) {
                     (Some(v), Some(t)) => (v, t),
                     _ => (StrVar::from_ast(&b.expr)?, lit(a)?),
                 };
-                Fast::Cmp(var, if op == "_==_" { Op::Eq } else { Op::Ne }, text.to_string())
+                Fast::Cmp(
+                    var,
+                    if op == "_==_" { Op::Eq } else { Op::Ne },
+                    text.to_string(),
+                )
             }
             (name @ ("startsWith" | "endsWith" | "contains"), Some(t), [x]) => {
                 let op = match name {
@@ -142,17 +156,29 @@ impl Fast {
                 };
                 Fast::Cmp(StrVar::from_ast(&t.expr)?, op, lit(x)?.to_string())
             }
-            (MATCHES, Some(t), [p]) => Fast::Matches(StrVar::from_ast(&t.expr)?, functions::regex(lit(p)?).ok()?),
-            (MATCHES, None, [t, p]) => Fast::Matches(StrVar::from_ast(&t.expr)?, functions::regex(lit(p)?).ok()?),
+            (MATCHES, Some(t), [p]) => {
+                Fast::Matches(StrVar::from_ast(&t.expr)?, functions::regex(lit(p)?).ok()?)
+            }
+            (MATCHES, None, [t, p]) => {
+                Fast::Matches(StrVar::from_ast(&t.expr)?, functions::regex(lit(p)?).ok()?)
+            }
             ("@in", None, [v, list]) => {
-                let Ast::List(l) = &list.expr else { return None };
-                let items = l.elements.iter().map(|x| lit(x).map(str::to_string)).collect::<Option<Vec<_>>>()?;
+                let Ast::List(l) = &list.expr else {
+                    return None;
+                };
+                let items = l
+                    .elements
+                    .iter()
+                    .map(|x| lit(x).map(str::to_string))
+                    .collect::<Option<Vec<_>>>()?;
                 Fast::In(StrVar::from_ast(&v.expr)?, items)
             }
-            ("hasReqHeader", None, [h]) => {
-                Fast::HasReqHeader(HeaderName::from_bytes(lit(h)?.to_ascii_lowercase().as_bytes()).ok()?)
-            }
-            ("inCidrRange", None, [ip, cidr]) if StrVar::from_ast(&ip.expr) == Some(StrVar::ClientIp) => {
+            ("hasReqHeader", None, [h]) => Fast::HasReqHeader(
+                HeaderName::from_bytes(lit(h)?.to_ascii_lowercase().as_bytes()).ok()?,
+            ),
+            ("inCidrRange", None, [ip, cidr])
+                if StrVar::from_ast(&ip.expr) == Some(StrVar::ClientIp) =>
+            {
                 Fast::ClientIpIn(lit(cidr)?.parse().ok()?)
             }
             _ => return None,
@@ -214,7 +240,10 @@ mod tests {
         ];
         let e = engine("");
         let requests = [
-            req("GET /api/x?a=1", &[("user-agent", "GoogleBot"), ("x-api-key", "k")]),
+            req(
+                "GET /api/x?a=1",
+                &[("user-agent", "GoogleBot"), ("x-api-key", "k")],
+            ),
             req("POST /v1/a.json", &[("user-agent", "Firefox")]),
             req("HEAD /", &[]),
         ];
@@ -225,7 +254,11 @@ mod tests {
                 for ip in ["10.1.1.1", "8.8.8.8"] {
                     let st = state(&e, ip);
                     let scope = Scope::new(r, None, &st);
-                    assert_eq!(x.eval_bool(&scope), x.eval_bool_interpreted(&scope), "{src} on request {i} from {ip}");
+                    assert_eq!(
+                        x.eval_bool(&scope),
+                        x.eval_bool_interpreted(&scope),
+                        "{src} on request {i} from {ip}"
+                    );
                 }
             }
         }

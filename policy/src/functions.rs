@@ -20,13 +20,30 @@ pub(crate) const NAMESPACES: &[&str] = &["base64", "basic_auth"];
 
 /// Every function this module adds, for the compile-time check.
 pub(crate) const NAMES: &[&str] = &[
-    "inCidrRange", "inCidrRanges", "isPrivateIp", "hasReqHeader", "getReqHeader", "hasResHeader",
-    "getResHeader", "hasQueryParam", "getQueryParam", "hasReqCookie", "getReqCookie", "lower",
-    "upper", "trim", "base64.encode", "base64.decode", "basic_auth.encode", MATCHES,
+    "inCidrRange",
+    "inCidrRanges",
+    "isPrivateIp",
+    "hasReqHeader",
+    "getReqHeader",
+    "hasResHeader",
+    "getResHeader",
+    "hasQueryParam",
+    "getQueryParam",
+    "hasReqCookie",
+    "getReqCookie",
+    "lower",
+    "upper",
+    "trim",
+    "base64.encode",
+    "base64.decode",
+    "basic_auth.encode",
+    MATCHES,
 ];
 
 type Func = Box<
-    dyn for<'c, 'v> Fn(&mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError> + Send + Sync,
+    dyn for<'c, 'v> Fn(&mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError>
+        + Send
+        + Sync,
 >;
 
 /// Adds the functions to the shared root context.
@@ -108,13 +125,17 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok().map(crate::state::canonical_ip)
 }
 
-fn in_cidr_range<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError> {
+fn in_cidr_range<'c, 'v>(
+    f: &mut FunctionContext<'c, 'v>,
+) -> Result<CowVal<'c, 'v>, ExecutionError> {
     let ip = parse_ip(str_arg(f, 0)?);
     let net: Option<IpNet> = str_arg(f, 1)?.parse().ok();
     ok_bool(matches!((ip, net), (Some(ip), Some(net)) if net.contains(&ip)))
 }
 
-fn in_cidr_ranges<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError> {
+fn in_cidr_ranges<'c, 'v>(
+    f: &mut FunctionContext<'c, 'v>,
+) -> Result<CowVal<'c, 'v>, ExecutionError> {
     let Some(ip) = parse_ip(str_arg(f, 0)?) else {
         return ok_bool(false);
     };
@@ -128,7 +149,9 @@ fn in_cidr_ranges<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 
     ok_bool(hit)
 }
 
-fn is_private_ip<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError> {
+fn is_private_ip<'c, 'v>(
+    f: &mut FunctionContext<'c, 'v>,
+) -> Result<CowVal<'c, 'v>, ExecutionError> {
     ok_bool(parse_ip(str_arg(f, 0)?).is_some_and(private))
 }
 
@@ -136,7 +159,10 @@ fn is_private_ip<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, '
 pub(crate) fn private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
@@ -154,13 +180,22 @@ fn lookup(f: &FunctionContext<'_, '_>, prefix: &str) -> Result<Value, ExecutionE
     }
 }
 
-fn has<'c, 'v>(f: &mut FunctionContext<'c, 'v>, prefix: &str) -> Result<CowVal<'c, 'v>, ExecutionError> {
+fn has<'c, 'v>(
+    f: &mut FunctionContext<'c, 'v>,
+    prefix: &str,
+) -> Result<CowVal<'c, 'v>, ExecutionError> {
     let name = format!("{}{prefix}{}", vars::HAS, str_arg(f, 0)?);
-    let found = f.ptx.get_variable(name).is_some_and(|v| <bool>::try_from(v.into_owned()).unwrap_or(false));
+    let found = f
+        .ptx
+        .get_variable(name)
+        .is_some_and(|v| <bool>::try_from(v.into_owned()).unwrap_or(false));
     ok_bool(found)
 }
 
-fn get<'c, 'v>(f: &mut FunctionContext<'c, 'v>, prefix: &str) -> Result<CowVal<'c, 'v>, ExecutionError> {
+fn get<'c, 'v>(
+    f: &mut FunctionContext<'c, 'v>,
+    prefix: &str,
+) -> Result<CowVal<'c, 'v>, ExecutionError> {
     ok_value(lookup(f, prefix)?)
 }
 
@@ -178,7 +213,9 @@ fn b64_encode<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>,
         Value::Bytes(b) => b.to_vec(),
         _ => return Err(f.error("expected a string or bytes")),
     };
-    Ok(CowVal::owned(CelString::from(base64::engine::general_purpose::STANDARD.encode(bytes))))
+    Ok(CowVal::owned(CelString::from(
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    )))
 }
 
 fn b64_decode<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError> {
@@ -192,7 +229,9 @@ fn b64_decode<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>,
     }
 }
 
-fn basic_auth_encode<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, ExecutionError> {
+fn basic_auth_encode<'c, 'v>(
+    f: &mut FunctionContext<'c, 'v>,
+) -> Result<CowVal<'c, 'v>, ExecutionError> {
     let user = str_arg(f, 0)?;
     let pass = str_arg(f, 1)?;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));

@@ -29,9 +29,9 @@ mod phase;
 mod policy;
 mod shorthand;
 mod state;
-mod vars;
 #[cfg(test)]
 mod testutil;
+mod vars;
 
 pub use compress::BodyTransform;
 pub use engine::{Engine, RequestVerdict, ResponseVerdict};
@@ -40,4 +40,6 @@ pub use head::{RequestHead, ResponseHead};
 pub use phase::Phase;
 pub use policy::Policy;
 pub use shorthand::Shorthand;
-pub use state::{ActionOutcome, Clock, ConnInfo, Decision, EndpointInfo, RequestState, SystemClock, TraceEntry};
+pub use state::{
+    ActionOutcome, Clock, ConnInfo, Decision, EndpointInfo, RequestState, SystemClock, TraceEntry,
+};

@@ -64,9 +64,7 @@ pub(crate) fn load(source: &str) -> Result<Node, (Option<Pos>, String)> {
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder
-        .done
-        .unwrap_or_else(|| Node::synthetic(Kind::Null)))
+    Ok(builder.done.unwrap_or_else(|| Node::synthetic(Kind::Null)))
 }
 
 fn pos(m: &Marker) -> Pos {
@@ -144,10 +142,8 @@ impl MarkedEventReceiver for Builder {
                     self.push(node);
                 }
             }
-            Event::Alias(_) => {
-                if self.error.is_none() {
-                    self.error = Some((p, "YAML aliases are not supported in policies".into()));
-                }
+            Event::Alias(_) if self.error.is_none() => {
+                self.error = Some((p, "YAML aliases are not supported in policies".into()));
             }
             _ => {}
         }
@@ -164,7 +160,8 @@ fn plain_scalar(value: String) -> Kind {
             if let Ok(i) = v.parse::<i64>() {
                 Kind::Int(i)
             } else if v.contains(['.', 'e', 'E'])
-                && v.trim_start_matches(['-', '+']).starts_with(|c: char| c.is_ascii_digit())
+                && v.trim_start_matches(['-', '+'])
+                    .starts_with(|c: char| c.is_ascii_digit())
             {
                 v.parse::<f64>().map_or(Kind::Str(value), Kind::Float)
             } else {

@@ -68,10 +68,16 @@ impl Policy {
             return policy;
         };
         if let Some((n, p)) = obj.get("on_tcp_connect") {
-            cx.err(&p, n.pos, "on_tcp_connect is not supported: Sluice has no TCP endpoints yet");
+            cx.err(
+                &p,
+                n.pos,
+                "on_tcp_connect is not supported: Sluice has no TCP endpoints yet",
+            );
         }
         for phase in [Phase::Request, Phase::Response] {
-            let Some((n, p)) = obj.get(phase.key()) else { continue };
+            let Some((n, p)) = obj.get(phase.key()) else {
+                continue;
+            };
             let rules: Vec<Rule> = list(cx, n, &p, None)
                 .into_iter()
                 .filter_map(|(rn, rp)| compile_rule(cx, rn, &rp, phase, origin))
@@ -175,8 +181,16 @@ inbound: []
     #[test]
     fn tcp_phase_and_unsupported_actions_are_explained() {
         let errs = errors("on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: oauth, config: {provider: google}}]}]");
-        assert!(errs[0].contains("on_tcp_connect: on_tcp_connect is not supported: Sluice has no TCP endpoints yet"), "{errs:?}");
-        assert!(errs[1].contains("action type `oauth` is not supported by Sluice yet"), "{errs:?}");
+        assert!(
+            errs[0].contains(
+                "on_tcp_connect: on_tcp_connect is not supported: Sluice has no TCP endpoints yet"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("action type `oauth` is not supported by Sluice yet"),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -190,11 +204,21 @@ inbound: []
 
     #[test]
     fn json_documents_and_empty_documents() {
-        let p = crate::Policy::parse(r#"{"on_http_request": [{"actions": [{"type": "deny"}]}]}"#, "p.json").unwrap();
+        let p = crate::Policy::parse(
+            r#"{"on_http_request": [{"actions": [{"type": "deny"}]}]}"#,
+            "p.json",
+        )
+        .unwrap();
         assert_eq!(p.rule_counts(), (1, 0));
-        assert_eq!(crate::Policy::parse("", "empty.yml").unwrap().rule_counts(), (0, 0));
+        assert_eq!(
+            crate::Policy::parse("", "empty.yml").unwrap().rule_counts(),
+            (0, 0)
+        );
         let e = crate::Policy::parse("{\"on_http_request\": [", "p.json").unwrap_err();
-        assert!(e.to_string().starts_with("p.json:2:1: invalid YAML/JSON"), "{e}");
+        assert!(
+            e.to_string().starts_with("p.json:2:1: invalid YAML/JSON"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ fn s(text: &str) -> Node {
 }
 
 fn map(entries: Vec<(&str, Node)>) -> Node {
-    Node::synthetic(Kind::Map(entries.into_iter().map(|(k, v)| (s(k), v)).collect()))
+    Node::synthetic(Kind::Map(
+        entries.into_iter().map(|(k, v)| (s(k), v)).collect(),
+    ))
 }
 
 fn strings(items: &[String]) -> Node {
@@ -77,7 +79,10 @@ impl Shorthand {
             } else {
                 self.cidr_allow.clone()
             };
-            let config = map(vec![("allow", strings(&allow)), ("deny", strings(&self.cidr_deny))]);
+            let config = map(vec![
+                ("allow", strings(&allow)),
+                ("deny", strings(&self.cidr_deny)),
+            ]);
             request.push(("--cidr-allow/--cidr-deny", rule("restrict-ips", config)));
         }
         if !self.basic_auth.is_empty() {
@@ -85,30 +90,65 @@ impl Shorthand {
             request.push(("--basic-auth", rule("basic-auth", config)));
         }
         let headers = [
-            (&self.request_header_remove, "--request-header-remove", true, &mut request),
-            (&self.response_header_remove, "--response-header-remove", true, &mut response),
+            (
+                &self.request_header_remove,
+                "--request-header-remove",
+                true,
+                &mut request,
+            ),
+            (
+                &self.response_header_remove,
+                "--response-header-remove",
+                true,
+                &mut response,
+            ),
         ];
         for (values, flag, _, rules) in headers {
             if !values.is_empty() {
-                rules.push((flag, rule("remove-headers", map(vec![("headers", strings(values))]))));
+                rules.push((
+                    flag,
+                    rule("remove-headers", map(vec![("headers", strings(values))])),
+                ));
             }
         }
         for (values, flag, rules) in [
-            (&self.request_header_add, "--request-header-add", &mut request),
-            (&self.response_header_add, "--response-header-add", &mut response),
+            (
+                &self.request_header_add,
+                "--request-header-add",
+                &mut request,
+            ),
+            (
+                &self.response_header_add,
+                "--response-header-add",
+                &mut response,
+            ),
         ] {
             if !values.is_empty() {
                 let hm = header_map(flag, values, &mut bad_format);
                 rules.push((flag, rule("add-headers", map(vec![("headers", hm)]))));
             }
         }
-        let flags: Vec<(String, &str)> = [("on_http_request", &request), ("on_http_response", &response)]
-            .iter()
-            .flat_map(|(phase, rules)| rules.iter().enumerate().map(move |(i, (flag, _))| (format!("{phase}[{i}]"), *flag)))
-            .collect();
+        let flags: Vec<(String, &str)> = [
+            ("on_http_request", &request),
+            ("on_http_response", &response),
+        ]
+        .iter()
+        .flat_map(|(phase, rules)| {
+            rules
+                .iter()
+                .enumerate()
+                .map(move |(i, (flag, _))| (format!("{phase}[{i}]"), *flag))
+        })
+        .collect();
         let doc = map(vec![
-            ("on_http_request", Node::synthetic(Kind::Seq(request.into_iter().map(|(_, r)| r).collect()))),
-            ("on_http_response", Node::synthetic(Kind::Seq(response.into_iter().map(|(_, r)| r).collect()))),
+            (
+                "on_http_request",
+                Node::synthetic(Kind::Seq(request.into_iter().map(|(_, r)| r).collect())),
+            ),
+            (
+                "on_http_response",
+                Node::synthetic(Kind::Seq(response.into_iter().map(|(_, r)| r).collect())),
+            ),
         ]);
         let mut cx = Cx::new("flags");
         for msg in bad_format {
@@ -120,7 +160,8 @@ impl Shorthand {
         }
         let mut errors = cx.errors;
         for e in &mut errors {
-            if let Some((prefix, flag)) = flags.iter().find(|(p, _)| e.path.starts_with(p.as_str())) {
+            if let Some((prefix, flag)) = flags.iter().find(|(p, _)| e.path.starts_with(p.as_str()))
+            {
                 let rest = e.path[prefix.len()..].trim_start_matches(".actions[0].config");
                 let rest = rest.rsplit_once('.').map_or(rest, |(_, last)| last);
                 let index = rest.find('[').map_or("", |i| &rest[i..]);
@@ -146,8 +187,17 @@ mod tests {
         let e = Engine::new(vec![flags.compile().unwrap()]);
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
         assert_eq!(o.res.status(), 401);
-        assert!(header(&o.res, "www-authenticate").unwrap().starts_with("Basic realm="));
-        assert!(run(&e, req("GET /", &[("authorization", &basic("user", "password1"))]), "1.1.1.1").forwarded);
+        assert!(header(&o.res, "www-authenticate")
+            .unwrap()
+            .starts_with("Basic realm="));
+        assert!(
+            run(
+                &e,
+                req("GET /", &[("authorization", &basic("user", "password1"))]),
+                "1.1.1.1"
+            )
+            .forwarded
+        );
     }
 
     #[test]
@@ -178,8 +228,17 @@ mod tests {
             ..Default::default()
         };
         let errs = flags.compile().unwrap_err().to_string();
-        assert!(errs.contains("flags: --request-header-add `novalue`: expected `name: value`"), "{errs}");
-        assert!(errs.contains("flags: --basic-auth[0]: the password must be 8 to 128 characters long"), "{errs}");
-        assert!(errs.contains("flags: --cidr-allow/--cidr-deny[0]: invalid CIDR `nope`"), "{errs}");
+        assert!(
+            errs.contains("flags: --request-header-add `novalue`: expected `name: value`"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("flags: --basic-auth[0]: the password must be 8 to 128 characters long"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("flags: --cidr-allow/--cidr-deny[0]: invalid CIDR `nope`"),
+            "{errs}"
+        );
     }
 }

@@ -183,7 +183,9 @@ impl RequestState {
     /// Takes the streaming body transformer set by compress-response, for the edge to feed
     /// the response body through chunk by chunk.
     pub fn take_body_transform(&mut self) -> Option<Box<dyn BodyTransform + Send>> {
-        self.body_transform.take().map(|t| t as Box<dyn BodyTransform + Send>)
+        self.body_transform
+            .take()
+            .map(|t| t as Box<dyn BodyTransform + Send>)
     }
 
     fn last_outcome(&self, action: &str) -> Option<Decision> {
@@ -194,7 +196,13 @@ impl RequestState {
             .map(|o| o.decision)
     }
 
-    pub(crate) fn record(&mut self, phase: Phase, action: &'static str, decision: Decision, enforced: bool) {
+    pub(crate) fn record(
+        &mut self,
+        phase: Phase,
+        action: &'static str,
+        decision: Decision,
+        enforced: bool,
+    ) {
         self.outcomes.push(ActionOutcome {
             phase,
             action,

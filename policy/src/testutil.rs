@@ -1,6 +1,8 @@
 //! Helpers for the unit tests: a fixed clock, requests, and running both phases.
 
-use crate::{Clock, ConnInfo, EndpointInfo, Engine, Policy, RequestState, RequestVerdict, ResponseVerdict};
+use crate::{
+    Clock, ConnInfo, EndpointInfo, Engine, Policy, RequestState, RequestVerdict, ResponseVerdict,
+};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,9 @@ impl TestClock {
 
 impl Clock for TestClock {
     fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(self.0.load(Ordering::SeqCst))
+        UNIX_EPOCH
+            + Duration::from_secs(1_800_000_000)
+            + Duration::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -39,7 +43,10 @@ pub fn errors(yaml: &str) -> Vec<String> {
 
 pub fn req(line: &str, headers: &[(&str, &str)]) -> http::request::Parts {
     let (method, uri) = line.split_once(' ').unwrap();
-    let mut b = Request::builder().method(method).uri(uri).header("host", "app.example.com");
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "app.example.com");
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
@@ -48,7 +55,9 @@ pub fn req(line: &str, headers: &[(&str, &str)]) -> http::request::Parts {
 
 pub fn state(engine: &Engine, ip: &str) -> RequestState {
     let conn = ConnInfo {
-        client_addr: format!("{ip}:40000").parse().unwrap_or_else(|_| format!("[{ip}]:40000").parse().unwrap()),
+        client_addr: format!("{ip}:40000")
+            .parse()
+            .unwrap_or_else(|_| format!("[{ip}]:40000").parse().unwrap()),
         server_port: 443,
         start: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         tls_version: Some("1.3".into()),
@@ -78,7 +87,12 @@ pub struct Outcome {
 pub fn run(engine: &Engine, mut req: http::request::Parts, ip: &str) -> Outcome {
     let mut st = state(engine, ip);
     match engine.on_http_request(&mut st, &mut req) {
-        RequestVerdict::Respond(res) => Outcome { st, req, res, forwarded: false },
+        RequestVerdict::Respond(res) => Outcome {
+            st,
+            req,
+            res,
+            forwarded: false,
+        },
         RequestVerdict::Continue => {
             let upstream = Response::builder()
                 .status(200)
@@ -97,7 +111,12 @@ pub fn run(engine: &Engine, mut req: http::request::Parts, ip: &str) -> Outcome 
                     Response::from_parts(parts, body)
                 }
             };
-            Outcome { st, req, res, forwarded: true }
+            Outcome {
+                st,
+                req,
+                res,
+                forwarded: true,
+            }
         }
     }
 }
@@ -108,5 +127,8 @@ pub fn header<'a>(res: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
 
 pub fn basic(user: &str, pass: &str) -> String {
     use base64::Engine as _;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }

@@ -7,34 +7,80 @@ use cel::common::types::{CelBool, CelInt, CelNull, CelString};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::Value;
-use http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
+use http::header::{
+    HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// Variables with a value of their own (prefixes such as `req.url` may also have fields).
 const LEAVES: &[&str] = &[
-    "req.method", "req.version", "req.host", "req.url", "req.url.raw", "req.url.scheme",
-    "req.url.host", "req.url.port", "req.url.path", "req.url.raw_path", "req.url.query",
-    "req.url.authority", "req.content_length", "req.content_type", "req.user_agent",
-    "req.user_agent.is_bot", "req.user_agent.is_mobile", "req.user_agent.is_desktop",
-    "res.status_code", "res.content_type", "res.content_length", "res.location",
-    "conn.client_ip", "conn.client_port", "conn.server_port", "conn.ts.start", "conn.tls.version",
-    "endpoint.id", "endpoint.url", "endpoint.host", "endpoint.port", "endpoint.protocol",
+    "req.method",
+    "req.version",
+    "req.host",
+    "req.url",
+    "req.url.raw",
+    "req.url.scheme",
+    "req.url.host",
+    "req.url.port",
+    "req.url.path",
+    "req.url.raw_path",
+    "req.url.query",
+    "req.url.authority",
+    "req.content_length",
+    "req.content_type",
+    "req.user_agent",
+    "req.user_agent.is_bot",
+    "req.user_agent.is_mobile",
+    "req.user_agent.is_desktop",
+    "res.status_code",
+    "res.content_type",
+    "res.content_length",
+    "res.location",
+    "conn.client_ip",
+    "conn.client_port",
+    "conn.server_port",
+    "conn.ts.start",
+    "conn.tls.version",
+    "endpoint.id",
+    "endpoint.url",
+    "endpoint.host",
+    "endpoint.port",
+    "endpoint.protocol",
     "time.now",
 ];
 
 /// Map-valued variables: any key below them is allowed.
-pub(crate) const MAPS: &[&str] = &["req.headers", "req.cookies", "req.url.query_params", "res.headers", "res.cookies"];
+pub(crate) const MAPS: &[&str] = &[
+    "req.headers",
+    "req.cookies",
+    "req.url.query_params",
+    "res.headers",
+    "res.cookies",
+];
 
 /// The `actions.ngrok.<key>` result names, one per supported action type.
 pub(crate) const ACTION_KEYS: &[&str] = &[
-    "add_headers", "remove_headers", "custom_response", "deny", "redirect", "url_rewrite",
-    "basic_auth", "restrict_ips", "rate_limit", "set_vars", "log", "compress_response",
+    "add_headers",
+    "remove_headers",
+    "custom_response",
+    "deny",
+    "redirect",
+    "url_rewrite",
+    "basic_auth",
+    "restrict_ips",
+    "rate_limit",
+    "set_vars",
+    "log",
+    "compress_response",
 ];
 
 /// The bit of an `actions.ngrok.<key>` result in a results mask.
 pub(crate) fn result_bit(key: &str) -> u32 {
-    ACTION_KEYS.iter().position(|k| *k == key).map_or(0, |i| 1 << i)
+    ACTION_KEYS
+        .iter()
+        .position(|k| *k == key)
+        .map_or(0, |i| 1 << i)
 }
 
 /// Which action results a policy's expressions may read, found in its source text:
@@ -52,8 +98,15 @@ pub(crate) fn wanted_results(source: &str) -> u32 {
             }
             continue;
         };
-        let key: String = key_part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        mask |= if ACTION_KEYS.contains(&key.as_str()) { result_bit(&key) } else { u32::MAX };
+        let key: String = key_part
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        mask |= if ACTION_KEYS.contains(&key.as_str()) {
+            result_bit(&key)
+        } else {
+            u32::MAX
+        };
     }
     mask
 }
@@ -64,15 +117,23 @@ pub(crate) fn check_path(segs: &[&str], phase: Phase) -> Result<(), String> {
     match segs[0] {
         "vars" => Ok(()),
         "actions" => match (segs.get(1), segs.get(2)) {
-            (Some(&n), _) if n != "ngrok" => Err(format!("unknown variable `{full}` (results are under `actions.ngrok`)")),
-            (_, Some(&key)) if !ACTION_KEYS.contains(&key) => Err(format!("unknown action result `{full}`")),
+            (Some(&n), _) if n != "ngrok" => Err(format!(
+                "unknown variable `{full}` (results are under `actions.ngrok`)"
+            )),
+            (_, Some(&key)) if !ACTION_KEYS.contains(&key) => {
+                Err(format!("unknown action result `{full}`"))
+            }
             _ => Ok(()),
         },
-        "res" if phase == Phase::Request => Err(format!("`{full}` is only available in on_http_response")),
+        "res" if phase == Phase::Request => {
+            Err(format!("`{full}` is only available in on_http_response"))
+        }
         "req" | "res" | "conn" | "endpoint" | "time" => {
             let dotted = format!("{full}.");
             let known = LEAVES.contains(&full.as_str())
-                || MAPS.iter().any(|m| *m == full || full.starts_with(&format!("{m}.")))
+                || MAPS
+                    .iter()
+                    .any(|m| *m == full || full.starts_with(&format!("{m}.")))
                 || LEAVES.iter().chain(MAPS).any(|l| l.starts_with(&dotted));
             if known {
                 Ok(())
@@ -101,7 +162,11 @@ pub(crate) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    pub fn new(req: &'a dyn RequestHead, res: Option<&'a dyn ResponseHead>, st: &'a RequestState) -> Self {
+    pub fn new(
+        req: &'a dyn RequestHead,
+        res: Option<&'a dyn ResponseHead>,
+        st: &'a RequestState,
+    ) -> Self {
         Self {
             req,
             res,
@@ -124,27 +189,41 @@ impl<'a> Scope<'a> {
             "req.url.path" | "req.url.raw_path" => s(req.uri().path()),
             "req.url.query" => s(req.uri().query().unwrap_or("")),
             "req.url.query_params" => v(query_params(req.uri().query().unwrap_or(""))),
-            "req.headers" => CowVal::Borrowed(self.req_headers.get_or_init(|| boxed(header_map(req.headers()))).as_ref()),
+            "req.headers" => CowVal::Borrowed(
+                self.req_headers
+                    .get_or_init(|| boxed(header_map(req.headers())))
+                    .as_ref(),
+            ),
             "req.cookies" => v(cookies(req.headers())),
             "req.content_length" => CowVal::owned(CelInt::from(content_length(req.headers()))),
             "req.content_type" => s(header_str(req.headers(), CONTENT_TYPE.as_str())),
             "req.user_agent" => s(header_str(req.headers(), USER_AGENT.as_str())),
             "req.user_agent.is_bot" => b(is_bot(header_str(req.headers(), USER_AGENT.as_str()))),
-            "req.user_agent.is_mobile" => b(is_mobile(header_str(req.headers(), USER_AGENT.as_str()))),
+            "req.user_agent.is_mobile" => {
+                b(is_mobile(header_str(req.headers(), USER_AGENT.as_str())))
+            }
             "req.user_agent.is_desktop" => {
                 let ua = header_str(req.headers(), USER_AGENT.as_str());
                 b(!ua.is_empty() && !is_bot(ua) && !is_mobile(ua))
             }
-            "res.status_code" => CowVal::owned(CelInt::from(i64::from(self.res?.status().as_u16()))),
+            "res.status_code" => {
+                CowVal::owned(CelInt::from(i64::from(self.res?.status().as_u16())))
+            }
             "res.headers" => v(header_map(self.res?.headers())),
             "res.cookies" => v(set_cookies(self.res?.headers())),
             "res.content_type" => s(header_str(self.res?.headers(), CONTENT_TYPE.as_str())),
-            "res.content_length" => CowVal::owned(CelInt::from(content_length(self.res?.headers()))),
+            "res.content_length" => {
+                CowVal::owned(CelInt::from(content_length(self.res?.headers())))
+            }
             "res.location" => s(header_str(self.res?.headers(), LOCATION.as_str())),
             "conn.client_ip" => s(&st.client_ip_text),
-            "conn.client_port" => CowVal::owned(CelInt::from(i64::from(st.conn.client_addr.port()))),
+            "conn.client_port" => {
+                CowVal::owned(CelInt::from(i64::from(st.conn.client_addr.port())))
+            }
             "conn.server_port" => CowVal::owned(CelInt::from(i64::from(st.conn.server_port))),
-            "conn.ts.start" => v(Value::Timestamp(chrono::DateTime::<chrono::Utc>::from(st.conn.start).fixed_offset())),
+            "conn.ts.start" => v(Value::Timestamp(
+                chrono::DateTime::<chrono::Utc>::from(st.conn.start).fixed_offset(),
+            )),
             "conn.tls.version" => match &st.conn.tls_version {
                 Some(t) => s(t),
                 None => CowVal::owned(CelNull),
@@ -157,8 +236,16 @@ impl<'a> Scope<'a> {
             "time.now" => v(chrono::DateTime::<chrono::Utc>::from(st.now)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 .into()),
-            "vars" => v(Value::from(st.vars.iter().map(|(k, x)| (k.clone(), x.clone())).collect::<HashMap<_, _>>())),
-            "actions" => v(Value::from(HashMap::from([("ngrok".to_string(), self.action_results())]))),
+            "vars" => v(Value::from(
+                st.vars
+                    .iter()
+                    .map(|(k, x)| (k.clone(), x.clone()))
+                    .collect::<HashMap<_, _>>(),
+            )),
+            "actions" => v(Value::from(HashMap::from([(
+                "ngrok".to_string(),
+                self.action_results(),
+            )]))),
             "actions.ngrok" => v(self.action_results()),
             _ => return self.lookup_prefixed(name),
         })
@@ -168,11 +255,18 @@ impl<'a> Scope<'a> {
         // Single entries of the maps (from `req.headers['k']` rewritten at compile time): absent
         // keys fall back to the map itself, so a missing key errors as CEL says it should.
         if let Some(k) = name.strip_prefix("req.headers.") {
-            return self.req.headers().contains_key(lower(k).as_ref()).then(|| v(header_list(self.req.headers(), k)));
+            return self
+                .req
+                .headers()
+                .contains_key(lower(k).as_ref())
+                .then(|| v(header_list(self.req.headers(), k)));
         }
         if let Some(k) = name.strip_prefix("res.headers.") {
             let res = self.res?;
-            return res.headers().contains_key(lower(k).as_ref()).then(|| v(header_list(res.headers(), k)));
+            return res
+                .headers()
+                .contains_key(lower(k).as_ref())
+                .then(|| v(header_list(res.headers(), k)));
         }
         if let Some(rest) = name.strip_prefix(HAS) {
             return Some(b(self.present(rest)));
@@ -184,7 +278,9 @@ impl<'a> Scope<'a> {
             let found = self.st.results.iter().find(|(key, _)| *key == k);
             return match found {
                 Some((_, x)) => st_value(x.clone()),
-                None if ACTION_KEYS.contains(&k) => v(Value::from(HashMap::<String, Value>::new())).into(),
+                None if ACTION_KEYS.contains(&k) => {
+                    v(Value::from(HashMap::<String, Value>::new())).into()
+                }
                 None => None,
             };
         }
@@ -192,15 +288,24 @@ impl<'a> Scope<'a> {
             return Some(v(header_list(self.req.headers(), k)));
         }
         if let Some(k) = name.strip_prefix(RES_HEADER) {
-            return Some(v(self.res.map_or_else(|| Value::List(Arc::default()), |r| header_list(r.headers(), k))));
+            return Some(v(self.res.map_or_else(
+                || Value::List(Arc::default()),
+                |r| header_list(r.headers(), k),
+            )));
         }
         if let Some(k) = name.strip_prefix(QUERY_PARAM) {
             let q = self.req.uri().query().unwrap_or("");
-            let list: Vec<Value> = pairs(q).filter(|(n, _)| n == k).map(|(_, x)| x.into()).collect();
+            let list: Vec<Value> = pairs(q)
+                .filter(|(n, _)| n == k)
+                .map(|(_, x)| x.into())
+                .collect();
             return Some(v(list.into()));
         }
         if let Some(k) = name.strip_prefix(REQ_COOKIE) {
-            let list: Vec<Value> = cookie_pairs(self.req.headers()).filter(|(n, _)| *n == k).map(|(n, x)| cookie(n, x)).collect();
+            let list: Vec<Value> = cookie_pairs(self.req.headers())
+                .filter(|(n, _)| *n == k)
+                .map(|(n, x)| cookie(n, x))
+                .collect();
             return Some(v(list.into()));
         }
         // An object such as `conn.tls` or `req`: a map of its known fields.
@@ -231,7 +336,9 @@ impl<'a> Scope<'a> {
             return self.req.headers().contains_key(lower(k).as_ref());
         }
         if let Some(k) = name.strip_prefix(RES_HEADER) {
-            return self.res.is_some_and(|r| r.headers().contains_key(lower(k).as_ref()));
+            return self
+                .res
+                .is_some_and(|r| r.headers().contains_key(lower(k).as_ref()));
         }
         if let Some(k) = name.strip_prefix(QUERY_PARAM) {
             return pairs(self.req.uri().query().unwrap_or("")).any(|(n, _)| n == k);
@@ -332,11 +439,16 @@ pub(crate) fn full_url(req: &dyn RequestHead, st: &RequestState) -> String {
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
-    headers.get(name).and_then(|h| h.to_str().ok()).unwrap_or("")
+    headers
+        .get(name)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
 }
 
 fn content_length(headers: &HeaderMap) -> i64 {
-    header_str(headers, CONTENT_LENGTH.as_str()).parse().unwrap_or(0)
+    header_str(headers, CONTENT_LENGTH.as_str())
+        .parse()
+        .unwrap_or(0)
 }
 
 fn header_map(headers: &HeaderMap) -> Value {
@@ -346,7 +458,10 @@ fn header_map(headers: &HeaderMap) -> Value {
             .or_default()
             .push(String::from_utf8_lossy(x.as_bytes()).into_owned().into());
     }
-    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+    map.into_iter()
+        .map(|(k, x)| (k, Value::from(x)))
+        .collect::<HashMap<_, _>>()
+        .into()
 }
 
 /// A header name in lowercase, borrowed when it already is.
@@ -380,7 +495,10 @@ fn query_params(q: &str) -> Value {
     for (k, x) in pairs(q) {
         map.entry(k).or_default().push(x.into());
     }
-    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+    map.into_iter()
+        .map(|(k, x)| (k, Value::from(x)))
+        .collect::<HashMap<_, _>>()
+        .into()
 }
 
 /// Decodes `%XX` and `+` in a query component.
@@ -418,7 +536,11 @@ fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 }
 
 fn cookie(name: &str, value: &str) -> Value {
-    HashMap::from([("name".to_string(), Value::from(name)), ("value".to_string(), Value::from(value))]).into()
+    HashMap::from([
+        ("name".to_string(), Value::from(name)),
+        ("value".to_string(), Value::from(value)),
+    ])
+    .into()
 }
 
 fn cookies(headers: &HeaderMap) -> Value {
@@ -426,18 +548,30 @@ fn cookies(headers: &HeaderMap) -> Value {
     for (n, x) in cookie_pairs(headers) {
         map.entry(n.to_string()).or_default().push(cookie(n, x));
     }
-    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+    map.into_iter()
+        .map(|(k, x)| (k, Value::from(x)))
+        .collect::<HashMap<_, _>>()
+        .into()
 }
 
 fn set_cookies(headers: &HeaderMap) -> Value {
     let mut map: HashMap<String, Vec<Value>> = HashMap::new();
-    for h in headers.get_all(SET_COOKIE).iter().filter_map(|h| h.to_str().ok()) {
+    for h in headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+    {
         let first = h.split(';').next().unwrap_or("");
         if let Some((n, x)) = first.split_once('=') {
-            map.entry(n.trim().to_string()).or_default().push(cookie(n.trim(), x.trim()));
+            map.entry(n.trim().to_string())
+                .or_default()
+                .push(cookie(n.trim(), x.trim()));
         }
     }
-    map.into_iter().map(|(k, x)| (k, Value::from(x))).collect::<HashMap<_, _>>().into()
+    map.into_iter()
+        .map(|(k, x)| (k, Value::from(x)))
+        .collect::<HashMap<_, _>>()
+        .into()
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -445,8 +579,17 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 const BOT_MARKERS: &[&str] = &[
-    "bot", "crawl", "spider", "slurp", "curl/", "wget/", "python-requests", "httpclient", "headless",
-    "scrapy", "go-http-client",
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "httpclient",
+    "headless",
+    "scrapy",
+    "go-http-client",
 ];
 
 fn is_bot(ua: &str) -> bool {
@@ -455,5 +598,7 @@ fn is_bot(ua: &str) -> bool {
 }
 
 fn is_mobile(ua: &str) -> bool {
-    ["Mobile", "Android", "iPhone", "iPad", "Windows Phone"].iter().any(|m| ua.contains(m))
+    ["Mobile", "Android", "iPhone", "iPad", "Windows Phone"]
+        .iter()
+        .any(|m| ua.contains(m))
 }

@@ -23,9 +23,14 @@ fn load_all() -> BTreeMap<String, (String, Policy)> {
         if !matches!(ext, Some("yml" | "yaml" | "json")) {
             continue;
         }
-        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+            .to_string();
         let source = std::fs::read_to_string(&path).expect("readable example");
-        let policy = Policy::parse(&source, &name).unwrap_or_else(|e| panic!("{name} does not compile:\n{e}"));
+        let policy = Policy::parse(&source, &name)
+            .unwrap_or_else(|e| panic!("{name} does not compile:\n{e}"));
         out.insert(name, (source, policy));
     }
     out
@@ -49,7 +54,9 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
     }
     let mut req = b.body(()).expect("request").into_parts().0;
     let conn = ConnInfo {
-        client_addr: format!("{ip}:5555").parse().unwrap_or_else(|_| format!("[{ip}]:5555").parse().expect("ip")),
+        client_addr: format!("{ip}:5555")
+            .parse()
+            .unwrap_or_else(|_| format!("[{ip}]:5555").parse().expect("ip")),
         server_port: 443,
         start: SystemTime::now(),
         tls_version: (scheme == "https").then(|| "1.3".into()),
@@ -72,7 +79,9 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
             let res = match engine.on_http_response(&mut st, &req, &mut parts) {
                 ResponseVerdict::Replace(r) => r,
                 ResponseVerdict::Continue => {
-                    let body = st.take_body_transform().map_or(body.clone(), |mut t| t.transform(&body, true));
+                    let body = st
+                        .take_body_transform()
+                        .map_or(body.clone(), |mut t| t.transform(&body, true));
                     Response::from_parts(parts, body)
                 }
             };
@@ -88,20 +97,34 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
 }
 
 fn get<'a>(res: &'a Response<Bytes>, name: &str) -> &'a str {
-    res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn basic(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }
 
 #[test]
 fn every_example_compiles_and_has_its_effect() {
     let all = load_all();
-    assert_eq!(all.len(), EXPECTED_EXAMPLES, "examples found: {:?}", all.keys().collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        EXPECTED_EXAMPLES,
+        "examples found: {:?}",
+        all.keys().collect::<Vec<_>>()
+    );
     for (name, (source, _)) in &all {
         if !name.ends_with(".json") {
-            assert!(source.starts_with('#'), "{name} needs a header comment saying what it is for");
+            assert!(
+                source.starts_with('#'),
+                "{name} needs a header comment saying what it is for"
+            );
         }
     }
     let mut checked = 0;
@@ -111,16 +134,30 @@ fn every_example_compiles_and_has_its_effect() {
         match name.as_str() {
             "webhook-provider-ips.yml" => {
                 assert!(https("POST /webhooks/github", &[], "140.82.115.4").forwarded);
-                let s = https("POST /webhooks/github", &[("x-forwarded-for", "140.82.115.4")], "8.8.8.8");
+                let s = https(
+                    "POST /webhooks/github",
+                    &[("x-forwarded-for", "140.82.115.4")],
+                    "8.8.8.8",
+                );
                 assert_eq!(s.res.status(), 403);
                 assert_eq!(get(&s.res, "sluice-error-code"), "ERR_SLUICE_3205");
                 assert!(https("GET /", &[], "8.8.8.8").forwarded);
             }
             "basic-auth-cors.yml" => {
                 assert_eq!(https("GET /", &[], "1.1.1.1").res.status(), 401);
-                let pre = [("origin", "https://ui.test"), ("access-control-request-method", "PUT")];
+                let pre = [
+                    ("origin", "https://ui.test"),
+                    ("access-control-request-method", "PUT"),
+                ];
                 assert!(https("OPTIONS /x", &pre, "1.1.1.1").forwarded);
-                assert!(https("GET /", &[("authorization", &basic("qa", "preview-2024"))], "1.1.1.1").forwarded);
+                assert!(
+                    https(
+                        "GET /",
+                        &[("authorization", &basic("qa", "preview-2024"))],
+                        "1.1.1.1"
+                    )
+                    .forwarded
+                );
             }
             "maintenance-page.yml" => {
                 let s = https("GET /", &[], "8.8.8.8");
@@ -155,17 +192,39 @@ fn every_example_compiles_and_has_its_effect() {
             "strip-tracking-params.yml" => {
                 let s = https("GET /post?utm_source=tw&id=7&fbclid=abc", &[], "1.1.1.1");
                 assert_eq!(s.req.uri, "/post?id=7&");
-                assert_eq!(https("GET /post?id=7", &[], "1.1.1.1").req.uri, "/post?id=7");
+                assert_eq!(
+                    https("GET /post?id=7", &[], "1.1.1.1").req.uri,
+                    "/post?id=7"
+                );
             }
             "deny-bots.yml" => {
-                assert_eq!(https("GET /", &[("user-agent", "Mozilla/5.0 (compatible; GPTBot/1.0)")], "1.1.1.1").res.status(), 403);
-                assert!(https("GET /", &[("user-agent", "Mozilla/5.0 Firefox/128.0")], "1.1.1.1").forwarded);
+                assert_eq!(
+                    https(
+                        "GET /",
+                        &[("user-agent", "Mozilla/5.0 (compatible; GPTBot/1.0)")],
+                        "1.1.1.1"
+                    )
+                    .res
+                    .status(),
+                    403
+                );
+                assert!(
+                    https(
+                        "GET /",
+                        &[("user-agent", "Mozilla/5.0 Firefox/128.0")],
+                        "1.1.1.1"
+                    )
+                    .forwarded
+                );
             }
             "json-404-api.yml" => {
                 let s = https("GET /api/v9/nope", &[], "1.1.1.1");
                 assert_eq!(s.res.status(), 404);
                 assert_eq!(get(&s.res, "content-type"), "application/json");
-                assert_eq!(s.res.body().as_ref(), br#"{"error": "not_found", "path": "/api/v9/nope"}"#);
+                assert_eq!(
+                    s.res.body().as_ref(),
+                    br#"{"error": "not_found", "path": "/api/v9/nope"}"#
+                );
                 assert!(https("GET /api/v1/users/3", &[], "1.1.1.1").forwarded);
             }
             "admin-office-only.yml" => {
@@ -173,7 +232,11 @@ fn every_example_compiles_and_has_its_effect() {
                 assert!(https("GET /admin/users", &[], "10.8.3.3").forwarded);
             }
             "compress-responses.yml" => {
-                let s = https("GET /", &[("accept-encoding", "gzip, deflate, br")], "1.1.1.1");
+                let s = https(
+                    "GET /",
+                    &[("accept-encoding", "gzip, deflate, br")],
+                    "1.1.1.1",
+                );
                 assert_eq!(get(&s.res, "content-encoding"), "br");
                 assert!(s.res.body().len() < 5000);
                 assert_eq!(get(&s.res, "content-length"), "");
@@ -183,12 +246,26 @@ fn every_example_compiles_and_has_its_effect() {
                 assert_eq!(s.req.headers["host"], "localhost:3000");
             }
             "cors.yml" => {
-                let s = https("OPTIONS /api", &[("origin", "https://app.example.com")], "1.1.1.1");
+                let s = https(
+                    "OPTIONS /api",
+                    &[("origin", "https://app.example.com")],
+                    "1.1.1.1",
+                );
                 assert_eq!(s.res.status(), 204);
-                assert_eq!(get(&s.res, "access-control-allow-origin"), "https://app.example.com");
-                let s = https("GET /api", &[("origin", "https://app.example.com")], "1.1.1.1");
+                assert_eq!(
+                    get(&s.res, "access-control-allow-origin"),
+                    "https://app.example.com"
+                );
+                let s = https(
+                    "GET /api",
+                    &[("origin", "https://app.example.com")],
+                    "1.1.1.1",
+                );
                 assert!(s.forwarded);
-                assert_eq!(get(&s.res, "access-control-allow-origin"), "https://app.example.com");
+                assert_eq!(
+                    get(&s.res, "access-control-allow-origin"),
+                    "https://app.example.com"
+                );
             }
             "https-only.yml" => {
                 let s = send(&e, "POST /form", &[], "1.1.1.1", "http");
@@ -197,13 +274,20 @@ fn every_example_compiles_and_has_its_effect() {
                 assert!(https("POST /form", &[], "1.1.1.1").forwarded);
             }
             "log-api-clients.yml" => {
-                let s = https("GET /api/orders", &[("x-client-id", "mobile-app")], "1.1.1.1");
+                let s = https(
+                    "GET /api/orders",
+                    &[("x-client-id", "mobile-app")],
+                    "1.1.1.1",
+                );
                 assert_eq!(s.logs.len(), 1);
                 assert_eq!(s.logs[0]["client"], "mobile-app");
                 assert_eq!(s.logs[0]["route"], "GET /api/orders");
             }
             "api-version-rewrite.yml" => {
-                assert_eq!(https("GET /v2/items?x=1", &[], "1.1.1.1").req.uri, "/api/v2/items?x=1");
+                assert_eq!(
+                    https("GET /v2/items?x=1", &[], "1.1.1.1").req.uri,
+                    "/api/v2/items?x=1"
+                );
             }
             "read-only-site.yml" => {
                 let s = https("DELETE /page", &[], "1.1.1.1");

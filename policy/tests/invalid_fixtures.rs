@@ -17,12 +17,21 @@ fn invalid_policies_fail_with_located_messages() {
     paths.sort();
     assert_eq!(paths.len(), EXPECTED_FIXTURES, "{paths:?}");
     for path in paths {
-        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
         let source = std::fs::read_to_string(&path).expect("fixture");
-        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap_or_else(|_| panic!("{name}: no .expected"));
+        let expected = std::fs::read_to_string(path.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{name}: no .expected"));
         let errors = match Policy::parse(&source, &name) {
             Ok(_) => panic!("{name} compiled but should not"),
-            Err(e) => e.errors().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            Err(e) => e
+                .errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
         };
         let wanted: Vec<&str> = expected.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(errors.len(), wanted.len(), "{name}: got {errors:#?}");

@@ -20,18 +20,54 @@ impl Rng {
 }
 
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", ":", "-", "\n", "  ", "'", "\"", "${", "${req.method}", "&a", "*a", "!!str", "#",
-    "on_http_request", "actions", "type", "config", "deny", "expressions", "req.headers['x']", "matches('(')",
-    "0.0.0.0/0", "status_code", "99999999999999999999", "\u{0}", "é", "\t", "? ", "|\n", ">-\n",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "-",
+    "\n",
+    "  ",
+    "'",
+    "\"",
+    "${",
+    "${req.method}",
+    "&a",
+    "*a",
+    "!!str",
+    "#",
+    "on_http_request",
+    "actions",
+    "type",
+    "config",
+    "deny",
+    "expressions",
+    "req.headers['x']",
+    "matches('(')",
+    "0.0.0.0/0",
+    "status_code",
+    "99999999999999999999",
+    "\u{0}",
+    "é",
+    "\t",
+    "? ",
+    "|\n",
+    ">-\n",
 ];
 
 fn corpus() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in [root.join("../examples/policies"), root.join("tests/fixtures/invalid")] {
+    for dir in [
+        root.join("../examples/policies"),
+        root.join("tests/fixtures/invalid"),
+    ] {
         for entry in std::fs::read_dir(dir).expect("corpus dir") {
             let path = entry.expect("entry").path();
-            if matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "json")) {
+            if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yml" | "json")
+            ) {
                 out.push(std::fs::read_to_string(path).expect("corpus file"));
             }
         }
@@ -58,7 +94,12 @@ fn mutate(rng: &mut Rng, input: &str) -> String {
             }
             _ => {
                 let from = rng.below(chars.len());
-                let piece: Vec<char> = chars.iter().skip(from).take(rng.below(40)).copied().collect();
+                let piece: Vec<char> = chars
+                    .iter()
+                    .skip(from)
+                    .take(rng.below(40))
+                    .copied()
+                    .collect();
                 chars.splice(at..at, piece);
             }
         }

@@ -45,7 +45,10 @@ fn split(entry: &str) -> Result<(String, String), String> {
 
 impl BasicAuth {
     pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
-        let obj = c.open(cx, &["credentials", "realm", "enforce", "allow_cors_preflight"])?;
+        let obj = c.open(
+            cx,
+            &["credentials", "realm", "enforce", "allow_cors_preflight"],
+        )?;
         let before = cx.errors.len();
         let mut credentials = Vec::new();
         if let Some((node, path)) = obj.require(cx, "credentials") {
@@ -54,7 +57,9 @@ impl BasicAuth {
                 cx.err(&path, node.pos, "expected 1 to 10 credentials");
             }
             for (entry, p, pos) in entries {
-                let Some(t) = template(cx, &entry, &p, pos, c.phase) else { continue };
+                let Some(t) = template(cx, &entry, &p, pos, c.phase) else {
+                    continue;
+                };
                 match t.literal() {
                     Some(lit) => match split(lit) {
                         Ok((user, pass)) => credentials.push(Credential::Fixed { user, pass }),
@@ -66,8 +71,15 @@ impl BasicAuth {
         }
         let realm = match obj.string(cx, "realm") {
             Some((r, p, pos)) => {
-                if r.len() > 128 || !r.chars().all(|ch| ch.is_ascii_graphic() || ch == ' ') || r.contains('"') {
-                    cx.err(&p, pos, "the realm must be at most 128 printable ASCII characters without `\"`");
+                if r.len() > 128
+                    || !r.chars().all(|ch| ch.is_ascii_graphic() || ch == ' ')
+                    || r.contains('"')
+                {
+                    cx.err(
+                        &p,
+                        pos,
+                        "the realm must be at most 128 printable ASCII characters without `\"`",
+                    );
                 }
                 r
             }
@@ -122,7 +134,9 @@ impl BasicAuth {
             }
         }
         let user = presented.as_ref().map_or("", |(u, _)| u.as_str());
-        ex.set_result("basic_auth", || result(presented.is_some(), user, authorized));
+        ex.set_result("basic_auth", || {
+            result(presented.is_some(), user, authorized)
+        });
         ex.st.basic_auth_user = presented.as_ref().map(|(u, _)| u.clone());
         if authorized {
             ex.record(ACTION, Decision::Allow, self.enforce);
@@ -153,7 +167,9 @@ fn decode(header: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -192,16 +208,30 @@ on_http_request:
         let e = engine(POLICY);
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
         assert_eq!(o.res.status(), 401);
-        assert_eq!(header(&o.res, "www-authenticate"), Some("Basic realm=\"staging\""));
+        assert_eq!(
+            header(&o.res, "www-authenticate"),
+            Some("Basic realm=\"staging\"")
+        );
         assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3221"));
         assert_eq!(o.st.basic_auth(), Some((None, Decision::Challenge)));
 
-        let o = run(&e, req("GET /", &[("authorization", &basic("alice", "wrong-pass"))]), "1.1.1.1");
+        let o = run(
+            &e,
+            req("GET /", &[("authorization", &basic("alice", "wrong-pass"))]),
+            "1.1.1.1",
+        );
         assert_eq!(o.res.status(), 401);
-        assert_eq!(o.st.basic_auth(), Some((Some("alice"), Decision::Challenge)));
+        assert_eq!(
+            o.st.basic_auth(),
+            Some((Some("alice"), Decision::Challenge))
+        );
 
         for (u, p) in [("alice", "correct-horse"), ("bob", "battery-staple")] {
-            let o = run(&e, req("GET /", &[("authorization", &basic(u, p))]), "1.1.1.1");
+            let o = run(
+                &e,
+                req("GET /", &[("authorization", &basic(u, p))]),
+                "1.1.1.1",
+            );
             assert!(o.forwarded, "{u}");
             assert_eq!(o.req.headers["x-user"], u);
             assert_eq!(o.st.basic_auth(), Some((Some(u), Decision::Allow)));
@@ -211,15 +241,26 @@ on_http_request:
     #[test]
     fn cors_preflight_passes_only_when_allowed() {
         let e = engine(POLICY);
-        let pre = [("origin", "https://ui.example.com"), ("access-control-request-method", "POST")];
+        let pre = [
+            ("origin", "https://ui.example.com"),
+            ("access-control-request-method", "POST"),
+        ];
         let o = run(&e, req("OPTIONS /api", &pre), "1.1.1.1");
         assert!(o.forwarded);
         assert_eq!(o.st.basic_auth(), Some((None, Decision::Preflight)));
-        assert_eq!(run(&e, req("OPTIONS /api", &pre[..1]), "1.1.1.1").res.status(), 401);
+        assert_eq!(
+            run(&e, req("OPTIONS /api", &pre[..1]), "1.1.1.1")
+                .res
+                .status(),
+            401
+        );
         let strict = engine("on_http_request: [{actions: [{type: basic-auth, config: {credentials: ['a:12345678']}}]}]");
         let o = run(&strict, req("OPTIONS /api", &pre), "1.1.1.1");
         assert_eq!(o.res.status(), 401);
-        assert_eq!(header(&o.res, "www-authenticate"), Some("Basic realm=\"sluice\""));
+        assert_eq!(
+            header(&o.res, "www-authenticate"),
+            Some("Basic realm=\"sluice\"")
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ impl CompressResponse {
                     "br" => algorithms.push(Algorithm::Brotli),
                     // ngrok's default list has `compress` (LZW); no client asks for it in practice.
                     "compress" => {}
-                    other => cx.err(&p, pos, format!("unknown algorithm `{other}`, expected gzip, deflate, br or compress")),
+                    other => cx.err(
+                        &p,
+                        pos,
+                        format!(
+                            "unknown algorithm `{other}`, expected gzip, deflate, br or compress"
+                        ),
+                    ),
                 }
             }
         }
@@ -53,15 +59,18 @@ impl CompressResponse {
             .get(CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes() != b"identity");
         let bodiless = matches!(res.status().as_u16(), 100..=199 | 204 | 304);
-        let chosen = if encoded || bodiless { None } else { negotiate(&accept, &self.algorithms) };
+        let chosen = if encoded || bodiless {
+            None
+        } else {
+            negotiate(&accept, &self.algorithms)
+        };
         if let Some(alg) = chosen {
             res.remove_header(&CONTENT_LENGTH);
             res.insert_header(CONTENT_ENCODING, HeaderValue::from_static(alg.token()));
-            let vary_has = res
-                .headers()
-                .get_all(VARY)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("accept-encoding")));
+            let vary_has = res.headers().get_all(VARY).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|s| s.to_ascii_lowercase().contains("accept-encoding"))
+            });
             if !vary_has {
                 res.append_header(VARY, HeaderValue::from_static("Accept-Encoding"));
             }
@@ -71,11 +80,22 @@ impl CompressResponse {
         ex.set_result("compress_response", || {
             let compress: HashMap<String, Value> = HashMap::from([
                 ("already_compressed".to_string(), Value::Bool(encoded)),
-                ("negotiated_algorithm".to_string(), Value::from(chosen.map_or("", Algorithm::token))),
+                (
+                    "negotiated_algorithm".to_string(),
+                    Value::from(chosen.map_or("", Algorithm::token)),
+                ),
             ]);
             HashMap::from([("compress".to_string(), Value::from(compress))]).into()
         });
-        ex.record(ACTION, if chosen.is_some() { Decision::Modify } else { Decision::Skip }, true);
+        ex.record(
+            ACTION,
+            if chosen.is_some() {
+                Decision::Modify
+            } else {
+                Decision::Skip
+            },
+            true,
+        );
         Flow::Next
     }
 }
@@ -90,12 +110,18 @@ mod tests {
     #[test]
     fn compresses_by_accept_encoding() {
         let e = engine(POLICY);
-        let o = run(&e, req("GET /", &[("accept-encoding", "gzip;q=0.5, br")]), "1.1.1.1");
+        let o = run(
+            &e,
+            req("GET /", &[("accept-encoding", "gzip;q=0.5, br")]),
+            "1.1.1.1",
+        );
         assert_eq!(header(&o.res, "content-encoding"), Some("br"));
         assert_eq!(header(&o.res, "vary"), Some("Accept-Encoding"));
         assert_eq!(header(&o.res, "content-length"), None);
         let mut s = String::new();
-        brotli::Decompressor::new(o.res.body().as_ref(), 4096).read_to_string(&mut s).unwrap();
+        brotli::Decompressor::new(o.res.body().as_ref(), 4096)
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "hello world");
         assert_eq!(o.st.compression(), Some("br"));
     }

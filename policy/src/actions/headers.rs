@@ -27,7 +27,11 @@ impl AddHeaders {
         let headers = header_templates(cx, &obj, "headers", c.phase);
         for (name, _) in &headers {
             if REFUSED.contains(&name.as_str()) {
-                cx.err(&format!("{}.headers.{name}", c.path), obj.pos, format!("header `{name}` cannot be added by a policy"));
+                cx.err(
+                    &format!("{}.headers.{name}", c.path),
+                    obj.pos,
+                    format!("header `{name}` cannot be added by a policy"),
+                );
             }
         }
         let headers = headers
@@ -65,12 +69,18 @@ impl AddHeaders {
                 Msg::Res(_, r) => r.append_header(name.clone(), hv),
             }
             if want {
-                let value = if fixed.is_some() { t.literal().unwrap_or_default().to_string() } else { value };
+                let value = if fixed.is_some() {
+                    t.literal().unwrap_or_default().to_string()
+                } else {
+                    value
+                };
                 added.push((name.as_str().to_string(), Value::from(value)));
             }
         }
         let added: HashMap<String, Value> = added.into_iter().collect();
-        ex.set_result("add_headers", || HashMap::from([("headers_added".to_string(), Value::from(added))]).into());
+        ex.set_result("add_headers", || {
+            HashMap::from([("headers_added".to_string(), Value::from(added))]).into()
+        });
         ex.record(ACTION, Decision::Modify, true);
         Flow::Next
     }
@@ -105,8 +115,15 @@ impl RemoveHeaders {
                 Msg::Res(_, r) => r.remove_header(name),
             }
         }
-        let removed = || self.headers.iter().map(|h| Value::from(h.as_str())).collect::<Vec<_>>();
-        ex.set_result("remove_headers", || HashMap::from([("headers_removed".to_string(), Value::from(removed()))]).into());
+        let removed = || {
+            self.headers
+                .iter()
+                .map(|h| Value::from(h.as_str()))
+                .collect::<Vec<_>>()
+        };
+        ex.set_result("remove_headers", || {
+            HashMap::from([("headers_removed".to_string(), Value::from(removed()))]).into()
+        });
         ex.record("remove-headers", Decision::Modify, true);
         Flow::Next
     }
@@ -141,7 +158,10 @@ on_http_response:
         assert_eq!(o.req.headers.get_all("host").iter().count(), 1);
         assert_eq!(o.req.headers["host"], "internal.local");
         assert_eq!(o.req.headers["x-seen"], "GET-1");
-        assert_eq!(header(&o.res, "strict-transport-security"), Some("max-age=63072000"));
+        assert_eq!(
+            header(&o.res, "strict-transport-security"),
+            Some("max-age=63072000")
+        );
     }
 
     #[test]
@@ -158,7 +178,14 @@ on_http_response:
   - actions: [{type: remove-headers, config: {headers: [content-type]}}]
 "#,
         );
-        let o = run(&e, req("GET /", &[("x-forwarded-for", "6.6.6.6"), ("cookie", "a=b")]), "1.2.3.4");
+        let o = run(
+            &e,
+            req(
+                "GET /",
+                &[("x-forwarded-for", "6.6.6.6"), ("cookie", "a=b")],
+            ),
+            "1.2.3.4",
+        );
         assert_eq!(o.req.headers["x-forwarded-for"], "1.2.3.4");
         assert!(!o.req.headers.contains_key("cookie"));
         assert_eq!(header(&o.res, "content-type"), None);
@@ -175,9 +202,21 @@ on_http_response:
     #[test]
     fn config_errors() {
         let errs = errors("on_http_request: [{actions: [{type: add-headers, config: {headers: {user-agent: x, 'bad name': y}}}]}]");
-        assert!(errs.iter().any(|e| e.contains("header `user-agent` cannot be added")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("invalid header name `bad name`")), "{errs:?}");
-        let errs = errors("on_http_request: [{actions: [{type: remove-headers, config: {headers: []}}]}]");
-        assert!(errs[0].contains("expected 1 to 10 header names"), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("header `user-agent` cannot be added")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("invalid header name `bad name`")),
+            "{errs:?}"
+        );
+        let errs =
+            errors("on_http_request: [{actions: [{type: remove-headers, config: {headers: []}}]}]");
+        assert!(
+            errs[0].contains("expected 1 to 10 header names"),
+            "{errs:?}"
+        );
     }
 }

@@ -26,7 +26,14 @@ pub(crate) enum Flow {
     Next,
     /// End the phase with this response (sent instead of calling the upstream, or replacing
     /// the upstream's response in on_http_response).
-    Respond(Response<Bytes>),
+    Respond(Box<Response<Bytes>>),
+}
+
+impl Flow {
+    /// Ends the phase with `res`.
+    pub fn respond(res: Response<Bytes>) -> Self {
+        Flow::Respond(Box::new(res))
+    }
 }
 
 /// The message a phase works on.
@@ -67,14 +74,24 @@ impl Exec<'_, '_> {
     /// Renders a template; a failure becomes the ERR_SLUICE_3900 response.
     pub fn render(&mut self, action: &'static str, t: &Template) -> Result<String, Flow> {
         let rendered = t.render(&self.scope());
-        rendered.map_err(|e| self.fail(action, codes::INTERPOLATION_FAILED, &format!("interpolation failed: {e}")))
+        rendered.map_err(|e| {
+            self.fail(
+                action,
+                codes::INTERPOLATION_FAILED,
+                &format!("interpolation failed: {e}"),
+            )
+        })
     }
 
     /// Records an action's runtime failure and builds its 500 error response.
     pub fn fail(&mut self, action: &'static str, code: u32, message: &str) -> Flow {
         self.st.errors.push(format!("{action}: {message}"));
         self.record(action, Decision::Error, true);
-        Flow::Respond(codes::error_response(StatusCode::INTERNAL_SERVER_ERROR, code, message))
+        Flow::respond(codes::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            message,
+        ))
     }
 
     /// Stores an action's results under `actions.ngrok.<key>`, building them only when some
@@ -94,15 +111,22 @@ impl Exec<'_, '_> {
     pub fn record(&mut self, action: &'static str, decision: Decision, enforced: bool) {
         self.st.record(self.phase, action, decision, enforced);
         let note = if enforced { "" } else { " (not enforced)" };
-        self.st
-            .trace_event(self.phase, self.rule, || format!("{action}: {decision:?}{note}"));
+        self.st.trace_event(self.phase, self.rule, || {
+            format!("{action}: {decision:?}{note}")
+        });
     }
 
     /// A failed check: the error response when enforced, else record-only.
-    pub fn refuse(&mut self, action: &'static str, decision: Decision, enforce: bool, res: impl FnOnce() -> Response<Bytes>) -> Flow {
+    pub fn refuse(
+        &mut self,
+        action: &'static str,
+        decision: Decision,
+        enforce: bool,
+        res: impl FnOnce() -> Response<Bytes>,
+    ) -> Flow {
         self.record(action, decision, enforce);
         if enforce {
-            Flow::Respond(res())
+            Flow::respond(res())
         } else {
             Flow::Next
         }
@@ -148,9 +172,20 @@ const TYPES: &[(&str, &[Phase])] = &[
 
 /// ngrok action types Sluice does not implement yet.
 const NOT_YET: &[&str] = &[
-    "oauth", "openid-connect", "oidc", "jwt-validation", "close-connection", "verify-webhook",
-    "forward-internal", "http-request", "circuit-breaker", "terminate-tls", "owasp-crs-request",
-    "owasp-crs-response", "request-body-find-replace", "response-body-find-replace",
+    "oauth",
+    "openid-connect",
+    "oidc",
+    "jwt-validation",
+    "close-connection",
+    "verify-webhook",
+    "forward-internal",
+    "http-request",
+    "circuit-breaker",
+    "terminate-tls",
+    "owasp-crs-request",
+    "owasp-crs-response",
+    "request-body-find-replace",
+    "response-body-find-replace",
     "sse-find-replace",
 ];
 
@@ -172,14 +207,24 @@ impl Action {
                 format!("action type `{ty}` is not supported by Sluice yet")
             } else {
                 let known: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
-                format!("unknown action type `{ty}`, expected one of: {}", known.join(", "))
+                format!(
+                    "unknown action type `{ty}`, expected one of: {}",
+                    known.join(", ")
+                )
             };
             cx.err(&ty_path, ty_pos, msg);
             return None;
         };
         if !phases.contains(&phase) {
             let allowed: Vec<&str> = phases.iter().map(|p| p.key()).collect();
-            cx.err(&ty_path, ty_pos, format!("action `{ty}` is not allowed in {phase}, only in {}", allowed.join(", ")));
+            cx.err(
+                &ty_path,
+                ty_pos,
+                format!(
+                    "action `{ty}` is not allowed in {phase}, only in {}",
+                    allowed.join(", ")
+                ),
+            );
             return None;
         }
         let empty = Node::synthetic(crate::node::Kind::Map(Vec::new()));
@@ -191,11 +236,17 @@ impl Action {
         if config_pos_node.pos.is_none() {
             config_pos_node.pos = node.pos;
         }
-        let c = Cfg { phase, node: &config_pos_node, path: config_path };
+        let c = Cfg {
+            phase,
+            node: &config_pos_node,
+            path: config_path,
+        };
         match ty.as_str() {
             "add-headers" => headers::AddHeaders::compile(cx, &c).map(Action::AddHeaders),
             "remove-headers" => headers::RemoveHeaders::compile(cx, &c).map(Action::RemoveHeaders),
-            "custom-response" => respond::CustomResponse::compile(cx, &c).map(Action::CustomResponse),
+            "custom-response" => {
+                respond::CustomResponse::compile(cx, &c).map(Action::CustomResponse)
+            }
             "deny" => respond::Deny::compile(cx, &c).map(Action::Deny),
             "redirect" => redirect::Redirect::compile(cx, &c).map(Action::Redirect),
             "url-rewrite" => redirect::UrlRewrite::compile(cx, &c).map(Action::UrlRewrite),
@@ -242,7 +293,13 @@ impl<'n> Cfg<'n> {
 }
 
 /// Compiles a `${}` template field, reporting its problems at `path`.
-pub(crate) fn template(cx: &mut Cx, source: &str, path: &str, pos: Option<crate::Pos>, phase: Phase) -> Option<Template> {
+pub(crate) fn template(
+    cx: &mut Cx,
+    source: &str,
+    path: &str,
+    pos: Option<crate::Pos>,
+    phase: Phase,
+) -> Option<Template> {
     match Template::compile(source, phase) {
         Ok(t) => Some(t),
         Err(problems) => {
@@ -255,7 +312,12 @@ pub(crate) fn template(cx: &mut Cx, source: &str, path: &str, pos: Option<crate:
 }
 
 /// A compiled header name, lowercased, or an error at `path`.
-pub(crate) fn header_name(cx: &mut Cx, name: &str, path: &str, pos: Option<crate::Pos>) -> Option<http::HeaderName> {
+pub(crate) fn header_name(
+    cx: &mut Cx,
+    name: &str,
+    path: &str,
+    pos: Option<crate::Pos>,
+) -> Option<http::HeaderName> {
     match http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
         Ok(n) => Some(n),
         Err(_) => {
@@ -266,7 +328,12 @@ pub(crate) fn header_name(cx: &mut Cx, name: &str, path: &str, pos: Option<crate
 }
 
 /// A `{name: template}` headers map with 1..=10 entries.
-pub(crate) fn header_templates(cx: &mut Cx, obj: &Obj, key: &str, phase: Phase) -> Vec<(http::HeaderName, Template)> {
+pub(crate) fn header_templates(
+    cx: &mut Cx,
+    obj: &Obj,
+    key: &str,
+    phase: Phase,
+) -> Vec<(http::HeaderName, Template)> {
     let Some((node, path)) = obj.get(key) else {
         return Vec::new();
     };
@@ -282,7 +349,14 @@ pub(crate) fn header_templates(cx: &mut Cx, obj: &Obj, key: &str, phase: Phase) 
 }
 
 /// A status code field within `range`, `default` when absent.
-pub(crate) fn status(cx: &mut Cx, obj: &Obj, range: std::ops::RangeInclusive<i64>, default: u16) -> StatusCode {
-    let code = obj.int(cx, "status_code", range).map_or(default, |c| c as u16);
+pub(crate) fn status(
+    cx: &mut Cx,
+    obj: &Obj,
+    range: std::ops::RangeInclusive<i64>,
+    default: u16,
+) -> StatusCode {
+    let code = obj
+        .int(cx, "status_code", range)
+        .map_or(default, |c| c as u16);
     StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN)
 }

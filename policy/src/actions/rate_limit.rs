@@ -50,20 +50,43 @@ fn parse_duration(s: &str) -> Option<u64> {
 
 impl RateLimit {
     pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
-        let obj = c.open(cx, &["name", "algorithm", "capacity", "rate", "bucket_key", "enforce"])?;
+        let obj = c.open(
+            cx,
+            &[
+                "name",
+                "algorithm",
+                "capacity",
+                "rate",
+                "bucket_key",
+                "enforce",
+            ],
+        )?;
         let before = cx.errors.len();
-        let name = obj.require(cx, "name").and_then(|_| obj.string(cx, "name")).map(|n| n.0);
+        let name = obj
+            .require(cx, "name")
+            .and_then(|_| obj.string(cx, "name"))
+            .map(|n| n.0);
         if let Some((alg, p, pos)) = obj.string(cx, "algorithm") {
             if alg != "sliding_window" {
-                cx.err(&p, pos, format!("unknown algorithm `{alg}`, the only one is `sliding_window`"));
+                cx.err(
+                    &p,
+                    pos,
+                    format!("unknown algorithm `{alg}`, the only one is `sliding_window`"),
+                );
             }
         }
-        let capacity = obj.require(cx, "capacity").and_then(|_| obj.int(cx, "capacity", 1..=2_000_000_000));
+        let capacity = obj
+            .require(cx, "capacity")
+            .and_then(|_| obj.int(cx, "capacity", 1..=2_000_000_000));
         let window = obj.require(cx, "rate").and_then(|_| obj.string(cx, "rate"));
         let window = window.and_then(|(r, p, pos)| match parse_duration(&r) {
             Some(secs) if (60..=86_400).contains(&secs) && secs % 10 == 0 => Some(secs),
             _ => {
-                cx.err(&p, pos, format!("expected a duration from 60s to 24h in steps of 10s, got `{r}`"));
+                cx.err(
+                    &p,
+                    pos,
+                    format!("expected a duration from 60s to 24h in steps of 10s, got `{r}`"),
+                );
                 None
             }
         });
@@ -108,8 +131,14 @@ impl RateLimit {
             key.push('\u{1f}');
             parts.push(Value::from(text));
         }
-        let now_ms = ex.st.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let verdict = self.limiter.hit(&key, now_ms, self.window_ms, self.capacity);
+        let now_ms = ex
+            .st
+            .now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let verdict = self
+            .limiter
+            .hit(&key, now_ms, self.window_ms, self.capacity);
         ex.set_result("rate_limit", || {
             let results: HashMap<String, Value> = HashMap::from([
                 ("name".to_string(), Value::from(self.name.as_str())),
@@ -123,8 +152,13 @@ impl RateLimit {
             return Flow::Next;
         };
         ex.refuse(ACTION, Decision::RateLimited, self.enforce, || {
-            let mut res = codes::error_response(StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED, "Too many requests.");
-            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            let mut res = codes::error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMITED,
+                "Too many requests.",
+            );
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after));
             res
         })
     }
@@ -203,7 +237,11 @@ fn shard_of(key: &str) -> usize {
 fn make_room(map: &mut HashMap<Arc<str>, Window>, index: u64) {
     map.retain(|_, w| w.index + 1 >= index);
     if map.len() >= MAX_BUCKETS / SHARDS {
-        if let Some(stalest) = map.iter().min_by_key(|(_, w)| w.index).map(|(k, _)| Arc::clone(k)) {
+        if let Some(stalest) = map
+            .iter()
+            .min_by_key(|(_, w)| w.index)
+            .map(|(k, _)| Arc::clone(k))
+        {
             map.remove(&stalest);
         }
     }
@@ -231,7 +269,11 @@ mod tests {
         }
         let wait = l.hit("k", t0 + 10, w, 3).unwrap_err();
         assert_eq!(wait, 60);
-        assert_eq!(l.hit("other", t0 + 10, w, 3), Ok(()), "buckets are separate");
+        assert_eq!(
+            l.hit("other", t0 + 10, w, 3),
+            Ok(()),
+            "buckets are separate"
+        );
         // Half-way into the next window the previous 3 count as 1.5: one more fits.
         assert_eq!(l.hit("k", t0 + w + w / 2, w, 3), Ok(()));
         assert!(l.hit("k", t0 + w + w / 2, w, 3).is_err());
@@ -302,7 +344,9 @@ on_http_request:
     fn config_is_checked() {
         let errs = errors("on_http_request: [{actions: [{type: rate-limit, config: {capacity: 0, rate: 5s, algorithm: token, bucket_key: ['nope.x']}}]}]");
         assert_eq!(errs.len(), 5, "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("missing required field `name`")));
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("missing required field `name`")));
         assert!(errs.iter().any(|e| e.contains("unknown variable `nope`")));
     }
 }

@@ -45,7 +45,11 @@ impl Pattern {
             Pattern::Dynamic(t) => {
                 let src = ex.render(action, t)?;
                 functions::regex(&src).map_err(|e| {
-                    ex.fail(action, codes::BAD_INTERPOLATED_REGEX, &format!("interpolated regex does not compile: {e}"))
+                    ex.fail(
+                        action,
+                        codes::BAD_INTERPOLATED_REGEX,
+                        &format!("interpolated regex does not compile: {e}"),
+                    )
                 })
             }
         }
@@ -53,12 +57,19 @@ impl Pattern {
 }
 
 fn captures(c: &Captures) -> Value {
-    let list: Vec<Value> = c.iter().map(|m| Value::from(m.map_or("", |m| m.as_str()))).collect();
+    let list: Vec<Value> = c
+        .iter()
+        .map(|m| Value::from(m.map_or("", |m| m.as_str())))
+        .collect();
     list.into()
 }
 
 fn results(matches: Value, url: &str) -> Value {
-    HashMap::from([("matches".to_string(), matches), ("url".to_string(), Value::from(url))]).into()
+    HashMap::from([
+        ("matches".to_string(), matches),
+        ("url".to_string(), Value::from(url)),
+    ])
+    .into()
 }
 
 /// `redirect`: answer with a 3xx to the edited URL.
@@ -78,16 +89,27 @@ impl Redirect {
         let to = obj.require(cx, "to").and_then(|_| obj.string(cx, "to"));
         let to = to.and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.phase));
         let status = match obj.int(cx, "status_code", 300..=399) {
-            Some(code @ (301 | 302 | 303 | 307 | 308)) => StatusCode::from_u16(code as u16).unwrap_or(StatusCode::FOUND),
+            Some(code @ (301 | 302 | 303 | 307 | 308)) => {
+                StatusCode::from_u16(code as u16).unwrap_or(StatusCode::FOUND)
+            }
             Some(other) => {
                 let path = format!("{}.status_code", c.path);
-                cx.err(&path, obj.pos, format!("expected one of 301, 302, 303, 307, 308, got {other}"));
+                cx.err(
+                    &path,
+                    obj.pos,
+                    format!("expected one of 301, 302, 303, 307, 308, got {other}"),
+                );
                 StatusCode::FOUND
             }
             None => status(cx, &obj, 300..=399, 302),
         };
         let headers = header_templates(cx, &obj, "headers", c.phase);
-        (cx.errors.len() == before).then_some(Self { from, to: to?, status, headers })
+        (cx.errors.len() == before).then_some(Self {
+            from,
+            to: to?,
+            status,
+            headers,
+        })
     }
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
@@ -111,7 +133,10 @@ impl Redirect {
                 let whole = caps.get(0).map_or(0..0, |m| m.range());
                 let mut replaced = String::new();
                 caps.expand(&to, &mut replaced);
-                (format!("{}{}{}", &url[..whole.start], replaced, &url[whole.end..]), captures(&caps))
+                (
+                    format!("{}{}{}", &url[..whole.start], replaced, &url[whole.end..]),
+                    captures(&caps),
+                )
             }
         };
         ex.set_result("redirect", || results(matches, &target));
@@ -120,7 +145,11 @@ impl Redirect {
             return Flow::Next;
         }
         let Ok(location) = HeaderValue::from_str(&target) else {
-            return ex.fail(ACTION, codes::INTERPOLATION_FAILED, "redirect target is not a valid header value");
+            return ex.fail(
+                ACTION,
+                codes::INTERPOLATION_FAILED,
+                "redirect target is not a valid header value",
+            );
         };
         let mut res = Response::new(Bytes::new());
         *res.status_mut() = self.status;
@@ -130,12 +159,18 @@ impl Redirect {
                 Ok(Ok(v)) => {
                     res.headers_mut().append(name.clone(), v);
                 }
-                Ok(Err(_)) => return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &format!("header `{name}` got an invalid value")),
+                Ok(Err(_)) => {
+                    return ex.fail(
+                        ACTION,
+                        codes::INTERPOLATION_FAILED,
+                        &format!("header `{name}` got an invalid value"),
+                    )
+                }
                 Err(flow) => return flow,
             }
         }
         ex.record(ACTION, Decision::Respond, true);
-        Flow::Respond(res)
+        Flow::respond(res)
     }
 }
 
@@ -150,10 +185,15 @@ impl UrlRewrite {
     pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
         let obj = c.open(cx, &["from", "to"])?;
         let before = cx.errors.len();
-        let from = obj.require(cx, "from").and_then(|_| pattern(cx, &obj, c.phase));
+        let from = obj
+            .require(cx, "from")
+            .and_then(|_| pattern(cx, &obj, c.phase));
         let to = obj.require(cx, "to").and_then(|_| obj.string(cx, "to"));
         let to = to.and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.phase));
-        (cx.errors.len() == before).then_some(Self { from: from?, to: to? })
+        (cx.errors.len() == before).then_some(Self {
+            from: from?,
+            to: to?,
+        })
     }
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
@@ -167,7 +207,9 @@ impl UrlRewrite {
             Ok(t) => t,
             Err(flow) => return flow,
         };
-        let matches = re.captures(&url).map_or_else(|| Value::List(Arc::default()), |c| captures(&c));
+        let matches = re
+            .captures(&url)
+            .map_or_else(|| Value::List(Arc::default()), |c| captures(&c));
         let rewritten = re.replace_all(&url, to.as_str()).into_owned();
         ex.set_result("url_rewrite", || results(matches, &rewritten));
         if rewritten == url {
@@ -175,12 +217,24 @@ impl UrlRewrite {
             return Flow::Next;
         }
         let Some((host, path_and_query)) = split_url(&rewritten) else {
-            return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &format!("rewritten URL `{rewritten}` is not absolute"));
+            return ex.fail(
+                ACTION,
+                codes::INTERPOLATION_FAILED,
+                &format!("rewritten URL `{rewritten}` is not absolute"),
+            );
         };
         let absolute = ex.req().uri().authority().is_some();
-        let new_uri = if absolute { rewritten.parse::<Uri>() } else { path_and_query.parse::<Uri>() };
+        let new_uri = if absolute {
+            rewritten.parse::<Uri>()
+        } else {
+            path_and_query.parse::<Uri>()
+        };
         let Ok(new_uri) = new_uri else {
-            return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &format!("rewritten URL `{rewritten}` is invalid"));
+            return ex.fail(
+                ACTION,
+                codes::INTERPOLATION_FAILED,
+                &format!("rewritten URL `{rewritten}` is invalid"),
+            );
         };
         let host_changed = crate::vars::host(ex.req()) != host;
         if let Msg::Req(r) = &mut *ex.msg {
@@ -225,7 +279,10 @@ on_http_request:
         );
         let o = run(&e, req("GET /old/a/b?x=1", &[]), "1.1.1.1");
         assert_eq!(o.res.status(), 301);
-        assert_eq!(header(&o.res, "location"), Some("https://app.example.com/new/a/b?x=1"));
+        assert_eq!(
+            header(&o.res, "location"),
+            Some("https://app.example.com/new/a/b?x=1")
+        );
         assert_eq!(header(&o.res, "x-why"), Some("moved"));
         let o = run(&e, req("GET /other", &[]), "1.1.1.1");
         assert!(o.forwarded, "no match, no redirect");
@@ -244,7 +301,11 @@ on_http_request:
 "#,
         );
         let o = run(&e, req("GET /same", &[]), "1.1.1.1");
-        assert_eq!(o.res.status(), 200, "same URL: no redirect, next action runs");
+        assert_eq!(
+            o.res.status(),
+            200,
+            "same URL: no redirect, next action runs"
+        );
         assert_eq!(o.res.body().as_ref(), b"https://app.example.com/same");
         let e = engine("on_http_request: [{actions: [{type: redirect, config: {to: 'https://www.example.com/'}}]}]");
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
@@ -271,12 +332,21 @@ on_http_request:
 
     #[test]
     fn bad_regexes() {
-        let errs = errors("on_http_request: [{actions: [{type: redirect, config: {from: '(', to: x}}]}]");
-        assert!(errs[0].contains("config.from: invalid regex `(`"), "{errs:?}");
+        let errs =
+            errors("on_http_request: [{actions: [{type: redirect, config: {from: '(', to: x}}]}]");
+        assert!(
+            errs[0].contains("config.from: invalid regex `(`"),
+            "{errs:?}"
+        );
         let e = engine("on_http_request: [{actions: [{type: url-rewrite, config: {from: \"${'('}\", to: x}}]}]");
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
         assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3901"));
-        let errs = errors("on_http_request: [{actions: [{type: redirect, config: {to: x, status_code: 304}}]}]");
-        assert!(errs[0].contains("expected one of 301, 302, 303, 307, 308"), "{errs:?}");
+        let errs = errors(
+            "on_http_request: [{actions: [{type: redirect, config: {to: x, status_code: 304}}]}]",
+        );
+        assert!(
+            errs[0].contains("expected one of 301, 302, 303, 307, 308"),
+            "{errs:?}"
+        );
     }
 }

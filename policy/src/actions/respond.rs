@@ -29,7 +29,11 @@ impl CustomResponse {
             .or_else(|| obj.string(cx, "content"))
             .and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.phase));
         let headers = header_templates(cx, &obj, "headers", c.phase);
-        (cx.errors.len() == before).then_some(Self { status, body, headers })
+        (cx.errors.len() == before).then_some(Self {
+            status,
+            body,
+            headers,
+        })
     }
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
@@ -52,18 +56,29 @@ impl CustomResponse {
                 Ok(v) => {
                     res.headers_mut().append(name.clone(), v);
                 }
-                Err(_) => return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &format!("header `{name}` got an invalid value")),
+                Err(_) => {
+                    return ex.fail(
+                        ACTION,
+                        codes::INTERPOLATION_FAILED,
+                        &format!("header `{name}` got an invalid value"),
+                    )
+                }
             }
         }
         if !body.is_empty() && !res.headers().contains_key(CONTENT_TYPE) {
-            res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(sniff(&body)));
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(sniff(&body)));
         }
         *res.body_mut() = Bytes::from(body);
         ex.set_result("custom_response", || {
-            HashMap::from([("status_code".to_string(), Value::Int(i64::from(self.status.as_u16())))]).into()
+            HashMap::from([(
+                "status_code".to_string(),
+                Value::Int(i64::from(self.status.as_u16())),
+            )])
+            .into()
         });
         ex.record(ACTION, Decision::Respond, true);
-        Flow::Respond(res)
+        Flow::respond(res)
     }
 }
 
@@ -100,10 +115,14 @@ impl Deny {
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
         ex.set_result("deny", || {
-            HashMap::from([("status_code".to_string(), Value::Int(i64::from(self.status.as_u16())))]).into()
+            HashMap::from([(
+                "status_code".to_string(),
+                Value::Int(i64::from(self.status.as_u16())),
+            )])
+            .into()
         });
         ex.record("deny", Decision::Deny, true);
-        Flow::Respond(codes::error_response(self.status, codes::DENIED, ""))
+        Flow::respond(codes::error_response(self.status, codes::DENIED, ""))
     }
 }
 
@@ -121,7 +140,10 @@ mod tests {
         assert!(!o.forwarded);
         let e = engine("on_http_request: [{actions: [{type: custom-response, config: {content: '<h1>hi</h1>', headers: {x-a: b}}}]}]");
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert_eq!(header(&o.res, "content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            header(&o.res, "content-type"),
+            Some("text/html; charset=utf-8")
+        );
         assert_eq!(header(&o.res, "x-a"), Some("b"));
     }
 

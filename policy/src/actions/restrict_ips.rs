@@ -40,7 +40,9 @@ fn cidrs(cx: &mut Cx, obj: &Obj, key: &str, phase: crate::Phase) -> Vec<Cidr> {
     };
     let mut out = Vec::new();
     for (entry, p, pos) in string_list(cx, node, &path, None) {
-        let Some(t) = template(cx, &entry, &p, pos, phase) else { continue };
+        let Some(t) = template(cx, &entry, &p, pos, phase) else {
+            continue;
+        };
         match t.literal().map(parse_cidr) {
             Some(Some(net)) => out.push(Cidr::Fixed(net)),
             Some(None) => cx.err(&p, pos, format!("invalid CIDR `{entry}`")),
@@ -68,7 +70,11 @@ impl RestrictIps {
             };
             cx.err(&c.path, obj.pos, msg);
         }
-        (cx.errors.len() == before).then_some(Self { allow, deny, enforce })
+        (cx.errors.len() == before).then_some(Self {
+            allow,
+            deny,
+            enforce,
+        })
     }
 
     pub fn run(&self, ex: &mut Exec) -> Flow {
@@ -90,7 +96,10 @@ impl RestrictIps {
         ex.set_result("restrict_ips", || {
             let results: HashMap<String, Value> = HashMap::from([
                 ("action".to_string(), Value::from(action)),
-                ("matched_cidr".to_string(), Value::from(matched.map_or_else(String::new, |m| m.to_string()))),
+                (
+                    "matched_cidr".to_string(),
+                    Value::from(matched.map_or_else(String::new, |m| m.to_string())),
+                ),
             ]);
             results.into()
         });
@@ -99,7 +108,11 @@ impl RestrictIps {
             return Flow::Next;
         }
         ex.refuse(ACTION, Decision::Deny, self.enforce, || {
-            codes::error_response(StatusCode::FORBIDDEN, codes::IP_RESTRICTED, "The client IP address is not allowed.")
+            codes::error_response(
+                StatusCode::FORBIDDEN,
+                codes::IP_RESTRICTED,
+                "The client IP address is not allowed.",
+            )
         })
     }
 
@@ -110,7 +123,11 @@ impl RestrictIps {
                 Cidr::Dynamic(t) => {
                     let s = ex.render("restrict-ips", t)?;
                     parse_cidr(&s).ok_or_else(|| {
-                        ex.fail("restrict-ips", codes::INTERPOLATION_FAILED, &format!("interpolated CIDR `{s}` is invalid"))
+                        ex.fail(
+                            "restrict-ips",
+                            codes::INTERPOLATION_FAILED,
+                            &format!("interpolated CIDR `{s}` is invalid"),
+                        )
                     })?
                 }
             };
@@ -147,13 +164,20 @@ on_http_request:
         assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3205"));
         assert_eq!(run(&e, req("GET /", &[]), "192.168.1.1").res.status(), 403);
         assert!(run(&e, req("GET /", &[]), "2001:db8::1").forwarded);
-        assert!(run(&e, req("GET /", &[]), "::ffff:10.1.1.1").forwarded, "v4-mapped v6 is v4");
+        assert!(
+            run(&e, req("GET /", &[]), "::ffff:10.1.1.1").forwarded,
+            "v4-mapped v6 is v4"
+        );
     }
 
     #[test]
     fn never_reads_x_forwarded_for() {
         let e = engine(POLICY);
-        let o = run(&e, req("GET /", &[("x-forwarded-for", "10.1.1.1")]), "8.8.8.8");
+        let o = run(
+            &e,
+            req("GET /", &[("x-forwarded-for", "10.1.1.1")]),
+            "8.8.8.8",
+        );
         assert_eq!(o.res.status(), 403);
     }
 
@@ -178,7 +202,9 @@ on_http_request:
         let errs = errors("on_http_request: [{actions: [{type: restrict-ips, config: {allow: ['10.0.0.0/33', 'x']}}]}]");
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("allow[0]: invalid CIDR `10.0.0.0/33`"));
-        let errs = errors("on_http_request: [{actions: [{type: restrict-ips, config: {deny: ['1.2.3.4/32']}}]}]");
+        let errs = errors(
+            "on_http_request: [{actions: [{type: restrict-ips, config: {deny: ['1.2.3.4/32']}}]}]",
+        );
         assert!(errs[0].contains("would refuse every address"), "{errs:?}");
     }
 }

@@ -33,7 +33,11 @@ impl SetVars {
                 continue;
             };
             if entries.len() != 1 {
-                cx.err(&p, item.pos, format!("expected a map with one key, got {} keys", entries.len()));
+                cx.err(
+                    &p,
+                    item.pos,
+                    format!("expected a map with one key, got {} keys", entries.len()),
+                );
                 continue;
             }
             let (k, v) = &entries[0];
