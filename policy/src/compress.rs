@@ -45,7 +45,7 @@ impl Algorithm {
                 Vec::new(),
                 Compression::default(),
             )))),
-            Algorithm::Brotli => Box::new(Brotli(Some(brotli::CompressorWriter::new(
+            Algorithm::Brotli => Box::new(Flate(Some(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,
                 5,
@@ -55,7 +55,7 @@ impl Algorithm {
     }
 }
 
-/// What a flate2 writer offers: write, flush, and finish into its output.
+/// What a streaming encoder offers: write, flush, and finish into its output.
 trait FlateWriter: Write {
     fn output(&mut self) -> &mut Vec<u8>;
     fn finish_into(self) -> std::io::Result<Vec<u8>>;
@@ -79,6 +79,7 @@ impl FlateWriter for ZlibEncoder<Vec<u8>> {
     }
 }
 
+/// A streaming encoder as a [`BodyTransform`]; `None` once finished.
 struct Flate<W>(Option<W>);
 
 impl<W: FlateWriter> BodyTransform for Flate<W> {
@@ -101,22 +102,12 @@ impl<W: FlateWriter> BodyTransform for Flate<W> {
     }
 }
 
-struct Brotli(Option<brotli::CompressorWriter<Vec<u8>>>);
-
-impl BodyTransform for Brotli {
-    fn transform(&mut self, chunk: &[u8], end_of_stream: bool) -> Bytes {
-        let Some(w) = self.0.as_mut() else {
-            return Bytes::new();
-        };
-        let _ = w.write_all(chunk);
-        if end_of_stream {
-            return self
-                .0
-                .take()
-                .map_or_else(Bytes::new, |w| Bytes::from(w.into_inner()));
-        }
-        let _ = w.flush();
-        Bytes::from(std::mem::take(w.get_mut()))
+impl FlateWriter for brotli::CompressorWriter<Vec<u8>> {
+    fn output(&mut self) -> &mut Vec<u8> {
+        self.get_mut()
+    }
+    fn finish_into(self) -> std::io::Result<Vec<u8>> {
+        Ok(self.into_inner())
     }
 }
 
