@@ -273,6 +273,23 @@ on_http_response:
     }
 
     #[test]
+    fn generated_responses_are_compressed_by_response_rules() {
+        let e = engine(
+            "on_http_request: [{actions: [{type: custom-response, config: {body: '${\"x\".size()} hello hello hello hello'}}]}]\n\
+             on_http_response: [{actions: [{type: compress-response, config: {algorithms: [gzip]}}]}]",
+        );
+        let o = run(&e, req("GET /", &[("accept-encoding", "gzip")]), "1.1.1.1");
+        assert_eq!(header(&o.res, "content-encoding"), Some("gzip"));
+        let mut s = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(o.res.body().as_ref()),
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s, "1 hello hello hello hello");
+    }
+
+    #[test]
     fn layers_are_one_rule_list() {
         let a = crate::Policy::parse(
             "on_http_request: [{actions: [{type: set-vars, config: {vars: [{who: op}]}}]}]",
