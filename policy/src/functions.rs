@@ -74,15 +74,6 @@ pub(crate) fn register(ctx: &mut Context<'static, 'static>) -> Vec<&'static str>
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_function_registers() {
-        let mut ctx = cel::Context::with_env(std::sync::Arc::new(cel::Env::stdlib()));
-        assert_eq!(super::register(&mut ctx), Vec::<&str>::new());
-    }
-}
-
 /// Compiled regexes by pattern; literal patterns are put here at compile time.
 static REGEXES: LazyLock<RwLock<HashMap<String, Arc<Regex>>>> = LazyLock::new(Default::default);
 const REGEX_CACHE_LIMIT: usize = 4096;
@@ -245,4 +236,13 @@ fn basic_auth_encode<'c, 'v>(
     let pass = str_arg(f, 1)?;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     Ok(CowVal::owned(CelString::from(format!("Basic {token}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_function_registers() {
+        let mut ctx = cel::Context::with_env(std::sync::Arc::new(cel::Env::stdlib()));
+        assert_eq!(super::register(&mut ctx), Vec::<&str>::new());
+    }
 }
