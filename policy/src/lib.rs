@@ -31,6 +31,7 @@ mod shorthand;
 mod state;
 #[cfg(test)]
 mod testutil;
+mod values;
 mod vars;
 
 pub use compress::BodyTransform;
