@@ -59,9 +59,14 @@ impl Engine {
         &self.layers
     }
 
-    /// Starts a request: its state carries the connection, the endpoint and the clock's now.
-    pub fn new_request(&self, conn: ConnInfo, endpoint: Arc<EndpointInfo>) -> RequestState {
-        RequestState::new(conn, endpoint, self.clock.now())
+    /// Starts a request: its state carries the connection, the endpoint (an `EndpointInfo`, or
+    /// an `Arc` of one shared by the endpoint's requests to avoid copying) and the clock's now.
+    pub fn new_request(
+        &self,
+        conn: ConnInfo,
+        endpoint: impl Into<Arc<EndpointInfo>>,
+    ) -> RequestState {
+        RequestState::new(conn, endpoint.into(), self.clock.now())
     }
 
     /// Runs on_http_request. On [`RequestVerdict::Respond`] the response phase has already run
