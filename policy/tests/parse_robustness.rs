@@ -122,3 +122,23 @@ fn mutated_policies_never_panic() {
     }
     assert!(accepted > 0 && accepted < 4000, "accepted {accepted}");
 }
+
+#[test]
+fn deep_nesting_is_rejected_or_accepted_without_overflow() {
+    let inputs = [
+        "[".repeat(200_000),
+        format!("{}1{}", "[".repeat(50_000), "]".repeat(50_000)),
+        format!(
+            "on_http_request: [{{expressions: [\"{}true{}\"], actions: [{{type: deny}}]}}]",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        ),
+        format!(
+            "on_http_request: [{{expressions: [\"{}true\"], actions: [{{type: deny}}]}}]",
+            "!".repeat(20_000)
+        ),
+    ];
+    for input in inputs {
+        let _ = Policy::parse(&input, "deep.yml");
+    }
+}
