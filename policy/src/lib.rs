@@ -10,6 +10,30 @@
 //!              engine.on_http_response(&mut st, &req, &mut res) -> ResponseVerdict
 //!              st.take_body_transform()                    -> compress-response streaming
 //! ```
+//!
+//! ```
+//! use sluice_policy::{ConnInfo, EndpointInfo, Engine, Policy, RequestVerdict};
+//! use std::time::SystemTime;
+//!
+//! let policy = Policy::parse(
+//!     "on_http_request:\n  - expressions: [\"req.url.path.startsWith('/admin')\"]\n    actions: [{type: deny}]\n",
+//!     "traffic-policy.yml",
+//! )?;
+//! let engine = Engine::new(vec![policy]);
+//! let conn = ConnInfo {
+//!     client_addr: "203.0.113.7:50000".parse()?,
+//!     server_port: 443,
+//!     start: SystemTime::now(),
+//!     tls_version: Some("1.3".into()),
+//! };
+//! let mut st = engine.new_request(conn, EndpointInfo::default());
+//! let (mut req, ()) = http::Request::get("/admin/users").body(())?.into_parts();
+//! match engine.on_http_request(&mut st, &mut req) {
+//!     RequestVerdict::Respond(res) => assert_eq!(res.status(), 403),
+//!     RequestVerdict::Continue => unreachable!("denied"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
