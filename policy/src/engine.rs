@@ -234,6 +234,7 @@ on_http_request:
       - "base64.decode(base64.encode('hi')) == 'hi' && basic_auth.encode('a', 'b') == 'Basic YTpi'"
       - "'  x '.trim().upper() == 'X'"
       - "req.cookies['sid'][0].value == 's1' && hasReqCookie('sid')"
+      - "req.url.query_params['debug'] == ['1'] && !has(req.url.query_params.nodebug)"
     actions:
       - type: deny
         config: {status_code: 451}

@@ -296,19 +296,18 @@ impl<'a> Scope<'a> {
             )));
         }
         if let Some(k) = name.strip_prefix(QUERY_PARAM) {
-            let q = self.req.uri().query().unwrap_or("");
-            let list: Vec<Value> = pairs(q)
-                .filter(|(n, _)| n == k)
-                .map(|(_, x)| x.into())
-                .collect();
-            return Some(v(list.into()));
+            return Some(v(self.query_list(k).into()));
         }
         if let Some(k) = name.strip_prefix(REQ_COOKIE) {
-            let list: Vec<Value> = cookie_pairs(self.req.headers())
-                .filter(|(n, _)| *n == k)
-                .map(|(n, x)| cookie(n, x))
-                .collect();
-            return Some(v(list.into()));
+            return Some(v(self.cookie_list(k).into()));
+        }
+        if let Some(k) = name.strip_prefix("req.url.query_params.") {
+            let list = self.query_list(k);
+            return (!list.is_empty()).then(|| v(list.into()));
+        }
+        if let Some(k) = name.strip_prefix("req.cookies.") {
+            let list = self.cookie_list(k);
+            return (!list.is_empty()).then(|| v(list.into()));
         }
         // An object such as `conn.tls` or `req`: a map of its known fields.
         let dotted = format!("{name}.");
@@ -349,6 +348,22 @@ impl<'a> Scope<'a> {
             return cookie_pairs(self.req.headers()).any(|(n, _)| n == k);
         }
         false
+    }
+
+    /// The values of query parameter `k`.
+    fn query_list(&self, k: &str) -> Vec<Value> {
+        pairs(self.req.uri().query().unwrap_or(""))
+            .filter(|(n, _)| n == k)
+            .map(|(_, x)| x.into())
+            .collect()
+    }
+
+    /// The cookies named `k`, as `{name, value}` maps.
+    fn cookie_list(&self, k: &str) -> Vec<Value> {
+        cookie_pairs(self.req.headers())
+            .filter(|(n, _)| *n == k)
+            .map(|(n, x)| cookie(n, x))
+            .collect()
     }
 
     fn action_results(&self) -> Value {
