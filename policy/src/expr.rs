@@ -19,41 +19,7 @@ static BASE: LazyLock<Context<'static, 'static>> = LazyLock::new(|| {
     ctx
 });
 
-/// Functions of the CEL standard library that policies may call.
-const STD_FUNCTIONS: &[&str] = &[
-    "size",
-    "contains",
-    "startsWith",
-    "endsWith",
-    "int",
-    "uint",
-    "double",
-    "string",
-    "bytes",
-    "bool",
-    "type",
-    "dyn",
-    "duration",
-    "timestamp",
-    "getFullYear",
-    "getMonth",
-    "getDate",
-    "getDayOfMonth",
-    "getDayOfWeek",
-    "getDayOfYear",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
-    "max",
-    "min",
-    "hasValue",
-    "value",
-    "orValue",
-    "or",
-];
-
-/// Type names usable as values (`type(x) == string`).
+/// Type names, which are also the conversion functions (`int(x)`, `type(x) == string`).
 const TYPE_NAMES: &[&str] = &[
     "int",
     "uint",
@@ -61,10 +27,19 @@ const TYPE_NAMES: &[&str] = &[
     "string",
     "bytes",
     "bool",
+    "type",
     "list",
     "map",
     "null_type",
-    "type",
+];
+
+/// Other functions of the CEL standard library that policies may call.
+#[rustfmt::skip]
+const STD_FUNCTIONS: &[&str] = &[
+    "size", "contains", "startsWith", "endsWith", "dyn", "duration", "timestamp", "getFullYear",
+    "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours",
+    "getMinutes", "getSeconds", "getMilliseconds", "max", "min", "hasValue", "value", "orValue",
+    "or",
 ];
 
 /// A compiled CEL expression.
@@ -270,7 +245,11 @@ fn walk_call(
         if name == "matches" {
             precompile_regex(call, problems);
             call.func_name = functions::MATCHES.to_string();
-        } else if !operator && !STD_FUNCTIONS.contains(&name) && !functions::NAMES.contains(&name) {
+        } else if !operator
+            && !STD_FUNCTIONS.contains(&name)
+            && !TYPE_NAMES.contains(&name)
+            && !functions::NAMES.contains(&name)
+        {
             problems.push(format!("unknown function `{name}`"));
         } else if phase == Phase::Request && name.contains("ResHeader") {
             problems.push(format!("`{name}` is only available in on_http_response"));
