@@ -1,1 +1,70 @@
-//! Sluice's traffic-policy engine (stub until the policy issue lands).
+//! Sluice's traffic-policy engine: ngrok-compatible `traffic-policy.yml` documents compiled once
+//! into an immutable [`Engine`], evaluated per request without networking or async.
+//!
+//! ```text
+//! Policy::parse(yaml, "traffic-policy.yml")?  ─┐
+//! Shorthand { basic_auth, .. }.compile()?      ├─> Engine::new(layers)  (Arc, Send + Sync)
+//!                                              ─┘
+//! per request: let mut st = engine.new_request(conn, endpoint);
+//!              engine.on_http_request(&mut st, &mut req)   -> RequestVerdict
+//!              engine.on_http_response(&mut st, &req, &mut res) -> ResponseVerdict
+//!              st.take_body_transform()                    -> compress-response streaming
+//! ```
+//!
+//! ```
+//! use sluice_policy::{ConnInfo, EndpointInfo, Engine, Policy, RequestVerdict};
+//! use std::time::SystemTime;
+//!
+//! let policy = Policy::parse(
+//!     "on_http_request:\n  - expressions: [\"req.url.path.startsWith('/admin')\"]\n    actions: [{type: deny}]\n",
+//!     "traffic-policy.yml",
+//! )?;
+//! let engine = Engine::new(vec![policy]);
+//! let conn = ConnInfo {
+//!     client_addr: "203.0.113.7:50000".parse()?,
+//!     server_port: 443,
+//!     start: SystemTime::now(),
+//!     tls_version: Some("1.3".into()),
+//! };
+//! let mut st = engine.new_request(conn, EndpointInfo::default());
+//! let (mut req, ()) = http::Request::get("/admin/users").body(())?.into_parts();
+//! match engine.on_http_request(&mut st, &mut req) {
+//!     RequestVerdict::Respond(res) => assert_eq!(res.status(), 403),
+//!     RequestVerdict::Continue => unreachable!("denied"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod actions;
+mod check;
+pub mod codes;
+pub mod compress;
+pub mod dry_run;
+mod engine;
+mod error;
+mod expr;
+mod fast;
+mod functions;
+mod head;
+mod node;
+mod phase;
+mod policy;
+mod shorthand;
+mod state;
+#[cfg(test)]
+mod testutil;
+mod values;
+mod vars;
+
+pub use compress::BodyTransform;
+pub use engine::{Engine, RequestVerdict, ResponseVerdict};
+pub use error::{PolicyError, PolicyErrors, Pos};
+pub use head::{RequestHead, ResponseHead};
+pub use phase::Phase;
+pub use policy::Policy;
+pub use shorthand::Shorthand;
+pub use state::{
+    ActionOutcome, Clock, ConnInfo, Decision, EndpointInfo, RequestState, SystemClock, TraceEntry,
+};

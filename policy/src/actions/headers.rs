@@ -1,0 +1,222 @@
+//! add-headers and remove-headers.
+
+use super::{header_name, header_templates, Cfg, Exec, Flow, Msg};
+use crate::check::{string_list, Cx};
+use crate::codes;
+use crate::expr::Template;
+use crate::state::Decision;
+use cel::Value;
+use http::header::{HeaderName, HeaderValue, HOST};
+use std::collections::HashMap;
+
+/// Headers ngrok refuses to let policies add.
+const REFUSED: &[&str] = &["user-agent", "ngrok-skip-browser-warning"];
+
+/// `add-headers`: append header values (`host` replaces instead).
+#[derive(Debug)]
+pub(crate) struct AddHeaders {
+    /// Name, template, and the value ready-made when the template is literal.
+    headers: Vec<(HeaderName, Template, Option<HeaderValue>)>,
+}
+
+impl AddHeaders {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["headers"])?;
+        obj.require(cx, "headers")?;
+        let before = cx.errors.len();
+        let headers = header_templates(cx, &obj, "headers", c.phase);
+        for (name, _) in &headers {
+            if REFUSED.contains(&name.as_str()) {
+                cx.err(
+                    &format!("{}.headers.{name}", c.path),
+                    obj.pos,
+                    format!("header `{name}` cannot be added by a policy"),
+                );
+            }
+        }
+        let headers = headers
+            .into_iter()
+            .map(|(n, t)| {
+                let fixed = t.literal().and_then(|l| HeaderValue::from_str(l).ok());
+                (n, t, fixed)
+            })
+            .collect();
+        (cx.errors.len() == before).then_some(Self { headers })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        const ACTION: &str = "add-headers";
+        let want = ex.wants("add_headers");
+        let mut added = Vec::new();
+        for (name, t, fixed) in &self.headers {
+            let (value, hv) = match fixed {
+                Some(hv) => (String::new(), hv.clone()),
+                None => {
+                    let value = match ex.render(ACTION, t) {
+                        Ok(v) => v,
+                        Err(flow) => return flow,
+                    };
+                    let Ok(hv) = HeaderValue::from_str(&value) else {
+                        let msg = format!("header `{name}` got an invalid value");
+                        return ex.fail(ACTION, codes::INTERPOLATION_FAILED, &msg);
+                    };
+                    (value, hv)
+                }
+            };
+            match &mut *ex.msg {
+                Msg::Req(r) if name == HOST => r.insert_header(name.clone(), hv),
+                Msg::Req(r) => r.append_header(name.clone(), hv),
+                Msg::Res(_, r) => r.append_header(name.clone(), hv),
+            }
+            if want {
+                let value = if fixed.is_some() {
+                    t.literal().unwrap_or_default().to_string()
+                } else {
+                    value
+                };
+                added.push((name.as_str().to_string(), Value::from(value)));
+            }
+        }
+        let added: HashMap<String, Value> = added.into_iter().collect();
+        ex.set_result("add_headers", || {
+            HashMap::from([("headers_added".to_string(), Value::from(added))]).into()
+        });
+        ex.record(ACTION, Decision::Modify, true);
+        Flow::Next
+    }
+}
+
+/// `remove-headers`: drop every value of the listed headers.
+#[derive(Debug)]
+pub(crate) struct RemoveHeaders {
+    headers: Vec<HeaderName>,
+}
+
+impl RemoveHeaders {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["headers"])?;
+        let (node, path) = obj.require(cx, "headers")?;
+        let before = cx.errors.len();
+        let names = string_list(cx, node, &path, Some(10));
+        if names.is_empty() && cx.errors.len() == before {
+            cx.err(&path, node.pos, "expected 1 to 10 header names");
+        }
+        let headers: Vec<HeaderName> = names
+            .iter()
+            .filter_map(|(n, p, pos)| header_name(cx, n, p, *pos))
+            .collect();
+        (cx.errors.len() == before).then_some(Self { headers })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        for name in &self.headers {
+            match &mut *ex.msg {
+                Msg::Req(r) => r.remove_header(name),
+                Msg::Res(_, r) => r.remove_header(name),
+            }
+        }
+        let removed = || {
+            self.headers
+                .iter()
+                .map(|h| Value::from(h.as_str()))
+                .collect::<Vec<_>>()
+        };
+        ex.set_result("remove_headers", || {
+            HashMap::from([("headers_removed".to_string(), Value::from(removed()))]).into()
+        });
+        ex.record("remove-headers", Decision::Modify, true);
+        Flow::Next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+
+    #[test]
+    fn add_appends_host_replaces_and_results_are_visible() {
+        let e = engine(
+            r#"
+on_http_request:
+  - actions:
+      - type: add-headers
+        config:
+          headers:
+            X-Trace: "${req.method}-1"
+            host: internal.local
+      - type: add-headers
+        config: {headers: {x-seen: "${actions.ngrok.add_headers.headers_added['x-trace']}"}}
+on_http_response:
+  - actions:
+      - type: add-headers
+        config: {headers: {strict-transport-security: "max-age=63072000"}}
+"#,
+        );
+        let o = run(&e, req("GET /", &[("x-trace", "0")]), "1.1.1.1");
+        let traces: Vec<_> = o.req.headers.get_all("x-trace").iter().collect();
+        assert_eq!(traces, ["0", "GET-1"], "appended, name lowercased");
+        assert_eq!(o.req.headers.get_all("host").iter().count(), 1);
+        assert_eq!(o.req.headers["host"], "internal.local");
+        assert_eq!(o.req.headers["x-seen"], "GET-1");
+        assert_eq!(
+            header(&o.res, "strict-transport-security"),
+            Some("max-age=63072000")
+        );
+    }
+
+    #[test]
+    fn remove_then_add_replaces() {
+        let e = engine(
+            r#"
+on_http_request:
+  - actions:
+      - type: remove-headers
+        config: {headers: [x-forwarded-for, Cookie]}
+      - type: add-headers
+        config: {headers: {x-forwarded-for: "${conn.client_ip}"}}
+on_http_response:
+  - actions: [{type: remove-headers, config: {headers: [content-type]}}]
+"#,
+        );
+        let o = run(
+            &e,
+            req(
+                "GET /",
+                &[("x-forwarded-for", "6.6.6.6"), ("cookie", "a=b")],
+            ),
+            "1.2.3.4",
+        );
+        assert_eq!(o.req.headers["x-forwarded-for"], "1.2.3.4");
+        assert!(!o.req.headers.contains_key("cookie"));
+        assert_eq!(header(&o.res, "content-type"), None);
+    }
+
+    #[test]
+    fn interpolation_failure_is_err_3900() {
+        let e = engine("on_http_request: [{actions: [{type: add-headers, config: {headers: {x: \"${req.headers['nope'][0]}\"}}}]}]");
+        let o = run(&e, req("GET /", &[]), "1.1.1.1");
+        assert_eq!(o.res.status(), 500);
+        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3900"));
+    }
+
+    #[test]
+    fn config_errors() {
+        let errs = errors("on_http_request: [{actions: [{type: add-headers, config: {headers: {user-agent: x, 'bad name': y}}}]}]");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("header `user-agent` cannot be added")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("invalid header name `bad name`")),
+            "{errs:?}"
+        );
+        let errs =
+            errors("on_http_request: [{actions: [{type: remove-headers, config: {headers: []}}]}]");
+        assert!(
+            errs[0].contains("expected 1 to 10 header names"),
+            "{errs:?}"
+        );
+    }
+}

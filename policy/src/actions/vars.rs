@@ -1,0 +1,163 @@
+//! set-vars and log: actions that only record.
+
+use super::{template, Cfg, Exec, Flow};
+use crate::check::{list, Cx};
+use crate::expr::Template;
+use crate::node::{Kind, Node};
+use crate::state::Decision;
+use cel::Value;
+use std::collections::BTreeMap;
+
+/// A `set-vars` value: a YAML scalar kept as is, or a template (exactly `${expr}` keeps its type).
+#[derive(Debug)]
+enum VarValue {
+    Const(Value),
+    Template(Template),
+}
+
+/// `set-vars`: writes `vars.<name>` for the rest of the phase.
+#[derive(Debug)]
+pub(crate) struct SetVars {
+    vars: Vec<(String, VarValue)>,
+}
+
+impl SetVars {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["vars"])?;
+        let (node, path) = obj.require(cx, "vars")?;
+        let before = cx.errors.len();
+        let mut vars = Vec::new();
+        for (item, p) in list(cx, node, &path, None) {
+            let Kind::Map(entries) = &item.kind else {
+                cx.expected(&p, item, "a map with one key");
+                continue;
+            };
+            if entries.len() != 1 {
+                cx.err(
+                    &p,
+                    item.pos,
+                    format!("expected a map with one key, got {} keys", entries.len()),
+                );
+                continue;
+            }
+            let (k, v) = &entries[0];
+            let Some(name) = k.as_str() else {
+                cx.expected(&p, k, "a string key");
+                continue;
+            };
+            let vp = format!("{p}.{name}");
+            if let Some(value) = var_value(cx, v, &vp, c) {
+                vars.push((name.to_string(), value));
+            }
+        }
+        (cx.errors.len() == before).then_some(Self { vars })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        for (name, value) in &self.vars {
+            let v = match value {
+                VarValue::Const(v) => v.clone(),
+                VarValue::Template(t) => {
+                    let typed = t.sole_expr().map(|e| e.eval(&ex.scope()));
+                    match typed {
+                        Some(Ok(v)) => v,
+                        _ => match ex.render("set-vars", t) {
+                            Ok(s) => Value::from(s),
+                            Err(flow) => return flow,
+                        },
+                    }
+                }
+            };
+            ex.st.vars.insert(name.clone(), v);
+        }
+        ex.record("set-vars", Decision::Modify, true);
+        Flow::Next
+    }
+}
+
+fn var_value(cx: &mut Cx, v: &Node, path: &str, c: &Cfg) -> Option<VarValue> {
+    Some(match &v.kind {
+        Kind::Str(s) => VarValue::Template(template(cx, s, path, v.pos, c.phase)?),
+        Kind::Int(i) => VarValue::Const(Value::Int(*i)),
+        Kind::Float(f) => VarValue::Const(Value::Float(*f)),
+        Kind::Bool(b) => VarValue::Const(Value::Bool(*b)),
+        Kind::Null => VarValue::Const(Value::Null),
+        _ => {
+            cx.expected(path, v, "a scalar");
+            return None;
+        }
+    })
+}
+
+/// `log`: metadata for the request's log event.
+#[derive(Debug)]
+pub(crate) struct Log {
+    metadata: Vec<(String, Template)>,
+}
+
+impl Log {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["metadata"])?;
+        let (node, path) = obj.require(cx, "metadata")?;
+        let before = cx.errors.len();
+        let mut metadata = Vec::new();
+        for (k, v, p, pos) in crate::check::string_map(cx, node, &path, 64) {
+            if let Some(t) = template(cx, &v, &p, pos, c.phase) {
+                metadata.push((k, t));
+            }
+        }
+        (cx.errors.len() == before).then_some(Self { metadata })
+    }
+
+    pub fn run(&self, ex: &mut Exec) -> Flow {
+        let mut entry = BTreeMap::new();
+        for (k, t) in &self.metadata {
+            match ex.render("log", t) {
+                Ok(v) => {
+                    entry.insert(k.clone(), v);
+                }
+                Err(flow) => return flow,
+            }
+        }
+        ex.st.logs.push(entry);
+        ex.record("log", Decision::Modify, true);
+        Flow::Next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+
+    #[test]
+    fn set_vars_keeps_types_and_log_collects_metadata() {
+        let e = engine(
+            r#"
+on_http_request:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - limit: 10
+            - path: "${req.url.path}"
+            - is_get: "${req.method == 'GET'}"
+            - label: "m=${req.method}"
+      - type: log
+        config:
+          metadata: {path: "${vars.path}", label: "${vars.label}", twice: "${vars.limit * 2}"}
+  - expressions: ["vars.is_get && vars.limit == 10"]
+    actions: [{type: log, config: {metadata: {second: "yes"}}}]
+on_http_response:
+  - expressions: ["!has(vars.path)"]
+    actions: [{type: log, config: {metadata: {phase: "response vars are fresh"}}}]
+"#,
+        );
+        let o = run(&e, req("GET /a", &[]), "1.1.1.1");
+        let logs = o.st.logs();
+        assert_eq!(logs.len(), 3, "{logs:?} {:?}", o.st.errors());
+        assert_eq!(logs[0]["path"], "/a");
+        assert_eq!(logs[0]["label"], "m=GET");
+        assert_eq!(logs[0]["twice"], "20");
+        assert_eq!(logs[1]["second"], "yes");
+    }
+}

@@ -1,0 +1,244 @@
+//! The agent's shorthand flags (`--basic-auth`, `--cidr-allow`, ...) as a policy of the same engine.
+
+use crate::check::Cx;
+use crate::error::PolicyErrors;
+use crate::node::{Kind, Node};
+use crate::policy::Policy;
+
+/// The agent's deprecated-in-ngrok but convenient flags, each a list of its repeated values.
+///
+/// [`Shorthand::compile`] turns them into the rules ngrok users expect, in this order:
+/// on_http_request: restrict-ips (`--cidr-allow`/`--cidr-deny`; deny-only allows everything else),
+/// basic-auth (`--basic-auth user:pass`, 401 challenge), remove-headers then add-headers
+/// (`--request-header-remove`, `--request-header-add 'k: v'`); on_http_response: remove-headers
+/// then add-headers (`--response-header-*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shorthand {
+    /// `--basic-auth user:pass` (password 8 to 128 characters).
+    pub basic_auth: Vec<String>,
+    /// `--request-header-add 'name: value'`.
+    pub request_header_add: Vec<String>,
+    /// `--request-header-remove name`.
+    pub request_header_remove: Vec<String>,
+    /// `--response-header-add 'name: value'`.
+    pub response_header_add: Vec<String>,
+    /// `--response-header-remove name`.
+    pub response_header_remove: Vec<String>,
+    /// `--cidr-allow 10.0.0.0/8`.
+    pub cidr_allow: Vec<String>,
+    /// `--cidr-deny 1.2.3.4/32`.
+    pub cidr_deny: Vec<String>,
+}
+
+fn s(text: &str) -> Node {
+    Node::synthetic(Kind::Str(text.to_string()))
+}
+
+fn map(entries: Vec<(&str, Node)>) -> Node {
+    Node::synthetic(Kind::Map(
+        entries.into_iter().map(|(k, v)| (s(k), v)).collect(),
+    ))
+}
+
+fn strings(items: &[String]) -> Node {
+    Node::synthetic(Kind::Seq(items.iter().map(|i| s(i)).collect()))
+}
+
+fn rule(action: &str, config: Node) -> Node {
+    let action = map(vec![("type", s(action)), ("config", config)]);
+    map(vec![("actions", Node::synthetic(Kind::Seq(vec![action])))])
+}
+
+/// `k: v` header flags as a headers map; a value without a colon is reported.
+fn header_map(flag: &str, values: &[String], errors: &mut Vec<String>) -> Node {
+    let mut entries = Vec::new();
+    for v in values {
+        match v.split_once(':') {
+            Some((k, x)) => entries.push((s(k.trim()), s(x.trim()))),
+            None => errors.push(format!("{flag} `{v}`: expected `name: value`")),
+        }
+    }
+    Node::synthetic(Kind::Map(entries))
+}
+
+impl Shorthand {
+    /// True when no flag is set (then there is no layer to add).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Compiles the flags into a policy with origin `flags`; problems name the flag
+    /// (`flags: --basic-auth[0]: the password must be 8 to 128 characters long`).
+    pub fn compile(&self) -> Result<Policy, PolicyErrors> {
+        let mut bad_format = Vec::new();
+        let mut request: Vec<(&str, Node)> = Vec::new();
+        let mut response: Vec<(&str, Node)> = Vec::new();
+        if !self.cidr_allow.is_empty() || !self.cidr_deny.is_empty() {
+            let allow = if self.cidr_allow.is_empty() {
+                vec!["0.0.0.0/0".to_string(), "::/0".to_string()]
+            } else {
+                self.cidr_allow.clone()
+            };
+            let config = map(vec![
+                ("allow", strings(&allow)),
+                ("deny", strings(&self.cidr_deny)),
+            ]);
+            request.push(("--cidr-allow/--cidr-deny", rule("restrict-ips", config)));
+        }
+        if !self.basic_auth.is_empty() {
+            let config = map(vec![("credentials", strings(&self.basic_auth))]);
+            request.push(("--basic-auth", rule("basic-auth", config)));
+        }
+        let headers = [
+            (
+                &self.request_header_remove,
+                "--request-header-remove",
+                true,
+                &mut request,
+            ),
+            (
+                &self.response_header_remove,
+                "--response-header-remove",
+                true,
+                &mut response,
+            ),
+        ];
+        for (values, flag, _, rules) in headers {
+            if !values.is_empty() {
+                rules.push((
+                    flag,
+                    rule("remove-headers", map(vec![("headers", strings(values))])),
+                ));
+            }
+        }
+        for (values, flag, rules) in [
+            (
+                &self.request_header_add,
+                "--request-header-add",
+                &mut request,
+            ),
+            (
+                &self.response_header_add,
+                "--response-header-add",
+                &mut response,
+            ),
+        ] {
+            if !values.is_empty() {
+                let hm = header_map(flag, values, &mut bad_format);
+                rules.push((flag, rule("add-headers", map(vec![("headers", hm)]))));
+            }
+        }
+        let flags: Vec<(String, &str)> = [
+            ("on_http_request", &request),
+            ("on_http_response", &response),
+        ]
+        .iter()
+        .flat_map(|(phase, rules)| {
+            rules
+                .iter()
+                .enumerate()
+                .map(move |(i, (flag, _))| (format!("{phase}[{i}]"), *flag))
+        })
+        .collect();
+        let doc = map(vec![
+            (
+                "on_http_request",
+                Node::synthetic(Kind::Seq(request.into_iter().map(|(_, r)| r).collect())),
+            ),
+            (
+                "on_http_response",
+                Node::synthetic(Kind::Seq(response.into_iter().map(|(_, r)| r).collect())),
+            ),
+        ]);
+        let mut cx = Cx::new("flags");
+        for msg in bad_format {
+            cx.err("", None, msg);
+        }
+        let policy = Policy::compile(&mut cx, &doc, "flags");
+        if cx.errors.is_empty() {
+            return Ok(policy);
+        }
+        let mut errors = cx.errors;
+        for e in &mut errors {
+            if let Some((prefix, flag)) = flags.iter().find(|(p, _)| e.path.starts_with(p.as_str()))
+            {
+                let rest = e.path[prefix.len()..].trim_start_matches(".actions[0].config");
+                let rest = rest.rsplit_once('.').map_or(rest, |(_, last)| last);
+                let index = rest.find('[').map_or("", |i| &rest[i..]);
+                e.path = format!("{flag}{index}");
+            }
+        }
+        Err(PolicyErrors::new(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shorthand;
+    use crate::testutil::*;
+    use crate::Engine;
+
+    #[test]
+    fn basic_auth_flag_behaves_like_ngrok() {
+        let flags = Shorthand {
+            basic_auth: vec!["user:password1".into()],
+            ..Default::default()
+        };
+        let e = Engine::new(vec![flags.compile().unwrap()]);
+        let o = run(&e, req("GET /", &[]), "1.1.1.1");
+        assert_eq!(o.res.status(), 401);
+        assert!(header(&o.res, "www-authenticate")
+            .unwrap()
+            .starts_with("Basic realm="));
+        assert!(
+            run(
+                &e,
+                req("GET /", &[("authorization", &basic("user", "password1"))]),
+                "1.1.1.1"
+            )
+            .forwarded
+        );
+    }
+
+    #[test]
+    fn header_and_cidr_flags() {
+        let flags = Shorthand {
+            request_header_add: vec!["X-Env: prod".into()],
+            request_header_remove: vec!["x-debug".into()],
+            response_header_add: vec!["x-served-by:sluice".into()],
+            response_header_remove: vec!["server".into()],
+            cidr_deny: vec!["6.6.6.0/24".into()],
+            ..Default::default()
+        };
+        let e = Engine::new(vec![flags.compile().unwrap()]);
+        let o = run(&e, req("GET /", &[("x-debug", "1")]), "1.1.1.1");
+        assert!(o.forwarded, "deny-only flags allow everything else");
+        assert_eq!(o.req.headers["x-env"], "prod");
+        assert!(!o.req.headers.contains_key("x-debug"));
+        assert_eq!(header(&o.res, "x-served-by"), Some("sluice"));
+        assert_eq!(run(&e, req("GET /", &[]), "6.6.6.6").res.status(), 403);
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let flags = Shorthand {
+            basic_auth: vec!["user:short".into()],
+            cidr_allow: vec!["nope".into()],
+            request_header_add: vec!["novalue".into()],
+            ..Default::default()
+        };
+        let errs = flags.compile().unwrap_err().to_string();
+        assert!(
+            errs.contains("flags: --request-header-add `novalue`: expected `name: value`"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("flags: --basic-auth[0]: the password must be 8 to 128 characters long"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("flags: --cidr-allow/--cidr-deny[0]: invalid CIDR `nope`"),
+            "{errs}"
+        );
+    }
+}
