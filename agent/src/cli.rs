@@ -18,6 +18,80 @@ pub struct Cli {
 pub enum Command {
     /// Expose a local HTTP app: `agent http 8080`.
     Http(HttpArgs),
+    /// Work with traffic-policy files offline.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `agent policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a traffic-policy file and print every problem.
+    Check {
+        /// The policy file (YAML or JSON).
+        file: PathBuf,
+    },
+    /// Evaluate a policy against one request, offline, and print what it would do.
+    Test {
+        /// The policy file (YAML or JSON).
+        file: PathBuf,
+        /// Request line, e.g. 'GET /admin?x=1'.
+        #[arg(long, default_value = "GET /")]
+        request: String,
+        /// Request header 'name: value' (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Client IP the policy sees as conn.client_ip.
+        #[arg(long, default_value = "127.0.0.1")]
+        client_ip: std::net::IpAddr,
+        /// Status of the pretend upstream response the response phase runs on.
+        #[arg(long, default_value_t = 200)]
+        upstream_status: u16,
+    },
+}
+
+/// Traffic-policy inputs for an endpoint; flags compile to rules placed before the file's.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Traffic-policy file (ngrok's traffic-policy.yml format).
+    #[arg(long)]
+    pub traffic_policy_file: Option<PathBuf>,
+    /// Require HTTP basic auth, `user:password` (repeatable).
+    #[arg(long)]
+    pub basic_auth: Vec<String>,
+    /// Add a request header, 'name: value' (repeatable).
+    #[arg(long)]
+    pub request_header_add: Vec<String>,
+    /// Remove a request header (repeatable).
+    #[arg(long)]
+    pub request_header_remove: Vec<String>,
+    /// Add a response header, 'name: value' (repeatable).
+    #[arg(long)]
+    pub response_header_add: Vec<String>,
+    /// Remove a response header (repeatable).
+    #[arg(long)]
+    pub response_header_remove: Vec<String>,
+    /// Allow only clients in this CIDR (repeatable).
+    #[arg(long)]
+    pub cidr_allow: Vec<String>,
+    /// Refuse clients in this CIDR (repeatable).
+    #[arg(long)]
+    pub cidr_deny: Vec<String>,
+}
+
+impl PolicyArgs {
+    /// The shorthand flags as the policy engine's [`sluice_policy::Shorthand`].
+    pub fn shorthand(&self) -> sluice_policy::Shorthand {
+        sluice_policy::Shorthand {
+            basic_auth: self.basic_auth.clone(),
+            request_header_add: self.request_header_add.clone(),
+            request_header_remove: self.request_header_remove.clone(),
+            response_header_add: self.response_header_add.clone(),
+            response_header_remove: self.response_header_remove.clone(),
+            cidr_allow: self.cidr_allow.clone(),
+            cidr_deny: self.cidr_deny.clone(),
+        }
+    }
 }
 
 /// Where logs go and how they look.
@@ -54,6 +128,9 @@ pub struct HttpArgs {
     /// Time the upstream may take to answer before the client gets a 504, e.g. `30s`.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
+    /// Traffic policy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod forward;
+pub mod policy_input;
 pub mod session;
 pub mod tls;
 pub mod upstream;

@@ -4,8 +4,10 @@ mod cli;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command, HttpArgs, LogArgs};
+use cli::{Cli, Command, HttpArgs, LogArgs, PolicyCommand};
+use sluice_agent::policy_input;
 use sluice_agent::{AgentConfig, AgentEvent, EndpointConfig, HostHeader};
+use sluice_policy::dry_run;
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -15,6 +17,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Http(args) => http(args).await,
+        Command::Policy(cmd) => policy(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,10 +37,42 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(HostHeader::parse)
         .unwrap_or_default();
+    // Validated here so a bad policy is reported before anything goes online.
+    endpoint.policies = policy_input::layers(
+        &args.policy.shorthand(),
+        args.policy.traffic_policy_file.as_deref(),
+    )?;
     let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
     config.edge_ca = args.edge_ca;
     config.upstream_timeout = args.upstream_timeout;
     run_until_signal(config, args.log.log_format == "json").await
+}
+
+fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::Check { file } => {
+            let (_, policy) = policy_input::load_file(&file)?;
+            let (request, response) = policy.rule_counts();
+            println!(
+                "{}: ok ({request} request rules, {response} response rules)",
+                file.display()
+            );
+        }
+        PolicyCommand::Test {
+            file,
+            request,
+            headers,
+            client_ip,
+            upstream_status,
+        } => {
+            let (_, policy) = policy_input::load_file(&file)?;
+            let engine = sluice_policy::Engine::new(vec![policy]);
+            let mut req = dry_run::DryRunRequest::parse(&request, &headers, client_ip)?;
+            req.upstream_status = upstream_status;
+            print!("{}", dry_run::run(&engine, &req)?);
+        }
+    }
+    Ok(())
 }
 
 async fn run_until_signal(config: AgentConfig, json: bool) -> anyhow::Result<()> {

@@ -62,6 +62,19 @@ impl Hostname {
         self.0.starts_with("*.")
     }
 
+    /// Whether this name or pattern covers `host`: equal names, or a wildcard `*.d` and a host
+    /// below `d` (at any depth), or a wildcard and a narrower wildcard below it.
+    pub fn covers(&self, host: &Hostname) -> bool {
+        match self.0.strip_prefix('*') {
+            None => self.0 == host.0,
+            Some(suffix) => host
+                .0
+                .strip_prefix('*')
+                .unwrap_or(&host.0)
+                .ends_with(suffix),
+        }
+    }
+
     /// Whether `self` equals `domain` or lies below it.
     pub fn is_within(&self, domain: &Hostname) -> bool {
         let body = self.0.strip_prefix("*.").unwrap_or(&self.0);
@@ -196,6 +209,18 @@ mod tests {
     fn wildcards_most_specific_first() {
         let got: Vec<_> = wildcard_candidates("a.b.example.com").collect();
         assert_eq!(got, ["*.b.example.com", "*.example.com", "*.com"]);
+    }
+
+    #[test]
+    fn patterns_cover_hosts() {
+        let p = |s| Hostname::parse(s).expect(s);
+        assert!(p("*.example.com").covers(&p("a.example.com")));
+        assert!(p("*.example.com").covers(&p("a.b.example.com")));
+        assert!(p("*.example.com").covers(&p("*.b.example.com")));
+        assert!(!p("*.example.com").covers(&p("example.com")));
+        assert!(!p("*.example.com").covers(&p("aexample.com")));
+        assert!(p("a.example.com").covers(&p("a.example.com")));
+        assert!(!p("a.example.com").covers(&p("b.example.com")));
     }
 
     #[test]

@@ -8,10 +8,13 @@
 pub mod auth;
 pub mod certs;
 pub mod config;
+pub mod endpoint_policy;
 pub mod error_response;
 pub mod forwarding;
 pub mod hostname;
 pub mod metrics;
+pub mod policy_heads;
+pub mod policy_run;
 pub mod proxy;
 pub mod routes;
 mod server;

@@ -1,27 +1,32 @@
 //! [`EdgeProxy`]: the request path through pingora's phases, in order.
 //!
-//! `request_filter` (route by Host) → `upstream_peer` (a QUIC stream to the agent) →
-//! `upstream_request_filter` (forwarding headers) → `upstream_response_filter` (sanitise) →
-//! `fail_to_proxy` (edge error responses) → `logging` (metrics and the access event).
+//! `request_filter` (route by Host, then the policy's on_http_request) → `upstream_peer` (a
+//! QUIC stream to the agent) → `upstream_request_filter` (forwarding headers) →
+//! `upstream_response_filter` (sanitise, then on_http_response) → `response_body_filter`
+//! (compression or replaced bodies) → `fail_to_proxy` (edge error responses) → `logging`
+//! (metrics and the access event).
 
 use crate::error_response::{code_for, edge_error, respond};
 use crate::forwarding::{prepare_upstream_request, sanitize_upstream_response};
-use crate::hostname::host_without_port;
+use crate::hostname::{host_without_port, Hostname};
+use crate::policy_run::{self, PolicyRun};
 use crate::routes::Route;
 use crate::state::EdgeState;
 use crate::tunnel::connector::AgentConnector;
 use crate::tunnel::session::new_id;
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
+use sluice_policy::ConnInfo;
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::stream::{Scheme, StreamHeader};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, info_span, Span};
 
 /// The edge's pingora application.
@@ -50,6 +55,8 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Host (lowercase, no port).
     pub host: String,
+    /// The endpoint's traffic-policy evaluation, when it has a policy.
+    pub policy: Option<PolicyRun>,
 }
 
 /// The host a request is for: the absolute-form URI's authority, else the `Host` header.
@@ -80,6 +87,48 @@ fn session_group_key(session_id: &str) -> u64 {
     h.finish()
 }
 
+impl EdgeProxy {
+    fn conn_info(&self, session: &Session) -> ConnInfo {
+        ConnInfo {
+            client_addr: client_socket(session).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            server_port: self.state.public_port,
+            start: SystemTime::now(),
+            tls_version: None,
+        }
+    }
+
+    /// No agent holds the host: an operator policy for it may still answer (maintenance page,
+    /// redirect); otherwise 404 `EndpointNotFound` (400 when there is no host at all).
+    async fn answer_without_agent(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let Ok(host) = Hostname::parse(&ctx.host) else {
+            ctx.error_code = Some(ErrorCode::BadRequest);
+            respond(session, ErrorCode::BadRequest).await?;
+            return Ok(true);
+        };
+        if let Some(op) = self.state.operator.iter().find(|o| o.matches(&host)) {
+            let conn = self.conn_info(session);
+            let (run, answer) = PolicyRun::request(
+                &op.engine,
+                conn,
+                op.endpoint.clone(),
+                session.req_header_mut(),
+            );
+            ctx.policy = Some(run);
+            if let Some(resp) = answer {
+                policy_run::send(session, resp).await?;
+                return Ok(true);
+            }
+        }
+        ctx.error_code = Some(ErrorCode::EndpointNotFound);
+        respond(session, ErrorCode::EndpointNotFound).await?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
@@ -93,6 +142,7 @@ impl ProxyHttp for EdgeProxy {
             span: Span::none(),
             started: Instant::now(),
             host: String::new(),
+            policy: None,
         }
     }
 
@@ -111,15 +161,22 @@ impl ProxyHttp for EdgeProxy {
             path = %req.uri.path(),
         );
         let Some(route) = self.state.routes.lookup(&ctx.host) else {
-            let code = if ctx.host.is_empty() {
-                ErrorCode::BadRequest
-            } else {
-                ErrorCode::EndpointNotFound
-            };
-            ctx.error_code = Some(code);
-            respond(session, code).await?;
-            return Ok(true);
+            return self.answer_without_agent(session, ctx).await;
         };
+        if let Some(engine) = &route.policy {
+            let conn = self.conn_info(session);
+            let (run, answer) = PolicyRun::request(
+                engine,
+                conn,
+                route.endpoint.clone(),
+                session.req_header_mut(),
+            );
+            ctx.policy = Some(run);
+            if let Some(resp) = answer {
+                policy_run::send(session, resp).await?;
+                return Ok(true);
+            }
+        }
         ctx.route = Some(route);
         Ok(false)
     }
@@ -168,14 +225,30 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         if let Some(code) = sanitize_upstream_response(upstream_response)? {
             ctx.error_code = Some(code);
         }
+        if let Some(run) = &mut ctx.policy {
+            run.response(session.req_header(), upstream_response)?;
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<Duration>> {
+        if let Some(run) = &mut ctx.policy {
+            run.body_chunk(body, end_of_stream);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -7,11 +7,11 @@ use crate::auth::TokenId;
 use crate::hostname::{wildcard_candidates, Hostname};
 use crate::tunnel::session::SessionHandle;
 use arc_swap::ArcSwap;
+use sluice_policy::{EndpointInfo, Engine};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Where requests for one hostname go.
-#[derive(Debug)]
 pub struct Route {
     /// The hostname (exact or wildcard) this route serves.
     pub hostname: Hostname,
@@ -21,6 +21,21 @@ pub struct Route {
     pub endpoint_id: u32,
     /// The agent session that carries the traffic.
     pub session: Arc<SessionHandle>,
+    /// The endpoint's compiled traffic policy (operator layers first), if any.
+    pub policy: Option<Arc<Engine>>,
+    /// `endpoint.*` facts for policy expressions.
+    pub endpoint: Arc<EndpointInfo>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("hostname", &self.hostname)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("session", &self.session.id)
+            .field("policy", &self.policy.is_some())
+            .finish()
+    }
 }
 
 impl Route {

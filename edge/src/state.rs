@@ -5,6 +5,8 @@ use crate::config::EdgeConfig;
 use crate::hostname::Hostname;
 use crate::metrics::EdgeMetrics;
 use crate::routes::RouteRegistry;
+use sluice_policy::{EndpointInfo, Engine};
+use sluice_proto::control::PolicySource;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,28 @@ pub struct EdgeState {
     pub stream_open_timeout: Duration,
     /// How long an agent has to finish its handshake.
     pub handshake_timeout: Duration,
+    /// Operator policies by hostname pattern, from `edge.yaml`.
+    pub operator: Vec<OperatorEndpoint>,
+}
+
+/// An operator policy attached to a hostname pattern in `edge.yaml`. Its rules run before the
+/// agent's on every matching endpoint; with no agent online it answers on its own.
+pub struct OperatorEndpoint {
+    /// Exact hostname or wildcard (`*.example.com`).
+    pub pattern: Hostname,
+    /// The policy text, compiled again for each matching agent endpoint (own rate-limit state).
+    pub source: PolicySource,
+    /// Compiled once for requests that reach no agent.
+    pub engine: Arc<Engine>,
+    /// `endpoint.*` facts for those requests.
+    pub endpoint: Arc<EndpointInfo>,
+}
+
+impl OperatorEndpoint {
+    /// Whether this pattern covers `host`.
+    pub fn matches(&self, host: &Hostname) -> bool {
+        self.pattern.covers(host)
+    }
 }
 
 impl EdgeState {
@@ -43,6 +67,29 @@ impl EdgeState {
             metrics,
             stream_open_timeout: config.stream_open_timeout,
             handshake_timeout: config.handshake_timeout,
+            operator: Vec::new(),
+        }
+    }
+
+    /// The operator policies that apply to `host`, in `edge.yaml` order.
+    pub fn operator_sources<'a>(
+        &'a self,
+        host: &'a Hostname,
+    ) -> impl Iterator<Item = &'a PolicySource> + 'a {
+        self.operator
+            .iter()
+            .filter(move |o| o.matches(host))
+            .map(|o| &o.source)
+    }
+
+    /// The `endpoint.*` facts for `host`.
+    pub fn endpoint_info(&self, id: String, host: &Hostname) -> EndpointInfo {
+        EndpointInfo {
+            id,
+            url: self.public_url(host),
+            host: host.to_string(),
+            port: self.public_port,
+            protocol: "http".to_string(),
         }
     }
 

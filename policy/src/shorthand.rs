@@ -12,7 +12,8 @@ use crate::policy::Policy;
 /// basic-auth (`--basic-auth user:pass`, 401 challenge), remove-headers then add-headers
 /// (`--request-header-remove`, `--request-header-add 'k: v'`); on_http_response: remove-headers
 /// then add-headers (`--response-header-*`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Shorthand {
     /// `--basic-auth user:pass` (password 8 to 128 characters).
     pub basic_auth: Vec<String>,

@@ -47,13 +47,28 @@ pub struct EndpointRequest {
     pub policies: Vec<PolicySource>,
 }
 
-/// A traffic-policy document and where it came from (used in error messages).
+/// A traffic-policy layer and where it came from (used in error messages).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySource {
     /// Label such as a file name or `flags`.
     pub origin: String,
-    /// YAML or JSON text.
+    /// What `text` holds.
+    #[serde(default)]
+    pub kind: PolicyKind,
+    /// The layer's text.
     pub text: String,
+}
+
+/// The form of a [`PolicySource`]'s text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// A traffic-policy document, YAML or JSON.
+    #[default]
+    Document,
+    /// The agent's shorthand flags (`--basic-auth`, `--cidr-allow`, …) as a JSON object with
+    /// one list per flag; the edge compiles them exactly as the agent did.
+    Shorthand,
 }
 
 /// The edge's answer to [`Hello`].

@@ -2,6 +2,7 @@
 //! connection.
 
 use crate::auth::TokenId;
+use crate::endpoint_policy;
 use crate::hostname::Hostname;
 use crate::routes::Route;
 use crate::state::EdgeState;
@@ -190,11 +191,16 @@ fn admit(
                 format!("'{hostname}' is requested twice"),
             ));
         }
+        let policy =
+            endpoint_policy::compile(state.operator_sources(&hostname).chain(&request.policies))
+                .map_err(|problems| reject(ErrorCode::PolicyInvalid, problems))?;
         routes.push(Arc::new(Route {
             url: state.public_url(&hostname),
+            endpoint: Arc::new(state.endpoint_info(format!("{session_id}/{id}"), &hostname)),
             hostname,
             endpoint_id: id,
             session: session.clone(),
+            policy,
         }));
     }
     let replaced = state

@@ -1,0 +1,37 @@
+//! Compiling an endpoint's traffic-policy layers (operator, agent flags, agent files) into one
+//! engine when the endpoint comes online — never per request.
+
+use sluice_policy::{Engine, Policy, PolicyErrors, Shorthand};
+use sluice_proto::control::{PolicyKind, PolicySource};
+use std::sync::Arc;
+
+/// Compiles `sources` (operator layers first, then the agent's) into one engine, in order.
+/// `None` when there is no layer, so requests skip policy evaluation entirely. The error lists
+/// every problem of every layer, one per line. Each call builds fresh state (rate-limit buckets
+/// are per endpoint).
+pub fn compile<'a>(
+    sources: impl IntoIterator<Item = &'a PolicySource>,
+) -> Result<Option<Arc<Engine>>, String> {
+    let mut layers: Vec<Policy> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    for source in sources {
+        match compile_source(source) {
+            Ok(policy) => layers.push(policy),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    Ok((!layers.is_empty()).then(|| Arc::new(Engine::new(layers))))
+}
+
+fn compile_source(source: &PolicySource) -> Result<Policy, String> {
+    let compiled: Result<Policy, PolicyErrors> = match source.kind {
+        PolicyKind::Document => Policy::parse(&source.text, &source.origin),
+        PolicyKind::Shorthand => serde_json::from_str::<Shorthand>(&source.text)
+            .map_err(|e| format!("{}: malformed shorthand flags: {e}", source.origin))?
+            .compile(),
+    };
+    compiled.map_err(|errors| errors.to_string())
+}

@@ -1,0 +1,138 @@
+//! One request's traffic-policy evaluation inside pingora's phases: the engine, its
+//! per-request state, and what happens to the response body.
+
+use crate::policy_heads::{PolicyRequest, PolicyRequestRef, PolicyResponse};
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use sluice_policy::{
+    BodyTransform, ConnInfo, EndpointInfo, Engine, RequestState, RequestVerdict, ResponseVerdict,
+};
+use std::sync::{Arc, Mutex};
+
+/// What the edge does to the upstream response body.
+enum BodyRewrite {
+    /// Pass it through.
+    Keep,
+    /// Stream it through a transform (compress-response). The mutex only makes the context
+    /// `Sync` as pingora requires; it is never contended (`get_mut`).
+    Transform(Mutex<Box<dyn BodyTransform + Send>>),
+    /// Drop it and send this instead, once, at the end.
+    Replace(Option<Bytes>),
+}
+
+/// A request's policy evaluation, created in `request_filter`.
+pub struct PolicyRun {
+    engine: Arc<Engine>,
+    state: RequestState,
+    body: BodyRewrite,
+}
+
+impl PolicyRun {
+    /// Runs on_http_request on the client's request (mutated in place, so the upstream sees the
+    /// changes). Returns the run and, when the policy answers itself, the response to send.
+    pub fn request(
+        engine: &Arc<Engine>,
+        conn: ConnInfo,
+        endpoint: Arc<EndpointInfo>,
+        req: &mut RequestHeader,
+    ) -> (Self, Option<http::Response<Bytes>>) {
+        let mut state = engine.new_request(conn, endpoint);
+        let answer = match engine.on_http_request(&mut state, &mut PolicyRequest(req)) {
+            RequestVerdict::Continue => None,
+            RequestVerdict::Respond(resp) => Some(resp),
+        };
+        let run = PolicyRun {
+            engine: engine.clone(),
+            state,
+            body: BodyRewrite::Keep,
+        };
+        (run, answer)
+    }
+
+    /// Runs on_http_response on the upstream's response head, rewriting it in place and
+    /// deciding what happens to the body.
+    pub fn response(
+        &mut self,
+        req: &RequestHeader,
+        resp: &mut ResponseHeader,
+    ) -> pingora::Result<()> {
+        let verdict = self.engine.on_http_response(
+            &mut self.state,
+            &PolicyRequestRef(req),
+            &mut PolicyResponse(resp),
+        );
+        match verdict {
+            ResponseVerdict::Continue => {
+                if let Some(transform) = self.state.take_body_transform() {
+                    // The length changes; HTTP/1.1 clients then need chunked framing.
+                    resp.remove_header("content-length");
+                    resp.insert_header("transfer-encoding", "chunked")?;
+                    self.body = BodyRewrite::Transform(Mutex::new(transform));
+                }
+            }
+            ResponseVerdict::Replace(replacement) => {
+                let (parts, body) = replacement.into_parts();
+                overwrite_head(resp, &parts, body.len())?;
+                self.body = BodyRewrite::Replace(Some(body));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the body decision to one chunk of the upstream body.
+    pub fn body_chunk(&mut self, body: &mut Option<Bytes>, end_of_stream: bool) {
+        match &mut self.body {
+            BodyRewrite::Keep => {}
+            BodyRewrite::Transform(t) => {
+                let t = t.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let chunk = body.take().unwrap_or_default();
+                let out = t.transform(&chunk, end_of_stream);
+                *body = (!out.is_empty()).then_some(out);
+            }
+            BodyRewrite::Replace(replacement) => {
+                *body = if end_of_stream {
+                    replacement.take()
+                } else {
+                    None
+                };
+            }
+        }
+    }
+
+    /// The per-request state (logs, outcomes) for the access event.
+    pub fn state(&self) -> &RequestState {
+        &self.state
+    }
+}
+
+/// Replaces a response head's status and headers with `parts`, framed for `body_len` bytes.
+fn overwrite_head(
+    resp: &mut ResponseHeader,
+    parts: &http::response::Parts,
+    body_len: usize,
+) -> pingora::Result<()> {
+    resp.set_status(parts.status)?;
+    let names: Vec<http::HeaderName> = resp.headers.keys().cloned().collect();
+    for name in names {
+        resp.remove_header(&name);
+    }
+    for (name, value) in &parts.headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    resp.set_content_length(body_len)
+}
+
+/// Sends a response the policy (or the edge) generated, whole.
+pub async fn send(session: &mut Session, resp: http::Response<Bytes>) -> pingora::Result<()> {
+    let (parts, body) = resp.into_parts();
+    let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    overwrite_head(&mut head, &parts, body.len())?;
+    session
+        .write_response_header(Box::new(head), body.is_empty())
+        .await?;
+    if !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
