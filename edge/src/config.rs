@@ -6,6 +6,7 @@
 use crate::hostname::{Hostname, HostnameError};
 use clap::Parser;
 use serde::Deserialize;
+use sluice_proto::control::{PolicyKind, PolicySource};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,6 +82,58 @@ struct FileConfig {
     log_format: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     grace_period: Option<Duration>,
+    #[serde(default)]
+    endpoints: Vec<FileEndpoint>,
+}
+
+/// `endpoints:` entry: an operator policy for a hostname pattern.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEndpoint {
+    url: String,
+    traffic_policy_file: Option<PathBuf>,
+    traffic_policy: Option<String>,
+}
+
+/// An operator traffic policy attached to a hostname pattern (`edge.yaml` `endpoints:`).
+#[derive(Debug, Clone)]
+pub struct OperatorPolicy {
+    /// Exact hostname or wildcard (`*.example.com`).
+    pub pattern: Hostname,
+    /// The policy document.
+    pub source: PolicySource,
+}
+
+impl FileEndpoint {
+    /// Resolves the entry; relative policy paths are relative to the config file's folder.
+    fn resolve(self, index: usize, base: &Path) -> Result<OperatorPolicy, ConfigError> {
+        let at = |msg: String| ConfigError::Endpoint { index, msg };
+        let pattern = Hostname::parse(self.url.trim_start_matches("http://"))
+            .map_err(|e| at(e.to_string()))?;
+        let source = match (self.traffic_policy_file, self.traffic_policy) {
+            (Some(file), None) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| at(format!("traffic_policy_file {}: {e}", path.display())))?;
+                PolicySource {
+                    origin: path.display().to_string(),
+                    kind: PolicyKind::Document,
+                    text,
+                }
+            }
+            (None, Some(text)) => PolicySource {
+                origin: format!("edge.yaml endpoints[{index}].traffic_policy"),
+                kind: PolicyKind::Document,
+                text,
+            },
+            _ => {
+                return Err(at(
+                    "give exactly one of traffic_policy_file, traffic_policy".to_string(),
+                ))
+            }
+        };
+        Ok(OperatorPolicy { pattern, source })
+    }
 }
 
 mod humantime_serde_opt {
@@ -144,6 +197,8 @@ pub struct EdgeConfig {
     pub stream_open_timeout: Duration,
     /// How long a new agent connection has to complete its handshake.
     pub handshake_timeout: Duration,
+    /// Operator policies by hostname pattern; they run before the agent's.
+    pub operator_policies: Vec<OperatorPolicy>,
 }
 
 impl Default for EdgeConfig {
@@ -161,6 +216,7 @@ impl Default for EdgeConfig {
             grace_period: Duration::from_secs(5),
             stream_open_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            operator_policies: Vec::new(),
         }
     }
 }
@@ -193,6 +249,14 @@ pub enum ConfigError {
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
     NoAuthtoken,
+    /// An `endpoints:` entry is unusable.
+    #[error("endpoints[{index}]: {msg}")]
+    Endpoint {
+        /// Index in the list.
+        index: usize,
+        /// What is wrong.
+        msg: String,
+    },
     /// Only one of cert/key given in the file.
     #[error("tunnel_cert and tunnel_key must be given together")]
     HalfTls,
@@ -222,10 +286,21 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 impl EdgeConfig {
     /// Merges flags/env (already in `args`) over the config file over defaults, and validates.
     pub fn from_args(args: EdgeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+        let mut file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let base = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let operator_policies = std::mem::take(&mut file.endpoints)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.resolve(i, &base))
+            .collect::<Result<Vec<_>, _>>()?;
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,
@@ -264,12 +339,7 @@ impl EdgeConfig {
                 .tunnel_addr
                 .or(file.tunnel_addr)
                 .unwrap_or(d.tunnel_addr),
-            metrics_addr: Some(
-                args.metrics_addr.or(file.metrics_addr).unwrap_or(
-                    d.metrics_addr
-                        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9090))),
-                ),
-            ),
+            metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
             domain,
             authtokens,
             tunnel_tls,
@@ -280,6 +350,7 @@ impl EdgeConfig {
                 .grace_period
                 .or(file.grace_period)
                 .unwrap_or(d.grace_period),
+            operator_policies,
             ..d
         })
     }
@@ -320,6 +391,29 @@ mod tests {
         assert_eq!(cfg.http_addr.port(), 2222);
         assert_eq!(cfg.authtokens, ["a", "b"]);
         assert_eq!(cfg.grace_period, Duration::from_secs(2));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn operator_endpoints_load_relative_files() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-op-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("maint.yml"),
+            "on_http_request:\n  - actions: [{type: deny}]\n",
+        )
+        .expect("write");
+        let path = dir.join("edge.yaml");
+        std::fs::write(
+            &path,
+            "dev: true\nendpoints:\n  - url: '*.example.com'\n    traffic_policy_file: maint.yml\n",
+        )
+        .expect("write");
+        let cfg =
+            EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
+        assert_eq!(cfg.operator_policies.len(), 1);
+        assert_eq!(cfg.operator_policies[0].pattern.as_str(), "*.example.com");
+        assert!(cfg.operator_policies[0].source.text.contains("deny"));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -4,10 +4,11 @@
 use crate::auth::TokenSet;
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
+use crate::endpoint_policy;
 use crate::metrics::{EdgeMetrics, MetricsApp};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
-use crate::state::EdgeState;
+use crate::state::{EdgeState, OperatorEndpoint};
 use crate::tunnel::listener::{self, ListenError};
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
@@ -52,6 +53,14 @@ pub enum StartError {
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured (use --authtoken or --dev)")]
     NoAuthtoken,
+    /// An operator policy in `edge.yaml` does not compile.
+    #[error("operator policy for '{pattern}':\n{problems}")]
+    Policy {
+        /// The hostname pattern.
+        pattern: String,
+        /// One line per problem.
+        problems: String,
+    },
     /// Metrics registry setup failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -163,6 +172,37 @@ fn tunnel_identity(config: &EdgeConfig) -> Result<TunnelIdentity, CertError> {
     }
 }
 
+/// Compiles `edge.yaml`'s operator policies up front: a bad file stops the edge at start, not
+/// at the first request.
+fn operator_endpoints(
+    config: &EdgeConfig,
+    state: &EdgeState,
+) -> Result<Vec<OperatorEndpoint>, StartError> {
+    config
+        .operator_policies
+        .iter()
+        .map(|op| {
+            let engine = endpoint_policy::compile([&op.source])
+                .map_err(|problems| StartError::Policy {
+                    pattern: op.pattern.to_string(),
+                    problems,
+                })?
+                .ok_or_else(|| StartError::Policy {
+                    pattern: op.pattern.to_string(),
+                    problems: "empty policy".to_string(),
+                })?;
+            Ok(OperatorEndpoint {
+                pattern: op.pattern.clone(),
+                source: op.source.clone(),
+                engine,
+                endpoint: Arc::new(
+                    state.endpoint_info(format!("operator/{}", op.pattern), &op.pattern),
+                ),
+            })
+        })
+        .collect()
+}
+
 /// Starts an edge: binds all listeners, then serves until [`EdgeHandle::shutdown`].
 pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let dev_token = match (config.authtokens.is_empty(), config.dev) {
@@ -185,13 +225,15 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         source,
     })?;
     let metrics = EdgeMetrics::new()?;
-    let state = Arc::new(EdgeState::new(
+    let mut state = EdgeState::new(
         &config,
         tokens,
         Arc::new(LocalRoutes::new()),
         http_addr.port(),
         metrics.clone(),
-    ));
+    );
+    state.operator = operator_endpoints(&config, &state)?;
+    let state = Arc::new(state);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut fds = Fds::new();
