@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Expose a local HTTP app: `agent http 8080`.
-    Http(HttpArgs),
+    Http(Box<HttpArgs>),
     /// Work with traffic-policy files offline.
     #[command(subcommand)]
     Policy(PolicyCommand),

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Http(args) => http(args).await,
+        Command::Http(args) => http(*args).await,
         Command::Policy(cmd) => policy(cmd),
     };
     match result {

@@ -111,7 +111,12 @@ pub fn sanitize_upstream_response(resp: &mut ResponseHeader) -> pingora::Result<
         .and_then(ErrorCode::from_header_value);
     resp.remove_header(AGENT_ERROR_HEADER);
     resp.remove_header(ERROR_CODE_HEADER);
-    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        // The agent's hop may have added tokens such as `close` (hyper does when its per-stream
+        // connection is not kept alive); the client's hop is being upgraded, nothing else.
+        // Strict websocket clients (tungstenite) refuse `Connection: upgrade, close`.
+        resp.insert_header("connection", "upgrade")?;
+    } else {
         for name in HOP_BY_HOP {
             resp.remove_header(name);
         }
@@ -187,5 +192,17 @@ mod tests {
         );
         assert_eq!(resp.headers[ERROR_CODE_HEADER], "ERR_SLUICE_8012");
         assert!(!resp.headers.contains_key(AGENT_ERROR_HEADER));
+    }
+
+    #[test]
+    fn switching_protocols_says_only_upgrade() {
+        let mut resp = ResponseHeader::build(101, None).expect("resp");
+        resp.append_header("connection", "Upgrade").expect("h");
+        resp.append_header("connection", "close").expect("h");
+        resp.insert_header("upgrade", "websocket").expect("h");
+        sanitize_upstream_response(&mut resp).expect("ok");
+        let values: Vec<_> = resp.headers.get_all("connection").iter().collect();
+        assert_eq!(values, ["upgrade"]);
+        assert_eq!(resp.headers["upgrade"], "websocket");
     }
 }

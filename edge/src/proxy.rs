@@ -21,7 +21,7 @@ use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use sluice_policy::ConnInfo;
-use sluice_proto::error_code::ErrorCode;
+use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
 use sluice_proto::stream::{Scheme, StreamHeader};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -285,21 +285,37 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) {
         self.state.metrics.requests_in_flight.dec();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let code = ctx.error_code.map(|c| c.to_string()).unwrap_or_default();
+        let written = session.response_written();
+        let status = written.map_or(0, |r| r.status.as_u16());
+        // The written header is authoritative: upstream copies were stripped, so any code
+        // there came from the edge, the agent or the policy.
+        let code = written
+            .and_then(|r| r.headers.get(ERROR_CODE_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| ctx.error_code.map(|c| c.to_string()))
+            .unwrap_or_default();
         self.state
             .metrics
             .http_requests
             .with_label_values(&[&format!("{}xx", status / 100), &code])
             .inc();
         let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
-        match e {
-            Some(e) => {
-                info!(parent: &ctx.span, status, error_code = %code, elapsed_ms, error = %e, "request failed")
-            }
-            None => {
-                info!(parent: &ctx.span, status, error_code = %code, elapsed_ms, "request complete")
-            }
-        }
+        // The `log` action's metadata travels with the request's access event.
+        let policy_logs = ctx
+            .policy
+            .as_ref()
+            .map(|run| format!("{:?}", run.state().logs()))
+            .unwrap_or_default();
+        let error = e.map(|e| e.to_string()).unwrap_or_default();
+        info!(
+            parent: &ctx.span,
+            status,
+            error_code = %code,
+            elapsed_ms,
+            %error,
+            %policy_logs,
+            "request complete"
+        );
     }
 }

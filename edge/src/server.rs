@@ -237,8 +237,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut fds = Fds::new();
+    // We drive shutdown ourselves (EdgeHandle::shutdown), but pingora reads these too.
+    let server_conf = ServerConf {
+        grace_period_seconds: Some(config.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &Arc::new(ServerConf::default()),
+        &Arc::new(server_conf),
         EdgeProxy::new(state.clone()),
         "sluice-edge",
     );

@@ -7,37 +7,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const POLICY: &str = r#"
-on_http_request:
-  - name: block bad bots
-    expressions: ["req.user_agent.matches('(?i)(ahrefsbot|semrushbot|gptbot)')"]
-    actions: [{type: deny}]
-  - name: admin from office
-    expressions: ["req.url.path.startsWith('/admin')"]
-    actions: [{type: restrict-ips, config: {allow: ["10.0.0.0/8"]}}]
-  - name: webhooks from provider
-    expressions: ["req.url.path.startsWith('/webhooks')"]
-    actions: [{type: restrict-ips, config: {allow: ["140.82.112.0/20"]}}]
-  - name: only known methods
-    expressions: ["!(req.method in ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'])"]
-    actions: [{type: custom-response, config: {status_code: 405}}]
-  - name: maintenance
-    expressions: ["req.url.path == '/maintenance'"]
-    actions: [{type: custom-response, config: {status_code: 503, body: "later"}}]
-  - name: canonical host
-    expressions: ["req.host == 'example.com'"]
-    actions: [{type: redirect, config: {to: "https://www.example.com/"}}]
-  - name: api key present
-    expressions: ["req.url.path.startsWith('/api/') && !hasReqHeader('x-api-key')"]
-    actions: [{type: custom-response, config: {status_code: 401, body: "key"}}]
-  - name: forward client ip
-    actions: [{type: add-headers, config: {headers: {x-real-ip: "${conn.client_ip}"}}}]
-  - name: strip internal headers
-    actions: [{type: remove-headers, config: {headers: [x-internal-debug]}}]
-  - name: json api 404
-    expressions: ["req.url.path.startsWith('/api/v0/')"]
-    actions: [{type: custom-response, config: {status_code: 404, body: '{"error":"gone"}'}}]
-"#;
+/// Shared with `benches/tunnel.rs`, which measures the same policy through the whole edge.
+const POLICY: &str = include_str!("../../benches/ten-rule-policy.yml");
 
 fn bench(c: &mut Criterion) {
     let engine = Engine::new(vec![
