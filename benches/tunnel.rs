@@ -1,0 +1,114 @@
+//! Load harness: small GETs straight to an upstream, through Sluice, and through Sluice with the
+//! realistic 10-rule policy, measured in the same run so the ratios hold on a noisy machine.
+//!
+//! `cargo bench --bench tunnel` (release). Each scenario runs 32 keep-alive connections for a
+//! bounded time (`SLUICE_BENCH_SECS`, default 5 s) and at most 2,000,000 requests.
+
+use sluice_agent::policy_input;
+use sluice_e2e::upstream::{self, full};
+use sluice_e2e::{TestAgent, TestEdge, TOKEN};
+use sluice_policy::Shorthand;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONNECTIONS: usize = 32;
+const MAX_REQUESTS: u64 = 2_000_000;
+const POLICY_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ten-rule-policy.yml");
+
+/// Runs the load against `url` (resolved to `addr`) and returns requests per second.
+async fn load(url: String, addr: SocketAddr, secs: u64) -> anyhow::Result<f64> {
+    let host = reqwest::Url::parse(&url)?
+        .host_str()
+        .unwrap_or("localhost")
+        .to_string();
+    let client = reqwest::Client::builder()
+        .resolve(&host, addr)
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (client, url, done) = (client.clone(), url.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline && done.load(Ordering::Relaxed) < MAX_REQUESTS {
+                let r = client
+                    .get(&url)
+                    .header(
+                        "user-agent",
+                        "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+                    )
+                    .header("x-api-key", "k-123")
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status() == 200, "status {}", r.status());
+                r.bytes().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn through_sluice(
+    app: SocketAddr,
+    name: &str,
+    policy: bool,
+    secs: u64,
+) -> anyhow::Result<f64> {
+    let edge = TestEdge::start().await?;
+    let mut config = edge.agent_config(TOKEN, name, app);
+    if policy {
+        config.endpoints[0].policies =
+            policy_input::layers(&Shorthand::default(), Some(POLICY_FILE.as_ref()))?;
+    }
+    let agent = TestAgent::start(config).await?;
+    let url = format!("{}/api/v1/orders?limit=10", agent.url());
+    let rps = load(url, edge.http_addr, secs).await?;
+    agent.stop().await?;
+    edge.shutdown().await;
+    Ok(rps)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("SLUICE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let body = bytes::Bytes::from(vec![b'x'; 1024]);
+    let app = upstream::serve(move |_req| {
+        let body = body.clone();
+        async move { hyper::Response::new(full(body)) }
+    })
+    .await?;
+    let direct = load(
+        format!(
+            "http://127.0.0.1:{}/api/v1/orders?limit=10",
+            app.addr.port()
+        ),
+        app.addr,
+        secs,
+    )
+    .await?;
+    let plain = through_sluice(app.addr, "plain", false, secs).await?;
+    let policy = through_sluice(app.addr, "policy", true, secs).await?;
+    println!("small GETs, 1 KiB, {CONNECTIONS} keep-alive connections, {secs} s each");
+    println!("| path | req/s | vs direct | vs sluice |");
+    println!("|---|---|---|---|");
+    println!("| direct | {direct:.0} | 1.00 | |");
+    println!("| sluice | {plain:.0} | {:.2} | 1.00 |", plain / direct);
+    println!(
+        "| sluice + 10-rule policy | {policy:.0} | {:.2} | {:.2} |",
+        policy / direct,
+        policy / plain
+    );
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Clients: a reqwest client whose resolver maps every name to 127.0.0.1 (so public URLs such
+//! as `http://demo.localhost:PORT` work and nothing leaves loopback), and a single-connection
+//! hyper client for keep-alive and raw-header tests.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Resolves every name to 127.0.0.1 (the URL's port is kept).
+struct Loopback;
+
+impl Resolve for Loopback {
+    fn resolve(&self, _name: Name) -> Resolving {
+        Box::pin(async {
+            let addrs: Addrs = Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+            Ok(addrs)
+        })
+    }
+}
+
+/// An HTTP client for public URLs on a test edge; requests time out after 120 s.
+pub fn client() -> reqwest::Client {
+    client_builder()
+        .build()
+        .unwrap_or_else(|e| panic!("reqwest client: {e}"))
+}
+
+/// [`client`]'s builder, to adjust.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(Loopback))
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(120))
+}
+
+/// The `sluice-error-code` header, if any.
+pub fn error_code(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("sluice-error-code")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// One HTTP/1.1 connection to `addr`; every request sent on the returned handle uses it.
+pub async fn h1_connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
+}
