@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sluice_proto::codec::read_frame;
 use sluice_proto::error_code::{ErrorCode, AGENT_ERROR_HEADER, ERROR_CODE_HEADER};
+use sluice_proto::headers::HOP_BY_HOP;
 use sluice_proto::quic_io::QuicIo;
 use sluice_proto::stream::StreamHeader;
 use std::convert::Infallible;
@@ -23,17 +24,6 @@ use tracing::{debug, info, info_span, Instrument};
 
 /// Body type of everything the agent sends and receives.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
-/// Hop-by-hop headers dropped between agent and upstream (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-];
 
 /// Forwards requests to upstreams; shared by every stream of every session.
 pub struct Forwarder {

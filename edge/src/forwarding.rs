@@ -2,19 +2,8 @@
 
 use pingora::http::{RequestHeader, ResponseHeader};
 use sluice_proto::error_code::{ErrorCode, AGENT_ERROR_HEADER, ERROR_CODE_HEADER};
+use sluice_proto::headers::HOP_BY_HOP;
 use std::net::IpAddr;
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) that never cross the proxy. `transfer-encoding` is
-/// left to pingora, which re-frames bodies itself.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-];
 
 /// Whether the request asks for a protocol upgrade (websocket).
 pub fn is_upgrade(req: &RequestHeader) -> bool {

@@ -9,9 +9,6 @@ use sluice_policy::{RequestHead, ResponseHead};
 /// which keep its header-case map in step.
 pub struct PolicyRequest<'a>(pub &'a mut RequestHeader);
 
-/// A read-only pingora request header as a [`RequestHead`] (for the response phase).
-pub struct PolicyRequestRef<'a>(pub &'a RequestHeader);
-
 /// A pingora response header as a [`ResponseHead`].
 pub struct PolicyResponse<'a>(pub &'a mut ResponseHeader);
 
@@ -41,26 +38,6 @@ impl RequestHead for PolicyRequest<'_> {
     fn remove_header(&mut self, name: &HeaderName) {
         self.0.remove_header(name);
     }
-}
-
-impl RequestHead for PolicyRequestRef<'_> {
-    fn method(&self) -> &Method {
-        &self.0.method
-    }
-    fn uri(&self) -> &Uri {
-        &self.0.uri
-    }
-    fn version(&self) -> Version {
-        self.0.version
-    }
-    fn headers(&self) -> &HeaderMap {
-        &self.0.headers
-    }
-    // The response phase never changes the request.
-    fn set_uri(&mut self, _uri: Uri) {}
-    fn insert_header(&mut self, _name: HeaderName, _value: HeaderValue) {}
-    fn append_header(&mut self, _name: HeaderName, _value: HeaderValue) {}
-    fn remove_header(&mut self, _name: &HeaderName) {}
 }
 
 impl ResponseHead for PolicyResponse<'_> {

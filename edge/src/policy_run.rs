@@ -1,7 +1,7 @@
 //! One request's traffic-policy evaluation inside pingora's phases: the engine, its
 //! per-request state, and what happens to the response body.
 
-use crate::policy_heads::{PolicyRequest, PolicyRequestRef, PolicyResponse};
+use crate::policy_heads::{PolicyRequest, PolicyResponse};
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
@@ -54,12 +54,12 @@ impl PolicyRun {
     /// deciding what happens to the body.
     pub fn response(
         &mut self,
-        req: &RequestHeader,
+        req: &mut RequestHeader,
         resp: &mut ResponseHeader,
     ) -> pingora::Result<()> {
         let verdict = self.engine.on_http_response(
             &mut self.state,
-            &PolicyRequestRef(req),
+            &PolicyRequest(req),
             &mut PolicyResponse(resp),
         );
         match verdict {

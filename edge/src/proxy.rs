@@ -20,7 +20,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
-use sluice_policy::ConnInfo;
+use sluice_policy::{ConnInfo, EndpointInfo, Engine};
 use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
 use sluice_proto::stream::{Scheme, StreamHeader};
 use std::hash::{Hash, Hasher};
@@ -97,6 +97,28 @@ impl EdgeProxy {
         }
     }
 
+    /// Runs `engine`'s on_http_request on the client's request and keeps the run in `ctx` for
+    /// the response phase. Returns `true` when the policy answered (the response is sent).
+    async fn request_policy(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        engine: &Arc<Engine>,
+        endpoint: &Arc<EndpointInfo>,
+    ) -> pingora::Result<bool> {
+        let conn = self.conn_info(session);
+        let (run, answer) =
+            PolicyRun::request(engine, conn, endpoint.clone(), session.req_header_mut());
+        ctx.policy = Some(run);
+        match answer {
+            Some(resp) => {
+                policy_run::send(session, resp).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// No agent holds the host: an operator policy for it may still answer (maintenance page,
     /// redirect); otherwise 404 `EndpointNotFound` (400 when there is no host at all).
     async fn answer_without_agent(
@@ -110,16 +132,10 @@ impl EdgeProxy {
             return Ok(true);
         };
         if let Some(op) = self.state.operator.iter().find(|o| o.matches(&host)) {
-            let conn = self.conn_info(session);
-            let (run, answer) = PolicyRun::request(
-                &op.engine,
-                conn,
-                op.endpoint.clone(),
-                session.req_header_mut(),
-            );
-            ctx.policy = Some(run);
-            if let Some(resp) = answer {
-                policy_run::send(session, resp).await?;
+            if self
+                .request_policy(session, ctx, &op.engine, &op.endpoint)
+                .await?
+            {
                 return Ok(true);
             }
         }
@@ -164,16 +180,10 @@ impl ProxyHttp for EdgeProxy {
             return self.answer_without_agent(session, ctx).await;
         };
         if let Some(engine) = &route.policy {
-            let conn = self.conn_info(session);
-            let (run, answer) = PolicyRun::request(
-                engine,
-                conn,
-                route.endpoint.clone(),
-                session.req_header_mut(),
-            );
-            ctx.policy = Some(run);
-            if let Some(resp) = answer {
-                policy_run::send(session, resp).await?;
+            if self
+                .request_policy(session, ctx, engine, &route.endpoint)
+                .await?
+            {
                 return Ok(true);
             }
         }
@@ -233,7 +243,7 @@ impl ProxyHttp for EdgeProxy {
             ctx.error_code = Some(code);
         }
         if let Some(run) = &mut ctx.policy {
-            run.response(session.req_header(), upstream_response)?;
+            run.response(session.req_header_mut(), upstream_response)?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 pub mod codec;
 pub mod control;
 pub mod error_code;
+pub mod headers;
 pub mod quic_io;
 pub mod stream;
 pub mod transport;
