@@ -210,6 +210,39 @@ impl EdgeProcess {
         })
     }
 
+    /// [`EdgeProcess::spawn`] on fixed ports that are free now, for tests that restart the
+    /// edge on the same ports. Another process may grab a port between our probe and the
+    /// edge's bind, so this tries up to 5 fresh pairs.
+    pub async fn spawn_on_fixed_ports(state_dir: &Path, token: &str) -> anyhow::Result<Self> {
+        let mut last = None;
+        for _ in 0..5 {
+            let (http, tunnel) = (crate::free_tcp_port()?, crate::free_udp_port()?);
+            match Self::spawn(state_dir, http, tunnel, token).await {
+                Ok(edge) => return Ok(edge),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no attempt made")))
+    }
+
+    /// Starts a new edge on this edge's ports and state dir (same certificate) after this one
+    /// exited, retrying for up to 3 s while a port is still held.
+    pub async fn respawn(
+        state_dir: &Path,
+        http: SocketAddr,
+        tunnel: SocketAddr,
+        token: &str,
+    ) -> anyhow::Result<Self> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            match Self::spawn(state_dir, http, tunnel, token).await {
+                Ok(edge) => return Ok(edge),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
     /// Sends SIGTERM and waits (up to `limit`) for a clean exit.
     pub async fn terminate(mut self, limit: Duration) -> anyhow::Result<ExitStatus> {
         signal(&self.child, Signal::SIGTERM)?;

@@ -1,0 +1,266 @@
+//! Sessions coming and going: bad tokens, hostname ownership, agent and edge restarts, and
+//! graceful shutdown.
+
+use sluice_agent::AgentError;
+use sluice_e2e::process::agent_command;
+use sluice_e2e::upstream::{self, Seen};
+use sluice_e2e::{
+    client, error_code, eventually, AgentProcess, EdgeProcess, Launch, TestAgent, TestEdge,
+    OTHER_TOKEN, TOKEN,
+};
+use sluice_proto::error_code::ErrorCode;
+use std::time::{Duration, Instant};
+
+/// Status and answering upstream's name (if the app answered) of `GET url`.
+async fn probe(url: &str) -> anyhow::Result<(u16, Option<String>)> {
+    let resp = client()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let name = resp
+        .headers()
+        .get("x-upstream")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((status, name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_makes_the_agent_exit_with_a_clear_message() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let up = upstream::app("intruder").await?;
+    let cmd = agent_command(
+        edge.tunnel_addr,
+        &edge.cert,
+        "not-a-valid-token",
+        "intruder",
+        up.addr,
+    )?;
+    let (status, stdout, stderr) = AgentProcess::run_to_exit(cmd, Duration::from_secs(20)).await?;
+    assert!(
+        !status.success(),
+        "agent exited {status}; stderr:\n{stderr}"
+    );
+    assert!(!stdout.contains("Forwarding"), "stdout:\n{stdout}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error:"), "stderr:\n{stderr}");
+    assert!(last.contains("ERR_SLUICE_105"), "stderr:\n{stderr}");
+    assert!(
+        last.to_lowercase().contains("authtoken"),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-a-valid-token"),
+        "the token leaked into stderr:\n{stderr}"
+    );
+    let resp = client().get(edge.url("intruder.localhost")).send().await?;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        error_code(resp.headers()).as_deref(),
+        Some("ERR_SLUICE_3200")
+    );
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_taken_by_another_token_is_refused_but_the_owner_reclaims() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let (up_a, up_b, up_c) = (
+        upstream::app("first").await?,
+        upstream::app("squatter").await?,
+        upstream::app("reclaimer").await?,
+    );
+    let url = edge.url("shared.localhost");
+    let first = TestAgent::start(edge.agent_config(TOKEN, "shared", up_a.addr)).await?;
+    assert_eq!(probe(&url).await?, (200, Some("first".into())));
+
+    match TestAgent::launch(edge.agent_config(OTHER_TOKEN, "shared", up_b.addr)).await? {
+        Launch::Exited(Err(AgentError::Rejected(r))) => {
+            assert_eq!(r.code, ErrorCode::HostnameTaken);
+            assert_eq!(r.code.number(), 334);
+        }
+        Launch::Exited(other) => panic!("expected a 334 rejection, got {other:?}"),
+        Launch::Online(_) => panic!("another token took a live hostname"),
+    }
+    assert_eq!(probe(&url).await?, (200, Some("first".into())));
+
+    // The same token takes the hostname over; the old session is told it was replaced.
+    let second = TestAgent::start(edge.agent_config(TOKEN, "shared", up_c.addr)).await?;
+    assert_eq!(probe(&url).await?, (200, Some("reclaimer".into())));
+    match first.join(Duration::from_secs(10)).await? {
+        Err(AgentError::Replaced) => {}
+        other => panic!("first agent should end as Replaced, got {other:?}"),
+    }
+    assert_eq!(probe(&url).await?, (200, Some("reclaimer".into())));
+    second.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_agent_restarted_serves_the_same_url_again() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let up = upstream::app("phoenix").await?;
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("agent.log");
+    let cmd = || agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "phoenix", up.addr);
+    let agent = AgentProcess::spawn(cmd()?, &log).await?;
+    let url = agent.url.clone();
+    assert_eq!(url, edge.url("phoenix.localhost"));
+    assert_eq!(probe(&url).await?, (200, Some("phoenix".into())));
+    agent.kill().await?;
+
+    let started = Instant::now();
+    let agent = AgentProcess::spawn(cmd()?, &log).await?;
+    assert_eq!(agent.url, url);
+    // The dead session still held the name; the same token takes it over at once.
+    assert_eq!(probe(&url).await?, (200, Some("phoenix".into())));
+    println!("restarted agent serving after {:.2?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let status = agent.terminate(Duration::from_secs(10)).await?;
+    assert!(status.success(), "{status}");
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_edge_gets_its_agent_back_on_its_own() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let up = upstream::app("loyal").await?;
+    let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
+    let (http, tunnel) = (edge.http_addr, edge.tunnel_addr);
+    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "loyal", up.addr)?;
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    let url = agent.url.clone();
+    assert_eq!(probe(&url).await?, (200, Some("loyal".into())));
+
+    let status = edge.terminate(Duration::from_secs(15)).await?;
+    assert!(status.success(), "edge exit {status}");
+    let down = Instant::now();
+    let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
+    assert_eq!((edge.http_addr, edge.tunnel_addr), (http, tunnel));
+    let up_again = Instant::now();
+    let answered = eventually(
+        Duration::from_secs(30),
+        "agent back on the new edge",
+        || async {
+            match probe(&url).await {
+                Ok((200, Some(name))) if name == "loyal" => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    if let Err(e) = answered {
+        anyhow::bail!("{e}\n{}\n{}", edge.output(), agent.output());
+    }
+    println!(
+        "edge restart: URL answered again {:.2?} after the old edge exited, {:.2?} after the new one was listening",
+        down.elapsed(),
+        up_again.elapsed()
+    );
+    let status = agent.terminate(Duration::from_secs(10)).await?;
+    assert!(status.success(), "agent exit {status}");
+    edge.terminate(Duration::from_secs(15)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_edge_gets_its_agent_back_after_the_idle_timeout() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let up = upstream::app("patient").await?;
+    let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
+    let (http, tunnel) = (edge.http_addr, edge.tunnel_addr);
+    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "patient", up.addr)?;
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    let url = agent.url.clone();
+    assert_eq!(probe(&url).await?, (200, Some("patient".into())));
+
+    // No close frame this time: the agent only learns from the QUIC idle timeout (8 s).
+    edge.kill().await?;
+    let down = Instant::now();
+    let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
+    assert_eq!((edge.http_addr, edge.tunnel_addr), (http, tunnel));
+    let answered = eventually(
+        Duration::from_secs(30),
+        "agent back on the new edge",
+        || async {
+            match probe(&url).await {
+                Ok((200, Some(name))) if name == "patient" => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    if let Err(e) = answered {
+        anyhow::bail!("{e}\n{}\n{}", edge.output(), agent.output());
+    }
+    println!(
+        "edge crash: URL answered again {:.2?} after SIGKILL",
+        down.elapsed()
+    );
+    let status = agent.terminate(Duration::from_secs(10)).await?;
+    assert!(status.success(), "agent exit {status}");
+    edge.terminate(Duration::from_secs(15)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_agent_frees_its_hostname_at_once() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let up = upstream::app("polite").await?;
+    let dir = tempfile::tempdir()?;
+    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "polite", up.addr)?;
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    let url = agent.url.clone();
+    assert_eq!(probe(&url).await?, (200, Some("polite".into())));
+    let status = agent.terminate(Duration::from_secs(10)).await?;
+    assert!(status.success(), "agent exit {status}");
+    let exited = Instant::now();
+    // Far below the 8 s QUIC idle timeout: the close frame released the route.
+    eventually(
+        Duration::from_millis(1000),
+        "404 after agent SIGTERM",
+        || async { matches!(probe(&url).await, Ok((404, None))).then_some(()) },
+    )
+    .await?;
+    println!(
+        "hostname freed {:.0?} after the agent exited",
+        exited.elapsed()
+    );
+    let resp = client().get(&url).send().await?;
+    assert_eq!(
+        error_code(resp.headers()).as_deref(),
+        Some("ERR_SLUICE_3200")
+    );
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_agent_stop_frees_its_hostname_at_once() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let up = upstream::app("brief").await?;
+    let agent = TestAgent::start(edge.agent_config(TOKEN, "brief", up.addr)).await?;
+    let url = agent.url().to_string();
+    let resp = client().get(&url).send().await?;
+    assert_eq!(Seen::parse(&resp.text().await?)?.upstream, "brief");
+    agent.stop().await?;
+    let stopped = Instant::now();
+    eventually(
+        Duration::from_millis(1000),
+        "404 after agent stop",
+        || async { matches!(probe(&url).await, Ok((404, None))).then_some(()) },
+    )
+    .await?;
+    println!("hostname freed {:.0?} after stop", stopped.elapsed());
+    edge.shutdown().await;
+    Ok(())
+}
