@@ -425,7 +425,12 @@ mod tests {
         std::fs::write(&path, "domian: example.com\n").expect("write");
         let err = EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")]))
             .expect_err("typo must fail");
-        assert!(err.to_string().contains("domian"), "{err}");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(err.to_string().contains("edge.yaml"), "{err}");
+        assert!(
+            cause.as_deref().unwrap_or_default().contains("domian"),
+            "{cause:?}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

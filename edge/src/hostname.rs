@@ -177,7 +177,6 @@ mod tests {
         for bad in [
             "https://demo.localhost",
             "demo.example.com",
-            "localhost",
             "demo.localhost:8080",
             "http://demo.localhost/path",
             "de mo",
