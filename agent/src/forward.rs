@@ -2,6 +2,7 @@
 //! and forward to the upstream over pooled keep-alive connections.
 
 use crate::config::{EndpointConfig, HostHeader};
+use crate::upstream_tls;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
 use http::{Request, Response, StatusCode};
@@ -9,6 +10,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -27,23 +29,33 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// Forwards requests to upstreams; shared by every stream of every session.
 pub struct Forwarder {
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     upstream_timeout: Duration,
 }
 
 impl Forwarder {
-    /// A forwarder with a keep-alive pool to upstreams.
-    pub fn new(upstream_timeout: Duration, connect_timeout: Duration) -> Self {
+    /// A forwarder with a keep-alive pool to `http://` and `https://` upstreams.
+    pub fn new(
+        upstream_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, rustls::Error> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
+        // The https connector hands `http://` URIs to the plain connector.
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(upstream_tls::client_config()?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
-        Self {
+        Ok(Self {
             client,
             upstream_timeout,
-        }
+        })
     }
 
     /// Serves one edge-opened stream: header frame, then one HTTP/1.1 exchange (or upgrade).

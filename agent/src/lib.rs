@@ -19,6 +19,7 @@ pub mod policy_input;
 pub mod session;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_tls;
 
 pub use config::{AgentConfig, EndpointConfig, HostHeader};
 pub use session::{run, AgentError, AgentEvent};

@@ -94,10 +94,10 @@ pub async fn run(
     let client_config = client_config(&config)?;
     let (host, addr) = resolve_edge(&config.edge).await?;
     let endpoint = client_endpoint(addr)?;
-    let forwarder = Arc::new(Forwarder::new(
-        config.upstream_timeout,
-        config.upstream_connect_timeout,
-    ));
+    let forwarder = Arc::new(
+        Forwarder::new(config.upstream_timeout, config.upstream_connect_timeout)
+            .map_err(|e| AgentError::Tls(TlsError::Rustls(e)))?,
+    );
     let endpoints: Arc<[EndpointConfig]> = config.endpoints.clone().into();
     let mut wanted: Vec<Option<String>> = config.endpoints.iter().map(|e| e.url.clone()).collect();
     let mut failures: u32 = 0;
