@@ -147,20 +147,7 @@ async fn restarted_edge_gets_its_agent_back_on_its_own() -> anyhow::Result<()> {
     let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
     assert_eq!((edge.http_addr, edge.tunnel_addr), (http, tunnel));
     let up_again = Instant::now();
-    let answered = eventually(
-        Duration::from_secs(30),
-        "agent back on the new edge",
-        || async {
-            match probe(&url).await {
-                Ok((200, Some(name))) if name == "loyal" => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await;
-    if let Err(e) = answered {
-        anyhow::bail!("{e}\n{}\n{}", edge.output(), agent.output());
-    }
+    back_online(&url, "loyal", &edge, &agent).await?;
     println!(
         "edge restart: URL answered again {:.2?} after the old edge exited, {:.2?} after the new one was listening",
         down.elapsed(),
@@ -170,6 +157,28 @@ async fn restarted_edge_gets_its_agent_back_on_its_own() -> anyhow::Result<()> {
     assert!(status.success(), "agent exit {status}");
     edge.terminate(Duration::from_secs(15)).await?;
     Ok(())
+}
+
+/// Waits (up to 30 s) until `url` is served by upstream `name` again; on timeout the error
+/// carries both processes' output.
+async fn back_online(
+    url: &str,
+    name: &str,
+    edge: &EdgeProcess,
+    agent: &AgentProcess,
+) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(30),
+        "agent back on the new edge",
+        || async {
+            match probe(url).await {
+                Ok((200, Some(seen))) if seen == name => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}\n{}", edge.output(), agent.output()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,20 +197,7 @@ async fn crashed_edge_gets_its_agent_back_after_the_idle_timeout() -> anyhow::Re
     let down = Instant::now();
     let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
     assert_eq!((edge.http_addr, edge.tunnel_addr), (http, tunnel));
-    let answered = eventually(
-        Duration::from_secs(30),
-        "agent back on the new edge",
-        || async {
-            match probe(&url).await {
-                Ok((200, Some(name))) if name == "patient" => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await;
-    if let Err(e) = answered {
-        anyhow::bail!("{e}\n{}\n{}", edge.output(), agent.output());
-    }
+    back_online(&url, "patient", &edge, &agent).await?;
     println!(
         "edge crash: URL answered again {:.2?} after SIGKILL",
         down.elapsed()
