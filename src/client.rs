@@ -48,6 +48,18 @@ pub fn error_code(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Asserts that `resp` is the edge's "no endpoint for this host" answer: 404 with
+/// `ERR_SLUICE_3200`.
+pub fn assert_endpoint_not_found(resp: &reqwest::Response) {
+    assert_eq!(resp.status(), 404, "{:?}", resp.headers());
+    assert_eq!(
+        error_code(resp.headers()).as_deref(),
+        Some("ERR_SLUICE_3200"),
+        "{:?}",
+        resp.headers()
+    );
+}
+
 /// One HTTP/1.1 connection to `addr`; every request sent on the returned handle uses it.
 pub async fn h1_connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
