@@ -14,7 +14,9 @@
 
 pub mod client;
 pub mod data;
+pub mod inspector;
 pub mod process;
+pub mod recording;
 pub mod upstream;
 
 use anyhow::{anyhow, bail, Context as _};

@@ -134,4 +134,7 @@ pub struct HttpArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+    /// Request inspector.
+    #[command(flatten)]
+    pub inspect: crate::inspect_args::InspectArgs,
 }

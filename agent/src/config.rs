@@ -1,5 +1,6 @@
 //! [`AgentConfig`]: what one agent process runs — the edge to dial and its endpoints.
 
+use crate::observe::Observers;
 use crate::upstream::Upstream;
 use sluice_proto::control::{PolicySource, Secret};
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub struct AgentConfig {
     pub reconnect_min: Duration,
     /// Largest reconnect delay.
     pub reconnect_max: Duration,
+    /// Watchers of every forwarded exchange (request inspector, status screen).
+    pub observers: Observers,
 }
 
 impl AgentConfig {
@@ -93,6 +96,7 @@ impl AgentConfig {
             max_concurrent_requests: 1024,
             reconnect_min: Duration::from_millis(200),
             reconnect_max: Duration::from_secs(30),
+            observers: Observers::new(),
         }
     }
 }

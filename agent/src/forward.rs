@@ -2,6 +2,7 @@
 //! and forward to the upstream over pooled keep-alive connections.
 
 use crate::config::{EndpointConfig, HostHeader};
+use crate::observe::{Observers, RequestMeta};
 use crate::upstream_tls;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
@@ -31,6 +32,7 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub struct Forwarder {
     client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     upstream_timeout: Duration,
+    observers: Observers,
 }
 
 impl Forwarder {
@@ -55,7 +57,14 @@ impl Forwarder {
         Ok(Self {
             client,
             upstream_timeout,
+            observers: Observers::new(),
         })
+    }
+
+    /// The same forwarder, with `observers` watching every exchange.
+    pub fn with_observers(mut self, observers: Observers) -> Self {
+        self.observers = observers;
+        self
     }
 
     /// Serves one edge-opened stream: header frame, then one HTTP/1.1 exchange (or upgrade).
@@ -80,10 +89,16 @@ impl Forwarder {
             return;
         };
         let endpoint = Arc::new(endpoint);
+        let meta = Arc::new(RequestMeta {
+            endpoint: header.endpoint_id as usize,
+            remote_addr: Some(header.client_addr),
+            replay_of: None,
+        });
         let this = self.clone();
-        let service = service_fn(move |req| {
-            let (this, endpoint) = (this.clone(), endpoint.clone());
-            async move { Ok::<_, Infallible>(this.forward(req, &endpoint).await) }
+        let service = service_fn(move |req: Request<Incoming>| {
+            let (this, endpoint, meta) = (this.clone(), endpoint.clone(), meta.clone());
+            let req = req.map(|b| b.boxed());
+            async move { Ok::<_, Infallible>(this.forward(req, &endpoint, &meta).await) }
         });
         let served = hyper::server::conn::http1::Builder::new()
             .keep_alive(false)
@@ -97,18 +112,23 @@ impl Forwarder {
         }
     }
 
-    async fn forward(
+    /// Forwards one request to `endpoint`'s upstream (also used to replay captured requests);
+    /// agent errors come back as marked error responses.
+    pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<ProxyBody>,
         endpoint: &EndpointConfig,
+        meta: &RequestMeta,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let (mut req, exchange) = self.observers.request(meta, req);
         let downstream_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let response = match upstream_request(req, endpoint) {
             Ok(upstream_req) => self.send(upstream_req, downstream_upgrade).await,
             Err(_) => agent_error(ErrorCode::BadRequest),
         };
+        let response = exchange.response(response);
         info!(
             %method,
             path,
@@ -211,7 +231,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Turns the edge's request into the upstream's: absolute URI, Host per `--host-header`,
 /// and no `Connection: close` (the edge's per-stream framing must not defeat upstream pooling).
 fn upstream_request(
-    req: Request<Incoming>,
+    req: Request<ProxyBody>,
     endpoint: &EndpointConfig,
 ) -> Result<Request<ProxyBody>, http::Error> {
     let (mut parts, body) = req.into_parts();
@@ -235,7 +255,7 @@ fn upstream_request(
             parts.headers.insert(HOST, HeaderValue::from_str(v)?);
         }
     }
-    Ok(Request::from_parts(parts, body.boxed()))
+    Ok(Request::from_parts(parts, body))
 }
 
 /// A response the agent produced itself, marked for the edge with [`AGENT_ERROR_HEADER`].

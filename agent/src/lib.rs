@@ -15,6 +15,8 @@
 
 pub mod config;
 pub mod forward;
+pub mod inspect;
+pub mod observe;
 pub mod policy_input;
 pub mod session;
 pub mod tls;

@@ -1,10 +1,12 @@
 //! `agent` binary: parse flags, set up logging, run the agent until Ctrl-C or SIGTERM.
 
 mod cli;
+mod inspect_args;
 
 use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command, HttpArgs, LogArgs, PolicyCommand};
+use sluice_agent::inspect::Inspector;
 use sluice_agent::policy_input;
 use sluice_agent::{AgentConfig, AgentEvent, EndpointConfig, HostHeader};
 use sluice_policy::dry_run;
@@ -45,7 +47,23 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
     let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
     config.edge_ca = args.edge_ca;
     config.upstream_timeout = args.upstream_timeout;
-    run_until_signal(config, args.log.log_format == "json").await
+    let json = args.log.log_format == "json";
+    let inspector = match args.inspect.config() {
+        None => None,
+        Some(c) => match Inspector::start(c, &mut config).await {
+            Ok(inspector) => Some(inspector),
+            // Every default port taken: forwarding matters more than inspecting.
+            Err(e) if args.inspect.inspect_addr.is_none() => {
+                eprintln!("warning: {e}; running without the inspector");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if let Some(inspector) = &inspector {
+        print_inspector(inspector, json);
+    }
+    run_until_signal(config, inspector, json).await
 }
 
 fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
@@ -75,7 +93,11 @@ fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_until_signal(config: AgentConfig, json: bool) -> anyhow::Result<()> {
+async fn run_until_signal(
+    config: AgentConfig,
+    inspector: Option<Inspector>,
+    json: bool,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let agent = tokio::spawn(sluice_agent::run(config, Some(events_tx), stop_rx));
@@ -86,9 +108,21 @@ async fn run_until_signal(config: AgentConfig, json: bool) -> anyhow::Result<()>
         let _ = stop_tx.send(true);
     });
     while let Some(event) = events.recv().await {
+        if let (Some(inspector), AgentEvent::Online { endpoints, .. }) = (&inspector, &event) {
+            inspector.set_online(endpoints);
+        }
         print_event(&event, json);
     }
     agent.await.context("agent task")?.map_err(Into::into)
+}
+
+fn print_inspector(inspector: &Inspector, json: bool) {
+    let url = format!("http://{}", inspector.addr());
+    if json {
+        println!("{}", serde_json::json!({ "inspector": url }));
+    } else {
+        println!("Inspector  {url}");
+    }
 }
 
 fn print_event(event: &AgentEvent, json: bool) {

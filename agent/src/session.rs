@@ -33,6 +33,8 @@ pub enum AgentEvent {
         endpoints: Vec<(BoundEndpoint, String)>,
         /// Whether this follows a lost session.
         reconnected: bool,
+        /// The QUIC connection to the edge, for its round-trip time ([`quinn::Connection::rtt`]).
+        connection: quinn::Connection,
     },
     /// The session was lost; the agent retries after `retry_in`.
     Reconnecting {
@@ -96,7 +98,8 @@ pub async fn run(
     let endpoint = client_endpoint(addr)?;
     let forwarder = Arc::new(
         Forwarder::new(config.upstream_timeout, config.upstream_connect_timeout)
-            .map_err(|e| AgentError::Tls(TlsError::Rustls(e)))?,
+            .map_err(|e| AgentError::Tls(TlsError::Rustls(e)))?
+            .with_observers(config.observers.clone()),
     );
     let endpoints: Arc<[EndpointConfig]> = config.endpoints.clone().into();
     let mut wanted: Vec<Option<String>> = config.endpoints.iter().map(|e| e.url.clone()).collect();
@@ -123,6 +126,7 @@ pub async fn run(
                         .zip(config.endpoints.iter().map(|e| e.upstream.to_string()))
                         .collect(),
                     reconnected: ever_online,
+                    connection: conn.clone(),
                 });
                 ever_online = true;
                 let span = info_span!("agent_session", session = %welcome.session_id);
