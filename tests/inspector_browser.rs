@@ -1,0 +1,61 @@
+//! The inspector page in a real browser: the real `agent` binary serves it, headless Chromium
+//! (driven by `tests/node/inspector-browser.mjs`) sees a request appear live, opens it, replays
+//! it as is and edited, and the upstream receives both replays. On failure the driver saves a
+//! screenshot under `target/inspector-browser/` and prints its path.
+
+use anyhow::{bail, Context as _};
+use sluice_e2e::process::agent_command;
+use sluice_e2e::recording::recording_app;
+use sluice_e2e::{eventually, within, AgentProcess, TestEdge, TOKEN};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+#[tokio::test]
+async fn page_shows_a_request_live_and_replays_it() -> anyhow::Result<()> {
+    let (app, recorded) = recording_app().await?;
+    let edge = TestEdge::start().await?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "browser", app.addr)?;
+    cmd.args(["--inspect-addr", "127.0.0.1:0"]);
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    let inspector = agent
+        .output()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Inspector").map(|u| u.trim().to_string()))
+        .with_context(|| format!("no Inspector line:\n{}", agent.output()))?;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = root.join("target").join("inspector-browser");
+    let public_host = format!("browser.localhost:{}", edge.http_addr.port());
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/node/inspector-browser.mjs"))
+        .args([&inspector, &edge.http_addr.to_string(), &public_host])
+        .arg(&shots)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let out = within(Duration::from_secs(150), "the browser driver", out).await??;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() || !stdout.contains(r#"{"ok":true}"#) {
+        bail!("browser driver failed ({}):\n{stdout}\n{stderr}\n{}", out.status, agent.output());
+    }
+
+    // The original, the replay and the edited replay all reached the upstream.
+    let all = eventually(Duration::from_secs(10), "three requests at the upstream", || async {
+        let all = recorded.all();
+        (all.len() >= 3).then_some(all)
+    })
+    .await?;
+    assert_eq!(all.len(), 3, "{all:?}");
+    for r in &all {
+        assert_eq!((r.method.as_str(), r.uri.as_str()), ("POST", "/browser-hook?step=1"));
+    }
+    assert_eq!(all[1].body, all[0].body, "replay as is");
+    assert!(all[0].body.contains("\"browser\""), "{:?}", all[0]);
+    assert_eq!(all[2].body, r#"{"event":"edited"}"#);
+    agent.terminate(Duration::from_secs(10)).await?;
+    edge.shutdown().await;
+    Ok(())
+}
