@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod policy_heads;
 pub mod policy_run;
 pub mod proxy;
+pub mod request_body;
 pub mod routes;
 mod server;
 pub mod state;

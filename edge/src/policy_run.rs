@@ -30,14 +30,19 @@ pub struct PolicyRun {
 
 impl PolicyRun {
     /// Runs on_http_request on the client's request (mutated in place, so the upstream sees the
-    /// changes). Returns the run and, when the policy answers itself, the response to send.
+    /// changes), with its whole `body` when the engine reads bodies. Returns the run and, when
+    /// the policy answers itself, the response to send.
     pub fn request(
         engine: &Arc<Engine>,
         conn: ConnInfo,
         endpoint: Arc<EndpointInfo>,
         req: &mut RequestHeader,
+        body: Option<Bytes>,
     ) -> (Self, Option<http::Response<Bytes>>) {
         let mut state = engine.new_request(conn, endpoint);
+        if let Some(body) = body {
+            state.set_request_body(body);
+        }
         let answer = match engine.on_http_request(&mut state, &mut PolicyRequest(req)) {
             RequestVerdict::Continue => None,
             RequestVerdict::Respond(resp) => Some(resp),

@@ -10,6 +10,7 @@ use crate::error_response::{code_for, edge_error, respond};
 use crate::forwarding::{prepare_upstream_request, sanitize_upstream_response};
 use crate::hostname::{host_without_port, Hostname};
 use crate::policy_run::{self, PolicyRun};
+use crate::request_body;
 use crate::routes::Route;
 use crate::state::EdgeState;
 use crate::tunnel::connector::AgentConnector;
@@ -79,6 +80,16 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
     client_socket(session).map(|a| a.ip())
 }
 
+/// 413 for a body too large to buffer for the actions that read it.
+fn body_too_large() -> http::Response<Bytes> {
+    let limit = request_body::MAX_BUFFERED_BODY / 1024;
+    sluice_policy::codes::error_response(
+        http::StatusCode::PAYLOAD_TOO_LARGE,
+        sluice_policy::codes::REQUEST_BODY_TOO_LARGE,
+        &format!("This endpoint verifies request bodies of at most {limit} KiB."),
+    )
+}
+
 /// pingora pools upstream connections by peer hash; a per-session key keeps one agent's
 /// streams from ever being handed to another's requests.
 fn session_group_key(session_id: &str) -> u64 {
@@ -107,8 +118,22 @@ impl EdgeProxy {
         endpoint: &Arc<EndpointInfo>,
     ) -> pingora::Result<bool> {
         let conn = self.conn_info(session);
-        let (run, answer) =
-            PolicyRun::request(engine, conn, endpoint.clone(), session.req_header_mut());
+        let body = if engine.reads_request_body() {
+            let Some(body) = request_body::read_whole(session).await? else {
+                policy_run::send(session, body_too_large()).await?;
+                return Ok(true);
+            };
+            Some(body)
+        } else {
+            None
+        };
+        let (run, answer) = PolicyRun::request(
+            engine,
+            conn,
+            endpoint.clone(),
+            session.req_header_mut(),
+            body,
+        );
         ctx.policy = Some(run);
         match answer {
             Some(resp) => {

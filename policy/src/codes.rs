@@ -18,6 +18,10 @@ pub const DENIED: u32 = 3220;
 pub const BASIC_AUTH_REQUIRED: u32 = 3221;
 /// `rate-limit` found the bucket full (no ngrok number; ours), status 429.
 pub const RATE_LIMITED: u32 = 3222;
+/// `verify-webhook` found no valid signature (ngrok's 3204), status 403.
+pub const WEBHOOK_VERIFICATION_FAILED: u32 = 3204;
+/// The request body is larger than the edge buffers for actions that read it (ours), status 413.
+pub const REQUEST_BODY_TOO_LARGE: u32 = 3223;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.

@@ -54,6 +54,13 @@ impl Engine {
         self
     }
 
+    /// Whether some layer's on_http_request reads the request body (verify-webhook): the
+    /// caller then reads the whole body first and hands it over with
+    /// [`RequestState::set_request_body`].
+    pub fn reads_request_body(&self) -> bool {
+        self.layers.iter().any(Policy::reads_request_body)
+    }
+
     /// The layers, in order.
     pub fn layers(&self) -> &[Policy] {
         &self.layers

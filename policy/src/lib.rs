@@ -57,6 +57,7 @@ mod state;
 mod testutil;
 mod values;
 mod vars;
+mod webhook;
 
 pub use compress::BodyTransform;
 pub use engine::{Engine, RequestVerdict, ResponseVerdict};

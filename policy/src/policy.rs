@@ -100,6 +100,14 @@ impl Policy {
         (self.request.len(), self.response.len())
     }
 
+    /// Whether some on_http_request action reads the request body.
+    pub fn reads_request_body(&self) -> bool {
+        self.request
+            .iter()
+            .flat_map(|r| &r.actions)
+            .any(|a| a.reads_request_body())
+    }
+
     pub(crate) fn rules(&self, phase: Phase) -> &[Rule] {
         match phase {
             Phase::Request => &self.request,

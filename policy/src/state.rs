@@ -116,6 +116,7 @@ pub struct RequestState {
     pub(crate) errors: Vec<String>,
     pub(crate) body_transform: Option<Box<dyn BodyTransform + Send + Sync>>,
     pub(crate) compression: Option<&'static str>,
+    pub(crate) request_body: Option<bytes::Bytes>,
 }
 
 impl RequestState {
@@ -136,6 +137,7 @@ impl RequestState {
             errors: Vec::new(),
             body_transform: None,
             compression: None,
+            request_body: None,
         }
     }
 
@@ -168,6 +170,18 @@ impl RequestState {
     /// The restrict-ips decision (`Allow` or `Deny`), if one ran.
     pub fn ip_policy(&self) -> Option<Decision> {
         self.last_outcome("restrict-ips")
+    }
+
+    /// The verify-webhook decision (`Allow` or `Deny`), if one ran.
+    pub fn webhook_verification(&self) -> Option<Decision> {
+        self.last_outcome("verify-webhook")
+    }
+
+    /// Gives the engine the complete request body, for actions that read it (see
+    /// [`Engine::reads_request_body`](crate::Engine::reads_request_body)); call it before
+    /// `on_http_request`. Without it they see an empty body.
+    pub fn set_request_body(&mut self, body: bytes::Bytes) {
+        self.request_body = Some(body);
     }
 
     /// The compression algorithm chosen by compress-response, if any.

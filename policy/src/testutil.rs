@@ -84,8 +84,18 @@ pub struct Outcome {
     pub forwarded: bool,
 }
 
-pub fn run(engine: &Engine, mut req: http::request::Parts, ip: &str) -> Outcome {
-    let mut st = state(engine, ip);
+pub fn run(engine: &Engine, req: http::request::Parts, ip: &str) -> Outcome {
+    run_state(engine, req, state(engine, ip))
+}
+
+/// [`run`] for a request with a body (for actions that read it).
+pub fn run_with_body(engine: &Engine, req: http::request::Parts, body: &[u8]) -> Outcome {
+    let mut st = state(engine, "1.1.1.1");
+    st.set_request_body(Bytes::copy_from_slice(body));
+    run_state(engine, req, st)
+}
+
+fn run_state(engine: &Engine, mut req: http::request::Parts, mut st: RequestState) -> Outcome {
     match engine.on_http_request(&mut st, &mut req) {
         RequestVerdict::Respond(res) => Outcome {
             st,

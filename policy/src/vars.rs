@@ -75,6 +75,7 @@ pub(crate) const ACTION_KEYS: &[&str] = &[
     "set_vars",
     "log",
     "compress_response",
+    "verify_webhook",
 ];
 
 /// The bit of an `actions.ngrok.<key>` result in a results mask.

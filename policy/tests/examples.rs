@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 18;
+const EXPECTED_EXAMPLES: usize = 19;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -142,6 +142,20 @@ fn every_example_compiles_and_has_its_effect() {
                 assert_eq!(s.res.status(), 403);
                 assert_eq!(get(&s.res, "sluice-error-code"), "ERR_SLUICE_3205");
                 assert!(https("GET /", &[], "8.8.8.8").forwarded);
+            }
+            "github-webhook.yml" => {
+                let s = https("POST /github/hook", &[], "1.1.1.1");
+                assert_eq!(s.res.status(), 403);
+                assert_eq!(get(&s.res, "sluice-error-code"), "ERR_SLUICE_3204");
+                // HMAC-SHA256 of the (empty) body with the example's secret, from Python's hmac.
+                let signed = [(
+                    "x-hub-signature-256",
+                    "sha256=76eacbd3422931c6490c584728286de9ec8a2c364ab8c57cb0deb6bea3eaa723",
+                )];
+                let s = https("POST /github/hook", &signed, "1.1.1.1");
+                assert!(s.forwarded);
+                assert_eq!(s.req.headers["x-webhook-verified"], "github");
+                assert!(https("POST /other", &[], "1.1.1.1").forwarded);
             }
             "basic-auth-cors.yml" => {
                 assert_eq!(https("GET /", &[], "1.1.1.1").res.status(), 401);

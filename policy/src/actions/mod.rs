@@ -8,6 +8,7 @@ mod redirect;
 mod respond;
 mod restrict_ips;
 mod vars;
+mod verify_webhook;
 
 use crate::check::{Cx, Obj};
 use crate::codes;
@@ -148,6 +149,7 @@ pub(crate) enum Action {
     SetVars(vars::SetVars),
     Log(vars::Log),
     CompressResponse(compress_response::CompressResponse),
+    VerifyWebhook(verify_webhook::VerifyWebhook),
 }
 
 const REQ: &[Phase] = &[Phase::Request];
@@ -168,6 +170,7 @@ const TYPES: &[(&str, &[Phase])] = &[
     ("set-vars", BOTH),
     ("log", BOTH),
     ("compress-response", RES),
+    ("verify-webhook", REQ),
 ];
 
 /// ngrok action types Sluice does not implement yet.
@@ -177,7 +180,6 @@ const NOT_YET: &[&str] = &[
     "oidc",
     "jwt-validation",
     "close-connection",
-    "verify-webhook",
     "forward-internal",
     "http-request",
     "circuit-breaker",
@@ -255,6 +257,9 @@ impl Action {
             "rate-limit" => rate_limit::RateLimit::compile(cx, &c).map(Action::RateLimit),
             "set-vars" => vars::SetVars::compile(cx, &c).map(Action::SetVars),
             "log" => vars::Log::compile(cx, &c).map(Action::Log),
+            "verify-webhook" => {
+                verify_webhook::VerifyWebhook::compile(cx, &c).map(Action::VerifyWebhook)
+            }
             _ => compress_response::CompressResponse::compile(cx, &c).map(Action::CompressResponse),
         }
     }
@@ -274,7 +279,15 @@ impl Action {
             Action::SetVars(a) => a.run(ex),
             Action::Log(a) => a.run(ex),
             Action::CompressResponse(a) => a.run(ex),
+            Action::VerifyWebhook(a) => a.run(ex),
         }
+    }
+}
+
+impl Action {
+    /// Whether the action reads the request body (the edge then buffers it first).
+    pub fn reads_request_body(&self) -> bool {
+        matches!(self, Action::VerifyWebhook(_))
     }
 }
 

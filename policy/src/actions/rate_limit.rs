@@ -28,7 +28,7 @@ pub(crate) struct RateLimit {
 }
 
 /// Parses `60s`, `5m`, `1h30m` into seconds.
-fn parse_duration(s: &str) -> Option<u64> {
+pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     let mut total = 0u64;
     let mut num = String::new();
     for ch in s.trim().chars() {
