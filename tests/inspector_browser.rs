@@ -22,7 +22,11 @@ async fn page_shows_a_request_live_and_replays_it() -> anyhow::Result<()> {
     let inspector = agent
         .output()
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Inspector").map(|u| u.trim().to_string()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Inspector")
+                .map(|u| u.trim().to_string())
+        })
         .with_context(|| format!("no Inspector line:\n{}", agent.output()))?;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -37,20 +41,34 @@ async fn page_shows_a_request_live_and_replays_it() -> anyhow::Result<()> {
         .kill_on_drop(true)
         .output();
     let out = within(Duration::from_secs(150), "the browser driver", out).await??;
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     if !out.status.success() || !stdout.contains(r#"{"ok":true}"#) {
-        bail!("browser driver failed ({}):\n{stdout}\n{stderr}\n{}", out.status, agent.output());
+        bail!(
+            "browser driver failed ({}):\n{stdout}\n{stderr}\n{}",
+            out.status,
+            agent.output()
+        );
     }
 
     // The original, the replay and the edited replay all reached the upstream.
-    let all = eventually(Duration::from_secs(10), "three requests at the upstream", || async {
-        let all = recorded.all();
-        (all.len() >= 3).then_some(all)
-    })
+    let all = eventually(
+        Duration::from_secs(10),
+        "three requests at the upstream",
+        || async {
+            let all = recorded.all();
+            (all.len() >= 3).then_some(all)
+        },
+    )
     .await?;
     assert_eq!(all.len(), 3, "{all:?}");
     for r in &all {
-        assert_eq!((r.method.as_str(), r.uri.as_str()), ("POST", "/browser-hook?step=1"));
+        assert_eq!(
+            (r.method.as_str(), r.uri.as_str()),
+            ("POST", "/browser-hook?step=1")
+        );
     }
     assert_eq!(all[1].body, all[0].body, "replay as is");
     assert!(all[0].body.contains("\"browser\""), "{:?}", all[0]);
