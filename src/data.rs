@@ -105,3 +105,16 @@ pub fn stream(
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     futures_util::stream::iter(Generator::new(len, seed).map(Ok))
 }
+
+/// Reads `resp`'s whole body into a digest; `(hex digest, byte count)`. An error says how many
+/// bytes arrived before the body was cut.
+pub async fn read_digest(mut resp: reqwest::Response) -> anyhow::Result<(String, u64)> {
+    let digest = SharedDigest::default();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => digest.update(&chunk),
+            Ok(None) => return Ok(digest.finish()),
+            Err(e) => anyhow::bail!("body cut after {} bytes: {e:?}", digest.finish().1),
+        }
+    }
+}

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod data;
+pub mod impair;
 pub mod inspector;
 pub mod process;
 pub mod recording;

@@ -89,27 +89,16 @@ async fn gib_download_arrives_intact_with_bounded_memory() -> anyhow::Result<()>
     let b = binaries("download").await?;
     let expected = tokio::task::spawn_blocking(|| data::digest_of(GIB, 11));
     let started = Instant::now();
-    let mut resp = client()
+    let resp = client()
         .get(format!("{}/bytes/{GIB}/11", b.agent.url))
         .send()
         .await?;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.content_length(), Some(GIB));
-    let digest = SharedDigest::default();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => digest.update(&chunk),
-            Ok(None) => break,
-            Err(e) => anyhow::bail!(
-                "download cut after {} bytes: {e:?}\n{}\n{}",
-                digest.finish().1,
-                b.edge.output(),
-                b.agent.output()
-            ),
-        }
-    }
+    let (got, len) = data::read_digest(resp)
+        .await
+        .with_context(|| format!("{}\n{}", b.edge.output(), b.agent.output()))?;
     let elapsed = started.elapsed();
-    let (got, len) = digest.finish();
     assert_eq!(len, GIB);
     assert_eq!(got, expected.await?);
     println!(

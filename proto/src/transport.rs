@@ -1,6 +1,8 @@
 //! QUIC transport settings both sides use, so keep-alive and idle detection agree.
 
+use quinn::congestion::BbrConfig;
 use quinn::{IdleTimeout, TransportConfig, VarInt};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often an idle connection sends a keep-alive PING.
@@ -14,8 +16,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
 ///
 /// `max_incoming_bidi` is how many bidirectional streams the *peer* may have open at once: the
 /// agent allows the edge many (one per in-flight request), the edge allows the agent only its
-/// control stream. Windows are sized for gigabyte transfers on fast links; quinn's defaults
-/// (Cubic congestion control, MTU discovery) are kept, as measurements showed them best.
+/// control stream. Windows are sized for gigabyte transfers on fast links.
+///
+/// Congestion control is BBR, not quinn's default Cubic: agents sit on Wi-Fi and mobile links
+/// where loss is random rather than a sign of congestion, and Cubic halves its window on every
+/// lost packet. Measured through the impairment relay (5 % loss, 100 ms RTT), a 100 MiB
+/// download took 14.7 s with BBR and stalled at about 50 KiB/s with Cubic (`tests/faults.rs`);
+/// on clean loopback the 1 GiB transfers ran at the same speed with either (CPU-bound).
 pub fn transport_config(max_incoming_bidi: u32) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
@@ -27,6 +34,7 @@ pub fn transport_config(max_incoming_bidi: u32) -> TransportConfig {
     t.stream_receive_window(VarInt::from_u32(4 * 1024 * 1024));
     t.receive_window(VarInt::from_u32(64 * 1024 * 1024));
     t.send_window(64 * 1024 * 1024);
+    t.congestion_controller_factory(Arc::new(BbrConfig::default()));
     t
 }
 

@@ -1,0 +1,178 @@
+//! Network faults on the agent↔edge QUIC path, injected by the seeded impairment relay:
+//! loss with delay, blackholes shorter and longer than the idle timeout.
+
+use sluice_e2e::data;
+use sluice_e2e::impair::{ImpairedLink, Impairment};
+use sluice_e2e::upstream::{self, Upstream};
+use sluice_e2e::{
+    assert_endpoint_not_found, client, error_code, eventually, TestAgent, TestEdge, TOKEN,
+};
+use sluice_proto::transport::IDLE_TIMEOUT;
+use std::time::{Duration, Instant};
+
+/// The seed for every relay here; change it (or read it from a failure) to replay a run.
+const SEED: u64 = 0x51u64 << 32 | 0xce;
+
+/// An edge, an upstream app, and an agent that reaches the edge only through a relay.
+struct Impaired {
+    edge: TestEdge,
+    link: ImpairedLink,
+    agent: TestAgent,
+    _up: Upstream,
+}
+
+async fn impaired(name: &str, impairment: Impairment) -> anyhow::Result<Impaired> {
+    let edge = TestEdge::start().await?;
+    let up = upstream::app(name).await?;
+    let link = ImpairedLink::start(edge.tunnel_addr, impairment, SEED).await?;
+    let config = sluice_e2e::agent_config(link.addr(), &edge.cert, TOKEN, name, up.addr);
+    let agent = TestAgent::start(config).await?;
+    Ok(Impaired {
+        edge,
+        link,
+        agent,
+        _up: up,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_slow_link_still_delivers_100_mib_intact() -> anyhow::Result<()> {
+    const LEN: u64 = 100 << 20;
+    // 5 % loss each way and 100 ms of round trip (50 ms each way).
+    let t = impaired(
+        "lossy",
+        Impairment {
+            loss: 0.05,
+            delay: Duration::from_millis(50),
+            ..Impairment::default()
+        },
+    )
+    .await?;
+    let expected = tokio::task::spawn_blocking(|| data::digest_of(LEN, 5));
+    let started = Instant::now();
+    let resp = client()
+        .get(format!("{}/bytes/{LEN}/5", t.agent.url()))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let (got, len) = data::read_digest(resp).await?;
+    assert_eq!(len, LEN);
+    assert_eq!(got, expected.await?);
+    let stats = t.link.stats();
+    println!(
+        "100 MiB over 5% loss + 100 ms RTT in {:.1?}; relay {stats:?}",
+        started.elapsed()
+    );
+    assert!(stats.dropped > 0, "the relay dropped nothing: {stats:?}");
+    t.agent.stop().await?;
+    t.edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackhole_longer_than_the_idle_timeout_ends_in_reconnect_to_the_same_url(
+) -> anyhow::Result<()> {
+    let mut t = impaired("hole", Impairment::default()).await?;
+    let url = t.agent.url().to_string();
+    assert_eq!(client().get(&url).send().await?.status(), 200);
+
+    t.link.blackhole(true);
+    tokio::time::sleep(IDLE_TIMEOUT + Duration::from_secs(2)).await;
+    // Both sides gave up on the link: the edge has freed the name.
+    assert_endpoint_not_found(&client().get(&url).send().await?);
+    t.link.blackhole(false);
+
+    t.agent.next_online(Duration::from_secs(20)).await?;
+    assert_eq!(t.agent.url(), url, "the agent came back under another URL");
+    eventually(
+        Duration::from_secs(10),
+        "the URL to answer again",
+        || async {
+            let resp = client().get(&url).send().await.ok()?;
+            (resp.status() == 200).then_some(())
+        },
+    )
+    .await?;
+    t.agent.stop().await?;
+    t.edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackhole_during_a_request_fails_that_client_promptly_with_a_code() -> anyhow::Result<()> {
+    let t = impaired("inflight", Impairment::default()).await?;
+    let url = format!("{}/sleep/30000", t.agent.url());
+    let request = tokio::spawn(async move {
+        let started = Instant::now();
+        let resp = client().get(url).send().await?;
+        Ok::<_, anyhow::Error>((started.elapsed(), resp))
+    });
+    // Let the request reach the upstream, then cut the link.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.link.blackhole(true);
+    let (took, resp) = request.await??;
+    let code = error_code(resp.headers());
+    assert_eq!(resp.status(), 502, "{:?}", resp.headers());
+    assert_eq!(
+        code.as_deref(),
+        Some("ERR_SLUICE_3210"),
+        "{:?}",
+        resp.headers()
+    );
+    // Promptly: when the link is declared dead, not when the upstream would have answered.
+    assert!(
+        took < IDLE_TIMEOUT + Duration::from_secs(5),
+        "the client waited {took:?}"
+    );
+    t.edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_duplicated_jittery_link_keeps_every_request_and_byte() -> anyhow::Result<()> {
+    const LEN: u64 = 8 << 20;
+    let t = impaired(
+        "jittery",
+        Impairment {
+            loss: 0.02,
+            delay: Duration::from_millis(10),
+            jitter: Duration::from_millis(10),
+            reorder: 0.05,
+            duplicate: 0.05,
+            blackhole: false,
+        },
+    )
+    .await?;
+    // An upload: the upstream hashes what it receives.
+    let digest = data::SharedDigest::default();
+    let body = reqwest::Body::wrap_stream(data::hashed_stream(LEN, 3, digest.clone()));
+    let resp = client()
+        .post(format!("{}/sha256", t.agent.url()))
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let (sent, n) = digest.finish();
+    assert_eq!(resp.text().await?.trim(), format!("{sent} {n}"));
+    // Fifty concurrent small requests all get their own answer.
+    let requests = (0..50u64).map(|i| {
+        let url = format!("{}/item/{i}", t.agent.url());
+        async move {
+            let resp = client().get(url).send().await?;
+            anyhow::ensure!(resp.status() == 200, "item {i}: {}", resp.status());
+            anyhow::ensure!(
+                resp.bytes().await? == upstream::item_body(i),
+                "item {i} mixed up"
+            );
+            Ok(())
+        }
+    });
+    for r in futures_util::future::join_all(requests).await {
+        r?;
+    }
+    let stats = t.link.stats();
+    assert!(stats.duplicated > 0 && stats.dropped > 0, "{stats:?}");
+    t.agent.stop().await?;
+    t.edge.shutdown().await;
+    Ok(())
+}
