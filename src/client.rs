@@ -69,3 +69,22 @@ pub async fn h1_connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Byt
     });
     Ok(send)
 }
+
+/// Writes `request` as raw bytes on a new connection to `addr` and returns everything the
+/// server sends until it closes the connection or 10 s pass (so requests should say
+/// `Connection: close`). For inputs no well-behaved client library would produce.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(request).await?;
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    // A reset after the answer still leaves the answer in `answer`.
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// The status code of a raw HTTP/1.1 answer, if it has a status line.
+pub fn raw_status(answer: &str) -> Option<u16> {
+    answer.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}

@@ -17,6 +17,7 @@ fn tag(code: ErrorCode) -> &'static str {
         ErrorCode::UpstreamTimeout => "sluice/UpstreamTimeout",
         ErrorCode::InvalidUpstreamResponse => "sluice/InvalidUpstreamResponse",
         ErrorCode::BadRequest => "sluice/BadRequest",
+        ErrorCode::HeadersTooLarge => "sluice/HeadersTooLarge",
         _ => "sluice/Internal",
     }
 }

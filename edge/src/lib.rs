@@ -17,6 +17,7 @@ pub mod policy_heads;
 pub mod policy_run;
 pub mod proxy;
 pub mod request_body;
+pub mod request_guard;
 pub mod routes;
 mod server;
 pub mod state;

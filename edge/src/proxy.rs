@@ -11,6 +11,7 @@ use crate::forwarding::{prepare_upstream_request, sanitize_upstream_response};
 use crate::hostname::{host_without_port, Hostname};
 use crate::policy_run::{self, PolicyRun};
 use crate::request_body;
+use crate::request_guard;
 use crate::routes::Route;
 use crate::state::EdgeState;
 use crate::tunnel::connector::AgentConnector;
@@ -192,6 +193,13 @@ impl ProxyHttp for EdgeProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
+        if let Err(code) = request_guard::check_head(session.req_header())
+            .and_then(|()| request_guard::canonicalize_path(session.req_header_mut()))
+        {
+            ctx.error_code = Some(code);
+            respond(session, code).await?;
+            return Ok(true);
+        }
         let req = session.req_header();
         ctx.host = request_host(req).unwrap_or_default();
         ctx.span = info_span!(

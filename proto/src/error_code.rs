@@ -45,13 +45,15 @@ pub enum ErrorCode {
     InvalidUpstreamResponse,
     /// Request: the client's request could not be parsed or is not allowed.
     BadRequest,
+    /// Request: the request head has too many header fields or too many header bytes.
+    HeadersTooLarge,
     /// Request: an internal error at the edge.
     Internal,
 }
 
 impl ErrorCode {
     /// All codes, for documentation tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::AuthtokenInvalid,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UrlNotAllowed,
@@ -65,6 +67,7 @@ impl ErrorCode {
         ErrorCode::UpstreamTimeout,
         ErrorCode::InvalidUpstreamResponse,
         ErrorCode::BadRequest,
+        ErrorCode::HeadersTooLarge,
         ErrorCode::Internal,
     ];
 
@@ -84,6 +87,7 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => 3005,
             ErrorCode::InvalidUpstreamResponse => 3004,
             ErrorCode::BadRequest => 3206,
+            ErrorCode::HeadersTooLarge => 3231,
             ErrorCode::Internal => 9000,
         }
     }
@@ -98,6 +102,7 @@ impl ErrorCode {
             ErrorCode::AgentBusy => 503,
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::BadRequest => 400,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::AuthtokenInvalid => 401,
             ErrorCode::HostnameTaken => 409,
             ErrorCode::UrlNotAllowed | ErrorCode::PolicyInvalid | ErrorCode::UnsupportedVersion => {
@@ -129,6 +134,7 @@ impl ErrorCode {
                 "The upstream application sent an invalid HTTP response."
             }
             ErrorCode::BadRequest => "The request is malformed.",
+            ErrorCode::HeadersTooLarge => "The request's header fields are too large.",
             ErrorCode::Internal => "Internal error at the edge.",
         }
     }
