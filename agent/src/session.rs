@@ -280,7 +280,12 @@ async fn connect(
         }
         HelloReply::Rejected(rejection) => {
             conn.close(close_code::REJECTED.into(), b"rejected");
-            if rejection.code == ErrorCode::HandshakeFailed {
+            // A slow handshake, or an address the edge is rate-limiting after wrong tokens
+            // (possibly another user behind the same NAT): worth retrying with backoff.
+            if matches!(
+                rejection.code,
+                ErrorCode::HandshakeFailed | ErrorCode::AuthRateLimited
+            ) {
                 Err(Attempt::Transient(rejection.to_string()))
             } else {
                 Err(Attempt::Fatal(AgentError::Rejected(rejection)))

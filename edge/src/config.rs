@@ -62,6 +62,9 @@ pub struct EdgeArgs {
     /// How long shutdown waits for in-flight requests, e.g. `5s` [default: 5s].
     #[arg(long, env = "SLUICE_GRACE_PERIOD", value_parser = humantime::parse_duration)]
     pub grace_period: Option<Duration>,
+    /// Agent sessions one authtoken may hold at once [default: 100].
+    #[arg(long, env = "SLUICE_MAX_AGENTS_PER_TOKEN")]
+    pub max_agents_per_token: Option<usize>,
 }
 
 /// The `edge.yaml` file. Unknown keys are errors, so a typo cannot silently drop a setting.
@@ -82,6 +85,7 @@ struct FileConfig {
     log_format: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     grace_period: Option<Duration>,
+    max_agents_per_token: Option<usize>,
     #[serde(default)]
     endpoints: Vec<FileEndpoint>,
 }
@@ -199,6 +203,8 @@ pub struct EdgeConfig {
     pub handshake_timeout: Duration,
     /// Operator policies by hostname pattern; they run before the agent's.
     pub operator_policies: Vec<OperatorPolicy>,
+    /// Agent sessions one authtoken may hold at once.
+    pub max_agents_per_token: usize,
 }
 
 impl Default for EdgeConfig {
@@ -217,6 +223,7 @@ impl Default for EdgeConfig {
             stream_open_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             operator_policies: Vec::new(),
+            max_agents_per_token: 100,
         }
     }
 }
@@ -351,6 +358,10 @@ impl EdgeConfig {
                 .or(file.grace_period)
                 .unwrap_or(d.grace_period),
             operator_policies,
+            max_agents_per_token: args
+                .max_agents_per_token
+                .or(file.max_agents_per_token)
+                .unwrap_or(d.max_agents_per_token),
             ..d
         })
     }

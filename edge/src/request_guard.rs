@@ -58,13 +58,13 @@ pub fn canonical_path(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let segments: Vec<&str> = decoded.split('/').collect();
     let last = segments.len().saturating_sub(1);
-    for (i, segment) in segments.iter().enumerate() {
+    for segment in &segments {
         match *segment {
             "." => {}
             ".." => {
                 out.pop();
             }
-            "" if i != last => {}
+            "" => {}
             s => out.push(s),
         }
     }

@@ -5,6 +5,7 @@ use crate::config::EdgeConfig;
 use crate::hostname::Hostname;
 use crate::metrics::EdgeMetrics;
 use crate::routes::RouteRegistry;
+use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use sluice_policy::{EndpointInfo, Engine};
 use sluice_proto::control::PolicySource;
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub struct EdgeState {
     pub handshake_timeout: Duration,
     /// Operator policies by hostname pattern, from `edge.yaml`.
     pub operator: Vec<OperatorEndpoint>,
+    /// Failed authtoken attempts per source address.
+    pub auth_failures: AuthFailures,
+    /// Live sessions per authtoken, capped by `max_agents_per_token`.
+    pub sessions_per_token: SessionCounts,
 }
 
 /// An operator policy attached to a hostname pattern in `edge.yaml`. Its rules run before the
@@ -68,6 +73,8 @@ impl EdgeState {
             stream_open_timeout: config.stream_open_timeout,
             handshake_timeout: config.handshake_timeout,
             operator: Vec::new(),
+            auth_failures: AuthFailures::default(),
+            sessions_per_token: SessionCounts::new(config.max_agents_per_token),
         }
     }
 

@@ -21,6 +21,10 @@ pub const AGENT_ERROR_HEADER: &str = "sluice-agent-error";
 pub enum ErrorCode {
     /// Handshake: the authtoken is not accepted by this edge.
     AuthtokenInvalid,
+    /// Handshake: the authtoken already has as many agent sessions as the edge allows.
+    AgentLimitReached,
+    /// Handshake: this address sent too many wrong authtokens recently.
+    AuthRateLimited,
     /// Handshake: the agent speaks another protocol version.
     UnsupportedVersion,
     /// Handshake: the requested URL is malformed or outside the edge's domain.
@@ -53,8 +57,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::AuthtokenInvalid,
+        ErrorCode::AgentLimitReached,
+        ErrorCode::AuthRateLimited,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UrlNotAllowed,
         ErrorCode::HostnameTaken,
@@ -75,6 +81,8 @@ impl ErrorCode {
     pub fn number(self) -> u16 {
         match self {
             ErrorCode::AuthtokenInvalid => 105,
+            ErrorCode::AgentLimitReached => 108,
+            ErrorCode::AuthRateLimited => 109,
             ErrorCode::UnsupportedVersion => 120,
             ErrorCode::UrlNotAllowed => 319,
             ErrorCode::HostnameTaken => 334,
@@ -104,6 +112,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => 400,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::AuthtokenInvalid => 401,
+            ErrorCode::AgentLimitReached | ErrorCode::AuthRateLimited => 429,
             ErrorCode::HostnameTaken => 409,
             ErrorCode::UrlNotAllowed | ErrorCode::PolicyInvalid | ErrorCode::UnsupportedVersion => {
                 400
@@ -116,6 +125,10 @@ impl ErrorCode {
     pub fn message(self) -> &'static str {
         match self {
             ErrorCode::AuthtokenInvalid => "The authtoken is not valid for this edge.",
+            ErrorCode::AgentLimitReached => {
+                "This authtoken already has as many agent sessions as the edge allows."
+            }
+            ErrorCode::AuthRateLimited => "Too many failed authtoken attempts; try again later.",
             ErrorCode::UnsupportedVersion => "The agent's protocol version is not supported.",
             ErrorCode::UrlNotAllowed => "The requested URL is not allowed on this edge.",
             ErrorCode::HostnameTaken => "Another agent already holds this hostname.",

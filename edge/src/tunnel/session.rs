@@ -6,6 +6,7 @@ use crate::endpoint_policy;
 use crate::hostname::Hostname;
 use crate::routes::Route;
 use crate::state::EdgeState;
+use crate::tunnel::admission::SessionSlot;
 use sluice_proto::codec::{read_frame, write_frame};
 use sluice_proto::control::{
     BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
@@ -13,7 +14,8 @@ use sluice_proto::control::{
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::{close_code, PROTOCOL_VERSION};
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -26,9 +28,17 @@ pub struct SessionHandle {
     pub owner: TokenId,
     /// The agent's QUIC connection.
     pub conn: quinn::Connection,
+    /// This session's place in its token's session count, freed when the session ends or is
+    /// replaced.
+    slot: Mutex<Option<SessionSlot>>,
 }
 
 impl SessionHandle {
+    /// Frees this session's place in its token's session count.
+    fn release_slot(&self) {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
     /// Whether the QUIC connection is still up.
     pub fn is_alive(&self) -> bool {
         self.conn.close_reason().is_none()
@@ -61,7 +71,7 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<EdgeState>) {
                 return;
             }
         };
-        let routes = match handshake(&conn, &state, &session_id).await {
+        let routes = match handshake(&conn, &state, &session_id, remote.ip()).await {
             Ok(routes) => routes,
             Err(rejection) => {
                 warn!(code = %rejection.code, "agent rejected: {}", rejection.message);
@@ -75,6 +85,9 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<EdgeState>) {
         for route in &routes {
             state.routes.release(&route.hostname, &session_id);
         }
+        if let Some(route) = routes.first() {
+            route.session.release_slot();
+        }
         info!(%reason, "agent session ended, routes released");
     }
     .instrument(span)
@@ -87,6 +100,7 @@ async fn handshake(
     conn: &quinn::Connection,
     state: &Arc<EdgeState>,
     session_id: &str,
+    remote: IpAddr,
 ) -> Result<Vec<Arc<Route>>, Rejection> {
     let accepted = tokio::time::timeout(state.handshake_timeout, read_hello(conn))
         .await
@@ -96,7 +110,7 @@ async fn handshake(
         conn.close(close_code::PROTOCOL.into(), b"handshake");
         return Err(reject(ErrorCode::HandshakeFailed, "no valid hello in time"));
     };
-    match admit(&hello, conn, state, session_id) {
+    match admit(&hello, conn, state, session_id, remote) {
         Ok((welcome, routes)) => {
             if write_frame(&mut send, &HelloReply::Welcome(welcome.clone()))
                 .await
@@ -154,6 +168,7 @@ fn admit(
     conn: &quinn::Connection,
     state: &EdgeState,
     session_id: &str,
+    remote: IpAddr,
 ) -> Result<(Welcome, Vec<Arc<Route>>), Rejection> {
     if hello.version != PROTOCOL_VERSION {
         return Err(reject(
@@ -164,15 +179,7 @@ fn admit(
             ),
         ));
     }
-    let owner = state
-        .tokens
-        .verify(hello.authtoken.expose())
-        .ok_or_else(|| {
-            reject(
-                ErrorCode::AuthtokenInvalid,
-                ErrorCode::AuthtokenInvalid.message(),
-            )
-        })?;
+    let owner = authenticate(hello, state, remote)?;
     if hello.endpoints.is_empty() {
         return Err(reject(ErrorCode::HandshakeFailed, "no endpoints requested"));
     }
@@ -180,6 +187,7 @@ fn admit(
         id: session_id.to_string(),
         owner,
         conn: conn.clone(),
+        slot: Mutex::new(None),
     });
     let mut seen = HashSet::new();
     let mut routes = Vec::with_capacity(hello.endpoints.len());
@@ -209,10 +217,27 @@ fn admit(
         .map_err(|e| reject(ErrorCode::HostnameTaken, e.to_string()))?;
     for old in replaced {
         info!(old_session = %old.session.id, host = %old.hostname, "hostname taken over by the same authtoken");
+        old.session.release_slot();
         old.session
             .conn
             .close(close_code::REPLACED.into(), b"replaced by a new session");
     }
+    // Counted after the claim, so an agent reconnecting before its old session timed out
+    // replaces that session instead of being refused for it.
+    let Some(slot) = state.sessions_per_token.acquire(owner) else {
+        for route in &routes {
+            state.routes.release(&route.hostname, session_id);
+        }
+        return Err(reject(
+            ErrorCode::AgentLimitReached,
+            format!(
+                "this authtoken already has {} agent sessions online, the edge's limit \
+                 (max_agents_per_token)",
+                state.sessions_per_token.limit()
+            ),
+        ));
+    };
+    *session.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
     let endpoints = routes
         .iter()
         .map(|r| BoundEndpoint {
@@ -228,6 +253,31 @@ fn admit(
         },
         routes,
     ))
+}
+
+/// Checks the authtoken, refusing addresses that failed too often recently without looking at
+/// the token at all, and logging each failure with its count (never the token).
+fn authenticate(hello: &Hello, state: &EdgeState, remote: IpAddr) -> Result<TokenId, Rejection> {
+    if let Err(retry) = state.auth_failures.check(remote) {
+        return Err(reject(
+            ErrorCode::AuthRateLimited,
+            format!(
+                "too many failed authtoken attempts from {remote}; retry in {} s",
+                retry.as_secs().max(1)
+            ),
+        ));
+    }
+    state
+        .tokens
+        .verify(hello.authtoken.expose())
+        .ok_or_else(|| {
+            let failures = state.auth_failures.record(remote);
+            warn!(%remote, failures, "wrong authtoken");
+            reject(
+                ErrorCode::AuthtokenInvalid,
+                ErrorCode::AuthtokenInvalid.message(),
+            )
+        })
 }
 
 fn requested_hostname(request: &EndpointRequest, state: &EdgeState) -> Result<Hostname, Rejection> {
