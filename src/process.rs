@@ -90,18 +90,35 @@ fn signal(child: &Child, sig: Signal) -> anyhow::Result<()> {
 
 /// Peak resident memory (`VmHWM`) of a running process, in bytes.
 pub fn peak_rss(child: &Child) -> anyhow::Result<u64> {
-    let pid = child
-        .id()
-        .ok_or_else(|| anyhow!("process already reaped"))?;
+    status_bytes(child, "VmHWM:")
+}
+
+/// Current resident memory (`VmRSS`) of a running process, in bytes.
+pub fn rss(child: &Child) -> anyhow::Result<u64> {
+    status_bytes(child, "VmRSS:")
+}
+
+/// Open file descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+fn pid(child: &Child) -> anyhow::Result<u32> {
+    child.id().ok_or_else(|| anyhow!("process already reaped"))
+}
+
+/// A `kB` field of `/proc/PID/status`, in bytes.
+fn status_bytes(child: &Child, field: &str) -> anyhow::Result<u64> {
+    let pid = pid(child)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or_else(|| anyhow!("no VmHWM in /proc/{pid}/status"))?;
+        .find(|l| l.starts_with(field))
+        .ok_or_else(|| anyhow!("no {field} in /proc/{pid}/status"))?;
     let kib: u64 = line
         .split_whitespace()
         .nth(1)
-        .ok_or_else(|| anyhow!("bad VmHWM line {line}"))?
+        .ok_or_else(|| anyhow!("bad {field} line {line}"))?
         .parse()?;
     Ok(kib * 1024)
 }
@@ -261,6 +278,16 @@ impl EdgeProcess {
         peak_rss(&self.child)
     }
 
+    /// Current RSS in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        rss(&self.child)
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        pid(&self.child)
+    }
+
     /// Stdout so far and the log file, for failure messages.
     pub fn output(&self) -> String {
         format!(
@@ -367,6 +394,16 @@ impl AgentProcess {
     /// Peak RSS in bytes.
     pub fn peak_rss(&self) -> anyhow::Result<u64> {
         peak_rss(&self.child)
+    }
+
+    /// Current RSS in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        rss(&self.child)
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        pid(&self.child)
     }
 
     /// Stdout so far and the log file, for failure messages.

@@ -1,0 +1,49 @@
+//! Comparison harness: the same loads against the upstream directly, through Sluice (without and
+//! with the 10-rule policy), through rathole and through bore, measured in one run so the ratios
+//! hold on a noisy machine. Run it with `./scripts/bench`, which builds release binaries and
+//! installs oha, rathole and bore when missing.
+//!
+//! Every load is bounded in time (`SLUICE_BENCH_SECS`, default 10 s per HTTP scenario) and in
+//! count. The table goes to stdout, to `benches/results/DATE.md` with the machine's description,
+//! and between the `bench:start`/`bench:end` markers of README.md.
+
+#[path = "compare/loads.rs"]
+mod loads;
+#[path = "compare/paths.rs"]
+mod paths;
+#[path = "compare/report.rs"]
+mod report;
+#[path = "compare/scale.rs"]
+mod scale;
+
+use paths::{Path, PathKind};
+use report::Table;
+use sluice_e2e::upstream;
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs = std::env::var("SLUICE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10u64);
+    let dir = tempfile::tempdir()?;
+    let app = upstream::app("bench").await?;
+    let ws = upstream::websocket_echo().await?;
+    let mut table = Table::default();
+    for kind in PathKind::ALL {
+        eprintln!("== {}", kind.label());
+        let path = Path::start(kind, app.addr, ws.addr, dir.path()).await?;
+        table.record(
+            kind,
+            loads::run_all(&path, Duration::from_secs(secs)).await?,
+        );
+        path.stop().await?;
+    }
+    eprintln!("== scale");
+    let scale = scale::run(dir.path(), app.addr, ws.addr).await?;
+    let text = table.render(&scale);
+    println!("{text}");
+    report::save(&text)?;
+    Ok(())
+}

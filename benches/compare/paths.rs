@@ -1,0 +1,225 @@
+//! The ways a client can reach the upstream apps: directly, through Sluice (with and without the
+//! 10-rule policy), rathole and bore, each started as real processes on loopback.
+
+use anyhow::Context as _;
+use sluice_e2e::process::agent_command;
+use sluice_e2e::{any_port, free_tcp_port, within, AgentProcess, EdgeProcess, TOKEN};
+use std::net::SocketAddr;
+use std::path::Path as FsPath;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// The 10-rule policy of the policy engine's bench.
+const POLICY_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ten-rule-policy.yml");
+
+/// Which way the traffic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    Direct,
+    Sluice,
+    SluicePolicy,
+    Rathole,
+    Bore,
+}
+
+impl PathKind {
+    pub const ALL: [PathKind; 5] = [
+        PathKind::Direct,
+        PathKind::Sluice,
+        PathKind::SluicePolicy,
+        PathKind::Rathole,
+        PathKind::Bore,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PathKind::Direct => "direct",
+            PathKind::Sluice => "sluice",
+            PathKind::SluicePolicy => "sluice + 10-rule policy",
+            PathKind::Rathole => "rathole",
+            PathKind::Bore => "bore",
+        }
+    }
+}
+
+/// Where a client connects for the app and for the websocket echo, and the Host it sends.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host: String,
+}
+
+/// A started path; dropping it kills its processes.
+pub struct Path {
+    pub app: Target,
+    pub ws: Target,
+    sluice: Option<(EdgeProcess, Vec<AgentProcess>)>,
+    children: Vec<Child>,
+}
+
+impl Path {
+    /// Starts `kind` in front of the app at `app` and the websocket echo at `ws`.
+    pub async fn start(
+        kind: PathKind,
+        app: SocketAddr,
+        ws: SocketAddr,
+        dir: &FsPath,
+    ) -> anyhow::Result<Self> {
+        let dir = dir.join(kind.label().replace([' ', '+'], "_"));
+        std::fs::create_dir_all(&dir)?;
+        match kind {
+            PathKind::Direct => Ok(Self::plain(app, ws, Vec::new())),
+            PathKind::Sluice | PathKind::SluicePolicy => sluice(kind, app, ws, &dir).await,
+            PathKind::Rathole => rathole(app, ws, &dir).await,
+            PathKind::Bore => bore(app, ws, &dir).await,
+        }
+    }
+
+    fn plain(app: SocketAddr, ws: SocketAddr, children: Vec<Child>) -> Self {
+        let target = |addr: SocketAddr| Target {
+            addr,
+            host: addr.to_string(),
+        };
+        Self {
+            app: target(app),
+            ws: target(ws),
+            sluice: None,
+            children,
+        }
+    }
+
+    /// Stops the processes (SIGTERM for Sluice, kill for the others).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some((edge, agents)) = self.sluice.take() {
+            for agent in agents {
+                agent.terminate(Duration::from_secs(5)).await?;
+            }
+            edge.terminate(Duration::from_secs(5)).await?;
+        }
+        for mut child in self.children.drain(..) {
+            let _ = child.kill().await;
+        }
+        Ok(())
+    }
+}
+
+async fn sluice(
+    kind: PathKind,
+    app: SocketAddr,
+    ws: SocketAddr,
+    dir: &FsPath,
+) -> anyhow::Result<Path> {
+    let edge = EdgeProcess::spawn(dir, any_port(), any_port(), TOKEN).await?;
+    let mut agents = Vec::new();
+    for (name, upstream) in [("app", app), ("ws", ws)] {
+        let mut cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, name, upstream)?;
+        if kind == PathKind::SluicePolicy {
+            cmd.args(["--traffic-policy-file", POLICY_FILE]);
+        }
+        agents.push(AgentProcess::spawn(cmd, &dir.join(format!("agent-{name}.log"))).await?);
+    }
+    let target = |name: &str| Target {
+        addr: edge.http_addr,
+        host: format!("{name}.localhost:{}", edge.http_addr.port()),
+    };
+    Ok(Path {
+        app: target("app"),
+        ws: target("ws"),
+        sluice: Some((edge, agents)),
+        children: Vec::new(),
+    })
+}
+
+/// A binary installed by `scripts/bench`.
+fn tool(name: &str) -> Command {
+    let mut cmd = Command::new(name);
+    cmd.kill_on_drop(true).stdin(Stdio::null());
+    cmd
+}
+
+fn log_to(cmd: &mut Command, file: std::path::PathBuf) -> anyhow::Result<()> {
+    let f = std::fs::File::create(file)?;
+    cmd.stdout(f.try_clone()?).stderr(f);
+    Ok(())
+}
+
+async fn rathole(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Result<Path> {
+    let control = free_tcp_port()?;
+    let (app_pub, ws_pub) = (free_tcp_port()?, free_tcp_port()?);
+    // rathole authenticates each service with its token.
+    let server = format!(
+        "[server]\nbind_addr = \"{control}\"\n\
+         [server.services.app]\ntoken = \"{TOKEN}\"\nbind_addr = \"{app_pub}\"\n\
+         [server.services.ws]\ntoken = \"{TOKEN}\"\nbind_addr = \"{ws_pub}\"\n"
+    );
+    let client = format!(
+        "[client]\nremote_addr = \"{control}\"\n\
+         [client.services.app]\ntoken = \"{TOKEN}\"\nlocal_addr = \"{app}\"\n\
+         [client.services.ws]\ntoken = \"{TOKEN}\"\nlocal_addr = \"{ws}\"\n"
+    );
+    let mut children = Vec::new();
+    for (role, config) in [("server", server), ("client", client)] {
+        let file = dir.join(format!("{role}.toml"));
+        std::fs::write(&file, config)?;
+        let mut cmd = tool("rathole");
+        cmd.arg(format!("--{role}")).arg(&file);
+        log_to(&mut cmd, dir.join(format!("rathole-{role}.log")))?;
+        children.push(
+            cmd.spawn()
+                .context("starting rathole (run ./scripts/bench)")?,
+        );
+    }
+    wait_forwarding(app_pub, "rathole").await?;
+    Ok(Path::plain(app_pub, ws_pub, children))
+}
+
+async fn bore(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Result<Path> {
+    // bore's server listens on its fixed control port 7835 and opens the requested ports.
+    let secret = TOKEN;
+    let mut server = tool("bore");
+    server.args(["server", "--secret", secret, "--bind-addr", "127.0.0.1"]);
+    log_to(&mut server, dir.join("bore-server.log"))?;
+    let mut children = vec![server
+        .spawn()
+        .context("starting bore (run ./scripts/bench)")?];
+    wait_forwarding(SocketAddr::from(([127, 0, 0, 1], 7835)), "bore server").await?;
+    let mut public = Vec::new();
+    for (name, local) in [("app", app), ("ws", ws)] {
+        let port = free_tcp_port()?.port();
+        let mut client = tool("bore");
+        client
+            .args([
+                "local",
+                &local.port().to_string(),
+                "--local-host",
+                "127.0.0.1",
+            ])
+            .args([
+                "--to",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--secret",
+                secret,
+            ]);
+        log_to(&mut client, dir.join(format!("bore-{name}.log")))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        children.push(client.spawn()?);
+        wait_forwarding(addr, "bore client").await?;
+        public.push(addr);
+    }
+    Ok(Path::plain(public[0], public[1], children))
+}
+
+/// Waits until a TCP connection to `addr` succeeds (the tunnel is listening).
+async fn wait_forwarding(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
+    within(Duration::from_secs(5), what, async {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
