@@ -55,19 +55,23 @@ impl Recorded {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Sends `request` and asserts that the edge refused it (one of `statuses`, or a closed
+    /// connection) and that nothing reached the upstream.
+    async fn assert_refused(&self, request: &str, statuses: &[u16]) -> anyhow::Result<()> {
+        let answer = self.send(request).await?;
+        assert!(
+            raw_status(&answer).is_some_and(|s| statuses.contains(&s)) || answer.is_empty(),
+            "expected one of {statuses:?} or a closed connection, got: {answer}"
+        );
+        assert!(self.seen().is_empty(), "{:?}", self.seen());
+        Ok(())
+    }
+
     async fn stop(self) -> anyhow::Result<()> {
         self.agent.stop().await?;
         self.edge.shutdown().await;
         Ok(())
     }
-}
-
-fn assert_rejected(answer: &str, statuses: &[u16]) {
-    let status = raw_status(answer);
-    assert!(
-        status.is_some_and(|s| statuses.contains(&s)) || answer.is_empty(),
-        "expected one of {statuses:?} or a closed connection, got: {answer}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,52 +94,52 @@ async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_content_lengths_are_refused() -> anyhow::Result<()> {
     let t = recorded(None).await?;
-    let answer = t
-        .send(&format!(
+    t.assert_refused(
+        &format!(
             "POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 3\r\nContent-Length: 30\r\nConnection: close\r\n\r\nabc"
-        ))
-        .await?;
-    assert_rejected(&answer, &[400]);
-    assert!(t.seen().is_empty(), "{:?}", t.seen());
+        ),
+        &[400],
+    )
+    .await?;
     t.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn obsolete_line_folding_is_refused() -> anyhow::Result<()> {
     let t = recorded(None).await?;
-    let answer = t
-        .send(&format!(
+    t.assert_refused(
+        &format!(
             "GET / HTTP/1.1\r\nHost: {HOST}\r\nX-Folded: a\r\n b\r\nConnection: close\r\n\r\n"
-        ))
-        .await?;
-    assert_rejected(&answer, &[400]);
-    assert!(t.seen().is_empty(), "{:?}", t.seen());
+        ),
+        &[400],
+    )
+    .await?;
     t.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_host_headers_are_refused() -> anyhow::Result<()> {
     let t = recorded(None).await?;
-    let answer = t
-        .send(&format!(
+    t.assert_refused(
+        &format!(
             "GET / HTTP/1.1\r\nHost: {HOST}\r\nHost: other.localhost\r\nConnection: close\r\n\r\n"
-        ))
-        .await?;
-    assert_rejected(&answer, &[400]);
-    assert!(t.seen().is_empty(), "{:?}", t.seen());
+        ),
+        &[400],
+    )
+    .await?;
     t.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absolute_form_naming_another_host_is_refused() -> anyhow::Result<()> {
     let t = recorded(None).await?;
-    let answer = t
-        .send(&format!(
+    t.assert_refused(
+        &format!(
             "GET http://other.localhost/x HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
-        ))
-        .await?;
-    assert_rejected(&answer, &[400]);
-    assert!(t.seen().is_empty(), "{:?}", t.seen());
+        ),
+        &[400],
+    )
+    .await?;
     // Absolute form naming the same host is an ordinary request.
     let answer = t
         .send(&format!(
@@ -150,13 +154,11 @@ async fn absolute_form_naming_another_host_is_refused() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_requests_are_refused() -> anyhow::Result<()> {
     let t = recorded(None).await?;
-    let answer = t
-        .send(&format!(
-            "CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\nConnection: close\r\n\r\n"
-        ))
-        .await?;
-    assert_rejected(&answer, &[400, 405]);
-    assert!(t.seen().is_empty(), "{:?}", t.seen());
+    t.assert_refused(
+        &format!("CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\nConnection: close\r\n\r\n"),
+        &[400, 405],
+    )
+    .await?;
     t.stop().await
 }
 
