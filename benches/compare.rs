@@ -4,7 +4,8 @@
 //! installs oha, rathole and bore when missing.
 //!
 //! Every load is bounded in time (`SLUICE_BENCH_SECS`, default 10 s per HTTP scenario) and in
-//! count. The table goes to stdout, to `benches/results/DATE.md` with the machine's description,
+//! count. `SLUICE_BENCH_PATHS=direct,sluice,bore` runs a subset of the paths (labels as in the
+//! table) and `SLUICE_BENCH_SCALE=0` skips the memory and restart runs, for quick checks. The table goes to stdout, to `benches/results/DATE.md` with the machine's description,
 //! and between the `bench:start`/`bench:end` markers of README.md.
 
 #[path = "compare/loads.rs"]
@@ -30,8 +31,14 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let app = upstream::app("bench").await?;
     let ws = upstream::websocket_echo().await?;
+    let selected = std::env::var("SLUICE_BENCH_PATHS").ok();
+    let wanted = |kind: &PathKind| {
+        selected
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|l| l.trim() == kind.label()))
+    };
     let mut table = Table::default();
-    for kind in PathKind::ALL {
+    for kind in PathKind::ALL.iter().copied().filter(wanted) {
         eprintln!("== {}", kind.label());
         let path = Path::start(kind, app.addr, ws.addr, dir.path()).await?;
         table.record(
@@ -40,8 +47,12 @@ async fn main() -> anyhow::Result<()> {
         );
         path.stop().await?;
     }
-    eprintln!("== scale");
-    let scale = scale::run(dir.path(), app.addr, ws.addr).await?;
+    let scale = if std::env::var("SLUICE_BENCH_SCALE").as_deref() == Ok("0") {
+        scale::Scale::default()
+    } else {
+        eprintln!("== scale");
+        scale::run(dir.path(), app.addr, ws.addr).await?
+    };
     let text = table.render(&scale);
     println!("{text}");
     report::save(&text)?;

@@ -174,9 +174,21 @@ impl EdgeProcess {
         tunnel: SocketAddr,
         token: &str,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with_args(state_dir, http, tunnel, token, &[]).await
+    }
+
+    /// [`EdgeProcess::spawn`] with `extra` flags appended.
+    pub async fn spawn_with_args(
+        state_dir: &Path,
+        http: SocketAddr,
+        tunnel: SocketAddr,
+        token: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let log = state_dir.join("edge.log");
         let mut cmd = base_command("edge")?;
-        cmd.arg("--state-dir")
+        cmd.args(extra)
+            .arg("--state-dir")
             .arg(state_dir)
             .args(["--http-addr", &http.to_string()])
             .args(["--tunnel-addr", &tunnel.to_string()])

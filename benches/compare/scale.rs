@@ -48,8 +48,16 @@ pub async fn run(dir: &Path, app: SocketAddr, ws: SocketAddr) -> anyhow::Result<
 /// Edge RSS with 1, 100 and 1000 idle agents connected (agents run in this process).
 async fn idle_agents(dir: &Path, app: SocketAddr) -> anyhow::Result<Vec<(usize, u64)>> {
     std::fs::create_dir_all(dir)?;
-    let edge =
-        EdgeProcess::spawn(dir, sluice_e2e::any_port(), sluice_e2e::any_port(), TOKEN).await?;
+    // All the agents share one token, so the per-token session limit must allow them.
+    let limit = AGENT_COUNTS[AGENT_COUNTS.len() - 1].to_string();
+    let edge = EdgeProcess::spawn_with_args(
+        dir,
+        sluice_e2e::any_port(),
+        sluice_e2e::any_port(),
+        TOKEN,
+        &["--max-agents-per-token", &limit],
+    )
+    .await?;
     let mut agents = Vec::new();
     let mut out = Vec::new();
     for count in AGENT_COUNTS {
