@@ -2,6 +2,7 @@
 
 mod cli;
 mod inspect_args;
+mod status;
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,7 +11,11 @@ use sluice_agent::inspect::Inspector;
 use sluice_agent::policy_input;
 use sluice_agent::{AgentConfig, AgentEvent, EndpointConfig, HostHeader};
 use sluice_policy::dry_run;
+use status::stats::{Stats, StatsObserver};
+use status::terminal::StatusScreen;
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
@@ -30,8 +35,20 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How the running agent reports to the user.
+enum Output {
+    /// Plain lines (JSON with `--log-format json`).
+    Lines { json: bool },
+    /// The live status screen, fed by these counters.
+    Screen(Arc<Stats>),
+}
+
 async fn http(args: HttpArgs) -> anyhow::Result<()> {
-    init_logging(&args.log)?;
+    let screen = status::wanted(&args.log.log);
+    // Log lines on the terminal would tear the screen; a redirected stderr or a file still logs.
+    if !(screen && args.log.log == "stderr" && std::io::stderr().is_terminal()) {
+        init_logging(&args.log)?;
+    }
     let mut endpoint = EndpointConfig::new(args.upstream.parse()?);
     endpoint.url = args.url;
     endpoint.host_header = args
@@ -48,6 +65,15 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
     config.edge_ca = args.edge_ca;
     config.upstream_timeout = args.upstream_timeout;
     let json = args.log.log_format == "json";
+    let output = if screen {
+        let stats = Stats::new();
+        config
+            .observers
+            .push(Arc::new(StatsObserver(stats.clone())));
+        Output::Screen(stats)
+    } else {
+        Output::Lines { json }
+    };
     let inspector = match args.inspect.config() {
         None => None,
         Some(c) => match Inspector::start(c, &mut config).await {
@@ -60,10 +86,10 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         },
     };
-    if let Some(inspector) = &inspector {
-        print_inspector(inspector, json);
+    if let (Some(inspector), Output::Lines { json }) = (&inspector, &output) {
+        print_inspector(inspector, *json);
     }
-    run_until_signal(config, inspector, json).await
+    run_until_signal(config, inspector, output).await
 }
 
 fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
@@ -96,9 +122,26 @@ fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
 async fn run_until_signal(
     config: AgentConfig,
     inspector: Option<Inspector>,
-    json: bool,
+    output: Output,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let json = matches!(output, Output::Lines { json: true });
+    let screen = match output {
+        Output::Screen(stats) => {
+            let stop = stop_tx.clone();
+            let url = inspector.as_ref().map(|i| format!("http://{}", i.addr()));
+            Some(StatusScreen::start(
+                config.edge.clone(),
+                url,
+                stats,
+                move || {
+                    let _ = stop.send(true);
+                },
+            )?)
+        }
+        Output::Lines { .. } => None,
+    };
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let agent = tokio::spawn(sluice_agent::run(config, Some(events_tx), stop_rx));
     let mut term = signal(SignalKind::terminate())?;
@@ -111,9 +154,17 @@ async fn run_until_signal(
         if let (Some(inspector), AgentEvent::Online { endpoints, .. }) = (&inspector, &event) {
             inspector.set_online(endpoints);
         }
-        print_event(&event, json);
+        match &screen {
+            Some(screen) => screen.event(&event),
+            None => print_event(&event, json),
+        }
     }
-    agent.await.context("agent task")?.map_err(Into::into)
+    let result = agent.await.context("agent task");
+    if let Some(screen) = screen {
+        screen.finish().context("restoring the terminal")?;
+        println!("Session closed");
+    }
+    result?.map_err(Into::into)
 }
 
 fn print_inspector(inspector: &Inspector, json: bool) {

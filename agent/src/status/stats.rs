@@ -1,0 +1,249 @@
+//! Traffic numbers for the status screen: request counters, rates over one and five minutes,
+//! latency percentiles, and the last requests. Fed by an [`Observer`] on the forwarder.
+
+use http::{Method, Request, Response, StatusCode};
+use sluice_agent::forward::ProxyBody;
+use sluice_agent::observe::{ExchangeObserver, Observer, RequestMeta};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Latencies kept for the percentiles.
+const LATENCY_WINDOW: usize = 1000;
+/// Last requests kept for the list.
+const RECENT: usize = 50;
+/// Seconds of per-second counts kept for the rates.
+const RATE_WINDOW_SECS: u64 = 300;
+
+/// One line of the request list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLine {
+    /// Method.
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    /// Response status.
+    pub status: StatusCode,
+    /// Time to the response head.
+    pub duration: Duration,
+}
+
+/// A snapshot of the numbers, for one redraw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Requests received in total.
+    pub total: u64,
+    /// Requests waiting for their response head.
+    pub open: u64,
+    /// Requests per second over the last minute.
+    pub rate1: f64,
+    /// Requests per second over the last five minutes.
+    pub rate5: f64,
+    /// Median time to response head of the recent requests.
+    pub p50: Option<Duration>,
+    /// 90th percentile of the same.
+    pub p90: Option<Duration>,
+    /// The last requests, newest first.
+    pub recent: Vec<RequestLine>,
+}
+
+/// The live counters.
+pub struct Stats {
+    started: Instant,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    total: u64,
+    open: u64,
+    /// (second since start, requests in that second), oldest first.
+    per_second: VecDeque<(u64, u32)>,
+    latencies: VecDeque<Duration>,
+    recent: VecDeque<RequestLine>,
+}
+
+impl Stats {
+    /// Empty counters; rates are measured from now.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a request that arrived at `at`.
+    pub fn arrived(&self, at: Instant) {
+        let sec = at.saturating_duration_since(self.started).as_secs();
+        let mut inner = self.inner();
+        inner.total += 1;
+        inner.open += 1;
+        match inner.per_second.back_mut() {
+            Some((s, n)) if *s == sec => *n += 1,
+            _ => inner.per_second.push_back((sec, 1)),
+        }
+        while inner
+            .per_second
+            .front()
+            .is_some_and(|(s, _)| s + RATE_WINDOW_SECS < sec)
+        {
+            inner.per_second.pop_front();
+        }
+    }
+
+    /// Records the response head of a request.
+    pub fn answered(&self, line: RequestLine) {
+        let mut inner = self.inner();
+        inner.open = inner.open.saturating_sub(1);
+        inner.latencies.push_back(line.duration);
+        if inner.latencies.len() > LATENCY_WINDOW {
+            inner.latencies.pop_front();
+        }
+        inner.recent.push_front(line);
+        inner.recent.truncate(RECENT);
+    }
+
+    /// The numbers as of `now`.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let sec = now.saturating_duration_since(self.started).as_secs();
+        let inner = self.inner();
+        let in_last = |secs: u64| -> u64 {
+            inner
+                .per_second
+                .iter()
+                .filter(|(s, _)| s + secs > sec)
+                .map(|(_, n)| u64::from(*n))
+                .sum()
+        };
+        // Before a full window has passed, average over the time actually elapsed.
+        let elapsed = (sec + 1) as f64;
+        let rate = |secs: u64| in_last(secs) as f64 / elapsed.min(secs as f64);
+        let mut sorted: Vec<Duration> = inner.latencies.iter().copied().collect();
+        sorted.sort_unstable();
+        Snapshot {
+            total: inner.total,
+            open: inner.open,
+            rate1: rate(60),
+            rate5: rate(RATE_WINDOW_SECS),
+            p50: percentile(&sorted, 50),
+            p90: percentile(&sorted, 90),
+            recent: inner.recent.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// Feeds [`Stats`] from the forwarder.
+pub struct StatsObserver(pub Arc<Stats>);
+
+impl Observer for StatsObserver {
+    fn request(
+        &self,
+        _meta: &RequestMeta,
+        req: Request<ProxyBody>,
+    ) -> (Request<ProxyBody>, Option<Box<dyn ExchangeObserver>>) {
+        let started = Instant::now();
+        self.0.arrived(started);
+        let watcher = Answer {
+            stats: self.0.clone(),
+            method: req.method().clone(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.to_string()),
+            started,
+        };
+        (req, Some(Box::new(watcher)))
+    }
+}
+
+struct Answer {
+    stats: Arc<Stats>,
+    method: Method,
+    path: String,
+    started: Instant,
+}
+
+impl ExchangeObserver for Answer {
+    fn response(self: Box<Self>, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+        self.stats.answered(RequestLine {
+            method: self.method,
+            path: self.path,
+            status: resp.status(),
+            duration: self.started.elapsed(),
+        });
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ms: u64) -> RequestLine {
+        RequestLine {
+            method: Method::GET,
+            path: format!("/{ms}"),
+            status: StatusCode::OK,
+            duration: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn counts_rates_and_percentiles() {
+        let stats = Stats::new();
+        let t0 = stats.started;
+        for i in 0..10 {
+            stats.arrived(t0 + Duration::from_secs(i));
+        }
+        for ms in 1..=10 {
+            stats.answered(line(ms));
+        }
+        stats.arrived(t0 + Duration::from_secs(9));
+        let s = stats.snapshot(t0 + Duration::from_secs(9));
+        assert_eq!((s.total, s.open), (11, 1));
+        // 11 requests in the 10 seconds elapsed.
+        assert!((s.rate1 - 1.1).abs() < 1e-9, "{}", s.rate1);
+        assert_eq!(s.p50, Some(Duration::from_millis(5)));
+        assert_eq!(s.p90, Some(Duration::from_millis(9)));
+        assert_eq!(s.recent[0].path, "/10", "newest first");
+        // Two minutes later the one-minute rate has emptied, the five-minute one has not.
+        let later = stats.snapshot(t0 + Duration::from_secs(130));
+        assert_eq!(later.rate1, 0.0);
+        assert!((later.rate5 - 11.0 / 131.0).abs() < 1e-9, "{}", later.rate5);
+    }
+
+    #[test]
+    fn windows_stay_bounded() {
+        let stats = Stats::new();
+        let t0 = stats.started;
+        for i in 0..2000u64 {
+            stats.arrived(t0 + Duration::from_secs(i));
+            stats.answered(line(i));
+        }
+        let inner = stats.inner();
+        assert!(inner.per_second.len() <= RATE_WINDOW_SECS as usize + 1);
+        assert_eq!(inner.latencies.len(), LATENCY_WINDOW);
+        assert_eq!(inner.recent.len(), RECENT);
+    }
+
+    #[test]
+    fn percentile_edges() {
+        assert_eq!(percentile(&[], 50), None);
+        let one = [Duration::from_millis(7)];
+        assert_eq!(percentile(&one, 50), Some(one[0]));
+        assert_eq!(percentile(&one, 90), Some(one[0]));
+    }
+}
