@@ -199,7 +199,7 @@ async fn invalid_policy_is_refused_before_going_online() -> anyhow::Result<()> {
 async fn operator_policy_runs_first_and_answers_without_an_agent() -> anyhow::Result<()> {
     let operator = sluice_edge::config::OperatorPolicy {
         pattern: sluice_edge::hostname::Hostname::parse("*.localhost")?,
-        source: PolicySource {
+        source: Some(PolicySource {
             origin: "operator.yml".into(),
             kind: PolicyKind::Document,
             text: concat!(
@@ -210,7 +210,7 @@ async fn operator_policy_runs_first_and_answers_without_an_agent() -> anyhow::Re
                 "  - actions: [{type: add-headers, config: {headers: {x-operator: 'yes'}}}]\n",
             )
             .into(),
-        },
+        }),
     };
     let edge = TestEdge::start_with(|c| c.operator_policies = vec![operator]).await?;
     let app = upstream::app("op").await?;

@@ -100,8 +100,8 @@ pub struct LogArgs {
     /// Log destination: stdout, stderr, or a file path.
     #[arg(long, default_value = "stderr")]
     pub log: String,
-    /// Log format: term or json.
-    #[arg(long, default_value = "term", value_parser = ["term", "json"])]
+    /// Log format: term (human-readable), json or logfmt (one record per line).
+    #[arg(long, default_value = "term", value_parser = ["term", "json", "logfmt"])]
     pub log_format: String,
 }
 

@@ -201,13 +201,18 @@ fn init_logging(log: &LogArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let json = log.log_format == "json";
+    let format = log.log_format.as_str();
+    // One subscriber type per format, so the writer is installed in each arm.
     macro_rules! install {
         ($writer:expr) => {
-            if json {
-                builder.json().with_writer($writer).init()
-            } else {
-                builder.with_ansi(false).with_writer($writer).init()
+            match format {
+                "json" => builder.json().with_writer($writer).init(),
+                "logfmt" => builder
+                    .event_format(tracing_logfmt::EventsFormatter::default())
+                    .fmt_fields(tracing_logfmt::FieldsFormatter::default())
+                    .with_writer($writer)
+                    .init(),
+                _ => builder.with_ansi(false).with_writer($writer).init(),
             }
         };
     }

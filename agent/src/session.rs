@@ -128,8 +128,11 @@ pub async fn run(
                     reconnected: ever_online,
                     connection: conn.clone(),
                 });
-                ever_online = true;
                 let span = info_span!("agent_session", session = %welcome.session_id);
+                for bound in &welcome.endpoints {
+                    info!(parent: &span, url = %bound.url, reconnected = ever_online, "session online");
+                }
+                ever_online = true;
                 let end = serve(&conn, &forwarder, &endpoints, &mut shutdown)
                     .instrument(span)
                     .await;

@@ -99,13 +99,14 @@ struct FileEndpoint {
     traffic_policy: Option<String>,
 }
 
-/// An operator traffic policy attached to a hostname pattern (`edge.yaml` `endpoints:`).
+/// An operator endpoint (`edge.yaml` `endpoints:`): a hostname pattern, optionally with a
+/// traffic policy. Named patterns also become values of the `endpoint` metric label.
 #[derive(Debug, Clone)]
 pub struct OperatorPolicy {
     /// Exact hostname or wildcard (`*.example.com`).
     pub pattern: Hostname,
-    /// The policy document.
-    pub source: PolicySource,
+    /// The policy document, if the entry has one.
+    pub source: Option<PolicySource>,
 }
 
 impl FileEndpoint {
@@ -119,20 +120,21 @@ impl FileEndpoint {
                 let path = base.join(file);
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| at(format!("traffic_policy_file {}: {e}", path.display())))?;
-                PolicySource {
+                Some(PolicySource {
                     origin: path.display().to_string(),
                     kind: PolicyKind::Document,
                     text,
-                }
+                })
             }
-            (None, Some(text)) => PolicySource {
+            (None, Some(text)) => Some(PolicySource {
                 origin: format!("edge.yaml endpoints[{index}].traffic_policy"),
                 kind: PolicyKind::Document,
                 text,
-            },
-            _ => {
+            }),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
                 return Err(at(
-                    "give exactly one of traffic_policy_file, traffic_policy".to_string(),
+                    "give at most one of traffic_policy_file, traffic_policy".to_string(),
                 ))
             }
         };
@@ -424,7 +426,8 @@ mod tests {
             EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
         assert_eq!(cfg.operator_policies.len(), 1);
         assert_eq!(cfg.operator_policies[0].pattern.as_str(), "*.example.com");
-        assert!(cfg.operator_policies[0].source.text.contains("deny"));
+        let source = cfg.operator_policies[0].source.as_ref().expect("policy");
+        assert!(source.text.contains("deny"));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod certs;
+pub mod completed;
 pub mod config;
 pub mod endpoint_policy;
 pub mod error_response;

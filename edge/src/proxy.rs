@@ -6,6 +6,7 @@
 //! (compression or replaced bodies) → `fail_to_proxy` (edge error responses) → `logging`
 //! (metrics and the access event).
 
+use crate::completed::Completed;
 use crate::error_response::{code_for, edge_error, respond};
 use crate::forwarding::{prepare_upstream_request, sanitize_upstream_response};
 use crate::hostname::{host_without_port, Hostname};
@@ -23,7 +24,7 @@ use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use sluice_policy::{ConnInfo, EndpointInfo, Engine};
-use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
+use sluice_proto::error_code::ErrorCode;
 use sluice_proto::stream::{Scheme, StreamHeader};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +58,10 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Host (lowercase, no port).
     pub host: String,
+    /// When the request arrived, as wall-clock time for the event's `conn.start_ts`.
+    pub started_at: SystemTime,
+    /// The endpoint the request reached (agent endpoint or operator endpoint), if any.
+    pub endpoint: Option<Arc<EndpointInfo>>,
     /// The endpoint's traffic-policy evaluation, when it has a policy.
     pub policy: Option<PolicyRun>,
 }
@@ -119,6 +124,7 @@ impl EdgeProxy {
         endpoint: &Arc<EndpointInfo>,
     ) -> pingora::Result<bool> {
         let conn = self.conn_info(session);
+        ctx.endpoint = Some(endpoint.clone());
         let body = if engine.reads_request_body() {
             let Some(body) = request_body::read_whole(session).await? else {
                 policy_run::send(session, body_too_large()).await?;
@@ -157,9 +163,15 @@ impl EdgeProxy {
             respond(session, ErrorCode::BadRequest).await?;
             return Ok(true);
         };
-        if let Some(op) = self.state.operator.iter().find(|o| o.matches(&host)) {
+        let operator = self.state.operator.iter().find_map(|o| {
+            o.engine
+                .as_ref()
+                .filter(|_| o.matches(&host))
+                .map(|engine| (engine.clone(), o.endpoint.clone()))
+        });
+        if let Some((engine, endpoint)) = operator {
             if self
-                .request_policy(session, ctx, &op.engine, &op.endpoint)
+                .request_policy(session, ctx, &engine, &endpoint)
                 .await?
             {
                 return Ok(true);
@@ -183,7 +195,9 @@ impl ProxyHttp for EdgeProxy {
             error_code: None,
             span: Span::none(),
             started: Instant::now(),
+            started_at: SystemTime::now(),
             host: String::new(),
+            endpoint: None,
             policy: None,
         }
     }
@@ -212,6 +226,7 @@ impl ProxyHttp for EdgeProxy {
         let Some(route) = self.state.routes.lookup(&ctx.host) else {
             return self.answer_without_agent(session, ctx).await;
         };
+        ctx.endpoint = Some(route.endpoint.clone());
         if let Some(engine) = &route.policy {
             if self
                 .request_policy(session, ctx, engine, &route.endpoint)
@@ -243,6 +258,7 @@ impl ProxyHttp for EdgeProxy {
             },
             session: route.session.clone(),
             open_timeout: self.state.stream_open_timeout,
+            streams_open: self.state.metrics.quic_streams_open.clone(),
         };
         // The address is never dialled (custom_l4 opens a QUIC stream instead); it only names
         // the peer in pingora's logs.
@@ -328,35 +344,20 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) {
         self.state.metrics.requests_in_flight.dec();
-        let written = session.response_written();
-        let status = written.map_or(0, |r| r.status.as_u16());
-        // The written header is authoritative: upstream copies were stripped, so any code
-        // there came from the edge, the agent or the policy.
-        let code = written
-            .and_then(|r| r.headers.get(ERROR_CODE_HEADER))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| ctx.error_code.map(|c| c.to_string()))
-            .unwrap_or_default();
-        self.state
-            .metrics
-            .http_requests
-            .with_label_values(&[&format!("{}xx", status / 100), &code])
-            .inc();
-        let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        let label = self.state.endpoint_label(&ctx.host);
+        let done = Completed::gather(session, e, ctx, label);
+        self.state.metrics.record(&done);
         // The `log` action's metadata travels with the request's access event.
-        let policy_logs = ctx
+        let policy_logs = done
             .policy
-            .as_ref()
-            .map(|run| format!("{:?}", run.state().logs()))
+            .map(|state| format!("{:?}", state.logs()))
             .unwrap_or_default();
-        let error = e.map(|e| e.to_string()).unwrap_or_default();
         info!(
             parent: &ctx.span,
-            status,
-            error_code = %code,
-            elapsed_ms,
-            %error,
+            status = done.status,
+            error_code = done.error_code.as_deref().unwrap_or_default(),
+            elapsed_ms = done.duration.as_secs_f64() * 1000.0,
+            error = done.error.as_deref().unwrap_or_default(),
             %policy_logs,
             "request complete"
         );

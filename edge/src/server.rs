@@ -5,6 +5,7 @@ use crate::auth::TokenSet;
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
 use crate::endpoint_policy;
+use crate::hostname::Hostname;
 use crate::metrics::{EdgeMetrics, MetricsApp};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
@@ -15,7 +16,9 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
 use pingora::services::Service as _;
+use sluice_policy::Engine;
 use sluice_proto::close_code;
+use sluice_proto::control::PolicySource;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
@@ -182,15 +185,11 @@ fn operator_endpoints(
         .operator_policies
         .iter()
         .map(|op| {
-            let engine = endpoint_policy::compile([&op.source])
-                .map_err(|problems| StartError::Policy {
-                    pattern: op.pattern.to_string(),
-                    problems,
-                })?
-                .ok_or_else(|| StartError::Policy {
-                    pattern: op.pattern.to_string(),
-                    problems: "empty policy".to_string(),
-                })?;
+            let engine = op
+                .source
+                .as_ref()
+                .map(|source| compile_operator_policy(&op.pattern, source))
+                .transpose()?;
             Ok(OperatorEndpoint {
                 pattern: op.pattern.clone(),
                 source: op.source.clone(),
@@ -201,6 +200,19 @@ fn operator_endpoints(
             })
         })
         .collect()
+}
+
+fn compile_operator_policy(
+    pattern: &Hostname,
+    source: &PolicySource,
+) -> Result<Arc<Engine>, StartError> {
+    let failed = |problems: String| StartError::Policy {
+        pattern: pattern.to_string(),
+        problems,
+    };
+    endpoint_policy::compile([source])
+        .map_err(failed)?
+        .ok_or_else(|| failed("empty policy".to_string()))
 }
 
 /// Starts an edge: binds all listeners, then serves until [`EdgeHandle::shutdown`].
@@ -255,7 +267,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let (l, bound) = bind_tcp(addr)?;
         let mut svc = ListeningService::new(
             "sluice-metrics".to_string(),
-            HttpServer::new_app(MetricsApp::new(&metrics)),
+            HttpServer::new_app(MetricsApp::new(metrics.registry.clone())),
         );
         add_listener(&mut svc, &mut fds, l, bound);
         metrics_service = Some(svc);

@@ -3,6 +3,7 @@
 use crate::auth::TokenSet;
 use crate::config::EdgeConfig;
 use crate::hostname::Hostname;
+use crate::metrics::labels::OTHER_ENDPOINT;
 use crate::metrics::EdgeMetrics;
 use crate::routes::RouteRegistry;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
@@ -40,10 +41,11 @@ pub struct EdgeState {
 pub struct OperatorEndpoint {
     /// Exact hostname or wildcard (`*.example.com`).
     pub pattern: Hostname,
-    /// The policy text, compiled again for each matching agent endpoint (own rate-limit state).
-    pub source: PolicySource,
+    /// The policy text, compiled again for each matching agent endpoint (own rate-limit state);
+    /// `None` for an entry that only names endpoints (for the `endpoint` metric label).
+    pub source: Option<PolicySource>,
     /// Compiled once for requests that reach no agent.
-    pub engine: Arc<Engine>,
+    pub engine: Option<Arc<Engine>>,
     /// `endpoint.*` facts for those requests.
     pub endpoint: Arc<EndpointInfo>,
 }
@@ -86,7 +88,20 @@ impl EdgeState {
         self.operator
             .iter()
             .filter(move |o| o.matches(host))
-            .map(|o| &o.source)
+            .filter_map(|o| o.source.as_ref())
+    }
+
+    /// The `endpoint` metric label for a request to `host`: the first `edge.yaml` endpoint
+    /// pattern covering it, else [`OTHER_ENDPOINT`] (random agent hostnames must not create
+    /// series).
+    pub fn endpoint_label(&self, host: &str) -> &str {
+        if self.operator.is_empty() {
+            return OTHER_ENDPOINT;
+        }
+        Hostname::parse(host)
+            .ok()
+            .and_then(|h| self.operator.iter().find(|o| o.matches(&h)))
+            .map_or(OTHER_ENDPOINT, |o| o.pattern.as_str())
     }
 
     /// The `endpoint.*` facts for `host`.

@@ -8,6 +8,7 @@ use pingora::connectors::L4Connect;
 use pingora::protocols::l4::socket::SocketAddr;
 use pingora::protocols::l4::stream::Stream;
 use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketStream};
+use prometheus::IntGauge;
 use sluice_proto::codec::write_frame;
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::quic_io::QuicIo;
@@ -28,6 +29,8 @@ pub struct AgentConnector {
     pub header: StreamHeader,
     /// How long to wait for the agent to grant a stream (it caps concurrent streams).
     pub open_timeout: Duration,
+    /// The open-streams gauge, raised while the stream lives.
+    pub streams_open: IntGauge,
 }
 
 #[async_trait]
@@ -50,14 +53,32 @@ impl L4Connect for AgentConnector {
         let io = QuicIo::new(send, recv);
         debug!(stream = io.id(), "opened agent stream");
         Ok(Stream::from(VirtualSocketStream::new(Box::new(
-            AgentStream(io),
+            AgentStream(io, OpenStream::new(&self.streams_open)),
         ))))
     }
 }
 
-/// A QUIC stream presented to pingora as a virtual socket.
+/// A QUIC stream presented to pingora as a virtual socket; the second field only lives as long
+/// as the stream, keeping it counted.
 #[derive(Debug)]
-struct AgentStream(QuicIo);
+struct AgentStream(QuicIo, #[allow(dead_code)] OpenStream);
+
+/// Counts a stream in the open-streams gauge until dropped.
+#[derive(Debug)]
+struct OpenStream(IntGauge);
+
+impl OpenStream {
+    fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 impl VirtualSocket for AgentStream {
     fn set_socket_option(&self, _opt: VirtualSockOpt) -> std::io::Result<()> {

@@ -67,7 +67,11 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<EdgeState>) {
             Ok(conn) => conn,
             Err(e) => {
                 debug!("QUIC handshake failed: {e}");
-                state.metrics.agent_connect_failures.inc();
+                state
+                    .metrics
+                    .agent_connect_failures
+                    .with_label_values(&["quic_handshake"])
+                    .inc();
                 return;
             }
         };
@@ -75,12 +79,19 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<EdgeState>) {
             Ok(routes) => routes,
             Err(rejection) => {
                 warn!(code = %rejection.code, "agent rejected: {}", rejection.message);
-                state.metrics.agent_connect_failures.inc();
+                // Rejection codes are a fixed set, so they make a bounded label.
+                state
+                    .metrics
+                    .agent_connect_failures
+                    .with_label_values(&[&rejection.code.to_string()])
+                    .inc();
                 return;
             }
         };
         state.metrics.agent_sessions.inc();
+        state.metrics.agent_links.add(&session_id, conn.clone());
         let reason = conn.closed().await;
+        state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
         for route in &routes {
             state.routes.release(&route.hostname, &session_id);
