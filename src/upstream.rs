@@ -48,7 +48,16 @@ where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let listener = TcpListener::bind(any_port()).await?;
+    serve_on(any_port(), handler).await
+}
+
+/// Serves HTTP/1.1 with `handler` on `addr` (e.g. a port that was down until now).
+pub async fn serve_on<F, Fut>(addr: SocketAddr, handler: F) -> anyhow::Result<Upstream>
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let handler = Arc::new(handler);
     let task = tokio::spawn(async move {

@@ -3,6 +3,7 @@
 //!
 //! Precedence: flag > env var > config file > default.
 
+use crate::events::config::{check_unique, EventConfigError, EventDestination, FileDestination};
 use crate::hostname::{Hostname, HostnameError};
 use clap::Parser;
 use serde::Deserialize;
@@ -65,6 +66,10 @@ pub struct EdgeArgs {
     /// Agent sessions one authtoken may hold at once [default: 100].
     #[arg(long, env = "SLUICE_MAX_AGENTS_PER_TOKEN")]
     pub max_agents_per_token: Option<usize>,
+    /// Write every request's `http_request_complete.v0` event as a JSON line to this file
+    /// (`-` for stdout); more destinations go in edge.yaml's `event_destinations`.
+    #[arg(long, env = "SLUICE_EVENTS_FILE")]
+    pub events_file: Option<String>,
 }
 
 /// The `edge.yaml` file. Unknown keys are errors, so a typo cannot silently drop a setting.
@@ -88,6 +93,8 @@ struct FileConfig {
     max_agents_per_token: Option<usize>,
     #[serde(default)]
     endpoints: Vec<FileEndpoint>,
+    #[serde(default)]
+    event_destinations: Vec<FileDestination>,
 }
 
 /// `endpoints:` entry: an operator policy for a hostname pattern.
@@ -142,7 +149,8 @@ impl FileEndpoint {
     }
 }
 
-mod humantime_serde_opt {
+/// `grace_period: 5s`-style durations in edge.yaml.
+pub(crate) mod humantime_serde_opt {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
@@ -207,6 +215,8 @@ pub struct EdgeConfig {
     pub operator_policies: Vec<OperatorPolicy>,
     /// Agent sessions one authtoken may hold at once.
     pub max_agents_per_token: usize,
+    /// Where request events are exported (docs/events.md); empty exports nothing.
+    pub event_destinations: Vec<EventDestination>,
 }
 
 impl Default for EdgeConfig {
@@ -226,6 +236,7 @@ impl Default for EdgeConfig {
             handshake_timeout: Duration::from_secs(10),
             operator_policies: Vec::new(),
             max_agents_per_token: 100,
+            event_destinations: Vec::new(),
         }
     }
 }
@@ -269,6 +280,9 @@ pub enum ConfigError {
     /// Only one of cert/key given in the file.
     #[error("tunnel_cert and tunnel_key must be given together")]
     HalfTls,
+    /// An `event_destinations:` entry is unusable.
+    #[error(transparent)]
+    Events(#[from] EventConfigError),
 }
 
 fn default_state_dir() -> PathBuf {
@@ -310,6 +324,15 @@ impl EdgeConfig {
             .enumerate()
             .map(|(i, e)| e.resolve(i, &base))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut event_destinations = std::mem::take(&mut file.event_destinations)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.resolve(i, &base))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(path) = &args.events_file {
+            event_destinations.push(EventDestination::events_file(path));
+        }
+        check_unique(&event_destinations)?;
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,
@@ -364,6 +387,7 @@ impl EdgeConfig {
                 .max_agents_per_token
                 .or(file.max_agents_per_token)
                 .unwrap_or(d.max_agents_per_token),
+            event_destinations,
             ..d
         })
     }
@@ -444,6 +468,50 @@ mod tests {
         assert!(
             cause.as_deref().unwrap_or_default().contains("domian"),
             "{cause:?}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn event_destinations_are_validated_where_they_are() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-ev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("edge.yaml");
+        let load = |yaml: &str| {
+            std::fs::write(&path, yaml).expect("write");
+            EdgeConfig::from_args(args(&["--dev", "--config", path.to_str().expect("utf8")]))
+        };
+        let cfg = load(concat!(
+            "event_destinations:\n",
+            "  - file: {path: events.jsonl, max_bytes: 1000}\n",
+            "    filter: 'ev.http.response.status_code >= 500'\n",
+            "  - name: collector\n",
+            "    http: {url: 'http://127.0.0.1:9/ingest', batch_interval: 250ms}\n",
+        ))
+        .expect("valid");
+        assert_eq!(cfg.event_destinations.len(), 2);
+        assert_eq!(cfg.event_destinations[0].name, "file-0");
+        assert_eq!(cfg.event_destinations[1].name, "collector");
+        let bad = [
+            ("event_destinations:\n  - {}\n", "event_destinations[0]: give exactly one of file, http"),
+            ("event_destinations:\n  - file: {path: a}\n  - http: {url: 'ftp://x'}\n", "event_destinations[1]: http.url"),
+            ("event_destinations:\n  - file: {path: a}\n    filter: 'ev.('\n", "event_destinations[0]: filter"),
+            ("event_destinations:\n  - {name: x, file: {path: a}}\n  - {name: x, file: {path: b}}\n", "used twice"),
+        ];
+        for (yaml, want) in bad {
+            let err = load(yaml).expect_err(yaml).to_string();
+            assert!(err.contains(want), "{yaml}: {err}");
+        }
+        let err = load("event_destinations:\n  - file: {path: a, rotate: yes}\n")
+            .expect_err("unknown key");
+        let cause = std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(cause.contains("rotate"), "{cause}");
+        let cfg = EdgeConfig::from_args(args(&["--dev", "--events-file", "-"])).expect("flag");
+        assert_eq!(
+            cfg.event_destinations,
+            vec![EventDestination::events_file("-")]
         );
         std::fs::remove_dir_all(&dir).ok();
     }

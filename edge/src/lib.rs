@@ -11,6 +11,7 @@ pub mod completed;
 pub mod config;
 pub mod endpoint_policy;
 pub mod error_response;
+pub mod events;
 pub mod forwarding;
 pub mod hostname;
 pub mod metrics;

@@ -226,7 +226,9 @@ impl ProxyHttp for EdgeProxy {
         let Some(route) = self.state.routes.lookup(&ctx.host) else {
             return self.answer_without_agent(session, ctx).await;
         };
+        // Kept even when the policy answers: the event names the endpoint and agent session.
         ctx.endpoint = Some(route.endpoint.clone());
+        ctx.route = Some(route.clone());
         if let Some(engine) = &route.policy {
             if self
                 .request_policy(session, ctx, engine, &route.endpoint)
@@ -235,7 +237,6 @@ impl ProxyHttp for EdgeProxy {
                 return Ok(true);
             }
         }
-        ctx.route = Some(route);
         Ok(false)
     }
 
@@ -346,7 +347,10 @@ impl ProxyHttp for EdgeProxy {
         self.state.metrics.requests_in_flight.dec();
         let label = self.state.endpoint_label(&ctx.host);
         let done = Completed::gather(session, e, ctx, label);
-        self.state.metrics.record(&done);
+        if self.state.record_metrics {
+            self.state.metrics.record(&done);
+        }
+        self.state.events.emit(&done);
         // The `log` action's metadata travels with the request's access event.
         let policy_logs = done
             .policy

@@ -5,6 +5,8 @@ use crate::auth::TokenSet;
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
 use crate::endpoint_policy;
+use crate::events::config::EventConfigError;
+use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::metrics::{EdgeMetrics, MetricsApp};
 use crate::proxy::EdgeProxy;
@@ -27,6 +29,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
+
+/// How long shutdown waits for event destinations to write out their queues.
+const EVENTS_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,9 @@ pub enum StartError {
         /// One line per problem.
         problems: String,
     },
+    /// An event destination could not be set up.
+    #[error(transparent)]
+    Events(#[from] EventConfigError),
     /// Metrics registry setup failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -237,12 +245,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         source,
     })?;
     let metrics = EdgeMetrics::new()?;
+    let events = EventExport::start(&config.event_destinations, &metrics)?;
     let mut state = EdgeState::new(
         &config,
         tokens,
         Arc::new(LocalRoutes::new()),
         http_addr.port(),
         metrics.clone(),
+        events,
     );
     state.operator = operator_endpoints(&config, &state)?;
     let state = Arc::new(state);
@@ -322,6 +332,8 @@ impl EdgeHandle {
         while self.state.metrics.requests_in_flight.get() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Every request that will complete has emitted its event: write out the queues.
+        self.state.events.shutdown(EVENTS_FLUSH_LIMIT).await;
         self.endpoint
             .close(close_code::NORMAL.into(), b"edge shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;

@@ -2,6 +2,7 @@
 
 use crate::auth::TokenSet;
 use crate::config::EdgeConfig;
+use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::metrics::labels::OTHER_ENDPOINT;
 use crate::metrics::EdgeMetrics;
@@ -24,6 +25,10 @@ pub struct EdgeState {
     pub public_port: u16,
     /// Metric handles.
     pub metrics: EdgeMetrics,
+    /// Whether requests are counted (only when the metrics listener is on).
+    pub record_metrics: bool,
+    /// The event exporter (no destinations: nothing is built per request).
+    pub events: EventExport,
     /// How long a request waits for a new stream to the agent.
     pub stream_open_timeout: Duration,
     /// How long an agent has to finish its handshake.
@@ -65,6 +70,7 @@ impl EdgeState {
         routes: Arc<dyn RouteRegistry>,
         public_port: u16,
         metrics: EdgeMetrics,
+        events: EventExport,
     ) -> Self {
         Self {
             routes,
@@ -72,6 +78,8 @@ impl EdgeState {
             domain: config.domain.clone(),
             public_port,
             metrics,
+            record_metrics: config.metrics_addr.is_some(),
+            events,
             stream_open_timeout: config.stream_open_timeout,
             handshake_timeout: config.handshake_timeout,
             operator: Vec::new(),

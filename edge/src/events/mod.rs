@@ -1,0 +1,125 @@
+//! Log export: every completed request becomes an `http_request_complete.v0` event
+//! ([`event`]), which each configured destination may filter ([`filter`]) and narrow
+//! ([`fields`]) before queueing it for its sink (a JSON-lines file or stdout, or batched HTTP
+//! POSTs). Emitting never waits: a full queue drops the event and counts it. See docs/events.md.
+
+pub mod config;
+pub mod event;
+pub mod fields;
+pub mod file_sink;
+pub mod filter;
+pub mod http_sink;
+mod queue;
+
+use crate::completed::Completed;
+use crate::metrics::EdgeMetrics;
+use config::{EventDestination, Sink};
+use filter::EventFilter;
+use queue::{Counters, Inbox};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// A destination as the request path sees it: its choices and its queue.
+struct Destination {
+    filter: Option<EventFilter>,
+    fields: Vec<String>,
+    queue: mpsc::Sender<String>,
+    counters: Counters,
+}
+
+/// The edge's event exporter: the destinations and their sink tasks.
+pub struct EventExport {
+    destinations: Vec<Destination>,
+    shutdown: watch::Sender<bool>,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl EventExport {
+    /// Starts one sink task per destination. Filters were checked when the config was read;
+    /// one that still fails to compile here is reported the same way.
+    pub fn start(
+        destinations: &[EventDestination],
+        metrics: &EdgeMetrics,
+    ) -> Result<Self, config::EventConfigError> {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut live = Vec::new();
+        for (index, d) in destinations.iter().enumerate() {
+            let filter = d
+                .filter
+                .as_deref()
+                .map(EventFilter::compile)
+                .transpose()
+                .map_err(|msg| config::EventConfigError::at(index, format!("filter: {msg}")))?;
+            let name = d.name.as_str();
+            let counters = Counters {
+                queued: metrics.events_queued.with_label_values(&[name]),
+                exported: metrics.events_exported.with_label_values(&[name]),
+                dropped: metrics.events_dropped.with_label_values(&[name]),
+                errors: metrics.events_export_errors.with_label_values(&[name]),
+            };
+            let (tx, rx) = mpsc::channel(d.queue_size);
+            let inbox = Inbox::new(rx, shutdown_rx.clone(), counters.clone());
+            tasks.push(match d.sink.clone() {
+                Sink::File(sink) => tokio::spawn(sink.run(inbox)),
+                Sink::Http(sink) => tokio::spawn(sink.run(inbox)),
+            });
+            live.push(Destination {
+                filter,
+                fields: d.fields.clone(),
+                queue: tx,
+                counters,
+            });
+        }
+        Ok(Self {
+            destinations: live,
+            shutdown,
+            tasks: parking_lot::Mutex::new(tasks),
+        })
+    }
+
+    /// Builds the request's event and offers it to every destination. Never waits.
+    pub fn emit(&self, req: &Completed<'_>) {
+        if self.destinations.is_empty() {
+            return;
+        }
+        let object = event::object(req);
+        let cel_object = self
+            .destinations
+            .iter()
+            .any(|d| d.filter.is_some())
+            .then(|| filter::to_cel(&object));
+        let id = event::new_event_id();
+        let now = SystemTime::now();
+        for d in &self.destinations {
+            if let (Some(f), Some(ev)) = (&d.filter, &cel_object) {
+                if !f.accepts(ev) {
+                    continue;
+                }
+            }
+            let object = if d.fields.is_empty() {
+                object.clone()
+            } else {
+                fields::select(&object, &d.fields)
+            };
+            let line = event::envelope(&id, now, object).to_string();
+            match d.queue.try_send(line) {
+                Ok(()) => d.counters.queued.inc(),
+                Err(_) => d.counters.dropped.inc(),
+            }
+        }
+    }
+
+    /// Asks every sink to write out what is queued and waits for them, at most `limit`.
+    pub async fn shutdown(&self, limit: Duration) {
+        let _ = self.shutdown.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        let wait_all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait_all).await;
+    }
+}
