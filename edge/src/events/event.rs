@@ -40,6 +40,12 @@ pub fn object(req: &Completed<'_>) -> Value {
                 json!({ "decision": allow_or_block(decision) }),
             );
         }
+        if let Some(decision) = state.webhook_verification() {
+            obj.insert(
+                "webhook_verification".into(),
+                json!({ "decision": allow_or_block(decision) }),
+            );
+        }
         if let Some(algorithm) = state.compression() {
             obj.insert("compression".into(), json!({ "algorithm": algorithm }));
         }
