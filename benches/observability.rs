@@ -43,6 +43,7 @@ async fn round(app: SocketAddr, observed: bool, secs: u64) -> anyhow::Result<f64
         CONNECTIONS,
         Duration::from_secs(secs),
         MAX_REQUESTS,
+        &[("user-agent", "sluice-bench/1")],
     )
     .await?;
     if let Some(addr) = edge.handle().metrics_addr {

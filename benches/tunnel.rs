@@ -9,52 +9,32 @@ use sluice_e2e::upstream::{self, full};
 use sluice_e2e::{TestAgent, TestEdge, TOKEN};
 use sluice_policy::Shorthand;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CONNECTIONS: usize = 32;
 const MAX_REQUESTS: u64 = 2_000_000;
 const POLICY_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ten-rule-policy.yml");
 
+/// The headers the 10-rule policy looks at, so every request passes it.
+const HEADERS: &[(&str, &str)] = &[
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+    ),
+    ("x-api-key", "k-123"),
+];
+
 /// Runs the load against `url` (resolved to `addr`) and returns requests per second.
 async fn load(url: String, addr: SocketAddr, secs: u64) -> anyhow::Result<f64> {
-    let host = reqwest::Url::parse(&url)?
-        .host_str()
-        .unwrap_or("localhost")
-        .to_string();
-    let client = reqwest::Client::builder()
-        .resolve(&host, addr)
-        .pool_max_idle_per_host(CONNECTIONS)
-        .build()?;
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (client, url, done) = (client.clone(), url.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline && done.load(Ordering::Relaxed) < MAX_REQUESTS {
-                let r = client
-                    .get(&url)
-                    .header(
-                        "user-agent",
-                        "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
-                    )
-                    .header("x-api-key", "k-123")
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status() == 200, "status {}", r.status());
-                r.bytes().await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    sluice_e2e::load::load(
+        &url,
+        addr,
+        CONNECTIONS,
+        Duration::from_secs(secs),
+        MAX_REQUESTS,
+        HEADERS,
+    )
+    .await
 }
 
 async fn through_sluice(

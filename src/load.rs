@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `connections` keep-alive connections GET `url` (its host resolved to `addr`) for `duration`
-/// or until `max_requests`; every answer must be 200. Returns requests per second.
+/// or until `max_requests`, each request carrying `headers`; every answer must be 200.
+/// Returns requests per second.
 pub async fn load(
     url: &str,
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
     max_requests: u64,
+    headers: &'static [(&'static str, &'static str)],
 ) -> anyhow::Result<f64> {
     let host = reqwest::Url::parse(url)?
         .host_str()
@@ -31,11 +33,11 @@ pub async fn load(
         let (client, url, done) = (client.clone(), url.to_string(), done.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline && done.load(Ordering::Relaxed) < max_requests {
-                let r = client
-                    .get(&url)
-                    .header("user-agent", "sluice-bench/1")
-                    .send()
-                    .await?;
+                let mut req = client.get(&url);
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                let r = req.send().await?;
                 anyhow::ensure!(r.status() == 200, "status {}", r.status());
                 r.bytes().await?;
                 done.fetch_add(1, Ordering::Relaxed);
