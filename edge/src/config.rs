@@ -5,6 +5,7 @@
 
 use crate::events::config::{check_unique, EventConfigError, EventDestination, FileDestination};
 use crate::hostname::{Hostname, HostnameError};
+use crate::tls::config::{CertFiles, HttpsConfig};
 use clap::Parser;
 use serde::Deserialize;
 use sluice_proto::control::{PolicyKind, PolicySource};
@@ -30,6 +31,20 @@ pub struct EdgeArgs {
     /// UDP address of the QUIC listener for agents [default: 127.0.0.1:4443].
     #[arg(long, env = "SLUICE_TUNNEL_ADDR")]
     pub tunnel_addr: Option<SocketAddr>,
+    /// Public HTTPS listener (TLS 1.2/1.3, HTTP/2 by ALPN); off when absent. Needs
+    /// certificates: `--tls-cert/--tls-key`, `tls_certificates` or `acme` in `edge.yaml`.
+    #[arg(long, env = "SLUICE_HTTPS_ADDR")]
+    pub https_addr: Option<SocketAddr>,
+    /// PEM certificate (chain) for the HTTPS listener, usually `*.DOMAIN`; also served when no
+    /// other certificate covers the requested name. Reloaded when the file changes.
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Redirect plain-HTTP requests for https endpoints to HTTPS (308) instead of 404.
+    #[arg(long, env = "SLUICE_REDIRECT_HTTP")]
+    pub redirect_http: bool,
     /// Prometheus metrics listener [default: 127.0.0.1:9090].
     #[arg(long, env = "SLUICE_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -77,6 +92,15 @@ pub struct EdgeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    redirect_http: bool,
+    #[serde(default)]
+    tls_certificates: Vec<CertFiles>,
+    #[serde(default, with = "humantime_serde_opt")]
+    tls_reload_interval: Option<Duration>,
     tunnel_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     domain: Option<String>,
@@ -120,8 +144,12 @@ impl FileEndpoint {
     /// Resolves the entry; relative policy paths are relative to the config file's folder.
     fn resolve(self, index: usize, base: &Path) -> Result<OperatorPolicy, ConfigError> {
         let at = |msg: String| ConfigError::Endpoint { index, msg };
-        let pattern = Hostname::parse(self.url.trim_start_matches("http://"))
-            .map_err(|e| at(e.to_string()))?;
+        let pattern = Hostname::parse(
+            self.url
+                .trim_start_matches("https://")
+                .trim_start_matches("http://"),
+        )
+        .map_err(|e| at(e.to_string()))?;
         let source = match (self.traffic_policy_file, self.traffic_policy) {
             (Some(file), None) => {
                 let path = base.join(file);
@@ -217,6 +245,8 @@ pub struct EdgeConfig {
     pub max_agents_per_token: usize,
     /// Where request events are exported (docs/events.md); empty exports nothing.
     pub event_destinations: Vec<EventDestination>,
+    /// The public HTTPS listener, when enabled. Endpoints are https:// by default then.
+    pub https: Option<HttpsConfig>,
 }
 
 impl Default for EdgeConfig {
@@ -237,6 +267,7 @@ impl Default for EdgeConfig {
             operator_policies: Vec::new(),
             max_agents_per_token: 100,
             event_destinations: Vec::new(),
+            https: None,
         }
     }
 }
@@ -278,8 +309,11 @@ pub enum ConfigError {
         msg: String,
     },
     /// Only one of cert/key given in the file.
-    #[error("tunnel_cert and tunnel_key must be given together")]
-    HalfTls,
+    #[error("{0}_cert and {0}_key must be given together")]
+    HalfTls(&'static str),
+    /// Certificates or an HTTPS option without an HTTPS listener, or the reverse.
+    #[error("{0}")]
+    Https(String),
     /// An `event_destinations:` entry is unusable.
     #[error(transparent)]
     Events(#[from] EventConfigError),
@@ -333,6 +367,7 @@ impl EdgeConfig {
             event_destinations.push(EventDestination::events_file(path));
         }
         check_unique(&event_destinations)?;
+        let https = https_config(&args, &mut file, &base)?;
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,
@@ -349,7 +384,7 @@ impl EdgeConfig {
         ) {
             (Some(cert), Some(key)) => TunnelTls::Files { cert, key },
             (None, None) => TunnelTls::SelfSigned,
-            _ => return Err(ConfigError::HalfTls),
+            _ => return Err(ConfigError::HalfTls("tunnel")),
         };
         let authtokens = if args.authtokens.is_empty() {
             file.authtokens
@@ -388,9 +423,61 @@ impl EdgeConfig {
                 .or(file.max_agents_per_token)
                 .unwrap_or(d.max_agents_per_token),
             event_destinations,
+            https,
             ..d
         })
     }
+}
+
+/// The HTTPS listener from flags and file; relative certificate paths in the file are relative
+/// to its folder. Certificates without a listener (or the reverse) are refused, not ignored.
+fn https_config(
+    args: &EdgeArgs,
+    file: &mut FileConfig,
+    base: &Path,
+) -> Result<Option<HttpsConfig>, ConfigError> {
+    let default_cert = match (
+        args.tls_cert
+            .clone()
+            .or(file.tls_cert.take().map(|p| base.join(p))),
+        args.tls_key
+            .clone()
+            .or(file.tls_key.take().map(|p| base.join(p))),
+    ) {
+        (Some(cert), Some(key)) => Some(CertFiles { cert, key }),
+        (None, None) => None,
+        _ => return Err(ConfigError::HalfTls("tls")),
+    };
+    let certificates: Vec<CertFiles> = std::mem::take(&mut file.tls_certificates)
+        .into_iter()
+        .map(|c| CertFiles {
+            cert: base.join(c.cert),
+            key: base.join(c.key),
+        })
+        .collect();
+    let redirect_http = args.redirect_http || file.redirect_http;
+    let Some(addr) = args.https_addr.or(file.https_addr) else {
+        if default_cert.is_some() || !certificates.is_empty() || redirect_http {
+            return Err(ConfigError::Https(
+                "TLS certificates or redirect_http given but no https_addr: set --https-addr"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if default_cert.is_none() && certificates.is_empty() {
+        return Err(ConfigError::Https(
+            "https_addr needs certificates: --tls-cert/--tls-key or tls_certificates".into(),
+        ));
+    }
+    let mut https = HttpsConfig::new(addr);
+    https.default_cert = default_cert;
+    https.certificates = certificates;
+    https.redirect_http = redirect_http;
+    if let Some(every) = file.tls_reload_interval {
+        https.reload_interval = every;
+    }
+    Ok(Some(https))
 }
 
 #[cfg(test)]
@@ -453,6 +540,36 @@ mod tests {
         let source = cfg.operator_policies[0].source.as_ref().expect("policy");
         assert!(source.text.contains("deny"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn https_needs_certificates_and_certificates_need_https() {
+        let err = EdgeConfig::from_args(args(&["--dev", "--https-addr", "127.0.0.1:0"]))
+            .expect_err("no certificates");
+        assert!(err.to_string().contains("needs certificates"), "{err}");
+        let err = EdgeConfig::from_args(args(&[
+            "--dev",
+            "--tls-cert",
+            "a.crt",
+            "--tls-key",
+            "a.key",
+        ]))
+        .expect_err("no listener");
+        assert!(err.to_string().contains("no https_addr"), "{err}");
+        let cfg = EdgeConfig::from_args(args(&[
+            "--dev",
+            "--https-addr",
+            "127.0.0.1:8443",
+            "--tls-cert",
+            "a.crt",
+            "--tls-key",
+            "a.key",
+            "--redirect-http",
+        ]))
+        .expect("cfg");
+        let https = cfg.https.expect("https");
+        assert_eq!(https.addr.port(), 8443);
+        assert!(https.redirect_http);
     }
 
     #[test]

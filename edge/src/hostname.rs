@@ -1,6 +1,7 @@
 //! Hostnames: validation, the `Host` header, `--url` normalisation and random names.
 
 use rand::Rng;
+use sluice_proto::stream::Scheme;
 use std::fmt;
 
 /// A validated, lowercase DNS hostname, optionally a wildcard (`*.example.com`).
@@ -14,7 +15,7 @@ pub enum HostnameError {
     #[error("'{0}' is not a valid hostname")]
     Invalid(String),
     /// The URL's scheme is not one this edge serves.
-    #[error("unsupported scheme in '{0}': only http:// is served by this edge")]
+    #[error("unsupported scheme in '{0}': use http:// or https://")]
     Scheme(String),
     /// The hostname is outside the edge's base domain.
     #[error("'{host}' is not under this edge's domain '{domain}'")]
@@ -92,11 +93,12 @@ impl Hostname {
         Hostname(format!("{name}.{}", domain.0))
     }
 
-    /// Turns an agent's `--url` (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`, `*.NAME.DOMAIN`)
-    /// into the hostname to route, checking it lies under `domain`.
+    /// Turns an agent's `--url` (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`,
+    /// `https://NAME.DOMAIN`, `*.NAME.DOMAIN`) into the hostname to route, checking it lies
+    /// under `domain`. The scheme, if any, is read by [`requested_scheme`].
     pub fn from_requested_url(url: &str, domain: &Hostname) -> Result<Self, HostnameError> {
         let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
+            Some(("http" | "https", rest)) => rest,
             Some(_) => return Err(HostnameError::Scheme(url.to_string())),
             None => url,
         };
@@ -122,6 +124,15 @@ impl Hostname {
 impl fmt::Display for Hostname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The scheme an agent's `--url` asks for explicitly (`http://…`, `https://…`), if any.
+pub fn requested_scheme(url: &str) -> Option<Scheme> {
+    match url.split_once("://")?.0 {
+        "http" => Some(Scheme::Http),
+        "https" => Some(Scheme::Https),
+        _ => None,
     }
 }
 
@@ -160,6 +171,7 @@ mod tests {
             ("Demo.LOCALHOST", "demo.localhost"),
             ("http://demo.localhost", "demo.localhost"),
             ("http://demo.localhost/", "demo.localhost"),
+            ("https://demo.localhost", "demo.localhost"),
             ("a.b.localhost", "a.b.localhost"),
             ("*.team.localhost", "*.team.localhost"),
         ] {
@@ -175,7 +187,7 @@ mod tests {
     #[test]
     fn requested_url_refusals() {
         for bad in [
-            "https://demo.localhost",
+            "ftp://demo.localhost",
             "demo.example.com",
             "demo.localhost:8080",
             "http://demo.localhost/path",
@@ -188,6 +200,13 @@ mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    #[test]
+    fn requested_schemes() {
+        assert_eq!(requested_scheme("https://a.localhost"), Some(Scheme::Https));
+        assert_eq!(requested_scheme("http://a.localhost"), Some(Scheme::Http));
+        assert_eq!(requested_scheme("a"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod auth;
 pub mod certs;
 pub mod completed;
@@ -23,6 +24,7 @@ pub mod request_guard;
 pub mod routes;
 mod server;
 pub mod state;
+pub mod tls;
 pub mod tunnel;
 
 pub use config::{EdgeArgs, EdgeConfig};

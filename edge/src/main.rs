@@ -24,6 +24,9 @@ async fn run() -> anyhow::Result<()> {
     let edge = sluice_edge::start(config).await.context("starting edge")?;
     println!("Sluice edge");
     println!("  HTTP:     http://{}", edge.http_addr);
+    if let Some(https) = edge.https_addr {
+        println!("  HTTPS:    https://{https}");
+    }
     println!("  Tunnel:   {} (QUIC)", edge.tunnel_addr);
     if let Some(m) = edge.metrics_addr {
         println!("  Metrics:  http://{m}/metrics");

@@ -64,6 +64,10 @@ pub struct RequestCtx {
     pub endpoint: Option<Arc<EndpointInfo>>,
     /// The endpoint's traffic-policy evaluation, when it has a policy.
     pub policy: Option<PolicyRun>,
+    /// How the client reached the edge: `https` on the TLS listener.
+    pub scheme: Scheme,
+    /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
+    pub tls_version: Option<String>,
 }
 
 /// The host a request is for: the absolute-form URI's authority, else the `Host` header.
@@ -96,6 +100,25 @@ fn body_too_large() -> http::Response<Bytes> {
     )
 }
 
+/// The TLS version of the client's connection as policies see it (`1.2`, `1.3`), `None` on
+/// plain HTTP. pingora reports rustls' names (`TLSv1_3`).
+fn tls_version(session: &Session) -> Option<String> {
+    let digest = session.digest()?.ssl_digest.as_ref()?;
+    let v = digest.version.as_ref();
+    Some(
+        v.strip_prefix("TLSv")
+            .map_or_else(|| v.to_string(), |n| n.replace('_', ".")),
+    )
+}
+
+/// The port the client connected to.
+fn server_port(session: &Session) -> Option<u16> {
+    session
+        .server_addr()
+        .and_then(PingoraAddr::as_inet)
+        .map(SocketAddr::port)
+}
+
 /// pingora pools upstream connections by peer hash; a per-session key keeps one agent's
 /// streams from ever being handed to another's requests.
 fn session_group_key(session_id: &str) -> u64 {
@@ -105,13 +128,58 @@ fn session_group_key(session_id: &str) -> u64 {
 }
 
 impl EdgeProxy {
-    fn conn_info(&self, session: &Session) -> ConnInfo {
+    fn conn_info(&self, session: &Session, ctx: &RequestCtx) -> ConnInfo {
         ConnInfo {
             client_addr: client_socket(session).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            server_port: self.state.public_port,
+            server_port: server_port(session).unwrap_or(self.state.port_for(ctx.scheme)),
             start: SystemTime::now(),
-            tls_version: None,
+            tls_version: ctx.tls_version.clone(),
         }
+    }
+
+    /// Answers an ACME HTTP-01 validation request for a token the edge's ACME client has
+    /// pending. Returns `true` when it answered.
+    async fn answer_acme_challenge(&self, session: &mut Session) -> pingora::Result<bool> {
+        let Some(challenges) = &self.state.acme_challenges else {
+            return Ok(false);
+        };
+        let Some(key_auth) = challenges.answer(session.req_header().uri.path()) else {
+            return Ok(false);
+        };
+        let resp = http::Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Bytes::from(key_auth))
+            .map_err(|e| edge_error(ErrorCode::Internal, e.to_string()))?;
+        policy_run::send(session, resp).await?;
+        Ok(true)
+    }
+
+    /// A plain-HTTP request for an https endpoint: 308 to the https URL when the operator asked
+    /// for redirects, else the endpoint does not exist on http (404).
+    async fn answer_wrong_scheme(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> pingora::Result<bool> {
+        if route.scheme == Scheme::Https && self.state.redirect_http {
+            let host = Hostname::parse(&ctx.host)
+                .map_err(|e| edge_error(ErrorCode::BadRequest, e.to_string()))?;
+            let path = session
+                .req_header()
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str());
+            let location = format!("{}{path}", self.state.public_url(&host, Scheme::Https));
+            let resp = http::Response::builder()
+                .status(http::StatusCode::PERMANENT_REDIRECT)
+                .header(http::header::LOCATION, location)
+                .body(Bytes::new())
+                .map_err(|e| edge_error(ErrorCode::BadRequest, e.to_string()))?;
+            policy_run::send(session, resp).await?;
+            return Ok(true);
+        }
+        self.answer_without_agent(session, ctx).await
     }
 
     /// Runs `engine`'s on_http_request on the client's request and keeps the run in `ctx` for
@@ -123,7 +191,7 @@ impl EdgeProxy {
         engine: &Arc<Engine>,
         endpoint: &Arc<EndpointInfo>,
     ) -> pingora::Result<bool> {
-        let conn = self.conn_info(session);
+        let conn = self.conn_info(session, ctx);
         ctx.endpoint = Some(endpoint.clone());
         let body = if engine.reads_request_body() {
             let Some(body) = request_body::read_whole(session).await? else {
@@ -199,6 +267,8 @@ impl ProxyHttp for EdgeProxy {
             host: String::new(),
             endpoint: None,
             policy: None,
+            scheme: Scheme::Http,
+            tls_version: None,
         }
     }
 
@@ -207,6 +277,10 @@ impl ProxyHttp for EdgeProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
+        ctx.tls_version = tls_version(session);
+        if ctx.tls_version.is_some() {
+            ctx.scheme = Scheme::Https;
+        }
         if let Err(code) = request_guard::check_head(session.req_header())
             .and_then(|()| request_guard::canonicalize_path(session.req_header_mut()))
         {
@@ -222,10 +296,17 @@ impl ProxyHttp for EdgeProxy {
             host = %ctx.host,
             method = %req.method,
             path = %req.uri.path(),
+            scheme = ctx.scheme.as_str(),
         );
+        if self.answer_acme_challenge(session).await? {
+            return Ok(true);
+        }
         let Some(route) = self.state.routes.lookup(&ctx.host) else {
             return self.answer_without_agent(session, ctx).await;
         };
+        if route.scheme != ctx.scheme {
+            return self.answer_wrong_scheme(session, ctx, &route).await;
+        }
         // Kept even when the policy answers: the event names the endpoint and agent session.
         ctx.endpoint = Some(route.endpoint.clone());
         ctx.route = Some(route.clone());
@@ -255,7 +336,7 @@ impl ProxyHttp for EdgeProxy {
                 endpoint_id: route.endpoint_id,
                 request_id: ctx.request_id.clone(),
                 client_addr,
-                scheme: Scheme::Http,
+                scheme: ctx.scheme,
             },
             session: route.session.clone(),
             open_timeout: self.state.stream_open_timeout,
@@ -278,7 +359,7 @@ impl ProxyHttp for EdgeProxy {
         prepare_upstream_request(
             upstream_request,
             client_ip(session),
-            Scheme::Http.as_str(),
+            ctx.scheme.as_str(),
             &ctx.host,
         )
     }

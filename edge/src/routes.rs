@@ -8,6 +8,7 @@ use crate::hostname::{wildcard_candidates, Hostname};
 use crate::tunnel::session::SessionHandle;
 use arc_swap::ArcSwap;
 use sluice_policy::{EndpointInfo, Engine};
+use sluice_proto::stream::Scheme;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,8 @@ pub struct Route {
     pub hostname: Hostname,
     /// The public URL shown to users.
     pub url: String,
+    /// The only scheme this endpoint answers on (https by default with an HTTPS listener).
+    pub scheme: Scheme,
     /// Id of the endpoint within the agent's session.
     pub endpoint_id: u32,
     /// The agent session that carries the traffic.

@@ -8,10 +8,14 @@ use crate::endpoint_policy;
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
-use crate::metrics::{EdgeMetrics, MetricsApp};
+use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
 use crate::state::{EdgeState, OperatorEndpoint};
+use crate::tls::certificate::TlsCertError;
+use crate::tls::config::{CertFiles, HttpsConfig};
+use crate::tls::resolver::CertResolver;
+use crate::tls::{self, files};
 use crate::tunnel::listener::{self, ListenError};
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
@@ -75,6 +79,12 @@ pub enum StartError {
     /// Metrics registry setup failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// An HTTPS certificate is unusable.
+    #[error("HTTPS certificate: {0}")]
+    TlsCert(#[from] TlsCertError),
+    /// pingora refused the TLS listener settings.
+    #[error("HTTPS listener: {0}")]
+    TlsListener(String),
 }
 
 /// The dev-mode authtoken and where it is stored.
@@ -92,6 +102,10 @@ pub struct DevToken {
 pub struct EdgeHandle {
     /// Bound public HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound public HTTPS address, when enabled.
+    pub https_addr: Option<SocketAddr>,
+    /// The HTTPS certificates by SNI, when HTTPS is enabled.
+    pub certificates: Option<Arc<CertResolver>>,
     /// Bound QUIC address.
     pub tunnel_addr: SocketAddr,
     /// Bound metrics address, if enabled.
@@ -130,6 +144,40 @@ fn add_listener<A>(
     let key = addr.to_string();
     service.add_tcp(&key);
     fds.add(key, listener.into_raw_fd());
+}
+
+/// The public HTTPS listener before it is handed to pingora.
+struct HttpsListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    resolver: Arc<CertResolver>,
+    /// File pairs to watch, with their resolver slots.
+    files: Vec<(String, CertFiles)>,
+}
+
+/// Loads the HTTPS certificates (a bad one stops the start) and binds the listener.
+fn https_listener(https: &HttpsConfig) -> Result<HttpsListener, StartError> {
+    let default_slot = https.default_cert.as_ref().map(|_| files::slot_name(None));
+    let resolver = Arc::new(CertResolver::new(default_slot.clone()));
+    let files: Vec<(String, CertFiles)> = default_slot
+        .into_iter()
+        .zip(https.default_cert.clone())
+        .chain(
+            https
+                .certificates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (files::slot_name(Some(i)), c.clone())),
+        )
+        .collect();
+    files::load_all(&resolver, &files)?;
+    let (listener, addr) = bind_tcp(https.addr)?;
+    Ok(HttpsListener {
+        listener,
+        addr,
+        resolver,
+        files,
+    })
 }
 
 fn dev_token(config: &EdgeConfig) -> Result<DevToken, StartError> {
@@ -202,9 +250,11 @@ fn operator_endpoints(
                 pattern: op.pattern.clone(),
                 source: op.source.clone(),
                 engine,
-                endpoint: Arc::new(
-                    state.endpoint_info(format!("operator/{}", op.pattern), &op.pattern),
-                ),
+                endpoint: Arc::new(state.endpoint_info(
+                    format!("operator/{}", op.pattern),
+                    &op.pattern,
+                    state.default_scheme(),
+                )),
             })
         })
         .collect()
@@ -239,6 +289,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     );
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
+    let https = config.https.as_ref().map(https_listener).transpose()?;
     let endpoint = listener::bind(config.tunnel_addr, &identity)?;
     let tunnel_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
         addr: config.tunnel_addr,
@@ -254,7 +305,10 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics.clone(),
         events,
     );
+    state.https_port = https.as_ref().map(|h| h.addr.port());
+    state.redirect_http = config.https.as_ref().is_some_and(|h| h.redirect_http);
     state.operator = operator_endpoints(&config, &state)?;
+    let tls_metrics = TlsMetrics::register(&metrics.registry)?;
     let state = Arc::new(state);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -271,6 +325,27 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         "sluice-edge",
     );
     add_listener(&mut proxy, &mut fds, http_listener, http_addr);
+    let mut tasks = Vec::new();
+    let https_addr = https.as_ref().map(|h| h.addr);
+    let certificates = https.as_ref().map(|h| h.resolver.clone());
+    if let Some(h) = https {
+        let settings = tls::listener_settings(h.resolver.clone())
+            .map_err(|e| StartError::TlsListener(e.to_string()))?;
+        let key = h.addr.to_string();
+        proxy.add_tls_with_settings(&key, None, settings);
+        fds.add(key, h.listener.into_raw_fd());
+        let every = config
+            .https
+            .as_ref()
+            .map_or(Duration::from_secs(10), |c| c.reload_interval);
+        tasks.push(tokio::spawn(files::reload_loop(
+            h.resolver,
+            h.files,
+            every,
+            tls_metrics.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let mut metrics_service = None;
     let mut metrics_addr = None;
     if let Some(addr) = config.metrics_addr {
@@ -284,7 +359,6 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics_addr = Some(bound);
     }
     let fds = Arc::new(parking_lot::Mutex::new(fds));
-    let mut tasks = Vec::new();
     {
         let (fds, rx) = (fds.clone(), shutdown_rx.clone());
         tasks.push(tokio::spawn(async move {
@@ -302,9 +376,11 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         state.clone(),
         shutdown_rx,
     )));
-    info!(%http_addr, %tunnel_addr, ?metrics_addr, domain = %config.domain, "edge started");
+    info!(%http_addr, ?https_addr, %tunnel_addr, ?metrics_addr, domain = %config.domain, "edge started");
     Ok(EdgeHandle {
         http_addr,
+        https_addr,
+        certificates,
         tunnel_addr,
         metrics_addr,
         tunnel_cert_path: identity.cert_path,

@@ -10,6 +10,7 @@ use crate::routes::RouteRegistry;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use sluice_policy::{EndpointInfo, Engine};
 use sluice_proto::control::PolicySource;
+use sluice_proto::stream::Scheme;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,15 @@ pub struct EdgeState {
     pub tokens: TokenSet,
     /// Base domain.
     pub domain: Hostname,
-    /// Port shown in public URLs (omitted when 80).
+    /// Port shown in public http:// URLs (omitted when 80).
     pub public_port: u16,
+    /// Port shown in public https:// URLs (omitted when 443); `None` without an HTTPS listener.
+    /// Endpoints are https:// by default when it is set.
+    pub https_port: Option<u16>,
+    /// Plain-HTTP requests for https endpoints get a 308 to HTTPS instead of 404.
+    pub redirect_http: bool,
+    /// ACME HTTP-01 answers the edge serves on plain HTTP, when ACME is on.
+    pub acme_challenges: Option<Arc<crate::acme::challenges::Http01Challenges>>,
     /// Metric handles.
     pub metrics: EdgeMetrics,
     /// Whether requests are counted (only when the metrics listener is on).
@@ -77,6 +85,9 @@ impl EdgeState {
             tokens,
             domain: config.domain.clone(),
             public_port,
+            https_port: None,
+            redirect_http: false,
+            acme_challenges: None,
             metrics,
             record_metrics: config.metrics_addr.is_some(),
             events,
@@ -112,22 +123,39 @@ impl EdgeState {
             .map_or(OTHER_ENDPOINT, |o| o.pattern.as_str())
     }
 
-    /// The `endpoint.*` facts for `host`.
-    pub fn endpoint_info(&self, id: String, host: &Hostname) -> EndpointInfo {
-        EndpointInfo {
-            id,
-            url: self.public_url(host),
-            host: host.to_string(),
-            port: self.public_port,
-            protocol: "http".to_string(),
+    /// The scheme endpoints get when the agent does not ask for one: https when the edge has
+    /// an HTTPS listener (as ngrok does), else http.
+    pub fn default_scheme(&self) -> Scheme {
+        match self.https_port {
+            Some(_) => Scheme::Https,
+            None => Scheme::Http,
         }
     }
 
-    /// The public URL for `host`.
-    pub fn public_url(&self, host: &Hostname) -> String {
-        match self.public_port {
-            80 => format!("http://{host}"),
-            port => format!("http://{host}:{port}"),
+    /// The public port for `scheme`.
+    pub fn port_for(&self, scheme: Scheme) -> u16 {
+        match scheme {
+            Scheme::Https => self.https_port.unwrap_or(443),
+            Scheme::Http => self.public_port,
+        }
+    }
+
+    /// The `endpoint.*` facts for `host` served over `scheme`.
+    pub fn endpoint_info(&self, id: String, host: &Hostname, scheme: Scheme) -> EndpointInfo {
+        EndpointInfo {
+            id,
+            url: self.public_url(host, scheme),
+            host: host.to_string(),
+            port: self.port_for(scheme),
+            protocol: scheme.as_str().to_string(),
+        }
+    }
+
+    /// The public URL for `host` over `scheme`, without the port when it is the default one.
+    pub fn public_url(&self, host: &Hostname, scheme: Scheme) -> String {
+        match (scheme, self.port_for(scheme)) {
+            (Scheme::Http, 80) | (Scheme::Https, 443) => format!("{}://{host}", scheme.as_str()),
+            (_, port) => format!("{}://{host}:{port}", scheme.as_str()),
         }
     }
 }

@@ -5,9 +5,11 @@
 mod app;
 pub mod labels;
 mod quic;
+mod tls;
 
 pub use app::MetricsApp;
 pub use quic::{AgentLinks, SESSION_SERIES_CAP};
+pub use tls::TlsMetrics;
 
 use crate::completed::Completed;
 use prometheus::process_collector::ProcessCollector;

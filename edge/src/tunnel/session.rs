@@ -3,7 +3,7 @@
 
 use crate::auth::TokenId;
 use crate::endpoint_policy;
-use crate::hostname::Hostname;
+use crate::hostname::{requested_scheme, Hostname};
 use crate::routes::Route;
 use crate::state::EdgeState;
 use crate::tunnel::admission::SessionSlot;
@@ -12,6 +12,7 @@ use sluice_proto::control::{
     BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
 };
 use sluice_proto::error_code::ErrorCode;
+use sluice_proto::stream::Scheme;
 use sluice_proto::{close_code, PROTOCOL_VERSION};
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -204,6 +205,7 @@ fn admit(
     let mut routes = Vec::with_capacity(hello.endpoints.len());
     for (id, request) in (0u32..).zip(&hello.endpoints) {
         let hostname = requested_hostname(request, state)?;
+        let scheme = endpoint_scheme(request, state)?;
         if !seen.insert(hostname.clone()) {
             return Err(reject(
                 ErrorCode::UrlNotAllowed,
@@ -214,8 +216,13 @@ fn admit(
             endpoint_policy::compile(state.operator_sources(&hostname).chain(&request.policies))
                 .map_err(|problems| reject(ErrorCode::PolicyInvalid, problems))?;
         routes.push(Arc::new(Route {
-            url: state.public_url(&hostname),
-            endpoint: Arc::new(state.endpoint_info(format!("{session_id}/{id}"), &hostname)),
+            url: state.public_url(&hostname, scheme),
+            scheme,
+            endpoint: Arc::new(state.endpoint_info(
+                format!("{session_id}/{id}"),
+                &hostname,
+                scheme,
+            )),
             hostname,
             endpoint_id: id,
             session: session.clone(),
@@ -289,6 +296,19 @@ fn authenticate(hello: &Hello, state: &EdgeState, remote: IpAddr) -> Result<Toke
                 ErrorCode::AuthtokenInvalid.message(),
             )
         })
+}
+
+/// The endpoint's scheme: the one its URL names, else the edge's default. https:// on an edge
+/// without an HTTPS listener is refused rather than silently served over http.
+fn endpoint_scheme(request: &EndpointRequest, state: &EdgeState) -> Result<Scheme, Rejection> {
+    match request.url.as_deref().and_then(requested_scheme) {
+        Some(Scheme::Https) if state.https_port.is_none() => Err(reject(
+            ErrorCode::UrlNotAllowed,
+            "this edge has no HTTPS listener; ask for an http:// URL",
+        )),
+        Some(scheme) => Ok(scheme),
+        None => Ok(state.default_scheme()),
+    }
 }
 
 fn requested_hostname(request: &EndpointRequest, state: &EdgeState) -> Result<Hostname, Rejection> {

@@ -1,0 +1,3 @@
+//! Built-in ACME (RFC 8555) client: HTTP-01 challenges served by the edge itself.
+
+pub mod challenges;
