@@ -7,6 +7,8 @@ use sluice_agent::AgentConfig;
 use sluice_e2e::tls::{presented_leaf, tls_connect, TestCa};
 use sluice_e2e::upstream::{self, Seen};
 use sluice_e2e::{any_port, client, eventually, within, TestAgent, TestEdge, TOKEN};
+use sluice_edge::config::EdgeConfig;
+use sluice_edge::events::config::EventDestination;
 use sluice_edge::hostname::Hostname;
 use sluice_edge::tls::config::HttpsConfig;
 use sluice_proto::control::{PolicyKind, PolicySource};
@@ -20,9 +22,20 @@ const DOMAIN: &str = "tunnel.test";
 /// An edge for `*.tunnel.test` with HTTPS on: the CA's wildcard as `--tls-cert` and a named
 /// certificate for `api.tunnel.test` from the `tls_certificates` list, checked every 100 ms.
 async fn https_edge(ca: &TestCa, dir: &Path, redirect_http: bool) -> anyhow::Result<TestEdge> {
+    https_edge_with(ca, dir, redirect_http, |_| {}).await
+}
+
+/// [`https_edge`] with one more change to the edge's configuration.
+async fn https_edge_with(
+    ca: &TestCa,
+    dir: &Path,
+    redirect_http: bool,
+    tweak: impl FnOnce(&mut EdgeConfig),
+) -> anyhow::Result<TestEdge> {
     let (wildcard, _) = ca.issue(dir, "wildcard", &["*.tunnel.test"])?;
     let (named, _) = ca.issue(dir, "api", &["api.tunnel.test"])?;
     TestEdge::start_with(|c| {
+        tweak(c);
         c.domain = Hostname::parse(DOMAIN).unwrap_or_else(|e| panic!("{e}"));
         let mut https = HttpsConfig::new(any_port());
         https.default_cert = Some(wildcard);
@@ -234,7 +247,12 @@ async fn websocket_over_https() -> anyhow::Result<()> {
 async fn policies_see_the_real_scheme_and_tls_version() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ca = TestCa::new("sluice test CA")?;
-    let edge = https_edge(&ca, dir.path(), false).await?;
+    let events = dir.path().join("events.jsonl");
+    let dest = EventDestination::events_file(events.to_str().expect("utf8"));
+    let edge = https_edge_with(&ca, dir.path(), false, |c| {
+        c.event_destinations = vec![dest]
+    })
+    .await?;
     let up = upstream::app("facts").await?;
     let policy = r#"
 on_http_request:
@@ -269,6 +287,21 @@ on_http_request:
     }
     agent.stop().await?;
     edge.shutdown().await;
+
+    // The exported events carry the same facts (shutdown flushed them).
+    let lines = std::fs::read_to_string(&events)?;
+    let versions: Vec<String> = lines
+        .lines()
+        .map(serde_json::from_str::<serde_json::Value>)
+        .collect::<Result<Vec<_>, _>>()?
+        .iter()
+        .map(|e| {
+            let o = &e["object"];
+            assert_eq!(o["http"]["request"]["url"]["scheme"], "https", "{o}");
+            o["tls"]["version"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(versions, ["1.2", "1.3"], "{lines}");
     Ok(())
 }
 

@@ -30,6 +30,10 @@ pub struct Completed<'a> {
     pub session_id: Option<&'a str>,
     /// Host the request was for (lowercase, no port).
     pub host: &'a str,
+    /// How the client reached the edge (`http`, or `https` on the TLS listener).
+    pub scheme: &'static str,
+    /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
+    pub tls_version: Option<&'a str>,
     /// The client's address (L4 peer).
     pub client_addr: Option<SocketAddr>,
     /// The edge address the client connected to.
@@ -78,6 +82,8 @@ impl<'a> Completed<'a> {
             endpoint: ctx.endpoint.as_deref(),
             session_id: ctx.route.as_ref().map(|r| r.session.id.as_str()),
             host: &ctx.host,
+            scheme: ctx.scheme.as_str(),
+            tls_version: ctx.tls_version.as_deref(),
             client_addr: inet(session.client_addr()),
             server_addr: inet(session.server_addr()),
             start: ctx.started_at,

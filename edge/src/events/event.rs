@@ -23,6 +23,9 @@ const REDACTED_HEADERS: &[&str] = &[
 pub fn object(req: &Completed<'_>) -> Value {
     let mut obj = Map::new();
     obj.insert("conn".into(), conn(req));
+    if let Some(version) = req.tls_version {
+        obj.insert("tls".into(), json!({ "version": version }));
+    }
     obj.insert(
         "http".into(),
         json!({ "request": request(req), "response": response(req) }),
@@ -103,7 +106,7 @@ fn request(req: &Completed<'_>) -> Value {
             "path": uri.path(),
             "query": uri.query().unwrap_or_default(),
             "raw": uri.path_and_query().map_or("/", |p| p.as_str()),
-            "scheme": "http",
+            "scheme": req.scheme,
         },
         "headers": headers(&head.headers),
         "user_agent": head.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
