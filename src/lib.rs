@@ -19,6 +19,7 @@ pub mod data;
 pub mod impair;
 pub mod inspector;
 pub mod load;
+pub mod pebble;
 pub mod process;
 pub mod recording;
 pub mod scrape;

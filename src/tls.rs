@@ -65,23 +65,44 @@ impl TestCa {
     pub fn client_config(&self, alpn: &[&[u8]]) -> anyhow::Result<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.der())?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(config)
+        client_config(roots, alpn)
     }
 
     /// A reqwest client (every name resolves to 127.0.0.1) that verifies certificates against
     /// this CA only.
     pub fn https_client(&self) -> anyhow::Result<reqwest::Client> {
-        Ok(client_builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_der(&self.der())?)
-            .build()?)
+        https_client_trusting(self.pem().as_bytes())
     }
+}
+
+/// A reqwest client (every name resolves to 127.0.0.1) trusting only the PEM root `root`.
+pub fn https_client_trusting(root: &[u8]) -> anyhow::Result<reqwest::Client> {
+    Ok(client_builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root)?)
+        .build()?)
+}
+
+/// rustls client settings trusting only the PEM root `root`, offering `alpn`.
+pub fn client_config_trusting(root: &[u8], alpn: &[&[u8]]) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &root[..]) {
+        roots.add(cert?)?;
+    }
+    client_config(roots, alpn)
+}
+
+fn client_config(
+    roots: rustls::RootCertStore,
+    alpn: &[&[u8]],
+) -> anyhow::Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

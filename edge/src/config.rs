@@ -3,6 +3,7 @@
 //!
 //! Precedence: flag > env var > config file > default.
 
+use crate::acme::config::FileAcme;
 use crate::events::config::{check_unique, EventConfigError, EventDestination, FileDestination};
 use crate::hostname::{Hostname, HostnameError};
 use crate::tls::config::{CertFiles, HttpsConfig};
@@ -101,6 +102,7 @@ struct FileConfig {
     tls_certificates: Vec<CertFiles>,
     #[serde(default, with = "humantime_serde_opt")]
     tls_reload_interval: Option<Duration>,
+    acme: Option<FileAcme>,
     tunnel_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     domain: Option<String>,
@@ -182,6 +184,7 @@ pub(crate) mod humantime_serde_opt {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
+    /// Parses an optional humantime duration (`30s`, `1h`).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
@@ -456,24 +459,31 @@ fn https_config(
         })
         .collect();
     let redirect_http = args.redirect_http || file.redirect_http;
+    let acme = file
+        .acme
+        .take()
+        .map(|a| a.resolve(base))
+        .transpose()
+        .map_err(ConfigError::Https)?;
     let Some(addr) = args.https_addr.or(file.https_addr) else {
-        if default_cert.is_some() || !certificates.is_empty() || redirect_http {
+        if default_cert.is_some() || !certificates.is_empty() || redirect_http || acme.is_some() {
             return Err(ConfigError::Https(
-                "TLS certificates or redirect_http given but no https_addr: set --https-addr"
+                "TLS certificates, acme or redirect_http given but no https_addr: set --https-addr"
                     .into(),
             ));
         }
         return Ok(None);
     };
-    if default_cert.is_none() && certificates.is_empty() {
+    if default_cert.is_none() && certificates.is_empty() && acme.is_none() {
         return Err(ConfigError::Https(
-            "https_addr needs certificates: --tls-cert/--tls-key or tls_certificates".into(),
+            "https_addr needs certificates: --tls-cert/--tls-key, tls_certificates or acme".into(),
         ));
     }
     let mut https = HttpsConfig::new(addr);
     https.default_cert = default_cert;
     https.certificates = certificates;
     https.redirect_http = redirect_http;
+    https.acme = acme;
     if let Some(every) = file.tls_reload_interval {
         https.reload_interval = every;
     }

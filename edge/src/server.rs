@@ -1,6 +1,7 @@
 //! [`start`]: binds every listener, wires pingora and the QUIC listener together, and returns
 //! an [`EdgeHandle`] for addresses and shutdown. The binary and the tests both call it.
 
+use crate::acme::{self, challenges::Http01Challenges, store::AcmeStore};
 use crate::auth::TokenSet;
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
@@ -307,6 +308,10 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     );
     state.https_port = https.as_ref().map(|h| h.addr.port());
     state.redirect_http = config.https.as_ref().is_some_and(|h| h.redirect_http);
+    let acme_config = config.https.as_ref().and_then(|h| h.acme.clone());
+    if acme_config.is_some() {
+        state.acme_challenges = Some(Arc::new(Http01Challenges::default()));
+    }
     state.operator = operator_endpoints(&config, &state)?;
     let tls_metrics = TlsMetrics::register(&metrics.registry)?;
     let state = Arc::new(state);
@@ -338,6 +343,16 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             .https
             .as_ref()
             .map_or(Duration::from_secs(10), |c| c.reload_interval);
+        if let (Some(acme_config), Some(challenges)) = (acme_config, &state.acme_challenges) {
+            tasks.push(acme::manager::start(
+                acme_config,
+                AcmeStore::new(&config.state_dir),
+                h.resolver.clone(),
+                challenges.clone(),
+                tls_metrics.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
         tasks.push(tokio::spawn(files::reload_loop(
             h.resolver,
             h.files,

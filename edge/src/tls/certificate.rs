@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 pub struct LoadedCert {
     /// DNS names from the leaf's subjectAltName, lowercase (`*.example.com` for wildcards).
     pub names: Vec<String>,
+    /// Start of the leaf's validity.
+    pub not_before: SystemTime,
     /// End of the leaf's validity.
     pub not_after: SystemTime,
     /// SHA-256 of the leaf (DER), lowercase hex: tells a rotated certificate from the old one.
@@ -56,7 +58,7 @@ pub enum TlsCertError {
 /// expiry.
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, TlsCertError> {
     let identity = certs::load_pem(cert_path, key_path)?;
-    let (names, not_after) = leaf_facts(&identity.chain[0], cert_path)?;
+    let (names, not_before, not_after) = leaf_facts(&identity.chain[0], cert_path)?;
     let key_err = |reason: String| TlsCertError::Key {
         cert_path: cert_path.to_path_buf(),
         key_path: key_path.to_path_buf(),
@@ -67,14 +69,18 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, TlsCertErro
         .map_err(|e| key_err(e.to_string()))?;
     Ok(LoadedCert {
         names,
+        not_before,
         not_after,
         fingerprint: identity.fingerprint,
         key: Arc::new(key),
     })
 }
 
-/// The leaf's DNS names (lowercase) and its notAfter.
-fn leaf_facts(der: &[u8], path: &Path) -> Result<(Vec<String>, SystemTime), TlsCertError> {
+/// The leaf's DNS names (lowercase), notBefore and notAfter.
+fn leaf_facts(
+    der: &[u8],
+    path: &Path,
+) -> Result<(Vec<String>, SystemTime, SystemTime), TlsCertError> {
     use x509_parser::extensions::GeneralName;
     let parse_err = |reason: String| TlsCertError::Parse {
         path: path.to_path_buf(),
@@ -101,9 +107,11 @@ fn leaf_facts(der: &[u8], path: &Path) -> Result<(Vec<String>, SystemTime), TlsC
             path: path.to_path_buf(),
         });
     }
-    let secs = cert.validity().not_after.timestamp();
-    let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
-    Ok((names, not_after))
+    let time = |t: &x509_parser::time::ASN1Time| {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0))
+    };
+    let validity = cert.validity();
+    Ok((names, time(&validity.not_before), time(&validity.not_after)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! HTTPS listener configuration: where certificates come from and how plain HTTP is treated.
 
+use crate::acme::config::AcmeConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub struct HttpsConfig {
     pub redirect_http: bool,
     /// How often certificate files are checked for changes.
     pub reload_interval: Duration,
+    /// The built-in ACME client, when enabled.
+    pub acme: Option<AcmeConfig>,
 }
 
 impl HttpsConfig {
@@ -41,6 +44,7 @@ impl HttpsConfig {
             certificates: Vec::new(),
             redirect_http: false,
             reload_interval: Duration::from_secs(10),
+            acme: None,
         }
     }
 }

@@ -148,6 +148,7 @@ mod tests {
         .expect("key");
         Arc::new(LoadedCert {
             names: names.iter().map(|s| s.to_string()).collect(),
+            not_before: SystemTime::now(),
             not_after: SystemTime::now() + Duration::from_secs(days * 86400),
             fingerprint: format!("{names:?}{days}"),
             key: Arc::new(CertifiedKey::new(vec![g.cert.der().clone()], key)),

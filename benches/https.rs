@@ -1,0 +1,132 @@
+//! HTTP vs HTTPS through the tunnel, measured in the same run: small GETs over 32 concurrent
+//! requesters to one edge and agent, first plain HTTP/1.1, then HTTPS with HTTP/1.1
+//! keep-alive connections, then HTTPS with HTTP/2 (ALPN; all requests multiplexed as a
+//! browser would).
+//!
+//! `cargo bench --bench https` (release). Each scenario runs for `SLUICE_BENCH_SECS`
+//! (default 5 s).
+
+use sluice_e2e::tls::TestCa;
+use sluice_e2e::upstream::{self, full};
+use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
+use sluice_edge::hostname::Hostname;
+use sluice_edge::tls::config::HttpsConfig;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const REQUESTERS: usize = 32;
+
+/// Runs the load against `url` (its host resolved to `addr`) and returns requests per second.
+async fn load(
+    client: reqwest::ClientBuilder,
+    url: &str,
+    addr: SocketAddr,
+    secs: u64,
+) -> anyhow::Result<f64> {
+    let host = reqwest::Url::parse(url)?
+        .host_str()
+        .unwrap_or("localhost")
+        .to_string();
+    let client = client
+        .resolve(&host, addr)
+        .pool_max_idle_per_host(REQUESTERS)
+        .build()?;
+    // One warm-up request: the TLS handshake and connection setup are not what is measured.
+    client.get(url).send().await?.bytes().await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..REQUESTERS {
+        let (client, url, done) = (client.clone(), url.to_string(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let r = client.get(&url).send().await?;
+                anyhow::ensure!(r.status() == 200, "status {}", r.status());
+                r.bytes().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("SLUICE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let body = bytes::Bytes::from(vec![b'x'; 1024]);
+    let app = upstream::serve(move |_req| {
+        let body = body.clone();
+        async move { hyper::Response::new(full(body)) }
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("bench CA")?;
+    let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.bench.test"])?;
+    let edge = TestEdge::start_with(|c| {
+        c.domain = Hostname::parse("bench.test").unwrap_or_else(|e| panic!("{e}"));
+        let mut https = HttpsConfig::new(any_port());
+        https.default_cert = Some(wildcard);
+        c.https = Some(https);
+    })
+    .await?;
+    let https_addr = edge
+        .https_addr
+        .ok_or_else(|| anyhow::anyhow!("no https listener"))?;
+    let plain = TestAgent::start(edge.agent_config(TOKEN, "http://plain", app.addr)).await?;
+    let secure = TestAgent::start(edge.agent_config(TOKEN, "secure", app.addr)).await?;
+    let path = "/api/v1/orders?limit=10";
+    let trusting = || {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_der(&ca.der()).unwrap_or_else(|e| panic!("{e}")),
+            )
+    };
+    let http = load(
+        reqwest::Client::builder().http1_only(),
+        &format!("{}{path}", plain.url()),
+        edge.http_addr,
+        secs,
+    )
+    .await?;
+    let https_h1 = load(
+        trusting().http1_only(),
+        &format!("{}{path}", secure.url()),
+        https_addr,
+        secs,
+    )
+    .await?;
+    let https_h2 = load(
+        trusting().http2_prior_knowledge(),
+        &format!("{}{path}", secure.url()),
+        https_addr,
+        secs,
+    )
+    .await?;
+    println!("small GETs (1 KiB) through edge and agent, {REQUESTERS} concurrent requesters, {secs} s each");
+    println!("| client to edge | req/s | vs HTTP |");
+    println!("|---|---|---|");
+    println!("| HTTP/1.1, keep-alive | {http:.0} | 1.00 |");
+    println!(
+        "| HTTPS, HTTP/1.1 keep-alive | {https_h1:.0} | {:.2} |",
+        https_h1 / http
+    );
+    println!(
+        "| HTTPS, HTTP/2 (one connection) | {https_h2:.0} | {:.2} |",
+        https_h2 / http
+    );
+    plain.stop().await?;
+    secure.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}
