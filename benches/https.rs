@@ -6,55 +6,30 @@
 //! `cargo bench --bench https` (release). Each scenario runs for `SLUICE_BENCH_SECS`
 //! (default 5 s).
 
+use sluice_e2e::load::load_with;
 use sluice_e2e::tls::TestCa;
 use sluice_e2e::upstream::{self, full};
 use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
 use sluice_edge::hostname::Hostname;
 use sluice_edge::tls::config::HttpsConfig;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REQUESTERS: usize = 32;
 
-/// Runs the load against `url` (its host resolved to `addr`) and returns requests per second.
+/// Requests per second from [`load_with`], after a discarded one-second run that warms the
+/// edge, agent and upstream (the measured run opens its own connections: 32 handshakes at
+/// most, small against seconds of requests).
 async fn load(
-    client: reqwest::ClientBuilder,
+    client: impl Fn() -> reqwest::ClientBuilder,
     url: &str,
     addr: SocketAddr,
     secs: u64,
 ) -> anyhow::Result<f64> {
-    let host = reqwest::Url::parse(url)?
-        .host_str()
-        .unwrap_or("localhost")
-        .to_string();
-    let client = client
-        .resolve(&host, addr)
-        .pool_max_idle_per_host(REQUESTERS)
-        .build()?;
-    // One warm-up request: the TLS handshake and connection setup are not what is measured.
-    client.get(url).send().await?.bytes().await?;
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..REQUESTERS {
-        let (client, url, done) = (client.clone(), url.to_string(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let r = client.get(&url).send().await?;
-                anyhow::ensure!(r.status() == 200, "status {}", r.status());
-                r.bytes().await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let warm_up = Duration::from_secs(1);
+    load_with(client(), url, addr, REQUESTERS, warm_up, u64::MAX, &[]).await?;
+    let run = Duration::from_secs(secs);
+    load_with(client(), url, addr, REQUESTERS, run, u64::MAX, &[]).await
 }
 
 #[tokio::main]
@@ -93,21 +68,21 @@ async fn main() -> anyhow::Result<()> {
             )
     };
     let http = load(
-        reqwest::Client::builder().http1_only(),
+        || reqwest::Client::builder().http1_only(),
         &format!("{}{path}", plain.url()),
         edge.http_addr,
         secs,
     )
     .await?;
     let https_h1 = load(
-        trusting().http1_only(),
+        || trusting().http1_only(),
         &format!("{}{path}", secure.url()),
         https_addr,
         secs,
     )
     .await?;
     let https_h2 = load(
-        trusting().http2_prior_knowledge(),
+        || trusting().http2_prior_knowledge(),
         &format!("{}{path}", secure.url()),
         https_addr,
         secs,

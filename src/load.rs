@@ -17,11 +17,34 @@ pub async fn load(
     max_requests: u64,
     headers: &'static [(&'static str, &'static str)],
 ) -> anyhow::Result<f64> {
+    let client = reqwest::Client::builder();
+    load_with(
+        client,
+        url,
+        addr,
+        connections,
+        duration,
+        max_requests,
+        headers,
+    )
+    .await
+}
+
+/// [`load`] with a client built from `client` (trusted roots, HTTP version), for HTTPS loads.
+pub async fn load_with(
+    client: reqwest::ClientBuilder,
+    url: &str,
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    max_requests: u64,
+    headers: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<f64> {
     let host = reqwest::Url::parse(url)?
         .host_str()
         .unwrap_or("localhost")
         .to_string();
-    let client = reqwest::Client::builder()
+    let client = client
         .resolve(&host, addr)
         .pool_max_idle_per_host(connections)
         .build()?;
