@@ -9,6 +9,7 @@
 //! - [`client`] builds HTTP clients that resolve every name to 127.0.0.1; [`tls`] makes a
 //!   test CA, certificates and HTTPS clients trusting only it.
 //! - [`scrape`] reads an edge's `/metrics`; [`load`] is the benches' load generator.
+//! - [`oidc`] runs a real OpenID provider (node `oidc-provider`) for the identity actions.
 //!
 //! Every wait is bounded: helpers take or imply a deadline and fail with a message naming what
 //! they waited for.
@@ -19,6 +20,7 @@ pub mod data;
 pub mod impair;
 pub mod inspector;
 pub mod load;
+pub mod oidc;
 pub mod pebble;
 pub mod process;
 pub mod recording;

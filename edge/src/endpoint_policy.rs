@@ -1,16 +1,17 @@
 //! Compiling an endpoint's traffic-policy layers (operator, agent flags, agent files) into one
 //! engine when the endpoint comes online — never per request.
 
-use sluice_policy::{Engine, Policy, PolicyErrors, Shorthand};
+use sluice_policy::{Engine, KeySource, Policy, PolicyErrors, Shorthand};
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
 
 /// Compiles `sources` (operator layers first, then the agent's) into one engine, in order.
 /// `None` when there is no layer, so requests skip policy evaluation entirely. The error lists
 /// every problem of every layer, one per line. Each call builds fresh state (rate-limit buckets
-/// are per endpoint).
+/// are per endpoint); `keys` serves jwt-validation's JWKS documents.
 pub fn compile<'a>(
     sources: impl IntoIterator<Item = &'a PolicySource>,
+    keys: &Arc<dyn KeySource>,
 ) -> Result<Option<Arc<Engine>>, String> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -23,7 +24,7 @@ pub fn compile<'a>(
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
-    Ok((!layers.is_empty()).then(|| Arc::new(Engine::new(layers))))
+    Ok((!layers.is_empty()).then(|| Arc::new(Engine::new(layers).with_key_source(keys.clone()))))
 }
 
 fn compile_source(source: &PolicySource) -> Result<Policy, String> {

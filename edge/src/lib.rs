@@ -15,6 +15,7 @@ pub mod error_response;
 pub mod events;
 pub mod forwarding;
 pub mod hostname;
+pub mod jwks;
 pub mod metrics;
 pub mod policy_heads;
 pub mod policy_run;

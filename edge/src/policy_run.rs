@@ -32,7 +32,7 @@ impl PolicyRun {
     /// Runs on_http_request on the client's request (mutated in place, so the upstream sees the
     /// changes), with its whole `body` when the engine reads bodies. Returns the run and, when
     /// the policy answers itself, the response to send.
-    pub fn request(
+    pub async fn request(
         engine: &Arc<Engine>,
         conn: ConnInfo,
         endpoint: Arc<EndpointInfo>,
@@ -43,7 +43,10 @@ impl PolicyRun {
         if let Some(body) = body {
             state.set_request_body(body);
         }
-        let answer = match engine.on_http_request(&mut state, &mut PolicyRequest(req)) {
+        let verdict = engine
+            .on_http_request_async(&mut state, &mut PolicyRequest(req))
+            .await;
+        let answer = match verdict {
             RequestVerdict::Continue => None,
             RequestVerdict::Respond(resp) => Some(resp),
         };

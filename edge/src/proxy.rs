@@ -208,7 +208,8 @@ impl EdgeProxy {
             endpoint.clone(),
             session.req_header_mut(),
             body,
-        );
+        )
+        .await;
         ctx.policy = Some(run);
         match answer {
             Some(resp) => {

@@ -9,6 +9,7 @@ use crate::endpoint_policy;
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
+use crate::jwks::JwksCache;
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
@@ -23,7 +24,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
 use pingora::services::Service as _;
-use sluice_policy::Engine;
+use sluice_policy::{Engine, KeySource};
 use sluice_proto::close_code;
 use sluice_proto::control::PolicySource;
 use std::net::{SocketAddr, TcpListener};
@@ -63,6 +64,9 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The HTTP client for JWKS documents could not be built (TLS roots).
+    #[error("building the JWKS HTTP client")]
+    HttpClient(#[source] reqwest::Error),
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured (use --authtoken or --dev)")]
     NoAuthtoken,
@@ -245,7 +249,7 @@ fn operator_endpoints(
             let engine = op
                 .source
                 .as_ref()
-                .map(|source| compile_operator_policy(&op.pattern, source))
+                .map(|source| compile_operator_policy(&op.pattern, source, &state.keys))
                 .transpose()?;
             Ok(OperatorEndpoint {
                 pattern: op.pattern.clone(),
@@ -264,12 +268,13 @@ fn operator_endpoints(
 fn compile_operator_policy(
     pattern: &Hostname,
     source: &PolicySource,
+    keys: &Arc<dyn KeySource>,
 ) -> Result<Arc<Engine>, StartError> {
     let failed = |problems: String| StartError::Policy {
         pattern: pattern.to_string(),
         problems,
     };
-    endpoint_policy::compile([source])
+    endpoint_policy::compile([source], keys)
         .map_err(failed)?
         .ok_or_else(|| failed("empty policy".to_string()))
 }
@@ -305,6 +310,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         http_addr.port(),
         metrics.clone(),
         events,
+        Arc::new(JwksCache::new().map_err(StartError::HttpClient)?),
     );
     state.https_port = https.as_ref().map(|h| h.addr.port());
     state.redirect_http = config.https.as_ref().is_some_and(|h| h.redirect_http);

@@ -8,7 +8,7 @@ use crate::metrics::labels::OTHER_ENDPOINT;
 use crate::metrics::EdgeMetrics;
 use crate::routes::RouteRegistry;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
-use sluice_policy::{EndpointInfo, Engine};
+use sluice_policy::{EndpointInfo, Engine, KeySource};
 use sluice_proto::control::PolicySource;
 use sluice_proto::stream::Scheme;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct EdgeState {
     pub auth_failures: AuthFailures,
     /// Live sessions per authtoken, capped by `max_agents_per_token`.
     pub sessions_per_token: SessionCounts,
+    /// JWKS documents for jwt-validation, shared by every endpoint's engine.
+    pub keys: Arc<dyn KeySource>,
 }
 
 /// An operator policy attached to a hostname pattern in `edge.yaml`. Its rules run before the
@@ -79,6 +81,7 @@ impl EdgeState {
         public_port: u16,
         metrics: EdgeMetrics,
         events: EventExport,
+        keys: Arc<dyn KeySource>,
     ) -> Self {
         Self {
             routes,
@@ -96,6 +99,7 @@ impl EdgeState {
             operator: Vec::new(),
             auth_failures: AuthFailures::default(),
             sessions_per_token: SessionCounts::new(config.max_agents_per_token),
+            keys,
         }
     }
 

@@ -22,6 +22,12 @@ pub const RATE_LIMITED: u32 = 3222;
 pub const WEBHOOK_VERIFICATION_FAILED: u32 = 3204;
 /// The request body is larger than the edge buffers for actions that read it (ours), status 413.
 pub const REQUEST_BODY_TOO_LARGE: u32 = 3223;
+/// `jwt-validation`: a token is missing, malformed, badly signed or expired (ngrok's 3401),
+/// status 401.
+pub const JWT_INVALID: u32 = 3401;
+/// `jwt-validation`: a valid token from an issuer or for an audience not allowed (ngrok's
+/// 3403), status 403.
+pub const JWT_NOT_ALLOWED: u32 = 3403;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.

@@ -2,13 +2,16 @@
 
 use crate::actions::{Exec, Flow, Msg};
 use crate::head::{RequestHead, ResponseHead};
+use crate::keys::{KeyError, KeySource};
 use crate::phase::Phase;
 use crate::policy::Policy;
 use crate::state::{Clock, ConnInfo, EndpointInfo, RequestState, SystemClock};
 use crate::vars::Scope;
 use bytes::Bytes;
 use http::Response;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 /// What to do with a request after on_http_request.
 #[derive(Debug)]
@@ -36,6 +39,7 @@ pub struct Engine {
     layers: Vec<Policy>,
     wanted_results: u32,
     clock: Arc<dyn Clock>,
+    keys: Option<Arc<dyn KeySource>>,
 }
 
 impl Engine {
@@ -45,7 +49,16 @@ impl Engine {
             wanted_results: layers.iter().fold(0, |m, l| m | l.wanted_results),
             layers,
             clock: Arc::new(SystemClock),
+            keys: None,
         }
+    }
+
+    /// Gives jwt-validation its signing keys (the edge's JWKS cache). Only
+    /// [`Engine::on_http_request_async`] uses it; without one, keys are unavailable and
+    /// tokens are refused.
+    pub fn with_key_source(mut self, keys: Arc<dyn KeySource>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Replaces the clock (`time.now` and rate-limit windows), for tests and the dry run.
@@ -78,12 +91,23 @@ impl Engine {
 
     /// Runs on_http_request. On [`RequestVerdict::Respond`] the response phase has already run
     /// on the generated response, so the caller sends it as it is and skips the upstream.
+    /// Evaluates without the key source (jwt-validation then refuses every token); the edge
+    /// uses [`Engine::on_http_request_async`].
     pub fn on_http_request<R: RequestHead>(
         &self,
         st: &mut RequestState,
         req: &mut R,
     ) -> RequestVerdict {
-        self.request_dyn(st, req)
+        ready(self.request_dyn(st, req, None))
+    }
+
+    /// [`Engine::on_http_request`] with the key source: may wait for JWKS documents.
+    pub async fn on_http_request_async<R: RequestHead>(
+        &self,
+        st: &mut RequestState,
+        req: &mut R,
+    ) -> RequestVerdict {
+        self.request_dyn(st, req, self.keys.as_deref()).await
     }
 
     /// Runs on_http_response on the upstream's response; `req` is the request as it was sent
@@ -97,8 +121,16 @@ impl Engine {
         self.response_dyn(st, req, res)
     }
 
-    fn request_dyn(&self, st: &mut RequestState, req: &mut dyn RequestHead) -> RequestVerdict {
-        let Some(generated) = self.run_phase(Phase::Request, st, &mut Msg::Req(req)) else {
+    async fn request_dyn(
+        &self,
+        st: &mut RequestState,
+        req: &mut dyn RequestHead,
+        keys: Option<&dyn KeySource>,
+    ) -> RequestVerdict {
+        let generated = self
+            .run_phase(Phase::Request, st, &mut Msg::Req(req), keys)
+            .await;
+        let Some(generated) = generated else {
             return RequestVerdict::Continue;
         };
         let (mut parts, body) = generated.into_parts();
@@ -120,7 +152,8 @@ impl Engine {
         req: &dyn RequestHead,
         res: &mut dyn ResponseHead,
     ) -> ResponseVerdict {
-        match self.run_phase(Phase::Response, st, &mut Msg::Res(req, res)) {
+        // No response-phase action waits for keys, so this completes on the first poll.
+        match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), None)) {
             None => ResponseVerdict::Continue,
             Some(r) => {
                 st.body_transform = None;
@@ -129,59 +162,97 @@ impl Engine {
         }
     }
 
-    fn run_phase(
+    /// Whether every expression of `rule` is true (errors are recorded and count as false).
+    fn rule_matches(
+        &self,
+        phase: Phase,
+        rule: &crate::policy::Rule,
+        st: &mut RequestState,
+        msg: &Msg,
+    ) -> bool {
+        for e in &rule.expressions {
+            let scope = match msg {
+                Msg::Req(r) => Scope::new(&**r, None, st),
+                Msg::Res(q, r) => Scope::new(*q, Some(&**r), st),
+            };
+            let result = e.eval_bool(&scope);
+            drop(scope);
+            match result {
+                Ok(true) => {}
+                Ok(false) => {
+                    st.trace_event(phase, &rule.label, || {
+                        format!("skipped: `{}` is false", e.source())
+                    });
+                    return false;
+                }
+                Err(err) => {
+                    let text = format!("`{}` failed: {err}", e.source());
+                    st.trace_event(phase, &rule.label, || format!("skipped: {text}"));
+                    st.errors.push(format!("{}: {text}", rule.label));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs a phase's matching rules. Only an action that needs a JWKS document waits: the
+    /// engine fetches it through `keys` and runs that action again.
+    async fn run_phase(
         &self,
         phase: Phase,
         st: &mut RequestState,
-        msg: &mut Msg,
+        msg: &mut Msg<'_>,
+        keys: Option<&dyn KeySource>,
     ) -> Option<Response<Bytes>> {
         // Variables are scoped to the phase.
         st.vars.clear();
         for rule in self.layers.iter().flat_map(|l| l.rules(phase)) {
-            let mut matched = true;
-            for e in &rule.expressions {
-                let scope = match &*msg {
-                    Msg::Req(r) => Scope::new(&**r, None, st),
-                    Msg::Res(q, r) => Scope::new(*q, Some(&**r), st),
-                };
-                let result = e.eval_bool(&scope);
-                drop(scope);
-                match result {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        st.trace_event(phase, &rule.label, || {
-                            format!("skipped: `{}` is false", e.source())
-                        });
-                        matched = false;
-                        break;
-                    }
-                    Err(err) => {
-                        let text = format!("`{}` failed: {err}", e.source());
-                        st.trace_event(phase, &rule.label, || format!("skipped: {text}"));
-                        st.errors.push(format!("{}: {text}", rule.label));
-                        matched = false;
-                        break;
-                    }
-                }
-            }
-            if !matched {
+            if !self.rule_matches(phase, rule, st, msg) {
                 continue;
             }
             st.trace_event(phase, &rule.label, || "matched".to_string());
-            let mut ex = Exec {
-                phase,
-                wanted_results: self.wanted_results,
-                rule: &rule.label,
-                st: &mut *st,
-                msg: &mut *msg,
-            };
             for action in &rule.actions {
-                if let Flow::Respond(r) = action.run(&mut ex) {
-                    return Some(*r);
+                loop {
+                    let mut ex = Exec {
+                        phase,
+                        wanted_results: self.wanted_results,
+                        rule: &rule.label,
+                        st: &mut *st,
+                        msg: &mut *msg,
+                    };
+                    match action.run(&mut ex) {
+                        Flow::Next => break,
+                        Flow::Respond(r) => return Some(*r),
+                        Flow::NeedKeys { url, refresh } => {
+                            let got = match keys {
+                                Some(k) => k.key_set(&url, refresh).await,
+                                None => Err(KeyError {
+                                    url: url.clone(),
+                                    reason: "no key source in offline evaluation".into(),
+                                }),
+                            };
+                            st.store_keys(url, refresh, got);
+                        }
+                    }
                 }
             }
         }
         None
+    }
+}
+
+/// The output of a future that never waits (a phase evaluated without a key source).
+pub(crate) fn ready<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        // Without a key source nothing in a phase returns Pending; the loop only guards
+        // against a future change that would.
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
     }
 }
 

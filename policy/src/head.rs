@@ -7,7 +7,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 /// A request head: read access plus the few mutations policy actions need.
-pub trait RequestHead: Sync {
+pub trait RequestHead: Send + Sync {
     /// The request method.
     fn method(&self) -> &Method;
     /// The request target (origin-form for HTTP/1.1, absolute for HTTP/2).
@@ -27,7 +27,7 @@ pub trait RequestHead: Sync {
 }
 
 /// A response head: status and headers, mutated through methods.
-pub trait ResponseHead: Sync {
+pub trait ResponseHead: Send + Sync {
     /// The status code.
     fn status(&self) -> StatusCode;
     /// The headers.

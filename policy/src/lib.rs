@@ -1,5 +1,6 @@
 //! Sluice's traffic-policy engine: ngrok-compatible `traffic-policy.yml` documents compiled once
-//! into an immutable [`Engine`], evaluated per request without networking or async.
+//! into an immutable [`Engine`], evaluated per request without networking. The only waiting is
+//! [`Engine::on_http_request_async`] asking the caller's [`KeySource`] for JWKS documents.
 //!
 //! ```text
 //! Policy::parse(yaml, "traffic-policy.yml")?  ─┐
@@ -48,6 +49,7 @@ mod expr;
 mod fast;
 mod functions;
 mod head;
+mod keys;
 mod node;
 mod phase;
 mod policy;
@@ -63,6 +65,7 @@ pub use compress::BodyTransform;
 pub use engine::{Engine, RequestVerdict, ResponseVerdict};
 pub use error::{PolicyError, PolicyErrors, Pos};
 pub use head::{RequestHead, ResponseHead};
+pub use keys::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
 pub use phase::Phase;
 pub use policy::Policy;
 pub use shorthand::Shorthand;

@@ -117,6 +117,7 @@ pub struct RequestState {
     pub(crate) body_transform: Option<Box<dyn BodyTransform + Send + Sync>>,
     pub(crate) compression: Option<&'static str>,
     pub(crate) request_body: Option<bytes::Bytes>,
+    pub(crate) fetched_keys: Vec<crate::actions::jwt_validation::FetchedKeys>,
 }
 
 impl RequestState {
@@ -138,6 +139,7 @@ impl RequestState {
             body_transform: None,
             compression: None,
             request_body: None,
+            fetched_keys: Vec::new(),
         }
     }
 
@@ -182,6 +184,48 @@ impl RequestState {
     /// `on_http_request`. Without it they see an empty body.
     pub fn set_request_body(&mut self, body: bytes::Bytes) {
         self.request_body = Some(body);
+    }
+
+    /// The jwt-validation decision (`Allow` or `Deny`), if one ran.
+    pub fn jwt_validation(&self) -> Option<Decision> {
+        self.last_outcome("jwt-validation")
+    }
+
+    /// The keys of the JWKS at `url` fetched for this request: `None` before it was asked
+    /// for, empty when fetching failed.
+    pub(crate) fn key_set(&self, url: &str) -> Option<Vec<jsonwebtoken::jwk::Jwk>> {
+        let f = self.fetched_keys.iter().rev().find(|f| f.url == url)?;
+        Some(f.set.as_ref().map(|s| s.keys.clone()).unwrap_or_default())
+    }
+
+    /// Keeps a key set the engine fetched for `url` (a failure is kept as an empty set, and
+    /// its reason among the errors).
+    pub(crate) fn store_keys(
+        &mut self,
+        url: String,
+        refreshed: bool,
+        got: Result<Arc<jsonwebtoken::jwk::JwkSet>, crate::KeyError>,
+    ) {
+        let set = match got {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.errors.push(format!("jwt-validation: {e}"));
+                None
+            }
+        };
+        self.fetched_keys
+            .push(crate::actions::jwt_validation::FetchedKeys {
+                url,
+                set,
+                refreshed,
+            });
+    }
+
+    /// Whether the JWKS at `url` was already fetched afresh for this request.
+    pub(crate) fn key_set_refreshed(&self, url: &str) -> bool {
+        self.fetched_keys
+            .iter()
+            .any(|f| f.url == url && f.refreshed)
     }
 
     /// The compression algorithm chosen by compress-response, if any.

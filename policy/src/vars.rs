@@ -76,6 +76,7 @@ pub(crate) const ACTION_KEYS: &[&str] = &[
     "log",
     "compress_response",
     "verify_webhook",
+    "jwt_validation",
 ];
 
 /// The bit of an `actions.ngrok.<key>` result in a results mask.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 19;
+const EXPECTED_EXAMPLES: usize = 20;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -156,6 +156,14 @@ fn every_example_compiles_and_has_its_effect() {
                 assert!(s.forwarded);
                 assert_eq!(s.req.headers["x-webhook-verified"], "github");
                 assert!(https("POST /other", &[], "1.1.1.1").forwarded);
+            }
+            "api-jwt-auth0.yml" => {
+                // Evaluated offline (no key source): no token and any token are refused.
+                let s = https("GET /api/orders", &[], "1.1.1.1");
+                assert_eq!(s.res.status(), 401);
+                assert_eq!(get(&s.res, "sluice-error-code"), "ERR_SLUICE_3401");
+                assert!(get(&s.res, "www-authenticate").starts_with("Bearer"));
+                assert!(https("GET /", &[], "1.1.1.1").forwarded);
             }
             "basic-auth-cors.yml" => {
                 assert_eq!(https("GET /", &[], "1.1.1.1").res.status(), 401);

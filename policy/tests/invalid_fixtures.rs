@@ -4,7 +4,7 @@
 use sluice_policy::Policy;
 use std::path::Path;
 
-const EXPECTED_FIXTURES: usize = 18;
+const EXPECTED_FIXTURES: usize = 19;
 
 #[test]
 fn invalid_policies_fail_with_located_messages() {

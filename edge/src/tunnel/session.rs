@@ -212,9 +212,11 @@ fn admit(
                 format!("'{hostname}' is requested twice"),
             ));
         }
-        let policy =
-            endpoint_policy::compile(state.operator_sources(&hostname).chain(&request.policies))
-                .map_err(|problems| reject(ErrorCode::PolicyInvalid, problems))?;
+        let policy = endpoint_policy::compile(
+            state.operator_sources(&hostname).chain(&request.policies),
+            &state.keys,
+        )
+        .map_err(|problems| reject(ErrorCode::PolicyInvalid, problems))?;
         routes.push(Arc::new(Route {
             url: state.public_url(&hostname, scheme),
             scheme,

@@ -3,6 +3,7 @@
 mod basic_auth;
 mod compress_response;
 mod headers;
+pub(crate) mod jwt_validation;
 mod rate_limit;
 mod redirect;
 mod respond;
@@ -28,12 +29,23 @@ pub(crate) enum Flow {
     /// End the phase with this response (sent instead of calling the upstream, or replacing
     /// the upstream's response in on_http_response).
     Respond(Box<Response<Bytes>>),
+    /// Suspend: fetch the JWKS document at `url` (afresh when `refresh`), then run the action
+    /// again.
+    NeedKeys { url: String, refresh: bool },
 }
 
 impl Flow {
     /// Ends the phase with `res`.
     pub fn respond(res: Response<Bytes>) -> Self {
         Flow::Respond(Box::new(res))
+    }
+
+    /// Suspends the action until the key set at `url` has been fetched.
+    pub fn need_keys(url: &str, refresh: bool) -> Self {
+        Flow::NeedKeys {
+            url: url.to_string(),
+            refresh,
+        }
     }
 }
 
@@ -150,6 +162,7 @@ pub(crate) enum Action {
     Log(vars::Log),
     CompressResponse(compress_response::CompressResponse),
     VerifyWebhook(verify_webhook::VerifyWebhook),
+    JwtValidation(jwt_validation::JwtValidation),
 }
 
 const REQ: &[Phase] = &[Phase::Request];
@@ -171,6 +184,7 @@ const TYPES: &[(&str, &[Phase])] = &[
     ("log", BOTH),
     ("compress-response", RES),
     ("verify-webhook", REQ),
+    ("jwt-validation", REQ),
 ];
 
 /// ngrok action types Sluice does not implement yet.
@@ -178,7 +192,6 @@ const NOT_YET: &[&str] = &[
     "oauth",
     "openid-connect",
     "oidc",
-    "jwt-validation",
     "close-connection",
     "forward-internal",
     "http-request",
@@ -257,6 +270,9 @@ impl Action {
             "rate-limit" => rate_limit::RateLimit::compile(cx, &c).map(Action::RateLimit),
             "set-vars" => vars::SetVars::compile(cx, &c).map(Action::SetVars),
             "log" => vars::Log::compile(cx, &c).map(Action::Log),
+            "jwt-validation" => {
+                jwt_validation::JwtValidation::compile(cx, &c).map(Action::JwtValidation)
+            }
             "verify-webhook" => {
                 verify_webhook::VerifyWebhook::compile(cx, &c).map(Action::VerifyWebhook)
             }
@@ -280,6 +296,7 @@ impl Action {
             Action::Log(a) => a.run(ex),
             Action::CompressResponse(a) => a.run(ex),
             Action::VerifyWebhook(a) => a.run(ex),
+            Action::JwtValidation(a) => a.run(ex),
         }
     }
 }
@@ -287,7 +304,11 @@ impl Action {
 impl Action {
     /// Whether the action reads the request body (the edge then buffers it first).
     pub fn reads_request_body(&self) -> bool {
-        matches!(self, Action::VerifyWebhook(_))
+        match self {
+            Action::VerifyWebhook(_) => true,
+            Action::JwtValidation(j) => j.reads_body(),
+            _ => false,
+        }
     }
 }
 

@@ -1,0 +1,112 @@
+//! jwt-validation's key source: JWKS documents fetched over HTTP(S) and cached per URL, so a
+//! request pays for a fetch only on first use, after the cache time, or on key rotation.
+
+use parking_lot::Mutex;
+use sluice_policy::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a fetched key set is used before it is fetched again (ngrok: about 15 minutes).
+const CACHE_FOR: Duration = Duration::from_secs(15 * 60);
+/// A token with an unknown `kid` refetches the set at most this often per URL, so forged
+/// tokens cannot make the edge hammer the identity provider.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+/// Whole fetch, connect included.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Larger documents are refused (real ones are a few KiB).
+const MAX_DOCUMENT: usize = 1024 * 1024;
+
+struct Cached {
+    set: Arc<JwkSet>,
+    fetched: Instant,
+}
+
+/// The edge's JWKS cache, shared by every endpoint's engine.
+pub struct JwksCache {
+    client: reqwest::Client,
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl JwksCache {
+    /// An empty cache with its own HTTP client.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()?;
+        Ok(Self {
+            client,
+            entries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cached set for `url` when it may still be used for this lookup.
+    fn usable(&self, url: &str, refresh: bool) -> Option<Arc<JwkSet>> {
+        let entries = self.entries.lock();
+        let c = entries.get(url)?;
+        let age = c.fetched.elapsed();
+        let fresh_enough = if refresh {
+            age < MIN_REFRESH
+        } else {
+            age < CACHE_FOR
+        };
+        fresh_enough.then(|| c.set.clone())
+    }
+
+    async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
+        let mut res = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("status {}", res.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_DOCUMENT {
+                return Err("document larger than 1 MiB".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse_jwks(&body)
+    }
+
+    async fn lookup(&self, url: &str, refresh: bool) -> Result<Arc<JwkSet>, KeyError> {
+        if let Some(set) = self.usable(url, refresh) {
+            return Ok(set);
+        }
+        match self.fetch(url).await {
+            Ok(set) => {
+                let set = Arc::new(set);
+                tracing::debug!(%url, keys = set.keys.len(), "fetched JWKS");
+                self.entries.lock().insert(
+                    url.to_string(),
+                    Cached {
+                        set: set.clone(),
+                        fetched: Instant::now(),
+                    },
+                );
+                Ok(set)
+            }
+            Err(reason) => {
+                tracing::warn!(%url, %reason, "JWKS fetch failed");
+                // A stale copy beats no keys while the provider is briefly unreachable.
+                let stale = self.entries.lock().get(url).map(|c| c.set.clone());
+                stale.ok_or(KeyError {
+                    url: url.to_string(),
+                    reason,
+                })
+            }
+        }
+    }
+}
+
+impl KeySource for JwksCache {
+    fn key_set<'a>(&'a self, url: &'a str, refresh: bool) -> KeysFuture<'a> {
+        Box::pin(self.lookup(url, refresh))
+    }
+}
