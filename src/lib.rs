@@ -9,12 +9,14 @@
 //! - [`client`] builds HTTP clients that resolve every name to 127.0.0.1; [`tls`] makes a
 //!   test CA, certificates and HTTPS clients trusting only it.
 //! - [`scrape`] reads an edge's `/metrics`; [`load`] is the benches' load generator.
+//! - [`browser`] keeps cookies and fills in forms for sign-in flows.
 //! - [`oidc`] runs a real OpenID provider (node `oidc-provider`) for the identity actions.
 //!
 //! Every wait is bounded: helpers take or imply a deadline and fail with a message naming what
 //! they waited for.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod client;
 pub mod data;
 pub mod impair;

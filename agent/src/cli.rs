@@ -77,6 +77,46 @@ pub struct PolicyArgs {
     /// Refuse clients in this CIDR (repeatable).
     #[arg(long)]
     pub cidr_deny: Vec<String>,
+    /// Require signing in with an OAuth provider: google, github, gitlab or microsoft.
+    #[arg(long, value_name = "PROVIDER")]
+    pub oauth: Option<String>,
+    /// The OAuth application's client id (with --oauth).
+    #[arg(long, requires = "oauth")]
+    pub oauth_client_id: Option<String>,
+    /// The OAuth application's client secret (with --oauth; also from SLUICE_OAUTH_CLIENT_SECRET).
+    #[arg(
+        long,
+        requires = "oauth",
+        env = "SLUICE_OAUTH_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oauth_client_secret: Option<String>,
+    /// An OAuth scope to ask for (repeatable; the provider's defaults otherwise).
+    #[arg(long, requires = "oauth")]
+    pub oauth_scope: Vec<String>,
+    /// Only this email may sign in (repeatable; with --oauth or --oidc).
+    #[arg(long)]
+    pub oauth_allow_email: Vec<String>,
+    /// Only emails at this domain may sign in (repeatable; with --oauth or --oidc).
+    #[arg(long)]
+    pub oauth_allow_domain: Vec<String>,
+    /// Require signing in with this OpenID Connect issuer (its discovery document is used).
+    #[arg(long, value_name = "ISSUER_URL", conflicts_with = "oauth")]
+    pub oidc: Option<String>,
+    /// The client id registered with the issuer (with --oidc).
+    #[arg(long, requires = "oidc")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret (with --oidc; also from SLUICE_OIDC_CLIENT_SECRET).
+    #[arg(
+        long,
+        requires = "oidc",
+        env = "SLUICE_OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// An OpenID scope to ask for (repeatable; openid, email and profile otherwise).
+    #[arg(long, requires = "oidc")]
+    pub oidc_scope: Vec<String>,
 }
 
 impl PolicyArgs {
@@ -90,6 +130,16 @@ impl PolicyArgs {
             response_header_remove: self.response_header_remove.clone(),
             cidr_allow: self.cidr_allow.clone(),
             cidr_deny: self.cidr_deny.clone(),
+            oauth: self.oauth.clone(),
+            oauth_client_id: self.oauth_client_id.clone(),
+            oauth_client_secret: self.oauth_client_secret.clone(),
+            oauth_scope: self.oauth_scope.clone(),
+            oauth_allow_email: self.oauth_allow_email.clone(),
+            oauth_allow_domain: self.oauth_allow_domain.clone(),
+            oidc: self.oidc.clone(),
+            oidc_client_id: self.oidc_client_id.clone(),
+            oidc_client_secret: self.oidc_client_secret.clone(),
+            oidc_scope: self.oidc_scope.clone(),
         }
     }
 }

@@ -1,17 +1,27 @@
 //! Compiling an endpoint's traffic-policy layers (operator, agent flags, agent files) into one
 //! engine when the endpoint comes online — never per request.
 
-use sluice_policy::{Engine, KeySource, Policy, PolicyErrors, Shorthand};
+use sluice_policy::{Authenticator, Engine, KeySource, Policy, PolicyErrors, Shorthand};
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
+
+/// What compiled engines may wait for, shared by every endpoint: the JWKS cache
+/// (jwt-validation, ID tokens) and the sign-in service (oauth, openid-connect).
+#[derive(Clone)]
+pub struct PolicyServices {
+    /// JWKS documents.
+    pub keys: Arc<dyn KeySource>,
+    /// Sign-in verdicts.
+    pub login: Arc<dyn Authenticator>,
+}
 
 /// Compiles `sources` (operator layers first, then the agent's) into one engine, in order.
 /// `None` when there is no layer, so requests skip policy evaluation entirely. The error lists
 /// every problem of every layer, one per line. Each call builds fresh state (rate-limit buckets
-/// are per endpoint); `keys` serves jwt-validation's JWKS documents.
+/// are per endpoint); `services` serve the actions that wait (JWKS, sign-in).
 pub fn compile<'a>(
     sources: impl IntoIterator<Item = &'a PolicySource>,
-    keys: &Arc<dyn KeySource>,
+    services: &PolicyServices,
 ) -> Result<Option<Arc<Engine>>, String> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -24,7 +34,13 @@ pub fn compile<'a>(
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
-    Ok((!layers.is_empty()).then(|| Arc::new(Engine::new(layers).with_key_source(keys.clone()))))
+    Ok((!layers.is_empty()).then(|| {
+        Arc::new(
+            Engine::new(layers)
+                .with_key_source(services.keys.clone())
+                .with_authenticator(services.login.clone()),
+        )
+    }))
 }
 
 fn compile_source(source: &PolicySource) -> Result<Policy, String> {

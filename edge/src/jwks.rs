@@ -14,8 +14,6 @@ const CACHE_FOR: Duration = Duration::from_secs(15 * 60);
 const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// Whole fetch, connect included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Larger documents are refused (real ones are a few KiB).
-const MAX_DOCUMENT: usize = 1024 * 1024;
 
 struct Cached {
     set: Arc<JwkSet>,
@@ -55,24 +53,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
-        let mut res = self
-            .client
-            .get(url)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !res.status().is_success() {
-            return Err(format!("status {}", res.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > MAX_DOCUMENT {
-                return Err("document larger than 1 MiB".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        parse_jwks(&body)
+        parse_jwks(&crate::fetch::get_document(&self.client, url, None).await?)
     }
 
     async fn lookup(&self, url: &str, refresh: bool) -> Result<Arc<JwkSet>, KeyError> {

@@ -289,6 +289,7 @@ impl ProxyHttp for EdgeProxy {
             respond(session, code).await?;
             return Ok(true);
         }
+        request_guard::strip_identity_headers(session.req_header_mut());
         let req = session.req_header();
         ctx.host = request_host(req).unwrap_or_default();
         ctx.span = info_span!(

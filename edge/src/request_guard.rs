@@ -35,6 +35,23 @@ pub fn check_head(req: &RequestHeader) -> Result<(), ErrorCode> {
     Ok(())
 }
 
+/// Removes every `sluice-auth-*` header a client sent: only the edge's oauth / openid-connect
+/// actions set them, for the upstream to trust.
+pub fn strip_identity_headers(req: &mut RequestHeader) {
+    let forged: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| {
+            n.as_str()
+                .starts_with(sluice_policy::identity::IDENTITY_HEADER_PREFIX)
+        })
+        .cloned()
+        .collect();
+    for name in forged {
+        req.remove_header(&name);
+    }
+}
+
 /// Rewrites the request's path to its canonical form when it differs (the query is kept).
 pub fn canonicalize_path(req: &mut RequestHeader) -> Result<(), ErrorCode> {
     let path = req.uri.path();

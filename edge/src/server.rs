@@ -5,11 +5,12 @@ use crate::acme::{self, challenges::Http01Challenges, store::AcmeStore};
 use crate::auth::TokenSet;
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
-use crate::endpoint_policy;
+use crate::endpoint_policy::{self, PolicyServices};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::jwks::JwksCache;
+use crate::login::{LoginService, SessionKeyError, SessionKeys};
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
@@ -24,7 +25,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
 use pingora::services::Service as _;
-use sluice_policy::{Engine, KeySource};
+use sluice_policy::Engine;
 use sluice_proto::close_code;
 use sluice_proto::control::PolicySource;
 use std::net::{SocketAddr, TcpListener};
@@ -65,8 +66,11 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The HTTP client for JWKS documents could not be built (TLS roots).
-    #[error("building the JWKS HTTP client")]
+    #[error("building an HTTP client (JWKS, sign-in)")]
     HttpClient(#[source] reqwest::Error),
+    /// The session cookie keys could not be loaded or created.
+    #[error(transparent)]
+    SessionKeys(#[from] SessionKeyError),
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured (use --authtoken or --dev)")]
     NoAuthtoken,
@@ -249,7 +253,7 @@ fn operator_endpoints(
             let engine = op
                 .source
                 .as_ref()
-                .map(|source| compile_operator_policy(&op.pattern, source, &state.keys))
+                .map(|source| compile_operator_policy(&op.pattern, source, &state.services))
                 .transpose()?;
             Ok(OperatorEndpoint {
                 pattern: op.pattern.clone(),
@@ -268,15 +272,26 @@ fn operator_endpoints(
 fn compile_operator_policy(
     pattern: &Hostname,
     source: &PolicySource,
-    keys: &Arc<dyn KeySource>,
+    services: &PolicyServices,
 ) -> Result<Arc<Engine>, StartError> {
     let failed = |problems: String| StartError::Policy {
         pattern: pattern.to_string(),
         problems,
     };
-    endpoint_policy::compile([source], keys)
+    endpoint_policy::compile([source], services)
         .map_err(failed)?
         .ok_or_else(|| failed("empty policy".to_string()))
+}
+
+/// The JWKS cache and the sign-in service (its cookie keys from the state dir).
+fn policy_services(config: &EdgeConfig) -> Result<PolicyServices, StartError> {
+    let jwks = Arc::new(JwksCache::new().map_err(StartError::HttpClient)?);
+    let keys = SessionKeys::load_or_create(&config.state_dir)?;
+    let login = LoginService::new(keys, jwks.clone()).map_err(StartError::HttpClient)?;
+    Ok(PolicyServices {
+        keys: jwks,
+        login: Arc::new(login),
+    })
 }
 
 /// Starts an edge: binds all listeners, then serves until [`EdgeHandle::shutdown`].
@@ -310,7 +325,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         http_addr.port(),
         metrics.clone(),
         events,
-        Arc::new(JwksCache::new().map_err(StartError::HttpClient)?),
+        policy_services(&config)?,
     );
     state.https_port = https.as_ref().map(|h| h.addr.port());
     state.redirect_http = config.https.as_ref().is_some_and(|h| h.redirect_http);

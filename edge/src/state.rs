@@ -2,13 +2,14 @@
 
 use crate::auth::TokenSet;
 use crate::config::EdgeConfig;
+use crate::endpoint_policy::PolicyServices;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::metrics::labels::OTHER_ENDPOINT;
 use crate::metrics::EdgeMetrics;
 use crate::routes::RouteRegistry;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
-use sluice_policy::{EndpointInfo, Engine, KeySource};
+use sluice_policy::{EndpointInfo, Engine};
 use sluice_proto::control::PolicySource;
 use sluice_proto::stream::Scheme;
 use std::sync::Arc;
@@ -47,8 +48,8 @@ pub struct EdgeState {
     pub auth_failures: AuthFailures,
     /// Live sessions per authtoken, capped by `max_agents_per_token`.
     pub sessions_per_token: SessionCounts,
-    /// JWKS documents for jwt-validation, shared by every endpoint's engine.
-    pub keys: Arc<dyn KeySource>,
+    /// The JWKS cache and the sign-in service, shared by every endpoint's engine.
+    pub services: PolicyServices,
 }
 
 /// An operator policy attached to a hostname pattern in `edge.yaml`. Its rules run before the
@@ -81,7 +82,7 @@ impl EdgeState {
         public_port: u16,
         metrics: EdgeMetrics,
         events: EventExport,
-        keys: Arc<dyn KeySource>,
+        services: PolicyServices,
     ) -> Self {
         Self {
             routes,
@@ -99,7 +100,7 @@ impl EdgeState {
             operator: Vec::new(),
             auth_failures: AuthFailures::default(),
             sessions_per_token: SessionCounts::new(config.max_agents_per_token),
-            keys,
+            services,
         }
     }
 

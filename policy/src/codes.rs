@@ -4,7 +4,7 @@
 //! [`HEADER`]` : ERR_SLUICE_<n>`, reusing ngrok's number where ngrok documents one.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
 /// The header naming the error; upstream responses carrying it should be stripped by the edge.
@@ -28,6 +28,23 @@ pub const JWT_INVALID: u32 = 3401;
 /// `jwt-validation`: a valid token from an issuer or for an audience not allowed (ngrok's
 /// 3403), status 403.
 pub const JWT_NOT_ALLOWED: u32 = 3403;
+/// oauth / openid-connect: the identity provider is unreachable or answered badly (discovery,
+/// code exchange, user info) (ours), status 502, HTML page.
+pub const LOGIN_PROVIDER_FAILED: u32 = 3230;
+/// oauth / openid-connect: a callback without a sign-in started in this browser (or older than
+/// 10 minutes) (ours), status 400, HTML page.
+pub const LOGIN_NOT_STARTED: u32 = 3231;
+/// oauth / openid-connect: the callback's `state` is not the one this browser started with
+/// (ours), status 400, HTML page.
+pub const LOGIN_STATE_MISMATCH: u32 = 3232;
+/// oauth / openid-connect: the provider answered with an error, e.g. consent denied (ours),
+/// status 403, HTML page.
+pub const LOGIN_REFUSED: u32 = 3233;
+/// openid-connect: the ID token does not verify (signature, issuer, audience, expiry, nonce)
+/// (ours), status 502, HTML page.
+pub const LOGIN_ID_TOKEN_INVALID: u32 = 3234;
+/// oauth / openid-connect evaluated without the edge (dry run) (ours), status 500.
+pub const LOGIN_UNAVAILABLE: u32 = 3235;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.
@@ -60,4 +77,54 @@ pub fn error_response(status: StatusCode, code: u32, message: &str) -> Response<
         );
     }
     res
+}
+
+/// A small HTML page for people (sign-in failures, logout): `title`, `message`, and when
+/// `code` is given the `sluice-error-code` header and the code shown on the page. Never
+/// cached.
+pub fn html_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    code: Option<u32>,
+) -> Response<Bytes> {
+    let code_line = code.map_or(String::new(), |c| {
+        format!("<p><code>{}</code></p>\n", code_text(c))
+    });
+    let body = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n\
+         <body><h1>{t}</h1>\n<p>{m}</p>\n{code_line}<p><a href=\"/\">Back to the site</a></p>\n</body></html>\n",
+        t = escape_html(title),
+        m = escape_html(message),
+    );
+    let mut res = Response::new(Bytes::from(body));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(c) = code {
+        if let Ok(v) = HeaderValue::from_str(&code_text(c)) {
+            headers.insert(HEADER, v);
+        }
+    }
+    res
+}
+
+/// `s` with `&`, `<`, `>`, `"` and `'` escaped for HTML text and attributes.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

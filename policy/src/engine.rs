@@ -2,6 +2,7 @@
 
 use crate::actions::{Exec, Flow, Msg};
 use crate::head::{RequestHead, ResponseHead};
+use crate::identity::{Authenticator, LoginOutcome, Services};
 use crate::keys::{KeyError, KeySource};
 use crate::phase::Phase;
 use crate::policy::Policy;
@@ -39,7 +40,7 @@ pub struct Engine {
     layers: Vec<Policy>,
     wanted_results: u32,
     clock: Arc<dyn Clock>,
-    keys: Option<Arc<dyn KeySource>>,
+    services: Services,
 }
 
 impl Engine {
@@ -49,7 +50,7 @@ impl Engine {
             wanted_results: layers.iter().fold(0, |m, l| m | l.wanted_results),
             layers,
             clock: Arc::new(SystemClock),
-            keys: None,
+            services: Services::default(),
         }
     }
 
@@ -57,7 +58,15 @@ impl Engine {
     /// [`Engine::on_http_request_async`] uses it; without one, keys are unavailable and
     /// tokens are refused.
     pub fn with_key_source(mut self, keys: Arc<dyn KeySource>) -> Self {
-        self.keys = Some(keys);
+        self.services.keys = Some(keys);
+        self
+    }
+
+    /// Gives oauth and openid-connect the edge's sign-in service. Only
+    /// [`Engine::on_http_request_async`] uses it; without one, those actions answer 500
+    /// `ERR_SLUICE_3235`.
+    pub fn with_authenticator(mut self, login: Arc<dyn Authenticator>) -> Self {
+        self.services.login = Some(login);
         self
     }
 
@@ -101,13 +110,14 @@ impl Engine {
         ready(self.request_dyn(st, req, None))
     }
 
-    /// [`Engine::on_http_request`] with the key source: may wait for JWKS documents.
+    /// [`Engine::on_http_request`] with the key source and authenticator: may wait for JWKS
+    /// documents and sign-in verdicts.
     pub async fn on_http_request_async<R: RequestHead>(
         &self,
         st: &mut RequestState,
         req: &mut R,
     ) -> RequestVerdict {
-        self.request_dyn(st, req, self.keys.as_deref()).await
+        self.request_dyn(st, req, Some(&self.services)).await
     }
 
     /// Runs on_http_response on the upstream's response; `req` is the request as it was sent
@@ -125,10 +135,10 @@ impl Engine {
         &self,
         st: &mut RequestState,
         req: &mut dyn RequestHead,
-        keys: Option<&dyn KeySource>,
+        services: Option<&Services>,
     ) -> RequestVerdict {
         let generated = self
-            .run_phase(Phase::Request, st, &mut Msg::Req(req), keys)
+            .run_phase(Phase::Request, st, &mut Msg::Req(req), services)
             .await;
         let Some(generated) = generated else {
             return RequestVerdict::Continue;
@@ -152,6 +162,10 @@ impl Engine {
         req: &dyn RequestHead,
         res: &mut dyn ResponseHead,
     ) -> ResponseVerdict {
+        // A renewed session cookie rides on whatever response the client gets.
+        for cookie in st.response_cookies.drain(..) {
+            res.append_header(http::header::SET_COOKIE, cookie);
+        }
         // No response-phase action waits for keys, so this completes on the first poll.
         match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), None)) {
             None => ResponseVerdict::Continue,
@@ -196,14 +210,14 @@ impl Engine {
         true
     }
 
-    /// Runs a phase's matching rules. Only an action that needs a JWKS document waits: the
-    /// engine fetches it through `keys` and runs that action again.
+    /// Runs a phase's matching rules. Only an action that needs a JWKS document or a sign-in
+    /// verdict waits: the engine asks `services` and runs that action again.
     async fn run_phase(
         &self,
         phase: Phase,
         st: &mut RequestState,
         msg: &mut Msg<'_>,
-        keys: Option<&dyn KeySource>,
+        services: Option<&Services>,
     ) -> Option<Response<Bytes>> {
         // Variables are scoped to the phase.
         st.vars.clear();
@@ -225,7 +239,7 @@ impl Engine {
                         Flow::Next => break,
                         Flow::Respond(r) => return Some(*r),
                         Flow::NeedKeys { url, refresh } => {
-                            let got = match keys {
+                            let got = match services.and_then(|s| s.keys.as_deref()) {
                                 Some(k) => k.key_set(&url, refresh).await,
                                 None => Err(KeyError {
                                     url: url.clone(),
@@ -233,6 +247,17 @@ impl Engine {
                                 }),
                             };
                             st.store_keys(url, refresh, got);
+                        }
+                        Flow::NeedLogin(ask) => {
+                            let outcome = match services.and_then(|s| s.login.as_deref()) {
+                                Some(a) => a.login(&ask).await,
+                                None => LoginOutcome::Respond(crate::codes::error_response(
+                                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                                    crate::codes::LOGIN_UNAVAILABLE,
+                                    "sign-in needs the edge (not available in offline evaluation)",
+                                )),
+                            };
+                            st.login_outcome = Some(outcome);
                         }
                     }
                 }

@@ -1,6 +1,7 @@
 //! Sluice's traffic-policy engine: ngrok-compatible `traffic-policy.yml` documents compiled once
 //! into an immutable [`Engine`], evaluated per request without networking. The only waiting is
-//! [`Engine::on_http_request_async`] asking the caller's [`KeySource`] for JWKS documents.
+//! [`Engine::on_http_request_async`] asking the caller's [`KeySource`] for JWKS documents and
+//! its [`Authenticator`] for sign-in verdicts (oauth, openid-connect).
 //!
 //! ```text
 //! Policy::parse(yaml, "traffic-policy.yml")?  ─┐
@@ -49,6 +50,8 @@ mod expr;
 mod fast;
 mod functions;
 mod head;
+pub mod identity;
+pub mod jws;
 mod keys;
 mod node;
 mod phase;
@@ -65,6 +68,9 @@ pub use compress::BodyTransform;
 pub use engine::{Engine, RequestVerdict, ResponseVerdict};
 pub use error::{PolicyError, PolicyErrors, Pos};
 pub use head::{RequestHead, ResponseHead};
+pub use identity::{
+    Authenticator, Identity, LoginConfig, LoginFuture, LoginOutcome, LoginRequest, Provider,
+};
 pub use keys::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
 pub use phase::Phase;
 pub use policy::Policy;

@@ -29,6 +29,26 @@ pub struct Shorthand {
     pub cidr_allow: Vec<String>,
     /// `--cidr-deny 1.2.3.4/32`.
     pub cidr_deny: Vec<String>,
+    /// `--oauth PROVIDER` (google, github, gitlab, microsoft).
+    pub oauth: Option<String>,
+    /// `--oauth-client-id`.
+    pub oauth_client_id: Option<String>,
+    /// `--oauth-client-secret`.
+    pub oauth_client_secret: Option<String>,
+    /// `--oauth-scope` (repeatable).
+    pub oauth_scope: Vec<String>,
+    /// `--oauth-allow-email` (repeatable): only these users may in (with `--oauth` or `--oidc`).
+    pub oauth_allow_email: Vec<String>,
+    /// `--oauth-allow-domain` (repeatable): only users whose email is at these domains.
+    pub oauth_allow_domain: Vec<String>,
+    /// `--oidc ISSUER_URL`.
+    pub oidc: Option<String>,
+    /// `--oidc-client-id`.
+    pub oidc_client_id: Option<String>,
+    /// `--oidc-client-secret`.
+    pub oidc_client_secret: Option<String>,
+    /// `--oidc-scope` (repeatable).
+    pub oidc_scope: Vec<String>,
 }
 
 fn s(text: &str) -> Node {
@@ -50,6 +70,42 @@ fn rule(action: &str, config: Node) -> Node {
     map(vec![("actions", Node::synthetic(Kind::Seq(vec![action])))])
 }
 
+/// A rule that runs `action` only when `expression` holds.
+fn rule_when(expression: &str, action: &str, config: Node) -> Node {
+    let action = map(vec![("type", s(action)), ("config", config)]);
+    map(vec![
+        ("expressions", strings(&[expression.to_string()])),
+        ("actions", Node::synthetic(Kind::Seq(vec![action]))),
+    ])
+}
+
+/// The config of a sign-in flag: the provider field, client id and secret, scopes.
+fn login_config(
+    provider: (&str, &str),
+    id: &Option<String>,
+    secret: &Option<String>,
+    scopes: &[String],
+) -> Node {
+    let text = |v: &Option<String>| s(v.as_deref().unwrap_or(""));
+    let mut entries = vec![
+        (provider.0, s(provider.1)),
+        ("client_id", text(id)),
+        ("client_secret", text(secret)),
+    ];
+    if !scopes.is_empty() {
+        entries.push(("scopes", strings(scopes)));
+    }
+    map(entries)
+}
+
+/// Whether `value` is safe to quote in a CEL string and looks like an email or a domain.
+fn plain_address(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@.-_+".contains(c))
+}
+
 /// `k: v` header flags as a headers map; a value without a colon is reported.
 fn header_map(flag: &str, values: &[String], errors: &mut Vec<String>) -> Node {
     let mut entries = Vec::new();
@@ -63,6 +119,72 @@ fn header_map(flag: &str, values: &[String], errors: &mut Vec<String>) -> Node {
 }
 
 impl Shorthand {
+    /// `--oauth` / `--oidc` and the allow lists, which compile to a later rule denying (403)
+    /// every other identity.
+    fn login_rules(&self, request: &mut Vec<(&'static str, Node)>, errors: &mut Vec<String>) {
+        let mut key = None;
+        if let Some(provider) = &self.oauth {
+            let config = login_config(
+                ("provider", provider),
+                &self.oauth_client_id,
+                &self.oauth_client_secret,
+                &self.oauth_scope,
+            );
+            request.push(("--oauth", rule("oauth", config)));
+            key = Some("oauth");
+        }
+        if let Some(issuer) = &self.oidc {
+            if key.is_some() {
+                errors.push("--oauth and --oidc: use one of them".into());
+            }
+            let config = login_config(
+                ("issuer_url", issuer),
+                &self.oidc_client_id,
+                &self.oidc_client_secret,
+                &self.oidc_scope,
+            );
+            request.push(("--oidc", rule("openid-connect", config)));
+            key = Some("oidc");
+        }
+        if self.oauth_allow_email.is_empty() && self.oauth_allow_domain.is_empty() {
+            return;
+        }
+        let Some(key) = key else {
+            errors.push("--oauth-allow-email / --oauth-allow-domain need --oauth or --oidc".into());
+            return;
+        };
+        let email = format!("actions.ngrok.{key}.identity.email.lower()");
+        let mut allowed = Vec::new();
+        let mut emails = Vec::new();
+        for e in &self.oauth_allow_email {
+            if plain_address(e) && e.contains('@') {
+                emails.push(format!("'{}'", e.to_ascii_lowercase()));
+            } else {
+                errors.push(format!(
+                    "--oauth-allow-email `{e}`: expected an email address"
+                ));
+            }
+        }
+        if !emails.is_empty() {
+            allowed.push(format!("{email} in [{}]", emails.join(", ")));
+        }
+        for d in &self.oauth_allow_domain {
+            let d = d.trim_start_matches('@');
+            if plain_address(d) && !d.contains('@') {
+                allowed.push(format!("{email}.endsWith('@{}')", d.to_ascii_lowercase()));
+            } else {
+                errors.push(format!("--oauth-allow-domain `{d}`: expected a domain"));
+            }
+        }
+        if !allowed.is_empty() {
+            let deny_others = format!("!({})", allowed.join(" || "));
+            request.push((
+                "--oauth-allow-email/--oauth-allow-domain",
+                rule_when(&deny_others, "deny", map(Vec::new())),
+            ));
+        }
+    }
+
     /// True when no flag is set (then there is no layer to add).
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -72,7 +194,7 @@ impl Shorthand {
     /// (`flags: --basic-auth[0]: the password must be 8 to 128 characters long`).
     pub fn compile(&self) -> Result<Policy, PolicyErrors> {
         let mut bad_format = Vec::new();
-        let mut request: Vec<(&str, Node)> = Vec::new();
+        let mut request: Vec<(&'static str, Node)> = Vec::new();
         let mut response: Vec<(&str, Node)> = Vec::new();
         if !self.cidr_allow.is_empty() || !self.cidr_deny.is_empty() {
             let allow = if self.cidr_allow.is_empty() {
@@ -86,6 +208,7 @@ impl Shorthand {
             ]);
             request.push(("--cidr-allow/--cidr-deny", rule("restrict-ips", config)));
         }
+        self.login_rules(&mut request, &mut bad_format);
         if !self.basic_auth.is_empty() {
             let config = map(vec![("credentials", strings(&self.basic_auth))]);
             request.push(("--basic-auth", rule("basic-auth", config)));
@@ -218,6 +341,38 @@ mod tests {
         assert!(!o.req.headers.contains_key("x-debug"));
         assert_eq!(header(&o.res, "x-served-by"), Some("sluice"));
         assert_eq!(run(&e, req("GET /", &[]), "6.6.6.6").res.status(), 403);
+    }
+
+    #[test]
+    fn login_flags_compile_to_the_action_and_an_allow_list_rule() {
+        let flags = Shorthand {
+            oidc: Some("https://idp.example.com".into()),
+            oidc_client_id: Some("app".into()),
+            oidc_client_secret: Some("s3cret".into()),
+            oauth_allow_email: vec!["Alice@Example.com".into()],
+            oauth_allow_domain: vec!["@corp.example".into()],
+            ..Default::default()
+        };
+        let policy = flags.compile().unwrap();
+        let e = Engine::new(vec![policy]);
+        // Offline (no edge) the sign-in cannot run: a clear 500, not a pass.
+        let o = run(&e, req("GET /", &[]), "1.1.1.1");
+        assert_eq!(o.res.status(), 500);
+        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3235"));
+        let bad = Shorthand {
+            oauth: Some("github".into()),
+            oauth_allow_email: vec!["x' || true || '".into()],
+            ..Default::default()
+        };
+        let errs = bad.compile().unwrap_err().to_string();
+        assert!(errs.contains("expected an email address"), "{errs}");
+        assert!(errs.contains("--oauth"), "{errs}");
+        let allow_without_login = Shorthand {
+            oauth_allow_domain: vec!["example.com".into()],
+            ..Default::default()
+        };
+        let errs = allow_without_login.compile().unwrap_err().to_string();
+        assert!(errs.contains("need --oauth or --oidc"), "{errs}");
     }
 
     #[test]

@@ -118,6 +118,12 @@ pub struct RequestState {
     pub(crate) compression: Option<&'static str>,
     pub(crate) request_body: Option<bytes::Bytes>,
     pub(crate) fetched_keys: Vec<crate::actions::jwt_validation::FetchedKeys>,
+    /// The edge's verdict for the login action being run (taken by it when it reruns).
+    pub(crate) login_outcome: Option<crate::identity::LoginOutcome>,
+    pub(crate) login_client_id: Option<String>,
+    pub(crate) identity: Option<crate::identity::Identity>,
+    /// `Set-Cookie` values the response gets (a renewed session).
+    pub(crate) response_cookies: Vec<http::HeaderValue>,
 }
 
 impl RequestState {
@@ -140,6 +146,10 @@ impl RequestState {
             compression: None,
             request_body: None,
             fetched_keys: Vec::new(),
+            login_outcome: None,
+            login_client_id: None,
+            identity: None,
+            response_cookies: Vec::new(),
         }
     }
 
@@ -189,6 +199,22 @@ impl RequestState {
     /// The jwt-validation decision (`Allow` or `Deny`), if one ran.
     pub fn jwt_validation(&self) -> Option<Decision> {
         self.last_outcome("jwt-validation")
+    }
+
+    /// The signed-in user, when an oauth or openid-connect action let the request through.
+    pub fn identity(&self) -> Option<&crate::identity::Identity> {
+        self.identity.as_ref()
+    }
+
+    /// The last oauth / openid-connect decision (`Allow`, `Challenge` for a redirect to the
+    /// provider, `Deny` for an error page, `Respond` for logout and the callback's end,
+    /// `Preflight`) and the client id it used, if one ran.
+    pub fn login(&self) -> Option<(Decision, Option<&str>)> {
+        self.outcomes
+            .iter()
+            .rev()
+            .find(|o| o.action == "oauth" || o.action == "openid-connect")
+            .map(|o| (o.decision, self.login_client_id.as_deref()))
     }
 
     /// The keys of the JWKS at `url` fetched for this request: `None` before it was asked

@@ -77,6 +77,8 @@ pub(crate) const ACTION_KEYS: &[&str] = &[
     "compress_response",
     "verify_webhook",
     "jwt_validation",
+    "oauth",
+    "oidc",
 ];
 
 /// The bit of an `actions.ngrok.<key>` result in a results mask.

@@ -53,9 +53,21 @@ pub fn object(req: &Completed<'_>) -> Value {
             obj.insert("compression".into(), json!({ "algorithm": algorithm }));
         }
         obj.insert("traffic_policy".into(), json!({ "logs": state.logs() }));
+        if let Some((decision, client_id)) = state.login() {
+            let user = state.identity();
+            obj.insert(
+                "oauth".into(),
+                json!({
+                    "app_client_id": client_id.unwrap_or_default(),
+                    "decision": allow_or_block(decision),
+                    "user": {
+                        "id": user.map(|u| u.id.as_str()).unwrap_or_default(),
+                        "name": user.and_then(|u| u.name.as_deref()).unwrap_or_default(),
+                    },
+                }),
+            );
+        }
     }
-    // `oauth.*` (app_client_id, decision, user.id, user.name) goes here once the request
-    // context carries an OAuth/OIDC identity.
     sluice_fields(req, &mut obj);
     Value::Object(obj)
 }

@@ -214,7 +214,7 @@ fn admit(
         }
         let policy = endpoint_policy::compile(
             state.operator_sources(&hostname).chain(&request.policies),
-            &state.keys,
+            &state.services,
         )
         .map_err(|problems| reject(ErrorCode::PolicyInvalid, problems))?;
         routes.push(Arc::new(Route {

@@ -8,7 +8,7 @@ use crate::state::Decision;
 use base64::Engine as _;
 use cel::Value;
 use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{Method, StatusCode};
+use http::StatusCode;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
@@ -104,11 +104,7 @@ impl BasicAuth {
         const ACTION: &str = "basic-auth";
         let req = ex.req();
         let headers = req.headers();
-        if self.allow_cors_preflight
-            && req.method() == Method::OPTIONS
-            && headers.contains_key("origin")
-            && headers.contains_key("access-control-request-method")
-        {
+        if self.allow_cors_preflight && super::login::is_cors_preflight(req.method(), headers) {
             ex.set_result("basic_auth", || result(false, "", false));
             ex.record(ACTION, Decision::Preflight, self.enforce);
             return Flow::Next;

@@ -5,20 +5,17 @@ use super::{template, Cfg, Exec, Flow};
 use crate::check::{list, Cx, Obj};
 use crate::codes;
 use crate::expr::Template;
+use crate::jws::{self, Algorithm, JwsError};
 use crate::node::Node;
 use crate::state::Decision;
 use cel::Value;
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
-
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
-const LEEWAY_SECS: u64 = 30;
 
 /// Where one token is read from.
 #[derive(Debug)]
@@ -219,59 +216,16 @@ impl JwtValidation {
         issuers: &[String],
         audiences: &[String],
     ) -> Check {
-        let header = match jsonwebtoken::decode_header(token) {
-            Ok(h) => h,
+        let unauthenticated = |e: JwsError| Refusal::Unauthenticated(e.to_string());
+        match jws::verify(token, keys, &self.algorithms) {
+            Ok(claims) => {
+                Check::Done(self.claims(ex, &claims, issuers, audiences, raw_parts(token)))
+            }
+            Err(JwsError::UnknownKey) => Check::Refresh,
             // Includes `alg: none`, which jsonwebtoken does not even parse.
-            Err(e) => {
-                return Check::Done(Err((
-                    Refusal::Unauthenticated(format!(
-                        "malformed token or unsupported algorithm ({e})"
-                    )),
-                    None,
-                )))
-            }
-        };
-        let raw = raw_parts(token);
-        if !self.algorithms.contains(&header.alg) {
-            return Check::Done(Err((
-                Refusal::Unauthenticated(format!("algorithm {:?} is not allowed", header.alg)),
-                raw,
-            )));
+            Err(e @ JwsError::Malformed(_)) => Check::Done(Err((unauthenticated(e), None))),
+            Err(e) => Check::Done(Err((unauthenticated(e), raw_parts(token)))),
         }
-        let candidates: Vec<&Jwk> = keys
-            .iter()
-            .filter(|k| match (&header.kid, &k.common.key_id) {
-                (Some(want), Some(have)) => want == have,
-                (Some(_), None) => false,
-                (None, _) => true,
-            })
-            .collect();
-        if candidates.is_empty() {
-            return Check::Refresh;
-        }
-        let mut validation = Validation::new(header.alg);
-        validation.algorithms = vec![header.alg];
-        // Time, issuer and audience are checked below against the engine's clock and lists.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let mut last_err = String::from("no usable key");
-        for jwk in candidates {
-            let Ok(key) = DecodingKey::from_jwk(jwk) else {
-                continue;
-            };
-            match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
-                Ok(data) => {
-                    return Check::Done(self.claims(ex, &data.claims, issuers, audiences, raw))
-                }
-                Err(e) => last_err = e.to_string(),
-            }
-        }
-        Check::Done(Err((
-            Refusal::Unauthenticated(format!("the signature does not verify ({last_err})")),
-            raw,
-        )))
     }
 
     /// Checks the verified claims: time window, issuer, audience.
@@ -291,17 +245,8 @@ impl JwtValidation {
             .unwrap_or_default()
             .as_secs();
         let fail = |r: Refusal| Err((r, raw.clone()));
-        if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_u64) {
-            if now > exp + LEEWAY_SECS {
-                return fail(Refusal::Unauthenticated("the token has expired".into()));
-            }
-        }
-        if let Some(nbf) = claims.get("nbf").and_then(serde_json::Value::as_u64) {
-            if now + LEEWAY_SECS < nbf {
-                return fail(Refusal::Unauthenticated(
-                    "the token is not valid yet".into(),
-                ));
-            }
+        if let Err(why) = jws::check_time(claims, now) {
+            return fail(Refusal::Unauthenticated(why.into()));
         }
         let iss = claims
             .get("iss")
@@ -310,17 +255,10 @@ impl JwtValidation {
         if !issuers.iter().any(|i| i == iss) {
             return fail(Refusal::Forbidden(format!("issuer `{iss}` is not allowed")));
         }
-        if !audiences.is_empty() {
-            let aud: Vec<&str> = match claims.get("aud") {
-                Some(serde_json::Value::String(s)) => vec![s.as_str()],
-                Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
-                _ => Vec::new(),
-            };
-            if !aud.iter().any(|a| audiences.iter().any(|x| x == a)) {
-                return fail(Refusal::Forbidden(
-                    "the token's audience is not allowed".into(),
-                ));
-            }
+        if !audiences.is_empty() && !jws::audience_contains(claims, audiences) {
+            return fail(Refusal::Forbidden(
+                "the token's audience is not allowed".into(),
+            ));
         }
         raw.ok_or((Refusal::Unauthenticated("malformed token".into()), None))
     }

@@ -4,6 +4,7 @@ mod basic_auth;
 mod compress_response;
 mod headers;
 pub(crate) mod jwt_validation;
+mod login;
 mod rate_limit;
 mod redirect;
 mod respond;
@@ -32,6 +33,9 @@ pub(crate) enum Flow {
     /// Suspend: fetch the JWKS document at `url` (afresh when `refresh`), then run the action
     /// again.
     NeedKeys { url: String, refresh: bool },
+    /// Suspend: ask the edge's authenticator about this request, keep its verdict in the
+    /// request state, then run the action again.
+    NeedLogin(Box<crate::identity::LoginRequest>),
 }
 
 impl Flow {
@@ -163,6 +167,7 @@ pub(crate) enum Action {
     CompressResponse(compress_response::CompressResponse),
     VerifyWebhook(verify_webhook::VerifyWebhook),
     JwtValidation(jwt_validation::JwtValidation),
+    Login(login::Login),
 }
 
 const REQ: &[Phase] = &[Phase::Request];
@@ -185,13 +190,13 @@ const TYPES: &[(&str, &[Phase])] = &[
     ("compress-response", RES),
     ("verify-webhook", REQ),
     ("jwt-validation", REQ),
+    ("oauth", REQ),
+    ("openid-connect", REQ),
+    ("oidc", REQ),
 ];
 
 /// ngrok action types Sluice does not implement yet.
 const NOT_YET: &[&str] = &[
-    "oauth",
-    "openid-connect",
-    "oidc",
     "close-connection",
     "forward-internal",
     "http-request",
@@ -273,6 +278,8 @@ impl Action {
             "jwt-validation" => {
                 jwt_validation::JwtValidation::compile(cx, &c).map(Action::JwtValidation)
             }
+            "oauth" => login::Login::compile(cx, &c, false).map(Action::Login),
+            "openid-connect" | "oidc" => login::Login::compile(cx, &c, true).map(Action::Login),
             "verify-webhook" => {
                 verify_webhook::VerifyWebhook::compile(cx, &c).map(Action::VerifyWebhook)
             }
@@ -297,6 +304,7 @@ impl Action {
             Action::CompressResponse(a) => a.run(ex),
             Action::VerifyWebhook(a) => a.run(ex),
             Action::JwtValidation(a) => a.run(ex),
+            Action::Login(a) => a.run(ex),
         }
     }
 }

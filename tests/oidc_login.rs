@@ -1,0 +1,264 @@
+//! openid-connect through a real edge and agent against a real OpenID provider (node
+//! `oidc-provider`): the whole browser flow with a cookie-keeping client that fills in the
+//! provider's own login and consent forms, the session cookie, identity headers the client
+//! cannot forge, logout, and the error pages for a tampered state or a denied consent.
+
+use sluice_e2e::browser::{Browser, Page};
+use sluice_e2e::oidc::{OidcClient, OidcProvider};
+use sluice_e2e::upstream::{self, Seen};
+use sluice_e2e::{error_code, TestAgent, TestEdge, DOMAIN, TOKEN};
+use sluice_proto::control::{PolicyKind, PolicySource};
+
+const CALLBACK: &str = "/_sluice/oauth/callback";
+const LOGOUT: &str = "/_sluice/oauth/logout";
+
+fn policy(issuer: &str) -> String {
+    format!(
+        r#"
+on_http_request:
+  - actions:
+      - type: openid-connect
+        config:
+          issuer_url: "{issuer}"
+          client_id: web-app
+          client_secret: web-app-secret
+          scopes: [openid, email, profile]
+  - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.org')"]
+    actions:
+      - type: custom-response
+        config: {{status_code: 403, body: "not for ${{actions.ngrok.oidc.identity.name}}"}}
+"#
+    )
+}
+
+struct Setup {
+    _edge: TestEdge,
+    _agent: TestAgent,
+    _app: upstream::Upstream,
+    idp: OidcProvider,
+    base: String,
+}
+
+async fn setup() -> anyhow::Result<Setup> {
+    let edge = TestEdge::start().await?;
+    let base = edge.url(&format!("login.{DOMAIN}"));
+    let idp = OidcProvider::start(&[OidcClient {
+        id: "web-app".into(),
+        secret: "web-app-secret".into(),
+        redirect_uris: vec![format!("{base}{CALLBACK}")],
+    }])
+    .await?;
+    let app = upstream::app("oidc").await?;
+    let mut config = edge.agent_config(TOKEN, "login", app.addr);
+    config.endpoints[0].policies = vec![PolicySource {
+        origin: "oidc.yml".into(),
+        kind: PolicyKind::Document,
+        text: policy(&idp.issuer),
+    }];
+    let agent = TestAgent::start(config).await?;
+    Ok(Setup {
+        _edge: edge,
+        _agent: agent,
+        _app: app,
+        idp,
+        base,
+    })
+}
+
+/// From a page of the provider: logs in as `user` and consents, ending wherever the provider
+/// sends the browser.
+async fn log_in(browser: &mut Browser, login_page: Page, user: &str) -> anyhow::Result<Page> {
+    assert!(
+        login_page.body.contains("name=\"login\""),
+        "expected the provider's login form at {}: {}",
+        login_page.url,
+        login_page.body
+    );
+    let consent = browser
+        .submit(&login_page, &[("login", user), ("password", "any")])
+        .await?;
+    assert!(
+        consent.body.contains("value=\"consent\""),
+        "expected the consent form at {}: {}",
+        consent.url,
+        consent.body
+    );
+    browser.submit(&consent, &[]).await
+}
+
+fn seen(page: &Page) -> anyhow::Result<Seen> {
+    assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
+    Seen::parse(&page.body)
+}
+
+#[tokio::test]
+async fn browser_signs_in_rides_the_session_and_logs_out() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut browser = Browser::new();
+
+    // Unauthenticated: sent to the provider, PKCE and nonce in the authorization request.
+    let page = browser.get(&format!("{}/private/page?x=1", s.base)).await?;
+    let authorize = page
+        .hops
+        .iter()
+        .find(|u| u.as_str().starts_with(&s.idp.issuer))
+        .expect("a hop to the provider");
+    let q: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    let has = |k: &str| q.iter().any(|(n, _)| n == k);
+    assert!(
+        has("code_challenge") && has("state") && has("nonce"),
+        "{authorize}"
+    );
+    assert!(q.contains(&("code_challenge_method".into(), "S256".into())));
+
+    // Log in through the provider's forms: back on the original path with a session, and the
+    // upstream sees who it is.
+    let landed = log_in(&mut browser, page, "alice").await?;
+    assert_eq!(landed.url.path(), "/private/page");
+    assert_eq!(landed.url.query(), Some("x=1"));
+    let app_saw = seen(&landed)?;
+    assert_eq!(
+        app_saw.header("sluice-auth-user-id").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        app_saw.header("sluice-auth-user-email").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        app_saw.header("sluice-auth-user-name").as_deref(),
+        Some("Alice Example")
+    );
+    assert!(browser.cookie(&s.base, "sluice_session").is_some());
+
+    // A second request rides the session cookie: no hop to the provider. Forged identity
+    // headers from the client are replaced by the edge's.
+    let again = browser
+        .get_with(
+            &format!("{}/other", s.base),
+            &[
+                ("sluice-auth-user-email", "admin@example.com"),
+                ("sluice-auth-user-role", "admin"),
+            ],
+        )
+        .await?;
+    assert_eq!(again.hops.len(), 1, "{:?}", again.hops);
+    let app_saw = seen(&again)?;
+    assert_eq!(
+        app_saw.header("sluice-auth-user-email").as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(app_saw.header("sluice-auth-user-role"), None);
+
+    // Another browser with alice's cookie value changed by one character: not a session.
+    let sealed = browser
+        .cookie(&s.base, "sluice_session")
+        .unwrap_or_default();
+    let mut forged = Browser::new();
+    let mid = sealed.len() / 2;
+    let flipped = if &sealed[mid..=mid] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &sealed[..mid], &sealed[mid + 1..]);
+    forged.set_cookie(&s.base, "sluice_session", &tampered)?;
+    let page = forged.get(&format!("{}/other", s.base)).await?;
+    assert!(page.url.as_str().starts_with(&s.idp.issuer), "{}", page.url);
+
+    // Logout ends the session, server-side too: the old cookie value no longer works.
+    let out = browser.get(&format!("{}{LOGOUT}", s.base)).await?;
+    assert_eq!(out.status, 200);
+    assert!(out.body.contains("signed out"), "{}", out.body);
+    assert!(browser.cookie(&s.base, "sluice_session").is_none());
+    let mut replay = Browser::new();
+    replay.set_cookie(&s.base, "sluice_session", &sealed)?;
+    let page = replay.get(&format!("{}/other", s.base)).await?;
+    assert!(page.url.as_str().starts_with(&s.idp.issuer), "{}", page.url);
+    Ok(())
+}
+
+#[tokio::test]
+async fn later_rules_see_the_identity() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut browser = Browser::new();
+    let page = browser.get(&format!("{}/", s.base)).await?;
+    let landed = log_in(&mut browser, page, "bob").await?;
+    assert_eq!(landed.status, 403);
+    assert_eq!(landed.body, "not for Bob Other");
+    Ok(())
+}
+
+#[tokio::test]
+async fn tampered_state_and_denied_consent_give_error_pages() -> anyhow::Result<()> {
+    let s = setup().await?;
+
+    // The callback with another state than the one this browser started with.
+    let mut browser = Browser::new();
+    let page = browser.get(&format!("{}/", s.base)).await?;
+    let consent = browser
+        .submit(&page, &[("login", "alice"), ("password", "any")])
+        .await?;
+    let back = browser.submit(&consent, &[]).await?;
+    assert_eq!(back.status, 200, "the honest flow works: {}", back.body);
+    let callback = back
+        .hops
+        .iter()
+        .find(|u| u.path() == CALLBACK)
+        .expect("a hop through the callback")
+        .clone();
+    let mut fresh = Browser::new();
+    let start = fresh.get(&format!("{}/", s.base)).await?;
+    assert!(start.url.as_str().starts_with(&s.idp.issuer));
+    let mut forged = callback.clone();
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                "forged".into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(&pairs);
+    let page = fresh.get(forged.as_str()).await?;
+    assert_eq!(page.status, 400);
+    assert_eq!(page.hops.len(), 1, "an error page, not a redirect");
+    assert_eq!(
+        error_code(&page.headers).as_deref(),
+        Some("ERR_SLUICE_3232")
+    );
+    assert!(page.headers["content-type"]
+        .to_str()?
+        .starts_with("text/html"));
+    assert!(page.body.contains("state does not match"), "{}", page.body);
+
+    // A callback without a sign-in started in this browser.
+    let page = Browser::new().get(callback.as_str()).await?;
+    assert_eq!(page.status, 400);
+    assert_eq!(
+        error_code(&page.headers).as_deref(),
+        Some("ERR_SLUICE_3231")
+    );
+
+    // The user refuses consent at the provider: its error comes back as a page, not a loop.
+    let mut browser = Browser::new();
+    let page = browser.get(&format!("{}/", s.base)).await?;
+    let consent = browser
+        .submit(&page, &[("login", "alice"), ("password", "any")])
+        .await?;
+    let abort = consent
+        .body
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|h| h.contains("/abort"))
+        .map(str::to_string)
+        .expect("an abort link on the consent page");
+    let refused = browser.get(consent.url.join(&abort)?.as_str()).await?;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        error_code(&refused.headers).as_deref(),
+        Some("ERR_SLUICE_3233")
+    );
+    assert!(refused.body.contains("access_denied"), "{}", refused.body);
+    Ok(())
+}
