@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use client::{assert_endpoint_not_found, client, error_code, h1_connect};
+pub use client::{assert_endpoint_not_found, client, client_builder, error_code, h1_connect};
 pub use process::{AgentProcess, EdgeProcess};
 
 /// The base domain every test edge serves.

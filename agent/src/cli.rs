@@ -18,9 +18,59 @@ pub struct Cli {
 pub enum Command {
     /// Expose a local HTTP app: `agent http 8080`.
     Http(Box<HttpArgs>),
+    /// Start endpoints from a config file over one edge connection: `agent start --all`.
+    Start(StartArgs),
+    /// Work with agent config files offline.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Work with traffic-policy files offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+/// `agent config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file (schema, upstreams, policies, CA files) and print every problem.
+    Check {
+        /// The config file.
+        #[arg(long, default_value = "agent.yml")]
+        config: PathBuf,
+    },
+}
+
+/// `agent start` flags.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The config file (see docs/agent-config.md).
+    #[arg(long, default_value = "agent.yml")]
+    pub config: PathBuf,
+    /// Endpoint names to start.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Start every endpoint in the file.
+    #[arg(long)]
+    pub all: bool,
+    /// Authtoken; overrides the file's `agent.authtoken`.
+    #[arg(long, env = "SLUICE_AUTHTOKEN", hide_env_values = true)]
+    pub authtoken: Option<String>,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How the agent reaches the upstream.
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamArgs {
+    /// HTTP version spoken to the upstream: http1, or http2 (h2c prior knowledge; gRPC).
+    #[arg(long, default_value = "http1", value_parser = ["http1", "http2"])]
+    pub upstream_protocol: String,
+    /// Verify an https:// upstream's certificate (system roots unless --upstream-tls-verify-cas).
+    #[arg(long)]
+    pub upstream_tls_verify: bool,
+    /// Verify the upstream against the CA certificates in this PEM file (implies verification).
+    #[arg(long)]
+    pub upstream_tls_verify_cas: Option<PathBuf>,
 }
 
 /// `agent policy …`
@@ -158,7 +208,8 @@ pub struct LogArgs {
 /// `agent http` flags.
 #[derive(Debug, Args)]
 pub struct HttpArgs {
-    /// Local app: PORT, HOST:PORT, http://HOST[:PORT] or https://HOST[:PORT].
+    /// Local app: PORT, HOST:PORT, http://HOST[:PORT], https://HOST[:PORT], file:///DIR or
+    /// file://RELATIVE-DIR (built-in file server).
     pub upstream: String,
     /// Edge QUIC address, HOST:PORT.
     #[arg(long, env = "SLUICE_EDGE", default_value = "127.0.0.1:4443")]
@@ -175,6 +226,9 @@ pub struct HttpArgs {
     /// Host header sent upstream: `rewrite` (the upstream's host) or a literal value.
     #[arg(long)]
     pub host_header: Option<String>,
+    /// Upstream protocol and TLS verification.
+    #[command(flatten)]
+    pub upstream_opts: UpstreamArgs,
     /// Time the upstream may take to answer before the client gets a 504, e.g. `30s`.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,

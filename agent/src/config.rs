@@ -2,6 +2,7 @@
 
 use crate::observe::Observers;
 use crate::upstream::Upstream;
+use crate::upstream_tls::UpstreamTlsVerify;
 use sluice_proto::control::{PolicySource, Secret};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +30,31 @@ impl HostHeader {
     }
 }
 
+/// The HTTP version the agent speaks to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (the default).
+    #[default]
+    Http1,
+    /// HTTP/2: h2c with prior knowledge for `http://`, ALPN `h2` for `https://` (gRPC).
+    Http2,
+}
+
+impl std::str::FromStr for UpstreamProtocol {
+    type Err = String;
+
+    /// `http1` or `http2`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "http1" => Ok(UpstreamProtocol::Http1),
+            "http2" => Ok(UpstreamProtocol::Http2),
+            other => Err(format!(
+                "unknown upstream protocol '{other}' (expected http1 or http2)"
+            )),
+        }
+    }
+}
+
 /// One endpoint the agent serves.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
@@ -36,6 +62,10 @@ pub struct EndpointConfig {
     pub url: Option<String>,
     /// The local app.
     pub upstream: Upstream,
+    /// HTTP version spoken to an HTTP(S) upstream.
+    pub upstream_protocol: UpstreamProtocol,
+    /// Certificate verification for `https://` upstreams.
+    pub upstream_tls_verify: UpstreamTlsVerify,
     /// Host header handling.
     pub host_header: HostHeader,
     /// Traffic-policy documents sent to the edge, in order.
@@ -48,6 +78,8 @@ impl EndpointConfig {
         Self {
             url: None,
             upstream,
+            upstream_protocol: UpstreamProtocol::default(),
+            upstream_tls_verify: UpstreamTlsVerify::default(),
             host_header: HostHeader::default(),
             policies: Vec::new(),
         }

@@ -1,19 +1,20 @@
-//! One proxied request: read the stream header, serve HTTP/1.1 on the QUIC stream with hyper,
-//! and forward to the upstream over pooled keep-alive connections.
+//! One proxied request: read the stream header, serve HTTP on the QUIC stream with hyper
+//! (HTTP/1.1, or HTTP/2 when the edge relays an HTTP/2 client, so trailers survive), and hand
+//! the request to the endpoint's handler: a pooled upstream client, the file server, or an
+//! application service.
 
-use crate::config::{EndpointConfig, HostHeader};
+use crate::body::ProxyBody;
+use crate::config::{AgentConfig, EndpointConfig, HostHeader};
+use crate::endpoint_handler::{self, Handler, HandlerError, Route};
+use crate::location_rewrite::{self, PublicOrigin};
 use crate::observe::{Observers, RequestMeta};
-use crate::upstream_tls;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
 use http::{Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::ResponseFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sluice_proto::codec::read_frame;
 use sluice_proto::error_code::{ErrorCode, AGENT_ERROR_HEADER, ERROR_CODE_HEADER};
@@ -23,40 +24,23 @@ use sluice_proto::stream::StreamHeader;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tracing::{debug, info, info_span, Instrument};
 
-/// Body type of everything the agent sends and receives.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
-/// Forwards requests to upstreams; shared by every stream of every session.
+/// Forwards requests to each endpoint's handler; shared by every stream of every session.
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    routes: Vec<Route>,
     upstream_timeout: Duration,
     observers: Observers,
 }
 
 impl Forwarder {
-    /// A forwarder with a keep-alive pool to `http://` and `https://` upstreams.
-    pub fn new(
-        upstream_timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Result<Self, rustls::Error> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        // The https connector hands `http://` URIs to the plain connector.
-        connector.enforce_http(false);
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(upstream_tls::client_config()?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+    /// A forwarder for the config's endpoints (clients, file servers and services built here,
+    /// so a bad CA file or a missing directory is reported before going online).
+    pub fn new(config: &AgentConfig) -> Result<Self, HandlerError> {
         Ok(Self {
-            client,
-            upstream_timeout,
+            routes: endpoint_handler::routes(config)?,
+            upstream_timeout: config.upstream_timeout,
             observers: Observers::new(),
         })
     }
@@ -67,8 +51,8 @@ impl Forwarder {
         self
     }
 
-    /// Serves one edge-opened stream: header frame, then one HTTP/1.1 exchange (or upgrade).
-    pub async fn serve_stream(self: Arc<Self>, mut io: QuicIo, endpoints: Arc<[EndpointConfig]>) {
+    /// Serves one edge-opened stream: header frame, then one HTTP exchange (or upgrade).
+    pub async fn serve_stream(self: Arc<Self>, mut io: QuicIo) {
         let header: StreamHeader = match read_frame(&mut io).await {
             Ok(h) => h,
             Err(e) => {
@@ -83,50 +67,89 @@ impl Forwarder {
             stream = io.id(),
             client = %header.client_addr,
         );
-        let Some(endpoint) = endpoints.get(header.endpoint_id as usize).cloned() else {
-            debug!(parent: &span, endpoint = header.endpoint_id, "stream for unknown endpoint");
+        let endpoint = header.endpoint_id as usize;
+        if endpoint >= self.routes.len() {
+            debug!(parent: &span, endpoint, "stream for unknown endpoint");
             io.abort();
             return;
-        };
-        let endpoint = Arc::new(endpoint);
+        }
         let meta = Arc::new(RequestMeta {
-            endpoint: header.endpoint_id as usize,
+            endpoint,
             remote_addr: Some(header.client_addr),
             replay_of: None,
         });
+        let answered = Arc::new(Notify::new());
         let this = self.clone();
+        let signal = answered.clone();
         let service = service_fn(move |req: Request<Incoming>| {
-            let (this, endpoint, meta) = (this.clone(), endpoint.clone(), meta.clone());
-            let req = req.map(|b| b.boxed());
-            async move { Ok::<_, Infallible>(this.forward(req, &endpoint, &meta).await) }
+            let (this, signal, meta) = (this.clone(), signal.clone(), meta.clone());
+            if req.version() == http::Version::HTTP_2 {
+                // One request per stream: over HTTP/2 the edge's connection would otherwise
+                // stay open for reuse; GOAWAY lets this request finish and nothing follow.
+                signal.notify_one();
+            }
+            let req = req.map(crate::body::boxed);
+            async move { Ok::<_, Infallible>(this.forward(req, &meta).await) }
         });
-        let served = hyper::server::conn::http1::Builder::new()
-            .keep_alive(false)
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades()
-            .instrument(span.clone())
-            .await;
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().keep_alive(false);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let served = async {
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = answered.notified() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
         if let Err(e) = served {
             // The QUIC stream is reset on drop, so the edge sees the failure too.
             debug!(parent: &span, "stream ended with error: {e}");
         }
     }
 
-    /// Forwards one request to `endpoint`'s upstream (also used to replay captured requests);
-    /// agent errors come back as marked error responses.
+    /// Forwards one request to the handler of `meta.endpoint` (also used to replay captured
+    /// requests); agent errors come back as marked error responses.
     pub async fn forward(
         &self,
         req: Request<ProxyBody>,
-        endpoint: &EndpointConfig,
         meta: &RequestMeta,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
+        let Some(route) = self.routes.get(meta.endpoint) else {
+            return agent_error(ErrorCode::Internal);
+        };
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
         let (mut req, exchange) = self.observers.request(meta, req);
-        let downstream_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-        let response = match upstream_request(req, endpoint) {
-            Ok(upstream_req) => self.send(upstream_req, downstream_upgrade).await,
-            Err(_) => agent_error(ErrorCode::BadRequest),
+        authority_as_host(&mut req);
+        let result = match &route.handler {
+            Handler::Files(files) => Ok(files.serve(req).await),
+            Handler::App(app) => app.call(req).await.map_err(|e| {
+                debug!("application service failed: {e}");
+                ErrorCode::UpstreamUnreachable
+            }),
+            Handler::Http(client) => {
+                let public = PublicOrigin::of(req.headers());
+                let downstream_upgrade =
+                    is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+                match upstream_request(req, &route.config) {
+                    // The client's future owns what it needs, so nothing borrowed crosses
+                    // the await (hyper wants this future `Send` for every lifetime).
+                    Ok(upstream_req) => self
+                        .send(client.request(upstream_req), downstream_upgrade)
+                        .await
+                        .map(|resp| rewrite_location(resp, &route.config, public.as_ref())),
+                    Err(code) => Err(code),
+                }
+            }
+        };
+        let response = match result {
+            Ok(resp) => finish_response(resp),
+            Err(code) => agent_error(code),
         };
         let response = exchange.response(response);
         info!(
@@ -141,32 +164,70 @@ impl Forwarder {
 
     async fn send(
         &self,
-        upstream_req: Request<ProxyBody>,
+        upstream: ResponseFuture,
         downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    ) -> Response<ProxyBody> {
-        let mut resp =
-            match tokio::time::timeout(self.upstream_timeout, self.client.request(upstream_req))
-                .await
-            {
-                Err(_) => return agent_error(ErrorCode::UpstreamTimeout),
-                Ok(Err(e)) => return agent_error(classify(&e)),
-                Ok(Ok(resp)) => resp,
-            };
+    ) -> Result<Response<ProxyBody>, ErrorCode> {
+        let mut resp = match tokio::time::timeout(self.upstream_timeout, upstream).await {
+            Err(_) => return Err(ErrorCode::UpstreamTimeout),
+            Ok(Err(e)) => {
+                debug!("upstream request failed: {e:?}");
+                return Err(classify(&e));
+            }
+            Ok(Ok(resp)) => resp,
+        };
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(down) = downstream_upgrade {
                 let up = hyper::upgrade::on(&mut resp);
                 tokio::spawn(splice_upgraded(down, up).in_current_span());
             }
-        } else {
-            strip_hop_by_hop(resp.headers_mut());
         }
-        // Only the agent may say it produced a response; an upstream cannot.
-        resp.headers_mut().remove(AGENT_ERROR_HEADER);
-        resp.headers_mut().remove(ERROR_CODE_HEADER);
-        // The edge speaks HTTP/1.1 on the stream whatever version the upstream answered with.
-        *resp.version_mut() = http::Version::HTTP_11;
-        resp.map(|b| b.boxed())
+        Ok(resp.map(|b| b.map_err(Into::into).boxed_unsync()))
     }
+}
+
+/// HTTP/2 carries the public host as `:authority` (the URI); upstreams and handlers read
+/// `Host`, as they do for HTTP/1.1.
+fn authority_as_host(req: &mut Request<ProxyBody>) {
+    if req.headers().contains_key(HOST) {
+        return;
+    }
+    let host = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if let Some(host) = host {
+        req.headers_mut().insert(HOST, host);
+    }
+}
+
+/// `--host-header rewrite`: a redirect to the upstream's own address goes to the public URL.
+fn rewrite_location(
+    mut resp: Response<ProxyBody>,
+    endpoint: &EndpointConfig,
+    public: Option<&PublicOrigin>,
+) -> Response<ProxyBody> {
+    if let (HostHeader::Rewrite, Some(public), Some(scheme), Some(authority)) = (
+        &endpoint.host_header,
+        public,
+        endpoint.upstream.scheme(),
+        endpoint.upstream.authority(),
+    ) {
+        location_rewrite::rewrite(resp.headers_mut(), scheme, authority, public);
+    }
+    resp
+}
+
+/// Last touches on a response the agent did not produce itself.
+fn finish_response(mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        strip_hop_by_hop(resp.headers_mut());
+    }
+    // Only the agent may say it produced a response; an upstream cannot.
+    resp.headers_mut().remove(AGENT_ERROR_HEADER);
+    resp.headers_mut().remove(ERROR_CODE_HEADER);
+    // hyper's HTTP/1.1 server writes the status line from this; its HTTP/2 server ignores it.
+    *resp.version_mut() = http::Version::HTTP_11;
+    resp
 }
 
 /// Maps an upstream client failure to the code the client sees.
@@ -233,11 +294,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn upstream_request(
     req: Request<ProxyBody>,
     endpoint: &EndpointConfig,
-) -> Result<Request<ProxyBody>, http::Error> {
+) -> Result<Request<ProxyBody>, ErrorCode> {
     let (mut parts, body) = req.into_parts();
     let upgrade = is_upgrade(&parts.headers);
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = endpoint.upstream.uri_for(path)?;
+    parts.uri = endpoint
+        .upstream
+        .uri_for(path)
+        .ok_or(ErrorCode::Internal)?
+        .map_err(|_| ErrorCode::BadRequest)?;
     if upgrade {
         parts
             .headers
@@ -248,11 +313,15 @@ fn upstream_request(
     match &endpoint.host_header {
         HostHeader::Preserve => {}
         HostHeader::Rewrite => {
-            let host = HeaderValue::from_str(endpoint.upstream.authority().as_str())?;
-            parts.headers.insert(HOST, host);
+            if let Some(authority) = endpoint.upstream.authority() {
+                let host =
+                    HeaderValue::from_str(authority.as_str()).map_err(|_| ErrorCode::BadRequest)?;
+                parts.headers.insert(HOST, host);
+            }
         }
         HostHeader::Value(v) => {
-            parts.headers.insert(HOST, HeaderValue::from_str(v)?);
+            let host = HeaderValue::from_str(v).map_err(|_| ErrorCode::BadRequest)?;
+            parts.headers.insert(HOST, host);
         }
     }
     Ok(Request::from_parts(parts, body))
@@ -261,7 +330,7 @@ fn upstream_request(
 /// A response the agent produced itself, marked for the edge with [`AGENT_ERROR_HEADER`].
 pub fn agent_error(code: ErrorCode) -> Response<ProxyBody> {
     let body = Bytes::from(code.body());
-    let mut resp = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    let mut resp = Response::new(crate::body::full(body));
     *resp.status_mut() = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = resp.headers_mut();
     headers.insert(

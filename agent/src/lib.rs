@@ -13,16 +13,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent_file;
+pub mod app_service;
+pub mod body;
 pub mod config;
+pub mod endpoint_handler;
+pub mod endpoint_spec;
+pub mod file_server;
 pub mod forward;
 pub mod inspect;
+pub mod location_rewrite;
 pub mod observe;
 pub mod policy_input;
 pub mod session;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_client;
 pub mod upstream_tls;
 
-pub use config::{AgentConfig, EndpointConfig, HostHeader};
+pub use app_service::AppService;
+pub use config::{AgentConfig, EndpointConfig, HostHeader, UpstreamProtocol};
 pub use session::{run, AgentError, AgentEvent};
 pub use upstream::Upstream;
+pub use upstream_tls::UpstreamTlsVerify;

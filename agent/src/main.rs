@@ -6,14 +6,18 @@ mod status;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command, HttpArgs, LogArgs, PolicyCommand};
+use cli::{Cli, Command, ConfigCommand, HttpArgs, LogArgs, PolicyCommand, StartArgs};
+use sluice_agent::agent_file::{self, Selection};
+use sluice_agent::endpoint_spec::{EndpointSpec, ProtocolName, UpstreamSpec, UpstreamUrl};
 use sluice_agent::inspect::Inspector;
 use sluice_agent::policy_input;
-use sluice_agent::{AgentConfig, AgentEvent, EndpointConfig, HostHeader};
+use sluice_agent::{AgentConfig, AgentEvent};
 use sluice_policy::dry_run;
 use status::stats::{Stats, StatsObserver};
 use status::terminal::StatusScreen;
 use std::io::IsTerminal;
+use sluice_proto::control::Secret;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -24,6 +28,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Http(args) => http(*args).await,
+        Command::Start(args) => start(args).await,
+        Command::Config(ConfigCommand::Check { config }) => config_check(&config),
         Command::Policy(cmd) => policy(cmd),
     };
     match result {
@@ -49,18 +55,27 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
     if !(screen && args.log.log == "stderr" && std::io::stderr().is_terminal()) {
         init_logging(&args.log)?;
     }
-    let mut endpoint = EndpointConfig::new(args.upstream.parse()?);
-    endpoint.url = args.url;
-    endpoint.host_header = args
-        .host_header
-        .as_deref()
-        .map(HostHeader::parse)
-        .unwrap_or_default();
-    // Validated here so a bad policy is reported before anything goes online.
-    endpoint.policies = policy_input::layers(
-        &args.policy.shorthand(),
-        args.policy.traffic_policy_file.as_deref(),
-    )?;
+    let spec = EndpointSpec {
+        name: None,
+        url: args.url,
+        upstream: UpstreamSpec {
+            url: UpstreamUrl(args.upstream),
+            protocol: Some(ProtocolName(
+                args.upstream_opts
+                    .upstream_protocol
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            host_header: args.host_header,
+            tls_verify: args.upstream_opts.upstream_tls_verify,
+            tls_verify_cas: args.upstream_opts.upstream_tls_verify_cas,
+        },
+        traffic_policy: None,
+        traffic_policy_file: args.policy.traffic_policy_file.clone(),
+        shorthand: args.policy.shorthand(),
+    };
+    // Validated here so a bad upstream or policy is reported before anything goes online.
+    let endpoint = spec.into_config(Path::new(""), "flags")?;
     let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
     config.edge_ca = args.edge_ca;
     config.upstream_timeout = args.upstream_timeout;
@@ -90,6 +105,35 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
         print_inspector(inspector, *json);
     }
     run_until_signal(config, inspector, output).await
+}
+
+async fn start(args: StartArgs) -> anyhow::Result<()> {
+    init_logging(&args.log)?;
+    let selection = if args.all {
+        Selection::All
+    } else {
+        Selection::Names(args.names)
+    };
+    let file = agent_file::load(&args.config)?;
+    let config = file.agent_config(&selection, args.authtoken.map(Secret))?;
+    run_until_signal(
+        config,
+        None,
+        Output::Lines {
+            json: args.log.log_format == "json",
+        },
+    )
+    .await
+}
+
+fn config_check(path: &Path) -> anyhow::Result<()> {
+    let config = agent_file::load(path)?.check()?;
+    println!(
+        "{}: ok ({} endpoints)",
+        path.display(),
+        config.endpoints.len()
+    );
+    Ok(())
 }
 
 fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! The forwarder's one seam for watchers (request inspector, status screen): an [`Observer`]
 //! sees each request as it arrives and each response as it leaves, and may wrap their bodies.
 
-use crate::forward::ProxyBody;
+use crate::body::ProxyBody;
 use http::{Request, Response};
 use std::fmt;
 use std::net::SocketAddr;

@@ -70,3 +70,24 @@ pub fn layers(
         Err(PolicyInputError::Invalid(problems.join("\n")))
     }
 }
+
+/// An inline policy (from a config file) as a layer, compiled here; errors name `origin` and
+/// the place inside the policy.
+pub fn inline(text: String, origin: &str) -> Result<PolicySource, PolicyInputError> {
+    Policy::parse(&text, origin).map_err(|e| {
+        let lines: Vec<String> = e
+            .errors()
+            .iter()
+            .map(|p| match p.path.as_str() {
+                "" => format!("{origin}: {}", p.message),
+                path => format!("{origin}: {path}: {}", p.message),
+            })
+            .collect();
+        PolicyInputError::Invalid(lines.join("\n"))
+    })?;
+    Ok(PolicySource {
+        origin: origin.to_string(),
+        kind: PolicyKind::Document,
+        text,
+    })
+}

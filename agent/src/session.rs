@@ -1,7 +1,8 @@
 //! The agent's link to the edge: QUIC connect, handshake, serving streams, and reconnecting
 //! with exponential backoff and jitter, reclaiming the same hostnames.
 
-use crate::config::{AgentConfig, EndpointConfig};
+use crate::config::AgentConfig;
+use crate::endpoint_handler::HandlerError;
 use crate::forward::Forwarder;
 use crate::tls::{self, TlsError};
 use quinn::crypto::rustls::QuicClientConfig;
@@ -65,6 +66,9 @@ pub enum AgentError {
     /// The edge address is unusable.
     #[error("edge address '{0}': {1}")]
     EdgeAddress(String, String),
+    /// An endpoint's upstream cannot be used (unreadable CA file, missing directory).
+    #[error(transparent)]
+    Upstream(#[from] HandlerError),
     /// The local UDP socket could not be set up.
     #[error("local QUIC socket: {0}")]
     Socket(#[from] std::io::Error),
@@ -96,12 +100,7 @@ pub async fn run(
     let client_config = client_config(&config)?;
     let (host, addr) = resolve_edge(&config.edge).await?;
     let endpoint = client_endpoint(addr)?;
-    let forwarder = Arc::new(
-        Forwarder::new(config.upstream_timeout, config.upstream_connect_timeout)
-            .map_err(|e| AgentError::Tls(TlsError::Rustls(e)))?
-            .with_observers(config.observers.clone()),
-    );
-    let endpoints: Arc<[EndpointConfig]> = config.endpoints.clone().into();
+    let forwarder = Arc::new(Forwarder::new(&config)?.with_observers(config.observers.clone()));
     let mut wanted: Vec<Option<String>> = config.endpoints.iter().map(|e| e.url.clone()).collect();
     let mut failures: u32 = 0;
     let mut ever_online = false;
@@ -133,7 +132,7 @@ pub async fn run(
                     info!(parent: &span, url = %bound.url, reconnected = ever_online, "session online");
                 }
                 ever_online = true;
-                let end = serve(&conn, &forwarder, &endpoints, &mut shutdown)
+                let end = serve(&conn, &forwarder, &mut shutdown)
                     .instrument(span)
                     .await;
                 match end {
@@ -301,7 +300,6 @@ async fn connect(
 async fn serve(
     conn: &quinn::Connection,
     forwarder: &Arc<Forwarder>,
-    endpoints: &Arc<[EndpointConfig]>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -309,10 +307,10 @@ async fn serve(
         tokio::select! {
             stream = conn.accept_bi() => match stream {
                 Ok((send, recv)) => {
-                    let (fwd, eps, count) = (forwarder.clone(), endpoints.clone(), in_flight.clone());
+                    let (fwd, count) = (forwarder.clone(), in_flight.clone());
                     count.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(async move {
-                        fwd.serve_stream(QuicIo::new(send, recv), eps).await;
+                        fwd.serve_stream(QuicIo::new(send, recv)).await;
                         count.fetch_sub(1, Ordering::Relaxed);
                     }.in_current_span());
                 }

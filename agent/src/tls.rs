@@ -1,4 +1,5 @@
-//! TLS client settings for the QUIC link to the edge.
+//! TLS client settings for the QUIC link to the edge, and the trust-root loading that upstream
+//! verification shares.
 
 use rustls::pki_types::CertificateDer;
 use std::path::Path;
@@ -7,8 +8,8 @@ use std::sync::Arc;
 /// Why the trust roots could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// The `--edge-ca` file could not be read.
-    #[error("--edge-ca {path}")]
+    /// A CA file (`--edge-ca`, `--upstream-tls-verify-cas`) could not be read.
+    #[error("CA file {path}")]
     Read {
         /// The file.
         path: String,
@@ -16,16 +17,17 @@ pub enum TlsError {
         source: std::io::Error,
     },
     /// The file held no certificate.
-    #[error("--edge-ca {0}: no PEM certificate found")]
+    #[error("CA file {0}: no PEM certificate found")]
     Empty(String),
     /// rustls refused the configuration.
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }
 
-fn roots(edge_ca: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+/// Trust roots: the PEM certificates in `ca_file`, or the system's roots when `None`.
+pub(crate) fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut store = rustls::RootCertStore::empty();
-    match edge_ca {
+    match ca_file {
         Some(path) => {
             let shown = path.display().to_string();
             let pem = std::fs::read(path).map_err(|source| TlsError::Read {

@@ -1,42 +1,93 @@
-//! The local upstream address: ngrok's normalisation of `8080`, `host:port` and URLs.
+//! The upstream an endpoint forwards to: ngrok's normalisation of `8080`, `host:port` and
+//! URLs, `file://` directories, and in-process services (the SDK).
 
+use crate::app_service::AppService;
 use http::uri::{Authority, Scheme, Uri};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Where the agent forwards requests: scheme and authority of the local app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    scheme: Scheme,
-    authority: Authority,
+/// Where the agent sends an endpoint's requests.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// An HTTP or HTTPS app at `scheme://authority`.
+    Http {
+        /// `http` or `https`.
+        scheme: Scheme,
+        /// `host[:port]`.
+        authority: Authority,
+    },
+    /// The built-in static file server on this directory (`file:///abs` or `file://relative`;
+    /// a relative path is resolved against the working directory when the agent starts).
+    Files {
+        /// The served directory.
+        root: PathBuf,
+    },
+    /// A service inside this process (see [`crate::sdk`]).
+    Service(AppService),
 }
 
 /// Why an upstream string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid upstream '{input}': {reason} (expected PORT, HOST:PORT, http://HOST[:PORT] or https://HOST[:PORT])")]
+#[error("invalid upstream '{input}': {reason} (expected PORT, HOST:PORT, http://HOST[:PORT], https://HOST[:PORT] or file:///DIR)")]
 pub struct UpstreamError {
     input: String,
     reason: &'static str,
 }
 
 impl Upstream {
-    /// The URI scheme (`http` or `https`).
-    pub fn scheme(&self) -> &Scheme {
-        &self.scheme
+    /// An upstream for an in-process service.
+    pub fn service(service: AppService) -> Self {
+        Upstream::Service(service)
     }
 
-    /// `host:port` (port omitted when it is the scheme's default).
-    pub fn authority(&self) -> &Authority {
-        &self.authority
+    /// The URI scheme of an HTTP(S) upstream.
+    pub fn scheme(&self) -> Option<&Scheme> {
+        match self {
+            Upstream::Http { scheme, .. } => Some(scheme),
+            _ => None,
+        }
     }
 
-    /// The upstream URI for a request path (`/a?b`).
-    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+    /// `host:port` of an HTTP(S) upstream (port omitted when it is the scheme's default).
+    pub fn authority(&self) -> Option<&Authority> {
+        match self {
+            Upstream::Http { authority, .. } => Some(authority),
+            _ => None,
+        }
+    }
+
+    /// The directory of a `file://` upstream.
+    pub fn file_root(&self) -> Option<&Path> {
+        match self {
+            Upstream::Files { root } => Some(root),
+            _ => None,
+        }
+    }
+
+    /// The upstream URI for a request path (`/a?b`); `None` for non-HTTP upstreams.
+    pub fn uri_for(&self, path_and_query: &str) -> Option<Result<Uri, http::Error>> {
+        let Upstream::Http { scheme, authority } = self else {
+            return None;
+        };
+        Some(
+            Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(path_and_query)
+                .build(),
+        )
+    }
+
+    /// Resolves a relative `file://` root against `base` (the config file's directory); other
+    /// upstreams are returned unchanged.
+    pub fn relative_to(self, base: &Path) -> Self {
+        match self {
+            Upstream::Files { root } if root.is_relative() => Upstream::Files {
+                root: base.join(root),
+            },
+            other => other,
+        }
     }
 }
 
@@ -46,6 +97,7 @@ impl FromStr for Upstream {
     /// - `8080` → `http://localhost:8080`
     /// - `example:443` → `https://example:443` (port 443 means TLS), other `host:port` → http
     /// - `http://…` / `https://…` as given (no path allowed)
+    /// - `file:///abs/dir`, `file://relative/dir`
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let err = |reason| UpstreamError {
             input: input.to_string(),
@@ -61,6 +113,12 @@ impl FromStr for Upstream {
         let (scheme, rest) = match s.split_once("://") {
             Some(("http", rest)) => (Scheme::HTTP, rest),
             Some(("https", rest)) => (Scheme::HTTPS, rest),
+            Some(("file", "")) => return Err(err("missing directory")),
+            Some(("file", path)) => {
+                return Ok(Upstream::Files {
+                    root: PathBuf::from(path),
+                })
+            }
             Some(_) => return Err(err("unsupported scheme")),
             None => {
                 let authority: Authority = s.parse().map_err(|_| err("not host:port"))?;
@@ -69,7 +127,7 @@ impl FromStr for Upstream {
                 } else {
                     Scheme::HTTP
                 };
-                return Ok(Upstream { scheme, authority });
+                return Ok(Upstream::Http { scheme, authority });
             }
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -80,13 +138,17 @@ impl FromStr for Upstream {
         if authority.host().is_empty() {
             return Err(err("missing host"));
         }
-        Ok(Upstream { scheme, authority })
+        Ok(Upstream::Http { scheme, authority })
     }
 }
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.authority)
+        match self {
+            Upstream::Http { scheme, authority } => write!(f, "{scheme}://{authority}"),
+            Upstream::Files { root } => write!(f, "file://{}", root.display()),
+            Upstream::Service(svc) => write!(f, "app://{}", svc.name()),
+        }
     }
 }
 
@@ -103,11 +165,32 @@ mod tests {
             ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
             ("https://api.local", "https://api.local"),
             ("http://app.local/", "http://app.local"),
+            ("file:///srv/www", "file:///srv/www"),
+            ("file://site", "file://site"),
         ] {
             assert_eq!(input.parse::<Upstream>().expect(input).to_string(), want);
         }
-        for bad in ["0", "ftp://x", "http://x/path", "http://", "no port"] {
+        for bad in [
+            "0",
+            "ftp://x",
+            "http://x/path",
+            "http://",
+            "no port",
+            "file://",
+        ] {
             assert!(bad.parse::<Upstream>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relative_file_roots_follow_the_base() {
+        let up: Upstream = "file://site".parse().expect("parses");
+        let up = up.relative_to(Path::new("/etc/sluice"));
+        assert_eq!(up.file_root(), Some(Path::new("/etc/sluice/site")));
+        let abs: Upstream = "file:///srv".parse().expect("parses");
+        assert_eq!(
+            abs.relative_to(Path::new("/x")).file_root(),
+            Some(Path::new("/srv"))
+        );
     }
 }

@@ -1,13 +1,28 @@
 //! TLS to `https://` upstreams. As with ngrok, the upstream's certificate is not verified by
 //! default: local apps usually run with self-signed certificates, and the traffic never leaves
 //! the machine or the user's network. The handshake signature is still checked, so the session
-//! is bound to the key the upstream presented.
+//! is bound to the key the upstream presented. `--upstream-tls-verify` checks the chain and the
+//! name against the system roots, or only against `--upstream-tls-verify-cas`.
 
+use crate::tls::{self, TlsError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Whether and how the upstream's certificate is verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum UpstreamTlsVerify {
+    /// Accept any certificate (the default, as with ngrok).
+    #[default]
+    Off,
+    /// Verify chain and hostname against the system's trust roots.
+    SystemRoots,
+    /// Verify chain and hostname against the CA certificates in this PEM file only.
+    CaFile(PathBuf),
+}
 
 /// Accepts any upstream certificate (see the module docs for why).
 #[derive(Debug)]
@@ -58,15 +73,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// rustls client settings for upstream connections: TLS 1.2 and 1.3, any certificate
-/// accepted. ALPN is left to the connector builder, which offers what it is enabled for.
-pub fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+/// rustls client settings for upstream connections: TLS 1.2 and 1.3, the certificate checked
+/// as `verify` says. ALPN is left to the connector builder, which offers what it is enabled for.
+pub fn client_config(verify: &UpstreamTlsVerify) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let config = match verify {
+        UpstreamTlsVerify::Off => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth(),
-    )
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))),
+        UpstreamTlsVerify::SystemRoots => builder.with_root_certificates(tls::roots(None)?),
+        UpstreamTlsVerify::CaFile(path) => builder.with_root_certificates(tls::roots(Some(path))?),
+    };
+    Ok(config.with_no_client_auth())
 }

@@ -68,15 +68,13 @@ pub struct RequestCtx {
     pub scheme: Scheme,
     /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
     pub tls_version: Option<String>,
+    /// The client speaks HTTP/2, so the agent hop does too (trailers, gRPC).
+    pub agent_h2: bool,
 }
 
 /// The host a request is for: the absolute-form URI's authority, else the `Host` header.
 fn request_host(req: &RequestHeader) -> Option<String> {
-    let authority = match req.uri.authority() {
-        Some(a) => a.as_str(),
-        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
-    };
-    host_without_port(authority)
+    host_without_port(&request_authority(req)?)
 }
 
 fn client_socket(session: &Session) -> Option<SocketAddr> {
@@ -252,6 +250,32 @@ impl EdgeProxy {
     }
 }
 
+/// `host[:port]` the client asked for: the URI's authority (HTTP/2's `:authority`), else `Host`.
+fn request_authority(req: &RequestHeader) -> Option<String> {
+    match req.uri.authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => Some(
+            req.headers
+                .get(http::header::HOST)?
+                .to_str()
+                .ok()?
+                .to_string(),
+        ),
+    }
+}
+
+/// An HTTP/2 request to the agent: no connection-specific headers, and `authority` in the URI
+/// (pingora builds `:authority` from it, and requires one).
+fn h2_to_agent(req: &mut RequestHeader, authority: &str) -> pingora::Result<()> {
+    req.remove_header("connection");
+    let path = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let uri = format!("http://{authority}{path}")
+        .parse()
+        .map_err(|_| edge_error(ErrorCode::BadRequest, "bad authority"))?;
+    req.set_uri(uri);
+    Ok(())
+}
+
 #[async_trait]
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
@@ -270,6 +294,7 @@ impl ProxyHttp for EdgeProxy {
             policy: None,
             scheme: Scheme::Http,
             tls_version: None,
+            agent_h2: false,
         }
     }
 
@@ -320,6 +345,7 @@ impl ProxyHttp for EdgeProxy {
                 return Ok(true);
             }
         }
+        ctx.agent_h2 = session.req_header().version == http::Version::HTTP_2;
         Ok(false)
     }
 
@@ -349,6 +375,13 @@ impl ProxyHttp for EdgeProxy {
         let mut peer = HttpPeer::new(SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new());
         peer.group_key = session_group_key(&route.session.id);
         peer.options.custom_l4 = Some(Arc::new(connector));
+        if ctx.agent_h2 {
+            // HTTP/2 clients (gRPC) get HTTP/2 on the QUIC stream too: pingora drops HTTP/1.1
+            // trailers, HTTP/2 carries them. A per-request key keeps pingora from reusing the
+            // stream's h2 connection for another request (the agent also sends GOAWAY).
+            peer.options.set_http_version(2, 2);
+            peer.group_key = session_group_key(&ctx.request_id);
+        }
         Ok(Box::new(peer))
     }
 
@@ -358,12 +391,17 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        let authority = ctx.agent_h2.then(|| request_authority(upstream_request));
         prepare_upstream_request(
             upstream_request,
             client_ip(session),
             ctx.scheme.as_str(),
             &ctx.host,
-        )
+        )?;
+        if let Some(authority) = authority {
+            h2_to_agent(upstream_request, &authority.unwrap_or_default())?;
+        }
+        Ok(())
     }
 
     async fn upstream_response_filter(

@@ -21,6 +21,7 @@ use crate::tls::resolver::CertResolver;
 use crate::tls::{self, files};
 use crate::tunnel::listener::{self, ListenError};
 use pingora::apps::http_app::HttpServer;
+use pingora::apps::HttpServerOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
@@ -350,6 +351,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         EdgeProxy::new(state.clone()),
         "sluice-edge",
     );
+    if let Some(app) = proxy.app_logic_mut() {
+        // h2c (HTTP/2 with prior knowledge) on the plain public listener, so gRPC clients and
+        // their trailers get through; HTTP/1.1 clients are told apart by the missing preface.
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
     add_listener(&mut proxy, &mut fds, http_listener, http_addr);
     let mut tasks = Vec::new();
     let https_addr = https.as_ref().map(|h| h.addr);

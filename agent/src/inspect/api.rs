@@ -221,7 +221,7 @@ impl Api {
             remote_addr: None,
             replay_of: Some(edit.id.clone()),
         };
-        let resp = self.forwarder.forward(upstream_req, config, &meta).await;
+        let resp = self.forwarder.forward(upstream_req, &meta).await;
         let failed = resp.headers().get(AGENT_ERROR_HEADER).cloned();
         tokio::spawn(drain(resp.into_body()).in_current_span());
         match failed {
@@ -266,7 +266,7 @@ impl Api {
     }
 }
 
-async fn drain(mut body: crate::forward::ProxyBody) {
+async fn drain(mut body: crate::body::ProxyBody) {
     while let Some(frame) = body.frame().await {
         if frame.is_err() {
             break;

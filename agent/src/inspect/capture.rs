@@ -2,7 +2,7 @@
 //! into it up to the body limit while they stream, never holding more than that.
 
 use super::store::{BodyCapture, RequestHead, ResponseHead, Side, Store};
-use crate::forward::ProxyBody;
+use crate::body::ProxyBody;
 use crate::observe::{ExchangeObserver, Observer, RequestMeta};
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
@@ -44,7 +44,7 @@ impl Observer for Capture {
             meta.replay_of.clone(),
             head,
         );
-        let body = TeeBody::new(body, self.sink(seq, Side::Request)).boxed();
+        let body = TeeBody::new(body, self.sink(seq, Side::Request)).boxed_unsync();
         let watcher = ResponseCapture {
             store: self.store.clone(),
             seq,
@@ -84,7 +84,7 @@ impl ExchangeObserver for ResponseCapture {
             seq: self.seq,
             side: Side::Response,
         };
-        Response::from_parts(parts, TeeBody::new(body, sink).boxed())
+        Response::from_parts(parts, TeeBody::new(body, sink).boxed_unsync())
     }
 }
 
@@ -144,12 +144,12 @@ impl TeeBody {
 
 impl Body for TeeBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {

@@ -74,7 +74,7 @@ pub enum InspectError {
     Limits(String),
     /// The replay client could not be set up.
     #[error("inspector replay client: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(#[from] crate::endpoint_handler::HandlerError),
 }
 
 /// A running inspector; stops serving when dropped.
@@ -102,8 +102,7 @@ impl Inspector {
         agent
             .observers
             .push(Arc::new(capture::Capture::new(store.clone())));
-        let forwarder = Forwarder::new(agent.upstream_timeout, agent.upstream_connect_timeout)?
-            .with_observers(agent.observers.clone());
+        let forwarder = Forwarder::new(agent)?.with_observers(agent.observers.clone());
         let tunnels = Arc::new(RwLock::new(
             agent
                 .endpoints

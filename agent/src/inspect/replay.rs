@@ -2,11 +2,10 @@
 //! the upstream (the edge and its traffic policy are not involved, as with ngrok).
 
 use super::store::Captured;
-use crate::forward::ProxyBody;
+use crate::body::ProxyBody;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -90,7 +89,7 @@ pub fn build(original: &Captured, edit: &ReplayRequest) -> Result<Request<ProxyB
     if had_length || !body.is_empty() {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
-    let mut req = Request::new(Full::new(body).map_err(|never| match never {}).boxed());
+    let mut req = Request::new(crate::body::full(body));
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;

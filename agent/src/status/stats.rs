@@ -2,7 +2,7 @@
 //! latency percentiles, and the last requests. Fed by an [`Observer`] on the forwarder.
 
 use http::{Method, Request, Response, StatusCode};
-use sluice_agent::forward::ProxyBody;
+use sluice_agent::body::ProxyBody;
 use sluice_agent::observe::{ExchangeObserver, Observer, RequestMeta};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

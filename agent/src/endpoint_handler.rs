@@ -1,0 +1,72 @@
+//! What answers one endpoint's requests: a pooled client to an HTTP(S) upstream, the static
+//! file server, or an in-process application service. Built once per agent run.
+
+use crate::app_service::AppService;
+use crate::config::{AgentConfig, EndpointConfig};
+use crate::file_server::{FileServer, FileServerError};
+use crate::tls::TlsError;
+use crate::upstream::Upstream;
+use crate::upstream_client::{self, UpstreamClient};
+
+/// Why an endpoint's handler could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// TLS settings for an `https://` upstream (e.g. an unreadable CA file).
+    #[error("upstream {upstream}: {source}")]
+    Tls {
+        /// The upstream.
+        upstream: String,
+        /// The cause.
+        source: TlsError,
+    },
+    /// A `file://` directory that does not exist.
+    #[error(transparent)]
+    Files(#[from] FileServerError),
+}
+
+/// The handler for one endpoint.
+pub enum Handler {
+    /// Forward to an HTTP(S) upstream.
+    Http(UpstreamClient),
+    /// Serve files.
+    Files(FileServer),
+    /// Call the application.
+    App(AppService),
+}
+
+/// An endpoint with its handler.
+pub struct Route {
+    /// The endpoint's settings.
+    pub config: EndpointConfig,
+    /// What answers its requests.
+    pub handler: Handler,
+}
+
+/// Builds one route per endpoint, in config order (the edge addresses them by index).
+pub fn routes(config: &AgentConfig) -> Result<Vec<Route>, HandlerError> {
+    config
+        .endpoints
+        .iter()
+        .map(|ep| {
+            let handler = match &ep.upstream {
+                Upstream::Http { .. } => Handler::Http(
+                    upstream_client::build(
+                        ep.upstream_protocol,
+                        &ep.upstream_tls_verify,
+                        config.upstream_connect_timeout,
+                    )
+                    .map_err(|source| HandlerError::Tls {
+                        upstream: ep.upstream.to_string(),
+                        source,
+                    })?,
+                ),
+                Upstream::Files { root } => Handler::Files(FileServer::new(root)?),
+                Upstream::Service(app) => Handler::App(app.clone()),
+            };
+            Ok(Route {
+                config: ep.clone(),
+                handler,
+            })
+        })
+        .collect()
+}

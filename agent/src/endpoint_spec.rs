@@ -1,0 +1,147 @@
+//! [`EndpointSpec`]: one endpoint as the user writes it — `agent http` flags or an entry of
+//! `agent.yml`'s `endpoints:` — and its single conversion into an [`EndpointConfig`].
+
+use crate::config::{EndpointConfig, HostHeader, UpstreamProtocol};
+use crate::policy_input::{self, PolicyInputError};
+use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream_tls::UpstreamTlsVerify;
+use serde::Deserialize;
+use sluice_policy::Shorthand;
+use std::path::{Path, PathBuf};
+
+/// Why an endpoint spec was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The upstream address.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The traffic-policy inputs.
+    #[error(transparent)]
+    Policy(#[from] PolicyInputError),
+    /// Two ways of giving the same thing.
+    #[error("{0}")]
+    Conflict(&'static str),
+}
+
+/// How the upstream is reached (`upstream:` in `agent.yml`, `--upstream-*` flags).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    /// `PORT`, `HOST:PORT`, `http(s)://HOST[:PORT]`, `file:///DIR` or `file://DIR`.
+    pub url: UpstreamUrl,
+    /// `http1` (default) or `http2`.
+    #[serde(default)]
+    pub protocol: Option<ProtocolName>,
+    /// `rewrite` or a literal Host value; the client's Host when absent.
+    #[serde(default)]
+    pub host_header: Option<String>,
+    /// Verify the `https://` upstream's certificate.
+    #[serde(default)]
+    pub tls_verify: bool,
+    /// Verify against the CA certificates in this PEM file only (implies `tls_verify`).
+    #[serde(default)]
+    pub tls_verify_cas: Option<PathBuf>,
+}
+
+/// An upstream string, validated while the file is read so errors carry its line.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "YamlScalar")]
+pub struct UpstreamUrl(pub String);
+
+/// `8080` is a YAML integer; upstreams accept numbers and strings alike.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum YamlScalar {
+    Number(u64),
+    Text(String),
+}
+
+impl TryFrom<YamlScalar> for UpstreamUrl {
+    type Error = UpstreamError;
+
+    fn try_from(v: YamlScalar) -> Result<Self, Self::Error> {
+        let s = match v {
+            YamlScalar::Number(n) => n.to_string(),
+            YamlScalar::Text(s) => s,
+        };
+        s.parse::<Upstream>()?;
+        Ok(UpstreamUrl(s))
+    }
+}
+
+/// `http1` or `http2`, checked while the file is read.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ProtocolName(pub UpstreamProtocol);
+
+impl TryFrom<String> for ProtocolName {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse().map(ProtocolName)
+    }
+}
+
+/// One endpoint, with the same fields as the `agent http` flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Name used by `agent start NAME…` (config files only).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Public URL: `NAME`, `NAME.DOMAIN` or `http://NAME.DOMAIN` (random when absent).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The upstream.
+    pub upstream: UpstreamSpec,
+    /// An inline traffic policy (config files only).
+    #[serde(default)]
+    pub traffic_policy: Option<serde_yaml::Value>,
+    /// A traffic-policy file.
+    #[serde(default)]
+    pub traffic_policy_file: Option<PathBuf>,
+    /// Shorthand policy flags (`basic_auth`, `cidr_allow`, …), placed before the policy.
+    #[serde(flatten)]
+    pub shorthand: Shorthand,
+}
+
+impl EndpointSpec {
+    /// The endpoint config; relative paths (policy file, CA file, `file://` root) are resolved
+    /// against `base` (the config file's directory, or the working directory for flags), and
+    /// every policy layer is compiled. `origin` names the endpoint in policy errors.
+    pub fn into_config(self, base: &Path, origin: &str) -> Result<EndpointConfig, SpecError> {
+        let upstream: Upstream = self.upstream.url.0.parse()?;
+        let mut endpoint = EndpointConfig::new(upstream.relative_to(base));
+        endpoint.url = self.url;
+        endpoint.upstream_protocol = self.upstream.protocol.map(|p| p.0).unwrap_or_default();
+        endpoint.host_header = self
+            .upstream
+            .host_header
+            .as_deref()
+            .map(HostHeader::parse)
+            .unwrap_or_default();
+        endpoint.upstream_tls_verify =
+            match (self.upstream.tls_verify_cas, self.upstream.tls_verify) {
+                (Some(cas), _) => UpstreamTlsVerify::CaFile(base.join(cas)),
+                (None, true) => UpstreamTlsVerify::SystemRoots,
+                (None, false) => UpstreamTlsVerify::Off,
+            };
+        let file = self.traffic_policy_file.map(|f| base.join(f));
+        let mut layers = policy_input::layers(&self.shorthand, file.as_deref())?;
+        if let Some(inline) = self.traffic_policy {
+            if file.is_some() {
+                return Err(SpecError::Conflict(
+                    "traffic_policy and traffic_policy_file are exclusive: give one",
+                ));
+            }
+            // Serialising a parsed YAML value cannot fail.
+            let text = serde_yaml::to_string(&inline).unwrap_or_default();
+            layers.push(policy_input::inline(
+                text,
+                &format!("{origin}.traffic_policy"),
+            )?);
+        }
+        endpoint.policies = layers;
+        Ok(endpoint)
+    }
+}
