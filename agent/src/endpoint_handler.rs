@@ -27,7 +27,7 @@ pub enum HandlerError {
 /// The handler for one endpoint.
 pub enum Handler {
     /// Forward to an HTTP(S) upstream.
-    Http(UpstreamClient),
+    Http(Box<UpstreamClient>),
     /// Serve files.
     Files(FileServer),
     /// Call the application.
@@ -49,7 +49,7 @@ pub fn routes(config: &AgentConfig) -> Result<Vec<Route>, HandlerError> {
         .iter()
         .map(|ep| {
             let handler = match &ep.upstream {
-                Upstream::Http { .. } => Handler::Http(
+                Upstream::Http { .. } => Handler::Http(Box::new(
                     upstream_client::build(
                         ep.upstream_protocol,
                         &ep.upstream_tls_verify,
@@ -59,7 +59,7 @@ pub fn routes(config: &AgentConfig) -> Result<Vec<Route>, HandlerError> {
                         upstream: ep.upstream.to_string(),
                         source,
                     })?,
-                ),
+                )),
                 Upstream::Files { root } => Handler::Files(FileServer::new(root)?),
                 Upstream::Service(app) => Handler::App(app.clone()),
             };
