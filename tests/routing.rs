@@ -111,10 +111,13 @@ async fn unknown_host_is_404_3200() -> anyhow::Result<()> {
 async fn request_without_host_is_400_3206() -> anyhow::Result<()> {
     let edge = TestEdge::start().await?;
     let mut conn = h1_connect(edge.http_addr).await?;
-    // HTTP/1.0 permits leaving Host out; hyper's connection-level client adds none.
+    // HTTP/1.0 permits leaving Host out; hyper's connection-level client adds none. The
+    // public listener reads 24 bytes to tell HTTP/1 from h2c, so the request carries a header
+    // to be longer than that (docs/architecture.md, "Trailers and HTTP/2").
     let req = http::Request::builder()
         .uri("/")
         .version(http::Version::HTTP_10)
+        .header("user-agent", "sluice-test")
         .body(http_body_util::Full::new(bytes::Bytes::new()))?;
     let resp = tokio::time::timeout(Duration::from_secs(10), conn.send_request(req)).await??;
     assert_eq!(resp.status(), 400);
