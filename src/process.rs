@@ -58,7 +58,8 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn base_command(name: &str) -> anyhow::Result<Command> {
+/// A command for the built binary `name` with the developer's `SLUICE_*` settings removed.
+pub fn base_command(name: &str) -> anyhow::Result<Command> {
     let mut cmd = Command::new(bin(name)?);
     // The developer's own settings must not leak into tests.
     for (k, _) in std::env::vars_os() {

@@ -126,14 +126,14 @@ impl EndpointSpec {
                 (None, true) => UpstreamTlsVerify::SystemRoots,
                 (None, false) => UpstreamTlsVerify::Off,
             };
+        if self.traffic_policy.is_some() && self.traffic_policy_file.is_some() {
+            return Err(SpecError::Conflict(
+                "traffic_policy and traffic_policy_file are exclusive: give one",
+            ));
+        }
         let file = self.traffic_policy_file.map(|f| base.join(f));
         let mut layers = policy_input::layers(&self.shorthand, file.as_deref())?;
         if let Some(inline) = self.traffic_policy {
-            if file.is_some() {
-                return Err(SpecError::Conflict(
-                    "traffic_policy and traffic_policy_file are exclusive: give one",
-                ));
-            }
             // Serialising a parsed YAML value cannot fail.
             let text = serde_yaml::to_string(&inline).unwrap_or_default();
             layers.push(policy_input::inline(

@@ -25,6 +25,7 @@ pub mod inspect;
 pub mod location_rewrite;
 pub mod observe;
 pub mod policy_input;
+pub mod sdk;
 pub mod session;
 pub mod tls;
 pub mod upstream;

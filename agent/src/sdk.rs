@@ -1,0 +1,248 @@
+//! The Rust SDK: expose a program through a Sluice edge without a separate agent process.
+//!
+//! A [`SessionBuilder`] collects endpoints — each either forwarded to an upstream URL like
+//! `agent http` does, or answered by an [`AppService`] inside this process — then
+//! [`SessionBuilder::start`] connects one QUIC session, waits until every endpoint is online,
+//! and returns a [`Tunnel`] with the public URLs. The session reconnects on its own and
+//! reclaims the same hostnames; [`Tunnel::stop`] closes it and the edge frees them at once.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sluice_agent::sdk::Session;
+//! use sluice_agent::{body, AppService};
+//!
+//! let hello = AppService::from_fn("hello", |_req| async {
+//!     http::Response::new(body::full("hello from Rust"))
+//! });
+//! let tunnel = Session::builder("tunnel.example.com:4443", "my-authtoken")
+//!     .edge_ca("tunnel.crt")
+//!     .serve(Some("hello"), hello)
+//!     .forward(None, "http://localhost:8080".parse()?)
+//!     .start()
+//!     .await?;
+//! for url in tunnel.urls() {
+//!     println!("online at {url}");
+//! }
+//! tunnel.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! To take requests one by one instead of writing a service, use [`requests`]: it returns an
+//! [`AppService`] for [`SessionBuilder::serve`] and a stream of [`IncomingRequest`]s.
+
+use crate::app_service::AppService;
+use crate::body::{BoxError, ProxyBody};
+use crate::config::{AgentConfig, EndpointConfig};
+use crate::session::{self, AgentError, AgentEvent};
+use crate::upstream::Upstream;
+use http::{Request, Response};
+use std::path::PathBuf;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Entry point of the SDK.
+pub struct Session;
+
+impl Session {
+    /// A builder for a session with the edge at `edge` (`host:port` of its QUIC listener).
+    pub fn builder(edge: impl Into<String>, authtoken: impl Into<String>) -> SessionBuilder {
+        SessionBuilder {
+            edge: edge.into(),
+            authtoken: authtoken.into(),
+            edge_ca: None,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// Collects a session's settings and endpoints; see the [module docs](self).
+#[derive(Debug)]
+pub struct SessionBuilder {
+    edge: String,
+    authtoken: String,
+    edge_ca: Option<PathBuf>,
+    endpoints: Vec<EndpointConfig>,
+}
+
+/// Why [`SessionBuilder::start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No endpoint was added.
+    #[error("no endpoints: add one with forward(), serve() or endpoint()")]
+    NoEndpoints,
+    /// The agent stopped before coming online (refused token, hostname taken, bad CA, …).
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The agent task ended without saying why.
+    #[error("the agent task ended before coming online")]
+    Ended,
+}
+
+impl SessionBuilder {
+    /// Trusts this PEM certificate or CA for the edge instead of the system roots.
+    pub fn edge_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.edge_ca = Some(path.into());
+        self
+    }
+
+    /// Adds an endpoint that forwards to `upstream`, as `agent http` does. `url` is the public
+    /// URL (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`); `None` asks for a random name.
+    pub fn forward(self, url: Option<&str>, upstream: Upstream) -> Self {
+        let mut endpoint = EndpointConfig::new(upstream);
+        endpoint.url = url.map(str::to_string);
+        self.endpoint(endpoint)
+    }
+
+    /// Adds an endpoint whose requests `service` answers inside this process.
+    pub fn serve(self, url: Option<&str>, service: AppService) -> Self {
+        self.forward(url, Upstream::service(service))
+    }
+
+    /// Adds a fully configured endpoint (policies, host header, upstream protocol, …).
+    pub fn endpoint(mut self, endpoint: EndpointConfig) -> Self {
+        self.endpoints.push(endpoint);
+        self
+    }
+
+    /// The [`AgentConfig`] this builder describes, for settings it has no method for
+    /// (timeouts, reconnect delays); run it with [`start_config`].
+    pub fn into_config(self) -> Result<AgentConfig, StartError> {
+        let mut endpoints = self.endpoints.into_iter();
+        let first = endpoints.next().ok_or(StartError::NoEndpoints)?;
+        let mut config = AgentConfig::new(self.edge, self.authtoken, first);
+        config.endpoints.extend(endpoints);
+        config.edge_ca = self.edge_ca;
+        Ok(config)
+    }
+
+    /// Connects and waits until every endpoint is online.
+    pub async fn start(self) -> Result<Tunnel, StartError> {
+        start_config(self.into_config()?).await
+    }
+}
+
+/// Runs `config` until every endpoint is online; see [`SessionBuilder::start`].
+pub async fn start_config(config: AgentConfig) -> Result<Tunnel, StartError> {
+    let (stop, stop_rx) = watch::channel(false);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let mut task = tokio::spawn(session::run(config, Some(tx), stop_rx));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(AgentEvent::Online { endpoints, .. }) => {
+                    return Ok(Tunnel {
+                        urls: endpoints.into_iter().map(|(bound, _)| bound.url).collect(),
+                        stop,
+                        task,
+                        events,
+                    });
+                }
+                Some(AgentEvent::Reconnecting { .. }) => continue,
+                None => return Err(ended(&mut task).await),
+            },
+            result = &mut task => return Err(match result {
+                Ok(Err(e)) => StartError::Agent(e),
+                _ => StartError::Ended,
+            }),
+        }
+    }
+}
+
+async fn ended(task: &mut JoinHandle<Result<(), AgentError>>) -> StartError {
+    match task.await {
+        Ok(Err(e)) => StartError::Agent(e),
+        _ => StartError::Ended,
+    }
+}
+
+/// A running session: its public URLs, its events, and a way to stop it.
+#[derive(Debug)]
+pub struct Tunnel {
+    urls: Vec<String>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), AgentError>>,
+    events: mpsc::UnboundedReceiver<AgentEvent>,
+}
+
+impl Tunnel {
+    /// Public URLs, in the order the endpoints were added.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The next session event (reconnecting, back online); `None` once the session ended.
+    pub async fn next_event(&mut self) -> Option<AgentEvent> {
+        self.events.recv().await
+    }
+
+    /// Closes the session cleanly (in-flight requests get a moment to finish) and waits.
+    pub async fn stop(self) -> Result<(), AgentError> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// One request handed to the application by [`requests`]; answer it with
+/// [`IncomingRequest::respond`] (or split it with [`IncomingRequest::into_parts`] to read the
+/// body first). Dropping it unanswered gives the client a 502.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    request: Request<ProxyBody>,
+    reply: Responder,
+}
+
+/// Sends the response for one [`IncomingRequest`].
+#[derive(Debug)]
+pub struct Responder(oneshot::Sender<Response<ProxyBody>>);
+
+impl Responder {
+    /// Sends the response to the client.
+    pub fn respond(self, response: Response<ProxyBody>) {
+        // The client may have gone; nothing to do then.
+        let _ = self.0.send(response);
+    }
+}
+
+impl IncomingRequest {
+    /// The request; its body is still streaming.
+    pub fn request(&self) -> &Request<ProxyBody> {
+        &self.request
+    }
+
+    /// The request and the handle to answer it.
+    pub fn into_parts(self) -> (Request<ProxyBody>, Responder) {
+        (self.request, self.reply)
+    }
+
+    /// Answers without reading the body.
+    pub fn respond(self, response: Response<ProxyBody>) {
+        self.reply.respond(response);
+    }
+}
+
+/// The stream side of [`requests`].
+pub type Requests = mpsc::Receiver<IncomingRequest>;
+
+/// A service that hands every request to the returned stream (at most `buffer` waiting), for
+/// programs that prefer a loop over a `tower::Service`.
+pub fn requests(name: &str, buffer: usize) -> (AppService, Requests) {
+    let (tx, rx) = mpsc::channel(buffer.max(1));
+    let service = AppService::new(
+        name,
+        tower::service_fn(move |request: Request<ProxyBody>| {
+            let tx = tx.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                let reply = Responder(reply);
+                tx.send(IncomingRequest { request, reply })
+                    .await
+                    .map_err(|_| BoxError::from("the request stream was dropped"))?;
+                answer
+                    .await
+                    .map_err(|_| BoxError::from("the request was dropped unanswered"))
+            }
+        }),
+    );
+    (service, rx)
+}
