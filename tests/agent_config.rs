@@ -6,7 +6,6 @@ use sluice_agent::agent_file::{self, LoadedFile, Selection};
 use sluice_e2e::process::base_command;
 use sluice_e2e::upstream::app;
 use sluice_e2e::{client, eventually, AgentProcess, TestEdge, TOKEN};
-use sluice_edge::routes::RouteRegistry;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
