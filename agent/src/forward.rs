@@ -4,7 +4,7 @@
 //! application service.
 
 use crate::body::ProxyBody;
-use crate::config::{AgentConfig, EndpointConfig, HostHeader};
+use crate::config::{AgentConfig, EndpointConfig, HostHeader, UpstreamProtocol};
 use crate::endpoint_handler::{self, Handler, HandlerError, Route};
 use crate::location_rewrite::{self, PublicOrigin};
 use crate::observe::{Observers, RequestMeta};
@@ -303,6 +303,12 @@ fn upstream_request(
         .uri_for(path)
         .ok_or(ErrorCode::Internal)?
         .map_err(|_| ErrorCode::BadRequest)?;
+    // The edge speaks HTTP/2 on the stream to HTTP/2 clients whatever the upstream speaks;
+    // hyper's client refuses a request whose version its connection does not speak.
+    parts.version = match endpoint.upstream_protocol {
+        UpstreamProtocol::Http1 => http::Version::HTTP_11,
+        UpstreamProtocol::Http2 => http::Version::HTTP_2,
+    };
     if upgrade {
         parts
             .headers
