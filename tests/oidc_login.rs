@@ -224,7 +224,7 @@ async fn tampered_state_and_denied_consent_give_error_pages() -> anyhow::Result<
     assert_eq!(page.hops.len(), 1, "an error page, not a redirect");
     assert_eq!(
         error_code(&page.headers).as_deref(),
-        Some("ERR_SLUICE_3232")
+        Some("ERR_SLUICE_3242")
     );
     assert!(page.headers["content-type"]
         .to_str()?
@@ -236,7 +236,7 @@ async fn tampered_state_and_denied_consent_give_error_pages() -> anyhow::Result<
     assert_eq!(page.status, 400);
     assert_eq!(
         error_code(&page.headers).as_deref(),
-        Some("ERR_SLUICE_3231")
+        Some("ERR_SLUICE_3241")
     );
 
     // The user refuses consent at the provider: its error comes back as a page, not a loop.
@@ -257,7 +257,7 @@ async fn tampered_state_and_denied_consent_give_error_pages() -> anyhow::Result<
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(
         error_code(&refused.headers).as_deref(),
-        Some("ERR_SLUICE_3233")
+        Some("ERR_SLUICE_3243")
     );
     assert!(refused.body.contains("access_denied"), "{}", refused.body);
     Ok(())

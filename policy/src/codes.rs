@@ -30,21 +30,21 @@ pub const JWT_INVALID: u32 = 3401;
 pub const JWT_NOT_ALLOWED: u32 = 3403;
 /// oauth / openid-connect: the identity provider is unreachable or answered badly (discovery,
 /// code exchange, user info) (ours), status 502, HTML page.
-pub const LOGIN_PROVIDER_FAILED: u32 = 3230;
+pub const LOGIN_PROVIDER_FAILED: u32 = 3240;
 /// oauth / openid-connect: a callback without a sign-in started in this browser (or older than
 /// 10 minutes) (ours), status 400, HTML page.
-pub const LOGIN_NOT_STARTED: u32 = 3231;
+pub const LOGIN_NOT_STARTED: u32 = 3241;
 /// oauth / openid-connect: the callback's `state` is not the one this browser started with
 /// (ours), status 400, HTML page.
-pub const LOGIN_STATE_MISMATCH: u32 = 3232;
+pub const LOGIN_STATE_MISMATCH: u32 = 3242;
 /// oauth / openid-connect: the provider answered with an error, e.g. consent denied (ours),
 /// status 403, HTML page.
-pub const LOGIN_REFUSED: u32 = 3233;
+pub const LOGIN_REFUSED: u32 = 3243;
 /// openid-connect: the ID token does not verify (signature, issuer, audience, expiry, nonce)
 /// (ours), status 502, HTML page.
-pub const LOGIN_ID_TOKEN_INVALID: u32 = 3234;
+pub const LOGIN_ID_TOKEN_INVALID: u32 = 3244;
 /// oauth / openid-connect evaluated without the edge (dry run) (ours), status 500.
-pub const LOGIN_UNAVAILABLE: u32 = 3235;
+pub const LOGIN_UNAVAILABLE: u32 = 3245;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.

@@ -64,7 +64,7 @@ impl Engine {
 
     /// Gives oauth and openid-connect the edge's sign-in service. Only
     /// [`Engine::on_http_request_async`] uses it; without one, those actions answer 500
-    /// `ERR_SLUICE_3235`.
+    /// `ERR_SLUICE_3245`.
     pub fn with_authenticator(mut self, login: Arc<dyn Authenticator>) -> Self {
         self.services.login = Some(login);
         self

@@ -358,7 +358,7 @@ mod tests {
         // Offline (no edge) the sign-in cannot run: a clear 500, not a pass.
         let o = run(&e, req("GET /", &[]), "1.1.1.1");
         assert_eq!(o.res.status(), 500);
-        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3235"));
+        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3245"));
         let bad = Shorthand {
             oauth: Some("github".into()),
             oauth_allow_email: vec!["x' || true || '".into()],
