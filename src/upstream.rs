@@ -1,5 +1,5 @@
 //! Local apps for the agent to forward to: a hyper app with behaviours chosen by path, a
-//! websocket echo server, and a TCP server that answers garbage.
+//! websocket echo server, and raw TCP servers that misbehave (garbage, resets, stalls).
 
 use crate::any_port;
 use crate::data::{self, hex, Generator};
@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Response body type of test upstreams.
@@ -306,21 +306,63 @@ pub async fn websocket_echo() -> anyhow::Result<Upstream> {
     Ok(Upstream { addr, task })
 }
 
-/// A TCP server that reads the request and answers bytes that are not HTTP.
-pub async fn garbage() -> anyhow::Result<Upstream> {
+/// A TCP server that reads (the start of) each request and hands the connection to `reply`:
+/// upstreams that misbehave below HTTP.
+pub async fn raw<F, Fut>(reply: F) -> anyhow::Result<Upstream>
+where
+    F: Fn(TcpStream) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind(any_port()).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let reply = reply.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream
-                    .write_all(b"SSH-2.0-NotHttp garbage \x00\x01\x02\r\n\r\n")
-                    .await;
-                let _ = stream.shutdown().await;
+                reply(stream).await;
             });
         }
     });
     Ok(Upstream { addr, task })
+}
+
+/// A TCP server that answers bytes that are not HTTP.
+pub async fn garbage() -> anyhow::Result<Upstream> {
+    raw(|mut stream| async move {
+        let _ = stream
+            .write_all(b"SSH-2.0-NotHttp garbage \x00\x01\x02\r\n\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+    })
+    .await
+}
+
+/// Writes a 200 head promising `len` bytes and the first half of them.
+async fn half_a_response(stream: &mut TcpStream, len: usize) -> std::io::Result<()> {
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&vec![b'x'; len / 2]).await?;
+    stream.flush().await
+}
+
+/// An upstream that promises `len` bytes, sends half, then resets the connection (RST).
+pub async fn reset_mid_body(len: usize) -> anyhow::Result<Upstream> {
+    raw(move |mut stream| async move {
+        let _ = half_a_response(&mut stream, len).await;
+        // Zero linger turns the close into a reset, as a crashing upstream's kernel would.
+        let _ = stream.set_zero_linger();
+    })
+    .await
+}
+
+/// An upstream that promises `len` bytes, sends half, then goes silent with the connection
+/// open (for `hold`).
+pub async fn stall_mid_body(len: usize, hold: Duration) -> anyhow::Result<Upstream> {
+    raw(move |mut stream| async move {
+        let _ = half_a_response(&mut stream, len).await;
+        tokio::time::sleep(hold).await;
+    })
+    .await
 }

@@ -1,5 +1,5 @@
-//! Who may open agent sessions: the per-token session limit and the rate limit on wrong
-//! authtokens, through a real edge and real agents.
+//! Who may open agent sessions and what they may do: the per-token session limit, the rate
+//! limit on wrong authtokens and the one-stream limit on agents, through a real edge.
 
 use sluice_agent::{AgentError, AgentEvent};
 use sluice_e2e::{closed_port, eventually, Launch, TestAgent, TestEdge, TOKEN};
@@ -71,6 +71,62 @@ async fn wrong_tokens_in_a_loop_get_the_address_rate_limited() -> anyhow::Result
     assert!(!task.is_finished(), "the agent gave up instead of retrying");
     let _ = stop.send(true);
     let _ = task.await;
+    edge.shutdown().await;
+    Ok(())
+}
+
+/// A hand-made agent: the real handshake, then whatever the test does with the connection.
+/// The control stream's halves come back too: dropping them would end the control stream.
+async fn rogue_session(
+    edge: &TestEdge,
+    url: &str,
+) -> anyhow::Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+    use quinn::crypto::rustls::QuicClientConfig;
+    use sluice_proto::codec::{read_frame, write_frame};
+    use sluice_proto::control::{EndpointRequest, Hello, HelloReply, Secret};
+    let tls = sluice_agent::tls::client_config(Some(&edge.cert))?;
+    let quic = QuicClientConfig::try_from((*tls).clone())?;
+    let mut client = quinn::ClientConfig::new(std::sync::Arc::new(quic));
+    client.transport_config(std::sync::Arc::new(
+        sluice_proto::transport::transport_config(16),
+    ));
+    let endpoint = sluice_proto::transport::endpoint(sluice_e2e::any_port(), None)?;
+    let conn = endpoint
+        .connect_with(client, edge.tunnel_addr, "127.0.0.1")?
+        .await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let hello = Hello {
+        version: sluice_proto::PROTOCOL_VERSION,
+        authtoken: Secret(TOKEN.into()),
+        agent_version: "rogue".into(),
+        endpoints: vec![EndpointRequest {
+            url: Some(url.into()),
+            upstream: "nowhere".into(),
+            policies: vec![],
+        }],
+    };
+    write_frame(&mut send, &hello).await?;
+    match read_frame(&mut recv).await? {
+        HelloReply::Welcome(_) => Ok((conn, send, recv)),
+        HelloReply::Rejected(r) => anyhow::bail!("rogue agent rejected: {r:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cannot_open_streams_the_edge_never_reads() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let (conn, _control_send, _control_recv) = rogue_session(&edge, "rogue").await?;
+    // The control stream is the only one an agent may open: a second is never granted, so it
+    // cannot park data in the edge's buffers.
+    let extra = tokio::time::timeout(Duration::from_secs(2), conn.open_bi()).await;
+    assert!(extra.is_err(), "the edge granted a second agent stream");
+    // Requests to the rogue's name it never answers are bounded by the client, and an honest
+    // agent is unaffected.
+    let upstream = sluice_e2e::upstream::app("honest").await?;
+    let honest = TestAgent::start(edge.agent_config(TOKEN, "honest", upstream.addr)).await?;
+    let resp = sluice_e2e::client().get(honest.url()).send().await?;
+    assert_eq!(resp.status(), 200);
+    honest.stop().await?;
     edge.shutdown().await;
     Ok(())
 }

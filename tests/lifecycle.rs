@@ -155,6 +155,87 @@ async fn restarted_edge_gets_its_agent_back_on_its_own() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one request during an edge restart ended in.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// The app answered.
+    Served,
+    /// A 5xx from the edge or a failed connection: an error the client can see.
+    CleanError,
+    /// Anything else: a wrong answer, or no end within 30 s.
+    Bad(String),
+}
+
+/// One request against `url` during the restart, bounded by 30 s.
+async fn restart_probe(url: &str, name: &str) -> Outcome {
+    let exchange = async {
+        let resp = client().get(url).send().await?;
+        let (status, seen) = (resp.status(), resp.headers().get("x-upstream").cloned());
+        resp.bytes().await?;
+        Ok::<_, reqwest::Error>((status, seen))
+    };
+    match tokio::time::timeout(Duration::from_secs(30), exchange).await {
+        Err(_) => Outcome::Bad("no answer within 30 s".into()),
+        Ok(Err(_)) => Outcome::CleanError,
+        Ok(Ok((status, seen))) if status == 200 && seen.as_ref().is_some_and(|s| s == name) => {
+            Outcome::Served
+        }
+        Ok(Ok((status, _))) if status.is_server_error() || status == 404 => Outcome::CleanError,
+        Ok(Ok((status, seen))) => Outcome::Bad(format!("{status} from {seen:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let up = upstream::app("busy").await?;
+    let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
+    let (http, tunnel) = (edge.http_addr, edge.tunnel_addr);
+    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "busy", up.addr)?;
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    let url = agent.url.clone();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Eight clients in closed loops, each bounded to 2,000 requests.
+    let loops: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, stop) = (url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                while !*stop.borrow() && outcomes.len() < 2_000 {
+                    outcomes.push(restart_probe(&url, "busy").await);
+                }
+                outcomes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = edge.terminate(Duration::from_secs(15)).await?;
+    assert!(status.success(), "edge exit {status}");
+    let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
+    back_online(&url, "busy", &edge, &agent).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true)?;
+    let mut all = Vec::new();
+    for l in loops {
+        let outcomes = l.await?;
+        // Every client is served again once the agent is back.
+        assert_eq!(outcomes.last(), Some(&Outcome::Served), "{outcomes:?}");
+        all.extend(outcomes);
+    }
+    let bad: Vec<_> = all.iter().filter(|o| matches!(o, Outcome::Bad(_))).collect();
+    let served = all.iter().filter(|o| **o == Outcome::Served).count();
+    println!(
+        "{} requests during the restart: {served} served, {} clean errors",
+        all.len(),
+        all.len() - served - bad.len()
+    );
+    assert!(bad.is_empty(), "{bad:?}");
+    agent.terminate(Duration::from_secs(10)).await?;
+    edge.terminate(Duration::from_secs(15)).await?;
+    Ok(())
+}
+
 /// Waits (up to 30 s) until `url` is served by upstream `name` again; on timeout the error
 /// carries both processes' output.
 async fn back_online(

@@ -40,8 +40,9 @@ pub fn bind(addr: SocketAddr, identity: &TunnelIdentity) -> Result<quinn::Endpoi
     // No 0-RTT: the authtoken travels in the first control message and must never be replayable.
     tls.max_early_data_size = 0;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
-    // The agent opens only its control stream; the edge opens the request streams.
-    server.transport_config(Arc::new(transport_config(4)));
+    // The agent may open only its control stream (the edge opens the request streams), so a
+    // rogue agent cannot park data in streams the edge never reads.
+    server.transport_config(Arc::new(transport_config(1)));
     sluice_proto::transport::endpoint(addr, Some(server))
         .map_err(|source| ListenError::Bind { addr, source })
 }
