@@ -186,8 +186,8 @@ async fn restart_probe(url: &str, name: &str) -> Outcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly(
-) -> anyhow::Result<()> {
+async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly() -> anyhow::Result<()>
+{
     let dir = tempfile::tempdir()?;
     let up = upstream::app("busy").await?;
     let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
@@ -223,7 +223,10 @@ async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly(
         assert_eq!(outcomes.last(), Some(&Outcome::Served), "{outcomes:?}");
         all.extend(outcomes);
     }
-    let bad: Vec<_> = all.iter().filter(|o| matches!(o, Outcome::Bad(_))).collect();
+    let bad: Vec<_> = all
+        .iter()
+        .filter(|o| matches!(o, Outcome::Bad(_)))
+        .collect();
     let served = all.iter().filter(|o| **o == Outcome::Served).count();
     println!(
         "{} requests during the restart: {served} served, {} clean errors",

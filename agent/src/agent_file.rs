@@ -74,6 +74,9 @@ pub struct AgentSection {
     /// How long an upstream may take to answer, e.g. `30s` (default `5m`).
     #[serde(default)]
     pub upstream_timeout: Option<HumanDuration>,
+    /// Most requests the edge may have in flight to this agent (default 1024).
+    #[serde(default)]
+    pub max_concurrent_requests: Option<std::num::NonZeroU32>,
 }
 
 /// A duration written as `30s`, `5m`, `1h 30m`.
@@ -276,6 +279,9 @@ impl LoadedFile {
         config.edge_ca = agent.edge_ca.as_ref().map(|p| self.base.join(p));
         if let Some(t) = agent.upstream_timeout {
             config.upstream_timeout = t.0;
+        }
+        if let Some(n) = agent.max_concurrent_requests {
+            config.max_concurrent_requests = n.get();
         }
         Ok(config)
     }

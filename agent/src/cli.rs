@@ -229,9 +229,14 @@ pub struct HttpArgs {
     /// Upstream protocol and TLS verification.
     #[command(flatten)]
     pub upstream_opts: UpstreamArgs,
-    /// Time the upstream may take to answer before the client gets a 504, e.g. `30s`.
+    /// Time the upstream may take to answer before the client gets a 504 (and may stay silent
+    /// inside a response body before the response is cut), e.g. `30s`.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
+    /// Most requests (QUIC streams, open websockets included) the edge may have in flight to
+    /// this agent at once; beyond it clients get 503 ERR_SLUICE_3008.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests: u32,
     /// Traffic policy.
     #[command(flatten)]
     pub policy: PolicyArgs,

@@ -97,7 +97,8 @@ pub struct AgentConfig {
     pub edge_ca: Option<PathBuf>,
     /// Endpoints to bring online, all or none.
     pub endpoints: Vec<EndpointConfig>,
-    /// How long the upstream may take to send response headers before a 504.
+    /// How long the upstream may take to send response headers before a 504, and may stay
+    /// silent inside a response body before the stream is reset.
     pub upstream_timeout: Duration,
     /// How long a TCP connect to the upstream may take before a 502.
     pub upstream_connect_timeout: Duration,

@@ -3,7 +3,7 @@
 //! the request to the endpoint's handler: a pooled upstream client, the file server, or an
 //! application service.
 
-use crate::body::ProxyBody;
+use crate::body::{idle_timeout, ProxyBody};
 use crate::config::{AgentConfig, EndpointConfig, HostHeader, UpstreamProtocol};
 use crate::endpoint_handler::{self, Handler, HandlerError, Route};
 use crate::location_rewrite::{self, PublicOrigin};
@@ -181,7 +181,10 @@ impl Forwarder {
                 tokio::spawn(splice_upgraded(down, up).in_current_span());
             }
         }
-        Ok(resp.map(|b| b.map_err(Into::into).boxed_unsync()))
+        // The same limit bounds silence inside the body: a stalled upstream must end in an error
+        // the client sees (docs/hardening.md).
+        let limit = self.upstream_timeout;
+        Ok(resp.map(|b| idle_timeout(b.map_err(Into::into).boxed_unsync(), limit)))
     }
 }
 

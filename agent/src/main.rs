@@ -79,6 +79,7 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
     let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
     config.edge_ca = args.edge_ca;
     config.upstream_timeout = args.upstream_timeout;
+    config.max_concurrent_requests = args.max_concurrent_requests;
     let json = args.log.log_format == "json";
     let output = if screen {
         let stats = Stats::new();

@@ -83,7 +83,12 @@ async fn websockets(dir: &Path, ws: SocketAddr) -> anyhow::Result<(usize, u64, u
     std::fs::create_dir_all(dir)?;
     let edge =
         EdgeProcess::spawn(dir, sluice_e2e::any_port(), sluice_e2e::any_port(), TOKEN).await?;
-    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "ws", ws)?;
+    let mut cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "ws", ws)?;
+    // Each open websocket holds one stream; the default limit is 1024.
+    cmd.args([
+        "--max-concurrent-requests",
+        &(WEBSOCKETS + 1024).to_string(),
+    ]);
     let agent = AgentProcess::spawn(cmd, &dir.join("agent.log")).await?;
     let host = format!("ws.localhost:{}", edge.http_addr.port());
     let started = Instant::now();
