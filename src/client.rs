@@ -60,6 +60,20 @@ pub fn assert_endpoint_not_found(resp: &reqwest::Response) {
     );
 }
 
+/// Polls `url` until the edge answers 404 `ERR_SLUICE_3200` (its route freed), for up to
+/// `limit`. After an agent vanishes without a goodbye the edge frees the name once the QUIC idle
+/// timeout has passed, a little later on a loaded machine; meanwhile requests reach the dead
+/// session (502 `ERR_SLUICE_3210`).
+pub async fn endpoint_freed(url: &str, limit: Duration) -> anyhow::Result<()> {
+    let resp = crate::eventually(limit, "the edge to free the name", || async {
+        let resp = client().get(url).send().await.ok()?;
+        (resp.status() == 404).then_some(resp)
+    })
+    .await?;
+    assert_endpoint_not_found(&resp);
+    Ok(())
+}
+
 /// One HTTP/1.1 connection to `addr`; every request sent on the returned handle uses it.
 pub async fn h1_connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(addr).await?;

@@ -41,7 +41,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use client::{assert_endpoint_not_found, client, client_builder, error_code, h1_connect};
+pub use client::{
+    assert_endpoint_not_found, client, client_builder, endpoint_freed, error_code, h1_connect,
+};
 pub use process::{AgentProcess, EdgeProcess};
 
 /// The base domain every test edge serves.
