@@ -24,10 +24,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs = std::env::var("SLUICE_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10u64);
+    let secs = sluice_e2e::load::bench_secs(10);
     let dir = tempfile::tempdir()?;
     let app = upstream::app("bench").await?;
     let ws = upstream::websocket_echo().await?;

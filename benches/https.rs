@@ -6,9 +6,9 @@
 //! `cargo bench --bench https` (release). Each scenario runs for `SLUICE_BENCH_SECS`
 //! (default 5 s).
 
-use sluice_e2e::load::load_with;
+use sluice_e2e::load::{bench_secs, load_with};
 use sluice_e2e::tls::TestCa;
-use sluice_e2e::upstream::{self, full};
+use sluice_e2e::upstream;
 use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
 use sluice_edge::hostname::Hostname;
 use sluice_edge::tls::config::HttpsConfig;
@@ -34,16 +34,8 @@ async fn load(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs: u64 = std::env::var("SLUICE_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let body = bytes::Bytes::from(vec![b'x'; 1024]);
-    let app = upstream::serve(move |_req| {
-        let body = body.clone();
-        async move { hyper::Response::new(full(body)) }
-    })
-    .await?;
+    let secs = bench_secs(5);
+    let app = upstream::one_kib().await?;
     let dir = tempfile::tempdir()?;
     let ca = TestCa::new("bench CA")?;
     let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.bench.test"])?;

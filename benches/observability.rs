@@ -5,9 +5,9 @@
 //! `cargo bench --bench observability` (release). `SLUICE_BENCH_SECS` (default 5) per round,
 //! `SLUICE_BENCH_ROUNDS` (default 3) rounds of each.
 
-use sluice_e2e::load::load;
+use sluice_e2e::load::{bench_secs, load};
 use sluice_e2e::scrape::{sample, scrape};
-use sluice_e2e::upstream::{self, full};
+use sluice_e2e::upstream;
 use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
 use sluice_edge::events::config::EventDestination;
 use std::net::SocketAddr;
@@ -66,14 +66,9 @@ async fn round(app: SocketAddr, observed: bool, secs: u64) -> anyhow::Result<f64
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs = env_or("SLUICE_BENCH_SECS", 5);
+    let secs = bench_secs(5);
     let rounds = env_or("SLUICE_BENCH_ROUNDS", 3);
-    let body = bytes::Bytes::from(vec![b'x'; 1024]);
-    let app = upstream::serve(move |_req| {
-        let body = body.clone();
-        async move { hyper::Response::new(full(body)) }
-    })
-    .await?;
+    let app = upstream::one_kib().await?;
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         off.push(round(app.addr, false, secs).await?);

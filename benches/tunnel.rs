@@ -5,7 +5,8 @@
 //! bounded time (`SLUICE_BENCH_SECS`, default 5 s) and at most 2,000,000 requests.
 
 use sluice_agent::policy_input;
-use sluice_e2e::upstream::{self, full};
+use sluice_e2e::load::bench_secs;
+use sluice_e2e::upstream;
 use sluice_e2e::{TestAgent, TestEdge, TOKEN};
 use sluice_policy::Shorthand;
 use std::net::SocketAddr;
@@ -59,16 +60,8 @@ async fn through_sluice(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs: u64 = std::env::var("SLUICE_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let body = bytes::Bytes::from(vec![b'x'; 1024]);
-    let app = upstream::serve(move |_req| {
-        let body = body.clone();
-        async move { hyper::Response::new(full(body)) }
-    })
-    .await?;
+    let secs = bench_secs(5);
+    let app = upstream::one_kib().await?;
     let direct = load(
         format!(
             "http://127.0.0.1:{}/api/v1/orders?limit=10",

@@ -73,3 +73,11 @@ pub async fn load_with(
     }
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
+
+/// Seconds per measured round of a bench: `SLUICE_BENCH_SECS`, else `default`.
+pub fn bench_secs(default: u64) -> u64 {
+    std::env::var("SLUICE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

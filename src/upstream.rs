@@ -283,6 +283,16 @@ impl Seen {
     }
 }
 
+/// An app answering every request with the same 1 KiB body: the benches' small GET.
+pub async fn one_kib() -> anyhow::Result<Upstream> {
+    let body = Bytes::from(vec![b'x'; 1024]);
+    serve(move |_req| {
+        let body = body.clone();
+        async move { Response::new(full(body)) }
+    })
+    .await
+}
+
 /// A websocket server that echoes every text and binary message back.
 pub async fn websocket_echo() -> anyhow::Result<Upstream> {
     let listener = TcpListener::bind(any_port()).await?;

@@ -9,6 +9,7 @@ use sluice_e2e::{
     TestEdge, OTHER_TOKEN, TOKEN,
 };
 use sluice_proto::error_code::ErrorCode;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Status and answering upstream's name (if the app answered) of `GET url`.
@@ -126,30 +127,62 @@ async fn killed_agent_restarted_serves_the_same_url_again() -> anyhow::Result<()
     Ok(())
 }
 
+/// An edge binary on fixed ports (so a new process can take its place) and an agent binary
+/// forwarding `name` to an app of that name.
+struct Restartable {
+    dir: tempfile::TempDir,
+    edge: EdgeProcess,
+    agent: AgentProcess,
+    url: String,
+    _up: upstream::Upstream,
+}
+
+impl Restartable {
+    async fn start(name: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let up = upstream::app(name).await?;
+        let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
+        let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, name, up.addr)?;
+        let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+        let url = agent.url.clone();
+        assert_eq!(probe(&url).await?, (200, Some(name.into())));
+        Ok(Self {
+            dir,
+            edge,
+            agent,
+            url,
+            _up: up,
+        })
+    }
+}
+
+/// A new edge process on the old one's ports (`http`, `tunnel`) and state dir; the old one must
+/// be gone.
+async fn respawn_edge(
+    dir: &std::path::Path,
+    old: (SocketAddr, SocketAddr),
+) -> anyhow::Result<EdgeProcess> {
+    let edge = EdgeProcess::respawn(dir, old.0, old.1, TOKEN).await?;
+    assert_eq!((edge.http_addr, edge.tunnel_addr), old);
+    Ok(edge)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_edge_gets_its_agent_back_on_its_own() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let up = upstream::app("loyal").await?;
-    let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
-    let (http, tunnel) = (edge.http_addr, edge.tunnel_addr);
-    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "loyal", up.addr)?;
-    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
-    let url = agent.url.clone();
-    assert_eq!(probe(&url).await?, (200, Some("loyal".into())));
-
-    let status = edge.terminate(Duration::from_secs(15)).await?;
+    let t = Restartable::start("loyal").await?;
+    let ports = (t.edge.http_addr, t.edge.tunnel_addr);
+    let status = t.edge.terminate(Duration::from_secs(15)).await?;
     assert!(status.success(), "edge exit {status}");
     let down = Instant::now();
-    let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
-    assert_eq!((edge.http_addr, edge.tunnel_addr), (http, tunnel));
+    let edge = respawn_edge(t.dir.path(), ports).await?;
     let up_again = Instant::now();
-    back_online(&url, "loyal", &edge, &agent).await?;
+    back_online(&t.url, "loyal", &edge, &t.agent).await?;
     println!(
         "edge restart: URL answered again {:.2?} after the old edge exited, {:.2?} after the new one was listening",
         down.elapsed(),
         up_again.elapsed()
     );
-    let status = agent.terminate(Duration::from_secs(10)).await?;
+    let status = t.agent.terminate(Duration::from_secs(10)).await?;
     assert!(status.success(), "agent exit {status}");
     edge.terminate(Duration::from_secs(15)).await?;
     Ok(())
@@ -188,13 +221,8 @@ async fn restart_probe(url: &str, name: &str) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly() -> anyhow::Result<()>
 {
-    let dir = tempfile::tempdir()?;
-    let up = upstream::app("busy").await?;
-    let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
-    let (http, tunnel) = (edge.http_addr, edge.tunnel_addr);
-    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "busy", up.addr)?;
-    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
-    let url = agent.url.clone();
+    let t = Restartable::start("busy").await?;
+    let url = t.url.clone();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     // Eight clients in closed loops, each bounded to 2,000 requests.
     let loops: Vec<_> = (0..8)
@@ -210,10 +238,11 @@ async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly() -
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = edge.terminate(Duration::from_secs(15)).await?;
+    let ports = (t.edge.http_addr, t.edge.tunnel_addr);
+    let status = t.edge.terminate(Duration::from_secs(15)).await?;
     assert!(status.success(), "edge exit {status}");
-    let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
-    back_online(&url, "busy", &edge, &agent).await?;
+    let edge = respawn_edge(t.dir.path(), ports).await?;
+    back_online(&url, "busy", &edge, &t.agent).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_tx.send(true)?;
     let mut all = Vec::new();
@@ -234,7 +263,7 @@ async fn edge_restarted_under_load_answers_every_request_or_fails_it_cleanly() -
         all.len() - served - bad.len()
     );
     assert!(bad.is_empty(), "{bad:?}");
-    agent.terminate(Duration::from_secs(10)).await?;
+    t.agent.terminate(Duration::from_secs(10)).await?;
     edge.terminate(Duration::from_secs(15)).await?;
     Ok(())
 }
@@ -263,26 +292,18 @@ async fn back_online(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_edge_gets_its_agent_back_after_the_idle_timeout() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let up = upstream::app("patient").await?;
-    let edge = EdgeProcess::spawn_on_fixed_ports(dir.path(), TOKEN).await?;
-    let (http, tunnel) = (edge.http_addr, edge.tunnel_addr);
-    let cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "patient", up.addr)?;
-    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
-    let url = agent.url.clone();
-    assert_eq!(probe(&url).await?, (200, Some("patient".into())));
-
+    let t = Restartable::start("patient").await?;
+    let ports = (t.edge.http_addr, t.edge.tunnel_addr);
     // No close frame this time: the agent only learns from the QUIC idle timeout (8 s).
-    edge.kill().await?;
+    t.edge.kill().await?;
     let down = Instant::now();
-    let edge = EdgeProcess::respawn(dir.path(), http, tunnel, TOKEN).await?;
-    assert_eq!((edge.http_addr, edge.tunnel_addr), (http, tunnel));
-    back_online(&url, "patient", &edge, &agent).await?;
+    let edge = respawn_edge(t.dir.path(), ports).await?;
+    back_online(&t.url, "patient", &edge, &t.agent).await?;
     println!(
         "edge crash: URL answered again {:.2?} after SIGKILL",
         down.elapsed()
     );
-    let status = agent.terminate(Duration::from_secs(10)).await?;
+    let status = t.agent.terminate(Duration::from_secs(10)).await?;
     assert!(status.success(), "agent exit {status}");
     edge.terminate(Duration::from_secs(15)).await?;
     Ok(())
