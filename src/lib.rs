@@ -11,12 +11,14 @@
 //! - [`scrape`] reads an edge's `/metrics`; [`load`] is the benches' load generator.
 //! - [`browser`] keeps cookies and fills in forms for sign-in flows.
 //! - [`oidc`] runs a real OpenID provider (node `oidc-provider`) for the identity actions.
+//! - [`chromium`] runs the headless Chromium drivers in `tests/node/`.
 //!
 //! Every wait is bounded: helpers take or imply a deadline and fail with a message naming what
 //! they waited for.
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod chromium;
 pub mod client;
 pub mod data;
 pub mod impair;

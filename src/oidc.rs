@@ -1,6 +1,7 @@
 //! A real OpenID provider on loopback: `tests/node/oidc-provider.mjs` (panva's certified
 //! `oidc-provider`) as a child process, with helpers to get real tokens from it.
 
+use crate::browser::{Browser, Page};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -17,6 +18,44 @@ pub struct OidcClient {
     pub secret: String,
     /// Registered redirect URIs.
     pub redirect_uris: Vec<String>,
+}
+
+impl OidcClient {
+    /// A client whose one redirect URI is the edge's sign-in callback on `base`
+    /// (`http://NAME.localhost:PORT`).
+    pub fn for_endpoint(id: &str, secret: &str, base: &str) -> Self {
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+            redirect_uris: vec![format!("{base}{CALLBACK_PATH}")],
+        }
+    }
+}
+
+/// The edge's reserved sign-in callback path on every endpoint host.
+pub const CALLBACK_PATH: &str = "/_sluice/oauth/callback";
+
+/// From the provider's login page: logs in as `user` (any password) through its login form,
+/// consents, and ends wherever the provider sends the browser.
+pub async fn log_in(browser: &mut Browser, login_page: Page, user: &str) -> anyhow::Result<Page> {
+    if !login_page.body.contains("name=\"login\"") {
+        bail!(
+            "expected the provider's login form at {}: {}",
+            login_page.url,
+            login_page.body
+        );
+    }
+    let consent = browser
+        .submit(&login_page, &[("login", user), ("password", "any")])
+        .await?;
+    if !consent.body.contains("value=\"consent\"") {
+        bail!(
+            "expected the consent form at {}: {}",
+            consent.url,
+            consent.body
+        );
+    }
+    browser.submit(&consent, &[]).await
 }
 
 /// A running provider; stopped when dropped.

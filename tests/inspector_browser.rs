@@ -1,14 +1,13 @@
 //! The inspector page in a real browser: the real `agent` binary serves it, headless Chromium
 //! (driven by `tests/node/inspector-browser.mjs`) sees a request appear live, opens it, replays
 //! it as is and edited, and the upstream receives both replays. On failure the driver saves a
-//! screenshot under `target/inspector-browser/` and prints its path.
+//! screenshot under `target/browser-screenshots/` and prints its path.
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
+use sluice_e2e::chromium;
 use sluice_e2e::process::agent_command;
 use sluice_e2e::recording::recording_app;
-use sluice_e2e::{eventually, within, AgentProcess, TestEdge, TOKEN};
-use std::path::Path;
-use std::process::Stdio;
+use sluice_e2e::{eventually, AgentProcess, TestEdge, TOKEN};
 use std::time::Duration;
 
 #[tokio::test]
@@ -29,29 +28,14 @@ async fn page_shows_a_request_live_and_replays_it() -> anyhow::Result<()> {
         })
         .with_context(|| format!("no Inspector line:\n{}", agent.output()))?;
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shots = root.join("target").join("inspector-browser");
     let public_host = format!("browser.localhost:{}", edge.http_addr.port());
-    let out = tokio::process::Command::new("node")
-        .arg(root.join("tests/node/inspector-browser.mjs"))
-        .args([&inspector, &edge.http_addr.to_string(), &public_host])
-        .arg(&shots)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = within(Duration::from_secs(150), "the browser driver", out).await??;
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    if !out.status.success() || !stdout.contains(r#"{"ok":true}"#) {
-        bail!(
-            "browser driver failed ({}):\n{stdout}\n{stderr}\n{}",
-            out.status,
-            agent.output()
-        );
-    }
+    let edge_addr = edge.http_addr.to_string();
+    chromium::drive(
+        "inspector-browser.mjs",
+        &[&inspector, &edge_addr, &public_host],
+    )
+    .await
+    .with_context(|| agent.output())?;
 
     // The original, the replay and the edited replay all reached the upstream.
     let all = eventually(

@@ -4,12 +4,11 @@
 //! cannot forge, logout, and the error pages for a tampered state or a denied consent.
 
 use sluice_e2e::browser::{Browser, Page};
-use sluice_e2e::oidc::{OidcClient, OidcProvider};
+use sluice_e2e::oidc::{log_in, OidcClient, OidcProvider, CALLBACK_PATH};
 use sluice_e2e::upstream::{self, Seen};
 use sluice_e2e::{error_code, TestAgent, TestEdge, DOMAIN, TOKEN};
 use sluice_proto::control::{PolicyKind, PolicySource};
 
-const CALLBACK: &str = "/_sluice/oauth/callback";
 const LOGOUT: &str = "/_sluice/oauth/logout";
 
 fn policy(issuer: &str) -> String {
@@ -42,12 +41,8 @@ struct Setup {
 async fn setup() -> anyhow::Result<Setup> {
     let edge = TestEdge::start().await?;
     let base = edge.url(&format!("login.{DOMAIN}"));
-    let idp = OidcProvider::start(&[OidcClient {
-        id: "web-app".into(),
-        secret: "web-app-secret".into(),
-        redirect_uris: vec![format!("{base}{CALLBACK}")],
-    }])
-    .await?;
+    let idp = OidcProvider::start(&[OidcClient::for_endpoint("web-app", "web-app-secret", &base)])
+        .await?;
     let app = upstream::app("oidc").await?;
     let mut config = edge.agent_config(TOKEN, "login", app.addr);
     config.endpoints[0].policies = vec![PolicySource {
@@ -63,27 +58,6 @@ async fn setup() -> anyhow::Result<Setup> {
         idp,
         base,
     })
-}
-
-/// From a page of the provider: logs in as `user` and consents, ending wherever the provider
-/// sends the browser.
-async fn log_in(browser: &mut Browser, login_page: Page, user: &str) -> anyhow::Result<Page> {
-    assert!(
-        login_page.body.contains("name=\"login\""),
-        "expected the provider's login form at {}: {}",
-        login_page.url,
-        login_page.body
-    );
-    let consent = browser
-        .submit(&login_page, &[("login", user), ("password", "any")])
-        .await?;
-    assert!(
-        consent.body.contains("value=\"consent\""),
-        "expected the consent form at {}: {}",
-        consent.url,
-        consent.body
-    );
-    browser.submit(&consent, &[]).await
 }
 
 fn seen(page: &Page) -> anyhow::Result<Seen> {
@@ -200,7 +174,7 @@ async fn tampered_state_and_denied_consent_give_error_pages() -> anyhow::Result<
     let callback = back
         .hops
         .iter()
-        .find(|u| u.path() == CALLBACK)
+        .find(|u| u.path() == CALLBACK_PATH)
         .expect("a hop through the callback")
         .clone();
     let mut fresh = Browser::new();

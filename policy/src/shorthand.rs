@@ -121,7 +121,13 @@ fn header_map(flag: &str, values: &[String], errors: &mut Vec<String>) -> Node {
 impl Shorthand {
     /// `--oauth` / `--oidc` and the allow lists, which compile to a later rule denying (403)
     /// every other identity.
-    fn login_rules(&self, request: &mut Vec<(&'static str, Node)>, errors: &mut Vec<String>) {
+    /// `expressions` receives every expression these rules evaluate.
+    fn login_rules(
+        &self,
+        request: &mut Vec<(&'static str, Node)>,
+        expressions: &mut Vec<String>,
+        errors: &mut Vec<String>,
+    ) {
         let mut key = None;
         if let Some(provider) = &self.oauth {
             let config = login_config(
@@ -182,6 +188,7 @@ impl Shorthand {
                 "--oauth-allow-email/--oauth-allow-domain",
                 rule_when(&deny_others, "deny", map(Vec::new())),
             ));
+            expressions.push(deny_others);
         }
     }
 
@@ -208,7 +215,8 @@ impl Shorthand {
             ]);
             request.push(("--cidr-allow/--cidr-deny", rule("restrict-ips", config)));
         }
-        self.login_rules(&mut request, &mut bad_format);
+        let mut expressions = Vec::new();
+        self.login_rules(&mut request, &mut expressions, &mut bad_format);
         if !self.basic_auth.is_empty() {
             let config = map(vec![("credentials", strings(&self.basic_auth))]);
             request.push(("--basic-auth", rule("basic-auth", config)));
@@ -278,7 +286,10 @@ impl Shorthand {
         for msg in bad_format {
             cx.err("", None, msg);
         }
-        let policy = Policy::compile(&mut cx, &doc, "flags");
+        let mut policy = Policy::compile(&mut cx, &doc, "flags");
+        // Which action results the rules read (`Policy::parse` finds them in the source text;
+        // flags have none). Without it the allow-list rule would find no identity to check.
+        policy.wanted_results = crate::vars::wanted_results(&expressions.join("\n"));
         if cx.errors.is_empty() {
             return Ok(policy);
         }

@@ -1,14 +1,12 @@
 // Drives Debian's headless Chromium through the agent's request inspector page:
 // load it, see a request appear live, open it, replay it as is, then edit and replay it.
-// Usage: node inspector-browser.mjs INSPECTOR_URL EDGE_HOST:PORT PUBLIC_HOST SCREENSHOT_DIR
-// Prints one JSON line {"ok":true} on success; on failure saves a screenshot, prints its path
-// and exits 1. The Rust test checks that the upstream received the replays.
-import { chromium } from "playwright-core";
+// Usage: node inspector-browser.mjs INSPECTOR_URL EDGE_HOST:PORT PUBLIC_HOST
+// Prints one JSON line {"ok":true} on success (see chromium.mjs for failures). The Rust test
+// checks that the upstream received the replays.
 import http from "node:http";
-import fs from "node:fs";
-import path from "node:path";
+import { drive } from "./chromium.mjs";
 
-const [inspector, edge, publicHost, shotDir] = process.argv.slice(2);
+const [inspector, edge, publicHost] = process.argv.slice(2);
 const [edgeHost, edgePort] = edge.split(":");
 const hookPath = "/browser-hook?step=1";
 
@@ -35,17 +33,7 @@ function sendThroughTunnel(body) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-  timeout: 60000,
-});
-const page = await browser.newPage();
-page.setDefaultTimeout(30000);
-const step = (name) => console.error(`step: ${name}`);
-try {
+await drive(async (page, step) => {
   step("load the page");
   await page.goto(inspector);
   await page.waitForSelector('body[data-live="1"]');
@@ -72,14 +60,4 @@ try {
   await page.evaluate(() => { document.getElementById("message").dataset.result = ""; });
   await page.click("#edit-send");
   await page.waitForSelector('#message[data-result="ok"]');
-  console.log(JSON.stringify({ ok: true }));
-} catch (e) {
-  fs.mkdirSync(shotDir, { recursive: true });
-  const shot = path.join(shotDir, `inspector-failure-${Date.now()}.png`);
-  await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
-  console.error(`screenshot: ${shot}`);
-  console.error(String(e && e.stack || e));
-  await browser.close();
-  process.exit(1);
-}
-await browser.close();
+});

@@ -5,7 +5,7 @@
 // Prints one JSON line when listening: { issuer, jwks_uri, token_endpoint, kid }.
 //
 // Test users (log in with any password through the provider's own login and consent forms):
-//   alice (alice@example.com), bob (bob@example.org).
+//   alice (alice@example.com), bob (bob@example.org), carol (carol@example.net).
 // Client-credentials grants with `resource=<uri>` return JWT access tokens for audience <uri>,
 // signed with the provider's RS256 key: real tokens for jwt-validation tests.
 // POST /test/sign with a JSON payload signs it with that same key (kid included), for tokens
@@ -24,6 +24,7 @@ const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid: KID, use: 'si
 const ACCOUNTS = {
   alice: { sub: 'alice', email: 'alice@example.com', email_verified: true, name: 'Alice Example' },
   bob: { sub: 'bob', email: 'bob@example.org', email_verified: true, name: 'Bob Other' },
+  carol: { sub: 'carol', email: 'carol@example.net', email_verified: true, name: 'Carol Third' },
 };
 
 const server = http.createServer();

@@ -429,6 +429,34 @@ on_http_request:
         assert_eq!(st.login(), Some((Decision::Challenge, Some("app"))));
     }
 
+    /// The agent's allow-list flags see the identity the action found (alice@example.com).
+    #[test]
+    fn allow_list_flags_let_listed_identities_in_and_deny_others() {
+        let verdict = |emails: &[&str], domains: &[&str]| {
+            let flags = crate::Shorthand {
+                oidc: Some("https://idp.example.com".into()),
+                oidc_client_id: Some("app".into()),
+                oidc_client_secret: Some("s3cret".into()),
+                oauth_allow_email: emails.iter().map(|e| e.to_string()).collect(),
+                oauth_allow_domain: domains.iter().map(|d| d.to_string()).collect(),
+                ..Default::default()
+            };
+            let e = crate::Engine::new(vec![flags.compile().unwrap()])
+                .with_authenticator(Arc::new(Edge::default()));
+            let mut st = state(&e, "1.1.1.1");
+            let mut r = req("GET /x", &[("cookie", "ok")]);
+            let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
+            assert!(st.errors().is_empty(), "{:?}", st.errors());
+            match v {
+                RequestVerdict::Respond(res) => res.status().as_u16(),
+                RequestVerdict::Continue => 200,
+            }
+        };
+        assert_eq!(verdict(&["Bob@Example.com"], &["example.net"]), 403);
+        assert_eq!(verdict(&["ALICE@example.com"], &[]), 200);
+        assert_eq!(verdict(&[], &["example.net", "Example.COM"]), 200);
+    }
+
     #[test]
     fn preflight_passes_only_when_allowed() {
         let e = engine(
