@@ -164,6 +164,28 @@ impl OidcProvider {
             .text()
             .await?)
     }
+
+    /// Replaces (or adds) account `id`'s claims, as a directory does when a user's email or
+    /// name changes.
+    pub async fn set_account(&self, id: &str, claims: &Value) -> anyhow::Result<()> {
+        direct_client()?
+            .put(format!("{}/test/accounts/{id}", self.issuer))
+            .body(claims.to_string())
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// Removes account `id`: the provider refuses its tokens from now on.
+    pub async fn remove_account(&self, id: &str) -> anyhow::Result<()> {
+        direct_client()?
+            .delete(format!("{}/test/accounts/{id}", self.issuer))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
 }
 
 /// A client for the provider itself (plain loopback, no name mapping).

@@ -1,17 +1,21 @@
 //! openid-connect through a real edge and agent against a real OpenID provider (node
 //! `oidc-provider`): the whole browser flow with a cookie-keeping client that fills in the
 //! provider's own login and consent forms, the session cookie, identity headers the client
-//! cannot forge, logout, and the error pages for a tampered state or a denied consent.
+//! cannot forge, logout, the error pages for a tampered state or a denied consent, and
+//! `userinfo_refresh_interval` following the provider's directory (changed email, deleted user).
 
+use serde_json::json;
 use sluice_e2e::browser::{Browser, Page};
 use sluice_e2e::oidc::{log_in, OidcClient, OidcProvider, CALLBACK_PATH};
 use sluice_e2e::upstream::{self, Seen};
 use sluice_e2e::{error_code, TestAgent, TestEdge, DOMAIN, TOKEN};
 use sluice_proto::control::{PolicyKind, PolicySource};
+use std::time::{Duration, Instant};
 
 const LOGOUT: &str = "/_sluice/oauth/logout";
 
-fn policy(issuer: &str) -> String {
+/// The sign-in policy; `extra` is more config of the openid-connect action (`key: value`).
+fn policy(issuer: &str, extra: &str) -> String {
     format!(
         r#"
 on_http_request:
@@ -22,6 +26,7 @@ on_http_request:
           client_id: web-app
           client_secret: web-app-secret
           scopes: [openid, email, profile]
+          {extra}
   - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.org')"]
     actions:
       - type: custom-response
@@ -39,6 +44,10 @@ struct Setup {
 }
 
 async fn setup() -> anyhow::Result<Setup> {
+    setup_with("").await
+}
+
+async fn setup_with(extra: &str) -> anyhow::Result<Setup> {
     let edge = TestEdge::start().await?;
     let base = edge.url(&format!("login.{DOMAIN}"));
     let idp = OidcProvider::start(&[OidcClient::for_endpoint("web-app", "web-app-secret", &base)])
@@ -48,7 +57,7 @@ async fn setup() -> anyhow::Result<Setup> {
     config.endpoints[0].policies = vec![PolicySource {
         origin: "oidc.yml".into(),
         kind: PolicyKind::Document,
-        text: policy(&idp.issuer),
+        text: policy(&idp.issuer, extra),
     }];
     let agent = TestAgent::start(config).await?;
     Ok(Setup {
@@ -234,5 +243,73 @@ async fn tampered_state_and_denied_consent_give_error_pages() -> anyhow::Result<
         Some("ERR_SLUICE_3243")
     );
     assert!(refused.body.contains("access_denied"), "{}", refused.body);
+    Ok(())
+}
+
+/// Signs in as alice at `url` on a fresh browser and returns it with where it landed.
+async fn signed_in_alice(url: &str) -> anyhow::Result<Browser> {
+    let mut browser = Browser::new();
+    let page = browser.get(url).await?;
+    let landed = log_in(&mut browser, page, "alice").await?;
+    assert_eq!(
+        seen(&landed)?.header("sluice-auth-user-email").as_deref(),
+        Some("alice@example.com")
+    );
+    Ok(browser)
+}
+
+#[tokio::test]
+async fn userinfo_refresh_follows_the_provider_and_ends_sessions_it_refuses() -> anyhow::Result<()>
+{
+    let s = setup_with("userinfo_refresh_interval: 2s").await?;
+    let url = format!("{}/refresh", s.base);
+    let mut browser = signed_in_alice(&url).await?;
+    let sealed = browser
+        .cookie(&s.base, "sluice_session")
+        .unwrap_or_default();
+
+    // The directory changes alice's email and name: once the interval has passed, the
+    // session's next request reads them again and the upstream sees the new ones, without
+    // another sign-in.
+    s.idp
+        .set_account(
+            "alice",
+            &json!({"email": "alice@new.example", "email_verified": true, "name": "Alice Renamed"}),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get(&url).await?;
+        assert_eq!(page.hops.len(), 1, "rides the session: {:?}", page.hops);
+        let app_saw = seen(&page)?;
+        if app_saw.header("sluice-auth-user-email").as_deref() == Some("alice@new.example") {
+            assert_eq!(
+                app_saw.header("sluice-auth-user-name").as_deref(),
+                Some("Alice Renamed")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new email never arrived");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The user leaves the directory: the provider refuses the session's token, so the next
+    // refresh ends the session and the browser is sent to sign in again.
+    s.idp.remove_account("alice").await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get(&url).await?;
+        if page.url.as_str().starts_with(&s.idp.issuer) {
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(Instant::now() < deadline, "the session never ended");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A copy of the cookie from before does not work either.
+    let mut copy = Browser::new();
+    copy.set_cookie(&s.base, "sluice_session", &sealed)?;
+    let page = copy.get(&url).await?;
+    assert!(page.url.as_str().starts_with(&s.idp.issuer), "{}", page.url);
     Ok(())
 }

@@ -4,27 +4,39 @@
 /// Larger documents are refused (real ones are a few KiB).
 pub const MAX_DOCUMENT: usize = 1024 * 1024;
 
+/// Why a document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered, with a status other than success.
+    #[error("status {0}")]
+    Status(http::StatusCode),
+    /// No usable answer: connection, timeout, body, size.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The body of `url` (JSON asked for; with a bearer token when given), at most
 /// [`MAX_DOCUMENT`] bytes; the error names what failed.
 pub async fn get_document(
     client: &reqwest::Client,
     url: &str,
     bearer: Option<&str>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, FetchError> {
     let mut req = client
         .get(url)
         .header(http::header::ACCEPT, "application/json");
     if let Some(token) = bearer {
         req = req.bearer_auth(token);
     }
-    let mut res = req.send().await.map_err(|e| e.to_string())?;
+    let failed = |e: reqwest::Error| FetchError::Failed(e.to_string());
+    let mut res = req.send().await.map_err(failed)?;
     if !res.status().is_success() {
-        return Err(format!("status {}", res.status()));
+        return Err(FetchError::Status(res.status()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = res.chunk().await.map_err(failed)? {
         if body.len() + chunk.len() > MAX_DOCUMENT {
-            return Err("document larger than 1 MiB".into());
+            return Err(FetchError::Failed("document larger than 1 MiB".into()));
         }
         body.extend_from_slice(&chunk);
     }

@@ -53,7 +53,10 @@ impl JwksCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
-        parse_jwks(&crate::fetch::get_document(&self.client, url, None).await?)
+        let body = crate::fetch::get_document(&self.client, url, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        parse_jwks(&body)
     }
 
     async fn lookup(&self, url: &str, refresh: bool) -> Result<Arc<JwkSet>, KeyError> {

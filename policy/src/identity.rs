@@ -65,6 +65,9 @@ pub struct LoginConfig {
     pub max_session_duration: Duration,
     /// A session ends after this long without a request.
     pub idle_session_timeout: Duration,
+    /// The user info is read again from the provider when a session's copy is this old
+    /// (`userinfo_refresh_interval`); `None`: read once at sign-in.
+    pub userinfo_refresh_interval: Option<Duration>,
     /// `Domain` of the session cookie (host-only when `None`).
     pub auth_cookie_domain: Option<String>,
 }
@@ -78,6 +81,7 @@ impl fmt::Debug for LoginConfig {
             .field("scopes", &self.scopes)
             .field("max_session_duration", &self.max_session_duration)
             .field("idle_session_timeout", &self.idle_session_timeout)
+            .field("userinfo_refresh_interval", &self.userinfo_refresh_interval)
             .finish_non_exhaustive()
     }
 }

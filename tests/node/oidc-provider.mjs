@@ -10,6 +10,9 @@
 // signed with the provider's RS256 key: real tokens for jwt-validation tests.
 // POST /test/sign with a JSON payload signs it with that same key (kid included), for tokens
 // the grant cannot produce (already expired, not yet valid).
+// PUT /test/accounts/<id> with a JSON object replaces (or adds) that account's claims;
+// DELETE /test/accounts/<id> removes the account (its tokens are then refused at userinfo),
+// as a directory would when a user changes their email or leaves.
 import http from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -78,10 +81,28 @@ async function sign(req, res) {
   res.end(token);
 }
 
+async function account(req, res, id) {
+  if (req.method === 'DELETE') {
+    delete ACCOUNTS[id];
+  } else {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    ACCOUNTS[id] = { ...JSON.parse(body || '{}'), sub: id };
+  }
+  res.writeHead(204);
+  res.end();
+}
+
 const callback = provider.callback();
 server.on('request', (req, res) => {
+  const fail = (e) => { res.writeHead(500); res.end(String(e)); };
   if (req.method === 'POST' && req.url === '/test/sign') {
-    sign(req, res).catch((e) => { res.writeHead(500); res.end(String(e)); });
+    sign(req, res).catch(fail);
+    return;
+  }
+  const accountId = req.url.match(/^\/test\/accounts\/([a-z]+)$/)?.[1];
+  if (accountId && (req.method === 'PUT' || req.method === 'DELETE')) {
+    account(req, res, accountId).catch(fail);
     return;
   }
   callback(req, res);

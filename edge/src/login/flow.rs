@@ -63,6 +63,12 @@ struct Session {
     /// Unix seconds: last seen (idle timeout) and hard end (max duration).
     seen: u64,
     exp: u64,
+    /// The access token, kept only to read the user info again (`userinfo_refresh_interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tok: Option<String>,
+    /// Unix seconds: when the user info was last read.
+    #[serde(default)]
+    info: u64,
 }
 
 /// A sign-in in progress, sealed into [`PENDING`].
@@ -130,8 +136,10 @@ pub async fn decide(svc: &LoginService, req: &LoginRequest) -> LoginOutcome {
     if path == LOGOUT_PATH {
         return LoginOutcome::Respond(logout(svc, req));
     }
-    if let Some(outcome) = session(svc, req) {
-        return outcome;
+    match session(svc, req).await {
+        Ok(Some(outcome)) => return outcome,
+        Ok(None) => {}
+        Err(f) => return LoginOutcome::Respond(failure_page(req, f)),
     }
     let res = start(svc, req)
         .await
@@ -139,25 +147,73 @@ pub async fn decide(svc: &LoginService, req: &LoginRequest) -> LoginOutcome {
     LoginOutcome::Respond(res)
 }
 
-/// The request's session, when it has a valid one for this configuration.
-fn session(svc: &LoginService, req: &LoginRequest) -> Option<LoginOutcome> {
-    let sealed = cookies::get(req, SESSION)?;
-    let mut s: Session = svc.keys.open(SESSION, sealed)?;
+/// The request's session, when it has a valid one for this configuration (`Ok(None)`: sign
+/// in). Its user info is read again when older than `userinfo_refresh_interval`.
+async fn session(svc: &LoginService, req: &LoginRequest) -> Result<Option<LoginOutcome>, Failure> {
+    let Some(mut s) = cookies::get(req, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c))
+    else {
+        return Ok(None);
+    };
     let now = unix(req.now);
     let idle = req.config.idle_session_timeout.as_secs();
     if s.cfg != binding(req) || now >= s.exp || now >= s.seen + idle || svc.is_revoked(&s.sid) {
-        return None;
+        return Ok(None);
     }
-    let set_cookie = if now >= s.seen + RENEW_EVERY {
+    let mut changed = false;
+    if let Some(every) = req.config.userinfo_refresh_interval {
+        if now >= s.info.saturating_add(every.as_secs()) {
+            if !refresh(svc, req, &mut s).await? {
+                // The provider no longer accepts this session: it ends here (copies too).
+                tracing::info!(provider = ?req.config.provider, "session ended by the provider");
+                svc.revoke(s.sid.clone(), UNIX_EPOCH + Duration::from_secs(s.exp));
+                return Ok(None);
+            }
+            s.info = now;
+            changed = true;
+        }
+    }
+    let set_cookie = if changed || now >= s.seen + RENEW_EVERY {
         s.seen = now;
         seal_session(svc, req, &s)
     } else {
         None
     };
-    Some(LoginOutcome::SignedIn {
+    Ok(Some(LoginOutcome::SignedIn {
         identity: identity(req, &s),
         set_cookie,
-    })
+    }))
+}
+
+/// Reads the session's user info again with its access token: false when the provider no
+/// longer accepts the token (revoked, expired, the user gone), names another user, or the
+/// session holds no token. Email and name the answer carries replace the session's.
+async fn refresh(svc: &LoginService, req: &LoginRequest, s: &mut Session) -> Result<bool, Failure> {
+    let e = endpoints(svc, req).await?;
+    let Some(url) = &e.userinfo else {
+        // Nothing to ask (a provider without a user-info endpoint): the sign-in stands.
+        return Ok(true);
+    };
+    let Some(token) = &s.tok else {
+        return Ok(false);
+    };
+    let info = svc
+        .providers
+        .user_info(url, token)
+        .await
+        .map_err(|m| Failure::provider(format!("Reading the user info failed: {m}")))?;
+    let Some(info) = info else {
+        return Ok(false);
+    };
+    if field(&info, e.user.id).is_some_and(|id| id != s.sub) {
+        return Ok(false);
+    }
+    if let Some(email) = field(&info, e.user.email) {
+        s.email = Some(email);
+    }
+    if let Some(name) = field(&info, e.user.name) {
+        s.name = Some(name);
+    }
+    Ok(true)
 }
 
 fn identity(req: &LoginRequest, s: &Session) -> Identity {
@@ -362,6 +418,11 @@ async fn callback(svc: &LoginService, req: &LoginRequest) -> Result<Response<Byt
         name: field(&user, e.user.name),
         seen: now,
         exp: now + req.config.max_session_duration.as_secs(),
+        tok: req
+            .config
+            .userinfo_refresh_interval
+            .map(|_| token.access_token().secret().clone()),
+        info: now,
     };
     let cookie = seal_session(svc, req, &session)
         .ok_or_else(|| Failure::provider("could not seal the session"))?;

@@ -1,6 +1,8 @@
 //! Where a login action's provider lives: OpenID discovery (cached per issuer) or one of the
 //! `oauth` presets, and how its user-info answer names the user's id, email and name.
 
+use crate::fetch::FetchError;
+use http::StatusCode;
 use parking_lot::Mutex;
 use sluice_policy::identity::Provider;
 use std::collections::HashMap;
@@ -187,6 +189,26 @@ impl Providers {
             .await
             .map_err(|e| format!("{url}: {e}"))?;
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))
+    }
+
+    /// Reads the user info again with a session's access token: `None` when the provider no
+    /// longer accepts the token (401 or 403: revoked, expired, or the user is gone).
+    pub async fn user_info(
+        &self,
+        url: &str,
+        access_token: &str,
+    ) -> Result<Option<serde_json::Value>, String> {
+        match crate::fetch::get_document(&self.http, url, Some(access_token)).await {
+            Ok(body) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| format!("{url}: not JSON ({e})")),
+            Err(FetchError::Status(s))
+                if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(format!("{url}: {e}")),
+        }
     }
 }
 

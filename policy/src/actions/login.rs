@@ -42,12 +42,12 @@ pub(crate) struct Login {
     authz_url_params: Vec<(String, String)>,
     max_session_duration: Duration,
     idle_session_timeout: Duration,
+    userinfo_refresh_interval: Option<Duration>,
     allow_cors_preflight: bool,
     auth_cookie_domain: Option<String>,
 }
 
-/// Fields both types accept (ngrok's; `auth_id` and `userinfo_refresh_interval` are accepted
-/// and have no effect in Sluice).
+/// Fields both types accept (ngrok's; `auth_id` is accepted and has no effect in Sluice).
 const COMMON: &[&str] = &[
     "client_id",
     "client_secret",
@@ -97,16 +97,16 @@ impl Login {
             .map(|(k, v, _, _)| (k, v))
             .collect();
         let max_session_duration =
-            duration(cx, &obj, &["max_session_duration"], DEFAULT_MAX_SESSION);
+            duration(cx, &obj, &["max_session_duration"], 60).unwrap_or(DEFAULT_MAX_SESSION);
         let idle_session_timeout = duration(
             cx,
             &obj,
             &["idle_session_timeout", "idle_session_duration"],
-            DEFAULT_IDLE,
-        );
-        if obj.get("userinfo_refresh_interval").is_some() {
-            duration(cx, &obj, &["userinfo_refresh_interval"], DEFAULT_IDLE);
-        }
+            60,
+        )
+        .unwrap_or(DEFAULT_IDLE);
+        // Seconds are allowed here: how often to ask the provider is the operator's trade-off.
+        let userinfo_refresh_interval = duration(cx, &obj, &["userinfo_refresh_interval"], 1);
         let allow_cors_preflight = obj.bool(cx, "allow_cors_preflight", false);
         let auth_cookie_domain = obj
             .string(cx, "auth_cookie_domain")
@@ -121,6 +121,7 @@ impl Login {
             authz_url_params,
             max_session_duration,
             idle_session_timeout,
+            userinfo_refresh_interval,
             allow_cors_preflight,
             auth_cookie_domain,
         })
@@ -174,6 +175,7 @@ impl Login {
             authz_url_params: self.authz_url_params.clone(),
             max_session_duration: self.max_session_duration,
             idle_session_timeout: self.idle_session_timeout,
+            userinfo_refresh_interval: self.userinfo_refresh_interval,
             auth_cookie_domain: self.auth_cookie_domain.clone(),
         };
         ex.st.login_client_id = Some(config.client_id.clone());
@@ -298,26 +300,21 @@ fn oauth_provider(cx: &mut Cx, obj: &Obj) -> Option<ProviderField> {
     None
 }
 
-/// A duration field (`90s`, `15m`, `24h`, `1h30m`) from 1 minute to 30 days; the first of
-/// `keys` present wins.
-fn duration(cx: &mut Cx, obj: &Obj, keys: &[&str], default: Duration) -> Duration {
-    let Some(key) = keys.iter().find(|k| obj.get(k).is_some()) else {
-        return default;
-    };
-    let Some((text, path, pos)) = obj.string(cx, key) else {
-        return default;
-    };
-    match parse_duration(&text).filter(|s| (60..=30 * 24 * 3600).contains(s)) {
-        Some(secs) => Duration::from_secs(secs),
-        None => {
-            cx.err(
-                &path,
-                pos,
-                format!("expected a duration from 1m to 720h, got `{text}`"),
-            );
-            default
-        }
+/// A duration field (`90s`, `15m`, `24h`, `1h30m`) from `min_secs` (1 or 60) to 30 days, when
+/// present (the first of `keys` present wins); an error otherwise.
+fn duration(cx: &mut Cx, obj: &Obj, keys: &[&str], min_secs: u64) -> Option<Duration> {
+    let key = keys.iter().find(|k| obj.get(k).is_some())?;
+    let (text, path, pos) = obj.string(cx, key)?;
+    let parsed = parse_duration(&text).filter(|s| (min_secs..=30 * 24 * 3600).contains(s));
+    if parsed.is_none() {
+        let min = if min_secs == 60 { "1m" } else { "1s" };
+        cx.err(
+            &path,
+            pos,
+            format!("expected a duration from {min} to 720h, got `{text}`"),
+        );
     }
+    parsed.map(Duration::from_secs)
 }
 
 /// `auth_cookie_domain`: a host name (letters, digits, `-`, `.`), so it is safe in the cookie.
@@ -385,6 +382,7 @@ on_http_request:
           client_id: "${'app'}"
           client_secret: s3cret
           max_session_duration: 2h
+          userinfo_refresh_interval: 30s
   - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.com')"]
     actions:
       - type: add-headers
@@ -413,6 +411,10 @@ on_http_request:
         let asked = edge.asked.lock().unwrap()[0].clone();
         assert_eq!(asked.config.client_id, "app");
         assert_eq!(asked.config.max_session_duration, Duration::from_secs(7200));
+        assert_eq!(
+            asked.config.userinfo_refresh_interval,
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(asked.host, "app.example.com");
         // The renewed cookie rides on the upstream's response.
         let mut res = Response::new(Bytes::new()).into_parts().0;
@@ -476,7 +478,7 @@ on_http_request:
             "on_http_request: [{actions: [\
              {type: oauth, config: {provider: amazon, client_id: a, client_secret: b}},\
              {type: oauth, config: {provider: myspace, client_id: a}},\
-             {type: openid-connect, config: {client_id: a, client_secret: '', idle_session_timeout: 5x, auth_cookie_domain: 'a;b'}}]}]",
+             {type: openid-connect, config: {client_id: a, client_secret: '', idle_session_timeout: 5x, auth_cookie_domain: 'a;b', userinfo_refresh_interval: 0s}}]}]",
         );
         let has = |s: &str| errs.iter().any(|e| e.contains(s));
         assert!(
@@ -492,5 +494,9 @@ on_http_request:
             "{errs:?}"
         );
         assert!(has("expected a domain name, got `a;b`"), "{errs:?}");
+        assert!(
+            has("expected a duration from 1s to 720h, got `0s`"),
+            "{errs:?}"
+        );
     }
 }
