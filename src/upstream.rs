@@ -281,6 +281,14 @@ impl Seen {
             .collect();
         (!vals.is_empty()).then(|| vals.join(", "))
     }
+
+    /// The signed-in user the edge named: `sluice-auth-user-{id,email,name}` ("" when absent).
+    pub fn user(&self) -> [String; 3] {
+        ["id", "email", "name"].map(|f| {
+            self.header(&format!("sluice-auth-user-{f}"))
+                .unwrap_or_default()
+        })
+    }
 }
 
 /// An app answering every request with the same 1 KiB body: the benches' small GET.
