@@ -1,12 +1,14 @@
 //! Comparison harness: the same loads against the upstream directly, through Sluice (without and
 //! with the 10-rule policy), through rathole and through bore, measured in one run so the ratios
 //! hold on a noisy machine. Run it with `./scripts/bench`, which builds release binaries and
-//! installs oha, rathole and bore when missing.
+//! installs wrk, rathole and bore when missing.
 //!
 //! Every load is bounded in time (`SLUICE_BENCH_SECS`, default 10 s per HTTP scenario) and in
-//! count. `SLUICE_BENCH_PATHS=direct,sluice,bore` runs a subset of the paths (labels as in the
-//! table) and `SLUICE_BENCH_SCALE=0` skips the memory and restart runs, for quick checks. The table goes to stdout, to `benches/results/DATE.md` with the machine's description,
-//! and between the `bench:start`/`bench:end` markers of README.md.
+//! count. The table goes to stdout, to `benches/results/DATE.md` with the machine's description,
+//! and between the `bench:start`/`bench:end` markers of README.md. Quick checks (table to stdout
+//! only): `SLUICE_BENCH_PATHS=direct,sluice,bore` runs a subset of the paths (labels as in the
+//! table), `SLUICE_BENCH_SCALE=0` skips the memory and restart runs, and
+//! `SLUICE_BENCH_LOADS=small,download` runs only the named loads (see `loads::run_all`).
 
 #[path = "compare/loads.rs"]
 mod loads;
@@ -52,6 +54,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let text = table.render(&scale);
     println!("{text}");
-    report::save(&text)?;
+    let partial = [
+        "SLUICE_BENCH_PATHS",
+        "SLUICE_BENCH_SCALE",
+        "SLUICE_BENCH_LOADS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some());
+    if !partial {
+        report::save(&text)?;
+    }
     Ok(())
 }

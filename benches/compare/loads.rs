@@ -46,22 +46,39 @@ pub struct Measured {
     pub errors: u64,
 }
 
-/// Runs every load against `path`.
+/// Runs every load against `path`, or those named in `SLUICE_BENCH_LOADS` (a comma-separated
+/// subset of `small,fixed,slow,download,upload,ws`, for quick checks and profiling).
 pub async fn run_all(path: &Path, each: Duration) -> anyhow::Result<Measured> {
-    let (small_rps, small_p50, small_p99, wrk_errors) = wrk(&path.app, each).await?;
-    let (fixed_p50, fixed_p99, fixed_errors) = fixed_rate(&path.app, each).await?;
-    Ok(Measured {
-        errors: wrk_errors + fixed_errors,
-        small_rps,
-        small_p50,
-        small_p99,
-        fixed_p50,
-        fixed_p99,
-        slow_secs: slow(&path.app).await?,
-        download_mibs: download(&path.app).await?,
-        upload_mibs: upload(&path.app).await?,
-        ..websocket(&path.ws).await?
-    })
+    let selected = std::env::var("SLUICE_BENCH_LOADS").ok();
+    let wanted = |load: &str| {
+        selected
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|l| l.trim() == load))
+    };
+    let mut m = Measured::default();
+    if wanted("small") {
+        let errors;
+        (m.small_rps, m.small_p50, m.small_p99, errors) = wrk(&path.app, each).await?;
+        m.errors += errors;
+    }
+    if wanted("fixed") {
+        let errors;
+        (m.fixed_p50, m.fixed_p99, errors) = fixed_rate(&path.app, each).await?;
+        m.errors += errors;
+    }
+    if wanted("slow") {
+        m.slow_secs = slow(&path.app).await?;
+    }
+    if wanted("download") {
+        m.download_mibs = download(&path.app).await?;
+    }
+    if wanted("upload") {
+        m.upload_mibs = upload(&path.app).await?;
+    }
+    if wanted("ws") {
+        (m.ws_p50, m.ws_p99) = websocket(&path.ws).await?;
+    }
+    Ok(m)
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -242,8 +259,8 @@ async fn upload(t: &Target) -> anyhow::Result<f64> {
     Ok(1024.0 / started.elapsed().as_secs_f64())
 }
 
-/// `WS_ROUND_TRIPS` 64-byte echoes on one websocket; p50 and p99 in the returned fields.
-async fn websocket(t: &Target) -> anyhow::Result<Measured> {
+/// `WS_ROUND_TRIPS` 64-byte echoes on one websocket: (p50, p99).
+async fn websocket(t: &Target) -> anyhow::Result<(Duration, Duration)> {
     let mut request = format!("ws://{}/", t.host).into_client_request()?;
     request.headers_mut().insert("host", t.host.parse()?);
     let stream = tokio::net::TcpStream::connect(t.addr).await?;
@@ -258,9 +275,5 @@ async fn websocket(t: &Target) -> anyhow::Result<Measured> {
             other => bail!("websocket echo failed: {other:?}"),
         }
     }
-    Ok(Measured {
-        ws_p50: percentile(&mut rtts, 0.50),
-        ws_p99: percentile(&mut rtts, 0.99),
-        ..Measured::default()
-    })
+    Ok((percentile(&mut rtts, 0.50), percentile(&mut rtts, 0.99)))
 }
