@@ -113,6 +113,25 @@ async fn rogue_session(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_ends_its_control_stream_ends_its_session() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let (conn, mut control_send, _control_recv) = rogue_session(&edge, "quitter").await?;
+    control_send.finish()?;
+    // The edge closes the connection and frees the name, rather than granting the freed stream
+    // slot to a stream it would never read.
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    assert!(
+        matches!(closed, Ok(quinn::ConnectionError::ApplicationClosed(_))),
+        "session still open after its control stream ended: {closed:?}"
+    );
+    // Freed at once, not after the QUIC idle timeout (8 s): well inside this limit.
+    sluice_e2e::client::endpoint_freed(&edge.url("quitter.localhost"), Duration::from_secs(5))
+        .await?;
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_cannot_open_streams_the_edge_never_reads() -> anyhow::Result<()> {
     let edge = TestEdge::start().await?;
     let (conn, _control_send, _control_recv) = rogue_session(&edge, "rogue").await?;

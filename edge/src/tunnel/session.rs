@@ -163,15 +163,21 @@ async fn read_hello(
     Some((send, recv, hello))
 }
 
+/// Holds the control stream for the session's life. The agent sends nothing more on it today,
+/// so its end (finished, reset, or more than 64 KiB sent) ends the session: otherwise an agent
+/// that closed it would keep its hostnames and, its one allowed stream now free, could open
+/// another that the edge never reads (docs/hardening.md).
 async fn hold_control_stream(
     conn: quinn::Connection,
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    // The agent sends nothing more today; reading to the end just notices a clean goodbye.
-    let _ = recv.read_to_end(64 * 1024).await;
+    let ended = recv.read_to_end(64 * 1024).await;
+    if conn.close_reason().is_none() {
+        debug!(error = ?ended.err(), "agent ended its control stream; closing the session");
+        conn.close(close_code::PROTOCOL.into(), b"control stream ended");
+    }
     drop(send);
-    drop(conn);
 }
 
 /// Checks version and token, resolves hostnames, and claims them all or none.
