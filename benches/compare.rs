@@ -10,6 +10,8 @@
 //! table), `SLUICE_BENCH_SCALE=0` skips the memory and restart runs, and
 //! `SLUICE_BENCH_LOADS=small,download` runs only the named loads (see `loads::run_all`).
 
+#[path = "compare/echo_process.rs"]
+mod echo_process;
 #[path = "compare/loads.rs"]
 mod loads;
 #[path = "compare/paths.rs"]
@@ -26,10 +28,11 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    echo_process::serve_if_child().await?;
     let secs = sluice_e2e::load::bench_secs(10);
     let dir = tempfile::tempdir()?;
     let app = upstream::app("bench").await?;
-    let ws = upstream::websocket_echo().await?;
+    let ws = echo_process::spawn().await?;
     let selected = std::env::var("SLUICE_BENCH_PATHS").ok();
     let wanted = |kind: &PathKind| {
         selected
