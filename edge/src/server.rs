@@ -22,6 +22,9 @@ use crate::tls::{self, files};
 use crate::tunnel::listener::{self, ListenError};
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
@@ -150,10 +153,23 @@ fn add_listener<A>(
     fds: &mut Fds,
     listener: TcpListener,
     addr: SocketAddr,
+    tls: Option<TlsSettings>,
 ) {
     let key = addr.to_string();
-    service.add_tcp(&key);
+    let mut config = ListenerConfig::tcp(&key).l4_buffer(client_buffers());
+    if let Some(tls) = tls {
+        config = config.tls(tls);
+    }
+    service.add_listener(config);
     fds.add(key, listener.into_raw_fd());
+}
+
+/// Buffers of each accepted connection. pingora's default puts a 64 KiB read buffer under every
+/// client connection for its whole life: 640 MiB for 10,000 open websockets. Without it,
+/// pingora reads heads into its own growing buffer and bodies straight from the socket (the
+/// kernel buffers anyway), so an idle connection costs only what it holds.
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().read(0)
 }
 
 /// The public HTTPS listener before it is handed to pingora.
@@ -358,16 +374,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         options.h2c = true;
         app.server_options = Some(options);
     }
-    add_listener(&mut proxy, &mut fds, http_listener, http_addr);
+    add_listener(&mut proxy, &mut fds, http_listener, http_addr, None);
     let mut tasks = Vec::new();
     let https_addr = https.as_ref().map(|h| h.addr);
     let certificates = https.as_ref().map(|h| h.resolver.clone());
     if let Some(h) = https {
         let settings = tls::listener_settings(h.resolver.clone())
             .map_err(|e| StartError::TlsListener(e.to_string()))?;
-        let key = h.addr.to_string();
-        proxy.add_tls_with_settings(&key, None, settings);
-        fds.add(key, h.listener.into_raw_fd());
+        add_listener(&mut proxy, &mut fds, h.listener, h.addr, Some(settings));
         let every = config
             .https
             .as_ref()
@@ -398,7 +412,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             "sluice-metrics".to_string(),
             HttpServer::new_app(MetricsApp::new(metrics.registry.clone())),
         );
-        add_listener(&mut svc, &mut fds, l, bound);
+        add_listener(&mut svc, &mut fds, l, bound, None);
         metrics_service = Some(svc);
         metrics_addr = Some(bound);
     }
