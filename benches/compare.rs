@@ -26,6 +26,12 @@ use report::Table;
 use sluice_e2e::upstream;
 use std::time::Duration;
 
+/// Whether `name` is in the comma-separated list in the environment variable `var` (everything
+/// is when it is unset): how quick checks pick paths and loads.
+fn selected(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |list| list.split(',').any(|l| l.trim() == name))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     echo_process::serve_if_child().await?;
@@ -33,14 +39,12 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let app = upstream::app("bench").await?;
     let ws = echo_process::spawn().await?;
-    let selected = std::env::var("SLUICE_BENCH_PATHS").ok();
-    let wanted = |kind: &PathKind| {
-        selected
-            .as_deref()
-            .is_none_or(|list| list.split(',').any(|l| l.trim() == kind.label()))
-    };
     let mut table = Table::default();
-    for kind in PathKind::ALL.iter().copied().filter(wanted) {
+    for kind in PathKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| selected("SLUICE_BENCH_PATHS", k.label()))
+    {
         eprintln!("== {}", kind.label());
         let path = Path::start(kind, app.addr, ws.addr, dir.path()).await?;
         table.record(

@@ -49,12 +49,7 @@ pub struct Measured {
 /// Runs every load against `path`, or those named in `SLUICE_BENCH_LOADS` (a comma-separated
 /// subset of `small,fixed,slow,download,upload,ws`, for quick checks and profiling).
 pub async fn run_all(path: &Path, each: Duration) -> anyhow::Result<Measured> {
-    let selected = std::env::var("SLUICE_BENCH_LOADS").ok();
-    let wanted = |load: &str| {
-        selected
-            .as_deref()
-            .is_none_or(|list| list.split(',').any(|l| l.trim() == load))
-    };
+    let wanted = |load: &str| crate::selected("SLUICE_BENCH_LOADS", load);
     let mut m = Measured::default();
     if wanted("small") {
         let errors;
