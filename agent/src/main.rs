@@ -24,6 +24,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 
+/// jemalloc rather than glibc's malloc: glibc's allocator was about 9 % of the tunnel's CPU
+/// under small requests (`benches/results/profile-small-gets.md`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
