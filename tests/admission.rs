@@ -90,7 +90,11 @@ async fn rogue_session(
     client.transport_config(std::sync::Arc::new(
         sluice_proto::transport::transport_config(16),
     ));
-    let endpoint = sluice_proto::transport::endpoint(sluice_e2e::any_port(), None)?;
+    let endpoint = sluice_proto::transport::endpoint(
+        sluice_e2e::any_port(),
+        quinn::EndpointConfig::default(),
+        None,
+    )?;
     let conn = endpoint
         .connect_with(client, edge.tunnel_addr, "127.0.0.1")?
         .await?;

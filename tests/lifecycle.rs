@@ -291,10 +291,12 @@ async fn back_online(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashed_edge_gets_its_agent_back_after_the_idle_timeout() -> anyhow::Result<()> {
+async fn crashed_edge_resets_its_agents_connection_when_it_comes_back() -> anyhow::Result<()> {
     let t = Restartable::start("patient").await?;
     let ports = (t.edge.http_addr, t.edge.tunnel_addr);
-    // No close frame this time: the agent only learns from the QUIC idle timeout (8 s).
+    // No close frame: the old connection dies with the process. The new edge reads the same
+    // reset key from the state dir and answers the agent's next packet with a stateless reset,
+    // instead of leaving the agent to its 8 s idle timeout.
     t.edge.kill().await?;
     let down = Instant::now();
     let edge = respawn_edge(t.dir.path(), ports).await?;
@@ -302,6 +304,11 @@ async fn crashed_edge_gets_its_agent_back_after_the_idle_timeout() -> anyhow::Re
     println!(
         "edge crash: URL answered again {:.2?} after SIGKILL",
         down.elapsed()
+    );
+    let log = t.agent.output();
+    assert!(
+        log.contains("reset by peer") && !log.contains("timed out"),
+        "the agent should have been reset, not timed out:\n{log}"
     );
     let status = t.agent.terminate(Duration::from_secs(10)).await?;
     assert!(status.success(), "agent exit {status}");

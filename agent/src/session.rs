@@ -213,7 +213,11 @@ fn client_endpoint(edge: SocketAddr) -> Result<quinn::Endpoint, AgentError> {
     } else {
         SocketAddr::from(([0u16; 8], 0))
     };
-    Ok(sluice_proto::transport::endpoint(local, None)?)
+    Ok(sluice_proto::transport::endpoint(
+        local,
+        quinn::EndpointConfig::default(),
+        None,
+    )?)
 }
 
 /// TLS alerts are QUIC transport errors 0x100–0x1ff; a certificate problem will not fix itself.

@@ -66,7 +66,7 @@ pub struct EdgeArgs {
     /// PEM private key for `--tunnel-cert`.
     #[arg(long, env = "SLUICE_TUNNEL_KEY", requires = "tunnel_cert")]
     pub tunnel_key: Option<PathBuf>,
-    /// Directory for generated state (self-signed certificate, dev token)
+    /// Directory for generated state (self-signed certificate, dev token, session and QUIC reset keys)
     /// [default: $XDG_STATE_HOME/sluice/edge or ~/.local/state/sluice/edge].
     #[arg(long, env = "SLUICE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,

@@ -20,6 +20,7 @@ use crate::tls::config::{CertFiles, HttpsConfig};
 use crate::tls::resolver::CertResolver;
 use crate::tls::{self, files};
 use crate::tunnel::listener::{self, ListenError};
+use crate::tunnel::reset_key::{self, ResetKeyError};
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
@@ -53,6 +54,9 @@ pub enum StartError {
     /// QUIC listener problem.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The QUIC stateless-reset key could not be loaded or created.
+    #[error(transparent)]
+    ResetKey(#[from] ResetKeyError),
     /// A TCP listener could not bind.
     #[error("binding {addr}")]
     Bind {
@@ -328,7 +332,11 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
-    let endpoint = listener::bind(config.tunnel_addr, &identity)?;
+    let endpoint = listener::bind(
+        config.tunnel_addr,
+        &identity,
+        reset_key::endpoint_config(&config.state_dir)?,
+    )?;
     let tunnel_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
         addr: config.tunnel_addr,
         source,

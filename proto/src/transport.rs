@@ -55,13 +55,14 @@ pub fn udp_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSo
     Ok(socket.into())
 }
 
-/// A quinn endpoint on [`udp_socket`]`(addr)`; a server when `server` is given.
+/// A quinn endpoint on [`udp_socket`]`(addr)` with `config`; a server when `server` is given.
 pub fn endpoint(
     addr: std::net::SocketAddr,
+    config: quinn::EndpointConfig,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
     quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        config,
         server,
         udp_socket(addr)?,
         std::sync::Arc::new(quinn::TokioRuntime),

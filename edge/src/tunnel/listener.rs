@@ -29,8 +29,13 @@ pub enum ListenError {
     },
 }
 
-/// Binds the QUIC endpoint with `identity` on `addr`.
-pub fn bind(addr: SocketAddr, identity: &TunnelIdentity) -> Result<quinn::Endpoint, ListenError> {
+/// Binds the QUIC endpoint with `identity` on `addr`; `endpoint` carries the reset key
+/// ([`crate::tunnel::reset_key`]).
+pub fn bind(
+    addr: SocketAddr,
+    identity: &TunnelIdentity,
+    endpoint: quinn::EndpointConfig,
+) -> Result<quinn::Endpoint, ListenError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -43,7 +48,7 @@ pub fn bind(addr: SocketAddr, identity: &TunnelIdentity) -> Result<quinn::Endpoi
     // The agent may open only its control stream (the edge opens the request streams), so a
     // rogue agent cannot park data in streams the edge never reads.
     server.transport_config(Arc::new(transport_config(1)));
-    sluice_proto::transport::endpoint(addr, Some(server))
+    sluice_proto::transport::endpoint(addr, endpoint, Some(server))
         .map_err(|source| ListenError::Bind { addr, source })
 }
 

@@ -4,4 +4,5 @@
 pub mod admission;
 pub mod connector;
 pub mod listener;
+pub mod reset_key;
 pub mod session;
