@@ -1,6 +1,7 @@
 //! `/metrics` through a real edge and agents: exact request counts by endpoint label and
 //! status class, the duration histogram, error codes, policy outcomes, sessions and per-agent
-//! QUIC statistics; and `promtool check metrics` finds nothing to complain about.
+//! QUIC statistics, failing policy expressions; and `promtool check metrics` finds nothing to
+//! complain about.
 
 use sluice_agent::policy_input;
 use sluice_e2e::scrape::{lines_of, sample, scrape};
@@ -148,6 +149,44 @@ async fn metrics_count_every_request_with_bounded_labels() -> anyhow::Result<()>
     every_metric_is_documented(&text)?;
     named_agent.stop().await?;
     anon_agent.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}
+
+/// A deny rule whose expression cannot be evaluated (the header it indexes is missing) does
+/// not match, as documented, so the request passes; the edge must make that visible.
+#[tokio::test]
+async fn failing_policy_expressions_are_counted() -> anyhow::Result<()> {
+    let edge = TestEdge::start_with(|c| c.metrics_addr = Some(any_port())).await?;
+    let metrics_addr = edge.handle().metrics_addr.expect("metrics enabled");
+    let app = upstream::app("m").await?;
+    let mut config = edge.agent_config(TOKEN, "fragile", app.addr);
+    let policy = r#"
+on_http_request:
+  - name: token required
+    expressions: ["req.headers['x-token'][0] != 'letmein'"]
+    actions: [{type: deny}]
+"#;
+    config.endpoints[0].policies = vec![policy_input::inline(policy.into(), "test")?];
+    let agent = TestAgent::start(config).await?;
+    let url = format!("{}/", agent.url());
+    // The header is there and wrong: the rule matches and denies.
+    let denied = client().get(&url).header("x-token", "nope").send().await?;
+    assert_eq!(denied.status(), 403);
+    // No header: the expression fails, the rule does not match, the request passes.
+    assert_eq!(get(&url).await?, 200);
+    assert_eq!(get(&url).await?, 200);
+    let series = "sluice_edge_policy_errors_total{endpoint=\"other\"}";
+    eventually(
+        Duration::from_secs(10),
+        "two policy errors counted",
+        || async {
+            let text = scrape(metrics_addr).await.ok()?;
+            (sample(&text, series) == Some(2.0)).then_some(())
+        },
+    )
+    .await?;
+    agent.stop().await?;
     edge.shutdown().await;
     Ok(())
 }

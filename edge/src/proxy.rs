@@ -477,6 +477,12 @@ impl ProxyHttp for EdgeProxy {
             .policy
             .map(|state| format!("{:?}", state.logs()))
             .unwrap_or_default();
+        // A rule whose expression failed did not match: a deny rule then let the request
+        // through, so the operator must be able to see it.
+        let policy_errors = done
+            .policy
+            .map(|state| state.errors().join("; "))
+            .unwrap_or_default();
         info!(
             parent: &ctx.span,
             status = done.status,
@@ -484,6 +490,7 @@ impl ProxyHttp for EdgeProxy {
             elapsed_ms = done.duration.as_secs_f64() * 1000.0,
             error = done.error.as_deref().unwrap_or_default(),
             %policy_logs,
+            %policy_errors,
             "request complete"
         );
     }

@@ -45,6 +45,8 @@ pub struct EdgeMetrics {
     pub requests_in_flight: IntGauge,
     /// Traffic-policy action outcomes, by action type and decision.
     pub policy_outcomes: IntCounterVec,
+    /// Traffic-policy problems at run time, by endpoint.
+    pub policy_errors: IntCounterVec,
     /// Agent sessions connected.
     pub agent_sessions: IntGauge,
     /// Agent connections that failed the QUIC handshake or were rejected, by reason.
@@ -144,6 +146,12 @@ impl EdgeMetrics {
                 "Traffic-policy actions run, by action type and decision.",
                 &["action", "decision"],
             )?,
+            policy_errors: counter_vec(
+                r,
+                "policy_errors_total",
+                "Traffic-policy problems at run time: an expression that failed to evaluate (its rule did not match) or a jwt-validation key fetch that failed.",
+                endpoint,
+            )?,
             agent_sessions: gauge(r, "agent_sessions", "Agent sessions connected.")?,
             agent_connect_failures: counter_vec(
                 r,
@@ -195,6 +203,12 @@ impl EdgeMetrics {
             self.http_error_codes
                 .with_label_values(&[labels::error_code(code)])
                 .inc();
+        }
+        let policy_errors = req.policy.map_or(0, |p| p.errors().len());
+        if policy_errors > 0 {
+            self.policy_errors
+                .with_label_values(&[endpoint])
+                .inc_by(policy_errors as u64);
         }
         for outcome in req.policy.map(|p| p.outcomes()).unwrap_or_default() {
             self.policy_outcomes
