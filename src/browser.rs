@@ -27,6 +27,8 @@ pub struct Browser {
     http: reqwest::Client,
     /// host:port → cookie name → value.
     jar: BTreeMap<String, BTreeMap<String, String>>,
+    /// A redirect to this path is not followed (see [`Browser::stop_before`]).
+    stop: Option<String>,
 }
 
 impl Default for Browser {
@@ -53,7 +55,14 @@ impl Browser {
         Self {
             http,
             jar: BTreeMap::new(),
+            stop: None,
         }
+    }
+
+    /// From now on, a redirect to `path` is not followed: the page returned is the redirect
+    /// itself, with `url` the target it names (e.g. to hold on to a one-time code).
+    pub fn stop_before(&mut self, path: &str) {
+        self.stop = Some(path.to_string());
     }
 
     /// The cookie `name` held for `url`'s host.
@@ -130,6 +139,15 @@ impl Browser {
             if status.is_redirection() {
                 if let Some(loc) = location {
                     url = url.join(loc.to_str()?)?;
+                    if self.stop.as_deref() == Some(url.path()) {
+                        return Ok(Page {
+                            url,
+                            status,
+                            headers: res.headers().clone(),
+                            body: String::new(),
+                            hops,
+                        });
+                    }
                     if status != StatusCode::TEMPORARY_REDIRECT
                         && status != StatusCode::PERMANENT_REDIRECT
                     {

@@ -52,6 +52,11 @@ pub struct EdgeArgs {
     /// Base domain for endpoint hostnames [default: localhost].
     #[arg(long, env = "SLUICE_DOMAIN")]
     pub domain: Option<String>,
+    /// Edge-wide sign-in host, e.g. `auth.example.com`: oauth / openid-connect sign-ins of
+    /// every endpoint run there, so the provider needs one redirect URI
+    /// (`https://AUTH_HOST/_sluice/oauth/callback`). Off when absent.
+    #[arg(long, env = "SLUICE_AUTH_HOST")]
+    pub auth_host: Option<String>,
     /// Accepted agent authtoken (repeatable).
     #[arg(
         long = "authtoken",
@@ -106,6 +111,7 @@ struct FileConfig {
     tunnel_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     domain: Option<String>,
+    auth_host: Option<String>,
     #[serde(default)]
     authtokens: Vec<String>,
     tunnel_cert: Option<PathBuf>,
@@ -226,6 +232,8 @@ pub struct EdgeConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Base domain.
     pub domain: Hostname,
+    /// The edge-wide sign-in host (docs/policy.md); `None`: each endpoint is its own callback.
+    pub auth_host: Option<Hostname>,
     /// Accepted authtokens (plaintext, only held until hashed at start).
     pub authtokens: Vec<String>,
     /// Certificate source for the QUIC listener.
@@ -259,6 +267,7 @@ impl Default for EdgeConfig {
             tunnel_addr: SocketAddr::from(([127, 0, 0, 1], 4443)),
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             domain: Hostname::parse("localhost").unwrap_or_else(|_| unreachable!()),
+            auth_host: None,
             authtokens: Vec::new(),
             tunnel_tls: TunnelTls::SelfSigned,
             state_dir: default_state_dir(),
@@ -297,6 +306,9 @@ pub enum ConfigError {
     /// The domain is not a hostname.
     #[error("domain: {0}")]
     Domain(#[from] HostnameError),
+    /// `auth_host` is not a plain hostname.
+    #[error("auth_host: {0}")]
+    AuthHost(String),
     /// Unknown log format.
     #[error("log_format: '{0}' is not one of term, json")]
     LogFormat(String),
@@ -376,6 +388,11 @@ impl EdgeConfig {
             Some(s) => Hostname::parse(&s)?,
             None => d.domain,
         };
+        let auth_host = args
+            .auth_host
+            .or(file.auth_host)
+            .map(|s| auth_host(&s))
+            .transpose()?;
         let log_format = match args.log_format.or(file.log_format).as_deref() {
             None | Some("term") => LogFormat::Term,
             Some("json") => LogFormat::Json,
@@ -411,6 +428,7 @@ impl EdgeConfig {
                 .unwrap_or(d.tunnel_addr),
             metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
             domain,
+            auth_host,
             authtokens,
             tunnel_tls,
             state_dir: args.state_dir.or(file.state_dir).unwrap_or(d.state_dir),
@@ -430,6 +448,17 @@ impl EdgeConfig {
             ..d
         })
     }
+}
+
+/// `auth_host`: one exact hostname (no wildcard, no port, no scheme).
+fn auth_host(s: &str) -> Result<Hostname, ConfigError> {
+    let host = Hostname::parse(s).map_err(|e| ConfigError::AuthHost(e.to_string()))?;
+    if host.is_wildcard() {
+        return Err(ConfigError::AuthHost(format!(
+            "'{s}' is a wildcard; name one host, e.g. auth.example.com"
+        )));
+    }
+    Ok(host)
 }
 
 /// The HTTPS listener from flags and file; relative certificate paths in the file are relative
@@ -526,6 +555,28 @@ mod tests {
         assert_eq!(cfg.authtokens, ["a", "b"]);
         assert_eq!(cfg.grace_period, Duration::from_secs(2));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn auth_host_is_one_plain_hostname() {
+        let cfg = EdgeConfig::from_args(args(&["--dev", "--auth-host", "Auth.Example.com"]))
+            .expect("cfg");
+        assert_eq!(
+            cfg.auth_host.as_ref().map(Hostname::as_str),
+            Some("auth.example.com")
+        );
+        for bad in [
+            "*.example.com",
+            "auth.example.com:8443",
+            "https://auth.example.com",
+        ] {
+            let err = EdgeConfig::from_args(args(&["--dev", "--auth-host", bad]))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.starts_with("auth_host:"), "{bad}: {err}");
+        }
+        let none = EdgeConfig::from_args(args(&["--dev"])).expect("cfg");
+        assert!(none.auth_host.is_none());
     }
 
     #[test]

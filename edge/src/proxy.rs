@@ -10,6 +10,7 @@ use crate::completed::Completed;
 use crate::error_response::{code_for, edge_error, respond};
 use crate::forwarding::{prepare_upstream_request, sanitize_upstream_response};
 use crate::hostname::{host_without_port, Hostname};
+use crate::login::AuthHostRequest;
 use crate::policy_run::{self, PolicyRun};
 use crate::request_body;
 use crate::request_guard;
@@ -148,6 +149,39 @@ impl EdgeProxy {
             .header("content-type", "application/octet-stream")
             .body(Bytes::from(key_auth))
             .map_err(|e| edge_error(ErrorCode::Internal, e.to_string()))?;
+        policy_run::send(session, resp).await?;
+        Ok(true)
+    }
+
+    /// The edge-wide auth host's start and callback paths, answered by the sign-in service
+    /// (no agent holds that host). Returns `true` when it answered.
+    async fn answer_auth_host(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let Some(login) = &self.state.auth_host else {
+            return Ok(false);
+        };
+        let req = session.req_header();
+        if !login.is_auth_host_request(&ctx.host, req.uri.path()) {
+            return Ok(false);
+        }
+        let asked = AuthHostRequest {
+            method: req.method.clone(),
+            uri: req.uri.clone(),
+            cookies: req
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .cloned()
+                .collect(),
+            now: SystemTime::now(),
+        };
+        let state = &self.state;
+        let resp = login
+            .answer_auth_host(asked, &|host| state.serves(host))
+            .await;
         policy_run::send(session, resp).await?;
         Ok(true)
     }
@@ -326,6 +360,9 @@ impl ProxyHttp for EdgeProxy {
             scheme = ctx.scheme.as_str(),
         );
         if self.answer_acme_challenge(session).await? {
+            return Ok(true);
+        }
+        if self.answer_auth_host(session, ctx).await? {
             return Ok(true);
         }
         let Some(route) = self.state.routes.lookup(&ctx.host) else {

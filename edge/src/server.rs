@@ -10,7 +10,7 @@ use crate::events::config::EventConfigError;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::jwks::JwksCache;
-use crate::login::{LoginService, SessionKeyError, SessionKeys};
+use crate::login::{AuthHost, LoginService, SessionKeyError, SessionKeys};
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
@@ -304,14 +304,30 @@ fn compile_operator_policy(
         .ok_or_else(|| failed("empty policy".to_string()))
 }
 
-/// The JWKS cache and the sign-in service (its cookie keys from the state dir).
-fn policy_services(config: &EdgeConfig) -> Result<PolicyServices, StartError> {
+/// The JWKS cache and the sign-in service (its cookie keys from the state dir), which also
+/// answers on the auth host when one is configured; `auth` is where that host is reached.
+fn policy_services(
+    config: &EdgeConfig,
+    auth: Option<AuthHost>,
+) -> Result<(PolicyServices, Arc<LoginService>), StartError> {
     let jwks = Arc::new(JwksCache::new().map_err(StartError::HttpClient)?);
     let keys = SessionKeys::load_or_create(&config.state_dir)?;
-    let login = LoginService::new(keys, jwks.clone()).map_err(StartError::HttpClient)?;
-    Ok(PolicyServices {
+    let login =
+        Arc::new(LoginService::new(keys, jwks.clone(), auth).map_err(StartError::HttpClient)?);
+    let services = PolicyServices {
         keys: jwks,
-        login: Arc::new(login),
+        login: login.clone(),
+    };
+    Ok((services, login))
+}
+
+/// Where the auth host is reached: over https on the HTTPS listener when there is one (the
+/// port left out when 443), else over http.
+fn auth_host(config: &EdgeConfig, http_port: u16, https_port: Option<u16>) -> Option<AuthHost> {
+    let host = config.auth_host.clone()?;
+    Some(match https_port {
+        Some(port) => AuthHost::new(host, true, port),
+        None => AuthHost::new(host, false, http_port),
     })
 }
 
@@ -343,6 +359,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     })?;
     let metrics = EdgeMetrics::new()?;
     let events = EventExport::start(&config.event_destinations, &metrics)?;
+    let https_port = https.as_ref().map(|h| h.addr.port());
+    let auth = auth_host(&config, http_addr.port(), https_port);
+    let (services, login) = policy_services(&config, auth.clone())?;
     let mut state = EdgeState::new(
         &config,
         tokens,
@@ -350,9 +369,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         http_addr.port(),
         metrics.clone(),
         events,
-        policy_services(&config)?,
+        services,
     );
-    state.https_port = https.as_ref().map(|h| h.addr.port());
+    state.https_port = https_port;
+    if let Some(auth) = &auth {
+        info!(redirect_uri = %format!("{}{}", auth.base_url(), crate::login::CALLBACK_PATH), "sign-ins run on the auth host");
+        state.auth_host = Some(login);
+    }
     state.redirect_http = config.https.as_ref().is_some_and(|h| h.redirect_http);
     let acme_config = config.https.as_ref().and_then(|h| h.acme.clone());
     if acme_config.is_some() {

@@ -5,6 +5,7 @@ use crate::config::EdgeConfig;
 use crate::endpoint_policy::PolicyServices;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
+use crate::login::LoginService;
 use crate::metrics::labels::OTHER_ENDPOINT;
 use crate::metrics::EdgeMetrics;
 use crate::routes::RouteRegistry;
@@ -50,6 +51,11 @@ pub struct EdgeState {
     pub sessions_per_token: SessionCounts,
     /// The JWKS cache and the sign-in service, shared by every endpoint's engine.
     pub services: PolicyServices,
+    /// The sign-in service when `auth_host` is configured: the proxy hands the auth host's
+    /// requests to it.
+    pub auth_host: Option<Arc<LoginService>>,
+    /// The configured auth host, which no agent may claim.
+    pub auth_hostname: Option<Hostname>,
 }
 
 /// An operator policy attached to a hostname pattern in `edge.yaml`. Its rules run before the
@@ -101,6 +107,8 @@ impl EdgeState {
             auth_failures: AuthFailures::default(),
             sessions_per_token: SessionCounts::new(config.max_agents_per_token),
             services,
+            auth_host: None,
+            auth_hostname: config.auth_host.clone(),
         }
     }
 
@@ -126,6 +134,19 @@ impl EdgeState {
             .ok()
             .and_then(|h| self.operator.iter().find(|o| o.matches(&h)))
             .map_or(OTHER_ENDPOINT, |o| o.pattern.as_str())
+    }
+
+    /// Whether this edge serves `host` (lowercase, no port): an agent holds it, or an
+    /// operator policy covers it. Sign-ins on the auth host return only to such hosts.
+    pub fn serves(&self, host: &str) -> bool {
+        if self.routes.lookup(host).is_some() {
+            return true;
+        }
+        Hostname::parse(host).is_ok_and(|h| {
+            self.operator
+                .iter()
+                .any(|o| o.engine.is_some() && o.matches(&h))
+        })
     }
 
     /// The scheme endpoints get when the agent does not ask for one: https when the edge has

@@ -45,6 +45,18 @@ pub const LOGIN_REFUSED: u32 = 3243;
 pub const LOGIN_ID_TOKEN_INVALID: u32 = 3244;
 /// oauth / openid-connect evaluated without the edge (dry run) (ours), status 500.
 pub const LOGIN_UNAVAILABLE: u32 = 3245;
+/// Edge-wide auth host: the sign-in request is not one this edge sealed (forged, changed,
+/// truncated) or is older than 10 minutes (ours), status 400, HTML page.
+pub const LOGIN_START_INVALID: u32 = 3246;
+/// Edge-wide auth host: the sign-in would return to a host this edge does not serve (ours),
+/// status 400, HTML page.
+pub const LOGIN_RETURN_HOST_UNKNOWN: u32 = 3247;
+/// Edge-wide auth host: the one-time code handing the session to the endpoint is unknown,
+/// already used or expired (ours), status 400, HTML page.
+pub const LOGIN_CODE_INVALID: u32 = 3248;
+/// Edge-wide auth host: the one-time code was issued for another endpoint host or sign-in
+/// configuration (ours), status 400, HTML page. The code is spent.
+pub const LOGIN_CODE_WRONG_HOST: u32 = 3249;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.

@@ -24,7 +24,7 @@ pub const IDENTITY_HEADERS: [&str; 4] = [
 pub const IDENTITY_HEADER_PREFIX: &str = "sluice-auth-";
 
 /// Where the identity provider's endpoints come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Provider {
     /// `openid-connect`: any OpenID provider, endpoints from `<issuer>/.well-known/openid-configuration`.
     Oidc {
@@ -49,7 +49,9 @@ impl Provider {
 }
 
 /// One login action's configuration, its `${}` fields already rendered for this request.
-#[derive(Clone, PartialEq, Eq)]
+/// Serializable so the edge can seal it into a sign-in that finishes on another host (the
+/// edge-wide auth host); never serialized in the clear.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoginConfig {
     /// The provider.
     pub provider: Provider,

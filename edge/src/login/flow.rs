@@ -1,10 +1,13 @@
 //! One request through the sign-in flow: a valid session passes, the callback finishes a
-//! sign-in, logout ends a session, anything else is sent to the provider.
+//! sign-in, logout ends a session, a one-time code from the auth host becomes a session,
+//! anything else is sent to the provider (or to the auth host, which does that).
 
-use super::cookies::{self, PENDING, SESSION};
+use super::auth_host::{self, StartRequest};
+use super::cookies::{self, HANDOFF, PENDING, SESSION};
 use super::id_token::{self, Expect};
 use super::provider::{field, Endpoints};
-use super::{LoginService, CALLBACK_PATH, LOGOUT_PATH};
+use super::{LoginService, CALLBACK_PATH, LOGOUT_PATH, SESSION_PATH};
+use crate::hostname::host_without_port;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method, Response, StatusCode};
@@ -25,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq as _;
 
 /// How long a started sign-in may take (login and consent at the provider included).
-const PENDING_TTL: u64 = 600;
+pub(super) const PENDING_TTL: u64 = 600;
 /// The session cookie is rewritten (idle clock reset) at most this often.
 const RENEW_EVERY: u64 = 60;
 
@@ -52,7 +55,7 @@ type OAuthClient = oauth2::Client<
 
 /// A signed-in browser's session, sealed into [`SESSION`].
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Session {
+pub(super) struct Session {
     /// Session id (random).
     sid: String,
     /// Which configuration signed it in ([`binding`]).
@@ -73,25 +76,39 @@ struct Session {
 
 /// A sign-in in progress, sealed into [`PENDING`].
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Pending {
+pub(super) struct Pending {
     state: String,
     nonce: String,
     verifier: String,
     /// Path and query to return to.
     back: String,
     cfg: String,
-    created: u64,
+    pub(super) created: u64,
+    /// On the auth host: the endpoint's sign-in request this one serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) handoff: Option<StartRequest>,
+}
+
+/// A sign-in the auth host finished, waiting under a one-time code for its endpoint.
+pub(super) struct Handed {
+    /// The endpoint's host (lowercase, no port): the only one that may swap the code.
+    pub(super) host: String,
+    /// The endpoint's [`HANDOFF`] cookie value in the browser that started the sign-in.
+    pub(super) bind: String,
+    /// Path and query to return to.
+    pub(super) back: String,
+    pub(super) session: Session,
 }
 
 /// Why a sign-in failed: an HTML page with a `sluice-error-code`, never a redirect.
-struct Failure {
+pub(super) struct Failure {
     status: StatusCode,
     code: u32,
     message: String,
 }
 
 impl Failure {
-    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -99,7 +116,7 @@ impl Failure {
         }
     }
 
-    fn provider(message: impl Into<String>) -> Self {
+    pub(super) fn provider(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
             codes::LOGIN_PROVIDER_FAILED,
@@ -108,7 +125,7 @@ impl Failure {
     }
 }
 
-fn unix(t: SystemTime) -> u64 {
+pub(super) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
@@ -136,21 +153,27 @@ pub async fn decide(svc: &LoginService, req: &LoginRequest) -> LoginOutcome {
     if path == LOGOUT_PATH {
         return LoginOutcome::Respond(logout(svc, req));
     }
+    if path == SESSION_PATH {
+        let res = swap_code(svc, req).unwrap_or_else(|f| failure_page(req, f));
+        return LoginOutcome::Respond(res);
+    }
     match session(svc, req).await {
         Ok(Some(outcome)) => return outcome,
         Ok(None) => {}
         Err(f) => return LoginOutcome::Respond(failure_page(req, f)),
     }
-    let res = start(svc, req)
-        .await
-        .unwrap_or_else(|f| failure_page(req, f));
-    LoginOutcome::Respond(res)
+    let res = match &svc.auth {
+        Some(auth) => auth_host::send_to(svc, auth, req),
+        None => start(svc, req, back_path(req), None).await,
+    };
+    LoginOutcome::Respond(res.unwrap_or_else(|f| failure_page(req, f)))
 }
 
 /// The request's session, when it has a valid one for this configuration (`Ok(None)`: sign
 /// in). Its user info is read again when older than `userinfo_refresh_interval`.
 async fn session(svc: &LoginService, req: &LoginRequest) -> Result<Option<LoginOutcome>, Failure> {
-    let Some(mut s) = cookies::get(req, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c))
+    let Some(mut s) =
+        cookies::get(&req.cookies, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c))
     else {
         return Ok(None);
     };
@@ -263,8 +286,26 @@ async fn endpoints(svc: &LoginService, req: &LoginRequest) -> Result<Arc<Endpoin
         .map_err(|e| Failure::provider(format!("the identity provider is unavailable: {e}")))
 }
 
-/// Sends the browser to the provider, remembering state, nonce, PKCE verifier and the path.
-async fn start(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, Failure> {
+/// Path and query to return to after sign-in: only a page load comes back to where it
+/// started; other methods land on the root.
+pub(super) fn back_path(req: &LoginRequest) -> String {
+    match req.method {
+        Method::GET | Method::HEAD => req
+            .uri
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.to_string()),
+        _ => "/".to_string(),
+    }
+}
+
+/// Sends the browser to the provider, remembering state, nonce, PKCE verifier, the path to
+/// return to and (on the auth host) the endpoint's sign-in request.
+pub(super) async fn start(
+    svc: &LoginService,
+    req: &LoginRequest,
+    back: String,
+    handoff: Option<StartRequest>,
+) -> Result<Response<Bytes>, Failure> {
     let e = endpoints(svc, req).await?;
     let client = oauth_client(req, &e)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -285,14 +326,6 @@ async fn start(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>
         auth = auth.add_extra_param(k.clone(), v.clone());
     }
     let (url, state) = auth.url();
-    // Only a page load comes back to where it started; other methods land on the root.
-    let back = match req.method {
-        Method::GET | Method::HEAD => req
-            .uri
-            .path_and_query()
-            .map_or("/".to_string(), |p| p.to_string()),
-        _ => "/".to_string(),
-    };
     let pending = Pending {
         state: state.secret().clone(),
         nonce,
@@ -300,6 +333,7 @@ async fn start(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>
         back,
         cfg: binding(req),
         created: unix(req.now),
+        handoff,
     };
     let sealed = svc
         .keys
@@ -311,28 +345,62 @@ async fn start(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>
     Ok(res)
 }
 
-/// Finishes a sign-in: checks state, exchanges the code (PKCE), verifies the ID token, reads
-/// the user info, and sets the session.
-async fn callback(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, Failure> {
-    let query: HashMap<String, String> = req
-        .uri
+/// The request's query parameters.
+pub(super) fn query(req_uri: &http::Uri) -> HashMap<String, String> {
+    req_uri
         .query()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .into_owned()
                 .collect()
         })
-        .unwrap_or_default();
-    let pending: Pending = cookies::get(req, PENDING)
+        .unwrap_or_default()
+}
+
+/// The sign-in this browser started (its sealed [`PENDING`] cookie), if not too old.
+pub(super) fn pending(
+    svc: &LoginService,
+    cookie_values: &[HeaderValue],
+    now: SystemTime,
+) -> Result<Pending, Failure> {
+    cookies::get(cookie_values, PENDING)
         .and_then(|c| svc.keys.open(PENDING, c))
-        .filter(|p: &Pending| p.cfg == binding(req) && unix(req.now) < p.created + PENDING_TTL)
-        .ok_or_else(|| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                codes::LOGIN_NOT_STARTED,
-                "This sign-in was not started in this browser, or it took longer than 10 minutes.",
-            )
-        })?;
+        .filter(|p: &Pending| unix(now) < p.created + PENDING_TTL)
+        .ok_or_else(pending_failure)
+}
+
+/// Finishes a sign-in on the endpoint's own host and sets the session there.
+async fn callback(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, Failure> {
+    let pending = pending(svc, &req.cookies, req.now)?;
+    if pending.cfg != binding(req) || pending.handoff.is_some() {
+        return Err(pending_failure());
+    }
+    let session = finish(svc, req, &pending).await?;
+    let cookie = seal_session(svc, req, &session)
+        .ok_or_else(|| Failure::provider("could not seal the session"))?;
+    let mut res = redirect(&pending.back);
+    res.headers_mut().append(SET_COOKIE, cookie);
+    res.headers_mut()
+        .append(SET_COOKIE, cookies::clear(req, PENDING));
+    Ok(res)
+}
+
+fn pending_failure() -> Failure {
+    Failure::new(
+        StatusCode::BAD_REQUEST,
+        codes::LOGIN_NOT_STARTED,
+        "This sign-in was not started in this browser, or it took longer than 10 minutes.",
+    )
+}
+
+/// The provider's answer at the callback, for `pending`: checks state, exchanges the code
+/// (PKCE), verifies the ID token, reads the user info; the new session.
+pub(super) async fn finish(
+    svc: &LoginService,
+    req: &LoginRequest,
+    pending: &Pending,
+) -> Result<Session, Failure> {
+    let query = query(&req.uri);
     let state = query.get("state").map_or("", String::as_str);
     if !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes())) {
         return Err(Failure::new(
@@ -424,13 +492,53 @@ async fn callback(svc: &LoginService, req: &LoginRequest) -> Result<Response<Byt
             .map(|_| token.access_token().secret().clone()),
         info: now,
     };
-    let cookie = seal_session(svc, req, &session)
+    tracing::info!(provider = ?req.config.provider, "signed in");
+    Ok(session)
+}
+
+/// A sign-in finished on the auth host: keeps the session under a new one-time code for the
+/// endpoint's host and returns the code.
+pub(super) fn hand_over(svc: &LoginService, start: StartRequest, session: Session) -> String {
+    let handed = Handed {
+        host: start.hostname(),
+        bind: start.bind,
+        back: start.back,
+        session,
+    };
+    svc.handoffs
+        .issue(svc.keys.random_token(9), svc.keys.random_token(24), handed)
+}
+
+/// `SESSION_PATH?code=…` on an endpoint: the auth host's one-time code becomes the session
+/// cookie on this host, when the code is fresh, unused, issued for this host and this
+/// configuration, and this browser started the sign-in.
+fn swap_code(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, Failure> {
+    let code = query(&req.uri).remove("code").unwrap_or_default();
+    let handed = svc.handoffs.take(&code).ok_or_else(|| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            codes::LOGIN_CODE_INVALID,
+            "This sign-in code is unknown, was already used, or is older than 60 seconds.",
+        )
+    })?;
+    let host = host_without_port(&req.host).unwrap_or_default();
+    if handed.host != host || handed.session.cfg != binding(req) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            codes::LOGIN_CODE_WRONG_HOST,
+            "This sign-in code was issued for another site; it is now spent.",
+        ));
+    }
+    let bind = cookies::get(&req.cookies, HANDOFF).unwrap_or_default();
+    if !bool::from(bind.as_bytes().ct_eq(handed.bind.as_bytes())) {
+        return Err(pending_failure());
+    }
+    let cookie = seal_session(svc, req, &handed.session)
         .ok_or_else(|| Failure::provider("could not seal the session"))?;
-    let mut res = redirect(&pending.back);
+    let mut res = redirect(&handed.back);
     res.headers_mut().append(SET_COOKIE, cookie);
     res.headers_mut()
-        .append(SET_COOKIE, cookies::clear(req, PENDING));
-    tracing::info!(provider = ?req.config.provider, "signed in");
+        .append(SET_COOKIE, cookies::clear(req, HANDOFF));
     Ok(res)
 }
 
@@ -445,7 +553,9 @@ fn exchange_error<RE: std::error::Error + 'static>(
 
 /// Ends the session (also server-side: the cookie's session id is refused from now on).
 fn logout(svc: &LoginService, req: &LoginRequest) -> Response<Bytes> {
-    if let Some(s) = cookies::get(req, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c)) {
+    if let Some(s) =
+        cookies::get(&req.cookies, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c))
+    {
         svc.revoke(s.sid, UNIX_EPOCH + Duration::from_secs(s.exp));
     }
     let mut res = codes::html_page(
@@ -460,14 +570,26 @@ fn logout(svc: &LoginService, req: &LoginRequest) -> Response<Bytes> {
 }
 
 fn failure_page(req: &LoginRequest, f: Failure) -> Response<Bytes> {
-    tracing::warn!(code = f.code, message = %f.message, "sign-in failed");
-    let mut res = codes::html_page(f.status, "Sign-in failed", &f.message, Some(f.code));
+    let mut res = f.page();
     res.headers_mut()
         .append(SET_COOKIE, cookies::clear(req, PENDING));
     res
 }
 
-fn redirect(location: &str) -> Response<Bytes> {
+impl Failure {
+    /// The HTML error page (logged; no cookie changes).
+    pub(super) fn page(self) -> Response<Bytes> {
+        tracing::warn!(code = self.code, message = %self.message, "sign-in failed");
+        codes::html_page(
+            self.status,
+            "Sign-in failed",
+            &self.message,
+            Some(self.code),
+        )
+    }
+}
+
+pub(super) fn redirect(location: &str) -> Response<Bytes> {
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = StatusCode::FOUND;
     if let Ok(v) = HeaderValue::from_str(location) {

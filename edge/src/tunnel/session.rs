@@ -320,9 +320,16 @@ fn endpoint_scheme(request: &EndpointRequest, state: &EdgeState) -> Result<Schem
 }
 
 fn requested_hostname(request: &EndpointRequest, state: &EdgeState) -> Result<Hostname, Rejection> {
-    match &request.url {
+    let hostname = match &request.url {
         Some(url) => Hostname::from_requested_url(url, &state.domain)
-            .map_err(|e| reject(ErrorCode::UrlNotAllowed, e.to_string())),
-        None => Ok(Hostname::random_under(&state.domain)),
+            .map_err(|e| reject(ErrorCode::UrlNotAllowed, e.to_string()))?,
+        None => Hostname::random_under(&state.domain),
+    };
+    if state.auth_hostname.as_ref() == Some(&hostname) {
+        return Err(reject(
+            ErrorCode::UrlNotAllowed,
+            format!("'{hostname}' is this edge's sign-in host (auth_host)"),
+        ));
     }
+    Ok(hostname)
 }
