@@ -2,8 +2,10 @@
 //! `oidc-provider`) as a child process, with helpers to get real tokens from it.
 
 use crate::browser::{Browser, Page};
+use crate::upstream::Seen;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
+use sluice_proto::control::{PolicyKind, PolicySource};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -34,6 +36,37 @@ impl OidcClient {
 
 /// The edge's reserved sign-in callback path on every endpoint host.
 pub const CALLBACK_PATH: &str = "/_sluice/oauth/callback";
+
+/// The sign-in policy of these tests: an openid-connect action for client `web-app` (secret
+/// `web-app-secret`) at `issuer`, scopes openid, email and profile; `extra` is more config of
+/// the action (`key: value`), `rules` more rules after it (YAML list items, 2-space indent).
+pub fn login_policy(issuer: &str, extra: &str, rules: &str) -> PolicySource {
+    PolicySource {
+        origin: "oidc.yml".into(),
+        kind: PolicyKind::Document,
+        text: format!(
+            r#"
+on_http_request:
+  - actions:
+      - type: openid-connect
+        config:
+          issuer_url: "{issuer}"
+          client_id: web-app
+          client_secret: web-app-secret
+          scopes: [openid, email, profile]
+          {extra}
+{rules}"#
+        ),
+    }
+}
+
+/// What the test app saw, from a page that must have reached it (200).
+pub fn app_saw(page: &Page) -> anyhow::Result<Seen> {
+    if page.status != 200 {
+        bail!("{} answered {}: {}", page.url, page.status, page.body);
+    }
+    Seen::parse(&page.body)
+}
 
 /// From the provider's login page: logs in as `user` (any password) through its login form,
 /// consents, and ends wherever the provider sends the browser.

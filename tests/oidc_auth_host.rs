@@ -7,32 +7,18 @@
 use serde_json::json;
 use sluice_agent::AgentError;
 use sluice_e2e::browser::{Browser, Page};
-use sluice_e2e::oidc::{log_in, OidcClient, OidcProvider, CALLBACK_PATH};
-use sluice_e2e::upstream::{self, Seen};
+use sluice_e2e::oidc::{
+    app_saw as seen, log_in, login_policy, OidcClient, OidcProvider, CALLBACK_PATH,
+};
+use sluice_e2e::upstream;
 use sluice_e2e::{error_code, Launch, TestAgent, TestEdge, DOMAIN, TOKEN};
 use sluice_edge::hostname::Hostname;
 use sluice_edge::login::SessionKeys;
-use sluice_proto::control::{PolicyKind, PolicySource};
 use sluice_proto::error_code::ErrorCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const START_PATH: &str = "/_sluice/oauth/start";
 const SESSION_PATH: &str = "/_sluice/oauth/session";
-
-fn policy(issuer: &str) -> String {
-    format!(
-        r#"
-on_http_request:
-  - actions:
-      - type: openid-connect
-        config:
-          issuer_url: "{issuer}"
-          client_id: web-app
-          client_secret: web-app-secret
-          scopes: [openid, email, profile]
-"#
-    )
-}
 
 struct Setup {
     edge: TestEdge,
@@ -66,11 +52,7 @@ async fn setup() -> anyhow::Result<Setup> {
     let mut agents = Vec::new();
     for name in ["one", "two"] {
         let mut config = edge.agent_config(TOKEN, name, app.addr);
-        config.endpoints[0].policies = vec![PolicySource {
-            origin: "oidc.yml".into(),
-            kind: PolicyKind::Document,
-            text: policy(&idp.issuer),
-        }];
+        config.endpoints[0].policies = vec![login_policy(&idp.issuer, "", "")];
         agents.push(TestAgent::start(config).await?);
     }
     Ok(Setup {
@@ -83,11 +65,6 @@ async fn setup() -> anyhow::Result<Setup> {
         idp,
         state_dir,
     })
-}
-
-fn seen(page: &Page) -> anyhow::Result<Seen> {
-    assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
-    Seen::parse(&page.body)
 }
 
 /// An error page: the status, the code, HTML, and no redirect on the way.

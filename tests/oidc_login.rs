@@ -5,35 +5,22 @@
 //! `userinfo_refresh_interval` following the provider's directory (changed email, deleted user).
 
 use serde_json::json;
-use sluice_e2e::browser::{Browser, Page};
-use sluice_e2e::oidc::{log_in, OidcClient, OidcProvider, CALLBACK_PATH};
-use sluice_e2e::upstream::{self, Seen};
+use sluice_e2e::browser::Browser;
+use sluice_e2e::oidc::{
+    app_saw as seen, log_in, login_policy, OidcClient, OidcProvider, CALLBACK_PATH,
+};
+use sluice_e2e::upstream;
 use sluice_e2e::{error_code, TestAgent, TestEdge, DOMAIN, TOKEN};
-use sluice_proto::control::{PolicyKind, PolicySource};
 use std::time::{Duration, Instant};
 
 const LOGOUT: &str = "/_sluice/oauth/logout";
 
-/// The sign-in policy; `extra` is more config of the openid-connect action (`key: value`).
-fn policy(issuer: &str, extra: &str) -> String {
-    format!(
-        r#"
-on_http_request:
-  - actions:
-      - type: openid-connect
-        config:
-          issuer_url: "{issuer}"
-          client_id: web-app
-          client_secret: web-app-secret
-          scopes: [openid, email, profile]
-          {extra}
-  - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.org')"]
+/// Later rule: the sign-in policy refuses example.org users by name.
+const DENY_EXAMPLE_ORG: &str = r#"  - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.org')"]
     actions:
       - type: custom-response
-        config: {{status_code: 403, body: "not for ${{actions.ngrok.oidc.identity.name}}"}}
-"#
-    )
-}
+        config: {status_code: 403, body: "not for ${actions.ngrok.oidc.identity.name}"}
+"#;
 
 struct Setup {
     _edge: TestEdge,
@@ -54,11 +41,7 @@ async fn setup_with(extra: &str) -> anyhow::Result<Setup> {
         .await?;
     let app = upstream::app("oidc").await?;
     let mut config = edge.agent_config(TOKEN, "login", app.addr);
-    config.endpoints[0].policies = vec![PolicySource {
-        origin: "oidc.yml".into(),
-        kind: PolicyKind::Document,
-        text: policy(&idp.issuer, extra),
-    }];
+    config.endpoints[0].policies = vec![login_policy(&idp.issuer, extra, DENY_EXAMPLE_ORG)];
     let agent = TestAgent::start(config).await?;
     Ok(Setup {
         _edge: edge,
@@ -67,11 +50,6 @@ async fn setup_with(extra: &str) -> anyhow::Result<Setup> {
         idp,
         base,
     })
-}
-
-fn seen(page: &Page) -> anyhow::Result<Seen> {
-    assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
-    Seen::parse(&page.body)
 }
 
 #[tokio::test]
