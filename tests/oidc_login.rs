@@ -40,9 +40,7 @@ async fn setup_with(extra: &str) -> anyhow::Result<Setup> {
     let idp = OidcProvider::start(&[OidcClient::for_endpoint("web-app", "web-app-secret", &base)])
         .await?;
     let app = upstream::app("oidc").await?;
-    let mut config = edge.agent_config(TOKEN, "login", app.addr);
-    config.endpoints[0].policies = vec![login_policy(&idp.issuer, extra, DENY_EXAMPLE_ORG)];
-    let agent = TestAgent::start(config).await?;
+    let agent = login_agent(&edge, &idp, &app, extra).await?;
     Ok(Setup {
         _edge: edge,
         _agent: agent,
@@ -50,6 +48,18 @@ async fn setup_with(extra: &str) -> anyhow::Result<Setup> {
         idp,
         base,
     })
+}
+
+/// The agent for `login.DOMAIN` with the sign-in policy (`extra`: more action config).
+async fn login_agent(
+    edge: &TestEdge,
+    idp: &OidcProvider,
+    app: &upstream::Upstream,
+    extra: &str,
+) -> anyhow::Result<TestAgent> {
+    let mut config = edge.agent_config(TOKEN, "login", app.addr);
+    config.endpoints[0].policies = vec![login_policy(&idp.issuer, extra, DENY_EXAMPLE_ORG)];
+    TestAgent::start(config).await
 }
 
 #[tokio::test]
@@ -304,5 +314,50 @@ async fn userinfo_refresh_fails_closed_when_the_provider_is_gone() -> anyhow::Re
         Some("ERR_SLUICE_3240")
     );
     assert!(page.body.contains("user info"), "{}", page.body);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_session_stays_refused_after_an_edge_restart() -> anyhow::Result<()> {
+    let state = tempfile::tempdir()?;
+    let dir = state.path().to_path_buf();
+    let edge = TestEdge::start_with(|c| c.state_dir = dir.clone()).await?;
+    let base = edge.url(&format!("login.{DOMAIN}"));
+    let idp = OidcProvider::start(&[OidcClient::for_endpoint("web-app", "web-app-secret", &base)])
+        .await?;
+    let app = upstream::app("oidc").await?;
+    let agent = login_agent(&edge, &idp, &app, "").await?;
+    let mut leaving = signed_in_alice(&format!("{base}/")).await?;
+    let staying = signed_in_alice(&format!("{base}/")).await?;
+    let ended = leaving.cookie(&base, "sluice_session").unwrap_or_default();
+    let live = staying.cookie(&base, "sluice_session").unwrap_or_default();
+    let out = leaving.get(&format!("{base}{LOGOUT}")).await?;
+    assert_eq!(out.status, 200, "{}", out.body);
+
+    // The same state dir, a new process's worth of memory (new ports too).
+    drop(agent);
+    edge.shutdown().await;
+    let edge = TestEdge::start_with(|c| c.state_dir = dir).await?;
+    let base = edge.url(&format!("login.{DOMAIN}"));
+    let _agent = login_agent(&edge, &idp, &app, "").await?;
+
+    // The session nobody ended still works: keys and sessions outlived the restart.
+    let mut browser = Browser::new();
+    browser.set_cookie(&base, "sluice_session", &live)?;
+    let page = browser.get(&format!("{base}/after")).await?;
+    assert_eq!(page.hops.len(), 1, "{:?}", page.hops);
+    assert_eq!(seen(&page)?.user()[0], "alice");
+    // The logged-out one is still refused: back to the provider.
+    let mut browser = Browser::new();
+    browser.set_cookie(&base, "sluice_session", &ended)?;
+    let page = browser.get(&format!("{base}/after")).await?;
+    assert!(
+        page.hops
+            .iter()
+            .any(|u| u.as_str().starts_with(&idp.issuer)),
+        "{:?}",
+        page.hops
+    );
+    assert!(!page.body.contains("alice@example.com"), "{}", page.body);
     Ok(())
 }

@@ -10,7 +10,9 @@ use crate::events::config::EventConfigError;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::jwks::JwksCache;
-use crate::login::{AuthHost, LoginService, SessionKeyError, SessionKeys};
+use crate::login::{
+    AuthHost, LoginService, Revocations, SessionKeyError, SessionKeys, REVOKED_FILE,
+};
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::proxy::EdgeProxy;
 use crate::routes::LocalRoutes;
@@ -79,6 +81,14 @@ pub enum StartError {
     /// The session cookie keys could not be loaded or created.
     #[error(transparent)]
     SessionKeys(#[from] SessionKeyError),
+    /// The list of logged-out sessions could not be read or written.
+    #[error("ended sessions file {path}")]
+    RevokedSessions {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured (use --authtoken or --dev)")]
     NoAuthtoken,
@@ -312,8 +322,14 @@ fn policy_services(
 ) -> Result<(PolicyServices, Arc<LoginService>), StartError> {
     let jwks = Arc::new(JwksCache::new().map_err(StartError::HttpClient)?);
     let keys = SessionKeys::load_or_create(&config.state_dir)?;
-    let login =
-        Arc::new(LoginService::new(keys, jwks.clone(), auth).map_err(StartError::HttpClient)?);
+    let revoked =
+        Revocations::load(&config.state_dir).map_err(|source| StartError::RevokedSessions {
+            path: config.state_dir.join(REVOKED_FILE),
+            source,
+        })?;
+    let login = Arc::new(
+        LoginService::new(keys, revoked, jwks.clone(), auth).map_err(StartError::HttpClient)?,
+    );
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),

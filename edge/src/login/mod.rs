@@ -9,18 +9,18 @@ mod flow;
 mod handoff;
 mod id_token;
 mod provider;
+mod revocations;
 mod sealer;
 
 pub use auth_host::AuthHost;
+pub use revocations::{Revocations, REVOKED_FILE};
 pub use sealer::{SessionKeyError, SessionKeys, KEY_FILE};
 
 use crate::jwks::JwksCache;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, Uri};
-use parking_lot::Mutex;
 use sluice_policy::codes;
 use sluice_policy::identity::{Authenticator, LoginFuture, LoginRequest};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -43,8 +43,8 @@ pub struct LoginService {
     /// For the token exchange: never follows redirects (the oauth2 crate's advice).
     http: reqwest::Client,
     jwks: Arc<JwksCache>,
-    /// Sessions ended by logout, until they would have expired anyway.
-    revoked: Mutex<HashMap<String, SystemTime>>,
+    /// Sessions ended by logout, until they would have expired anyway (kept in the state dir).
+    revoked: Revocations,
     /// The edge-wide auth host, when configured: every sign-in runs there.
     auth: Option<AuthHost>,
     /// Finished sign-ins waiting on the auth host for their endpoint to swap the code.
@@ -52,10 +52,12 @@ pub struct LoginService {
 }
 
 impl LoginService {
-    /// A service sealing cookies with `keys` and verifying ID tokens with `jwks`; with `auth`,
-    /// sign-ins run on that edge-wide host instead of each endpoint's own.
+    /// A service sealing cookies with `keys`, refusing the sessions in `revoked`, and
+    /// verifying ID tokens with `jwks`; with `auth`, sign-ins run on that edge-wide host
+    /// instead of each endpoint's own.
     pub fn new(
         keys: SessionKeys,
+        revoked: Revocations,
         jwks: Arc<JwksCache>,
         auth: Option<AuthHost>,
     ) -> Result<Self, reqwest::Error> {
@@ -69,21 +71,18 @@ impl LoginService {
             providers: provider::Providers::new(http.clone()),
             http,
             jwks,
-            revoked: Mutex::new(HashMap::new()),
+            revoked,
             auth,
             handoffs: handoff::Handoffs::default(),
         })
     }
 
     fn revoke(&self, session_id: String, until: SystemTime) {
-        let mut revoked = self.revoked.lock();
-        let now = SystemTime::now();
-        revoked.retain(|_, t| *t > now);
-        revoked.insert(session_id, until);
+        self.revoked.revoke(session_id, until);
     }
 
     fn is_revoked(&self, session_id: &str) -> bool {
-        self.revoked.lock().contains_key(session_id)
+        self.revoked.contains(session_id)
     }
 
     /// Whether the proxy should hand this request to [`Self::answer_auth_host`]: it is for
