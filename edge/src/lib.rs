@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod forwarding;
 pub mod hostname;
 pub mod jwks;
+pub mod key_file;
 pub mod login;
 pub mod metrics;
 pub mod policy_heads;

@@ -1,6 +1,7 @@
 //! Sealed cookies: ChaCha20-Poly1305 (ring) with keys from the edge's state dir, so a browser
 //! can hold its session and sign-in state without being able to read or change them.
 
+use crate::key_file::{self, KeyFileError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
@@ -17,13 +18,8 @@ pub const KEY_FILE: &str = "session-keys";
 #[derive(Debug, thiserror::Error)]
 pub enum SessionKeyError {
     /// Reading or creating the file failed.
-    #[error("session key file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error("session key file {0}")]
+    File(#[from] KeyFileError),
     /// A line is not a 32-byte key in hex.
     #[error("session key file {path}, line {line}: expected 64 hex digits (a 32-byte key)")]
     BadLine {
@@ -32,9 +28,6 @@ pub enum SessionKeyError {
         /// 1-based line number.
         line: usize,
     },
-    /// The system random source failed.
-    #[error("no randomness for a new session key")]
-    Random,
 }
 
 /// The keys cookies are sealed with: the first seals and opens, the others (older keys kept
@@ -56,24 +49,7 @@ impl SessionKeys {
     /// until the sessions it sealed have expired.
     pub fn load_or_create(state_dir: &Path) -> Result<Self, SessionKeyError> {
         let path = state_dir.join(KEY_FILE);
-        let io = |source| SessionKeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                SystemRandom::new()
-                    .fill(&mut key)
-                    .map_err(|_| SessionKeyError::Random)?;
-                let line = format!("{}\n", hex::encode(key));
-                std::fs::create_dir_all(state_dir).map_err(io)?;
-                write_private(&path, &line).map_err(io)?;
-                line
-            }
-            Err(e) => return Err(io(e)),
-        };
+        let text = key_file::read_or_create(&path)?;
         let mut keys = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -140,23 +116,6 @@ impl SessionKeys {
         let _ = self.rng.fill(&mut bytes);
         URL_SAFE_NO_PAD.encode(bytes)
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 #[cfg(test)]

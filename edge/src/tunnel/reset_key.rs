@@ -7,8 +7,7 @@
 //! the agent's next packet with a stateless reset (RFC 9000 §10.3) and the agent reconnects
 //! at once.
 
-use crate::certs::{write_private, CertError};
-use ring::rand::{SecureRandom, SystemRandom};
+use crate::key_file::{self, KeyFileError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,26 +17,15 @@ pub const RESET_KEY_FILE: &str = "quic-reset-key";
 /// Why the reset key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ResetKeyError {
-    /// Reading the file failed.
-    #[error("QUIC reset key {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Creating the file failed.
-    #[error("QUIC reset key: {0}")]
-    Write(#[from] CertError),
+    /// Reading or creating the file failed.
+    #[error("QUIC reset key {0}")]
+    File(#[from] KeyFileError),
     /// The file does not hold a 32-byte key in hex.
     #[error("QUIC reset key {path}: expected 64 hex digits (a 32-byte key)")]
     Malformed {
         /// The file.
         path: PathBuf,
     },
-    /// The system random source failed.
-    #[error("no randomness for a new QUIC reset key")]
-    Random,
 }
 
 /// Loads `<state_dir>/quic-reset-key`, creating it (mode 0600, a new random key) when missing,
@@ -71,25 +59,11 @@ fn cid_key(reset: &ring::hmac::Key) -> u64 {
 
 fn load_or_create(state_dir: &Path) -> Result<[u8; 32], ResetKeyError> {
     let path = state_dir.join(RESET_KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => hex::decode(text.trim())
-            .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or(ResetKeyError::Malformed { path }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut key)
-                .map_err(|_| ResetKeyError::Random)?;
-            std::fs::create_dir_all(state_dir).map_err(|source| ResetKeyError::Read {
-                path: state_dir.to_path_buf(),
-                source,
-            })?;
-            write_private(&path, format!("{}\n", hex::encode(key)).as_bytes())?;
-            Ok(key)
-        }
-        Err(source) => Err(ResetKeyError::Read { path, source }),
-    }
+    let text = key_file::read_or_create(&path)?;
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or(ResetKeyError::Malformed { path })
 }
 
 #[cfg(test)]
