@@ -79,15 +79,37 @@ pub fn closed_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// A TCP port and a UDP port that are free right now, for processes that must come back on
-/// the same ports after a restart.
+/// the same ports after a restart (or that a test must name before they start).
+///
+/// The port is picked below the kernel's ephemeral range: a port from that range (what binding
+/// port 0 gives) is handed to the next outgoing connection or port-0 bind once released, and
+/// under a parallel test run something took it before the caller bound it again.
 pub fn free_tcp_port() -> anyhow::Result<SocketAddr> {
-    closed_port()
+    free_port(|a| std::net::TcpListener::bind(a).is_ok())
 }
 
 /// See [`free_tcp_port`].
 pub fn free_udp_port() -> anyhow::Result<SocketAddr> {
-    let s = std::net::UdpSocket::bind(any_port())?;
-    Ok(s.local_addr()?)
+    free_port(|a| std::net::UdpSocket::bind(a).is_ok())
+}
+
+/// A random loopback port in 10000..(start of the ephemeral range) that `bindable` accepts.
+fn free_port(bindable: impl Fn(SocketAddr) -> bool) -> anyhow::Result<SocketAddr> {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    anyhow::ensure!(
+        ephemeral_start > 11_000,
+        "the ephemeral port range starts at {ephemeral_start}: no room below it for fixed ports"
+    );
+    for _ in 0..200 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], rand::random_range(10_000..ephemeral_start)));
+        if bindable(addr) {
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("no free port below {ephemeral_start} after 200 tries")
 }
 
 /// An edge running in this process with a fresh state directory and the tokens
