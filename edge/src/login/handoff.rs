@@ -89,4 +89,19 @@ mod tests {
         assert_eq!(h.take(&code), None);
         assert_eq!(h.take("nope.s3cret"), None);
     }
+
+    #[test]
+    fn the_store_is_bounded_and_drops_the_oldest() {
+        let h = Handoffs::default();
+        let first = h.issue("first".into(), "s".into(), 0);
+        // Strictly older than the rest, whatever the clock's resolution.
+        std::thread::sleep(Duration::from_millis(2));
+        let mut last = String::new();
+        for i in 1..=MAX_CODES {
+            last = h.issue(format!("id{i}"), "s".into(), i);
+        }
+        assert_eq!(h.codes.lock().len(), MAX_CODES);
+        assert_eq!(h.take(&first), None, "the oldest code made room");
+        assert_eq!(h.take(&last), Some(MAX_CODES));
+    }
 }
