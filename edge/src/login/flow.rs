@@ -188,7 +188,7 @@ async fn session(svc: &LoginService, req: &LoginRequest) -> Result<Option<LoginO
             if !refresh(svc, req, &mut s).await? {
                 // The provider no longer accepts this session: it ends here (copies too).
                 tracing::info!(provider = ?req.config.provider, "session ended by the provider");
-                svc.revoke(s.sid.clone(), UNIX_EPOCH + Duration::from_secs(s.exp));
+                svc.revoke(s.sid.clone(), s.exp);
                 return Ok(None);
             }
             s.info = now;
@@ -376,12 +376,24 @@ async fn callback(svc: &LoginService, req: &LoginRequest) -> Result<Response<Byt
         return Err(pending_failure());
     }
     let session = finish(svc, req, &pending).await?;
-    let cookie = seal_session(svc, req, &session)
+    signed_in(svc, req, &session, &pending.back, PENDING)
+}
+
+/// The end of a sign-in on the endpoint's host: the session cookie set, the browser sent back
+/// to `back`, and the cookie `spent` that carried the sign-in cleared.
+fn signed_in(
+    svc: &LoginService,
+    req: &LoginRequest,
+    session: &Session,
+    back: &str,
+    spent: &str,
+) -> Result<Response<Bytes>, Failure> {
+    let cookie = seal_session(svc, req, session)
         .ok_or_else(|| Failure::provider("could not seal the session"))?;
-    let mut res = redirect(&pending.back);
+    let mut res = redirect(back);
     res.headers_mut().append(SET_COOKIE, cookie);
     res.headers_mut()
-        .append(SET_COOKIE, cookies::clear(req, PENDING));
+        .append(SET_COOKIE, cookies::clear(req, spent));
     Ok(res)
 }
 
@@ -533,13 +545,7 @@ fn swap_code(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, 
     if !bool::from(bind.as_bytes().ct_eq(handed.bind.as_bytes())) {
         return Err(pending_failure());
     }
-    let cookie = seal_session(svc, req, &handed.session)
-        .ok_or_else(|| Failure::provider("could not seal the session"))?;
-    let mut res = redirect(&handed.back);
-    res.headers_mut().append(SET_COOKIE, cookie);
-    res.headers_mut()
-        .append(SET_COOKIE, cookies::clear(req, HANDOFF));
-    Ok(res)
+    signed_in(svc, req, &handed.session, &handed.back, HANDOFF)
 }
 
 fn exchange_error<RE: std::error::Error + 'static>(
@@ -556,7 +562,7 @@ fn logout(svc: &LoginService, req: &LoginRequest) -> Response<Bytes> {
     if let Some(s) =
         cookies::get(&req.cookies, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c))
     {
-        svc.revoke(s.sid, UNIX_EPOCH + Duration::from_secs(s.exp));
+        svc.revoke(s.sid, s.exp);
     }
     let mut res = codes::html_page(
         StatusCode::OK,

@@ -77,7 +77,7 @@ impl LoginService {
         })
     }
 
-    fn revoke(&self, session_id: String, until: SystemTime) {
+    fn revoke(&self, session_id: String, until: u64) {
         self.revoked.revoke(session_id, until);
     }
 

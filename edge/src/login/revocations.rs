@@ -1,11 +1,12 @@
 //! Sessions ended by logout (or by the provider), remembered until they would have expired
 //! anyway, in memory and in a file in the state dir so a restart does not revive them.
 
+use super::flow::unix;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The file in the state dir: one `<session id> <end, unix seconds>` line per ended session.
 pub const REVOKED_FILE: &str = "revoked-sessions";
@@ -24,10 +25,6 @@ struct Inner {
     ended: HashMap<String, u64>,
     /// Lines in the file (live or not).
     lines: usize,
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 impl Revocations {
@@ -72,10 +69,10 @@ impl Revocations {
         Ok(this)
     }
 
-    /// Remembers `session_id` as ended until `until` (written through to the file; a write
-    /// failure is logged and the session stays refused for this run).
-    pub fn revoke(&self, session_id: String, until: SystemTime) {
-        let until = unix(until);
+    /// Remembers `session_id` as ended until `until` (unix seconds, the session's own
+    /// expiry), written through to the file; a write failure is logged and the session stays
+    /// refused for this run.
+    pub fn revoke(&self, session_id: String, until: u64) {
         let now = unix(SystemTime::now());
         let mut inner = self.inner.lock();
         inner.ended.retain(|_, t| *t > now);
@@ -129,7 +126,6 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn ended_sessions_survive_a_reload_until_they_expire() {
@@ -137,9 +133,9 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         std::fs::create_dir_all(&dir).expect("dir");
         let r = Revocations::load(&dir).expect("load");
-        let later = SystemTime::now() + Duration::from_secs(3600);
-        r.revoke("live".into(), later);
-        r.revoke("old".into(), SystemTime::now() - Duration::from_secs(1));
+        let now = unix(SystemTime::now());
+        r.revoke("live".into(), now + 3600);
+        r.revoke("old".into(), now - 1);
         assert!(r.contains("live"));
         let again = Revocations::load(&dir).expect("reload");
         assert!(again.contains("live"));
