@@ -138,7 +138,13 @@ async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
 
     // A restarted edge serves the stored certificate straight away.
     edge.shutdown().await;
-    let edge = acme_edge(ca, &state, http_addr, https_addr).await?;
+    // The old edge's listening sockets can outlive `shutdown()` by a moment (pingora closes
+    // them on its own threads); the restart waits for the ports rather than failing.
+    let edge = eventually(Duration::from_secs(10), "the restarted edge", || {
+        let (ca, state) = (ca.clone(), state.clone());
+        async move { acme_edge(ca, &state, http_addr, https_addr).await.ok() }
+    })
+    .await?;
     let after_restart = verified_leaf(&root, https_addr, APP).await?;
     if counter(
         &edge,
