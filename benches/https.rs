@@ -10,8 +10,8 @@ use sluice_e2e::load::{bench_secs, load_with};
 use sluice_e2e::tls::TestCa;
 use sluice_e2e::upstream;
 use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
-use sluice_edge::hostname::Hostname;
-use sluice_edge::tls::config::HttpsConfig;
+use sluice_edge::Hostname;
+use sluice_edge::HttpsConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use sluice_e2e::load::{bench_secs, load};
 use sluice_e2e::scrape::{sample, scrape};
 use sluice_e2e::upstream;
 use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
-use sluice_edge::events::config::EventDestination;
+use sluice_edge::EventDestination;
 use std::net::SocketAddr;
 use std::time::Duration;
 

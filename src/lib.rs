@@ -35,7 +35,7 @@ pub mod upstream;
 
 use anyhow::{anyhow, bail, Context as _};
 use sluice_agent::{AgentConfig, AgentError, AgentEvent, EndpointConfig};
-use sluice_edge::hostname::Hostname;
+use sluice_edge::Hostname;
 use sluice_edge::{EdgeConfig, EdgeHandle};
 use std::future::Future;
 use std::net::SocketAddr;

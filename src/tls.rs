@@ -4,7 +4,7 @@
 use crate::client::client_builder;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use sluice_edge::tls::config::CertFiles;
+use sluice_edge::CertFiles;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

@@ -9,9 +9,9 @@ use sluice_e2e::scrape::{sample, scrape};
 use sluice_e2e::tls::{client_config_trusting, https_client_trusting, presented_leaf, tls_connect};
 use sluice_e2e::upstream;
 use sluice_e2e::{eventually, free_tcp_port, free_udp_port, TestAgent, TestEdge, TOKEN};
-use sluice_edge::acme::config::{AcmeConfig, OnDemandConfig};
-use sluice_edge::hostname::Hostname;
-use sluice_edge::tls::config::HttpsConfig;
+use sluice_edge::Hostname;
+use sluice_edge::HttpsConfig;
+use sluice_edge::{AcmeConfig, OnDemandConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,9 +55,7 @@ async fn acme_edge(
 
 fn counter(edge: &TestEdge, name: &str, label: &str) -> f64 {
     edge.handle()
-        .state()
-        .metrics
-        .registry
+        .metrics()
         .gather()
         .iter()
         .filter(|f| f.name() == name)

@@ -3,7 +3,7 @@
 
 use sluice_agent::{AgentError, AgentEvent};
 use sluice_e2e::{closed_port, eventually, Launch, TestAgent, TestEdge, TOKEN};
-use sluice_edge::tunnel::admission::MAX_AUTH_FAILURES;
+use sluice_edge::MAX_AUTH_FAILURES;
 use sluice_proto::error_code::ErrorCode;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};

@@ -193,7 +193,7 @@ endpoints:
     assert_eq!(r.headers()["x-endpoint"], "guarded");
 
     // One QUIC connection: every hostname routes to the same agent session.
-    let routes = &edge.handle().state().routes;
+    let routes = edge.handle().routes();
     let sessions: Vec<String> = ["cfg-web", "cfg-files", "cfg-guarded"]
         .iter()
         .map(|n| {

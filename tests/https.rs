@@ -7,10 +7,10 @@ use sluice_agent::AgentConfig;
 use sluice_e2e::tls::{presented_leaf, tls_connect, TestCa};
 use sluice_e2e::upstream::{self, Seen};
 use sluice_e2e::{any_port, client, eventually, within, TestAgent, TestEdge, TOKEN};
-use sluice_edge::config::EdgeConfig;
-use sluice_edge::events::config::EventDestination;
-use sluice_edge::hostname::Hostname;
-use sluice_edge::tls::config::HttpsConfig;
+use sluice_edge::EdgeConfig;
+use sluice_edge::EventDestination;
+use sluice_edge::Hostname;
+use sluice_edge::HttpsConfig;
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -351,7 +351,7 @@ async fn rotated_certificate_is_served_without_restart() -> anyhow::Result<()> {
     std::fs::write(dir.path().join("api.crt"), "not a certificate")?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(served_leaf(&ca, addr, "api.tunnel.test").await?, new);
-    let metrics = edge.handle().state().metrics.registry.gather();
+    let metrics = edge.handle().metrics().gather();
     let failures = metrics
         .iter()
         .find(|m| m.name() == "sluice_edge_tls_cert_reload_failures_total")

@@ -6,8 +6,8 @@
 use sluice_agent::policy_input;
 use sluice_e2e::scrape::{lines_of, sample, scrape};
 use sluice_e2e::{any_port, client, eventually, upstream, TestAgent, TestEdge, TOKEN};
-use sluice_edge::config::OperatorPolicy;
-use sluice_edge::hostname::Hostname;
+use sluice_edge::Hostname;
+use sluice_edge::OperatorPolicy;
 use sluice_policy::Shorthand;
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -12,8 +12,8 @@ use sluice_e2e::oidc::{
 };
 use sluice_e2e::upstream;
 use sluice_e2e::{error_code, Launch, TestAgent, TestEdge, DOMAIN, TOKEN};
-use sluice_edge::hostname::Hostname;
-use sluice_edge::login::SessionKeys;
+use sluice_edge::Hostname;
+use sluice_edge::SessionKeys;
 use sluice_proto::error_code::ErrorCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 

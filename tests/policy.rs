@@ -197,8 +197,8 @@ async fn invalid_policy_is_refused_before_going_online() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn operator_policy_runs_first_and_answers_without_an_agent() -> anyhow::Result<()> {
-    let operator = sluice_edge::config::OperatorPolicy {
-        pattern: sluice_edge::hostname::Hostname::parse("*.localhost")?,
+    let operator = sluice_edge::OperatorPolicy {
+        pattern: sluice_edge::Hostname::parse("*.localhost")?,
         source: Some(PolicySource {
             origin: "operator.yml".into(),
             kind: PolicyKind::Document,

@@ -114,7 +114,7 @@ async fn bodies_up_to_the_buffer_limit_are_verified_and_forwarded_whole() -> any
     let (_edge, agent, _app) = webhook_endpoint().await?;
     let base = agent.url().to_string();
     let http = client();
-    let limit = sluice_edge::request_body::MAX_BUFFERED_BODY;
+    let limit = sluice_edge::MAX_BUFFERED_BODY;
 
     let body = "a".repeat(limit);
     let sig = hmac_hex("s3cret", &[body.as_bytes()])?;

@@ -1,35 +1,49 @@
 //! Sluice's public edge: a pingora HTTP proxy that routes each request by `Host` to the agent
-//! holding that hostname, over one QUIC stream per request.
+//! holding that hostname, over QUIC.
 //!
-//! Start one with [`start`]; the request path is in [`proxy`], the agent side in [`tunnel`].
+//! Start one with [`start`] from an [`EdgeConfig`]. The tree reads in the order a request
+//! meets it (docs/architecture.md draws the path, file and function per hop):
+//!
+//! - [`start`] (`start.rs`) binds every listener and builds each side's state once;
+//! - `http/`: the public side, pingora's phases in order (`proxy.rs` is the spine);
+//! - `policy/`: glue to the `sluice-policy` engine (compile, operator policies, run, bodies);
+//! - `tunnel/`: the agent side (listener, session, admission, routes, connector);
+//! - `login/`, `acme/`, `tls/`: sign-ins, certificates;
+//! - leaves: `record.rs` (the finished request), `metrics/`, `events/`, `urls.rs`,
+//!   `hostname.rs`, `ids.rs`, `certs.rs`, `key_file.rs`, `coded_error.rs`, `serde_util.rs`.
+//!
+//! The public API is what the `edge` binary, embedders and the test kit need: starting and
+//! stopping an edge, and the configuration types.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod acme;
-pub mod auth;
-pub mod certs;
-pub mod completed;
-pub mod config;
-pub mod endpoint_policy;
-pub mod error_response;
-pub mod events;
-pub mod fetch;
-pub mod forwarding;
-pub mod hostname;
-pub mod jwks;
-pub mod key_file;
-pub mod login;
-pub mod metrics;
-pub mod policy_heads;
-pub mod policy_run;
-pub mod proxy;
-pub mod request_body;
-pub mod request_guard;
-pub mod routes;
-mod server;
-pub mod state;
-pub mod tls;
-pub mod tunnel;
+mod acme;
+mod certs;
+mod coded_error;
+mod config;
+mod events;
+mod hostname;
+mod http;
+mod ids;
+mod key_file;
+mod login;
+mod metrics;
+mod policy;
+mod record;
+mod serde_util;
+mod start;
+mod tls;
+mod tunnel;
+mod urls;
 
-pub use config::{EdgeArgs, EdgeConfig};
-pub use server::{start, DevToken, EdgeHandle, StartError};
+pub use acme::config::{AcmeConfig, OnDemandConfig};
+pub use config::{ConfigError, EdgeArgs, EdgeConfig, LogFormat, OperatorPolicy, TunnelTls};
+pub use events::config::{EventConfigError, EventDestination, Sink};
+pub use events::http_sink::HttpSink;
+pub use hostname::{Hostname, HostnameError};
+pub use login::SessionKeys;
+pub use policy::body::MAX_BUFFERED_BODY;
+pub use start::{start, DevToken, EdgeHandle, StartError};
+pub use tls::config::{CertFiles, HttpsConfig};
+pub use tunnel::admission::MAX_AUTH_FAILURES;
+pub use tunnel::routes::{Route, RouteRegistry};

@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use sluice_edge::config::LogFormat;
-use sluice_edge::{EdgeArgs, EdgeConfig};
+use sluice_edge::{EdgeArgs, EdgeConfig, LogFormat};
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_appender::non_blocking::WorkerGuard;

@@ -16,13 +16,13 @@ pub struct FileAcme {
     #[serde(default)]
     names: Vec<String>,
     on_demand: Option<FileOnDemand>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     renew_before: Option<Duration>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     check_interval: Option<Duration>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     retry_min: Option<Duration>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     retry_max: Option<Duration>,
 }
 

@@ -103,11 +103,11 @@ struct FileSinkYaml {
 struct HttpSinkYaml {
     url: String,
     batch_size: Option<usize>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     batch_interval: Option<Duration>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     max_backoff: Option<Duration>,
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     timeout: Option<Duration>,
 }
 

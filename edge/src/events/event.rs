@@ -1,8 +1,8 @@
 //! Builds the `http_request_complete.v0` event of one finished request: ngrok's envelope and
 //! field names (docs/events.md) plus Sluice's own fields.
 
-use crate::completed::Completed;
-use crate::tunnel::session::new_id;
+use crate::ids::new_id;
+use crate::record::RequestRecord;
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
 use sluice_policy::Decision;
@@ -20,7 +20,7 @@ const REDACTED_HEADERS: &[&str] = &[
 ];
 
 /// The event's `object`: what filters (`ev`) and field selections see.
-pub fn object(req: &Completed<'_>) -> Value {
+pub fn object(req: &RequestRecord<'_>) -> Value {
     let mut obj = Map::new();
     obj.insert("conn".into(), conn(req));
     if let Some(version) = req.tls_version {
@@ -97,7 +97,7 @@ fn allow_or_block(d: Decision) -> &'static str {
     }
 }
 
-fn conn(req: &Completed<'_>) -> Value {
+fn conn(req: &RequestRecord<'_>) -> Value {
     json!({
         "client_ip": req.client_addr.map(|a| a.ip().to_string()),
         "client_port": req.client_addr.map(|a| a.port()),
@@ -108,7 +108,7 @@ fn conn(req: &Completed<'_>) -> Value {
     })
 }
 
-fn request(req: &Completed<'_>) -> Value {
+fn request(req: &RequestRecord<'_>) -> Value {
     let head = req.request;
     let uri = &head.uri;
     json!({
@@ -127,7 +127,7 @@ fn request(req: &Completed<'_>) -> Value {
     })
 }
 
-fn response(req: &Completed<'_>) -> Value {
+fn response(req: &RequestRecord<'_>) -> Value {
     json!({
         "status_code": req.status,
         "headers": req.response.map(|r| headers(&r.headers)).unwrap_or_else(|| json!({})),
@@ -136,7 +136,7 @@ fn response(req: &Completed<'_>) -> Value {
 }
 
 /// Sluice's additions: which endpoint and agent session, how long, which error code.
-fn sluice_fields(req: &Completed<'_>, obj: &mut Map<String, Value>) {
+fn sluice_fields(req: &RequestRecord<'_>, obj: &mut Map<String, Value>) {
     if let Some(ep) = req.endpoint {
         obj.insert(
             "endpoint".into(),

@@ -11,8 +11,8 @@ pub mod filter;
 pub mod http_sink;
 mod queue;
 
-use crate::completed::Completed;
 use crate::metrics::EdgeMetrics;
+use crate::record::RequestRecord;
 use config::{EventDestination, Sink};
 use filter::EventFilter;
 use queue::{Counters, Inbox};
@@ -80,7 +80,7 @@ impl EventExport {
     }
 
     /// Builds the request's event and offers it to every destination. Never waits.
-    pub fn emit(&self, req: &Completed<'_>) {
+    pub fn emit(&self, req: &RequestRecord<'_>) {
         if self.destinations.is_empty() {
             return;
         }

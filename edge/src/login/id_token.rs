@@ -1,7 +1,7 @@
 //! Verifying an OpenID Connect ID token: signature by a key of the provider's JWKS (through the
 //! edge's JWKS cache, the one jwt-validation uses), issuer, audience, expiry and nonce.
 
-use crate::jwks::JwksCache;
+use super::jwks::JwksCache;
 use sluice_policy::jws::{self, Algorithm, JwsError};
 use sluice_policy::KeySource as _;
 use subtle::ConstantTimeEq as _;

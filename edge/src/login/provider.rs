@@ -1,7 +1,7 @@
 //! Where a login action's provider lives: OpenID discovery (cached per issuer) or one of the
 //! `oauth` presets, and how its user-info answer names the user's id, email and name.
 
-use crate::fetch::FetchError;
+use super::fetch::FetchError;
 use http::StatusCode;
 use parking_lot::Mutex;
 use sluice_policy::identity::Provider;
@@ -185,7 +185,7 @@ impl Providers {
         url: &str,
         bearer: Option<&str>,
     ) -> Result<serde_json::Value, String> {
-        let body = crate::fetch::get_document(&self.http, url, bearer)
+        let body = super::fetch::get_document(&self.http, url, bearer)
             .await
             .map_err(|e| format!("{url}: {e}"))?;
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))
@@ -198,7 +198,7 @@ impl Providers {
         url: &str,
         access_token: &str,
     ) -> Result<Option<serde_json::Value>, String> {
-        match crate::fetch::get_document(&self.http, url, Some(access_token)).await {
+        match super::fetch::get_document(&self.http, url, Some(access_token)).await {
             Ok(body) => serde_json::from_slice(&body)
                 .map(Some)
                 .map_err(|e| format!("{url}: not JSON ({e})")),

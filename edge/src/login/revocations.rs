@@ -1,7 +1,7 @@
 //! Sessions ended by logout (or by the provider), remembered until they would have expired
 //! anyway, in memory and in a file in the state dir so a restart does not revive them.
 
-use super::flow::unix;
+use super::clock::unix;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write as _;

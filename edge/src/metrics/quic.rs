@@ -36,7 +36,7 @@ impl AgentLinks {
                 "agent_quic_rtt_seconds",
                 "Smoothed QUIC round-trip time to each connected agent.",
             )
-            .namespace(super::NAMESPACE),
+            .namespace(super::register::NAMESPACE),
             &["session"],
         )?;
         let lost = IntCounterVec::new(
@@ -44,7 +44,7 @@ impl AgentLinks {
                 "agent_quic_lost_packets_total",
                 "QUIC packets lost on each connected agent's connection since it was established.",
             )
-            .namespace(super::NAMESPACE),
+            .namespace(super::register::NAMESPACE),
             &["session"],
         )?;
         Ok((rtt, lost))

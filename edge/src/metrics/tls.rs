@@ -1,6 +1,6 @@
 //! HTTPS and ACME counters: certificate reloads and certificate issuance outcomes.
 
-use super::{counter_vec, opts};
+use super::register::{counter_vec, opts};
 use prometheus::{IntCounter, IntCounterVec, Registry};
 
 /// Certificate reloads and ACME outcomes, registered in the edge's registry.

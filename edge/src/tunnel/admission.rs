@@ -1,7 +1,7 @@
 //! Limits on who may open agent sessions: failed-authtoken attempts per source address, and
 //! concurrent sessions per authtoken.
 
-use crate::auth::TokenId;
+use super::authtoken::TokenId;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -133,7 +133,7 @@ impl Drop for SessionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::TokenSet;
+    use crate::tunnel::authtoken::TokenSet;
 
     #[test]
     fn failures_lock_an_address_out_but_not_others() {

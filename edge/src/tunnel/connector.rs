@@ -1,8 +1,8 @@
 //! [`AgentConnector`]: pingora's custom L4 connector that opens one QUIC stream per request —
 //! the only place where HTTP meets QUIC on the edge.
 
-use crate::error_response::edge_error;
-use crate::tunnel::session::SessionHandle;
+use super::handle::SessionHandle;
+use crate::coded_error::edge_error;
 use async_trait::async_trait;
 use pingora::connectors::L4Connect;
 use pingora::protocols::l4::socket::SocketAddr;

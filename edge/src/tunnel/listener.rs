@@ -1,8 +1,8 @@
 //! The QUIC listener agents dial: endpoint setup and the accept loop.
 
+use super::session;
+use super::state::TunnelState;
 use crate::certs::TunnelIdentity;
-use crate::state::EdgeState;
-use crate::tunnel::session;
 use quinn::crypto::rustls::QuicServerConfig;
 use sluice_proto::transport::transport_config;
 use std::net::SocketAddr;
@@ -55,7 +55,7 @@ pub fn bind(
 /// Accepts agent connections until `shutdown` turns true; each gets its own session task.
 pub async fn accept_loop(
     endpoint: quinn::Endpoint,
-    state: Arc<EdgeState>,
+    state: Arc<TunnelState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {

@@ -1,8 +1,14 @@
-//! The agent side of the edge: QUIC listener, agent sessions, and the connector that turns a
-//! proxied request into a QUIC stream.
+//! The agent side of the edge, in the order an agent meets it: the QUIC listener, a session's
+//! handshake and admission (authtoken, limits), the route registry it claims hostnames in, and
+//! the connector that turns a proxied request into a QUIC stream on its session.
 
-pub mod admission;
-pub mod connector;
-pub mod listener;
-pub mod reset_key;
-pub mod session;
+pub(crate) mod admission;
+pub(crate) mod admit;
+pub(crate) mod authtoken;
+pub(crate) mod connector;
+pub(crate) mod handle;
+pub(crate) mod listener;
+pub(crate) mod reset_key;
+pub(crate) mod routes;
+pub(crate) mod session;
+pub(crate) mod state;

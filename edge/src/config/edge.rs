@@ -1,202 +1,15 @@
-//! Edge configuration: command-line flags, `SLUICE_*` env vars and `edge.yaml`, merged and
-//! validated into [`EdgeConfig`].
-//!
-//! Precedence: flag > env var > config file > default.
+//! [`EdgeConfig`]: flags over env vars over `edge.yaml` over defaults, merged and validated.
 
-use crate::acme::config::FileAcme;
-use crate::events::config::{check_unique, EventConfigError, EventDestination, FileDestination};
-use crate::hostname::{Hostname, HostnameError};
+use super::args::EdgeArgs;
+use super::error::ConfigError;
+use super::file::{read_file, FileConfig};
+use super::operator::OperatorPolicy;
+use crate::events::config::{check_unique, EventDestination};
+use crate::hostname::Hostname;
 use crate::tls::config::{CertFiles, HttpsConfig};
-use clap::Parser;
-use serde::Deserialize;
-use sluice_proto::control::{PolicyKind, PolicySource};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// `edge` command-line flags. Every flag may also come from `edge.yaml` (same name with
-/// underscores) and from a `SLUICE_*` environment variable.
-#[derive(Debug, Default, Parser)]
-#[command(
-    name = "edge",
-    version,
-    about = "Sluice edge: public HTTP in, agents over QUIC"
-)]
-pub struct EdgeArgs {
-    /// YAML config file; flags and env vars override its values.
-    #[arg(long, env = "SLUICE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Public HTTP listener [default: 127.0.0.1:8080].
-    #[arg(long, env = "SLUICE_HTTP_ADDR")]
-    pub http_addr: Option<SocketAddr>,
-    /// UDP address of the QUIC listener for agents [default: 127.0.0.1:4443].
-    #[arg(long, env = "SLUICE_TUNNEL_ADDR")]
-    pub tunnel_addr: Option<SocketAddr>,
-    /// Public HTTPS listener (TLS 1.2/1.3, HTTP/2 by ALPN); off when absent. Needs
-    /// certificates: `--tls-cert/--tls-key`, `tls_certificates` or `acme` in `edge.yaml`.
-    #[arg(long, env = "SLUICE_HTTPS_ADDR")]
-    pub https_addr: Option<SocketAddr>,
-    /// PEM certificate (chain) for the HTTPS listener, usually `*.DOMAIN`; also served when no
-    /// other certificate covers the requested name. Reloaded when the file changes.
-    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Redirect plain-HTTP requests for https endpoints to HTTPS (308) instead of 404.
-    #[arg(long, env = "SLUICE_REDIRECT_HTTP")]
-    pub redirect_http: bool,
-    /// Prometheus metrics listener [default: 127.0.0.1:9090].
-    #[arg(long, env = "SLUICE_METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-    /// Base domain for endpoint hostnames [default: localhost].
-    #[arg(long, env = "SLUICE_DOMAIN")]
-    pub domain: Option<String>,
-    /// Edge-wide sign-in host, e.g. `auth.example.com`: oauth / openid-connect sign-ins of
-    /// every endpoint run there, so the provider needs one redirect URI
-    /// (`https://AUTH_HOST/_sluice/oauth/callback`). Off when absent.
-    #[arg(long, env = "SLUICE_AUTH_HOST")]
-    pub auth_host: Option<String>,
-    /// Accepted agent authtoken (repeatable).
-    #[arg(
-        long = "authtoken",
-        env = "SLUICE_AUTHTOKENS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub authtokens: Vec<String>,
-    /// PEM certificate (chain) for the QUIC listener; self-signed when absent.
-    #[arg(long, env = "SLUICE_TUNNEL_CERT", requires = "tunnel_key")]
-    pub tunnel_cert: Option<PathBuf>,
-    /// PEM private key for `--tunnel-cert`.
-    #[arg(long, env = "SLUICE_TUNNEL_KEY", requires = "tunnel_cert")]
-    pub tunnel_key: Option<PathBuf>,
-    /// Directory for generated state (self-signed certificate, dev token, session and QUIC reset keys)
-    /// [default: $XDG_STATE_HOME/sluice/edge or ~/.local/state/sluice/edge].
-    #[arg(long, env = "SLUICE_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Development mode: generate an authtoken if none is configured.
-    #[arg(long, env = "SLUICE_DEV")]
-    pub dev: bool,
-    /// Log format: term or json [default: term].
-    #[arg(long, env = "SLUICE_LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// How long shutdown waits for in-flight requests, e.g. `5s` [default: 5s].
-    #[arg(long, env = "SLUICE_GRACE_PERIOD", value_parser = humantime::parse_duration)]
-    pub grace_period: Option<Duration>,
-    /// Agent sessions one authtoken may hold at once [default: 100].
-    #[arg(long, env = "SLUICE_MAX_AGENTS_PER_TOKEN")]
-    pub max_agents_per_token: Option<usize>,
-    /// Write every request's `http_request_complete.v0` event as a JSON line to this file
-    /// (`-` for stdout); more destinations go in edge.yaml's `event_destinations`.
-    #[arg(long, env = "SLUICE_EVENTS_FILE")]
-    pub events_file: Option<String>,
-}
-
-/// The `edge.yaml` file. Unknown keys are errors, so a typo cannot silently drop a setting.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    http_addr: Option<SocketAddr>,
-    https_addr: Option<SocketAddr>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    #[serde(default)]
-    redirect_http: bool,
-    #[serde(default)]
-    tls_certificates: Vec<CertFiles>,
-    #[serde(default, with = "humantime_serde_opt")]
-    tls_reload_interval: Option<Duration>,
-    acme: Option<FileAcme>,
-    tunnel_addr: Option<SocketAddr>,
-    metrics_addr: Option<SocketAddr>,
-    domain: Option<String>,
-    auth_host: Option<String>,
-    #[serde(default)]
-    authtokens: Vec<String>,
-    tunnel_cert: Option<PathBuf>,
-    tunnel_key: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    #[serde(default)]
-    dev: bool,
-    log_format: Option<String>,
-    #[serde(default, with = "humantime_serde_opt")]
-    grace_period: Option<Duration>,
-    max_agents_per_token: Option<usize>,
-    #[serde(default)]
-    endpoints: Vec<FileEndpoint>,
-    #[serde(default)]
-    event_destinations: Vec<FileDestination>,
-}
-
-/// `endpoints:` entry: an operator policy for a hostname pattern.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileEndpoint {
-    url: String,
-    traffic_policy_file: Option<PathBuf>,
-    traffic_policy: Option<String>,
-}
-
-/// An operator endpoint (`edge.yaml` `endpoints:`): a hostname pattern, optionally with a
-/// traffic policy. Named patterns also become values of the `endpoint` metric label.
-#[derive(Debug, Clone)]
-pub struct OperatorPolicy {
-    /// Exact hostname or wildcard (`*.example.com`).
-    pub pattern: Hostname,
-    /// The policy document, if the entry has one.
-    pub source: Option<PolicySource>,
-}
-
-impl FileEndpoint {
-    /// Resolves the entry; relative policy paths are relative to the config file's folder.
-    fn resolve(self, index: usize, base: &Path) -> Result<OperatorPolicy, ConfigError> {
-        let at = |msg: String| ConfigError::Endpoint { index, msg };
-        let pattern = Hostname::parse(
-            self.url
-                .trim_start_matches("https://")
-                .trim_start_matches("http://"),
-        )
-        .map_err(|e| at(e.to_string()))?;
-        let source = match (self.traffic_policy_file, self.traffic_policy) {
-            (Some(file), None) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| at(format!("traffic_policy_file {}: {e}", path.display())))?;
-                Some(PolicySource {
-                    origin: path.display().to_string(),
-                    kind: PolicyKind::Document,
-                    text,
-                })
-            }
-            (None, Some(text)) => Some(PolicySource {
-                origin: format!("edge.yaml endpoints[{index}].traffic_policy"),
-                kind: PolicyKind::Document,
-                text,
-            }),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                return Err(at(
-                    "give at most one of traffic_policy_file, traffic_policy".to_string(),
-                ))
-            }
-        };
-        Ok(OperatorPolicy { pattern, source })
-    }
-}
-
-/// `grace_period: 5s`-style durations in edge.yaml.
-pub(crate) mod humantime_serde_opt {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    /// Parses an optional humantime duration (`30s`, `1h`).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
 
 /// Where the QUIC listener's certificate comes from.
 #[derive(Debug, Clone)]
@@ -284,56 +97,6 @@ impl Default for EdgeConfig {
     }
 }
 
-/// Why the configuration is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("{path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The config file is not valid YAML for this schema.
-    #[error("{path}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The YAML error, with line and column.
-        source: serde_yaml::Error,
-    },
-    /// The domain is not a hostname.
-    #[error("domain: {0}")]
-    Domain(#[from] HostnameError),
-    /// `auth_host` is not a plain hostname.
-    #[error("auth_host: {0}")]
-    AuthHost(String),
-    /// Unknown log format.
-    #[error("log_format: '{0}' is not one of term, json")]
-    LogFormat(String),
-    /// No authtoken and not in dev mode.
-    #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
-    NoAuthtoken,
-    /// An `endpoints:` entry is unusable.
-    #[error("endpoints[{index}]: {msg}")]
-    Endpoint {
-        /// Index in the list.
-        index: usize,
-        /// What is wrong.
-        msg: String,
-    },
-    /// Only one of cert/key given in the file.
-    #[error("{0}_cert and {0}_key must be given together")]
-    HalfTls(&'static str),
-    /// Certificates or an HTTPS option without an HTTPS listener, or the reverse.
-    #[error("{0}")]
-    Https(String),
-    /// An `event_destinations:` entry is unusable.
-    #[error(transparent)]
-    Events(#[from] EventConfigError),
-}
-
 fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("sluice/edge");
@@ -342,17 +105,6 @@ fn default_state_dir() -> PathBuf {
         Some(home) => PathBuf::from(home).join(".local/state/sluice/edge"),
         None => PathBuf::from(".sluice/edge"),
     }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 impl EdgeConfig {
@@ -522,6 +274,7 @@ fn https_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn args(list: &[&str]) -> EdgeArgs {
         EdgeArgs::try_parse_from(std::iter::once("edge").chain(list.iter().copied()))

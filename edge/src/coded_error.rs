@@ -1,11 +1,8 @@
-//! Errors the edge itself answers: pingora errors ↔ [`ErrorCode`], and the error response
-//! with its `sluice-error-code` header.
+//! pingora errors that carry a Sluice [`ErrorCode`], both ways: the edge raises them where a
+//! request fails, and `fail_to_proxy` turns any pingora error back into the code to answer with.
 
-use bytes::Bytes;
-use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
-use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
+use sluice_proto::error_code::ErrorCode;
 
 /// pingora carries our codes as `ErrorType::Custom(tag)`; tags must be `'static`.
 fn tag(code: ErrorCode) -> &'static str {
@@ -65,29 +62,6 @@ pub fn code_for(e: &Error) -> Option<ErrorCode> {
         (_, ErrorType::HTTPStatus(_)) => Some(ErrorCode::BadRequest),
         _ => Some(ErrorCode::Internal),
     }
-}
-
-/// The response head for an edge error: status, `sluice-error-code`, plain-text body length.
-pub fn error_head(code: ErrorCode, body_len: usize) -> pingora::Result<ResponseHeader> {
-    let mut head = ResponseHeader::build(code.status(), Some(4))?;
-    head.insert_header(ERROR_CODE_HEADER, code.to_string())?;
-    head.insert_header("content-type", "text/plain; charset=utf-8")?;
-    head.insert_header("content-length", body_len.to_string())?;
-    head.insert_header("cache-control", "no-store")?;
-    Ok(head)
-}
-
-/// The short human body for `code`.
-pub fn error_body(code: ErrorCode) -> Bytes {
-    Bytes::from(code.body())
-}
-
-/// Writes the error response for `code` to the client.
-pub async fn respond(session: &mut Session, code: ErrorCode) -> pingora::Result<()> {
-    let body = error_body(code);
-    let head = error_head(code, body.len())?;
-    session.write_response_header(Box::new(head), false).await?;
-    session.write_response_body(Some(body), true).await
 }
 
 #[cfg(test)]

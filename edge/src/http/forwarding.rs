@@ -80,7 +80,7 @@ pub fn prepare_upstream_request(
             .to_string();
         let uri = origin_form
             .parse()
-            .map_err(|_| crate::error_response::edge_error(ErrorCode::BadRequest, "bad uri"))?;
+            .map_err(|_| crate::coded_error::edge_error(ErrorCode::BadRequest, "bad uri"))?;
         req.set_uri(uri);
     }
     req.insert_header("connection", if upgrade { "upgrade" } else { "close" })?;

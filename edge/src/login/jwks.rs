@@ -53,7 +53,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
-        let body = crate::fetch::get_document(&self.client, url, None)
+        let body = super::fetch::get_document(&self.client, url, None)
             .await
             .map_err(|e| e.to_string())?;
         parse_jwks(&body)

@@ -15,6 +15,15 @@ pub struct PolicyServices {
     pub login: Arc<dyn Authenticator>,
 }
 
+/// Why an endpoint's policy layers do not compile: every problem of every layer.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct CompileError {
+    /// One entry per layer that failed, each naming its origin (file, flags) and every
+    /// problem in it, one per line.
+    pub problems: Vec<String>,
+}
+
 /// Compiles `sources` (operator layers first, then the agent's) into one engine, in order.
 /// `None` when there is no layer, so requests skip policy evaluation entirely. The error lists
 /// every problem of every layer, one per line. Each call builds fresh state (rate-limit buckets
@@ -22,7 +31,7 @@ pub struct PolicyServices {
 pub fn compile<'a>(
     sources: impl IntoIterator<Item = &'a PolicySource>,
     services: &PolicyServices,
-) -> Result<Option<Arc<Engine>>, String> {
+) -> Result<Option<Arc<Engine>>, CompileError> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     for source in sources {
@@ -32,7 +41,7 @@ pub fn compile<'a>(
         }
     }
     if !problems.is_empty() {
-        return Err(problems.join("\n"));
+        return Err(CompileError { problems });
     }
     Ok((!layers.is_empty()).then(|| {
         Arc::new(
@@ -43,6 +52,7 @@ pub fn compile<'a>(
     }))
 }
 
+/// One layer; the error is the layer's problems as text (origin first).
 fn compile_source(source: &PolicySource) -> Result<Policy, String> {
     let compiled: Result<Policy, PolicyErrors> = match source.kind {
         PolicyKind::Document => Policy::parse(&source.text, &source.origin),

@@ -1,10 +1,9 @@
 //! One request's traffic-policy evaluation inside pingora's phases: the engine, its
 //! per-request state, and what happens to the response body.
 
-use crate::policy_heads::{PolicyRequest, PolicyResponse};
+use super::heads::{overwrite_head, PolicyRequest, PolicyResponse};
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::Session;
 use sluice_policy::{
     BodyTransform, ConnInfo, EndpointInfo, Engine, RequestState, RequestVerdict, ResponseVerdict,
 };
@@ -112,35 +111,4 @@ impl PolicyRun {
     pub fn state(&self) -> &RequestState {
         &self.state
     }
-}
-
-/// Replaces a response head's status and headers with `parts`, framed for `body_len` bytes.
-fn overwrite_head(
-    resp: &mut ResponseHeader,
-    parts: &http::response::Parts,
-    body_len: usize,
-) -> pingora::Result<()> {
-    resp.set_status(parts.status)?;
-    let names: Vec<http::HeaderName> = resp.headers.keys().cloned().collect();
-    for name in names {
-        resp.remove_header(&name);
-    }
-    for (name, value) in &parts.headers {
-        resp.append_header(name.clone(), value.clone())?;
-    }
-    resp.set_content_length(body_len)
-}
-
-/// Sends a response the policy (or the edge) generated, whole.
-pub async fn send(session: &mut Session, resp: http::Response<Bytes>) -> pingora::Result<()> {
-    let (parts, body) = resp.into_parts();
-    let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
-    overwrite_head(&mut head, &parts, body.len())?;
-    session
-        .write_response_header(Box::new(head), body.is_empty())
-        .await?;
-    if !body.is_empty() {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
 }

@@ -40,11 +40,6 @@ impl TokenSet {
         }
     }
 
-    /// Whether no token is configured.
-    pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
-    }
-
     /// Checks `presented` against every token without early exit, so timing reveals neither
     /// which token matched nor how much of it.
     pub fn verify(&self, presented: &str) -> Option<TokenId> {

@@ -3,9 +3,9 @@
 //! Kept behind the narrow [`RouteRegistry`] trait so that a multi-edge deployment can back it
 //! with a shared store later; [`LocalRoutes`] is the in-process implementation.
 
-use crate::auth::TokenId;
+use super::authtoken::TokenId;
+use super::handle::SessionHandle;
 use crate::hostname::{wildcard_candidates, Hostname};
-use crate::tunnel::session::SessionHandle;
 use arc_swap::ArcSwap;
 use sluice_policy::{EndpointInfo, Engine};
 use sluice_proto::stream::Scheme;

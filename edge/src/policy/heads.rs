@@ -57,3 +57,20 @@ impl ResponseHead for PolicyResponse<'_> {
         self.0.remove_header(name);
     }
 }
+
+/// Replaces a response head's status and headers with `parts`, framed for `body_len` bytes.
+pub(crate) fn overwrite_head(
+    resp: &mut ResponseHeader,
+    parts: &http::response::Parts,
+    body_len: usize,
+) -> pingora::Result<()> {
+    resp.set_status(parts.status)?;
+    let names: Vec<http::HeaderName> = resp.headers.keys().cloned().collect();
+    for name in names {
+        resp.remove_header(&name);
+    }
+    for (name, value) in &parts.headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    resp.set_content_length(body_len)
+}

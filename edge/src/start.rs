@@ -2,27 +2,30 @@
 //! an [`EdgeHandle`] for addresses and shutdown. The binary and the tests both call it.
 
 use crate::acme::{self, challenges::Http01Challenges, store::AcmeStore};
-use crate::auth::TokenSet;
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
-use crate::endpoint_policy::{self, PolicyServices};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
-use crate::hostname::Hostname;
-use crate::jwks::JwksCache;
+use crate::http::proxy::EdgeProxy;
+use crate::http::state::ProxyState;
+use crate::login::jwks::JwksCache;
 use crate::login::{
     AuthHost, LoginService, Revocations, SessionKeyError, SessionKeys, REVOKED_FILE,
 };
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
-use crate::proxy::EdgeProxy;
-use crate::routes::LocalRoutes;
-use crate::state::{EdgeState, OperatorEndpoint};
+use crate::policy::compile::PolicyServices;
+use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
 use crate::tls::certificate::TlsCertError;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use crate::tls::resolver::CertResolver;
 use crate::tls::{self, files};
+use crate::tunnel::admission::{AuthFailures, SessionCounts};
+use crate::tunnel::authtoken::TokenSet;
 use crate::tunnel::listener::{self, ListenError};
 use crate::tunnel::reset_key::{self, ResetKeyError};
+use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
+use crate::tunnel::state::TunnelState;
+use crate::urls::PublicUrls;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
@@ -32,9 +35,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
 use pingora::services::Service as _;
-use sluice_policy::Engine;
 use sluice_proto::close_code;
-use sluice_proto::control::PolicySource;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
@@ -93,13 +94,8 @@ pub enum StartError {
     #[error("no authtoken configured (use --authtoken or --dev)")]
     NoAuthtoken,
     /// An operator policy in `edge.yaml` does not compile.
-    #[error("operator policy for '{pattern}':\n{problems}")]
-    Policy {
-        /// The hostname pattern.
-        pattern: String,
-        /// One line per problem.
-        problems: String,
-    },
+    #[error(transparent)]
+    Policy(#[from] OperatorPolicyError),
     /// An event destination could not be set up.
     #[error(transparent)]
     Events(#[from] EventConfigError),
@@ -143,7 +139,7 @@ pub struct EdgeHandle {
     pub tunnel_fingerprint: String,
     /// The dev token, in `--dev` mode.
     pub dev_token: Option<DevToken>,
-    state: Arc<EdgeState>,
+    state: Arc<ProxyState>,
     endpoint: quinn::Endpoint,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -271,49 +267,6 @@ fn tunnel_identity(config: &EdgeConfig) -> Result<TunnelIdentity, CertError> {
     }
 }
 
-/// Compiles `edge.yaml`'s operator policies up front: a bad file stops the edge at start, not
-/// at the first request.
-fn operator_endpoints(
-    config: &EdgeConfig,
-    state: &EdgeState,
-) -> Result<Vec<OperatorEndpoint>, StartError> {
-    config
-        .operator_policies
-        .iter()
-        .map(|op| {
-            let engine = op
-                .source
-                .as_ref()
-                .map(|source| compile_operator_policy(&op.pattern, source, &state.services))
-                .transpose()?;
-            Ok(OperatorEndpoint {
-                pattern: op.pattern.clone(),
-                source: op.source.clone(),
-                engine,
-                endpoint: Arc::new(state.endpoint_info(
-                    format!("operator/{}", op.pattern),
-                    &op.pattern,
-                    state.default_scheme(),
-                )),
-            })
-        })
-        .collect()
-}
-
-fn compile_operator_policy(
-    pattern: &Hostname,
-    source: &PolicySource,
-    services: &PolicyServices,
-) -> Result<Arc<Engine>, StartError> {
-    let failed = |problems: String| StartError::Policy {
-        pattern: pattern.to_string(),
-        problems,
-    };
-    endpoint_policy::compile([source], services)
-        .map_err(failed)?
-        .ok_or_else(|| failed("empty policy".to_string()))
-}
-
 /// The JWKS cache and the sign-in service (its cookie keys from the state dir), which also
 /// answers on the auth host when one is configured; `auth` is where that host is reached.
 fn policy_services(
@@ -339,15 +292,16 @@ fn policy_services(
 
 /// Where the auth host is reached: over https on the HTTPS listener when there is one (the
 /// port left out when 443), else over http.
-fn auth_host(config: &EdgeConfig, http_port: u16, https_port: Option<u16>) -> Option<AuthHost> {
+fn auth_host(config: &EdgeConfig, urls: &PublicUrls) -> Option<AuthHost> {
     let host = config.auth_host.clone()?;
-    Some(match https_port {
+    Some(match urls.https_port {
         Some(port) => AuthHost::new(host, true, port),
-        None => AuthHost::new(host, false, http_port),
+        None => AuthHost::new(host, false, urls.http_port),
     })
 }
 
-/// Starts an edge: binds all listeners, then serves until [`EdgeHandle::shutdown`].
+/// Starts an edge: binds all listeners, builds each side's state once, then serves until
+/// [`EdgeHandle::shutdown`].
 pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let dev_token = match (config.authtokens.is_empty(), config.dev) {
         (true, true) => Some(dev_token(&config)?),
@@ -374,32 +328,50 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         source,
     })?;
     let metrics = EdgeMetrics::new()?;
-    let events = EventExport::start(&config.event_destinations, &metrics)?;
-    let https_port = https.as_ref().map(|h| h.addr.port());
-    let auth = auth_host(&config, http_addr.port(), https_port);
+    let tls_metrics = TlsMetrics::register(&metrics.registry)?;
+    let urls = Arc::new(PublicUrls {
+        domain: config.domain.clone(),
+        http_port: http_addr.port(),
+        https_port: https.as_ref().map(|h| h.addr.port()),
+    });
+    let auth = auth_host(&config, &urls);
     let (services, login) = policy_services(&config, auth.clone())?;
-    let mut state = EdgeState::new(
-        &config,
-        tokens,
-        Arc::new(LocalRoutes::new()),
-        http_addr.port(),
-        metrics.clone(),
-        events,
-        services,
-    );
-    state.https_port = https_port;
+    let operators = Arc::new(OperatorEndpoints::compile(
+        &config.operator_policies,
+        &services,
+        &urls,
+    )?);
     if let Some(auth) = &auth {
         info!(redirect_uri = %format!("{}{}", auth.base_url(), crate::login::CALLBACK_PATH), "sign-ins run on the auth host");
-        state.auth_host = Some(login);
     }
-    state.redirect_http = config.https.as_ref().is_some_and(|h| h.redirect_http);
     let acme_config = config.https.as_ref().and_then(|h| h.acme.clone());
-    if acme_config.is_some() {
-        state.acme_challenges = Some(Arc::new(Http01Challenges::default()));
-    }
-    state.operator = operator_endpoints(&config, &state)?;
-    let tls_metrics = TlsMetrics::register(&metrics.registry)?;
-    let state = Arc::new(state);
+    let routes: Arc<dyn RouteRegistry> = Arc::new(LocalRoutes::new());
+    let proxy_state = Arc::new(ProxyState {
+        routes: routes.clone(),
+        urls: urls.clone(),
+        operators: operators.clone(),
+        metrics: metrics.clone(),
+        record_metrics: config.metrics_addr.is_some(),
+        events: EventExport::start(&config.event_destinations, &metrics)?,
+        redirect_http: config.https.as_ref().is_some_and(|h| h.redirect_http),
+        acme_challenges: acme_config
+            .as_ref()
+            .map(|_| Arc::new(Http01Challenges::default())),
+        auth_host: auth.as_ref().map(|_| login),
+        stream_open_timeout: config.stream_open_timeout,
+    });
+    let tunnel_state = Arc::new(TunnelState {
+        routes,
+        urls,
+        operators,
+        services,
+        tokens,
+        auth_failures: AuthFailures::default(),
+        sessions_per_token: SessionCounts::new(config.max_agents_per_token),
+        auth_hostname: config.auth_host.clone(),
+        handshake_timeout: config.handshake_timeout,
+        metrics: metrics.clone(),
+    });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut fds = Fds::new();
@@ -411,7 +383,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     };
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &Arc::new(server_conf),
-        EdgeProxy::new(state.clone()),
+        EdgeProxy::new(proxy_state.clone()),
         "sluice-edge",
     );
     if let Some(app) = proxy.app_logic_mut() {
@@ -433,7 +405,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             .https
             .as_ref()
             .map_or(Duration::from_secs(10), |c| c.reload_interval);
-        if let (Some(acme_config), Some(challenges)) = (acme_config, &state.acme_challenges) {
+        if let (Some(acme_config), Some(challenges)) = (acme_config, &proxy_state.acme_challenges) {
             tasks.push(acme::manager::start(
                 acme_config,
                 AcmeStore::new(&config.state_dir),
@@ -478,7 +450,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     }
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
-        state.clone(),
+        tunnel_state,
         shutdown_rx,
     )));
     info!(%http_addr, ?https_addr, %tunnel_addr, ?metrics_addr, domain = %config.domain, "edge started");
@@ -491,7 +463,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         tunnel_cert_path: identity.cert_path,
         tunnel_fingerprint: identity.fingerprint,
         dev_token,
-        state,
+        state: proxy_state,
         endpoint,
         shutdown: shutdown_tx,
         tasks,
@@ -500,9 +472,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
 }
 
 impl EdgeHandle {
-    /// The shared state (routes, metrics), for embedding and tests.
-    pub fn state(&self) -> &Arc<EdgeState> {
-        &self.state
+    /// The edge's metrics registry (what `/metrics` serves), for embedding and tests.
+    pub fn metrics(&self) -> &prometheus::Registry {
+        &self.state.metrics.registry
+    }
+
+    /// The route registry: which agent session holds which hostname.
+    pub fn routes(&self) -> &dyn RouteRegistry {
+        self.state.routes.as_ref()
     }
 
     /// Stops accepting, waits up to the grace period for in-flight requests, then closes every

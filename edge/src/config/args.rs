@@ -1,0 +1,85 @@
+//! `edge` command-line flags (and their `SLUICE_*` environment variables).
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `edge` command-line flags. Every flag may also come from `edge.yaml` (same name with
+/// underscores) and from a `SLUICE_*` environment variable.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "edge",
+    version,
+    about = "Sluice edge: public HTTP in, agents over QUIC"
+)]
+pub struct EdgeArgs {
+    /// YAML config file; flags and env vars override its values.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Public HTTP listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "SLUICE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// UDP address of the QUIC listener for agents [default: 127.0.0.1:4443].
+    #[arg(long, env = "SLUICE_TUNNEL_ADDR")]
+    pub tunnel_addr: Option<SocketAddr>,
+    /// Public HTTPS listener (TLS 1.2/1.3, HTTP/2 by ALPN); off when absent. Needs
+    /// certificates: `--tls-cert/--tls-key`, `tls_certificates` or `acme` in `edge.yaml`.
+    #[arg(long, env = "SLUICE_HTTPS_ADDR")]
+    pub https_addr: Option<SocketAddr>,
+    /// PEM certificate (chain) for the HTTPS listener, usually `*.DOMAIN`; also served when no
+    /// other certificate covers the requested name. Reloaded when the file changes.
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Redirect plain-HTTP requests for https endpoints to HTTPS (308) instead of 404.
+    #[arg(long, env = "SLUICE_REDIRECT_HTTP")]
+    pub redirect_http: bool,
+    /// Prometheus metrics listener [default: 127.0.0.1:9090].
+    #[arg(long, env = "SLUICE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Base domain for endpoint hostnames [default: localhost].
+    #[arg(long, env = "SLUICE_DOMAIN")]
+    pub domain: Option<String>,
+    /// Edge-wide sign-in host, e.g. `auth.example.com`: oauth / openid-connect sign-ins of
+    /// every endpoint run there, so the provider needs one redirect URI
+    /// (`https://AUTH_HOST/_sluice/oauth/callback`). Off when absent.
+    #[arg(long, env = "SLUICE_AUTH_HOST")]
+    pub auth_host: Option<String>,
+    /// Accepted agent authtoken (repeatable).
+    #[arg(
+        long = "authtoken",
+        env = "SLUICE_AUTHTOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub authtokens: Vec<String>,
+    /// PEM certificate (chain) for the QUIC listener; self-signed when absent.
+    #[arg(long, env = "SLUICE_TUNNEL_CERT", requires = "tunnel_key")]
+    pub tunnel_cert: Option<PathBuf>,
+    /// PEM private key for `--tunnel-cert`.
+    #[arg(long, env = "SLUICE_TUNNEL_KEY", requires = "tunnel_cert")]
+    pub tunnel_key: Option<PathBuf>,
+    /// Directory for generated state (self-signed certificate, dev token, session and QUIC reset keys)
+    /// [default: $XDG_STATE_HOME/sluice/edge or ~/.local/state/sluice/edge].
+    #[arg(long, env = "SLUICE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Development mode: generate an authtoken if none is configured.
+    #[arg(long, env = "SLUICE_DEV")]
+    pub dev: bool,
+    /// Log format: term or json [default: term].
+    #[arg(long, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// How long shutdown waits for in-flight requests, e.g. `5s` [default: 5s].
+    #[arg(long, env = "SLUICE_GRACE_PERIOD", value_parser = humantime::parse_duration)]
+    pub grace_period: Option<Duration>,
+    /// Agent sessions one authtoken may hold at once [default: 100].
+    #[arg(long, env = "SLUICE_MAX_AGENTS_PER_TOKEN")]
+    pub max_agents_per_token: Option<usize>,
+    /// Write every request's `http_request_complete.v0` event as a JSON line to this file
+    /// (`-` for stdout); more destinations go in edge.yaml's `event_destinations`.
+    #[arg(long, env = "SLUICE_EVENTS_FILE")]
+    pub events_file: Option<String>,
+}

@@ -1,0 +1,55 @@
+//! [`ConfigError`]: why the edge's configuration is unusable, naming the setting.
+
+use crate::events::config::EventConfigError;
+use crate::hostname::HostnameError;
+use std::path::PathBuf;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid YAML for this schema.
+    #[error("{path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The YAML error, with line and column.
+        source: serde_yaml::Error,
+    },
+    /// The domain is not a hostname.
+    #[error("domain: {0}")]
+    Domain(#[from] HostnameError),
+    /// `auth_host` is not a plain hostname.
+    #[error("auth_host: {0}")]
+    AuthHost(String),
+    /// Unknown log format.
+    #[error("log_format: '{0}' is not one of term, json")]
+    LogFormat(String),
+    /// No authtoken and not in dev mode.
+    #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
+    NoAuthtoken,
+    /// An `endpoints:` entry is unusable.
+    #[error("endpoints[{index}]: {msg}")]
+    Endpoint {
+        /// Index in the list.
+        index: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Only one of cert/key given in the file.
+    #[error("{0}_cert and {0}_key must be given together")]
+    HalfTls(&'static str),
+    /// Certificates or an HTTPS option without an HTTPS listener, or the reverse.
+    #[error("{0}")]
+    Https(String),
+    /// An `event_destinations:` entry is unusable.
+    #[error(transparent)]
+    Events(#[from] EventConfigError),
+}

@@ -1,0 +1,107 @@
+//! The `edge.yaml` file as written: raw serde structs, resolved against the file's folder.
+
+use super::error::ConfigError;
+use super::operator::OperatorPolicy;
+use crate::acme::config::FileAcme;
+use crate::events::config::FileDestination;
+use crate::hostname::Hostname;
+use crate::tls::config::CertFiles;
+use serde::Deserialize;
+use sluice_proto::control::{PolicyKind, PolicySource};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The `edge.yaml` file. Unknown keys are errors, so a typo cannot silently drop a setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub(crate) http_addr: Option<SocketAddr>,
+    pub(crate) https_addr: Option<SocketAddr>,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) redirect_http: bool,
+    #[serde(default)]
+    pub(crate) tls_certificates: Vec<CertFiles>,
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
+    pub(crate) tls_reload_interval: Option<Duration>,
+    pub(crate) acme: Option<FileAcme>,
+    pub(crate) tunnel_addr: Option<SocketAddr>,
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    pub(crate) domain: Option<String>,
+    pub(crate) auth_host: Option<String>,
+    #[serde(default)]
+    pub(crate) authtokens: Vec<String>,
+    pub(crate) tunnel_cert: Option<PathBuf>,
+    pub(crate) tunnel_key: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) dev: bool,
+    pub(crate) log_format: Option<String>,
+    #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
+    pub(crate) grace_period: Option<Duration>,
+    pub(crate) max_agents_per_token: Option<usize>,
+    #[serde(default)]
+    pub(crate) endpoints: Vec<FileEndpoint>,
+    #[serde(default)]
+    pub(crate) event_destinations: Vec<FileDestination>,
+}
+
+/// `endpoints:` entry: an operator policy for a hostname pattern.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileEndpoint {
+    url: String,
+    traffic_policy_file: Option<PathBuf>,
+    traffic_policy: Option<String>,
+}
+
+impl FileEndpoint {
+    /// Resolves the entry; relative policy paths are relative to the config file's folder.
+    pub(crate) fn resolve(self, index: usize, base: &Path) -> Result<OperatorPolicy, ConfigError> {
+        let at = |msg: String| ConfigError::Endpoint { index, msg };
+        let pattern = Hostname::parse(
+            self.url
+                .trim_start_matches("https://")
+                .trim_start_matches("http://"),
+        )
+        .map_err(|e| at(e.to_string()))?;
+        let source = match (self.traffic_policy_file, self.traffic_policy) {
+            (Some(file), None) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| at(format!("traffic_policy_file {}: {e}", path.display())))?;
+                Some(PolicySource {
+                    origin: path.display().to_string(),
+                    kind: PolicyKind::Document,
+                    text,
+                })
+            }
+            (None, Some(text)) => Some(PolicySource {
+                origin: format!("edge.yaml endpoints[{index}].traffic_policy"),
+                kind: PolicyKind::Document,
+                text,
+            }),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(at(
+                    "give at most one of traffic_policy_file, traffic_policy".to_string(),
+                ))
+            }
+        };
+        Ok(OperatorPolicy { pattern, source })
+    }
+}
+
+/// Reads and parses `edge.yaml`; errors name the file (and line and column).
+pub(crate) fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,15 @@
+//! Edge configuration: command-line flags, `SLUICE_*` env vars and `edge.yaml`, merged and
+//! validated into [`EdgeConfig`].
+//!
+//! Precedence: flag > env var > config file > default.
+
+mod args;
+mod edge;
+mod error;
+mod file;
+mod operator;
+
+pub use args::EdgeArgs;
+pub use edge::{EdgeConfig, LogFormat, TunnelTls};
+pub use error::ConfigError;
+pub use operator::OperatorPolicy;

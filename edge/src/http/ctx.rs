@@ -1,0 +1,108 @@
+//! [`RequestCtx`]: one request's state, carried between pingora's phases, and the record of
+//! the finished request built from it.
+
+use super::conn::inet;
+use crate::ids::new_id;
+use crate::policy::run::PolicyRun;
+use crate::record::RequestRecord;
+use crate::tunnel::routes::Route;
+use pingora::proxy::Session;
+use sluice_policy::EndpointInfo;
+use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
+use sluice_proto::stream::Scheme;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tracing::Span;
+
+/// Per-request state carried between phases.
+pub struct RequestCtx {
+    /// Edge-assigned id, also sent to the agent in the stream header.
+    pub request_id: String,
+    /// The route chosen in `request_filter`.
+    pub route: Option<Arc<Route>>,
+    /// Set when the edge or agent produced the response.
+    pub error_code: Option<ErrorCode>,
+    /// The request's span; events for this request are its children.
+    pub span: Span,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Host (lowercase, no port).
+    pub host: String,
+    /// When the request arrived, as wall-clock time for the event's `conn.start_ts`.
+    pub started_at: SystemTime,
+    /// The endpoint the request reached (agent endpoint or operator endpoint), if any.
+    pub endpoint: Option<Arc<EndpointInfo>>,
+    /// The endpoint's traffic-policy evaluation, when it has a policy.
+    pub policy: Option<PolicyRun>,
+    /// How the client reached the edge: `https` on the TLS listener.
+    pub scheme: Scheme,
+    /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
+    pub tls_version: Option<String>,
+    /// The client speaks HTTP/2, so the agent hop does too (trailers, gRPC).
+    pub agent_h2: bool,
+}
+
+impl RequestCtx {
+    /// A fresh context for a request that just arrived.
+    pub fn new() -> Self {
+        Self {
+            request_id: new_id("req"),
+            route: None,
+            error_code: None,
+            span: Span::none(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            host: String::new(),
+            endpoint: None,
+            policy: None,
+            scheme: Scheme::Http,
+            tls_version: None,
+            agent_h2: false,
+        }
+    }
+
+    /// The finished request's facts, gathered once for the metrics and the events;
+    /// `endpoint_label` comes from the edge's endpoint table.
+    pub fn record<'a>(
+        &'a self,
+        session: &'a Session,
+        error: Option<&pingora::Error>,
+        endpoint_label: &'a str,
+    ) -> RequestRecord<'a> {
+        let response = session.response_written();
+        // The written header is authoritative: upstream copies were stripped, so any code
+        // there came from the edge, the agent or the policy.
+        let error_code = response
+            .and_then(|r| r.headers.get(ERROR_CODE_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| self.error_code.map(|c| c.to_string()));
+        RequestRecord {
+            request_id: &self.request_id,
+            request: session.req_header(),
+            response,
+            status: response.map_or(0, |r| r.status.as_u16()),
+            error_code,
+            endpoint_label,
+            endpoint: self.endpoint.as_deref(),
+            session_id: self.route.as_ref().map(|r| r.session.id.as_str()),
+            host: &self.host,
+            scheme: self.scheme.as_str(),
+            tls_version: self.tls_version.as_deref(),
+            client_addr: inet(session.client_addr()),
+            server_addr: inet(session.server_addr()),
+            start: self.started_at,
+            duration: self.started.elapsed(),
+            request_body_bytes: session.body_bytes_read(),
+            response_body_bytes: session.body_bytes_sent(),
+            policy: self.policy.as_ref().map(|run| run.state()),
+            error: error.map(ToString::to_string),
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,116 @@
+//! Requests the edge answers itself, before or instead of an agent: ACME HTTP-01 tokens, the
+//! edge-wide auth host, plain HTTP for an https endpoint, and hosts no agent holds (an
+//! operator policy may still answer those).
+
+use super::ctx::RequestCtx;
+use super::request_policy;
+use super::respond::{respond, send};
+use super::state::ProxyState;
+use crate::coded_error::edge_error;
+use crate::hostname::Hostname;
+use crate::login::AuthHostRequest;
+use crate::tunnel::routes::Route;
+use bytes::Bytes;
+use pingora::proxy::Session;
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::stream::Scheme;
+use std::time::SystemTime;
+
+/// Answers an ACME HTTP-01 validation request for a token the edge's ACME client has
+/// pending. Returns `true` when it answered.
+pub async fn acme_challenge(state: &ProxyState, session: &mut Session) -> pingora::Result<bool> {
+    let Some(challenges) = &state.acme_challenges else {
+        return Ok(false);
+    };
+    let Some(key_auth) = challenges.answer(session.req_header().uri.path()) else {
+        return Ok(false);
+    };
+    let resp = http::Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(Bytes::from(key_auth))
+        .map_err(|e| edge_error(ErrorCode::Internal, e.to_string()))?;
+    send(session, resp).await?;
+    Ok(true)
+}
+
+/// The edge-wide auth host's start and callback paths, answered by the sign-in service
+/// (no agent holds that host). Returns `true` when it answered.
+pub async fn auth_host(
+    state: &ProxyState,
+    session: &mut Session,
+    ctx: &RequestCtx,
+) -> pingora::Result<bool> {
+    let Some(login) = &state.auth_host else {
+        return Ok(false);
+    };
+    let req = session.req_header();
+    if !login.is_auth_host_request(&ctx.host, req.uri.path()) {
+        return Ok(false);
+    }
+    let asked = AuthHostRequest {
+        method: req.method.clone(),
+        uri: req.uri.clone(),
+        cookies: req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .cloned()
+            .collect(),
+        now: SystemTime::now(),
+    };
+    let resp = login
+        .answer_auth_host(asked, &|host| state.serves(host))
+        .await;
+    send(session, resp).await?;
+    Ok(true)
+}
+
+/// A plain-HTTP request for an https endpoint: 308 to the https URL when the operator asked
+/// for redirects, else the endpoint does not exist on http (404).
+pub async fn wrong_scheme(
+    state: &ProxyState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: &Route,
+) -> pingora::Result<bool> {
+    if route.scheme == Scheme::Https && state.redirect_http {
+        let host = Hostname::parse(&ctx.host)
+            .map_err(|e| edge_error(ErrorCode::BadRequest, e.to_string()))?;
+        let path = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        let location = format!("{}{path}", state.urls.public_url(&host, Scheme::Https));
+        let resp = http::Response::builder()
+            .status(http::StatusCode::PERMANENT_REDIRECT)
+            .header(http::header::LOCATION, location)
+            .body(Bytes::new())
+            .map_err(|e| edge_error(ErrorCode::BadRequest, e.to_string()))?;
+        send(session, resp).await?;
+        return Ok(true);
+    }
+    without_agent(state, session, ctx).await
+}
+
+/// No agent holds the host: an operator policy for it may still answer (maintenance page,
+/// redirect); otherwise 404 `EndpointNotFound` (400 when there is no host at all).
+pub async fn without_agent(
+    state: &ProxyState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<bool> {
+    let Ok(host) = Hostname::parse(&ctx.host) else {
+        ctx.error_code = Some(ErrorCode::BadRequest);
+        respond(session, ErrorCode::BadRequest).await?;
+        return Ok(true);
+    };
+    if let Some((engine, endpoint)) = state.operators.answering(&host) {
+        if request_policy::run(state, session, ctx, &engine, &endpoint).await? {
+            return Ok(true);
+        }
+    }
+    ctx.error_code = Some(ErrorCode::EndpointNotFound);
+    respond(session, ErrorCode::EndpointNotFound).await?;
+    Ok(true)
+}

@@ -1,0 +1,289 @@
+//! [`EdgeProxy`]: the request path through pingora's phases, in order.
+//!
+//! `request_filter` (guard, the edge's own answers, route by Host, then the policy's
+//! on_http_request) → `upstream_peer` (a QUIC stream to the agent) → `upstream_request_filter`
+//! (forwarding headers) → `upstream_response_filter` (sanitise, then on_http_response) →
+//! `response_body_filter` (compression or replaced bodies) → `fail_to_proxy` (edge error
+//! responses) → `logging` (metrics and the access event).
+
+use super::conn::{client_ip, client_socket, tls_version};
+use super::ctx::RequestCtx;
+use super::forwarding::{prepare_upstream_request, sanitize_upstream_response};
+use super::guard;
+use super::local;
+use super::request_policy;
+use super::respond::respond;
+use super::state::ProxyState;
+use crate::coded_error::{code_for, edge_error};
+use crate::hostname::host_without_port;
+use crate::tunnel::connector::AgentConnector;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::stream::{Scheme, StreamHeader};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, info_span};
+
+/// The edge's pingora application.
+pub struct EdgeProxy {
+    state: Arc<ProxyState>,
+}
+
+impl EdgeProxy {
+    /// A proxy over the public side's state.
+    pub fn new(state: Arc<ProxyState>) -> Self {
+        Self { state }
+    }
+}
+
+/// The host a request is for: the absolute-form URI's authority, else the `Host` header.
+fn request_host(req: &RequestHeader) -> Option<String> {
+    host_without_port(&request_authority(req)?)
+}
+
+/// pingora pools upstream connections by peer hash; a per-session key keeps one agent's
+/// streams from ever being handed to another's requests.
+fn session_group_key(session_id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    session_id.hash(&mut h);
+    h.finish()
+}
+
+/// `host[:port]` the client asked for: the URI's authority (HTTP/2's `:authority`), else `Host`.
+fn request_authority(req: &RequestHeader) -> Option<String> {
+    match req.uri.authority() {
+        Some(a) => Some(a.as_str().to_string()),
+        None => Some(
+            req.headers
+                .get(http::header::HOST)?
+                .to_str()
+                .ok()?
+                .to_string(),
+        ),
+    }
+}
+
+/// An HTTP/2 request to the agent: no connection-specific headers, and `authority` in the URI
+/// (pingora builds `:authority` from it, and requires one).
+fn h2_to_agent(req: &mut RequestHeader, authority: &str) -> pingora::Result<()> {
+    req.remove_header("connection");
+    let path = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let uri = format!("http://{authority}{path}")
+        .parse()
+        .map_err(|_| edge_error(ErrorCode::BadRequest, "bad authority"))?;
+    req.set_uri(uri);
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        self.state.metrics.requests_in_flight.inc();
+        RequestCtx::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        ctx.tls_version = tls_version(session);
+        if ctx.tls_version.is_some() {
+            ctx.scheme = Scheme::Https;
+        }
+        if let Err(code) = guard::check_head(session.req_header())
+            .and_then(|()| guard::canonicalize_path(session.req_header_mut()))
+        {
+            ctx.error_code = Some(code);
+            respond(session, code).await?;
+            return Ok(true);
+        }
+        guard::strip_identity_headers(session.req_header_mut());
+        let req = session.req_header();
+        ctx.host = request_host(req).unwrap_or_default();
+        ctx.span = info_span!(
+            "request",
+            id = %ctx.request_id,
+            host = %ctx.host,
+            method = %req.method,
+            path = %req.uri.path(),
+            scheme = ctx.scheme.as_str(),
+        );
+        if local::acme_challenge(&self.state, session).await? {
+            return Ok(true);
+        }
+        if local::auth_host(&self.state, session, ctx).await? {
+            return Ok(true);
+        }
+        let Some(route) = self.state.routes.lookup(&ctx.host) else {
+            return local::without_agent(&self.state, session, ctx).await;
+        };
+        if route.scheme != ctx.scheme {
+            return local::wrong_scheme(&self.state, session, ctx, &route).await;
+        }
+        // Kept even when the policy answers: the event names the endpoint and agent session.
+        ctx.endpoint = Some(route.endpoint.clone());
+        ctx.route = Some(route.clone());
+        if let Some(engine) = &route.policy {
+            if request_policy::run(&self.state, session, ctx, engine, &route.endpoint).await? {
+                return Ok(true);
+            }
+        }
+        ctx.agent_h2 = session.req_header().version == http::Version::HTTP_2;
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .clone()
+            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream_peer without a route"))?;
+        let client_addr = client_socket(session);
+        let connector = AgentConnector {
+            header: StreamHeader {
+                endpoint_id: route.endpoint_id,
+                request_id: ctx.request_id.clone(),
+                client_addr,
+                scheme: ctx.scheme,
+            },
+            session: route.session.clone(),
+            open_timeout: self.state.stream_open_timeout,
+            streams_open: self.state.metrics.quic_streams_open.clone(),
+        };
+        // The address is never dialled (custom_l4 opens a QUIC stream instead); it only names
+        // the peer in pingora's logs.
+        let mut peer = HttpPeer::new(SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new());
+        peer.group_key = session_group_key(&route.session.id);
+        peer.options.custom_l4 = Some(Arc::new(connector));
+        if ctx.agent_h2 {
+            // HTTP/2 clients (gRPC) get HTTP/2 on the QUIC stream too: pingora drops HTTP/1.1
+            // trailers, HTTP/2 carries them. A per-request key keeps pingora from reusing the
+            // stream's h2 connection for another request (the agent also sends GOAWAY).
+            peer.options.set_http_version(2, 2);
+            peer.group_key = session_group_key(&ctx.request_id);
+        }
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let authority = ctx.agent_h2.then(|| request_authority(upstream_request));
+        prepare_upstream_request(
+            upstream_request,
+            client_ip(session),
+            ctx.scheme.as_str(),
+            &ctx.host,
+        )?;
+        if let Some(authority) = authority {
+            h2_to_agent(upstream_request, &authority.unwrap_or_default())?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Some(code) = sanitize_upstream_response(upstream_response)? {
+            ctx.error_code = Some(code);
+        }
+        if let Some(run) = &mut ctx.policy {
+            run.response(session.req_header_mut(), upstream_response)?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<Duration>> {
+        if let Some(run) = &mut ctx.policy {
+            run.body_chunk(body, end_of_stream);
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let Some(code) = code_for(e) else {
+            // The client went away or sent garbage mid-request: nobody to answer.
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        ctx.error_code = Some(code);
+        // Once response bytes went out, a new status cannot be sent; closing the connection is
+        // the only honest signal left.
+        if session.response_written().is_none() {
+            if let Err(write_err) = respond(session, code).await {
+                info!(parent: &ctx.span, "could not send error response: {write_err}");
+            }
+        }
+        FailToProxy {
+            error_code: code.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
+        self.state.metrics.requests_in_flight.dec();
+        let label = self.state.operators.endpoint_label(&ctx.host);
+        let done = ctx.record(session, e, label);
+        if self.state.record_metrics {
+            self.state.metrics.record(&done);
+        }
+        self.state.events.emit(&done);
+        // The `log` action's metadata travels with the request's access event.
+        let policy_logs = done
+            .policy
+            .map(|state| format!("{:?}", state.logs()))
+            .unwrap_or_default();
+        // A rule whose expression failed did not match: a deny rule then let the request
+        // through, so the operator must be able to see it.
+        let policy_errors = done
+            .policy
+            .map(|state| state.errors().join("; "))
+            .unwrap_or_default();
+        info!(
+            parent: &ctx.span,
+            status = done.status,
+            error_code = done.error_code.as_deref().unwrap_or_default(),
+            elapsed_ms = done.duration.as_secs_f64() * 1000.0,
+            error = done.error.as_deref().unwrap_or_default(),
+            %policy_logs,
+            %policy_errors,
+            "request complete"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! [`EdgeMetrics`]: the metric handles the edge updates, and counting one finished request.
+
+use super::labels;
+use super::quic::AgentLinks;
+use super::register::{counter_vec, gauge, opts};
+use crate::record::RequestRecord;
+use prometheus::process_collector::ProcessCollector;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+
+/// Request duration buckets, in seconds: tunnelled requests take from about a millisecond to
+/// the upstream timeout.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Metric handles the edge updates.
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    /// The registry everything is registered in.
+    pub registry: Registry,
+    /// HTTP requests completed, by endpoint label and status class.
+    pub http_requests: IntCounterVec,
+    /// Request duration from arrival to the end of logging, by endpoint label.
+    pub http_duration: HistogramVec,
+    /// Request body bytes read from clients, by endpoint label.
+    pub http_request_bytes: IntCounterVec,
+    /// Response body bytes sent to clients, by endpoint label.
+    pub http_response_bytes: IntCounterVec,
+    /// Responses that carried a `sluice-error-code`, by code.
+    pub http_error_codes: IntCounterVec,
+    /// Requests currently in flight at the edge.
+    pub requests_in_flight: IntGauge,
+    /// Traffic-policy action outcomes, by action type and decision.
+    pub policy_outcomes: IntCounterVec,
+    /// Traffic-policy problems at run time, by endpoint.
+    pub policy_errors: IntCounterVec,
+    /// Agent sessions connected.
+    pub agent_sessions: IntGauge,
+    /// Agent connections that failed the QUIC handshake or were rejected, by reason.
+    pub agent_connect_failures: IntCounterVec,
+    /// QUIC streams to agents currently open.
+    pub quic_streams_open: IntGauge,
+    /// Live agent connections, for per-agent QUIC statistics at scrape time.
+    pub agent_links: AgentLinks,
+    /// Events waiting in each export destination's queue.
+    pub events_queued: IntGaugeVec,
+    /// Events dropped because a destination's queue was full, by destination.
+    pub events_dropped: IntCounterVec,
+    /// Events delivered, by destination.
+    pub events_exported: IntCounterVec,
+    /// Failed delivery attempts (each is retried), by destination.
+    pub events_export_errors: IntCounterVec,
+}
+
+impl EdgeMetrics {
+    /// Creates and registers the metrics, including the process collector on Linux.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let r = &registry;
+        let endpoint = &["endpoint"];
+        let destination = &["destination"];
+        let http_duration = HistogramVec::new(
+            HistogramOpts::from(opts(
+                "http_request_duration_seconds",
+                "Time from a request's arrival at the edge to its completion.",
+            ))
+            .buckets(DURATION_BUCKETS.to_vec()),
+            endpoint,
+        )?;
+        registry.register(Box::new(http_duration.clone()))?;
+        let events_queued = IntGaugeVec::new(
+            opts(
+                "events_queue_depth",
+                "Events waiting in an export destination's queue.",
+            ),
+            destination,
+        )?;
+        registry.register(Box::new(events_queued.clone()))?;
+        let agent_links = AgentLinks::default();
+        registry.register(Box::new(agent_links.clone()))?;
+        registry.register(Box::new(ProcessCollector::for_self()))?;
+        Ok(Self {
+            http_requests: counter_vec(
+                r,
+                "http_requests_total",
+                "HTTP requests completed by the edge.",
+                &["endpoint", "status_class"],
+            )?,
+            http_duration,
+            http_request_bytes: counter_vec(
+                r,
+                "http_request_body_bytes_total",
+                "Request body bytes read from clients.",
+                endpoint,
+            )?,
+            http_response_bytes: counter_vec(
+                r,
+                "http_response_body_bytes_total",
+                "Response body bytes sent to clients.",
+                endpoint,
+            )?,
+            http_error_codes: counter_vec(
+                r,
+                "http_error_responses_total",
+                "Responses carrying a sluice-error-code, by code.",
+                &["error_code"],
+            )?,
+            requests_in_flight: gauge(r, "http_requests_in_flight", "HTTP requests in flight.")?,
+            policy_outcomes: counter_vec(
+                r,
+                "policy_action_outcomes_total",
+                "Traffic-policy actions run, by action type and decision.",
+                &["action", "decision"],
+            )?,
+            policy_errors: counter_vec(
+                r,
+                "policy_errors_total",
+                "Traffic-policy problems at run time: an expression that failed to evaluate (its rule did not match) or a jwt-validation key fetch that failed.",
+                endpoint,
+            )?,
+            agent_sessions: gauge(r, "agent_sessions", "Agent sessions connected.")?,
+            agent_connect_failures: counter_vec(
+                r,
+                "agent_connect_failures_total",
+                "Agent connections that failed the QUIC handshake or were rejected.",
+                &["reason"],
+            )?,
+            quic_streams_open: gauge(r, "quic_streams_open", "QUIC streams to agents open.")?,
+            agent_links,
+            events_queued,
+            events_dropped: counter_vec(
+                r,
+                "events_dropped_total",
+                "Events dropped because an export destination's queue was full.",
+                destination,
+            )?,
+            events_exported: counter_vec(
+                r,
+                "events_exported_total",
+                "Events delivered to an export destination.",
+                destination,
+            )?,
+            events_export_errors: counter_vec(
+                r,
+                "events_export_errors_total",
+                "Failed attempts to deliver events to a destination (each is retried).",
+                destination,
+            )?,
+            registry,
+        })
+    }
+
+    /// Counts one completed request.
+    pub fn record(&self, req: &RequestRecord<'_>) {
+        let endpoint = req.endpoint_label;
+        self.http_requests
+            .with_label_values(&[endpoint, labels::status_class(req.status)])
+            .inc();
+        self.http_duration
+            .with_label_values(&[endpoint])
+            .observe(req.duration.as_secs_f64());
+        self.http_request_bytes
+            .with_label_values(&[endpoint])
+            .inc_by(req.request_body_bytes as u64);
+        self.http_response_bytes
+            .with_label_values(&[endpoint])
+            .inc_by(req.response_body_bytes as u64);
+        if let Some(code) = &req.error_code {
+            self.http_error_codes
+                .with_label_values(&[labels::error_code(code)])
+                .inc();
+        }
+        let policy_errors = req.policy.map_or(0, |p| p.errors().len());
+        if policy_errors > 0 {
+            self.policy_errors
+                .with_label_values(&[endpoint])
+                .inc_by(policy_errors as u64);
+        }
+        for outcome in req.policy.map(|p| p.outcomes()).unwrap_or_default() {
+            self.policy_outcomes
+                .with_label_values(&[outcome.action, labels::decision(outcome.decision)])
+                .inc();
+        }
+    }
+}

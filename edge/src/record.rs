@@ -1,0 +1,50 @@
+//! [`RequestRecord`]: the facts about one finished request, gathered once in the proxy's
+//! `logging` phase and read by both the metrics and the event export. A leaf: it knows nothing
+//! of who fills it or who reads it.
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use sluice_policy::{EndpointInfo, RequestState};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+/// One finished request, borrowed from pingora's session and the request context.
+pub struct RequestRecord<'a> {
+    /// Edge-assigned request id (`req_…`).
+    pub request_id: &'a str,
+    /// The request head as the upstream saw it (after the policy's rewrites).
+    pub request: &'a RequestHeader,
+    /// The response head written to the client, if any was.
+    pub response: Option<&'a ResponseHeader>,
+    /// Status written (0 when none was).
+    pub status: u16,
+    /// The `sluice-error-code` the response carried, if any.
+    pub error_code: Option<String>,
+    /// The bounded `endpoint` metric label (see docs/metrics.md).
+    pub endpoint_label: &'a str,
+    /// The endpoint the request reached, when one did (agent or operator endpoint).
+    pub endpoint: Option<&'a EndpointInfo>,
+    /// The agent session that carried it, when it reached an agent.
+    pub session_id: Option<&'a str>,
+    /// Host the request was for (lowercase, no port).
+    pub host: &'a str,
+    /// How the client reached the edge (`http`, or `https` on the TLS listener).
+    pub scheme: &'static str,
+    /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
+    pub tls_version: Option<&'a str>,
+    /// The client's address (L4 peer).
+    pub client_addr: Option<SocketAddr>,
+    /// The edge address the client connected to.
+    pub server_addr: Option<SocketAddr>,
+    /// When the request arrived.
+    pub start: SystemTime,
+    /// How long it took until logging.
+    pub duration: Duration,
+    /// Request body bytes read from the client.
+    pub request_body_bytes: usize,
+    /// Response body bytes sent to the client.
+    pub response_body_bytes: usize,
+    /// The traffic policy's per-request state (logs, outcomes), when a policy ran.
+    pub policy: Option<&'a RequestState>,
+    /// Why pingora ended the request with an error, if it did.
+    pub error: Option<String>,
+}

@@ -1,0 +1,186 @@
+//! Admitting an agent: protocol version, authtoken (with per-address failure limits), each
+//! endpoint's hostname, scheme and compiled policy, then claiming every hostname or none and
+//! counting the session against its token's limit.
+
+use super::authtoken::TokenId;
+use super::handle::SessionHandle;
+use super::routes::Route;
+use super::state::TunnelState;
+use crate::hostname::{requested_scheme, Hostname};
+use crate::policy::compile;
+use sluice_proto::close_code;
+use sluice_proto::control::{BoundEndpoint, EndpointRequest, Hello, Rejection, Welcome};
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::stream::Scheme;
+use sluice_proto::PROTOCOL_VERSION;
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// A rejection with `code` and a message for the agent's user.
+pub(crate) fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Rejection {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Checks version and token, resolves hostnames, and claims them all or none.
+pub(crate) fn admit(
+    hello: &Hello,
+    conn: &quinn::Connection,
+    state: &TunnelState,
+    session_id: &str,
+    remote: IpAddr,
+) -> Result<(Welcome, Vec<Arc<Route>>), Rejection> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(reject(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "agent speaks protocol {}, this edge speaks {PROTOCOL_VERSION}",
+                hello.version
+            ),
+        ));
+    }
+    let owner = authenticate(hello, state, remote)?;
+    if hello.endpoints.is_empty() {
+        return Err(reject(ErrorCode::HandshakeFailed, "no endpoints requested"));
+    }
+    let session = Arc::new(SessionHandle::new(
+        session_id.to_string(),
+        owner,
+        conn.clone(),
+    ));
+    let mut seen = HashSet::new();
+    let mut routes = Vec::with_capacity(hello.endpoints.len());
+    for (id, request) in (0u32..).zip(&hello.endpoints) {
+        let hostname = requested_hostname(request, state)?;
+        let scheme = endpoint_scheme(request, state)?;
+        if !seen.insert(hostname.clone()) {
+            return Err(reject(
+                ErrorCode::UrlNotAllowed,
+                format!("'{hostname}' is requested twice"),
+            ));
+        }
+        let policy = compile::compile(
+            state
+                .operators
+                .sources_for(&hostname)
+                .chain(&request.policies),
+            &state.services,
+        )
+        .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
+        routes.push(Arc::new(Route {
+            url: state.urls.public_url(&hostname, scheme),
+            scheme,
+            endpoint: Arc::new(state.urls.endpoint_info(
+                format!("{session_id}/{id}"),
+                &hostname,
+                scheme,
+            )),
+            hostname,
+            endpoint_id: id,
+            session: session.clone(),
+            policy,
+        }));
+    }
+    let replaced = state
+        .routes
+        .claim(routes.clone())
+        .map_err(|e| reject(ErrorCode::HostnameTaken, e.to_string()))?;
+    for old in replaced {
+        info!(old_session = %old.session.id, host = %old.hostname, "hostname taken over by the same authtoken");
+        old.session.release_slot();
+        old.session
+            .conn
+            .close(close_code::REPLACED.into(), b"replaced by a new session");
+    }
+    // Counted after the claim, so an agent reconnecting before its old session timed out
+    // replaces that session instead of being refused for it.
+    let Some(slot) = state.sessions_per_token.acquire(owner) else {
+        for route in &routes {
+            state.routes.release(&route.hostname, session_id);
+        }
+        return Err(reject(
+            ErrorCode::AgentLimitReached,
+            format!(
+                "this authtoken already has {} agent sessions online, the edge's limit \
+                 (max_agents_per_token)",
+                state.sessions_per_token.limit()
+            ),
+        ));
+    };
+    session.hold_slot(slot);
+    let endpoints = routes
+        .iter()
+        .map(|r| BoundEndpoint {
+            id: r.endpoint_id,
+            url: r.url.clone(),
+            hostname: r.hostname.to_string(),
+        })
+        .collect();
+    Ok((
+        Welcome {
+            session_id: session_id.to_string(),
+            endpoints,
+        },
+        routes,
+    ))
+}
+
+/// Checks the authtoken, refusing addresses that failed too often recently without looking at
+/// the token at all, and logging each failure with its count (never the token).
+fn authenticate(hello: &Hello, state: &TunnelState, remote: IpAddr) -> Result<TokenId, Rejection> {
+    if let Err(retry) = state.auth_failures.check(remote) {
+        return Err(reject(
+            ErrorCode::AuthRateLimited,
+            format!(
+                "too many failed authtoken attempts from {remote}; retry in {} s",
+                retry.as_secs().max(1)
+            ),
+        ));
+    }
+    state
+        .tokens
+        .verify(hello.authtoken.expose())
+        .ok_or_else(|| {
+            let failures = state.auth_failures.record(remote);
+            warn!(%remote, failures, "wrong authtoken");
+            reject(
+                ErrorCode::AuthtokenInvalid,
+                ErrorCode::AuthtokenInvalid.message(),
+            )
+        })
+}
+
+/// The endpoint's scheme: the one its URL names, else the edge's default. https:// on an edge
+/// without an HTTPS listener is refused rather than silently served over http.
+fn endpoint_scheme(request: &EndpointRequest, state: &TunnelState) -> Result<Scheme, Rejection> {
+    match request.url.as_deref().and_then(requested_scheme) {
+        Some(Scheme::Https) if state.urls.https_port.is_none() => Err(reject(
+            ErrorCode::UrlNotAllowed,
+            "this edge has no HTTPS listener; ask for an http:// URL",
+        )),
+        Some(scheme) => Ok(scheme),
+        None => Ok(state.urls.default_scheme()),
+    }
+}
+
+fn requested_hostname(
+    request: &EndpointRequest,
+    state: &TunnelState,
+) -> Result<Hostname, Rejection> {
+    let hostname = match &request.url {
+        Some(url) => Hostname::from_requested_url(url, &state.urls.domain)
+            .map_err(|e| reject(ErrorCode::UrlNotAllowed, e.to_string()))?,
+        None => Hostname::random_under(&state.urls.domain),
+    };
+    if state.auth_hostname.as_ref() == Some(&hostname) {
+        return Err(reject(
+            ErrorCode::UrlNotAllowed,
+            format!("'{hostname}' is this edge's sign-in host (auth_host)"),
+        ));
+    }
+    Ok(hostname)
+}
