@@ -50,11 +50,6 @@ impl Observers {
         self.0.push(observer);
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Runs every observer on `req`; the returned [`Exchange`] takes the response.
     pub(crate) fn request(
         &self,

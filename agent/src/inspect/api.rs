@@ -1,7 +1,7 @@
 //! The inspector's HTTP server: JSON API in the ngrok agent's shape, live updates as
 //! Server-Sent Events, replay, and the web page.
 
-use super::guard::HostAllowList;
+use super::guard::{HostAllowList, Refused};
 use super::page;
 use super::render::{self, TunnelInfo};
 use super::replay::{self, ReplayError, ReplayRequest};
@@ -72,7 +72,7 @@ pub(super) async fn serve(listener: TcpListener, api: Arc<Api>) {
 
 impl Api {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ApiBody> {
-        if let Err((status, msg)) = self.allow.check(req.method(), req.headers()) {
+        if let Err(Refused(status, msg)) = self.allow.check(req.method(), req.headers()) {
             return error(status, msg);
         }
         let path = req.uri().path().to_string();
