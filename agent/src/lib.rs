@@ -10,30 +10,49 @@
 //! sluice_agent::run(config, None, stop_rx).await
 //! # }
 //! ```
+//!
+//! # Public API
+//!
+//! What the `agent` binary, SDK users and the end-to-end tests need, and nothing more:
+//!
+//! - Running an agent: [`run`] with an [`AgentConfig`] of [`EndpointConfig`]s (their
+//!   [`Upstream`], [`HostHeader`], [`UpstreamProtocol`], [`UpstreamTlsVerify`]), reporting
+//!   [`AgentEvent`]s and stopping with an [`AgentError`].
+//! - [`sdk`]: the same from a program that serves some endpoints itself ([`AppService`]),
+//!   with the [`body`] type requests and responses carry.
+//! - [`observe`]: watchers of every forwarded exchange (the status screen is one);
+//!   [`inspect`]: the request inspector the binary starts.
+//! - Reading what users write: [`agent_file`] (`agent.yml`), [`endpoint_spec`] (one endpoint,
+//!   from flags or the file) and [`policy_input`] (traffic-policy layers).
+//! - [`tls`]: the link's TLS client settings, for tests that dial the edge by hand.
+//!
+//! # Layout
+//!
+//! The modules follow a request: `link/` holds the session with the edge, `forward/` one
+//! request from its QUIC stream to the upstream, `config/` what the agent runs and how it is
+//! read, `inspect/` the request inspector; `trust.rs` loads the trust roots `link/` and
+//! `forward/` share. The binary's own modules (`main.rs`, `cli/`, `status/`) use this crate
+//! through the API above. See `docs/architecture.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod agent_file;
-pub mod app_service;
-pub mod body;
-pub mod config;
-pub mod endpoint_handler;
-pub mod endpoint_spec;
-pub mod file_server;
-pub mod forward;
+mod config;
+mod forward;
 pub mod inspect;
-pub mod location_rewrite;
-pub mod observe;
-pub mod policy_input;
+mod link;
 pub mod sdk;
-pub mod session;
-pub mod tls;
-pub mod upstream;
-pub mod upstream_client;
-pub mod upstream_tls;
+mod trust;
 
-pub use app_service::AppService;
-pub use config::{AgentConfig, EndpointConfig, HostHeader, UpstreamProtocol};
-pub use session::{run, AgentError, AgentEvent};
-pub use upstream::Upstream;
-pub use upstream_tls::UpstreamTlsVerify;
+pub use config::agent::AgentConfig;
+pub use config::endpoint::{
+    EndpointConfig, HostHeader, UnknownProtocol, UpstreamProtocol, UpstreamTlsVerify,
+};
+pub use config::upstream::{Upstream, UpstreamError};
+pub use config::{agent_file, endpoint_spec, policy_input};
+pub use forward::app_service::AppService;
+pub use forward::file_server::FileServerError;
+pub use forward::handler::HandlerError;
+pub use forward::{body, observe};
+pub use link::session::{run, AgentError, AgentEvent};
+pub use link::tls;
+pub use trust::TlsError;

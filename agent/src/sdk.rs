@@ -31,11 +31,12 @@
 //! To take requests one by one instead of writing a service, use [`requests`]: it returns an
 //! [`AppService`] for [`SessionBuilder::serve`] and a stream of [`IncomingRequest`]s.
 
-use crate::app_service::AppService;
-use crate::body::{BoxError, ProxyBody};
-use crate::config::{AgentConfig, EndpointConfig};
-use crate::session::{self, AgentError, AgentEvent};
-use crate::upstream::Upstream;
+use crate::config::agent::AgentConfig;
+use crate::config::endpoint::EndpointConfig;
+use crate::config::upstream::Upstream;
+use crate::forward::app_service::AppService;
+use crate::forward::body::{BoxError, ProxyBody};
+use crate::link::session::{self, AgentError, AgentEvent};
 use http::{Request, Response};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot, watch};

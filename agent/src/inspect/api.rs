@@ -1,18 +1,19 @@
 //! The inspector's HTTP server: JSON API in the ngrok agent's shape, live updates as
 //! Server-Sent Events, replay, and the web page.
 
-use super::guard::HostAllowList;
+use super::guard::{HostAllowList, Refused};
+use super::page;
 use super::render::{self, TunnelInfo};
 use super::replay::{self, ReplayError, ReplayRequest};
+use super::responses::{empty, error, json_response, ApiBody};
 use super::store::{Change, Store};
-use crate::config::EndpointConfig;
-use crate::forward::Forwarder;
-use crate::observe::RequestMeta;
+use crate::config::endpoint::EndpointConfig;
+use crate::forward::forwarder::Forwarder;
+use crate::forward::observe::RequestMeta;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -24,9 +25,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info_span, Instrument};
-
-/// Body of the inspector's responses.
-pub(super) type ApiBody = BoxBody<Bytes, Infallible>;
 
 /// Most requests `GET /api/requests/http` returns without `limit` (ngrok's default).
 const DEFAULT_LIST_LIMIT: usize = 50;
@@ -74,7 +72,7 @@ pub(super) async fn serve(listener: TcpListener, api: Arc<Api>) {
 
 impl Api {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ApiBody> {
-        if let Err((status, msg)) = self.allow.check(req.method(), req.headers()) {
+        if let Err(Refused(status, msg)) = self.allow.check(req.method(), req.headers()) {
             return error(status, msg);
         }
         let path = req.uri().path().to_string();
@@ -91,7 +89,7 @@ impl Api {
             };
         }
         match (method, path.as_str()) {
-            (Method::GET, "/" | "/index.html") => super::page::response(),
+            (Method::GET, "/" | "/index.html") => page::response(),
             (Method::GET, "/api/tunnels") => self.tunnel_list(),
             (Method::GET, "/api/requests/http") => self.request_list(req.uri().query()),
             (Method::DELETE, "/api/requests/http") => {
@@ -266,37 +264,10 @@ impl Api {
     }
 }
 
-async fn drain(mut body: crate::body::ProxyBody) {
+async fn drain(mut body: crate::forward::body::ProxyBody) {
     while let Some(frame) = body.frame().await {
         if frame.is_err() {
             break;
         }
     }
-}
-
-/// A body from bytes.
-pub(super) fn full(b: impl Into<Bytes>) -> ApiBody {
-    Full::new(b.into()).boxed()
-}
-
-fn empty(status: StatusCode) -> Response<ApiBody> {
-    let mut resp = Response::new(full(Bytes::new()));
-    *resp.status_mut() = status;
-    resp
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response<ApiBody> {
-    let mut resp = Response::new(full(v.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
-/// ngrok's error shape: `{status_code, msg}`.
-fn error(status: StatusCode, msg: impl Into<String>) -> Response<ApiBody> {
-    json_response(
-        status,
-        &json!({ "status_code": status.as_u16(), "msg": msg.into() }),
-    )
 }

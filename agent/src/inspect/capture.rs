@@ -2,8 +2,8 @@
 //! into it up to the body limit while they stream, never holding more than that.
 
 use super::store::{BodyCapture, RequestHead, ResponseHead, Side, Store};
-use crate::body::ProxyBody;
-use crate::observe::{ExchangeObserver, Observer, RequestMeta};
+use crate::forward::body::ProxyBody;
+use crate::forward::observe::{ExchangeObserver, Observer, RequestMeta};
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -144,7 +144,7 @@ impl TeeBody {
 
 impl Body for TeeBody {
     type Data = Bytes;
-    type Error = crate::body::BoxError;
+    type Error = crate::forward::body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,

@@ -4,6 +4,11 @@
 use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, Method, StatusCode};
 
+/// Why a request may not talk to the inspector: the status to answer with, and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{1}")]
+pub struct Refused(pub StatusCode, pub String);
+
 /// The allowed `Host` names (ports are not compared: the listener already fixes the port).
 #[derive(Debug, Clone)]
 pub struct HostAllowList(Vec<String>);
@@ -25,13 +30,13 @@ impl HostAllowList {
     }
 
     /// Checks one request; `Err` carries the status and the reason to answer with.
-    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), Refused> {
         let host = headers
             .get(HOST)
             .and_then(|v| v.to_str().ok())
-            .ok_or((StatusCode::BAD_REQUEST, "missing Host header".to_string()))?;
+            .ok_or_else(|| Refused(StatusCode::BAD_REQUEST, "missing Host header".to_string()))?;
         if !self.allows(host) {
-            return Err((
+            return Err(Refused(
                 StatusCode::FORBIDDEN,
                 format!("Host '{host}' is not allowed for the inspector (allow it with --inspect-allow-host)"),
             ));
@@ -42,7 +47,7 @@ impl HostAllowList {
         if let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) {
             let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
             if !self.allows(origin_host) {
-                return Err((
+                return Err(Refused(
                     StatusCode::FORBIDDEN,
                     format!("Origin '{origin}' is not allowed"),
                 ));
@@ -58,7 +63,7 @@ impl HostAllowList {
             });
         if method == Method::POST && !json {
             // Only a script that passed CORS, not a plain cross-site form, can send JSON.
-            return Err((
+            return Err(Refused(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "POST needs Content-Type: application/json".to_string(),
             ));

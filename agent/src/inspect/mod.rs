@@ -11,15 +11,16 @@
 //! ```
 
 mod api;
-pub mod capture;
-pub mod guard;
+mod capture;
+mod guard;
 mod page;
-pub mod render;
-pub mod replay;
-pub mod store;
+mod render;
+mod replay;
+mod responses;
+mod store;
 
-use crate::config::AgentConfig;
-use crate::forward::Forwarder;
+use crate::config::agent::AgentConfig;
+use crate::forward::forwarder::Forwarder;
 use render::TunnelInfo;
 use sluice_proto::control::BoundEndpoint;
 use std::net::SocketAddr;
@@ -74,7 +75,7 @@ pub enum InspectError {
     Limits(String),
     /// The replay client could not be set up.
     #[error("inspector replay client: {0}")]
-    Tls(#[from] crate::endpoint_handler::HandlerError),
+    Tls(#[from] crate::forward::handler::HandlerError),
 }
 
 /// A running inspector; stops serving when dropped.

@@ -1,14 +1,14 @@
 //! The inspector's web page: one self-contained HTML file (no external assets, so it works
 //! offline and a strict Content-Security-Policy can forbid everything else).
 
-use super::api::full;
+use super::responses::{full, ApiBody};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
 
 const PAGE: &str = include_str!("page.html");
 
 /// `GET /`.
-pub(super) fn response() -> Response<super::api::ApiBody> {
+pub(super) fn response() -> Response<ApiBody> {
     let mut resp = Response::new(full(PAGE));
     let h = resp.headers_mut();
     h.insert(

@@ -2,7 +2,7 @@
 //! the upstream (the edge and its traffic policy are not involved, as with ngrok).
 
 use super::store::Captured;
-use crate::body::ProxyBody;
+use crate::forward::body::ProxyBody;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
@@ -89,7 +89,7 @@ pub fn build(original: &Captured, edit: &ReplayRequest) -> Result<Request<ProxyB
     if had_length || !body.is_empty() {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
-    let mut req = Request::new(crate::body::full(body));
+    let mut req = Request::new(crate::forward::body::full(body));
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;

@@ -163,7 +163,7 @@ pub struct Store {
 
 impl Store {
     /// An empty ring with `limits`.
-    pub fn new(limits: Limits) -> Arc<Self> {
+    pub(crate) fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Self {
             limits,
             ring: Mutex::new(Ring::default()),
@@ -182,12 +182,12 @@ impl Store {
     }
 
     /// Live changes from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
 
     /// Records a new request; returns its sequence number.
-    pub fn begin(
+    pub(crate) fn begin(
         &self,
         endpoint: usize,
         remote_addr: Option<SocketAddr>,
@@ -218,7 +218,7 @@ impl Store {
     }
 
     /// Records the response head of exchange `seq` (ignored if it was evicted).
-    pub fn respond(&self, seq: u64, head: ResponseHead, duration: Duration) {
+    pub(crate) fn respond(&self, seq: u64, head: ResponseHead, duration: Duration) {
         self.update(seq, |e| {
             e.response = Some(head);
             e.duration = Some(duration);
@@ -226,7 +226,7 @@ impl Store {
     }
 
     /// Records a finished body of exchange `seq` (ignored if it was evicted).
-    pub fn body(&self, seq: u64, side: Side, body: BodyCapture) {
+    pub(crate) fn body(&self, seq: u64, side: Side, body: BodyCapture) {
         self.update(seq, |e| match side {
             Side::Request => e.request_body = Some(body),
             Side::Response => e.response_body = Some(body),
@@ -256,14 +256,14 @@ impl Store {
     }
 
     /// The exchange with public id `id`, if still kept.
-    pub fn get(&self, id: &str) -> Option<Captured> {
+    pub(crate) fn get(&self, id: &str) -> Option<Captured> {
         let seq = seq_of(id)?;
         let ring = self.ring();
         index(&ring, seq).map(|i| ring.entries[i].clone())
     }
 
     /// Up to `limit` exchanges, newest first, optionally only those of `endpoint`.
-    pub fn list(&self, limit: usize, endpoint: Option<usize>) -> Vec<Captured> {
+    pub(crate) fn list(&self, limit: usize, endpoint: Option<usize>) -> Vec<Captured> {
         self.ring()
             .entries
             .iter()
@@ -281,7 +281,7 @@ impl Store {
     }
 
     /// Deletes every exchange.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut ring = self.ring();
         ring.entries.clear();
         ring.bytes = 0;

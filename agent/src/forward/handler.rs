@@ -1,12 +1,13 @@
 //! What answers one endpoint's requests: a pooled client to an HTTP(S) upstream, the static
 //! file server, or an in-process application service. Built once per agent run.
 
-use crate::app_service::AppService;
-use crate::config::{AgentConfig, EndpointConfig};
-use crate::file_server::{FileServer, FileServerError};
-use crate::tls::TlsError;
-use crate::upstream::Upstream;
-use crate::upstream_client::{self, UpstreamClient};
+use super::app_service::AppService;
+use super::file_server::{FileServer, FileServerError};
+use super::upstream_client::{self, UpstreamClient};
+use crate::config::agent::AgentConfig;
+use crate::config::endpoint::EndpointConfig;
+use crate::config::upstream::Upstream;
+use crate::trust::TlsError;
 
 /// Why an endpoint's handler could not be set up.
 #[derive(Debug, thiserror::Error)]

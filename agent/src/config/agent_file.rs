@@ -5,9 +5,9 @@
 //! literal `${`), the YAML is parsed with every value checked in place, so errors carry
 //! `FILE:LINE:COLUMN`, then each endpoint is converted by [`EndpointSpec::into_config`].
 
-use crate::config::AgentConfig;
-use crate::endpoint_handler;
-use crate::endpoint_spec::EndpointSpec;
+use super::agent::AgentConfig;
+use super::endpoint_spec::EndpointSpec;
+use crate::forward::handler;
 use serde::Deserialize;
 use sluice_proto::control::Secret;
 use std::collections::HashSet;
@@ -44,16 +44,19 @@ pub struct AgentFile {
 #[serde(try_from = "u8")]
 pub struct Version;
 
+/// A `version:` other than 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported version {0} (this agent reads version 3)")]
+pub struct UnsupportedVersion(pub u8);
+
 impl TryFrom<u8> for Version {
-    type Error = String;
+    type Error = UnsupportedVersion;
 
     fn try_from(v: u8) -> Result<Self, Self::Error> {
         if v == 3 {
             Ok(Version)
         } else {
-            Err(format!(
-                "unsupported version {v} (this agent reads version 3)"
-            ))
+            Err(UnsupportedVersion(v))
         }
     }
 }
@@ -84,13 +87,24 @@ pub struct AgentSection {
 #[serde(try_from = "String")]
 pub struct HumanDuration(pub Duration);
 
-impl TryFrom<String> for HumanDuration {
-    type Error = String;
+/// A duration `humantime` cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid duration '{text}': {reason}")]
+pub struct InvalidDuration {
+    /// The text as written.
+    pub text: String,
+    /// Why it was refused.
+    pub reason: humantime::DurationError,
+}
 
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| format!("invalid duration '{s}': {e}"))
+impl TryFrom<String> for HumanDuration {
+    type Error = InvalidDuration;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match humantime::parse_duration(&text) {
+            Ok(d) => Ok(HumanDuration(d)),
+            Err(reason) => Err(InvalidDuration { text, reason }),
+        }
     }
 }
 
@@ -290,8 +304,7 @@ impl LoadedFile {
     /// (CA files read, `file://` directories found), without connecting anywhere.
     pub fn check(&self) -> Result<AgentConfig, ConfigError> {
         let config = self.agent_config(&Selection::All, Some(Secret("check".into())))?;
-        endpoint_handler::routes(&config)
-            .map_err(|e| ConfigError::one(format!("{}: {e}", self.shown)))?;
+        handler::routes(&config).map_err(|e| ConfigError::one(format!("{}: {e}", self.shown)))?;
         Ok(config)
     }
 }

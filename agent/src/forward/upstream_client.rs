@@ -2,10 +2,10 @@
 //! upstream, built for the endpoint's protocol (HTTP/1.1, or HTTP/2 — h2c with prior knowledge
 //! for `http://`, ALPN `h2` for `https://`) and certificate verification.
 
-use crate::body::ProxyBody;
-use crate::config::UpstreamProtocol;
-use crate::tls::TlsError;
-use crate::upstream_tls::{self, UpstreamTlsVerify};
+use super::body::ProxyBody;
+use super::upstream_tls;
+use crate::config::endpoint::{UpstreamProtocol, UpstreamTlsVerify};
+use crate::trust::TlsError;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;

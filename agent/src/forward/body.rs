@@ -33,7 +33,7 @@ where
 
 /// A body that fails when `inner` yields no frame for `limit`: an upstream that stalls in the
 /// middle of a response must end in an error the client sees, not an open connection forever.
-pub fn idle_timeout(inner: ProxyBody, limit: Duration) -> ProxyBody {
+pub(crate) fn idle_timeout(inner: ProxyBody, limit: Duration) -> ProxyBody {
     IdleTimeout {
         inner,
         limit,
@@ -45,7 +45,7 @@ pub fn idle_timeout(inner: ProxyBody, limit: Duration) -> ProxyBody {
 /// The error an [`idle_timeout`] body ends with.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream body idle for {0:?}")]
-pub struct BodyIdle(pub Duration);
+pub(crate) struct BodyIdle(pub(crate) Duration);
 
 struct IdleTimeout {
     inner: ProxyBody,

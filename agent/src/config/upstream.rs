@@ -1,7 +1,7 @@
 //! The upstream an endpoint forwards to: ngrok's normalisation of `8080`, `host:port` and
 //! URLs, `file://` directories, and in-process services (the SDK).
 
-use crate::app_service::AppService;
+use crate::forward::app_service::AppService;
 use http::uri::{Authority, Scheme, Uri};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ impl Upstream {
     }
 
     /// The upstream URI for a request path (`/a?b`); `None` for non-HTTP upstreams.
-    pub fn uri_for(&self, path_and_query: &str) -> Option<Result<Uri, http::Error>> {
+    pub(crate) fn uri_for(&self, path_and_query: &str) -> Option<Result<Uri, http::Error>> {
         let Upstream::Http { scheme, authority } = self else {
             return None;
         };
@@ -81,7 +81,7 @@ impl Upstream {
 
     /// Resolves a relative `file://` root against `base` (the config file's directory); other
     /// upstreams are returned unchanged.
-    pub fn relative_to(self, base: &Path) -> Self {
+    pub(crate) fn relative_to(self, base: &Path) -> Self {
         match self {
             Upstream::Files { root } if root.is_relative() => Upstream::Files {
                 root: base.join(root),

@@ -4,25 +4,13 @@
 //! is bound to the key the upstream presented. `--upstream-tls-verify` checks the chain and the
 //! name against the system roots, or only against `--upstream-tls-verify-cas`.
 
-use crate::tls::{self, TlsError};
+use crate::config::endpoint::UpstreamTlsVerify;
+use crate::trust::{self, TlsError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Whether and how the upstream's certificate is verified.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum UpstreamTlsVerify {
-    /// Accept any certificate (the default, as with ngrok).
-    #[default]
-    Off,
-    /// Verify chain and hostname against the system's trust roots.
-    SystemRoots,
-    /// Verify chain and hostname against the CA certificates in this PEM file only.
-    CaFile(PathBuf),
-}
 
 /// Accepts any upstream certificate (see the module docs for why).
 #[derive(Debug)]
@@ -83,8 +71,10 @@ pub fn client_config(verify: &UpstreamTlsVerify) -> Result<rustls::ClientConfig,
         UpstreamTlsVerify::Off => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))),
-        UpstreamTlsVerify::SystemRoots => builder.with_root_certificates(tls::roots(None)?),
-        UpstreamTlsVerify::CaFile(path) => builder.with_root_certificates(tls::roots(Some(path))?),
+        UpstreamTlsVerify::SystemRoots => builder.with_root_certificates(trust::roots(None)?),
+        UpstreamTlsVerify::CaFile(path) => {
+            builder.with_root_certificates(trust::roots(Some(path))?)
+        }
     };
     Ok(config.with_no_client_auth())
 }

@@ -1,11 +1,11 @@
-//! TLS client settings for the QUIC link to the edge, and the trust-root loading that upstream
-//! verification shares.
+//! Trust roots for the agent's TLS clients — a PEM CA file, or the system's roots — shared by
+//! the link to the edge (`link/tls.rs`) and verified `https://` upstreams
+//! (`forward/upstream_tls.rs`).
 
 use rustls::pki_types::CertificateDer;
 use std::path::Path;
-use std::sync::Arc;
 
-/// Why the trust roots could not be loaded.
+/// Why a TLS client could not be set up: its trust roots, or rustls refusing the settings.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A CA file (`--edge-ca`, `--upstream-tls-verify-cas`) could not be read.
@@ -56,17 +56,4 @@ pub(crate) fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Tls
         }
     }
     Ok(store)
-}
-
-/// rustls client config for the edge link: TLS 1.3, Sluice's ALPN, trusting `edge_ca` or the
-/// system roots. 0-RTT stays off so the authtoken is never sent in replayable early data.
-pub fn client_config(edge_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(edge_ca)?)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![sluice_proto::ALPN.to_vec()];
-    cfg.enable_early_data = false;
-    Ok(Arc::new(cfg))
 }

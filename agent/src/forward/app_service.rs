@@ -1,7 +1,7 @@
 //! [`AppService`]: an application's own request handler, run inside the agent's process
 //! instead of behind a local port (the SDK's "hand me the requests" mode).
 
-use crate::body::{boxed, BoxError, ProxyBody};
+use super::body::{boxed, BoxError, ProxyBody};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::convert::Infallible;

@@ -3,11 +3,12 @@
 //! the request to the endpoint's handler: a pooled upstream client, the file server, or an
 //! application service.
 
-use crate::body::{idle_timeout, ProxyBody};
-use crate::config::{AgentConfig, EndpointConfig, HostHeader, UpstreamProtocol};
-use crate::endpoint_handler::{self, Handler, HandlerError, Route};
-use crate::location_rewrite::{self, PublicOrigin};
-use crate::observe::{Observers, RequestMeta};
+use super::body::{idle_timeout, ProxyBody};
+use super::handler::{self, Handler, HandlerError, Route};
+use super::location_rewrite::{self, PublicOrigin};
+use super::observe::{Observers, RequestMeta};
+use crate::config::agent::AgentConfig;
+use crate::config::endpoint::{EndpointConfig, HostHeader, UpstreamProtocol};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
 use http::{Request, Response, StatusCode};
@@ -39,7 +40,7 @@ impl Forwarder {
     /// so a bad CA file or a missing directory is reported before going online).
     pub fn new(config: &AgentConfig) -> Result<Self, HandlerError> {
         Ok(Self {
-            routes: endpoint_handler::routes(config)?,
+            routes: handler::routes(config)?,
             upstream_timeout: config.upstream_timeout,
             observers: Observers::new(),
         })
@@ -88,7 +89,7 @@ impl Forwarder {
                 // stay open for reuse; GOAWAY lets this request finish and nothing follow.
                 signal.notify_one();
             }
-            let req = req.map(crate::body::boxed);
+            let req = req.map(super::body::boxed);
             async move { Ok::<_, Infallible>(this.forward(req, &meta).await) }
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -339,7 +340,7 @@ fn upstream_request(
 /// A response the agent produced itself, marked for the edge with [`AGENT_ERROR_HEADER`].
 pub fn agent_error(code: ErrorCode) -> Response<ProxyBody> {
     let body = Bytes::from(code.body());
-    let mut resp = Response::new(crate::body::full(body));
+    let mut resp = Response::new(super::body::full(body));
     *resp.status_mut() = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = resp.headers_mut();
     headers.insert(

@@ -1,7 +1,7 @@
 //! The forwarder's one seam for watchers (request inspector, status screen): an [`Observer`]
 //! sees each request as it arrives and each response as it leaves, and may wrap their bodies.
 
-use crate::body::ProxyBody;
+use super::body::ProxyBody;
 use http::{Request, Response};
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,13 +50,8 @@ impl Observers {
         self.0.push(observer);
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Runs every observer on `req`; the returned [`Exchange`] takes the response.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         meta: &RequestMeta,
         mut req: Request<ProxyBody>,
@@ -78,11 +73,11 @@ impl fmt::Debug for Observers {
 }
 
 /// The watchers of one exchange, see [`Observers::request`].
-pub struct Exchange(Vec<Box<dyn ExchangeObserver>>);
+pub(crate) struct Exchange(Vec<Box<dyn ExchangeObserver>>);
 
 impl Exchange {
     /// Hands the response to every watcher in order.
-    pub fn response(self, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    pub(crate) fn response(self, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
         for watcher in self.0 {
             resp = watcher.response(resp);
         }

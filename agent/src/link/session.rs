@@ -1,10 +1,11 @@
 //! The agent's link to the edge: QUIC connect, handshake, serving streams, and reconnecting
 //! with exponential backoff and jitter, reclaiming the same hostnames.
 
-use crate::config::AgentConfig;
-use crate::endpoint_handler::HandlerError;
-use crate::forward::Forwarder;
-use crate::tls::{self, TlsError};
+use super::tls;
+use crate::config::agent::AgentConfig;
+use crate::forward::forwarder::Forwarder;
+use crate::forward::handler::HandlerError;
+use crate::trust::TlsError;
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::ConnectionError;
 use rand::Rng;

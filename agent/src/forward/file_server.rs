@@ -7,7 +7,7 @@
 //! inside the canonical root, so a symlink may point anywhere *within* the served directory but
 //! never outside it. See `docs/agent-config.md` ("file:// upstreams").
 
-use crate::body::{boxed, full, ProxyBody};
+use super::body::{boxed, full, ProxyBody};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};

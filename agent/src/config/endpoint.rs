@@ -1,11 +1,9 @@
-//! [`AgentConfig`]: what one agent process runs — the edge to dial and its endpoints.
+//! [`EndpointConfig`]: one endpoint the agent serves, and how its upstream is reached (HTTP
+//! version, certificate verification, `Host` header).
 
-use crate::observe::Observers;
-use crate::upstream::Upstream;
-use crate::upstream_tls::UpstreamTlsVerify;
-use sluice_proto::control::{PolicySource, Secret};
+use super::upstream::Upstream;
+use sluice_proto::control::PolicySource;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// How the `Host` header reaches the upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,19 +38,35 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
+/// A protocol name other than `http1` and `http2`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown upstream protocol '{0}' (expected http1 or http2)")]
+pub struct UnknownProtocol(pub String);
+
 impl std::str::FromStr for UpstreamProtocol {
-    type Err = String;
+    type Err = UnknownProtocol;
 
     /// `http1` or `http2`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "http1" => Ok(UpstreamProtocol::Http1),
             "http2" => Ok(UpstreamProtocol::Http2),
-            other => Err(format!(
-                "unknown upstream protocol '{other}' (expected http1 or http2)"
-            )),
+            other => Err(UnknownProtocol(other.to_string())),
         }
     }
+}
+
+/// Whether and how the upstream's certificate is verified (see `forward/upstream_tls.rs` for
+/// why it is not by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum UpstreamTlsVerify {
+    /// Accept any certificate (the default, as with ngrok).
+    #[default]
+    Off,
+    /// Verify chain and hostname against the system's trust roots.
+    SystemRoots,
+    /// Verify chain and hostname against the CA certificates in this PEM file only.
+    CaFile(PathBuf),
 }
 
 /// One endpoint the agent serves.
@@ -82,54 +96,6 @@ impl EndpointConfig {
             upstream_tls_verify: UpstreamTlsVerify::default(),
             host_header: HostHeader::default(),
             policies: Vec::new(),
-        }
-    }
-}
-
-/// Everything an agent session needs.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    /// Edge QUIC address, `host:port`.
-    pub edge: String,
-    /// Authtoken (never logged).
-    pub authtoken: Secret,
-    /// Trust this PEM CA/certificate for the edge instead of the system roots.
-    pub edge_ca: Option<PathBuf>,
-    /// Endpoints to bring online, all or none.
-    pub endpoints: Vec<EndpointConfig>,
-    /// How long the upstream may take to send response headers before a 504, and may stay
-    /// silent inside a response body before the stream is reset.
-    pub upstream_timeout: Duration,
-    /// How long a TCP connect to the upstream may take before a 502.
-    pub upstream_connect_timeout: Duration,
-    /// Most concurrent requests the edge may send at once (QUIC streams).
-    pub max_concurrent_requests: u32,
-    /// First reconnect delay; doubles per failure up to `reconnect_max`.
-    pub reconnect_min: Duration,
-    /// Largest reconnect delay.
-    pub reconnect_max: Duration,
-    /// Watchers of every forwarded exchange (request inspector, status screen).
-    pub observers: Observers,
-}
-
-impl AgentConfig {
-    /// A config with defaults for one endpoint.
-    pub fn new(
-        edge: impl Into<String>,
-        authtoken: impl Into<String>,
-        endpoint: EndpointConfig,
-    ) -> Self {
-        Self {
-            edge: edge.into(),
-            authtoken: Secret(authtoken.into()),
-            edge_ca: None,
-            endpoints: vec![endpoint],
-            upstream_timeout: Duration::from_secs(300),
-            upstream_connect_timeout: Duration::from_secs(10),
-            max_concurrent_requests: 1024,
-            reconnect_min: Duration::from_millis(200),
-            reconnect_max: Duration::from_secs(30),
-            observers: Observers::new(),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! [`EndpointSpec`]: one endpoint as the user writes it — `agent http` flags or an entry of
 //! `agent.yml`'s `endpoints:` — and its single conversion into an [`EndpointConfig`].
 
-use crate::config::{EndpointConfig, HostHeader, UpstreamProtocol};
-use crate::policy_input::{self, PolicyInputError};
-use crate::upstream::{Upstream, UpstreamError};
-use crate::upstream_tls::UpstreamTlsVerify;
+use super::endpoint::{
+    EndpointConfig, HostHeader, UnknownProtocol, UpstreamProtocol, UpstreamTlsVerify,
+};
+use super::policy_input::{self, PolicyInputError};
+use super::upstream::{Upstream, UpstreamError};
 use serde::Deserialize;
 use sluice_policy::Shorthand;
 use std::path::{Path, PathBuf};
@@ -75,7 +76,7 @@ impl TryFrom<YamlScalar> for UpstreamUrl {
 pub struct ProtocolName(pub UpstreamProtocol);
 
 impl TryFrom<String> for ProtocolName {
-    type Error = String;
+    type Error = UnknownProtocol;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse().map(ProtocolName)

@@ -1,4 +1,4 @@
-//! Command-line interface of the `agent` binary.
+//! The `agent` binary's flags and subcommands (clap derive); `inspect_args.rs` has the inspector's.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -245,5 +245,5 @@ pub struct HttpArgs {
     pub log: LogArgs,
     /// Request inspector.
     #[command(flatten)]
-    pub inspect: crate::inspect_args::InspectArgs,
+    pub inspect: super::inspect_args::InspectArgs,
 }

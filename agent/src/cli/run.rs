@@ -1,0 +1,103 @@
+//! Runs the agent until Ctrl-C or SIGTERM, reporting to the user as plain (or JSON) lines or on
+//! the live status screen.
+
+use crate::status::stats::Stats;
+use crate::status::terminal::StatusScreen;
+use anyhow::Context;
+use sluice_agent::inspect::Inspector;
+use sluice_agent::{AgentConfig, AgentEvent};
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+/// How the running agent reports to the user.
+pub enum Output {
+    /// Plain lines (JSON with `--log-format json`).
+    Lines {
+        /// One JSON object per line instead of text.
+        json: bool,
+    },
+    /// The live status screen, fed by these counters.
+    Screen(Arc<Stats>),
+}
+
+/// Runs `config` until a signal (or Ctrl-C on the status screen) stops it cleanly, or it fails.
+pub async fn run_until_signal(
+    config: AgentConfig,
+    inspector: Option<Inspector>,
+    output: Output,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let json = matches!(output, Output::Lines { json: true });
+    let screen = match output {
+        Output::Screen(stats) => {
+            let stop = stop_tx.clone();
+            let url = inspector.as_ref().map(|i| format!("http://{}", i.addr()));
+            Some(StatusScreen::start(
+                config.edge.clone(),
+                url,
+                stats,
+                move || {
+                    let _ = stop.send(true);
+                },
+            )?)
+        }
+        Output::Lines { .. } => None,
+    };
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let agent = tokio::spawn(sluice_agent::run(config, Some(events_tx), stop_rx));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        let _ = stop_tx.send(true);
+    });
+    while let Some(event) = events.recv().await {
+        if let (Some(inspector), AgentEvent::Online { endpoints, .. }) = (&inspector, &event) {
+            inspector.set_online(endpoints);
+        }
+        match &screen {
+            Some(screen) => screen.event(&event),
+            None => print_event(&event, json),
+        }
+    }
+    let result = agent.await.context("agent task");
+    if let Some(screen) = screen {
+        screen.finish().context("restoring the terminal")?;
+        println!("Session closed");
+    }
+    result?.map_err(Into::into)
+}
+
+/// Prints the inspector's URL as a line (or a JSON object).
+pub fn print_inspector(inspector: &Inspector, json: bool) {
+    let url = format!("http://{}", inspector.addr());
+    if json {
+        println!("{}", serde_json::json!({ "inspector": url }));
+    } else {
+        println!("Inspector  {url}");
+    }
+}
+
+/// Prints the forwarding lines when the agent first comes online.
+fn print_event(event: &AgentEvent, json: bool) {
+    let AgentEvent::Online {
+        endpoints,
+        reconnected: false,
+        ..
+    } = event
+    else {
+        return;
+    };
+    for (bound, upstream) in endpoints {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "url": bound.url, "upstream": upstream })
+            );
+        } else {
+            println!("Forwarding {} -> {}", bound.url, upstream);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The agent's side of the link to the edge: `session.rs` dials over QUIC, does the handshake,
+//! accepts the edge's streams and reconnects; `tls.rs` holds the link's TLS client settings.
+
+pub(crate) mod session;
+pub mod tls;
