@@ -40,41 +40,30 @@
 #![warn(missing_docs)]
 
 mod actions;
-mod check;
+mod cel;
 pub mod codes;
-pub mod compress;
-pub mod dry_run;
-mod engine;
-mod error;
-mod expr;
-mod fast;
-mod functions;
 mod head;
 pub mod identity;
 pub mod jws;
 mod keys;
-mod node;
+mod load;
 mod phase;
-mod policy;
-mod shorthand;
-mod state;
+mod run;
 #[cfg(test)]
 mod testutil;
-mod values;
-mod vars;
-mod webhook;
 
-pub use compress::BodyTransform;
-pub use engine::{Engine, RequestVerdict, ResponseVerdict};
-pub use error::{PolicyError, PolicyErrors, Pos};
+pub use actions::compress_response::encoders::BodyTransform;
 pub use head::{RequestHead, ResponseHead};
 pub use identity::{
     Authenticator, Identity, LoginConfig, LoginFuture, LoginOutcome, LoginRequest, Provider,
 };
 pub use keys::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
+pub use load::errors::{PolicyError, PolicyErrors, Pos};
+pub use load::parse::Policy;
+pub use load::shorthand::Shorthand;
 pub use phase::Phase;
-pub use policy::Policy;
-pub use shorthand::Shorthand;
-pub use state::{
+pub use run::dry_run;
+pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
+pub use run::state::{
     ActionOutcome, Clock, ConnInfo, Decision, EndpointInfo, RequestState, SystemClock, TraceEntry,
 };

@@ -1,10 +1,10 @@
 //! basic-auth: a 401 challenge until the client presents one of the configured credentials.
 
 use super::{template, Cfg, Exec, Flow};
-use crate::check::{string_list, Cx};
+use crate::cel::expr::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx};
+use crate::run::state::Decision;
 use base64::Engine as _;
 use cel::Value;
 use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};

@@ -1,10 +1,12 @@
 //! compress-response: negotiates an encoding and hands the edge a streaming transformer.
 
+pub(crate) mod encoders;
+
 use super::{Cfg, Exec, Flow, Msg};
-use crate::check::{string_list, Cx};
-use crate::compress::{negotiate, Algorithm};
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx};
+use crate::run::state::Decision;
 use cel::Value;
+use encoders::{negotiate, Algorithm};
 use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
 use std::collections::HashMap;
 

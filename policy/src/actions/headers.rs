@@ -1,10 +1,10 @@
 //! add-headers and remove-headers.
 
 use super::{header_name, header_templates, Cfg, Exec, Flow, Msg};
-use crate::check::{string_list, Cx};
+use crate::cel::expr::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx};
+use crate::run::state::Decision;
 use cel::Value;
 use http::header::{HeaderName, HeaderValue, HOST};
 use std::collections::HashMap;

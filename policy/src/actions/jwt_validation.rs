@@ -2,12 +2,12 @@
 //! from an allowed issuer, for an allowed audience, and within their validity window.
 
 use super::{template, Cfg, Exec, Flow};
-use crate::check::{list, Cx, Obj};
+use crate::cel::expr::Template;
 use crate::codes;
-use crate::expr::Template;
 use crate::jws::{self, Algorithm, JwsError};
-use crate::node::Node;
-use crate::state::Decision;
+use crate::load::check::{list, Cx, Obj};
+use crate::load::node::Node;
+use crate::run::state::Decision;
 use cel::Value;
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
@@ -328,7 +328,7 @@ fn strip_prefix_ci<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// A top-level field of a form or JSON body.
 fn body_field(headers: &http::HeaderMap, body: &[u8], name: &str) -> Option<String> {
-    let ct = crate::values::header_str(headers, "content-type");
+    let ct = crate::cel::values::header_str(headers, "content-type");
     if ct.starts_with("application/x-www-form-urlencoded") {
         return form_urlencoded::parse(body)
             .find(|(k, _)| k == name)
@@ -424,7 +424,7 @@ fn jws(cx: &mut Cx, n: &Node, p: &str, c: &Cfg) -> Option<(Vec<Algorithm>, Vec<T
     let o = Obj::open(cx, n, p, &["allowed_algorithms", "keys"])?;
     let mut algorithms = Vec::new();
     if let Some((an, ap)) = o.require(cx, "allowed_algorithms") {
-        let names = crate::check::string_list(cx, an, &ap, None);
+        let names = crate::load::check::string_list(cx, an, &ap, None);
         if names.is_empty() {
             cx.err(&ap, an.pos, "expected at least one algorithm");
         }
@@ -446,7 +446,7 @@ fn jws(cx: &mut Cx, n: &Node, p: &str, c: &Cfg) -> Option<(Vec<Algorithm>, Vec<T
         let (sn, sp) = keys.require(cx, "sources")?;
         let sources = Obj::open(cx, sn, &sp, &["additional_jkus"])?;
         let (jn, jp) = sources.require(cx, "additional_jkus")?;
-        let urls = crate::check::string_list(cx, jn, &jp, None);
+        let urls = crate::load::check::string_list(cx, jn, &jp, None);
         if urls.is_empty() {
             cx.err(&jp, jn.pos, "expected at least one JWKS URL");
         }
@@ -545,7 +545,7 @@ on_http_request:
         let auth = token.map(|t| format!("bearer {t}"));
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("x-token", a.as_str())).collect();
         let mut r = req("GET /", &headers);
-        let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
+        let v = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
         (st, r, v)
     }
 
@@ -712,7 +712,7 @@ on_http_request:
             "POST /",
             &[("content-type", "application/x-www-form-urlencoded")],
         );
-        let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
+        let v = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
         assert_eq!(status(&v), 200, "{:?}", st.errors());
         assert_eq!(r.headers["x-sub"], "form");
     }

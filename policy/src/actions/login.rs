@@ -4,12 +4,12 @@
 
 use super::rate_limit::parse_duration;
 use super::{template, Cfg, Exec, Flow};
-use crate::check::{string_list, string_map, Cx, Obj};
-use crate::expr::Template;
+use crate::cel::expr::Template;
 use crate::identity::{
     Identity, LoginConfig, LoginOutcome, LoginRequest, Provider, IDENTITY_HEADERS,
 };
-use crate::state::Decision;
+use crate::load::check::{string_list, string_map, Cx, Obj};
+use crate::run::state::Decision;
 use cel::Value;
 use http::header::{HeaderName, HeaderValue, COOKIE, HOST};
 use http::Method;
@@ -266,7 +266,7 @@ pub(crate) fn is_cors_preflight(method: &Method, headers: &http::HeaderMap) -> b
 
 fn required_template(cx: &mut Cx, obj: &Obj, key: &str, c: &Cfg) -> Option<Template> {
     let (node, path) = obj.require(cx, key)?;
-    let text = crate::check::string(cx, node, &path)?;
+    let text = crate::load::check::string(cx, node, &path)?;
     if text.trim().is_empty() {
         cx.err(
             &path,
@@ -401,7 +401,7 @@ on_http_request:
                 ("sluice-auth-user-email", "forged@evil.example"),
             ],
         );
-        let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
+        let v = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
         assert!(matches!(v, RequestVerdict::Continue), "{:?}", st.errors());
         assert_eq!(r.headers["sluice-auth-user-id"], "alice");
         assert_eq!(r.headers["sluice-auth-user-email"], "alice@example.com");
@@ -424,7 +424,7 @@ on_http_request:
 
         let mut st = state(&e, "1.1.1.1");
         let mut r = req("GET /x", &[]);
-        match crate::engine::ready(e.on_http_request_async(&mut st, &mut r)) {
+        match crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r)) {
             RequestVerdict::Respond(res) => assert_eq!(res.status(), 302),
             RequestVerdict::Continue => panic!("not signed in"),
         }
@@ -447,7 +447,7 @@ on_http_request:
                 .with_authenticator(Arc::new(Edge::default()));
             let mut st = state(&e, "1.1.1.1");
             let mut r = req("GET /x", &[("cookie", "ok")]);
-            let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
+            let v = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
             assert!(st.errors().is_empty(), "{:?}", st.errors());
             match v {
                 RequestVerdict::Respond(res) => res.status().as_u16(),

@@ -1,7 +1,7 @@
 //! Policy actions: the closed set of supported types, compiled from `{type, config}`.
 
 mod basic_auth;
-mod compress_response;
+pub(crate) mod compress_response;
 mod headers;
 pub(crate) mod jwt_validation;
 mod login;
@@ -12,14 +12,14 @@ mod restrict_ips;
 mod vars;
 mod verify_webhook;
 
-use crate::check::{Cx, Obj};
+use crate::cel::expr::Template;
+use crate::cel::vars::Scope;
 use crate::codes;
-use crate::expr::Template;
 use crate::head::{RequestHead, ResponseHead};
-use crate::node::Node;
+use crate::load::check::{Cx, Obj};
+use crate::load::node::Node;
 use crate::phase::Phase;
-use crate::state::{Decision, RequestState};
-use crate::vars::Scope;
+use crate::run::state::{Decision, RequestState};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
@@ -121,7 +121,7 @@ impl Exec<'_, '_> {
 
     /// Whether some expression reads `actions.ngrok.<key>`.
     pub fn wants(&self, key: &str) -> bool {
-        self.wanted_results & crate::vars::result_bit(key) != 0
+        self.wanted_results & crate::cel::vars::result_bit(key) != 0
     }
 
     /// Records an action's decision (and traces it).
@@ -247,7 +247,7 @@ impl Action {
             );
             return None;
         }
-        let empty = Node::synthetic(crate::node::Kind::Map(Vec::new()));
+        let empty = Node::synthetic(crate::load::node::Kind::Map(Vec::new()));
         let (config, config_path) = match obj.get("config") {
             Some((n, p)) => (n, p),
             None => (&empty, format!("{path}.config")),
@@ -380,7 +380,7 @@ pub(crate) fn header_templates(
         return Vec::new();
     };
     let mut out = Vec::new();
-    for (name, value, vpath, pos) in crate::check::string_map(cx, node, &path, 10) {
+    for (name, value, vpath, pos) in crate::load::check::string_map(cx, node, &path, 10) {
         let n = header_name(cx, &name, &vpath, pos);
         let t = template(cx, &value, &vpath, pos, phase);
         if let (Some(n), Some(t)) = (n, t) {

@@ -1,10 +1,10 @@
 //! rate-limit: a sliding-window counter per bucket, with bounded memory.
 
 use super::{Cfg, Exec, Flow};
-use crate::check::{string_list, Cx};
+use crate::cel::expr::{stringify, Expr};
 use crate::codes;
-use crate::expr::{stringify, Expr};
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx};
+use crate::run::state::Decision;
 use cel::Value;
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;

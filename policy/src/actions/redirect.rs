@@ -1,12 +1,12 @@
 //! redirect and url-rewrite: regex edits of the full request URL.
 
 use super::{header_templates, status, template, Cfg, Exec, Flow, Msg};
-use crate::check::{Cx, Obj};
+use crate::cel::expr::Template;
+use crate::cel::functions;
+use crate::cel::vars::full_url;
 use crate::codes;
-use crate::expr::Template;
-use crate::functions;
-use crate::state::Decision;
-use crate::vars::full_url;
+use crate::load::check::{Cx, Obj};
+use crate::run::state::Decision;
 use bytes::Bytes;
 use cel::Value;
 use http::header::{HeaderName, HeaderValue, HOST, LOCATION};
@@ -236,7 +236,7 @@ impl UrlRewrite {
                 &format!("rewritten URL `{rewritten}` is invalid"),
             );
         };
-        let host_changed = crate::vars::host(ex.req()) != host;
+        let host_changed = crate::cel::vars::host(ex.req()) != host;
         if let Msg::Req(r) = &mut *ex.msg {
             r.set_uri(new_uri);
             if host_changed {

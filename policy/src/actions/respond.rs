@@ -1,10 +1,10 @@
 //! custom-response and deny: the actions that answer in place of the upstream.
 
 use super::{header_templates, status, template, Cfg, Exec, Flow};
-use crate::check::Cx;
+use crate::cel::expr::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
+use crate::load::check::Cx;
+use crate::run::state::Decision;
 use bytes::Bytes;
 use cel::Value;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};

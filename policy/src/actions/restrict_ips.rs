@@ -1,10 +1,10 @@
 //! restrict-ips: allow or refuse by the client's L4 address (never `x-forwarded-for`).
 
 use super::{template, Cfg, Exec, Flow};
-use crate::check::{string_list, Cx, Obj};
+use crate::cel::expr::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx, Obj};
+use crate::run::state::Decision;
 use cel::Value;
 use http::StatusCode;
 use ipnet::IpNet;

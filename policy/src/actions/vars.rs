@@ -1,10 +1,10 @@
 //! set-vars and log: actions that only record.
 
 use super::{template, Cfg, Exec, Flow};
-use crate::check::{list, Cx};
-use crate::expr::Template;
-use crate::node::{Kind, Node};
-use crate::state::Decision;
+use crate::cel::expr::Template;
+use crate::load::check::{list, Cx};
+use crate::load::node::{Kind, Node};
+use crate::run::state::Decision;
 use cel::Value;
 use std::collections::BTreeMap;
 
@@ -101,7 +101,7 @@ impl Log {
         let (node, path) = obj.require(cx, "metadata")?;
         let before = cx.errors.len();
         let mut metadata = Vec::new();
-        for (k, v, p, pos) in crate::check::string_map(cx, node, &path, 64) {
+        for (k, v, p, pos) in crate::load::check::string_map(cx, node, &path, 64) {
             if let Some(t) = template(cx, &v, &p, pos, c.phase) {
                 metadata.push((k, t));
             }

@@ -1,14 +1,16 @@
 //! verify-webhook: a 403 unless the request carries its provider's valid signature.
 
+pub(crate) mod signatures;
+
 use super::rate_limit::parse_duration;
 use super::{template, Cfg, Exec, Flow};
-use crate::check::Cx;
+use crate::cel::expr::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
-use crate::webhook::{Delivery, Failure, GenericHmac, Provider, PROVIDERS};
+use crate::load::check::Cx;
+use crate::run::state::Decision;
 use cel::Value;
 use http::StatusCode;
+use signatures::{Delivery, Failure, GenericHmac, Provider, PROVIDERS};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -108,7 +110,7 @@ impl VerifyWebhook {
             Ok(s) => s,
             Err(flow) => return flow,
         };
-        let url = crate::vars::full_url(ex.req(), ex.st);
+        let url = crate::cel::vars::full_url(ex.req(), ex.st);
         let body = ex.st.request_body.clone().unwrap_or_default();
         let delivery = Delivery {
             headers: ex.req().headers(),
@@ -148,7 +150,7 @@ fn message(f: &Failure) -> String {
 
 /// The generic provider's fields: `header` required, `prefix`, `encoding` (hex|base64),
 /// `timestamp_header`.
-fn generic(cx: &mut Cx, obj: &crate::check::Obj) -> Option<Provider> {
+fn generic(cx: &mut Cx, obj: &crate::load::check::Obj) -> Option<Provider> {
     let header = obj.require(cx, "header").and_then(|_| {
         let (h, path, pos) = obj.string(cx, "header")?;
         super::header_name(cx, &h, &path, pos).map(|n| n.as_str().to_string())

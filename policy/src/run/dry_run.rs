@@ -1,7 +1,7 @@
 //! Offline evaluation of one request, for `agent policy test FILE --request 'GET /path' -H 'k: v'`.
 
-use crate::engine::{Engine, RequestVerdict, ResponseVerdict};
-use crate::state::{ActionOutcome, ConnInfo, EndpointInfo, TraceEntry};
+use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
+use crate::run::state::{ActionOutcome, ConnInfo, EndpointInfo, TraceEntry};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! ngrok's CEL functions (`inCidrRange`, `hasReqHeader`, `base64.encode`, ...) and a
 //! `matches` whose regexes are compiled once.
 
-use crate::vars;
+use crate::cel::vars;
 use base64::Engine as _;
 use cel::common::types::{CelBool, CelString};
 use cel::common::value::{CowVal, Val};
@@ -122,7 +122,7 @@ fn matches<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, Ex
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse().ok().map(crate::state::canonical_ip)
+    s.parse().ok().map(crate::run::state::canonical_ip)
 }
 
 fn in_cidr_range<'c, 'v>(

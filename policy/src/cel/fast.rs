@@ -3,8 +3,8 @@
 //! `!`, `&&`, `||` of those). The CEL interpreter costs ~150 ns even for `req.method == 'GET'`;
 //! these shapes cannot fail at run time, so evaluating them natively gives the same results.
 
-use crate::functions::{self, MATCHES};
-use crate::vars::{self, Scope};
+use crate::cel::functions::{self, MATCHES};
+use crate::cel::vars::{self, Scope};
 use cel::common::ast::{Expr as Ast, LiteralValue};
 use cel::IdedExpr;
 use http::header::{CONTENT_TYPE, USER_AGENT};
@@ -219,9 +219,9 @@ pub(crate) fn sole_var(e: &IdedExpr) -> Option<StrVar> {
 
 #[cfg(test)]
 mod tests {
-    use crate::expr::Expr;
+    use crate::cel::expr::Expr;
+    use crate::cel::vars::Scope;
     use crate::testutil::*;
-    use crate::vars::Scope;
     use crate::Phase;
 
     #[test]

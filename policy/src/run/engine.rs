@@ -1,13 +1,13 @@
 //! The engine: ordered policy layers evaluated as one rule list per phase.
 
 use crate::actions::{Exec, Flow, Msg};
+use crate::cel::vars::Scope;
 use crate::head::{RequestHead, ResponseHead};
 use crate::identity::{Authenticator, LoginOutcome, Services};
 use crate::keys::{KeyError, KeySource};
+use crate::load::parse::Policy;
 use crate::phase::Phase;
-use crate::policy::Policy;
-use crate::state::{Clock, ConnInfo, EndpointInfo, RequestState, SystemClock};
-use crate::vars::Scope;
+use crate::run::state::{Clock, ConnInfo, EndpointInfo, RequestState, SystemClock};
 use bytes::Bytes;
 use http::Response;
 use std::future::Future;
@@ -180,7 +180,7 @@ impl Engine {
     fn rule_matches(
         &self,
         phase: Phase,
-        rule: &crate::policy::Rule,
+        rule: &crate::load::parse::Rule,
         st: &mut RequestState,
         msg: &Msg,
     ) -> bool {

@@ -1,9 +1,9 @@
 //! The agent's shorthand flags (`--basic-auth`, `--cidr-allow`, ...) as a policy of the same engine.
 
-use crate::check::Cx;
-use crate::error::PolicyErrors;
-use crate::node::{Kind, Node};
-use crate::policy::Policy;
+use crate::load::check::Cx;
+use crate::load::errors::PolicyErrors;
+use crate::load::node::{Kind, Node};
+use crate::load::parse::Policy;
 
 /// The agent's deprecated-in-ngrok but convenient flags, each a list of its repeated values.
 ///
@@ -289,7 +289,7 @@ impl Shorthand {
         let mut policy = Policy::compile(&mut cx, &doc, "flags");
         // Which action results the rules read (`Policy::parse` finds them in the source text;
         // flags have none). Without it the allow-list rule would find no identity to check.
-        policy.wanted_results = crate::vars::wanted_results(&expressions.join("\n"));
+        policy.wanted_results = crate::cel::vars::wanted_results(&expressions.join("\n"));
         if cx.errors.is_empty() {
             return Ok(policy);
         }

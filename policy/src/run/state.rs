@@ -1,6 +1,6 @@
 //! Per-request state: connection facts, variables, action results, logs, outcomes and trace.
 
-use crate::compress::BodyTransform;
+use crate::actions::compress_response::encoders::BodyTransform;
 use crate::phase::Phase;
 use cel::Value;
 use std::collections::BTreeMap;

@@ -1,12 +1,12 @@
 //! The CEL variables of one request, resolved lazily: only names an expression uses are built.
 
-use crate::head::{RequestHead, ResponseHead};
-use crate::phase::Phase;
-use crate::state::RequestState;
-use crate::values::{
+use crate::cel::values::{
     content_length, cookie, cookie_pairs, cookies, header_list, header_map, header_str, is_bot,
     is_mobile, lower, pairs, query_params, set_cookies,
 };
+use crate::head::{RequestHead, ResponseHead};
+use crate::phase::Phase;
+use crate::run::state::RequestState;
 use cel::common::types::{CelBool, CelInt, CelNull, CelString};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;

@@ -1,9 +1,9 @@
 //! CEL expressions and `${}` templates, parsed and checked once at compile time.
 
-use crate::fast::{sole_var, Fast, StrVar};
-use crate::functions;
+use crate::cel::fast::{sole_var, Fast, StrVar};
+use crate::cel::functions;
+use crate::cel::vars::{self, Scope};
 use crate::phase::Phase;
-use crate::vars::{self, Scope};
 use cel::common::ast::{CallExpr, Expr as Ast, LiteralValue, SelectExpr};
 use cel::{Context, Env, IdedExpr, Value};
 use std::sync::{Arc, LazyLock};

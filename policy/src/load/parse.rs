@@ -1,10 +1,10 @@
 //! A policy document compiled into rules: `Policy::parse` is the only way to get one.
 
 use crate::actions::Action;
-use crate::check::{list, string_list, Cx, Obj};
-use crate::error::PolicyErrors;
-use crate::expr::Expr;
-use crate::node::{self, Node};
+use crate::cel::expr::Expr;
+use crate::load::check::{list, string_list, Cx, Obj};
+use crate::load::errors::PolicyErrors;
+use crate::load::node::{self, Node};
 use crate::phase::Phase;
 
 /// A compiled policy: its rules per phase. Immutable; built by [`Policy::parse`] or
@@ -14,7 +14,7 @@ pub struct Policy {
     pub(crate) origin: String,
     pub(crate) request: Vec<Rule>,
     pub(crate) response: Vec<Rule>,
-    /// Which `actions.ngrok.*` results its expressions read (see [`crate::vars::wanted_results`]).
+    /// Which `actions.ngrok.*` results its expressions read (see [`crate::cel::vars::wanted_results`]).
     pub(crate) wanted_results: u32,
 }
 
@@ -43,7 +43,7 @@ impl Policy {
             }
         };
         let mut policy = Self::compile(&mut cx, &root, origin);
-        policy.wanted_results = crate::vars::wanted_results(source);
+        policy.wanted_results = crate::cel::vars::wanted_results(source);
         if cx.errors.is_empty() {
             Ok(policy)
         } else {
