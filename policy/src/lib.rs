@@ -52,18 +52,18 @@ mod run;
 #[cfg(test)]
 mod testutil;
 
-pub use actions::compress_response::encoders::BodyTransform;
 pub use head::{RequestHead, ResponseHead};
 pub use identity::{
     Authenticator, Identity, LoginConfig, LoginFuture, LoginOutcome, LoginRequest, Provider,
 };
-pub use keys::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
+pub use keys::{parse_jwks, JwkSet, JwksError, KeyError, KeySource, KeysFuture};
 pub use load::errors::{PolicyError, PolicyErrors, Pos};
 pub use load::parse::Policy;
 pub use load::shorthand::Shorthand;
 pub use phase::Phase;
+pub use run::body::BodyTransform;
 pub use run::dry_run;
 pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
-pub use run::state::{
-    ActionOutcome, Clock, ConnInfo, Decision, EndpointInfo, RequestState, SystemClock, TraceEntry,
-};
+pub use run::facts::{Clock, ConnInfo, EndpointInfo};
+pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
+pub use run::state::RequestState;

@@ -6,3 +6,6 @@ pub(crate) mod errors;
 pub(crate) mod node;
 pub(crate) mod parse;
 pub(crate) mod shorthand;
+
+#[cfg(test)]
+mod tests;

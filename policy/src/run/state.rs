@@ -1,103 +1,22 @@
 //! Per-request state: connection facts, variables, action results, logs, outcomes and trace.
+//!
+//! The state knows no particular action: an action keeps its own per-request data in
+//! [`RequestState::scratch`] under a type of its own, and the accessors that report one
+//! action's decision (`basic_auth()`, `login()`, `compression()`, ...) live in that action's
+//! file under `actions/`.
 
-use crate::actions::compress_response::encoders::BodyTransform;
 use crate::phase::Phase;
+use crate::run::body::BodyTransform;
+use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
+use crate::run::outcome::{ActionOutcome, Decision, TraceEntry};
+use crate::run::scratch::Scratch;
+use bytes::Bytes;
 use cel::Value;
+use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// Facts about the client connection, given by the edge.
-#[derive(Clone, Debug)]
-pub struct ConnInfo {
-    /// The L4 peer address (never taken from `x-forwarded-for`).
-    pub client_addr: SocketAddr,
-    /// The port the client connected to.
-    pub server_port: u16,
-    /// When the connection (or request) started: `conn.ts.start`.
-    pub start: SystemTime,
-    /// The negotiated TLS version (`"1.3"`), when the connection is TLS.
-    pub tls_version: Option<String>,
-}
-
-/// Facts about the endpoint a request arrived at, shared by its requests.
-#[derive(Clone, Debug, Default)]
-pub struct EndpointInfo {
-    /// Endpoint id.
-    pub id: String,
-    /// Public URL, e.g. `https://app.example.com`.
-    pub url: String,
-    /// Public host name.
-    pub host: String,
-    /// Public port.
-    pub port: u16,
-    /// `http` or `https`.
-    pub protocol: String,
-}
-
-/// A source of the current time; the engine's default is the system clock.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> SystemTime;
-}
-
-/// The system clock.
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// What an action decided, for the log event and metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// A check passed (auth ok, ip allowed, under the limit).
-    Allow,
-    /// A check failed: the request was (or, with `enforce: false`, would have been) refused.
-    Deny,
-    /// basic-auth asked for credentials (no or bad `Authorization`).
-    Challenge,
-    /// rate-limit found the bucket full.
-    RateLimited,
-    /// A CORS preflight was let through basic-auth unauthenticated.
-    Preflight,
-    /// The action answered the request itself (custom-response, redirect).
-    Respond,
-    /// The action changed the request or response (headers, url, vars, compression).
-    Modify,
-    /// Nothing to do (e.g. redirect to the same URL, no acceptable encoding).
-    Skip,
-    /// The action failed at runtime (interpolation error) and answered with an error.
-    Error,
-}
-
-/// One action run on this request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActionOutcome {
-    /// The phase it ran in.
-    pub phase: Phase,
-    /// Its type, e.g. `basic-auth`.
-    pub action: &'static str,
-    /// What it decided.
-    pub decision: Decision,
-    /// False when `enforce: false` made a failed check record-only.
-    pub enforced: bool,
-}
-
-/// One line of the optional trace.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TraceEntry {
-    /// The phase.
-    pub phase: Phase,
-    /// The rule: its name, else its place (`traffic-policy.yml: on_http_request[1]`).
-    pub rule: String,
-    /// What happened: `matched`, `skipped: ...`, or an action and its decision.
-    pub event: String,
-}
 
 /// The state of one request as the engine runs its phases; create it with
 /// [`Engine::new_request`](crate::Engine::new_request).
@@ -112,18 +31,13 @@ pub struct RequestState {
     pub(crate) logs: Vec<BTreeMap<String, String>>,
     pub(crate) outcomes: Vec<ActionOutcome>,
     pub(crate) trace: Option<Vec<TraceEntry>>,
-    pub(crate) basic_auth_user: Option<String>,
     pub(crate) errors: Vec<String>,
     pub(crate) body_transform: Option<Box<dyn BodyTransform + Send + Sync>>,
-    pub(crate) compression: Option<&'static str>,
-    pub(crate) request_body: Option<bytes::Bytes>,
-    pub(crate) fetched_keys: Vec<crate::actions::jwt_validation::FetchedKeys>,
-    /// The edge's verdict for the login action being run (taken by it when it reruns).
-    pub(crate) login_outcome: Option<crate::identity::LoginOutcome>,
-    pub(crate) login_client_id: Option<String>,
-    pub(crate) identity: Option<crate::identity::Identity>,
-    /// `Set-Cookie` values the response gets (a renewed session).
-    pub(crate) response_cookies: Vec<http::HeaderValue>,
+    pub(crate) request_body: Option<Bytes>,
+    /// Headers whatever response the client gets carries (a renewed session cookie).
+    pub(crate) response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The actions' own per-request data.
+    pub(crate) scratch: Scratch,
 }
 
 impl RequestState {
@@ -140,16 +54,11 @@ impl RequestState {
             logs: Vec::new(),
             outcomes: Vec::new(),
             trace: None,
-            basic_auth_user: None,
             errors: Vec::new(),
             body_transform: None,
-            compression: None,
             request_body: None,
-            fetched_keys: Vec::new(),
-            login_outcome: None,
-            login_client_id: None,
-            identity: None,
-            response_cookies: Vec::new(),
+            response_headers: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -173,90 +82,11 @@ impl RequestState {
         &self.outcomes
     }
 
-    /// The basic-auth user name presented and its decision (`Allow`, `Challenge`, `Preflight`).
-    pub fn basic_auth(&self) -> Option<(Option<&str>, Decision)> {
-        self.last_outcome("basic-auth")
-            .map(|d| (self.basic_auth_user.as_deref(), d))
-    }
-
-    /// The restrict-ips decision (`Allow` or `Deny`), if one ran.
-    pub fn ip_policy(&self) -> Option<Decision> {
-        self.last_outcome("restrict-ips")
-    }
-
-    /// The verify-webhook decision (`Allow` or `Deny`), if one ran.
-    pub fn webhook_verification(&self) -> Option<Decision> {
-        self.last_outcome("verify-webhook")
-    }
-
     /// Gives the engine the complete request body, for actions that read it (see
     /// [`Engine::reads_request_body`](crate::Engine::reads_request_body)); call it before
     /// `on_http_request`. Without it they see an empty body.
-    pub fn set_request_body(&mut self, body: bytes::Bytes) {
+    pub fn set_request_body(&mut self, body: Bytes) {
         self.request_body = Some(body);
-    }
-
-    /// The jwt-validation decision (`Allow` or `Deny`), if one ran.
-    pub fn jwt_validation(&self) -> Option<Decision> {
-        self.last_outcome("jwt-validation")
-    }
-
-    /// The signed-in user, when an oauth or openid-connect action let the request through.
-    pub fn identity(&self) -> Option<&crate::identity::Identity> {
-        self.identity.as_ref()
-    }
-
-    /// The last oauth / openid-connect decision (`Allow`, `Challenge` for a redirect to the
-    /// provider, `Deny` for an error page, `Respond` for logout and the callback's end,
-    /// `Preflight`) and the client id it used, if one ran.
-    pub fn login(&self) -> Option<(Decision, Option<&str>)> {
-        self.outcomes
-            .iter()
-            .rev()
-            .find(|o| o.action == "oauth" || o.action == "openid-connect")
-            .map(|o| (o.decision, self.login_client_id.as_deref()))
-    }
-
-    /// The keys of the JWKS at `url` fetched for this request: `None` before it was asked
-    /// for, empty when fetching failed.
-    pub(crate) fn key_set(&self, url: &str) -> Option<Vec<jsonwebtoken::jwk::Jwk>> {
-        let f = self.fetched_keys.iter().rev().find(|f| f.url == url)?;
-        Some(f.set.as_ref().map(|s| s.keys.clone()).unwrap_or_default())
-    }
-
-    /// Keeps a key set the engine fetched for `url` (a failure is kept as an empty set, and
-    /// its reason among the errors).
-    pub(crate) fn store_keys(
-        &mut self,
-        url: String,
-        refreshed: bool,
-        got: Result<Arc<jsonwebtoken::jwk::JwkSet>, crate::KeyError>,
-    ) {
-        let set = match got {
-            Ok(s) => Some(s),
-            Err(e) => {
-                self.errors.push(format!("jwt-validation: {e}"));
-                None
-            }
-        };
-        self.fetched_keys
-            .push(crate::actions::jwt_validation::FetchedKeys {
-                url,
-                set,
-                refreshed,
-            });
-    }
-
-    /// Whether the JWKS at `url` was already fetched afresh for this request.
-    pub(crate) fn key_set_refreshed(&self, url: &str) -> bool {
-        self.fetched_keys
-            .iter()
-            .any(|f| f.url == url && f.refreshed)
-    }
-
-    /// The compression algorithm chosen by compress-response, if any.
-    pub fn compression(&self) -> Option<&'static str> {
-        self.compression
     }
 
     /// Runtime problems (expressions that failed to evaluate); such a rule does not match.
@@ -272,12 +102,17 @@ impl RequestState {
             .map(|t| t as Box<dyn BodyTransform + Send>)
     }
 
-    fn last_outcome(&self, action: &str) -> Option<Decision> {
+    /// The decision of the last action of type `action` run on this request.
+    pub(crate) fn last_outcome(&self, action: &str) -> Option<Decision> {
+        self.last_outcome_of(&[action]).map(|o| o.decision)
+    }
+
+    /// The last outcome of an action of one of the `types`.
+    pub(crate) fn last_outcome_of(&self, types: &[&str]) -> Option<&ActionOutcome> {
         self.outcomes
             .iter()
             .rev()
-            .find(|o| o.action == action)
-            .map(|o| o.decision)
+            .find(|o| types.contains(&o.action))
     }
 
     pub(crate) fn record(
@@ -312,13 +147,5 @@ impl RequestState {
         } else {
             self.results.push((key, value));
         }
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, as dual-stack listeners report) as IPv4.
-pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
