@@ -36,6 +36,33 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # The crate's tree, in the order a policy meets it
+//!
+//! ```text
+//! load/      text -> Policy: node (YAML/JSON with positions), check (located errors, typed
+//!            fields), parse (Policy::parse, rules), shorthand (the agent's flags), errors
+//! cel/       expressions: names (what they may name), expr, template (${}), vars (one
+//!            request's variables), functions (ngrok's), fast (native common shapes)
+//! run/       the engine and one request: facts, state (+ scratch for actions' own data),
+//!            engine (the phases), outcome, services, body, dry_run
+//! actions/   mod.rs the registry (one line per `type:`), action.rs / config.rs what every
+//!            action implements and reads its config with, then one file per action
+//! ```
+//!
+//! Imports point one way, with no loop between files: actions use load, cel and run's state;
+//! load's parser and run's engine use the registry. The root files are the vocabulary all of
+//! them share with the edge: [`Phase`], [`RequestHead`]/[`ResponseHead`], [`KeySource`],
+//! [`identity`], [`codes`], [`jws`].
+//!
+//! # Public API
+//!
+//! Everything the edge, the agent and the test kit use is re-exported here, and nothing else
+//! is public. Four modules are public because their users call them by module, and each is
+//! one coherent piece of the edge's work rather than engine internals:
+//! [`codes`] (the error codes and the responses the edge builds with them), [`identity`]
+//! (the sign-in interface the edge implements), [`jws`] (token verification the edge's
+//! OpenID Connect check shares with jwt-validation) and [`dry_run`] (`agent policy test`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

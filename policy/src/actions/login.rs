@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The `oauth` presets the edge knows (endpoints, scopes, user fields).
-pub const OAUTH_PROVIDERS: &[&str] = &["google", "github", "gitlab", "microsoft"];
+const OAUTH_PROVIDERS: &[&str] = &["google", "github", "gitlab", "microsoft"];
 /// ngrok providers Sluice has no preset for.
 const OAUTH_NOT_YET: &[&str] = &["amazon", "facebook", "linkedin", "twitch"];
 
