@@ -1,5 +1,6 @@
-//! What an action is at run time: the [`Action`] trait, the [`Exec`] it runs with and the
-//! [`Flow`] it answers; shared by the registry, every action and the engine.
+//! An action at run time: the `Action` trait, the `Exec` it runs with, the `Flow` it answers.
+//!
+//! Shared by the registry, every action and the engine.
 
 use crate::cel::template::Template;
 use crate::cel::vars::Scope;

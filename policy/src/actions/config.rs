@@ -1,5 +1,6 @@
-//! What an action is at compile time: the [`Cfg`] it reads its `config` from, and the field
-//! readers several actions share (templates, header names, status codes, durations).
+//! An action at compile time: the `Cfg` it reads, and the config readers actions share.
+//!
+//! Templates, header names, status codes and durations read the same in every action.
 
 use crate::cel::names::Names;
 use crate::cel::template::Template;

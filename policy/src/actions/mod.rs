@@ -1,5 +1,7 @@
-//! The action registry: every `type:` a rule may name, the phases it may appear in, the key of
-//! its `actions.ngrok.<key>` results, and the function compiling its `config`.
+//! The action registry: one [`TYPES`] line per `type:` a rule may name.
+//!
+//! Each line gives the phases the type may appear in, the key of its `actions.ngrok.<key>`
+//! results, and the function compiling its `config`.
 //!
 //! Adding an action takes one new file and one registration, and no edit anywhere else:
 //!

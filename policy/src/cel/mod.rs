@@ -1,5 +1,7 @@
-//! CEL: the expressions and `${}` templates of a policy, checked against the names they may
-//! use at compile time and evaluated against one request's lazily built variables.
+//! CEL: a policy's expressions and `${}` templates, checked once, evaluated per request.
+//!
+//! Expressions are checked at compile time against the names they may use, and evaluated
+//! against one request's lazily built variables.
 //!
 //! Reading order: `names` (what an expression may name) → `expr` (compile, check, rewrite,
 //! evaluate) → `template` (`${}` text) → `vars` (the variables of one request) →

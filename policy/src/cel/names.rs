@@ -1,5 +1,4 @@
-//! The names an expression may use: the request variables, the action results of the
-//! registered actions, and the internal names the ngrok functions look entries up by.
+//! The names an expression may use: request variables, action results, internal lookup names.
 
 use crate::phase::Phase;
 

@@ -1,5 +1,6 @@
-//! Which `actions.ngrok.<key>` results a policy's expressions read, so that actions build only
-//! those: most policies read none, and building them would cost more than the actions do.
+//! Which `actions.ngrok.<key>` results a policy's expressions read; actions build only those.
+//!
+//! Most policies read none, and building them would cost more than the actions do.
 
 /// A set of result keys, or all of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

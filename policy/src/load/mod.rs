@@ -1,5 +1,4 @@
-//! Loading: a policy document (or the agent's shorthand flags) checked and compiled into a
-//! `Policy`, every problem reported with its place.
+//! Loading: a policy document or the agent's flags compiled into a `Policy`, every problem located.
 
 pub(crate) mod check;
 pub(crate) mod errors;

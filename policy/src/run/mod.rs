@@ -1,5 +1,7 @@
-//! Running: the engine evaluates a request's phases against the compiled policies, keeping
-//! what it learns in the request's state; the dry run does the same offline for one request.
+//! Running: the engine, the state of one request as it runs, and the offline dry run.
+//!
+//! The engine evaluates a request's phases against the compiled policies, keeping what it
+//! learns in the request's state; the dry run does the same offline for one request.
 //!
 //! Reading order: `facts` (what the edge gives) → `state` (one request as it runs, with
 //! `scratch` for the actions' own data) → `engine` (the phases) → `outcome` (what the engine

@@ -1,5 +1,4 @@
-//! Per-request working data of actions, one value per type, so that the request state needs
-//! no field for any particular action.
+//! Per-request working data of actions, one value per type, so the state has no per-action field.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;

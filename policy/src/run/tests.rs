@@ -1,4 +1,4 @@
-//! Whole policies evaluated by the engine: rule selection, variables, layers, generated responses.
+//! Whole policies run by the engine: rule selection, variables, layers, generated responses.
 
 use crate::testutil::*;
 use crate::Decision;

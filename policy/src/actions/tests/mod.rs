@@ -1,4 +1,4 @@
-//! Each action run through the engine: whole policies, requests and responses, one file per action.
+//! Each action run through the engine on whole policies, one file per action.
 
 mod basic_auth;
 mod compress_response;
