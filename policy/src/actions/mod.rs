@@ -13,7 +13,8 @@
 //!    reporting it to the edge is an `impl RequestState` block in the same file. Something
 //!    to wait for from the edge is a [`Flow::wait`](action::Flow::wait).
 //! 2. Declare the module below and add its line to [`TYPES`].
-//! 3. Tests that run it through the engine go in `actions/tests/<name>.rs`.
+//! 3. Tests that run it through the engine go in `actions/tests/<name>.rs` (one `mod` line in
+//!    `actions/tests/mod.rs`).
 //!
 //! The engine, the request state and the CEL variables (`actions.ngrok.<key>` comes from
 //! [`TYPES`]) need no change. Action files import only `action`, `config` and the layers

@@ -174,7 +174,8 @@ impl Engine {
         for (name, value) in st.response_headers.drain(..) {
             res.append_header(name, value);
         }
-        // No response-phase action waits, so this completes on the first poll.
+        // The response phase gets none of the edge's services (no response-phase action needs
+        // one), so nothing in it waits and this completes on the first poll.
         let offline = Services::default();
         match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), &offline)) {
             None => ResponseVerdict::Continue,
