@@ -7,7 +7,6 @@ use http::{HeaderValue, Method, Response, Uri};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The headers the upstream receives after a sign-in, in order: provider, user id, email,
@@ -153,11 +152,4 @@ pub trait Authenticator: Send + Sync {
     /// Decides `req`: a session cookie for this configuration lets it through, the reserved
     /// callback and logout paths are answered, anything else starts the sign-in.
     fn login<'a>(&'a self, req: &'a LoginRequest) -> LoginFuture<'a>;
-}
-
-/// The services an engine's actions may wait for.
-#[derive(Clone, Default)]
-pub(crate) struct Services {
-    pub keys: Option<Arc<dyn crate::KeySource>>,
-    pub login: Option<Arc<dyn Authenticator>>,
 }

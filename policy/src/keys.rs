@@ -29,7 +29,21 @@ pub struct KeyError {
     pub reason: String,
 }
 
-/// A JWKS document parsed from its JSON text.
-pub fn parse_jwks(json: &[u8]) -> Result<JwkSet, String> {
-    serde_json::from_slice(json).map_err(|e| format!("not a JWKS document: {e}"))
+/// Why bytes are not a JWKS document.
+#[derive(Debug, thiserror::Error)]
+#[error("not a JWKS document: {0}")]
+pub struct JwksError(serde_json::Error);
+
+/// The message, for callers that keep reasons as text (the edge's JWKS cache puts it in a
+/// [`KeyError`]).
+impl From<JwksError> for String {
+    fn from(e: JwksError) -> Self {
+        e.to_string()
+    }
+}
+
+/// A JWKS document parsed from its JSON text. The error is any type a [`JwksError`] converts
+/// into, so a caller returning its own error (or a `String`) returns this result directly.
+pub fn parse_jwks<E: From<JwksError>>(json: &[u8]) -> Result<JwkSet, E> {
+    serde_json::from_slice(json).map_err(|e| JwksError(e).into())
 }

@@ -36,45 +36,61 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # The crate's tree, in the order a policy meets it
+//!
+//! ```text
+//! load/      text -> Policy: node (YAML/JSON with positions), check (located errors, typed
+//!            fields), parse (Policy::parse, rules), shorthand (the agent's flags), errors
+//! cel/       expressions: names (what they may name), expr, template (${}), vars (one
+//!            request's variables), functions (ngrok's), fast (native common shapes)
+//! run/       the engine and one request: facts, state (+ scratch for actions' own data),
+//!            engine (the phases), outcome, services, body, dry_run
+//! actions/   mod.rs the registry (one line per `type:`), action.rs / config.rs what every
+//!            action implements and reads its config with, then one file per action
+//! ```
+//!
+//! Imports point one way, with no loop between files: actions use load, cel and run's state;
+//! load's parser and run's engine use the registry. The root files are the vocabulary all of
+//! them share with the edge: [`Phase`], [`RequestHead`]/[`ResponseHead`], [`KeySource`],
+//! [`identity`], [`codes`], [`jws`].
+//!
+//! # Public API
+//!
+//! Everything the edge, the agent and the test kit use is re-exported here, and nothing else
+//! is public. Four modules are public because their users call them by module, and each is
+//! one coherent piece of the edge's work rather than engine internals:
+//! [`codes`] (the error codes and the responses the edge builds with them), [`identity`]
+//! (the sign-in interface the edge implements), [`jws`] (token verification the edge's
+//! OpenID Connect check shares with jwt-validation) and [`dry_run`] (`agent policy test`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod actions;
-mod check;
+mod cel;
 pub mod codes;
-pub mod compress;
-pub mod dry_run;
-mod engine;
-mod error;
-mod expr;
-mod fast;
-mod functions;
 mod head;
 pub mod identity;
 pub mod jws;
 mod keys;
-mod node;
+mod load;
 mod phase;
-mod policy;
-mod shorthand;
-mod state;
+mod run;
 #[cfg(test)]
 mod testutil;
-mod values;
-mod vars;
-mod webhook;
 
-pub use compress::BodyTransform;
-pub use engine::{Engine, RequestVerdict, ResponseVerdict};
-pub use error::{PolicyError, PolicyErrors, Pos};
 pub use head::{RequestHead, ResponseHead};
 pub use identity::{
     Authenticator, Identity, LoginConfig, LoginFuture, LoginOutcome, LoginRequest, Provider,
 };
-pub use keys::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
+pub use keys::{parse_jwks, JwkSet, JwksError, KeyError, KeySource, KeysFuture};
+pub use load::errors::{PolicyError, PolicyErrors, Pos};
+pub use load::parse::Policy;
+pub use load::shorthand::Shorthand;
 pub use phase::Phase;
-pub use policy::Policy;
-pub use shorthand::Shorthand;
-pub use state::{
-    ActionOutcome, Clock, ConnInfo, Decision, EndpointInfo, RequestState, SystemClock, TraceEntry,
-};
+pub use run::body::BodyTransform;
+pub use run::dry_run;
+pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
+pub use run::facts::{Clock, ConnInfo, EndpointInfo};
+pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
+pub use run::state::RequestState;

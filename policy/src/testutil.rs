@@ -1,8 +1,9 @@
 //! Helpers for the unit tests: a fixed clock, requests, and running both phases.
 
-use crate::{
-    Clock, ConnInfo, EndpointInfo, Engine, Policy, RequestState, RequestVerdict, ResponseVerdict,
-};
+use crate::load::parse::Policy;
+use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
+use crate::run::facts::{Clock, ConnInfo, EndpointInfo};
+use crate::run::state::RequestState;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::sync::atomic::{AtomicU64, Ordering};

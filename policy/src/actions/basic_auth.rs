@@ -1,10 +1,12 @@
 //! basic-auth: a 401 challenge until the client presents one of the configured credentials.
 
-use super::{template, Cfg, Exec, Flow};
-use crate::check::{string_list, Cx};
+use super::action::{is_cors_preflight, Action, Exec, Flow};
+use super::config::{template, Cfg};
+use crate::cel::template::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx};
+use crate::run::outcome::Decision;
+use crate::run::state::RequestState;
 use base64::Engine as _;
 use cel::Value;
 use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -29,16 +31,25 @@ pub(crate) struct BasicAuth {
     allow_cors_preflight: bool,
 }
 
+/// Why a `user:pass` entry is not a credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+enum CredentialError {
+    #[error("expected `username:password`")]
+    NoColon,
+    #[error("the username is empty")]
+    EmptyUser,
+    #[error("the password must be 8 to 128 characters long")]
+    PasswordLength,
+}
+
 /// Splits `user:pass` at the first colon and checks ngrok's password length rule.
-fn split(entry: &str) -> Result<(String, String), String> {
-    let (user, pass) = entry
-        .split_once(':')
-        .ok_or_else(|| "expected `username:password`".to_string())?;
+fn split(entry: &str) -> Result<(String, String), CredentialError> {
+    let (user, pass) = entry.split_once(':').ok_or(CredentialError::NoColon)?;
     if user.is_empty() {
-        return Err("the username is empty".into());
+        return Err(CredentialError::EmptyUser);
     }
     if !(8..=128).contains(&pass.chars().count()) {
-        return Err("the password must be 8 to 128 characters long".into());
+        return Err(CredentialError::PasswordLength);
     }
     Ok((user.to_string(), pass.to_string()))
 }
@@ -57,13 +68,13 @@ impl BasicAuth {
                 cx.err(&path, node.pos, "expected 1 to 10 credentials");
             }
             for (entry, p, pos) in entries {
-                let Some(t) = template(cx, &entry, &p, pos, c.phase) else {
+                let Some(t) = template(cx, &entry, &p, pos, c.names) else {
                     continue;
                 };
                 match t.literal() {
                     Some(lit) => match split(lit) {
                         Ok((user, pass)) => credentials.push(Credential::Fixed { user, pass }),
-                        Err(e) => cx.err(&p, pos, e),
+                        Err(e) => cx.err(&p, pos, e.to_string()),
                     },
                     None => credentials.push(Credential::Dynamic(t)),
                 }
@@ -99,12 +110,14 @@ impl BasicAuth {
             allow_cors_preflight,
         })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for BasicAuth {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "basic-auth";
         let req = ex.req();
         let headers = req.headers();
-        if self.allow_cors_preflight && super::login::is_cors_preflight(req.method(), headers) {
+        if self.allow_cors_preflight && is_cors_preflight(req.method(), headers) {
             ex.set_result("basic_auth", || result(false, "", false));
             ex.record(ACTION, Decision::Preflight, self.enforce);
             return Flow::Next;
@@ -133,7 +146,9 @@ impl BasicAuth {
         ex.set_result("basic_auth", || {
             result(presented.is_some(), user, authorized)
         });
-        ex.st.basic_auth_user = presented.as_ref().map(|(u, _)| u.clone());
+        ex.st
+            .scratch
+            .put(PresentedUser(presented.as_ref().map(|(u, _)| u.clone())));
         if authorized {
             ex.record(ACTION, Decision::Allow, self.enforce);
             return Flow::Next;
@@ -180,102 +195,16 @@ fn result(presented: bool, username: &str, authorized: bool) -> Value {
     HashMap::from([("credentials".to_string(), Value::from(creds))]).into()
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-    use crate::Decision;
+/// The user name the last basic-auth found in `Authorization`, in the request state's scratch.
+struct PresentedUser(Option<String>);
 
-    const POLICY: &str = r#"
-on_http_request:
-  - actions:
-      - type: basic-auth
-        config:
-          realm: staging
-          credentials: ["alice:correct-horse", "bob:${'battery-staple'}"]
-          allow_cors_preflight: true
-  - expressions: ["actions.ngrok.basic_auth.credentials.authorized"]
-    actions:
-      - type: add-headers
-        config: {headers: {x-user: "${actions.ngrok.basic_auth.credentials.username}"}}
-"#;
-
-    #[test]
-    fn challenge_then_pass() {
-        let e = engine(POLICY);
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert_eq!(o.res.status(), 401);
-        assert_eq!(
-            header(&o.res, "www-authenticate"),
-            Some("Basic realm=\"staging\"")
-        );
-        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3221"));
-        assert_eq!(o.st.basic_auth(), Some((None, Decision::Challenge)));
-
-        let o = run(
-            &e,
-            req("GET /", &[("authorization", &basic("alice", "wrong-pass"))]),
-            "1.1.1.1",
-        );
-        assert_eq!(o.res.status(), 401);
-        assert_eq!(
-            o.st.basic_auth(),
-            Some((Some("alice"), Decision::Challenge))
-        );
-
-        for (u, p) in [("alice", "correct-horse"), ("bob", "battery-staple")] {
-            let o = run(
-                &e,
-                req("GET /", &[("authorization", &basic(u, p))]),
-                "1.1.1.1",
-            );
-            assert!(o.forwarded, "{u}");
-            assert_eq!(o.req.headers["x-user"], u);
-            assert_eq!(o.st.basic_auth(), Some((Some(u), Decision::Allow)));
-        }
-    }
-
-    #[test]
-    fn cors_preflight_passes_only_when_allowed() {
-        let e = engine(POLICY);
-        let pre = [
-            ("origin", "https://ui.example.com"),
-            ("access-control-request-method", "POST"),
-        ];
-        let o = run(&e, req("OPTIONS /api", &pre), "1.1.1.1");
-        assert!(o.forwarded);
-        assert_eq!(o.st.basic_auth(), Some((None, Decision::Preflight)));
-        assert_eq!(
-            run(&e, req("OPTIONS /api", &pre[..1]), "1.1.1.1")
-                .res
-                .status(),
-            401
-        );
-        let strict = engine("on_http_request: [{actions: [{type: basic-auth, config: {credentials: ['a:12345678']}}]}]");
-        let o = run(&strict, req("OPTIONS /api", &pre), "1.1.1.1");
-        assert_eq!(o.res.status(), 401);
-        assert_eq!(
-            header(&o.res, "www-authenticate"),
-            Some("Basic realm=\"sluice\"")
-        );
-    }
-
-    #[test]
-    fn enforce_false_records_only() {
-        let e = engine(
-            "on_http_request: [{actions: [{type: basic-auth, config: {credentials: ['a:12345678'], enforce: false}}]},\
-             {expressions: ['!actions.ngrok.basic_auth.credentials.presented'], actions: [{type: add-headers, config: {headers: {x-anon: '1'}}}]}]",
-        );
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert!(o.forwarded);
-        assert_eq!(o.req.headers["x-anon"], "1");
-        assert!(!o.st.outcomes()[0].enforced);
-    }
-
-    #[test]
-    fn credentials_are_validated() {
-        let errs = errors("on_http_request: [{actions: [{type: basic-auth, config: {credentials: ['nocolon', 'a:short']}}]}]");
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].contains("credentials[0]: expected `username:password`"));
-        assert!(errs[1].contains("credentials[1]: the password must be 8 to 128 characters long"));
+impl RequestState {
+    /// The basic-auth user name presented and its decision (`Allow`, `Challenge`, `Preflight`).
+    pub fn basic_auth(&self) -> Option<(Option<&str>, Decision)> {
+        let user = self
+            .scratch
+            .get::<PresentedUser>()
+            .and_then(|u| u.0.as_deref());
+        self.last_outcome("basic-auth").map(|d| (user, d))
     }
 }

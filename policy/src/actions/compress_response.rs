@@ -1,10 +1,14 @@
 //! compress-response: negotiates an encoding and hands the edge a streaming transformer.
 
-use super::{Cfg, Exec, Flow, Msg};
-use crate::check::{string_list, Cx};
-use crate::compress::{negotiate, Algorithm};
-use crate::state::Decision;
+pub(crate) mod encoders;
+
+use super::action::{Action, Exec, Flow, Msg};
+use super::config::Cfg;
+use crate::load::check::{string_list, Cx};
+use crate::run::outcome::Decision;
+use crate::run::state::RequestState;
 use cel::Value;
+use encoders::{negotiate, Algorithm};
 use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
 use std::collections::HashMap;
 
@@ -40,8 +44,10 @@ impl CompressResponse {
         }
         (cx.errors.len() == before).then_some(Self { algorithms })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for CompressResponse {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "compress-response";
         let accept = ex
             .req()
@@ -75,7 +81,7 @@ impl CompressResponse {
                 res.append_header(VARY, HeaderValue::from_static("Accept-Encoding"));
             }
             ex.st.body_transform = Some(alg.encoder());
-            ex.st.compression = Some(alg.token());
+            ex.st.scratch.put(Chosen(alg));
         }
         ex.set_result("compress_response", || {
             let compress: HashMap<String, Value> = HashMap::from([
@@ -100,50 +106,12 @@ impl CompressResponse {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-    use std::io::Read;
+/// The encoding compress-response chose, in the request state's scratch.
+struct Chosen(Algorithm);
 
-    const POLICY: &str = "on_http_response: [{actions: [{type: compress-response}]}]";
-
-    #[test]
-    fn compresses_by_accept_encoding() {
-        let e = engine(POLICY);
-        let o = run(
-            &e,
-            req("GET /", &[("accept-encoding", "gzip;q=0.5, br")]),
-            "1.1.1.1",
-        );
-        assert_eq!(header(&o.res, "content-encoding"), Some("br"));
-        assert_eq!(header(&o.res, "vary"), Some("Accept-Encoding"));
-        assert_eq!(header(&o.res, "content-length"), None);
-        let mut s = String::new();
-        brotli::Decompressor::new(o.res.body().as_ref(), 4096)
-            .read_to_string(&mut s)
-            .unwrap();
-        assert_eq!(s, "hello world");
-        assert_eq!(o.st.compression(), Some("br"));
-    }
-
-    #[test]
-    fn skips_without_acceptable_encoding_or_when_encoded() {
-        let e = engine(POLICY);
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert_eq!(header(&o.res, "content-encoding"), None);
-        assert_eq!(header(&o.res, "content-length"), Some("11"));
-        let e = engine(
-            "on_http_response: [{actions: [{type: add-headers, config: {headers: {content-encoding: gzip}}}, {type: compress-response}, \
-             {type: add-headers, config: {headers: {x-already: '${actions.ngrok.compress_response.compress.already_compressed}'}}}]}]",
-        );
-        let o = run(&e, req("GET /", &[("accept-encoding", "gzip")]), "1.1.1.1");
-        assert_eq!(header(&o.res, "x-already"), Some("true"));
-        assert_eq!(o.res.body().as_ref(), b"hello world");
-    }
-
-    #[test]
-    fn only_in_the_response_phase() {
-        let errs = errors("on_http_request: [{actions: [{type: compress-response}]}]");
-        assert!(errs[0].contains("action `compress-response` is not allowed in on_http_request, only in on_http_response"), "{errs:?}");
+impl RequestState {
+    /// The compression algorithm chosen by compress-response, if any.
+    pub fn compression(&self) -> Option<&'static str> {
+        self.scratch.get::<Chosen>().map(|c| c.0.token())
     }
 }

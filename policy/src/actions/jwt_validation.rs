@@ -1,13 +1,16 @@
 //! jwt-validation: requests must carry JWTs signed by a key from the configured JWKS URLs,
 //! from an allowed issuer, for an allowed audience, and within their validity window.
 
-use super::{template, Cfg, Exec, Flow};
-use crate::check::{list, Cx, Obj};
+use super::action::{Action, Exec, Flow};
+use super::config::{template, Cfg};
+use crate::cel::template::Template;
 use crate::codes;
-use crate::expr::Template;
 use crate::jws::{self, Algorithm, JwsError};
-use crate::node::Node;
-use crate::state::Decision;
+use crate::keys::KeyError;
+use crate::load::check::{list, Cx, Obj};
+use crate::load::node::Node;
+use crate::run::outcome::Decision;
+use crate::run::state::RequestState;
 use cel::Value;
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
@@ -82,13 +85,15 @@ impl JwtValidation {
             enforce,
         })
     }
+}
 
+impl Action for JwtValidation {
     /// Whether a token is read from the body.
-    pub fn reads_body(&self) -> bool {
+    fn reads_request_body(&self) -> bool {
         self.tokens.iter().any(|t| t.in_body)
     }
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "jwt-validation";
         let mut jkus = Vec::with_capacity(self.jkus.len());
         for t in &self.jkus {
@@ -100,8 +105,8 @@ impl JwtValidation {
         // Keys first: a missing set suspends the action until the engine has fetched it.
         let mut sets = Vec::new();
         for url in &jkus {
-            match ex.st.key_set(url) {
-                None => return Flow::need_keys(url, false),
+            match key_set(ex.st, url) {
+                None => return need_keys(url, false),
                 Some(keys) => sets.extend(keys),
             }
         }
@@ -131,8 +136,8 @@ impl JwtValidation {
                 Check::Done(r) => r,
                 Check::Refresh => {
                     // An unknown kid: ask once per JWKS URL for a fresh copy (key rotation).
-                    if let Some(url) = jkus.iter().find(|u| !ex.st.key_set_refreshed(u)) {
-                        return Flow::need_keys(url, true);
+                    if let Some(url) = jkus.iter().find(|u| !key_set_refreshed(ex.st, u)) {
+                        return need_keys(url, true);
                     }
                     Err((
                         Refusal::Unauthenticated("no signing key matches the token".into()),
@@ -178,7 +183,9 @@ impl JwtValidation {
             res
         })
     }
+}
 
+impl JwtValidation {
     /// The token a spec points at (prefix removed), and where that is, for messages.
     #[allow(clippy::type_complexity)]
     fn extract(&self, ex: &mut Exec, spec: &TokenSpec) -> Result<(Option<String>, String), Flow> {
@@ -328,7 +335,7 @@ fn strip_prefix_ci<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// A top-level field of a form or JSON body.
 fn body_field(headers: &http::HeaderMap, body: &[u8], name: &str) -> Option<String> {
-    let ct = crate::values::header_str(headers, "content-type");
+    let ct = crate::cel::values::header_str(headers, "content-type");
     if ct.starts_with("application/x-www-form-urlencoded") {
         return form_urlencoded::parse(body)
             .find(|(k, _)| k == name)
@@ -368,7 +375,7 @@ fn allow_list(cx: &mut Cx, obj: &Obj, key: &str, required: bool, c: &Cfg) -> Vec
             let entry = Obj::open(cx, n, &p, &["value"])?;
             entry.require(cx, "value")?;
             let (v, vp, pos) = entry.string(cx, "value")?;
-            template(cx, &v, &vp, pos, c.phase)
+            template(cx, &v, &vp, pos, c.names)
         })
         .collect()
 }
@@ -407,10 +414,10 @@ fn token_spec(cx: &mut Cx, n: &Node, p: &str, c: &Cfg) -> Option<TokenSpec> {
     };
     o.require(cx, "name")?;
     let (name, np, npos) = o.string(cx, "name")?;
-    let name = template(cx, &name, &np, npos, c.phase)?;
+    let name = template(cx, &name, &np, npos, c.names)?;
     let prefix = match o.string(cx, "prefix") {
-        Some((s, sp, pos)) => template(cx, &s, &sp, pos, c.phase)?,
-        None => template(cx, "", p, None, c.phase)?,
+        Some((s, sp, pos)) => template(cx, &s, &sp, pos, c.names)?,
+        None => template(cx, "", p, None, c.names)?,
     };
     Some(TokenSpec {
         in_body,
@@ -424,7 +431,7 @@ fn jws(cx: &mut Cx, n: &Node, p: &str, c: &Cfg) -> Option<(Vec<Algorithm>, Vec<T
     let o = Obj::open(cx, n, p, &["allowed_algorithms", "keys"])?;
     let mut algorithms = Vec::new();
     if let Some((an, ap)) = o.require(cx, "allowed_algorithms") {
-        let names = crate::check::string_list(cx, an, &ap, None);
+        let names = crate::load::check::string_list(cx, an, &ap, None);
         if names.is_empty() {
             cx.err(&ap, an.pos, "expected at least one algorithm");
         }
@@ -446,303 +453,88 @@ fn jws(cx: &mut Cx, n: &Node, p: &str, c: &Cfg) -> Option<(Vec<Algorithm>, Vec<T
         let (sn, sp) = keys.require(cx, "sources")?;
         let sources = Obj::open(cx, sn, &sp, &["additional_jkus"])?;
         let (jn, jp) = sources.require(cx, "additional_jkus")?;
-        let urls = crate::check::string_list(cx, jn, &jp, None);
+        let urls = crate::load::check::string_list(cx, jn, &jp, None);
         if urls.is_empty() {
             cx.err(&jp, jn.pos, "expected at least one JWKS URL");
         }
         for (u, up, pos) in urls {
-            jkus.extend(template(cx, &u, &up, pos, c.phase));
+            jkus.extend(template(cx, &u, &up, pos, c.names));
         }
     }
     Some((algorithms, jkus))
 }
 
-/// A key set the engine fetched for this request (or why it could not).
-#[derive(Clone, Debug)]
-pub(crate) struct FetchedKeys {
-    pub url: String,
-    pub set: Option<Arc<JwkSet>>,
-    pub refreshed: bool,
+/// The key sets fetched for this request (or why they could not be), in the request state's
+/// scratch.
+#[derive(Default)]
+struct FetchedKeys(Vec<Fetched>);
+
+/// A key set fetched for one JWKS URL.
+struct Fetched {
+    url: String,
+    set: Option<Arc<JwkSet>>,
+    refreshed: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-    use crate::{Decision, JwkSet, KeyError, KeySource, KeysFuture, RequestVerdict};
-    use jsonwebtoken::{encode, EncodingKey, Header};
-    use serde_json::json;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-    /// TestClock's now.
-    const NOW: u64 = 1_800_000_000;
-
-    /// Serves one HS256 key; after `rotate`, under a new kid. Counts refresh requests.
-    struct Keys {
-        kid: Mutex<String>,
-        refreshes: AtomicUsize,
-    }
-
-    impl KeySource for Keys {
-        fn key_set<'a>(&'a self, url: &'a str, refresh: bool) -> KeysFuture<'a> {
-            if refresh {
-                self.refreshes.fetch_add(1, Ordering::SeqCst);
-            }
-            let kid = self.kid.lock().unwrap().clone();
-            Box::pin(async move {
-                if url != "https://idp.example.com/jwks" {
-                    return Err(KeyError {
-                        url: url.into(),
-                        reason: "unknown".into(),
-                    });
-                }
-                let k = base64::Engine::encode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    SECRET,
-                );
-                let set: JwkSet = serde_json::from_value(
-                    json!({"keys": [{"kty": "oct", "k": k, "kid": kid, "alg": "HS256"}]}),
-                )
-                .unwrap();
-                Ok(Arc::new(set))
-            })
-        }
-    }
-
-    const POLICY: &str = r#"
-on_http_request:
-  - actions:
-      - type: jwt-validation
-        config:
-          issuer: {allow_list: [{value: "https://idp.example.com/"}]}
-          audience: {allow_list: [{value: api}, {value: "${'a' + 'pi2'}"}]}
-          http: {tokens: [{type: jwt, method: header, name: X-Token, prefix: "Bearer "}]}
-          jws:
-            allowed_algorithms: [HS256]
-            keys: {sources: {additional_jkus: ["https://idp.example.com/jwks"]}}
-  - expressions: ["actions.ngrok.jwt_validation.tokens[0].verified"]
-    actions:
-      - type: add-headers
-        config: {headers: {x-sub: "${actions.ngrok.jwt_validation.tokens[0].payload.sub}"}}
-"#;
-
-    fn token(kid: &str, claims: serde_json::Value) -> String {
-        let mut h = Header::new(jsonwebtoken::Algorithm::HS256);
-        h.kid = Some(kid.into());
-        encode(&h, &claims, &EncodingKey::from_secret(SECRET)).unwrap()
-    }
-
-    fn claims(sub: &str) -> serde_json::Value {
-        json!({"iss": "https://idp.example.com/", "aud": "api", "sub": sub, "exp": NOW + 60})
-    }
-
-    fn run_async(
-        e: &crate::Engine,
-        token: Option<&str>,
-    ) -> (crate::RequestState, http::request::Parts, RequestVerdict) {
-        let mut st = state(e, "1.1.1.1");
-        let auth = token.map(|t| format!("bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("x-token", a.as_str())).collect();
-        let mut r = req("GET /", &headers);
-        let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
-        (st, r, v)
-    }
-
-    fn engine_with(keys: &Arc<Keys>) -> crate::Engine {
-        engine(POLICY)
-            .with_clock(Arc::new(TestClock::default()))
-            .with_key_source(keys.clone())
-    }
-
-    fn status(v: &RequestVerdict) -> u16 {
-        match v {
-            RequestVerdict::Continue => 200,
-            RequestVerdict::Respond(r) => r.status().as_u16(),
-        }
-    }
-
-    fn keys(kid: &str) -> Arc<Keys> {
-        Arc::new(Keys {
-            kid: Mutex::new(kid.into()),
-            refreshes: AtomicUsize::new(0),
+/// Suspends the action until the key set at `url` has been fetched (afresh when `refresh`).
+fn need_keys(url: &str, refresh: bool) -> Flow {
+    let url = url.to_string();
+    Flow::wait(move |services, st| {
+        Box::pin(async move {
+            let got = match services.keys.as_deref() {
+                Some(k) => k.key_set(&url, refresh).await,
+                None => Err(KeyError {
+                    url: url.clone(),
+                    reason: "no key source in offline evaluation".into(),
+                }),
+            };
+            store_keys(st, url, refresh, got);
         })
-    }
+    })
+}
 
-    #[test]
-    fn valid_token_passes_with_its_claims() {
-        let k = keys("k1");
-        let e = engine_with(&k);
-        let (st, r, v) = run_async(&e, Some(&token("k1", claims("alice"))));
-        assert_eq!(status(&v), 200, "{:?}", st.errors());
-        assert_eq!(r.headers["x-sub"], "alice");
-        assert_eq!(st.jwt_validation(), Some(Decision::Allow));
-        let mut c = claims("bob");
-        c["aud"] = json!(["other", "api2"]);
-        assert_eq!(status(&run_async(&e, Some(&token("k1", c))).2), 200);
-    }
-
-    #[test]
-    fn refusals_have_their_status_and_code() {
-        let e = engine_with(&keys("k1"));
-        let (_, _, v) = run_async(&e, None);
-        let RequestVerdict::Respond(res) = v else {
-            panic!("refused")
-        };
-        assert_eq!(res.status(), 401);
-        assert_eq!(header(&res, "sluice-error-code"), Some("ERR_SLUICE_3401"));
-        assert!(String::from_utf8_lossy(res.body()).contains("no token in the `X-Token` header"));
-
-        let cases = [
-            (
-                json!({"iss": "https://idp.example.com", "aud": "api", "exp": NOW + 60}),
-                403,
-            ),
-            (
-                json!({"iss": "https://idp.example.com/", "aud": "web", "exp": NOW + 60}),
-                403,
-            ),
-            (
-                json!({"sub": "s", "iss": "https://idp.example.com/", "aud": "api", "exp": NOW - 31}),
-                401,
-            ),
-            (
-                json!({"sub": "s", "iss": "https://idp.example.com/", "aud": "api", "exp": NOW - 29}),
-                200,
-            ),
-            (
-                json!({"sub": "s", "iss": "https://idp.example.com/", "aud": "api", "nbf": NOW + 31}),
-                401,
-            ),
-            (
-                json!({"sub": "s", "iss": "https://idp.example.com/", "aud": "api", "nbf": NOW + 29}),
-                200,
-            ),
-        ];
-        for (c, want) in cases {
-            assert_eq!(
-                status(&run_async(&e, Some(&token("k1", c.clone()))).2),
-                want,
-                "{c}"
-            );
+/// Keeps a key set fetched for `url` (a failure is kept as an empty set, and its reason among
+/// the errors).
+fn store_keys(
+    st: &mut RequestState,
+    url: String,
+    refreshed: bool,
+    got: Result<Arc<JwkSet>, KeyError>,
+) {
+    let set = match got {
+        Ok(s) => Some(s),
+        Err(e) => {
+            st.errors.push(format!("jwt-validation: {e}"));
+            None
         }
-        let forged = format!("{}x", token("k1", claims("x")));
-        assert_eq!(status(&run_async(&e, Some(&forged)).2), 401);
-        let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&claims("x")));
-        assert_eq!(status(&run_async(&e, Some(&none)).2), 401);
-        let hs512 = {
-            let h = Header::new(jsonwebtoken::Algorithm::HS512);
-            encode(&h, &claims("x"), &EncodingKey::from_secret(SECRET)).unwrap()
-        };
-        let (st, _, v) = run_async(&e, Some(&hs512));
-        assert_eq!(status(&v), 401);
-        assert!(
-            st.errors()[0].contains("HS512 is not allowed"),
-            "{:?}",
-            st.errors()
-        );
-    }
+    };
+    let mut fetched = st.scratch.take::<FetchedKeys>().unwrap_or_default();
+    fetched.0.push(Fetched {
+        url,
+        set,
+        refreshed,
+    });
+    st.scratch.put(fetched);
+}
 
-    fn b64(v: &serde_json::Value) -> String {
-        base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            v.to_string(),
-        )
-    }
+/// The keys of the JWKS at `url` fetched for this request: `None` before it was asked for,
+/// empty when fetching failed.
+fn key_set(st: &RequestState, url: &str) -> Option<Vec<Jwk>> {
+    let fetched = st.scratch.get::<FetchedKeys>()?;
+    let f = fetched.0.iter().rev().find(|f| f.url == url)?;
+    Some(f.set.as_ref().map(|s| s.keys.clone()).unwrap_or_default())
+}
 
-    #[test]
-    fn unknown_kid_refreshes_the_key_set_once() {
-        let k = keys("k1");
-        let e = engine_with(&k);
-        // The provider rotated to k2: the cached set (k1) lacks it, one refresh finds it.
-        *k.kid.lock().unwrap() = "k2".into();
-        assert_eq!(
-            status(&run_async(&e, Some(&token("k2", claims("a")))).2),
-            200
-        );
-        assert_eq!(
-            k.refreshes.load(Ordering::SeqCst),
-            0,
-            "first fetch is not a refresh"
-        );
-        let k = keys("k1");
-        let e = engine_with(&k);
-        let (st, _, v) = run_async(&e, Some(&token("k9", claims("a"))));
-        assert_eq!(status(&v), 401);
-        assert_eq!(k.refreshes.load(Ordering::SeqCst), 1);
-        assert!(
-            st.errors()[0].contains("no signing key matches"),
-            "{:?}",
-            st.errors()
-        );
-    }
+/// Whether the JWKS at `url` was already fetched afresh for this request.
+fn key_set_refreshed(st: &RequestState, url: &str) -> bool {
+    st.scratch
+        .get::<FetchedKeys>()
+        .is_some_and(|f| f.0.iter().any(|f| f.url == url && f.refreshed))
+}
 
-    #[test]
-    fn offline_evaluation_has_no_keys() {
-        let e = engine(POLICY).with_clock(Arc::new(TestClock::default()));
-        let o = run(
-            &e,
-            req(
-                "GET /",
-                &[("x-token", &format!("Bearer {}", token("k1", claims("a"))))],
-            ),
-            "1.1.1.1",
-        );
-        assert_eq!(o.res.status(), 401);
-        assert!(
-            o.st.errors().iter().any(|e| e.contains("no key source")),
-            "{:?}",
-            o.st.errors()
-        );
-    }
-
-    #[test]
-    fn body_tokens() {
-        let e = engine(&POLICY.replace(
-            "method: header, name: X-Token, prefix: \"Bearer \"",
-            "method: body, name: access_token",
-        ))
-        .with_clock(Arc::new(TestClock::default()))
-        .with_key_source(keys("k1"));
-        assert!(e.reads_request_body());
-        let body = format!("access_token={}&x=1", token("k1", claims("form")));
-        let mut st = state(&e, "1.1.1.1");
-        st.set_request_body(body.into());
-        let mut r = req(
-            "POST /",
-            &[("content-type", "application/x-www-form-urlencoded")],
-        );
-        let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
-        assert_eq!(status(&v), 200, "{:?}", st.errors());
-        assert_eq!(r.headers["x-sub"], "form");
-    }
-
-    #[test]
-    fn config_errors() {
-        let errs = errors(
-            "on_http_request: [{actions: [{type: jwt-validation, config: {\
-             http: {tokens: [{method: query, name: t}]},\
-             jws: {allowed_algorithms: [none, RS256], keys: {sources: {additional_jkus: []}}}}}]}]",
-        );
-        assert_eq!(errs.len(), 4, "{errs:?}");
-        assert!(
-            errs[0].contains("missing required field `issuer`"),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("tokens[0].method: expected `header` or `body`, got `query`")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("allowed_algorithms[0]: `none` is not allowed")),
-            "{errs:?}"
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("additional_jkus: expected at least one JWKS URL")),
-            "{errs:?}"
-        );
+impl RequestState {
+    /// The jwt-validation decision (`Allow` or `Deny`), if one ran.
+    pub fn jwt_validation(&self) -> Option<Decision> {
+        self.last_outcome("jwt-validation")
     }
 }

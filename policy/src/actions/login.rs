@@ -2,22 +2,25 @@
 //! provider; the edge's [`Authenticator`](crate::Authenticator) runs the sign-in flow, this
 //! action exposes the identity to later rules and the upstream.
 
-use super::rate_limit::parse_duration;
-use super::{template, Cfg, Exec, Flow};
-use crate::check::{string_list, string_map, Cx, Obj};
-use crate::expr::Template;
+use super::action::{is_cors_preflight, Action, Exec, Flow, Msg};
+use super::config::{parse_duration, template, Cfg};
+use crate::cel::template::Template;
+use crate::codes;
 use crate::identity::{
     Identity, LoginConfig, LoginOutcome, LoginRequest, Provider, IDENTITY_HEADERS,
 };
-use crate::state::Decision;
+use crate::load::check::{string_list, string_map, Cx, Obj};
+use crate::load::errors::Pos;
+use crate::run::outcome::Decision;
+use crate::run::state::RequestState;
 use cel::Value;
-use http::header::{HeaderName, HeaderValue, COOKIE, HOST};
-use http::Method;
+use http::header::{HeaderName, HeaderValue, COOKIE, HOST, SET_COOKIE};
+use http::StatusCode;
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The `oauth` presets the edge knows (endpoints, scopes, user fields).
-pub const OAUTH_PROVIDERS: &[&str] = &["google", "github", "gitlab", "microsoft"];
+const OAUTH_PROVIDERS: &[&str] = &["google", "github", "gitlab", "microsoft"];
 /// ngrok providers Sluice has no preset for.
 const OAUTH_NOT_YET: &[&str] = &["amazon", "facebook", "linkedin", "twitch"];
 
@@ -126,16 +129,18 @@ impl Login {
             auth_cookie_domain,
         })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for Login {
+    fn run(&self, ex: &mut Exec) -> Flow {
         let req = ex.req();
         if self.allow_cors_preflight && is_cors_preflight(req.method(), req.headers()) {
             ex.record(self.action, Decision::Preflight, true);
             return Flow::Next;
         }
-        match ex.st.login_outcome.take() {
+        match ex.st.scratch.take::<Verdict>().map(|v| v.0) {
             None => match self.ask(ex) {
-                Ok(ask) => Flow::NeedLogin(Box::new(ask)),
+                Ok(ask) => need_login(ask),
                 Err(flow) => flow,
             },
             Some(LoginOutcome::SignedIn {
@@ -148,7 +153,7 @@ impl Login {
             Some(LoginOutcome::Respond(res)) => {
                 let decision = if res.status().is_redirection() {
                     Decision::Challenge
-                } else if res.headers().contains_key(crate::codes::HEADER) {
+                } else if res.headers().contains_key(codes::HEADER) {
                     Decision::Deny
                 } else {
                     Decision::Respond
@@ -158,7 +163,9 @@ impl Login {
             }
         }
     }
+}
 
+impl Login {
     /// The question for the edge: this request and the rendered configuration.
     fn ask(&self, ex: &mut Exec) -> Result<LoginRequest, Flow> {
         let provider = match &self.provider {
@@ -178,7 +185,7 @@ impl Login {
             userinfo_refresh_interval: self.userinfo_refresh_interval,
             auth_cookie_domain: self.auth_cookie_domain.clone(),
         };
-        ex.st.login_client_id = Some(config.client_id.clone());
+        ex.st.scratch.put(ClientId(config.client_id.clone()));
         let req = ex.req();
         let host = req
             .headers()
@@ -207,7 +214,7 @@ impl Login {
             identity.email.as_deref(),
             identity.name.as_deref(),
         ];
-        if let super::Msg::Req(req) = &mut *ex.msg {
+        if let Msg::Req(req) = &mut *ex.msg {
             for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
                 let name = HeaderName::from_static(name);
                 req.remove_header(&name);
@@ -220,10 +227,53 @@ impl Login {
         let key = identity.kind;
         ex.set_result(key, || identity_result(&identity));
         if let Some(cookie) = set_cookie {
-            ex.st.response_cookies.push(cookie);
+            ex.st.response_headers.push((SET_COOKIE, cookie));
         }
-        ex.st.identity = Some(identity);
+        ex.st.scratch.put(SignedIn(identity));
         ex.record(self.action, Decision::Allow, true);
+    }
+}
+
+/// The edge's verdict for the login action being run, in the request state's scratch (taken
+/// by the action when the engine runs it again).
+struct Verdict(LoginOutcome);
+
+/// The client id the last login action used.
+struct ClientId(String);
+
+/// The user a login action let through.
+struct SignedIn(Identity);
+
+/// Suspends the action until the edge's authenticator has decided `ask`.
+fn need_login(ask: LoginRequest) -> Flow {
+    Flow::wait(move |services, st| {
+        Box::pin(async move {
+            let outcome = match services.login.as_deref() {
+                Some(a) => a.login(&ask).await,
+                None => LoginOutcome::Respond(codes::error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::LOGIN_UNAVAILABLE,
+                    "sign-in needs the edge (not available in offline evaluation)",
+                )),
+            };
+            st.scratch.put(Verdict(outcome));
+        })
+    })
+}
+
+impl RequestState {
+    /// The signed-in user, when an oauth or openid-connect action let the request through.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.scratch.get::<SignedIn>().map(|s| &s.0)
+    }
+
+    /// The last oauth / openid-connect decision (`Allow`, `Challenge` for a redirect to the
+    /// provider, `Deny` for an error page, `Respond` for logout and the callback's end,
+    /// `Preflight`) and the client id it used, if one ran.
+    pub fn login(&self) -> Option<(Decision, Option<&str>)> {
+        let client_id = self.scratch.get::<ClientId>().map(|c| c.0.as_str());
+        self.last_outcome_of(&["oauth", "openid-connect"])
+            .map(|o| (o.decision, client_id))
     }
 }
 
@@ -257,16 +307,9 @@ fn identity_result(identity: &Identity) -> Value {
     .into()
 }
 
-/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-pub(crate) fn is_cors_preflight(method: &Method, headers: &http::HeaderMap) -> bool {
-    method == Method::OPTIONS
-        && headers.contains_key("origin")
-        && headers.contains_key("access-control-request-method")
-}
-
 fn required_template(cx: &mut Cx, obj: &Obj, key: &str, c: &Cfg) -> Option<Template> {
     let (node, path) = obj.require(cx, key)?;
-    let text = crate::check::string(cx, node, &path)?;
+    let text = crate::load::check::string(cx, node, &path)?;
     if text.trim().is_empty() {
         cx.err(
             &path,
@@ -275,7 +318,7 @@ fn required_template(cx: &mut Cx, obj: &Obj, key: &str, c: &Cfg) -> Option<Templ
         );
         return None;
     }
-    template(cx, &text, &path, node.pos, c.phase)
+    template(cx, &text, &path, node.pos, c.names)
 }
 
 fn oauth_provider(cx: &mut Cx, obj: &Obj) -> Option<ProviderField> {
@@ -318,7 +361,7 @@ fn duration(cx: &mut Cx, obj: &Obj, keys: &[&str], min_secs: u64) -> Option<Dura
 }
 
 /// `auth_cookie_domain`: a host name (letters, digits, `-`, `.`), so it is safe in the cookie.
-fn cookie_domain(cx: &mut Cx, d: String, path: &str, pos: Option<crate::Pos>) -> Option<String> {
+fn cookie_domain(cx: &mut Cx, d: String, path: &str, pos: Option<Pos>) -> Option<String> {
     let ok = !d.is_empty()
         && d.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
@@ -327,176 +370,4 @@ fn cookie_domain(cx: &mut Cx, d: String, path: &str, pos: Option<crate::Pos>) ->
         return None;
     }
     Some(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::identity::{Authenticator, Identity, LoginFuture, LoginOutcome, LoginRequest};
-    use crate::testutil::*;
-    use crate::{Decision, RequestVerdict, ResponseVerdict};
-    use bytes::Bytes;
-    use http::{HeaderValue, Response, StatusCode};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, UNIX_EPOCH};
-
-    /// Signs in requests with `cookie: ok`, sends others to a pretend provider; records what
-    /// it was asked.
-    #[derive(Default)]
-    struct Edge {
-        asked: Mutex<Vec<LoginRequest>>,
-    }
-
-    impl Authenticator for Edge {
-        fn login<'a>(&'a self, req: &'a LoginRequest) -> LoginFuture<'a> {
-            self.asked.lock().unwrap().push(req.clone());
-            let signed_in = req.cookies.iter().any(|c| c == "ok");
-            Box::pin(async move {
-                if !signed_in {
-                    let mut res = Response::new(Bytes::new());
-                    *res.status_mut() = StatusCode::FOUND;
-                    return LoginOutcome::Respond(res);
-                }
-                LoginOutcome::SignedIn {
-                    identity: Identity {
-                        kind: "oidc",
-                        provider: "https://idp.example.com".into(),
-                        client_id: "app".into(),
-                        id: "alice".into(),
-                        email: Some("alice@example.com".into()),
-                        name: Some("Alice".into()),
-                        session_id: "s1".into(),
-                        expires_at: UNIX_EPOCH + Duration::from_secs(1_900_000_000),
-                    },
-                    set_cookie: Some(HeaderValue::from_static("sluice_session=renewed")),
-                }
-            })
-        }
-    }
-
-    const POLICY: &str = r#"
-on_http_request:
-  - actions:
-      - type: oidc
-        config:
-          issuer_url: "https://idp.example.com"
-          client_id: "${'app'}"
-          client_secret: s3cret
-          max_session_duration: 2h
-          userinfo_refresh_interval: 30s
-  - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.com')"]
-    actions:
-      - type: add-headers
-        config: {headers: {x-who: "${actions.ngrok.oidc.identity.name}"}}
-"#;
-
-    #[test]
-    fn signed_in_requests_carry_the_identity_and_others_get_the_edge_answer() {
-        let edge = Arc::new(Edge::default());
-        let e = engine(POLICY).with_authenticator(edge.clone());
-        let mut st = state(&e, "1.1.1.1");
-        let mut r = req(
-            "GET /x",
-            &[
-                ("cookie", "ok"),
-                ("sluice-auth-user-email", "forged@evil.example"),
-            ],
-        );
-        let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
-        assert!(matches!(v, RequestVerdict::Continue), "{:?}", st.errors());
-        assert_eq!(r.headers["sluice-auth-user-id"], "alice");
-        assert_eq!(r.headers["sluice-auth-user-email"], "alice@example.com");
-        assert_eq!(r.headers["x-who"], "Alice");
-        assert_eq!(st.identity().map(|i| i.id.as_str()), Some("alice"));
-        assert_eq!(st.login(), Some((Decision::Allow, Some("app"))));
-        let asked = edge.asked.lock().unwrap()[0].clone();
-        assert_eq!(asked.config.client_id, "app");
-        assert_eq!(asked.config.max_session_duration, Duration::from_secs(7200));
-        assert_eq!(
-            asked.config.userinfo_refresh_interval,
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(asked.host, "app.example.com");
-        // The renewed cookie rides on the upstream's response.
-        let mut res = Response::new(Bytes::new()).into_parts().0;
-        let rv = e.on_http_response(&mut st, &r, &mut res);
-        assert!(matches!(rv, ResponseVerdict::Continue));
-        assert_eq!(res.headers["set-cookie"], "sluice_session=renewed");
-
-        let mut st = state(&e, "1.1.1.1");
-        let mut r = req("GET /x", &[]);
-        match crate::engine::ready(e.on_http_request_async(&mut st, &mut r)) {
-            RequestVerdict::Respond(res) => assert_eq!(res.status(), 302),
-            RequestVerdict::Continue => panic!("not signed in"),
-        }
-        assert_eq!(st.login(), Some((Decision::Challenge, Some("app"))));
-    }
-
-    /// The agent's allow-list flags see the identity the action found (alice@example.com).
-    #[test]
-    fn allow_list_flags_let_listed_identities_in_and_deny_others() {
-        let verdict = |emails: &[&str], domains: &[&str]| {
-            let flags = crate::Shorthand {
-                oidc: Some("https://idp.example.com".into()),
-                oidc_client_id: Some("app".into()),
-                oidc_client_secret: Some("s3cret".into()),
-                oauth_allow_email: emails.iter().map(|e| e.to_string()).collect(),
-                oauth_allow_domain: domains.iter().map(|d| d.to_string()).collect(),
-                ..Default::default()
-            };
-            let e = crate::Engine::new(vec![flags.compile().unwrap()])
-                .with_authenticator(Arc::new(Edge::default()));
-            let mut st = state(&e, "1.1.1.1");
-            let mut r = req("GET /x", &[("cookie", "ok")]);
-            let v = crate::engine::ready(e.on_http_request_async(&mut st, &mut r));
-            assert!(st.errors().is_empty(), "{:?}", st.errors());
-            match v {
-                RequestVerdict::Respond(res) => res.status().as_u16(),
-                RequestVerdict::Continue => 200,
-            }
-        };
-        assert_eq!(verdict(&["Bob@Example.com"], &["example.net"]), 403);
-        assert_eq!(verdict(&["ALICE@example.com"], &[]), 200);
-        assert_eq!(verdict(&[], &["example.net", "Example.COM"]), 200);
-    }
-
-    #[test]
-    fn preflight_passes_only_when_allowed() {
-        let e = engine(
-            "on_http_request: [{actions: [{type: oauth, config: {provider: github, client_id: a, client_secret: b, allow_cors_preflight: true}}]}]",
-        );
-        let pre = [
-            ("origin", "https://x.example"),
-            ("access-control-request-method", "GET"),
-        ];
-        assert!(run(&e, req("OPTIONS /", &pre), "1.1.1.1").forwarded);
-        assert_eq!(run(&e, req("GET /", &[]), "1.1.1.1").res.status(), 500);
-    }
-
-    #[test]
-    fn config_errors() {
-        let errs = errors(
-            "on_http_request: [{actions: [\
-             {type: oauth, config: {provider: amazon, client_id: a, client_secret: b}},\
-             {type: oauth, config: {provider: myspace, client_id: a}},\
-             {type: openid-connect, config: {client_id: a, client_secret: '', idle_session_timeout: 5x, auth_cookie_domain: 'a;b', userinfo_refresh_interval: 0s}}]}]",
-        );
-        let has = |s: &str| errs.iter().any(|e| e.contains(s));
-        assert!(
-            has("oauth provider `amazon` is not supported by Sluice yet"),
-            "{errs:?}"
-        );
-        assert!(has("unknown oauth provider `myspace`"), "{errs:?}");
-        assert!(has("missing required field `client_secret`"), "{errs:?}");
-        assert!(has("missing required field `issuer_url`"), "{errs:?}");
-        assert!(has("`client_secret` must not be empty"), "{errs:?}");
-        assert!(
-            has("expected a duration from 1m to 720h, got `5x`"),
-            "{errs:?}"
-        );
-        assert!(has("expected a domain name, got `a;b`"), "{errs:?}");
-        assert!(
-            has("expected a duration from 1s to 720h, got `0s`"),
-            "{errs:?}"
-        );
-    }
 }

@@ -1,10 +1,12 @@
 //! rate-limit: a sliding-window counter per bucket, with bounded memory.
 
-use super::{Cfg, Exec, Flow};
-use crate::check::{string_list, Cx};
+use super::action::{Action, Exec, Flow};
+use super::config::{parse_duration, Cfg};
+use crate::cel::expr::Expr;
+use crate::cel::template::stringify;
 use crate::codes;
-use crate::expr::{stringify, Expr};
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx};
+use crate::run::outcome::Decision;
 use cel::Value;
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
@@ -25,27 +27,6 @@ pub(crate) struct RateLimit {
     bucket_key: Vec<Expr>,
     enforce: bool,
     limiter: Limiter,
-}
-
-/// Parses `60s`, `5m`, `1h30m` into seconds.
-pub(crate) fn parse_duration(s: &str) -> Option<u64> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    for ch in s.trim().chars() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += n * match ch {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    num.is_empty().then_some(total)
 }
 
 impl RateLimit {
@@ -93,7 +74,7 @@ impl RateLimit {
         let mut bucket_key = Vec::new();
         if let Some((node, path)) = obj.get("bucket_key") {
             for (src, p, pos) in string_list(cx, node, &path, Some(10)) {
-                match Expr::compile(&src, c.phase) {
+                match Expr::compile(&src, c.names) {
                     Ok(e) => bucket_key.push(e),
                     Err(problems) => problems.into_iter().for_each(|m| cx.err(&p, pos, m)),
                 }
@@ -112,8 +93,10 @@ impl RateLimit {
             limiter: Limiter::default(),
         })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for RateLimit {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "rate-limit";
         let mut parts = Vec::with_capacity(self.bucket_key.len());
         let mut key = String::new();
@@ -289,64 +272,5 @@ mod tests {
         }
         let total: usize = l.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(total <= MAX_BUCKETS, "{total}");
-    }
-}
-
-#[cfg(test)]
-mod engine_tests {
-    use crate::testutil::*;
-    use crate::Decision;
-    use std::sync::Arc;
-
-    #[test]
-    fn limits_per_bucket_key_with_retry_after() {
-        let clock = Arc::new(TestClock::default());
-        let e = engine(
-            r#"
-on_http_request:
-  - actions:
-      - type: rate-limit
-        config:
-          name: api
-          capacity: 2
-          rate: 60s
-          bucket_key: ["req.headers['x-api-key'][0]"]
-  - expressions: ["!actions.ngrok.rate_limit.limited"]
-    actions: [{type: add-headers, config: {headers: {x-bucket: "${actions.ngrok.rate_limit.bucket_key[0]}"}}}]
-"#,
-        )
-        .with_clock(clock.clone());
-        let k1 = [("x-api-key", "k1")];
-        assert!(run(&e, req("GET /", &k1), "1.1.1.1").forwarded);
-        let o = run(&e, req("GET /", &k1), "1.1.1.1");
-        assert_eq!(o.req.headers["x-bucket"], "k1");
-        let o = run(&e, req("GET /", &k1), "1.1.1.1");
-        assert_eq!(o.res.status(), 429);
-        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3222"));
-        assert_eq!(header(&o.res, "retry-after"), Some("60"));
-        assert_eq!(o.st.outcomes()[0].decision, Decision::RateLimited);
-        assert!(run(&e, req("GET /", &[("x-api-key", "k2")]), "1.1.1.1").forwarded);
-        clock.advance(120);
-        assert!(run(&e, req("GET /", &k1), "1.1.1.1").forwarded, "recovers");
-    }
-
-    #[test]
-    fn enforce_false_counts_but_lets_through() {
-        let e = engine("on_http_request: [{actions: [{type: rate-limit, config: {name: x, capacity: 1, rate: 60s, enforce: false}}]}]")
-            .with_clock(Arc::new(TestClock::default()));
-        assert!(run(&e, req("GET /", &[]), "1.1.1.1").forwarded);
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert!(o.forwarded);
-        assert_eq!(o.st.outcomes()[0].decision, Decision::RateLimited);
-    }
-
-    #[test]
-    fn config_is_checked() {
-        let errs = errors("on_http_request: [{actions: [{type: rate-limit, config: {capacity: 0, rate: 5s, algorithm: token, bucket_key: ['nope.x']}}]}]");
-        assert_eq!(errs.len(), 5, "{errs:?}");
-        assert!(errs
-            .iter()
-            .any(|e| e.contains("missing required field `name`")));
-        assert!(errs.iter().any(|e| e.contains("unknown variable `nope`")));
     }
 }

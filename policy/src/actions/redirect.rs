@@ -1,12 +1,14 @@
 //! redirect and url-rewrite: regex edits of the full request URL.
 
-use super::{header_templates, status, template, Cfg, Exec, Flow, Msg};
-use crate::check::{Cx, Obj};
+use super::action::{Action, Exec, Flow, Msg};
+use super::config::{header_templates, status, template, Cfg};
+use crate::cel::functions;
+use crate::cel::names::Names;
+use crate::cel::template::Template;
+use crate::cel::url::{self, full_url};
 use crate::codes;
-use crate::expr::Template;
-use crate::functions;
-use crate::state::Decision;
-use crate::vars::full_url;
+use crate::load::check::{Cx, Obj};
+use crate::run::outcome::Decision;
 use bytes::Bytes;
 use cel::Value;
 use http::header::{HeaderName, HeaderValue, HOST, LOCATION};
@@ -22,14 +24,20 @@ enum Pattern {
     Dynamic(Template),
 }
 
-fn pattern(cx: &mut Cx, obj: &Obj, phase: crate::Phase) -> Option<Pattern> {
+fn pattern(cx: &mut Cx, obj: &Obj, names: Names) -> Option<Pattern> {
     let (src, path, pos) = obj.string(cx, "from")?;
-    let t = template(cx, &src, &path, pos, phase)?;
+    let t = template(cx, &src, &path, pos, names)?;
     match t.literal() {
         Some(lit) => match functions::regex(lit) {
             Ok(re) => Some(Pattern::Fixed(re)),
             Err(e) => {
-                let first = e.lines().last().unwrap_or_default().trim().to_string();
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 cx.err(&path, pos, format!("invalid regex `{lit}`: {first}"));
                 None
             }
@@ -85,9 +93,9 @@ impl Redirect {
     pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
         let obj = c.open(cx, &["from", "to", "status_code", "headers"])?;
         let before = cx.errors.len();
-        let from = pattern(cx, &obj, c.phase);
+        let from = pattern(cx, &obj, c.names);
         let to = obj.require(cx, "to").and_then(|_| obj.string(cx, "to"));
-        let to = to.and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.phase));
+        let to = to.and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.names));
         let status = match obj.int(cx, "status_code", 300..=399) {
             Some(code @ (301 | 302 | 303 | 307 | 308)) => {
                 StatusCode::from_u16(code as u16).unwrap_or(StatusCode::FOUND)
@@ -103,7 +111,7 @@ impl Redirect {
             }
             None => status(cx, &obj, 300..=399, 302),
         };
-        let headers = header_templates(cx, &obj, "headers", c.phase);
+        let headers = header_templates(cx, &obj, "headers", c.names);
         (cx.errors.len() == before).then_some(Self {
             from,
             to: to?,
@@ -111,8 +119,10 @@ impl Redirect {
             headers,
         })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for Redirect {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "redirect";
         let url = full_url(ex.req(), ex.st);
         let to = match ex.render(ACTION, &self.to) {
@@ -187,16 +197,18 @@ impl UrlRewrite {
         let before = cx.errors.len();
         let from = obj
             .require(cx, "from")
-            .and_then(|_| pattern(cx, &obj, c.phase));
+            .and_then(|_| pattern(cx, &obj, c.names));
         let to = obj.require(cx, "to").and_then(|_| obj.string(cx, "to"));
-        let to = to.and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.phase));
+        let to = to.and_then(|(s, p, pos)| template(cx, &s, &p, pos, c.names));
         (cx.errors.len() == before).then_some(Self {
             from: from?,
             to: to?,
         })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for UrlRewrite {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "url-rewrite";
         let url = full_url(ex.req(), ex.st);
         let re = match self.from.resolve(ex, ACTION) {
@@ -236,7 +248,7 @@ impl UrlRewrite {
                 &format!("rewritten URL `{rewritten}` is invalid"),
             );
         };
-        let host_changed = crate::vars::host(ex.req()) != host;
+        let host_changed = url::host(ex.req()) != host;
         if let Msg::Req(r) = &mut *ex.msg {
             r.set_uri(new_uri);
             if host_changed {
@@ -256,97 +268,5 @@ fn split_url(url: &str) -> Option<(&str, &str)> {
     match rest.find('/') {
         Some(i) => Some((&rest[..i], &rest[i..])),
         None => Some((rest, "/")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-
-    #[test]
-    fn redirect_replaces_the_matched_span() {
-        let e = engine(
-            r#"
-on_http_request:
-  - actions:
-      - type: redirect
-        config:
-          from: "^https://app\\.example\\.com/old/(.*)"
-          to: "https://app.example.com/new/$1"
-          status_code: 301
-          headers: {x-why: moved}
-"#,
-        );
-        let o = run(&e, req("GET /old/a/b?x=1", &[]), "1.1.1.1");
-        assert_eq!(o.res.status(), 301);
-        assert_eq!(
-            header(&o.res, "location"),
-            Some("https://app.example.com/new/a/b?x=1")
-        );
-        assert_eq!(header(&o.res, "x-why"), Some("moved"));
-        let o = run(&e, req("GET /other", &[]), "1.1.1.1");
-        assert!(o.forwarded, "no match, no redirect");
-    }
-
-    #[test]
-    fn redirect_without_from_and_unchanged_url_continues() {
-        let e = engine(
-            r#"
-on_http_request:
-  - actions:
-      - type: redirect
-        config: {to: "https://app.example.com${req.url.path}"}
-      - type: custom-response
-        config: {body: "${actions.ngrok.redirect.url}"}
-"#,
-        );
-        let o = run(&e, req("GET /same", &[]), "1.1.1.1");
-        assert_eq!(
-            o.res.status(),
-            200,
-            "same URL: no redirect, next action runs"
-        );
-        assert_eq!(o.res.body().as_ref(), b"https://app.example.com/same");
-        let e = engine("on_http_request: [{actions: [{type: redirect, config: {to: 'https://www.example.com/'}}]}]");
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert_eq!(o.res.status(), 302);
-    }
-
-    #[test]
-    fn url_rewrite_changes_what_the_upstream_sees() {
-        let e = engine(
-            r#"
-on_http_request:
-  - actions:
-      - type: url-rewrite
-        config: {from: "/api/v1/", to: "/v1/"}
-      - type: add-headers
-        config: {headers: {x-m: "${actions.ngrok.url_rewrite.matches[0]}"}}
-"#,
-        );
-        let o = run(&e, req("GET /api/v1/users?id=2", &[]), "1.1.1.1");
-        assert_eq!(o.req.uri, "/v1/users?id=2");
-        assert_eq!(o.req.headers["x-m"], "/api/v1/");
-        assert!(o.forwarded);
-    }
-
-    #[test]
-    fn bad_regexes() {
-        let errs =
-            errors("on_http_request: [{actions: [{type: redirect, config: {from: '(', to: x}}]}]");
-        assert!(
-            errs[0].contains("config.from: invalid regex `(`"),
-            "{errs:?}"
-        );
-        let e = engine("on_http_request: [{actions: [{type: url-rewrite, config: {from: \"${'('}\", to: x}}]}]");
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3901"));
-        let errs = errors(
-            "on_http_request: [{actions: [{type: redirect, config: {to: x, status_code: 304}}]}]",
-        );
-        assert!(
-            errs[0].contains("expected one of 301, 302, 303, 307, 308"),
-            "{errs:?}"
-        );
     }
 }

@@ -1,10 +1,13 @@
 //! restrict-ips: allow or refuse by the client's L4 address (never `x-forwarded-for`).
 
-use super::{template, Cfg, Exec, Flow};
-use crate::check::{string_list, Cx, Obj};
+use super::action::{Action, Exec, Flow};
+use super::config::{template, Cfg};
+use crate::cel::names::Names;
+use crate::cel::template::Template;
 use crate::codes;
-use crate::expr::Template;
-use crate::state::Decision;
+use crate::load::check::{string_list, Cx, Obj};
+use crate::run::outcome::Decision;
+use crate::run::state::RequestState;
 use cel::Value;
 use http::StatusCode;
 use ipnet::IpNet;
@@ -34,13 +37,13 @@ pub(crate) fn parse_cidr(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-fn cidrs(cx: &mut Cx, obj: &Obj, key: &str, phase: crate::Phase) -> Vec<Cidr> {
+fn cidrs(cx: &mut Cx, obj: &Obj, key: &str, names: Names) -> Vec<Cidr> {
     let Some((node, path)) = obj.get(key) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for (entry, p, pos) in string_list(cx, node, &path, None) {
-        let Some(t) = template(cx, &entry, &p, pos, phase) else {
+        let Some(t) = template(cx, &entry, &p, pos, names) else {
             continue;
         };
         match t.literal().map(parse_cidr) {
@@ -59,8 +62,8 @@ impl RestrictIps {
         if let Some((n, p)) = obj.get("ip_policies") {
             cx.err(&p, n.pos, "`ip_policies` (ngrok-hosted IP policies) are not supported; list CIDRs in `allow`/`deny`");
         }
-        let allow = cidrs(cx, &obj, "allow", c.phase);
-        let deny = cidrs(cx, &obj, "deny", c.phase);
+        let allow = cidrs(cx, &obj, "allow", c.names);
+        let deny = cidrs(cx, &obj, "deny", c.names);
         let enforce = obj.bool(cx, "enforce", true);
         if allow.is_empty() && cx.errors.len() == before {
             let msg = if deny.is_empty() {
@@ -76,8 +79,10 @@ impl RestrictIps {
             enforce,
         })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for RestrictIps {
+    fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "restrict-ips";
         let ip = ex.st.client_ip;
         let allowed = match self.first_match(ex, &self.allow, ip) {
@@ -115,7 +120,9 @@ impl RestrictIps {
             )
         })
     }
+}
 
+impl RestrictIps {
     fn first_match(&self, ex: &mut Exec, list: &[Cidr], ip: IpAddr) -> Result<Option<IpNet>, Flow> {
         for c in list {
             let net = match c {
@@ -139,72 +146,9 @@ impl RestrictIps {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-    use crate::Decision;
-
-    const POLICY: &str = r#"
-on_http_request:
-  - actions:
-      - type: restrict-ips
-        config:
-          allow: ["10.0.0.0/8", "2001:db8::/32"]
-          deny: ["10.6.6.0/24"]
-"#;
-
-    #[test]
-    fn allowed_iff_an_allow_matches_and_no_deny_does() {
-        let e = engine(POLICY);
-        let o = run(&e, req("GET /", &[]), "10.1.1.1");
-        assert!(o.forwarded);
-        assert_eq!(o.st.ip_policy(), Some(Decision::Allow));
-        let o = run(&e, req("GET /", &[]), "10.6.6.1");
-        assert_eq!(o.res.status(), 403);
-        assert_eq!(header(&o.res, "sluice-error-code"), Some("ERR_SLUICE_3205"));
-        assert_eq!(run(&e, req("GET /", &[]), "192.168.1.1").res.status(), 403);
-        assert!(run(&e, req("GET /", &[]), "2001:db8::1").forwarded);
-        assert!(
-            run(&e, req("GET /", &[]), "::ffff:10.1.1.1").forwarded,
-            "v4-mapped v6 is v4"
-        );
-    }
-
-    #[test]
-    fn never_reads_x_forwarded_for() {
-        let e = engine(POLICY);
-        let o = run(
-            &e,
-            req("GET /", &[("x-forwarded-for", "10.1.1.1")]),
-            "8.8.8.8",
-        );
-        assert_eq!(o.res.status(), 403);
-    }
-
-    #[test]
-    fn enforce_false_and_results() {
-        let e = engine(
-            r#"
-on_http_request:
-  - actions: [{type: restrict-ips, config: {allow: ["10.0.0.0/8"], enforce: false}}]
-  - expressions: ["actions.ngrok.restrict_ips.action == 'deny'"]
-    actions: [{type: add-headers, config: {headers: {x-outsider: "${actions.ngrok.restrict_ips.matched_cidr}!"}}}]
-"#,
-        );
-        let o = run(&e, req("GET /", &[]), "8.8.8.8");
-        assert!(o.forwarded);
-        assert_eq!(o.req.headers["x-outsider"], "!");
-        assert_eq!(o.st.ip_policy(), Some(Decision::Deny));
-    }
-
-    #[test]
-    fn bad_cidrs_and_deny_only_are_rejected() {
-        let errs = errors("on_http_request: [{actions: [{type: restrict-ips, config: {allow: ['10.0.0.0/33', 'x']}}]}]");
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].contains("allow[0]: invalid CIDR `10.0.0.0/33`"));
-        let errs = errors(
-            "on_http_request: [{actions: [{type: restrict-ips, config: {deny: ['1.2.3.4/32']}}]}]",
-        );
-        assert!(errs[0].contains("would refuse every address"), "{errs:?}");
+impl RequestState {
+    /// The restrict-ips decision (`Allow` or `Deny`), if one ran.
+    pub fn ip_policy(&self) -> Option<Decision> {
+        self.last_outcome("restrict-ips")
     }
 }

@@ -1,10 +1,11 @@
 //! set-vars and log: actions that only record.
 
-use super::{template, Cfg, Exec, Flow};
-use crate::check::{list, Cx};
-use crate::expr::Template;
-use crate::node::{Kind, Node};
-use crate::state::Decision;
+use super::action::{Action, Exec, Flow};
+use super::config::{template, Cfg};
+use crate::cel::template::Template;
+use crate::load::check::{list, Cx};
+use crate::load::node::{Kind, Node};
+use crate::run::outcome::Decision;
 use cel::Value;
 use std::collections::BTreeMap;
 
@@ -52,8 +53,10 @@ impl SetVars {
         }
         (cx.errors.len() == before).then_some(Self { vars })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for SetVars {
+    fn run(&self, ex: &mut Exec) -> Flow {
         for (name, value) in &self.vars {
             let v = match value {
                 VarValue::Const(v) => v.clone(),
@@ -77,7 +80,7 @@ impl SetVars {
 
 fn var_value(cx: &mut Cx, v: &Node, path: &str, c: &Cfg) -> Option<VarValue> {
     Some(match &v.kind {
-        Kind::Str(s) => VarValue::Template(template(cx, s, path, v.pos, c.phase)?),
+        Kind::Str(s) => VarValue::Template(template(cx, s, path, v.pos, c.names)?),
         Kind::Int(i) => VarValue::Const(Value::Int(*i)),
         Kind::Float(f) => VarValue::Const(Value::Float(*f)),
         Kind::Bool(b) => VarValue::Const(Value::Bool(*b)),
@@ -101,15 +104,17 @@ impl Log {
         let (node, path) = obj.require(cx, "metadata")?;
         let before = cx.errors.len();
         let mut metadata = Vec::new();
-        for (k, v, p, pos) in crate::check::string_map(cx, node, &path, 64) {
-            if let Some(t) = template(cx, &v, &p, pos, c.phase) {
+        for (k, v, p, pos) in crate::load::check::string_map(cx, node, &path, 64) {
+            if let Some(t) = template(cx, &v, &p, pos, c.names) {
                 metadata.push((k, t));
             }
         }
         (cx.errors.len() == before).then_some(Self { metadata })
     }
+}
 
-    pub fn run(&self, ex: &mut Exec) -> Flow {
+impl Action for Log {
+    fn run(&self, ex: &mut Exec) -> Flow {
         let mut entry = BTreeMap::new();
         for (k, t) in &self.metadata {
             match ex.render("log", t) {
@@ -122,42 +127,5 @@ impl Log {
         ex.st.logs.push(entry);
         ex.record("log", Decision::Modify, true);
         Flow::Next
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-
-    #[test]
-    fn set_vars_keeps_types_and_log_collects_metadata() {
-        let e = engine(
-            r#"
-on_http_request:
-  - actions:
-      - type: set-vars
-        config:
-          vars:
-            - limit: 10
-            - path: "${req.url.path}"
-            - is_get: "${req.method == 'GET'}"
-            - label: "m=${req.method}"
-      - type: log
-        config:
-          metadata: {path: "${vars.path}", label: "${vars.label}", twice: "${vars.limit * 2}"}
-  - expressions: ["vars.is_get && vars.limit == 10"]
-    actions: [{type: log, config: {metadata: {second: "yes"}}}]
-on_http_response:
-  - expressions: ["!has(vars.path)"]
-    actions: [{type: log, config: {metadata: {phase: "response vars are fresh"}}}]
-"#,
-        );
-        let o = run(&e, req("GET /a", &[]), "1.1.1.1");
-        let logs = o.st.logs();
-        assert_eq!(logs.len(), 3, "{logs:?} {:?}", o.st.errors());
-        assert_eq!(logs[0]["path"], "/a");
-        assert_eq!(logs[0]["label"], "m=GET");
-        assert_eq!(logs[0]["twice"], "20");
-        assert_eq!(logs[1]["second"], "yes");
     }
 }

@@ -1,13 +1,17 @@
 //! The engine: ordered policy layers evaluated as one rule list per phase.
 
-use crate::actions::{Exec, Flow, Msg};
+use crate::actions::action::{Exec, Flow, Msg};
+use crate::actions::result_keys;
+use crate::cel::vars::Scope;
+use crate::cel::wanted::Wanted;
 use crate::head::{RequestHead, ResponseHead};
-use crate::identity::{Authenticator, LoginOutcome, Services};
-use crate::keys::{KeyError, KeySource};
+use crate::identity::Authenticator;
+use crate::keys::KeySource;
+use crate::load::parse::{Policy, Rule};
 use crate::phase::Phase;
-use crate::policy::Policy;
-use crate::state::{Clock, ConnInfo, EndpointInfo, RequestState, SystemClock};
-use crate::vars::Scope;
+use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
+use crate::run::services::Services;
+use crate::run::state::RequestState;
 use bytes::Bytes;
 use http::Response;
 use std::future::Future;
@@ -38,7 +42,8 @@ pub enum ResponseVerdict {
 /// then the agent's file. Immutable apart from rate-limit buckets; share it as `Arc<Engine>`.
 pub struct Engine {
     layers: Vec<Policy>,
-    wanted_results: u32,
+    /// Which `actions.ngrok.<key>` results some expression of some layer reads.
+    wanted: Wanted,
     clock: Arc<dyn Clock>,
     services: Services,
 }
@@ -47,7 +52,10 @@ impl Engine {
     /// An engine over `layers`, in evaluation order, using the system clock.
     pub fn new(layers: Vec<Policy>) -> Self {
         Self {
-            wanted_results: layers.iter().fold(0, |m, l| m | l.wanted_results),
+            wanted: layers.iter().fold(Wanted::default(), |mut w, l| {
+                w.merge(&l.wanted);
+                w
+            }),
             layers,
             clock: Arc::new(SystemClock),
             services: Services::default(),
@@ -107,7 +115,7 @@ impl Engine {
         st: &mut RequestState,
         req: &mut R,
     ) -> RequestVerdict {
-        ready(self.request_dyn(st, req, None))
+        ready(self.request_dyn(st, req, &Services::default()))
     }
 
     /// [`Engine::on_http_request`] with the key source and authenticator: may wait for JWKS
@@ -117,7 +125,7 @@ impl Engine {
         st: &mut RequestState,
         req: &mut R,
     ) -> RequestVerdict {
-        self.request_dyn(st, req, Some(&self.services)).await
+        self.request_dyn(st, req, &self.services).await
     }
 
     /// Runs on_http_response on the upstream's response; `req` is the request as it was sent
@@ -135,7 +143,7 @@ impl Engine {
         &self,
         st: &mut RequestState,
         req: &mut dyn RequestHead,
-        services: Option<&Services>,
+        services: &Services,
     ) -> RequestVerdict {
         let generated = self
             .run_phase(Phase::Request, st, &mut Msg::Req(req), services)
@@ -163,11 +171,13 @@ impl Engine {
         res: &mut dyn ResponseHead,
     ) -> ResponseVerdict {
         // A renewed session cookie rides on whatever response the client gets.
-        for cookie in st.response_cookies.drain(..) {
-            res.append_header(http::header::SET_COOKIE, cookie);
+        for (name, value) in st.response_headers.drain(..) {
+            res.append_header(name, value);
         }
-        // No response-phase action waits for keys, so this completes on the first poll.
-        match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), None)) {
+        // The response phase gets none of the edge's services (no response-phase action needs
+        // one), so nothing in it waits and this completes on the first poll.
+        let offline = Services::default();
+        match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), &offline)) {
             None => ResponseVerdict::Continue,
             Some(r) => {
                 st.body_transform = None;
@@ -177,17 +187,11 @@ impl Engine {
     }
 
     /// Whether every expression of `rule` is true (errors are recorded and count as false).
-    fn rule_matches(
-        &self,
-        phase: Phase,
-        rule: &crate::policy::Rule,
-        st: &mut RequestState,
-        msg: &Msg,
-    ) -> bool {
+    fn rule_matches(&self, phase: Phase, rule: &Rule, st: &mut RequestState, msg: &Msg) -> bool {
         for e in &rule.expressions {
             let scope = match msg {
-                Msg::Req(r) => Scope::new(&**r, None, st),
-                Msg::Res(q, r) => Scope::new(*q, Some(&**r), st),
+                Msg::Req(r) => Scope::new(&**r, None, st, result_keys()),
+                Msg::Res(q, r) => Scope::new(*q, Some(&**r), st, result_keys()),
             };
             let result = e.eval_bool(&scope);
             drop(scope);
@@ -210,14 +214,15 @@ impl Engine {
         true
     }
 
-    /// Runs a phase's matching rules. Only an action that needs a JWKS document or a sign-in
-    /// verdict waits: the engine asks `services` and runs that action again.
+    /// Runs a phase's matching rules. Only an action that needs something from the edge (a
+    /// JWKS document, a sign-in verdict) waits: the engine awaits its [`Flow::Wait`] with
+    /// `services`, which keeps the answer in the request state, and runs the action again.
     async fn run_phase(
         &self,
         phase: Phase,
         st: &mut RequestState,
         msg: &mut Msg<'_>,
-        services: Option<&Services>,
+        services: &Services,
     ) -> Option<Response<Bytes>> {
         // Variables are scoped to the phase.
         st.vars.clear();
@@ -230,7 +235,8 @@ impl Engine {
                 loop {
                     let mut ex = Exec {
                         phase,
-                        wanted_results: self.wanted_results,
+                        wanted: &self.wanted,
+                        results: result_keys(),
                         rule: &rule.label,
                         st: &mut *st,
                         msg: &mut *msg,
@@ -238,27 +244,7 @@ impl Engine {
                     match action.run(&mut ex) {
                         Flow::Next => break,
                         Flow::Respond(r) => return Some(*r),
-                        Flow::NeedKeys { url, refresh } => {
-                            let got = match services.and_then(|s| s.keys.as_deref()) {
-                                Some(k) => k.key_set(&url, refresh).await,
-                                None => Err(KeyError {
-                                    url: url.clone(),
-                                    reason: "no key source in offline evaluation".into(),
-                                }),
-                            };
-                            st.store_keys(url, refresh, got);
-                        }
-                        Flow::NeedLogin(ask) => {
-                            let outcome = match services.and_then(|s| s.login.as_deref()) {
-                                Some(a) => a.login(&ask).await,
-                                None => LoginOutcome::Respond(crate::codes::error_response(
-                                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                                    crate::codes::LOGIN_UNAVAILABLE,
-                                    "sign-in needs the edge (not available in offline evaluation)",
-                                )),
-                            };
-                            st.login_outcome = Some(outcome);
-                        }
+                        Flow::Wait(wait) => wait(services, st).await,
                     }
                 }
             }
@@ -267,7 +253,7 @@ impl Engine {
     }
 }
 
-/// The output of a future that never waits (a phase evaluated without a key source).
+/// The output of a future that never waits (a phase evaluated without the edge's services).
 pub(crate) fn ready<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
@@ -290,141 +276,5 @@ mod tests {
         fn assert<T: Send + Sync>() {}
         assert::<Engine>();
         assert::<Policy>();
-    }
-}
-
-#[cfg(test)]
-mod eval_tests {
-    use crate::testutil::*;
-    use crate::Decision;
-
-    #[test]
-    fn expressions_select_rules_and_vars_flow_between_rules() {
-        let e = engine(
-            r#"
-on_http_request:
-  - expressions: ["req.method == 'POST'", "req.url.path.startsWith('/api')"]
-    actions:
-      - type: set-vars
-        config:
-          vars:
-            - kind: api
-            - n: "${size(req.headers)}"
-  - expressions: ["vars.kind == 'api' && vars.n > 0"]
-    actions:
-      - type: custom-response
-        config: {status_code: 418, body: "${vars.kind} ${req.method} ${conn.client_ip} ${endpoint.host}"}
-"#,
-        );
-        let o = run(&e, req("POST /api/x", &[]), "10.1.2.3");
-        assert_eq!(o.res.status(), 418);
-        assert_eq!(o.res.body().as_ref(), b"api POST 10.1.2.3 app.example.com");
-        let o = run(&e, req("GET /api/x", &[]), "10.1.2.3");
-        assert!(o.forwarded);
-    }
-
-    #[test]
-    fn functions_and_regexes_work() {
-        let e = engine(
-            r#"
-on_http_request:
-  - expressions:
-      - "hasReqHeader('X-Api-Key') && getReqHeader('x-api-key')[0].lower() == 'abc'"
-      - "req.url.path.matches('^/v[0-9]+/')"
-      - "inCidrRange(conn.client_ip, '10.0.0.0/8') && conn.client_ip.isPrivateIp()"
-      - "inCidrRanges(conn.client_ip, ['bogus', '10.1.0.0/16'])"
-      - "hasQueryParam('debug') && getQueryParam('debug') == ['1']"
-      - "base64.decode(base64.encode('hi')) == 'hi' && basic_auth.encode('a', 'b') == 'Basic YTpi'"
-      - "'  x '.trim().upper() == 'X'"
-      - "req.cookies['sid'][0].value == 's1' && hasReqCookie('sid')"
-      - "req.url.query_params['debug'] == ['1'] && !has(req.url.query_params.nodebug)"
-    actions:
-      - type: deny
-        config: {status_code: 451}
-"#,
-        );
-        let headers = [("x-api-key", "ABC"), ("cookie", "sid=s1; other=2")];
-        let o = run(&e, req("GET /v2/things?debug=1", &headers), "10.1.2.3");
-        assert_eq!(o.res.status(), 451, "{:?}", o.st.errors());
-        let o = run(&e, req("GET /things?debug=1", &headers), "10.1.2.3");
-        assert!(o.forwarded);
-    }
-
-    #[test]
-    fn evaluation_errors_skip_the_rule_and_are_recorded() {
-        let e = engine("on_http_request:\n  - expressions: [\"req.headers['missing'][0] == 'x'\"]\n    actions: [{type: deny}]\n");
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert!(o.forwarded);
-        assert_eq!(o.st.errors().len(), 1);
-        assert!(o
-            .st
-            .trace()
-            .unwrap()
-            .iter()
-            .any(|t| t.event.starts_with("skipped")));
-    }
-
-    #[test]
-    fn response_rules_run_on_generated_responses() {
-        let e = engine(
-            r#"
-on_http_request:
-  - actions: [{type: custom-response, config: {status_code: 503, body: "down"}}]
-on_http_response:
-  - expressions: ["res.status_code == 503"]
-    actions: [{type: add-headers, config: {headers: {x-maintenance: "yes"}}}]
-"#,
-        );
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert!(!o.forwarded);
-        assert_eq!(header(&o.res, "x-maintenance"), Some("yes"));
-        assert_eq!(o.st.outcomes().last().unwrap().decision, Decision::Modify);
-    }
-
-    #[test]
-    fn generated_responses_are_compressed_by_response_rules() {
-        let e = engine(
-            "on_http_request: [{actions: [{type: custom-response, config: {body: '${\"x\".size()} hello hello hello hello'}}]}]\n\
-             on_http_response: [{actions: [{type: compress-response, config: {algorithms: [gzip]}}]}]",
-        );
-        let o = run(&e, req("GET /", &[("accept-encoding", "gzip")]), "1.1.1.1");
-        assert_eq!(header(&o.res, "content-encoding"), Some("gzip"));
-        let mut s = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(o.res.body().as_ref()),
-            &mut s,
-        )
-        .unwrap();
-        assert_eq!(s, "1 hello hello hello hello");
-    }
-
-    #[test]
-    fn layers_are_one_rule_list() {
-        let a = crate::Policy::parse(
-            "on_http_request: [{actions: [{type: set-vars, config: {vars: [{who: op}]}}]}]",
-            "op.yml",
-        )
-        .unwrap();
-        let b = crate::Policy::parse(
-            "on_http_request: [{expressions: [\"vars.who == 'op'\"], actions: [{type: deny}]}]",
-            "agent.yml",
-        )
-        .unwrap();
-        let e = crate::Engine::new(vec![a, b]);
-        assert_eq!(run(&e, req("GET /", &[]), "1.1.1.1").res.status(), 403);
-    }
-
-    #[test]
-    fn time_and_conn_variables() {
-        let e = engine(
-            r#"
-on_http_request:
-  - expressions: ["time.now == '2027-01-15T08:00:00Z'", "conn.tls.version == '1.3'", "conn.ts.start < timestamp('2030-01-01T00:00:00Z')", "req.url.scheme == 'https'", "req.url.port == 443"]
-    actions: [{type: deny}]
-"#,
-        )
-        .with_clock(std::sync::Arc::new(TestClock::default()));
-        let o = run(&e, req("GET /", &[]), "1.1.1.1");
-        assert_eq!(o.res.status(), 403, "{:?}", o.st.errors());
     }
 }

@@ -1,169 +1,29 @@
 //! The CEL variables of one request, resolved lazily: only names an expression uses are built.
 
-use crate::head::{RequestHead, ResponseHead};
-use crate::phase::Phase;
-use crate::state::RequestState;
-use crate::values::{
+use crate::cel::names::{HAS, LEAVES, MAPS, QUERY_PARAM, REQ_COOKIE, REQ_HEADER, RES_HEADER};
+use crate::cel::url::{full_url, host, port, scheme, split_port};
+use crate::cel::values::{
     content_length, cookie, cookie_pairs, cookies, header_list, header_map, header_str, is_bot,
     is_mobile, lower, pairs, query_params, set_cookies,
 };
+use crate::head::{RequestHead, ResponseHead};
+use crate::run::state::RequestState;
 use cel::common::types::{CelBool, CelInt, CelNull, CelString};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::Value;
-use http::header::{CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use http::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-
-/// Variables with a value of their own (prefixes such as `req.url` may also have fields).
-const LEAVES: &[&str] = &[
-    "req.method",
-    "req.version",
-    "req.host",
-    "req.url",
-    "req.url.raw",
-    "req.url.scheme",
-    "req.url.host",
-    "req.url.port",
-    "req.url.path",
-    "req.url.raw_path",
-    "req.url.query",
-    "req.url.authority",
-    "req.content_length",
-    "req.content_type",
-    "req.user_agent",
-    "req.user_agent.is_bot",
-    "req.user_agent.is_mobile",
-    "req.user_agent.is_desktop",
-    "res.status_code",
-    "res.content_type",
-    "res.content_length",
-    "res.location",
-    "conn.client_ip",
-    "conn.client_port",
-    "conn.server_port",
-    "conn.ts.start",
-    "conn.tls.version",
-    "endpoint.id",
-    "endpoint.url",
-    "endpoint.host",
-    "endpoint.port",
-    "endpoint.protocol",
-    "time.now",
-];
-
-/// Map-valued variables: any key below them is allowed.
-pub(crate) const MAPS: &[&str] = &[
-    "req.headers",
-    "req.cookies",
-    "req.url.query_params",
-    "res.headers",
-    "res.cookies",
-];
-
-/// The `actions.ngrok.<key>` result names, one per supported action type.
-pub(crate) const ACTION_KEYS: &[&str] = &[
-    "add_headers",
-    "remove_headers",
-    "custom_response",
-    "deny",
-    "redirect",
-    "url_rewrite",
-    "basic_auth",
-    "restrict_ips",
-    "rate_limit",
-    "set_vars",
-    "log",
-    "compress_response",
-    "verify_webhook",
-    "jwt_validation",
-    "oauth",
-    "oidc",
-];
-
-/// The bit of an `actions.ngrok.<key>` result in a results mask.
-pub(crate) fn result_bit(key: &str) -> u32 {
-    ACTION_KEYS
-        .iter()
-        .position(|k| *k == key)
-        .map_or(0, |i| 1 << i)
-}
-
-/// Which action results a policy's expressions may read, found in its source text:
-/// `actions.ngrok.<key>` marks one, any other use of the `actions` root marks all.
-pub(crate) fn wanted_results(source: &str) -> u32 {
-    let mut mask = 0;
-    for (i, _) in source.match_indices("actions") {
-        let rest = &source[i + "actions".len()..];
-        if rest.starts_with(':') || rest.starts_with('"') || rest.starts_with('\'') {
-            continue; // the rule's `actions:` key
-        }
-        let Some(key_part) = rest.strip_prefix(".ngrok.") else {
-            if rest.starts_with('.') || rest.starts_with('[') || rest.starts_with(')') {
-                mask = u32::MAX;
-            }
-            continue;
-        };
-        let key: String = key_part
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        mask |= if ACTION_KEYS.contains(&key.as_str()) {
-            result_bit(&key)
-        } else {
-            u32::MAX
-        };
-    }
-    mask
-}
-
-/// Checks at compile time that a dotted name is a variable of `phase`.
-pub(crate) fn check_path(segs: &[&str], phase: Phase) -> Result<(), String> {
-    let full = segs.join(".");
-    match segs[0] {
-        "vars" => Ok(()),
-        "actions" => match (segs.get(1), segs.get(2)) {
-            (Some(&n), _) if n != "ngrok" => Err(format!(
-                "unknown variable `{full}` (results are under `actions.ngrok`)"
-            )),
-            (_, Some(&key)) if !ACTION_KEYS.contains(&key) => {
-                Err(format!("unknown action result `{full}`"))
-            }
-            _ => Ok(()),
-        },
-        "res" if phase == Phase::Request => {
-            Err(format!("`{full}` is only available in on_http_response"))
-        }
-        "req" | "res" | "conn" | "endpoint" | "time" => {
-            let dotted = format!("{full}.");
-            let known = LEAVES.contains(&full.as_str())
-                || MAPS
-                    .iter()
-                    .any(|m| *m == full || full.starts_with(&format!("{m}.")))
-                || LEAVES.iter().chain(MAPS).any(|l| l.starts_with(&dotted));
-            if known {
-                Ok(())
-            } else {
-                Err(format!("unknown variable `{full}`"))
-            }
-        }
-        other => Err(format!("unknown variable `{other}`")),
-    }
-}
-
-/// Special names the ngrok functions look single entries up by: not valid CEL names.
-pub(crate) const REQ_HEADER: &str = "\0req.header:";
-pub(crate) const RES_HEADER: &str = "\0res.header:";
-pub(crate) const QUERY_PARAM: &str = "\0req.query:";
-pub(crate) const REQ_COOKIE: &str = "\0req.cookie:";
-/// Prefix of a presence test: `HAS` + `REQ_HEADER` + name answers a bool.
-pub(crate) const HAS: &str = "\0has";
 
 /// One evaluation's view of the request, answering the interpreter's variable lookups.
 pub(crate) struct Scope<'a> {
     pub req: &'a dyn RequestHead,
     pub res: Option<&'a dyn ResponseHead>,
     pub st: &'a RequestState,
+    /// The result keys of the registered actions: `actions.ngrok.<key>` of one that has not
+    /// run is an empty map, not an error.
+    results: &'static [&'static str],
     req_headers: OnceLock<Box<dyn Val>>,
 }
 
@@ -172,11 +32,13 @@ impl<'a> Scope<'a> {
         req: &'a dyn RequestHead,
         res: Option<&'a dyn ResponseHead>,
         st: &'a RequestState,
+        results: &'static [&'static str],
     ) -> Self {
         Self {
             req,
             res,
             st,
+            results,
             req_headers: OnceLock::new(),
         }
     }
@@ -284,7 +146,7 @@ impl<'a> Scope<'a> {
             let found = self.st.results.iter().find(|(key, _)| *key == k);
             return match found {
                 Some((_, x)) => st_value(x.clone()),
-                None if ACTION_KEYS.contains(&k) => {
+                None if self.results.contains(&k) => {
                     v(Value::from(HashMap::<String, Value>::new())).into()
                 }
                 None => None,
@@ -413,48 +275,4 @@ fn version(v: http::Version) -> &'static str {
         http::Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/1.1",
     }
-}
-
-/// The request's host (with any port): the Host header, else the URI authority.
-pub(crate) fn host(req: &dyn RequestHead) -> &str {
-    req.headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("")
-}
-
-/// `host` and `port` of `host[:port]`, IPv6 brackets kept.
-pub(crate) fn split_port(h: &str) -> (&str, Option<u16>) {
-    match h.rfind(':') {
-        Some(i) if !h[i..].contains(']') => (&h[..i], h[i + 1..].parse().ok()),
-        _ => (h, None),
-    }
-}
-
-/// The request's scheme: the URI's, else the endpoint's protocol, else by TLS.
-pub(crate) fn scheme<'a>(req: &'a dyn RequestHead, st: &'a RequestState) -> &'a str {
-    if let Some(s) = req.uri().scheme_str() {
-        return s;
-    }
-    if matches!(st.endpoint.protocol.as_str(), "http" | "https") {
-        return &st.endpoint.protocol;
-    }
-    if st.conn.tls_version.is_some() {
-        "https"
-    } else {
-        "http"
-    }
-}
-
-fn port(req: &dyn RequestHead, st: &RequestState) -> u16 {
-    split_port(host(req))
-        .1
-        .unwrap_or(if scheme(req, st) == "https" { 443 } else { 80 })
-}
-
-/// The full request URL, `scheme://host/path?query`, as redirect and url-rewrite see it.
-pub(crate) fn full_url(req: &dyn RequestHead, st: &RequestState) -> String {
-    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    format!("{}://{}{}", scheme(req, st), host(req), pq)
 }

@@ -1,10 +1,13 @@
 //! A policy document compiled into rules: `Policy::parse` is the only way to get one.
 
-use crate::actions::Action;
-use crate::check::{list, string_list, Cx, Obj};
-use crate::error::PolicyErrors;
-use crate::expr::Expr;
-use crate::node::{self, Node};
+use crate::actions::action::Action;
+use crate::actions::{self as registry, result_keys};
+use crate::cel::expr::Expr;
+use crate::cel::names::Names;
+use crate::cel::wanted::Wanted;
+use crate::load::check::{list, string_list, Cx, Obj};
+use crate::load::errors::PolicyErrors;
+use crate::load::node::{self, Node};
 use crate::phase::Phase;
 
 /// A compiled policy: its rules per phase. Immutable; built by [`Policy::parse`] or
@@ -14,8 +17,8 @@ pub struct Policy {
     pub(crate) origin: String,
     pub(crate) request: Vec<Rule>,
     pub(crate) response: Vec<Rule>,
-    /// Which `actions.ngrok.*` results its expressions read (see [`crate::vars::wanted_results`]).
-    pub(crate) wanted_results: u32,
+    /// Which `actions.ngrok.*` results its expressions read.
+    pub(crate) wanted: Wanted,
 }
 
 /// One rule: ANDed expressions and ordered actions.
@@ -24,7 +27,7 @@ pub(crate) struct Rule {
     /// The name, else `origin: on_http_request[i]`.
     pub label: String,
     pub expressions: Vec<Expr>,
-    pub actions: Vec<Action>,
+    pub actions: Vec<Box<dyn Action>>,
 }
 
 const PHASES: &[&str] = &["on_http_request", "on_http_response", "on_tcp_connect"];
@@ -43,7 +46,7 @@ impl Policy {
             }
         };
         let mut policy = Self::compile(&mut cx, &root, origin);
-        policy.wanted_results = crate::vars::wanted_results(source);
+        policy.wanted = Wanted::scan(source, result_keys());
         if cx.errors.is_empty() {
             Ok(policy)
         } else {
@@ -59,7 +62,7 @@ impl Policy {
             origin: origin.to_string(),
             request: Vec::new(),
             response: Vec::new(),
-            wanted_results: 0,
+            wanted: Wanted::default(),
         };
         if root.kind == node::Kind::Null {
             return policy;
@@ -123,7 +126,11 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
     let mut expressions = Vec::new();
     if let Some((n, p)) = obj.get("expressions") {
         for (src, ep, pos) in string_list(cx, n, &p, None) {
-            match Expr::compile(&src, phase) {
+            let names = Names {
+                phase,
+                results: result_keys(),
+            };
+            match Expr::compile(&src, names) {
                 Ok(e) => expressions.push(e),
                 Err(problems) => problems.into_iter().for_each(|m| cx.err(&ep, pos, m)),
             }
@@ -136,7 +143,7 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
             cx.err(&p, n.pos, "a rule needs at least one action");
         }
         for (an, ap) in items {
-            actions.extend(Action::compile(cx, an, &ap, phase));
+            actions.extend(registry::compile(cx, an, &ap, phase));
         }
     }
     let label = name.unwrap_or_else(|| format!("{origin}: {path}"));
@@ -145,96 +152,4 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
         expressions,
         actions,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::testutil::errors;
-
-    #[test]
-    fn every_problem_is_reported_with_its_place() {
-        let errs = errors(
-            r#"on_http_request:
-  - name: first
-    expressions: ["req.method =="]
-    actions:
-      - type: deny
-        config:
-          status_code: "x"
-  - actions:
-      - type: teleport
-      - type: compress-response
-  - expressions: ["req.nope == 1", "frobnicate(req.method)", "res.status_code == 200"]
-    actions: [{type: deny, config: {code: 1}}]
-inbound: []
-"#,
-        );
-        let expected = [
-            "test.yml:3:19: on_http_request[0].expressions[0]: invalid CEL expression `req.method ==`",
-            "test.yml:7:24: on_http_request[0].actions[0].config.status_code: expected an integer 100..=599, got \"x\"",
-            "test.yml:9:15: on_http_request[1].actions[0].type: unknown action type `teleport`",
-            "test.yml:10:15: on_http_request[1].actions[1].type: action `compress-response` is not allowed in on_http_request",
-            "test.yml:11:19: on_http_request[2].expressions[0]: in CEL expression `req.nope == 1`: unknown variable `req.nope`",
-            "test.yml:11:36: on_http_request[2].expressions[1]: in CEL expression `frobnicate(req.method)`: unknown function `frobnicate`",
-            "test.yml:11:62: on_http_request[2].expressions[2]: in CEL expression `res.status_code == 200`: `res.status_code` is only available in on_http_response",
-            "test.yml:12:37: on_http_request[2].actions[0].config.code: unknown field `code`, expected one of: status_code",
-            "test.yml:13:1: inbound: unknown field `inbound`",
-        ];
-        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
-        for (e, x) in errs.iter().zip(expected) {
-            assert!(e.starts_with(x), "\n got: {e}\nwant: {x}");
-        }
-    }
-
-    #[test]
-    fn tcp_phase_and_unsupported_actions_are_explained() {
-        let errs = errors("on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: circuit-breaker, config: {}}]}]");
-        assert!(
-            errs[0].contains(
-                "on_tcp_connect: on_tcp_connect is not supported: Sluice has no TCP endpoints yet"
-            ),
-            "{errs:?}"
-        );
-        assert!(
-            errs[1].contains("action type `circuit-breaker` is not supported by Sluice yet"),
-            "{errs:?}"
-        );
-    }
-
-    #[test]
-    fn rule_shape_is_checked() {
-        let errs = errors("on_http_request: [{name: x}, {actions: []}, {actions: [{config: {}}]}]");
-        assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs[0].contains("on_http_request[0]: missing required field `actions`"));
-        assert!(errs[1].contains("on_http_request[1].actions: a rule needs at least one action"));
-        assert!(errs[2].contains("on_http_request[2].actions[0]: missing required field `type`"));
-    }
-
-    #[test]
-    fn json_documents_and_empty_documents() {
-        let p = crate::Policy::parse(
-            r#"{"on_http_request": [{"actions": [{"type": "deny"}]}]}"#,
-            "p.json",
-        )
-        .unwrap();
-        assert_eq!(p.rule_counts(), (1, 0));
-        assert_eq!(
-            crate::Policy::parse("", "empty.yml").unwrap().rule_counts(),
-            (0, 0)
-        );
-        let e = crate::Policy::parse("{\"on_http_request\": [", "p.json").unwrap_err();
-        assert!(
-            e.to_string().starts_with("p.json:2:1: invalid YAML/JSON"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn comprehension_variables_and_macros_are_allowed() {
-        crate::Policy::parse(
-            "on_http_request: [{expressions: [\"req.headers.exists(k, k.startsWith('x-')) && has(req.headers.host) && type(req.method) == string\"], actions: [{type: deny}]}]",
-            "t.yml",
-        )
-        .unwrap();
-    }
 }

@@ -1,9 +1,11 @@
 //! The agent's shorthand flags (`--basic-auth`, `--cidr-allow`, ...) as a policy of the same engine.
 
-use crate::check::Cx;
-use crate::error::PolicyErrors;
-use crate::node::{Kind, Node};
-use crate::policy::Policy;
+use crate::actions::result_keys;
+use crate::cel::wanted::Wanted;
+use crate::load::check::Cx;
+use crate::load::errors::PolicyErrors;
+use crate::load::node::{Kind, Node};
+use crate::load::parse::Policy;
 
 /// The agent's deprecated-in-ngrok but convenient flags, each a list of its repeated values.
 ///
@@ -289,7 +291,7 @@ impl Shorthand {
         let mut policy = Policy::compile(&mut cx, &doc, "flags");
         // Which action results the rules read (`Policy::parse` finds them in the source text;
         // flags have none). Without it the allow-list rule would find no identity to check.
-        policy.wanted_results = crate::vars::wanted_results(&expressions.join("\n"));
+        policy.wanted = Wanted::scan(&expressions.join("\n"), result_keys());
         if cx.errors.is_empty() {
             return Ok(policy);
         }
@@ -310,8 +312,8 @@ impl Shorthand {
 #[cfg(test)]
 mod tests {
     use super::Shorthand;
+    use crate::run::engine::Engine;
     use crate::testutil::*;
-    use crate::Engine;
 
     #[test]
     fn basic_auth_flag_behaves_like_ngrok() {

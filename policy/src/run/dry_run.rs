@@ -1,7 +1,8 @@
 //! Offline evaluation of one request, for `agent policy test FILE --request 'GET /path' -H 'k: v'`.
 
-use crate::engine::{Engine, RequestVerdict, ResponseVerdict};
-use crate::state::{ActionOutcome, ConnInfo, EndpointInfo, TraceEntry};
+use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
+use crate::run::facts::{ConnInfo, EndpointInfo};
+use crate::run::outcome::{ActionOutcome, TraceEntry};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use std::collections::BTreeMap;
@@ -243,7 +244,7 @@ impl fmt::Display for DryRunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Policy;
+    use crate::load::parse::Policy;
 
     #[test]
     fn report_shows_trace_and_result() {

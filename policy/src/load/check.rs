@@ -1,7 +1,7 @@
 //! The compile-time checker: collects located errors and reads typed fields from nodes.
 
-use crate::error::{PolicyError, Pos};
-use crate::node::{Kind, Node};
+use crate::load::errors::{PolicyError, Pos};
+use crate::load::node::{Kind, Node};
 
 /// Collects every problem of one document, so that all of them are reported at once.
 pub(crate) struct Cx<'o> {

@@ -1,21 +1,14 @@
 //! Streaming response compression (gzip, deflate, br) for the compress-response action.
 
+use crate::run::body::BodyTransform;
 use bytes::Bytes;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
 use std::io::Write;
 
-/// Transforms a response body chunk by chunk; the edge feeds every chunk in order and
-/// `end_of_stream = true` with the last one (which may be empty).
-pub trait BodyTransform {
-    /// The bytes to send for `chunk`: possibly empty, never buffered past this call's data
-    /// except what the encoder needs; with `end_of_stream` the encoder is finished.
-    fn transform(&mut self, chunk: &[u8], end_of_stream: bool) -> Bytes;
-}
-
 /// A content coding this crate can produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algorithm {
+pub(crate) enum Algorithm {
     /// `gzip`
     Gzip,
     /// `deflate`: HTTP's deflate is zlib-wrapped (RFC 1950), which is what this produces.
@@ -113,7 +106,7 @@ impl FlateWriter for brotli::CompressorWriter<Vec<u8>> {
 
 /// Picks the algorithm for an `Accept-Encoding` value among `offered` (in preference order):
 /// the highest q-value wins, ties go to the earlier offered one, `q=0` refuses, `*` matches any.
-pub fn negotiate(accept_encoding: &str, offered: &[Algorithm]) -> Option<Algorithm> {
+pub(crate) fn negotiate(accept_encoding: &str, offered: &[Algorithm]) -> Option<Algorithm> {
     let mut best: Option<(f32, usize, Algorithm)> = None;
     for (rank, alg) in offered.iter().enumerate() {
         let mut q: Option<f32> = None;

@@ -1,6 +1,6 @@
 //! A YAML/JSON document as a tree of nodes that remember their line and column.
 
-use crate::error::Pos;
+use crate::load::errors::Pos;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 

@@ -1,7 +1,8 @@
 //! ngrok's CEL functions (`inCidrRange`, `hasReqHeader`, `base64.encode`, ...) and a
 //! `matches` whose regexes are compiled once.
 
-use crate::vars;
+use crate::cel::names::{HAS, QUERY_PARAM, REQ_COOKIE, REQ_HEADER, RES_HEADER};
+use crate::run::facts::canonical_ip;
 use base64::Engine as _;
 use cel::common::types::{CelBool, CelString};
 use cel::common::value::{CowVal, Val};
@@ -54,14 +55,14 @@ pub(crate) fn register(ctx: &mut Context<'static, 'static>) -> Vec<&'static str>
         ("inCidrRange", Box::new(in_cidr_range)),
         ("inCidrRanges", Box::new(in_cidr_ranges)),
         ("isPrivateIp", Box::new(is_private_ip)),
-        ("hasReqHeader", Box::new(|f| has(f, vars::REQ_HEADER))),
-        ("getReqHeader", Box::new(|f| get(f, vars::REQ_HEADER))),
-        ("hasResHeader", Box::new(|f| has(f, vars::RES_HEADER))),
-        ("getResHeader", Box::new(|f| get(f, vars::RES_HEADER))),
-        ("hasQueryParam", Box::new(|f| has(f, vars::QUERY_PARAM))),
-        ("getQueryParam", Box::new(|f| get(f, vars::QUERY_PARAM))),
-        ("hasReqCookie", Box::new(|f| has(f, vars::REQ_COOKIE))),
-        ("getReqCookie", Box::new(|f| get(f, vars::REQ_COOKIE))),
+        ("hasReqHeader", Box::new(|f| has(f, REQ_HEADER))),
+        ("getReqHeader", Box::new(|f| get(f, REQ_HEADER))),
+        ("hasResHeader", Box::new(|f| has(f, RES_HEADER))),
+        ("getResHeader", Box::new(|f| get(f, RES_HEADER))),
+        ("hasQueryParam", Box::new(|f| has(f, QUERY_PARAM))),
+        ("getQueryParam", Box::new(|f| get(f, QUERY_PARAM))),
+        ("hasReqCookie", Box::new(|f| has(f, REQ_COOKIE))),
+        ("getReqCookie", Box::new(|f| get(f, REQ_COOKIE))),
         ("lower", Box::new(|f| map_str(f, |s| s.to_lowercase()))),
         ("upper", Box::new(|f| map_str(f, |s| s.to_uppercase()))),
         ("trim", Box::new(|f| map_str(f, |s| s.trim().to_string()))),
@@ -79,11 +80,11 @@ static REGEXES: LazyLock<RwLock<HashMap<String, Arc<Regex>>>> = LazyLock::new(De
 const REGEX_CACHE_LIMIT: usize = 4096;
 
 /// The compiled regex for `pattern`, from the cache when it has been seen before.
-pub(crate) fn regex(pattern: &str) -> Result<Arc<Regex>, String> {
+pub(crate) fn regex(pattern: &str) -> Result<Arc<Regex>, regex::Error> {
     if let Some(re) = REGEXES.read().ok().and_then(|m| m.get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = Arc::new(Regex::new(pattern).map_err(|e| e.to_string())?);
+    let re = Arc::new(Regex::new(pattern)?);
     if let Ok(mut m) = REGEXES.write() {
         if m.len() < REGEX_CACHE_LIMIT {
             m.insert(pattern.to_string(), Arc::clone(&re));
@@ -122,7 +123,7 @@ fn matches<'c, 'v>(f: &mut FunctionContext<'c, 'v>) -> Result<CowVal<'c, 'v>, Ex
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse().ok().map(crate::state::canonical_ip)
+    s.parse().ok().map(canonical_ip)
 }
 
 fn in_cidr_range<'c, 'v>(
@@ -184,7 +185,7 @@ fn has<'c, 'v>(
     f: &mut FunctionContext<'c, 'v>,
     prefix: &str,
 ) -> Result<CowVal<'c, 'v>, ExecutionError> {
-    let name = format!("{}{prefix}{}", vars::HAS, str_arg(f, 0)?);
+    let name = format!("{}{prefix}{}", HAS, str_arg(f, 0)?);
     let found = f
         .ptx
         .get_variable(name)

@@ -1,11 +1,12 @@
-//! CEL expressions and `${}` templates, parsed and checked once at compile time.
+//! CEL expressions, parsed, checked and rewritten once at compile time, then evaluated per request.
 
-use crate::fast::{sole_var, Fast, StrVar};
-use crate::functions;
+use crate::cel::fast::{sole_var, Fast, StrVar};
+use crate::cel::functions;
+use crate::cel::names::{Names, MAPS};
+use crate::cel::vars::Scope;
 use crate::phase::Phase;
-use crate::vars::{self, Scope};
 use cel::common::ast::{CallExpr, Expr as Ast, LiteralValue, SelectExpr};
-use cel::{Context, Env, IdedExpr, Value};
+use cel::{Context, Env, ExecutionError, IdedExpr, Value};
 use std::sync::{Arc, LazyLock};
 
 /// The CEL environment: the standard library plus ngrok's functions.
@@ -53,9 +54,20 @@ pub(crate) struct Expr {
     var: Option<StrVar>,
 }
 
+/// Why a boolean expression gave no boolean.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub(crate) enum EvalError {
+    /// The interpreter failed (a missing map key, a type mismatch, ...).
+    #[error(transparent)]
+    Cel(#[from] ExecutionError),
+    /// The expression is not a boolean; the type it has instead.
+    #[error("expected a bool, got {0}")]
+    NotBool(String),
+}
+
 impl Expr {
-    /// Parses `source` and checks the names it uses for `phase`; one message per problem.
-    pub fn compile(source: &str, phase: Phase) -> Result<Self, Vec<String>> {
+    /// Parses `source` and checks the names it uses against `names`; one message per problem.
+    pub fn compile(source: &str, names: Names) -> Result<Self, Vec<String>> {
         let program = ENV.compile(source).map_err(|e| {
             let first = e.errors.first();
             let detail = first.map_or_else(
@@ -67,7 +79,7 @@ impl Expr {
         let mut ast = program.expression().clone();
         let mut problems = Vec::new();
         let mut bound = Vec::new();
-        walk(&mut ast, &mut bound, phase, &mut problems);
+        walk(&mut ast, &mut bound, names, &mut problems);
         if problems.is_empty() {
             Ok(Self {
                 source: source.to_string(),
@@ -88,12 +100,17 @@ impl Expr {
         &self.source
     }
 
+    /// The string variable the expression is, when it is just one (`${conn.client_ip}`).
+    pub fn var(&self) -> Option<StrVar> {
+        self.var
+    }
+
     /// Evaluates against one request's variables.
-    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
+    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, ExecutionError> {
         let base: &Context<'_, '_> = &BASE;
         let mut ctx = base.new_inner_scope();
         ctx.set_variable_resolver(scope);
-        ctx.resolve(&self.ast).map_err(|e| e.to_string())
+        ctx.resolve(&self.ast)
     }
 
     /// Whether the native fast path evaluates this expression.
@@ -102,23 +119,20 @@ impl Expr {
         self.fast.is_some()
     }
 
-    /// Evaluates through the interpreter even when a fast path exists.
-    #[cfg(test)]
-    pub fn eval_bool_interpreted(&self, scope: &Scope<'_>) -> Result<bool, String> {
+    /// Evaluates through the interpreter, even when a fast path exists (the tests compare
+    /// the two).
+    pub fn eval_bool_interpreted(&self, scope: &Scope<'_>) -> Result<bool, EvalError> {
         match self.eval(scope)? {
             Value::Bool(b) => Ok(b),
-            other => Err(format!("expected a bool, got {:?}", other.type_of())),
+            other => Err(EvalError::NotBool(format!("{:?}", other.type_of()))),
         }
     }
 
     /// Evaluates an expression that must be a boolean.
-    pub fn eval_bool(&self, scope: &Scope<'_>) -> Result<bool, String> {
-        if let Some(f) = &self.fast {
-            return Ok(f.eval(scope));
-        }
-        match self.eval(scope)? {
-            Value::Bool(b) => Ok(b),
-            other => Err(format!("expected a bool, got {:?}", other.type_of())),
+    pub fn eval_bool(&self, scope: &Scope<'_>) -> Result<bool, EvalError> {
+        match &self.fast {
+            Some(f) => Ok(f.eval(scope)),
+            None => self.eval_bool_interpreted(scope),
         }
     }
 }
@@ -148,7 +162,7 @@ fn index_as_select(e: &Ast, bound: &[String]) -> Option<Ast> {
         return None;
     }
     let segs = qualified(&c.args[0].expr)?;
-    if bound.iter().any(|b| b == segs[0]) || !vars::MAPS.contains(&segs.join(".").as_str()) {
+    if bound.iter().any(|b| b == segs[0]) || !MAPS.contains(&segs.join(".").as_str()) {
         return None;
     }
     let Ast::Literal(LiteralValue::String(key)) = &c.args[1].expr else {
@@ -161,14 +175,14 @@ fn index_as_select(e: &Ast, bound: &[String]) -> Option<Ast> {
     }))
 }
 
-fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, phase: Phase, problems: &mut Vec<String>) {
+fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, names: Names, problems: &mut Vec<String>) {
     if let Some(select) = index_as_select(&e.expr, bound) {
         e.expr = select;
     }
     if let Some(segs) = qualified(&e.expr).filter(|s| s.len() > 1) {
         if !bound.iter().any(|b| b == segs[0]) {
-            if let Err(p) = vars::check_path(&segs, phase) {
-                problems.push(p);
+            if let Err(p) = names.check(&segs) {
+                problems.push(p.to_string());
             }
         }
         return;
@@ -176,39 +190,39 @@ fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, phase: Phase, problems: &mut 
     match &mut e.expr {
         Ast::Ident(name) => {
             if !bound.contains(name) && !TYPE_NAMES.contains(&name.as_str()) {
-                if let Err(p) = vars::check_path(&[name.as_str()], phase) {
-                    problems.push(p);
+                if let Err(p) = names.check(&[name.as_str()]) {
+                    problems.push(p.to_string());
                 }
             }
         }
-        Ast::Select(sel) => walk(&mut sel.operand, bound, phase, problems),
-        Ast::Call(call) => walk_call(call, bound, phase, problems),
+        Ast::Select(sel) => walk(&mut sel.operand, bound, names, problems),
+        Ast::Call(call) => walk_call(call, bound, names, problems),
         Ast::Comprehension(c) => {
             let before = bound.len();
-            walk(&mut c.iter_range, bound, phase, problems);
+            walk(&mut c.iter_range, bound, names, problems);
             bound.push(c.iter_var.clone());
             bound.extend(c.iter_var2.clone());
             bound.push(c.accu_var.clone());
-            walk(&mut c.accu_init, bound, phase, problems);
-            walk(&mut c.loop_cond, bound, phase, problems);
-            walk(&mut c.loop_step, bound, phase, problems);
-            walk(&mut c.result, bound, phase, problems);
+            walk(&mut c.accu_init, bound, names, problems);
+            walk(&mut c.loop_cond, bound, names, problems);
+            walk(&mut c.loop_step, bound, names, problems);
+            walk(&mut c.result, bound, names, problems);
             bound.truncate(before);
         }
         Ast::List(l) => {
             for x in &mut l.elements {
-                walk(x, bound, phase, problems);
+                walk(x, bound, names, problems);
             }
         }
         Ast::Map(m) => {
             for entry in &mut m.entries {
                 match &mut entry.expr {
                     cel::common::ast::EntryExpr::MapEntry(me) => {
-                        walk(&mut me.key, bound, phase, problems);
-                        walk(&mut me.value, bound, phase, problems);
+                        walk(&mut me.key, bound, names, problems);
+                        walk(&mut me.value, bound, names, problems);
                     }
                     cel::common::ast::EntryExpr::StructField(sf) => {
-                        walk(&mut sf.value, bound, phase, problems);
+                        walk(&mut sf.value, bound, names, problems);
                     }
                 }
             }
@@ -221,7 +235,7 @@ fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, phase: Phase, problems: &mut 
 fn walk_call(
     call: &mut CallExpr,
     bound: &mut Vec<String>,
-    phase: Phase,
+    names: Names,
     problems: &mut Vec<String>,
 ) {
     // `base64.encode(x)` parses as a call of `encode` on the identifier `base64`.
@@ -251,15 +265,15 @@ fn walk_call(
             && !functions::NAMES.contains(&name)
         {
             problems.push(format!("unknown function `{name}`"));
-        } else if phase == Phase::Request && name.contains("ResHeader") {
+        } else if names.phase == Phase::Request && name.contains("ResHeader") {
             problems.push(format!("`{name}` is only available in on_http_response"));
         }
         if let Some(t) = call.target.as_deref_mut() {
-            walk(t, bound, phase, problems);
+            walk(t, bound, names, problems);
         }
     }
     for a in &mut call.args {
-        walk(a, bound, phase, problems);
+        walk(a, bound, names, problems);
     }
 }
 
@@ -277,167 +291,7 @@ fn precompile_regex(call: &CallExpr, problems: &mut Vec<String>) {
     }) = pattern
     {
         if let Err(e) = functions::regex(s.inner()) {
-            problems.push(format!("invalid regex: {}", one_line(&e)));
-        }
-    }
-}
-
-/// A string with `${expr}` parts, split once at compile time.
-#[derive(Debug)]
-pub(crate) struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug)]
-enum Part {
-    Lit(String),
-    Expr(Expr),
-}
-
-impl Template {
-    /// Splits `source` at its `${...}` parts and compiles each expression.
-    pub fn compile(source: &str, phase: Phase) -> Result<Self, Vec<String>> {
-        let mut parts = Vec::new();
-        let mut problems = Vec::new();
-        let mut rest = source;
-        while let Some(start) = rest.find("${") {
-            if start > 0 {
-                parts.push(Part::Lit(rest[..start].to_string()));
-            }
-            let body = &rest[start + 2..];
-            let Some(end) = closing_brace(body) else {
-                problems.push(format!("unterminated `${{` in `{source}`"));
-                rest = "";
-                break;
-            };
-            match Expr::compile(&body[..end], phase) {
-                Ok(e) => parts.push(Part::Expr(e)),
-                Err(p) => problems.extend(p),
-            }
-            rest = &body[end + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Lit(rest.to_string()));
-        }
-        if problems.is_empty() {
-            Ok(Self { parts })
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// The text when the template has no expression.
-    pub fn literal(&self) -> Option<&str> {
-        match self.parts.as_slice() {
-            [] => Some(""),
-            [Part::Lit(s)] => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The single expression when the template is exactly `${expr}`.
-    pub fn sole_expr(&self) -> Option<&Expr> {
-        match self.parts.as_slice() {
-            [Part::Expr(e)] => Some(e),
-            _ => None,
-        }
-    }
-
-    /// Evaluates each part and joins them as text.
-    pub fn render(&self, scope: &Scope<'_>) -> Result<String, String> {
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Lit(s) => out.push_str(s),
-                Part::Expr(Expr { var: Some(v), .. }) => out.push_str(v.get(scope)),
-                Part::Expr(e) => {
-                    let v = e
-                        .eval(scope)
-                        .map_err(|err| format!("`${{{}}}`: {err}", e.source()))?;
-                    stringify(&v, &mut out);
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The index of the `}` closing a `${`, skipping nested braces and quoted strings.
-fn closing_brace(body: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in body.char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' => quote = Some(c),
-            '{' => depth += 1,
-            '}' if depth == 0 => return Some(i),
-            '}' => depth -= 1,
-            _ => {}
-        }
-    }
-    None
-}
-
-/// A CEL value as text: strings as they are, lists and maps JSON-like.
-pub(crate) fn stringify(v: &Value, out: &mut String) {
-    use std::fmt::Write;
-    match v {
-        Value::String(s) => out.push_str(s),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Value::Float(f) => {
-            let _ = write!(out, "{f}");
-        }
-        Value::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
-        Value::Null => {}
-        Value::Timestamp(t) => out.push_str(&t.to_rfc3339()),
-        Value::Duration(d) => {
-            let _ = write!(out, "{}s", d.num_seconds());
-        }
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                stringify(item, out);
-            }
-            out.push(']');
-        }
-        Value::Map(m) => {
-            out.push('{');
-            let mut entries: Vec<_> = m.map.iter().collect();
-            entries.sort_by_key(|(k, _)| format!("{k:?}"));
-            for (i, (k, val)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                stringify(&Value::from(k), out);
-                out.push(':');
-                stringify(val, out);
-            }
-            out.push('}');
-        }
-        other => {
-            let _ = write!(out, "{other:?}");
+            problems.push(format!("invalid regex: {}", one_line(&e.to_string())));
         }
     }
 }

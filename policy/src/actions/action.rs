@@ -1,0 +1,170 @@
+//! An action at run time: the `Action` trait, the `Exec` it runs with, the `Flow` it answers.
+//!
+//! Shared by the registry, every action and the engine.
+
+use crate::cel::template::Template;
+use crate::cel::vars::Scope;
+use crate::cel::wanted::Wanted;
+use crate::codes;
+use crate::head::{RequestHead, ResponseHead};
+use crate::phase::Phase;
+use crate::run::outcome::Decision;
+use crate::run::services::Services;
+use crate::run::state::RequestState;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A compiled action: immutable, shared by every request through the engine.
+pub(crate) trait Action: fmt::Debug + Send + Sync {
+    /// Runs the action on one request.
+    fn run(&self, ex: &mut Exec) -> Flow;
+
+    /// Whether the action reads the request body (the edge then buffers it first).
+    fn reads_request_body(&self) -> bool {
+        false
+    }
+}
+
+/// What [`Wait`] returns: a future that finishes once the result is in the request state.
+pub(crate) type WaitFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Something an action waits for from the edge (a JWKS document, a sign-in verdict): given
+/// the engine's services, it gets the answer and keeps it in the request state, where the
+/// action finds it when the engine runs it again.
+pub(crate) type Wait =
+    Box<dyn for<'a> FnOnce(&'a Services, &'a mut RequestState) -> WaitFuture<'a> + Send>;
+
+/// What running an action means for the rest of the phase.
+pub(crate) enum Flow {
+    /// Go on with the next action.
+    Next,
+    /// End the phase with this response (sent instead of calling the upstream, or replacing
+    /// the upstream's response in on_http_response).
+    Respond(Box<Response<Bytes>>),
+    /// Suspend: the engine awaits this, then runs the action again.
+    Wait(Wait),
+}
+
+impl Flow {
+    /// Ends the phase with `res`.
+    pub fn respond(res: Response<Bytes>) -> Self {
+        Flow::Respond(Box::new(res))
+    }
+
+    /// Suspends the action until `wait` has put what it asked for in the request state.
+    pub fn wait<W>(wait: W) -> Self
+    where
+        W: for<'a> FnOnce(&'a Services, &'a mut RequestState) -> WaitFuture<'a> + Send + 'static,
+    {
+        Flow::Wait(Box::new(wait))
+    }
+}
+
+/// The message a phase works on.
+pub(crate) enum Msg<'m> {
+    /// on_http_request: the request may be changed.
+    Req(&'m mut dyn RequestHead),
+    /// on_http_response: the request as it was sent, and the response that may be changed.
+    Res(&'m dyn RequestHead, &'m mut dyn ResponseHead),
+}
+
+/// What an action runs with.
+pub(crate) struct Exec<'a, 'm> {
+    pub phase: Phase,
+    /// Which `actions.ngrok.<key>` results some expression of the engine reads.
+    pub wanted: &'a Wanted,
+    /// The result keys of every registered action, for the CEL variables.
+    pub results: &'static [&'static str],
+    pub rule: &'a str,
+    pub st: &'a mut RequestState,
+    pub msg: &'a mut Msg<'m>,
+}
+
+impl Exec<'_, '_> {
+    /// The variables as they are now.
+    pub fn scope(&self) -> Scope<'_> {
+        match &*self.msg {
+            Msg::Req(r) => Scope::new(&**r, None, self.st, self.results),
+            Msg::Res(q, r) => Scope::new(*q, Some(&**r), self.st, self.results),
+        }
+    }
+
+    /// The request (read-only in on_http_response).
+    pub fn req(&self) -> &dyn RequestHead {
+        match &*self.msg {
+            Msg::Req(r) => &**r,
+            Msg::Res(q, _) => *q,
+        }
+    }
+
+    /// Renders a template; a failure becomes the ERR_SLUICE_3900 response.
+    pub fn render(&mut self, action: &'static str, t: &Template) -> Result<String, Flow> {
+        let rendered = t.render(&self.scope());
+        rendered.map_err(|e| {
+            self.fail(
+                action,
+                codes::INTERPOLATION_FAILED,
+                &format!("interpolation failed: {e}"),
+            )
+        })
+    }
+
+    /// Records an action's runtime failure and builds its 500 error response.
+    pub fn fail(&mut self, action: &'static str, code: u32, message: &str) -> Flow {
+        self.st.errors.push(format!("{action}: {message}"));
+        self.record(action, Decision::Error, true);
+        Flow::respond(codes::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            message,
+        ))
+    }
+
+    /// Stores an action's results under `actions.ngrok.<key>`, building them only when some
+    /// expression of the engine reads them.
+    pub fn set_result(&mut self, key: &'static str, value: impl FnOnce() -> cel::Value) {
+        if self.wants(key) {
+            self.st.set_result(key, value());
+        }
+    }
+
+    /// Whether some expression reads `actions.ngrok.<key>`.
+    pub fn wants(&self, key: &str) -> bool {
+        self.wanted.contains(key)
+    }
+
+    /// Records an action's decision (and traces it).
+    pub fn record(&mut self, action: &'static str, decision: Decision, enforced: bool) {
+        self.st.record(self.phase, action, decision, enforced);
+        let note = if enforced { "" } else { " (not enforced)" };
+        self.st.trace_event(self.phase, self.rule, || {
+            format!("{action}: {decision:?}{note}")
+        });
+    }
+
+    /// A failed check: the error response when enforced, else record-only.
+    pub fn refuse(
+        &mut self,
+        action: &'static str,
+        decision: Decision,
+        enforce: bool,
+        res: impl FnOnce() -> Response<Bytes>,
+    ) -> Flow {
+        self.record(action, decision, enforce);
+        if enforce {
+            Flow::respond(res())
+        } else {
+            Flow::Next
+        }
+    }
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+pub(crate) fn is_cors_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key("origin")
+        && headers.contains_key("access-control-request-method")
+}

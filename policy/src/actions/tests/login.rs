@@ -1,0 +1,170 @@
+//! oauth and openid-connect, run through the engine with a pretend edge.
+
+use crate::identity::{Authenticator, Identity, LoginFuture, LoginOutcome, LoginRequest};
+use crate::testutil::*;
+use crate::{Decision, RequestVerdict, ResponseVerdict};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Signs in requests with `cookie: ok`, sends others to a pretend provider; records what
+/// it was asked.
+#[derive(Default)]
+struct Edge {
+    asked: Mutex<Vec<LoginRequest>>,
+}
+
+impl Authenticator for Edge {
+    fn login<'a>(&'a self, req: &'a LoginRequest) -> LoginFuture<'a> {
+        self.asked.lock().unwrap().push(req.clone());
+        let signed_in = req.cookies.iter().any(|c| c == "ok");
+        Box::pin(async move {
+            if !signed_in {
+                let mut res = Response::new(Bytes::new());
+                *res.status_mut() = StatusCode::FOUND;
+                return LoginOutcome::Respond(res);
+            }
+            LoginOutcome::SignedIn {
+                identity: Identity {
+                    kind: "oidc",
+                    provider: "https://idp.example.com".into(),
+                    client_id: "app".into(),
+                    id: "alice".into(),
+                    email: Some("alice@example.com".into()),
+                    name: Some("Alice".into()),
+                    session_id: "s1".into(),
+                    expires_at: UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+                },
+                set_cookie: Some(HeaderValue::from_static("sluice_session=renewed")),
+            }
+        })
+    }
+}
+
+const POLICY: &str = r#"
+on_http_request:
+  - actions:
+      - type: oidc
+        config:
+          issuer_url: "https://idp.example.com"
+          client_id: "${'app'}"
+          client_secret: s3cret
+          max_session_duration: 2h
+          userinfo_refresh_interval: 30s
+  - expressions: ["actions.ngrok.oidc.identity.email.endsWith('@example.com')"]
+    actions:
+      - type: add-headers
+        config: {headers: {x-who: "${actions.ngrok.oidc.identity.name}"}}
+"#;
+
+#[test]
+fn signed_in_requests_carry_the_identity_and_others_get_the_edge_answer() {
+    let edge = Arc::new(Edge::default());
+    let e = engine(POLICY).with_authenticator(edge.clone());
+    let mut st = state(&e, "1.1.1.1");
+    let mut r = req(
+        "GET /x",
+        &[
+            ("cookie", "ok"),
+            ("sluice-auth-user-email", "forged@evil.example"),
+        ],
+    );
+    let v = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
+    assert!(matches!(v, RequestVerdict::Continue), "{:?}", st.errors());
+    assert_eq!(r.headers["sluice-auth-user-id"], "alice");
+    assert_eq!(r.headers["sluice-auth-user-email"], "alice@example.com");
+    assert_eq!(r.headers["x-who"], "Alice");
+    assert_eq!(st.identity().map(|i| i.id.as_str()), Some("alice"));
+    assert_eq!(st.login(), Some((Decision::Allow, Some("app"))));
+    let asked = edge.asked.lock().unwrap()[0].clone();
+    assert_eq!(asked.config.client_id, "app");
+    assert_eq!(asked.config.max_session_duration, Duration::from_secs(7200));
+    assert_eq!(
+        asked.config.userinfo_refresh_interval,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(asked.host, "app.example.com");
+    // The renewed cookie rides on the upstream's response.
+    let mut res = Response::new(Bytes::new()).into_parts().0;
+    let rv = e.on_http_response(&mut st, &r, &mut res);
+    assert!(matches!(rv, ResponseVerdict::Continue));
+    assert_eq!(res.headers["set-cookie"], "sluice_session=renewed");
+
+    let mut st = state(&e, "1.1.1.1");
+    let mut r = req("GET /x", &[]);
+    match crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r)) {
+        RequestVerdict::Respond(res) => assert_eq!(res.status(), 302),
+        RequestVerdict::Continue => panic!("not signed in"),
+    }
+    assert_eq!(st.login(), Some((Decision::Challenge, Some("app"))));
+}
+
+/// The agent's allow-list flags see the identity the action found (alice@example.com).
+#[test]
+fn allow_list_flags_let_listed_identities_in_and_deny_others() {
+    let verdict = |emails: &[&str], domains: &[&str]| {
+        let flags = crate::Shorthand {
+            oidc: Some("https://idp.example.com".into()),
+            oidc_client_id: Some("app".into()),
+            oidc_client_secret: Some("s3cret".into()),
+            oauth_allow_email: emails.iter().map(|e| e.to_string()).collect(),
+            oauth_allow_domain: domains.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        };
+        let e = crate::Engine::new(vec![flags.compile().unwrap()])
+            .with_authenticator(Arc::new(Edge::default()));
+        let mut st = state(&e, "1.1.1.1");
+        let mut r = req("GET /x", &[("cookie", "ok")]);
+        let v = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
+        assert!(st.errors().is_empty(), "{:?}", st.errors());
+        match v {
+            RequestVerdict::Respond(res) => res.status().as_u16(),
+            RequestVerdict::Continue => 200,
+        }
+    };
+    assert_eq!(verdict(&["Bob@Example.com"], &["example.net"]), 403);
+    assert_eq!(verdict(&["ALICE@example.com"], &[]), 200);
+    assert_eq!(verdict(&[], &["example.net", "Example.COM"]), 200);
+}
+
+#[test]
+fn preflight_passes_only_when_allowed() {
+    let e = engine(
+        "on_http_request: [{actions: [{type: oauth, config: {provider: github, client_id: a, client_secret: b, allow_cors_preflight: true}}]}]",
+    );
+    let pre = [
+        ("origin", "https://x.example"),
+        ("access-control-request-method", "GET"),
+    ];
+    assert!(run(&e, req("OPTIONS /", &pre), "1.1.1.1").forwarded);
+    assert_eq!(run(&e, req("GET /", &[]), "1.1.1.1").res.status(), 500);
+}
+
+#[test]
+fn config_errors() {
+    let errs = errors(
+        "on_http_request: [{actions: [\
+             {type: oauth, config: {provider: amazon, client_id: a, client_secret: b}},\
+             {type: oauth, config: {provider: myspace, client_id: a}},\
+             {type: openid-connect, config: {client_id: a, client_secret: '', idle_session_timeout: 5x, auth_cookie_domain: 'a;b', userinfo_refresh_interval: 0s}}]}]",
+    );
+    let has = |s: &str| errs.iter().any(|e| e.contains(s));
+    assert!(
+        has("oauth provider `amazon` is not supported by Sluice yet"),
+        "{errs:?}"
+    );
+    assert!(has("unknown oauth provider `myspace`"), "{errs:?}");
+    assert!(has("missing required field `client_secret`"), "{errs:?}");
+    assert!(has("missing required field `issuer_url`"), "{errs:?}");
+    assert!(has("`client_secret` must not be empty"), "{errs:?}");
+    assert!(
+        has("expected a duration from 1m to 720h, got `5x`"),
+        "{errs:?}"
+    );
+    assert!(has("expected a domain name, got `a;b`"), "{errs:?}");
+    assert!(
+        has("expected a duration from 1s to 720h, got `0s`"),
+        "{errs:?}"
+    );
+}

@@ -1,0 +1,13 @@
+//! Each action run through the engine on whole policies, one file per action.
+
+mod basic_auth;
+mod compress_response;
+mod headers;
+mod jwt_validation;
+mod login;
+mod rate_limit;
+mod redirect;
+mod respond;
+mod restrict_ips;
+mod vars;
+mod verify_webhook;

@@ -1,0 +1,21 @@
+//! CEL: a policy's expressions and `${}` templates, checked once, evaluated per request.
+//!
+//! Expressions are checked at compile time against the names they may use, and evaluated
+//! against one request's lazily built variables.
+//!
+//! Reading order: `names` (what an expression may name) → `expr` (compile, check, rewrite,
+//! evaluate) → `template` (`${}` text) → `vars` (the variables of one request) →
+//! `functions` (ngrok's functions) → `fast` (the native path for common shapes).
+
+pub(crate) mod expr;
+pub(crate) mod fast;
+pub(crate) mod functions;
+pub(crate) mod names;
+pub(crate) mod template;
+pub(crate) mod url;
+pub(crate) mod values;
+pub(crate) mod vars;
+pub(crate) mod wanted;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! The names an expression may use: request variables, action results, internal lookup names.
+
+use crate::phase::Phase;
+
+/// Variables with a value of their own (prefixes such as `req.url` may also have fields).
+pub(crate) const LEAVES: &[&str] = &[
+    "req.method",
+    "req.version",
+    "req.host",
+    "req.url",
+    "req.url.raw",
+    "req.url.scheme",
+    "req.url.host",
+    "req.url.port",
+    "req.url.path",
+    "req.url.raw_path",
+    "req.url.query",
+    "req.url.authority",
+    "req.content_length",
+    "req.content_type",
+    "req.user_agent",
+    "req.user_agent.is_bot",
+    "req.user_agent.is_mobile",
+    "req.user_agent.is_desktop",
+    "res.status_code",
+    "res.content_type",
+    "res.content_length",
+    "res.location",
+    "conn.client_ip",
+    "conn.client_port",
+    "conn.server_port",
+    "conn.ts.start",
+    "conn.tls.version",
+    "endpoint.id",
+    "endpoint.url",
+    "endpoint.host",
+    "endpoint.port",
+    "endpoint.protocol",
+    "time.now",
+];
+
+/// Map-valued variables: any key below them is allowed.
+pub(crate) const MAPS: &[&str] = &[
+    "req.headers",
+    "req.cookies",
+    "req.url.query_params",
+    "res.headers",
+    "res.cookies",
+];
+
+/// What an expression may name beyond the fixed variables: the phase it runs in (`res.*` only
+/// in on_http_response) and the `actions.ngrok.<key>` results of the registered actions. The
+/// registry in `actions/mod.rs` supplies the keys, so a new action's results need no edit here.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Names {
+    /// The phase the expression runs in.
+    pub phase: Phase,
+    /// The result keys of every registered action.
+    pub results: &'static [&'static str],
+}
+
+/// Why a dotted name is not a variable an expression may use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NameError {
+    /// `actions.<x>` with `x` other than `ngrok`.
+    #[error("unknown variable `{0}` (results are under `actions.ngrok`)")]
+    NotUnderNgrok(String),
+    /// `actions.ngrok.<key>` with a key no registered action has.
+    #[error("unknown action result `{0}`")]
+    UnknownResult(String),
+    /// A `res.*` variable in on_http_request.
+    #[error("`{0}` is only available in on_http_response")]
+    ResponseOnly(String),
+    /// Not a variable at all.
+    #[error("unknown variable `{0}`")]
+    Unknown(String),
+}
+
+impl Names {
+    /// Checks at compile time that a dotted name is a variable of the phase.
+    pub fn check(&self, segs: &[&str]) -> Result<(), NameError> {
+        let full = segs.join(".");
+        match segs[0] {
+            "vars" => Ok(()),
+            "actions" => match (segs.get(1), segs.get(2)) {
+                (Some(&n), _) if n != "ngrok" => Err(NameError::NotUnderNgrok(full)),
+                (_, Some(&key)) if !self.results.contains(&key) => {
+                    Err(NameError::UnknownResult(full))
+                }
+                _ => Ok(()),
+            },
+            "res" if self.phase == Phase::Request => Err(NameError::ResponseOnly(full)),
+            "req" | "res" | "conn" | "endpoint" | "time" => {
+                let dotted = format!("{full}.");
+                let known = LEAVES.contains(&full.as_str())
+                    || MAPS
+                        .iter()
+                        .any(|m| *m == full || full.starts_with(&format!("{m}.")))
+                    || LEAVES.iter().chain(MAPS).any(|l| l.starts_with(&dotted));
+                if known {
+                    Ok(())
+                } else {
+                    Err(NameError::Unknown(full))
+                }
+            }
+            other => Err(NameError::Unknown(other.to_string())),
+        }
+    }
+}
+
+/// Special names the ngrok functions look single entries up by: not valid CEL names.
+pub(crate) const REQ_HEADER: &str = "\0req.header:";
+pub(crate) const RES_HEADER: &str = "\0res.header:";
+pub(crate) const QUERY_PARAM: &str = "\0req.query:";
+pub(crate) const REQ_COOKIE: &str = "\0req.cookie:";
+/// Prefix of a presence test: `HAS` + `REQ_HEADER` + name answers a bool.
+pub(crate) const HAS: &str = "\0has";

@@ -1,0 +1,179 @@
+//! `${}` templates: text with CEL expressions, split once at compile time, rendered per request.
+
+use crate::cel::expr::Expr;
+use crate::cel::names::Names;
+use crate::cel::vars::Scope;
+use cel::{ExecutionError, Value};
+
+/// A string with `${expr}` parts, split once at compile time.
+#[derive(Debug)]
+pub(crate) struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Lit(String),
+    Expr(Expr),
+}
+
+/// An expression of a template that failed to evaluate.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("`${{{expr}}}`: {error}")]
+pub(crate) struct RenderError {
+    /// The expression as written.
+    expr: String,
+    /// Why it failed.
+    error: ExecutionError,
+}
+
+impl Template {
+    /// Splits `source` at its `${...}` parts and compiles each expression.
+    pub fn compile(source: &str, names: Names) -> Result<Self, Vec<String>> {
+        let mut parts = Vec::new();
+        let mut problems = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find("${") {
+            if start > 0 {
+                parts.push(Part::Lit(rest[..start].to_string()));
+            }
+            let body = &rest[start + 2..];
+            let Some(end) = closing_brace(body) else {
+                problems.push(format!("unterminated `${{` in `{source}`"));
+                rest = "";
+                break;
+            };
+            match Expr::compile(&body[..end], names) {
+                Ok(e) => parts.push(Part::Expr(e)),
+                Err(p) => problems.extend(p),
+            }
+            rest = &body[end + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_string()));
+        }
+        if problems.is_empty() {
+            Ok(Self { parts })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The text when the template has no expression.
+    pub fn literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The single expression when the template is exactly `${expr}`.
+    pub fn sole_expr(&self) -> Option<&Expr> {
+        match self.parts.as_slice() {
+            [Part::Expr(e)] => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Evaluates each part and joins them as text.
+    pub fn render(&self, scope: &Scope<'_>) -> Result<String, RenderError> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => out.push_str(s),
+                Part::Expr(e) => match e.var() {
+                    Some(v) => out.push_str(v.get(scope)),
+                    None => {
+                        let v = e.eval(scope).map_err(|error| RenderError {
+                            expr: e.source().to_string(),
+                            error,
+                        })?;
+                        stringify(&v, &mut out);
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The index of the `}` closing a `${`, skipping nested braces and quoted strings.
+fn closing_brace(body: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A CEL value as text: strings as they are, lists and maps JSON-like.
+pub(crate) fn stringify(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::String(s) => out.push_str(s),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+        Value::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
+        Value::Null => {}
+        Value::Timestamp(t) => out.push_str(&t.to_rfc3339()),
+        Value::Duration(d) => {
+            let _ = write!(out, "{}s", d.num_seconds());
+        }
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                stringify(item, out);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push('{');
+            let mut entries: Vec<_> = m.map.iter().collect();
+            entries.sort_by_key(|(k, _)| format!("{k:?}"));
+            for (i, (k, val)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                stringify(&Value::from(k), out);
+                out.push(':');
+                stringify(val, out);
+            }
+            out.push('}');
+        }
+        other => {
+            let _ = write!(out, "{other:?}");
+        }
+    }
+}

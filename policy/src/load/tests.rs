@@ -1,0 +1,90 @@
+//! Compile errors of whole documents: every problem reported, with its place.
+
+use crate::testutil::errors;
+
+#[test]
+fn every_problem_is_reported_with_its_place() {
+    let errs = errors(
+        r#"on_http_request:
+  - name: first
+    expressions: ["req.method =="]
+    actions:
+      - type: deny
+        config:
+          status_code: "x"
+  - actions:
+      - type: teleport
+      - type: compress-response
+  - expressions: ["req.nope == 1", "frobnicate(req.method)", "res.status_code == 200"]
+    actions: [{type: deny, config: {code: 1}}]
+inbound: []
+"#,
+    );
+    let expected = [
+        "test.yml:3:19: on_http_request[0].expressions[0]: invalid CEL expression `req.method ==`",
+        "test.yml:7:24: on_http_request[0].actions[0].config.status_code: expected an integer 100..=599, got \"x\"",
+        "test.yml:9:15: on_http_request[1].actions[0].type: unknown action type `teleport`",
+        "test.yml:10:15: on_http_request[1].actions[1].type: action `compress-response` is not allowed in on_http_request",
+        "test.yml:11:19: on_http_request[2].expressions[0]: in CEL expression `req.nope == 1`: unknown variable `req.nope`",
+        "test.yml:11:36: on_http_request[2].expressions[1]: in CEL expression `frobnicate(req.method)`: unknown function `frobnicate`",
+        "test.yml:11:62: on_http_request[2].expressions[2]: in CEL expression `res.status_code == 200`: `res.status_code` is only available in on_http_response",
+        "test.yml:12:37: on_http_request[2].actions[0].config.code: unknown field `code`, expected one of: status_code",
+        "test.yml:13:1: inbound: unknown field `inbound`",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    for (e, x) in errs.iter().zip(expected) {
+        assert!(e.starts_with(x), "\n got: {e}\nwant: {x}");
+    }
+}
+
+#[test]
+fn tcp_phase_and_unsupported_actions_are_explained() {
+    let errs = errors("on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: circuit-breaker, config: {}}]}]");
+    assert!(
+        errs[0].contains(
+            "on_tcp_connect: on_tcp_connect is not supported: Sluice has no TCP endpoints yet"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].contains("action type `circuit-breaker` is not supported by Sluice yet"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn rule_shape_is_checked() {
+    let errs = errors("on_http_request: [{name: x}, {actions: []}, {actions: [{config: {}}]}]");
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs[0].contains("on_http_request[0]: missing required field `actions`"));
+    assert!(errs[1].contains("on_http_request[1].actions: a rule needs at least one action"));
+    assert!(errs[2].contains("on_http_request[2].actions[0]: missing required field `type`"));
+}
+
+#[test]
+fn json_documents_and_empty_documents() {
+    let p = crate::Policy::parse(
+        r#"{"on_http_request": [{"actions": [{"type": "deny"}]}]}"#,
+        "p.json",
+    )
+    .unwrap();
+    assert_eq!(p.rule_counts(), (1, 0));
+    assert_eq!(
+        crate::Policy::parse("", "empty.yml").unwrap().rule_counts(),
+        (0, 0)
+    );
+    let e = crate::Policy::parse("{\"on_http_request\": [", "p.json").unwrap_err();
+    assert!(
+        e.to_string().starts_with("p.json:2:1: invalid YAML/JSON"),
+        "{e}"
+    );
+}
+
+#[test]
+fn comprehension_variables_and_macros_are_allowed() {
+    crate::Policy::parse(
+        "on_http_request: [{expressions: [\"req.headers.exists(k, k.startsWith('x-')) && has(req.headers.host) && type(req.method) == string\"], actions: [{type: deny}]}]",
+        "t.yml",
+    )
+    .unwrap();
+}

@@ -1,0 +1,151 @@
+//! Per-request state: connection facts, variables, action results, logs, outcomes and trace.
+//!
+//! The state knows no particular action: an action keeps its own per-request data in
+//! [`RequestState::scratch`] under a type of its own, and the accessors that report one
+//! action's decision (`basic_auth()`, `login()`, `compression()`, ...) live in that action's
+//! file under `actions/`.
+
+use crate::phase::Phase;
+use crate::run::body::BodyTransform;
+use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
+use crate::run::outcome::{ActionOutcome, Decision, TraceEntry};
+use crate::run::scratch::Scratch;
+use bytes::Bytes;
+use cel::Value;
+use http::{HeaderName, HeaderValue};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The state of one request as the engine runs its phases; create it with
+/// [`Engine::new_request`](crate::Engine::new_request).
+pub struct RequestState {
+    pub(crate) conn: ConnInfo,
+    pub(crate) client_ip: IpAddr,
+    pub(crate) client_ip_text: String,
+    pub(crate) endpoint: Arc<EndpointInfo>,
+    pub(crate) now: SystemTime,
+    pub(crate) vars: BTreeMap<String, Value>,
+    pub(crate) results: Vec<(&'static str, Value)>,
+    pub(crate) logs: Vec<BTreeMap<String, String>>,
+    pub(crate) outcomes: Vec<ActionOutcome>,
+    pub(crate) trace: Option<Vec<TraceEntry>>,
+    pub(crate) errors: Vec<String>,
+    pub(crate) body_transform: Option<Box<dyn BodyTransform + Send + Sync>>,
+    pub(crate) request_body: Option<Bytes>,
+    /// Headers whatever response the client gets carries (a renewed session cookie).
+    pub(crate) response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The actions' own per-request data.
+    pub(crate) scratch: Scratch,
+}
+
+impl RequestState {
+    pub(crate) fn new(conn: ConnInfo, endpoint: Arc<EndpointInfo>, now: SystemTime) -> Self {
+        let client_ip = canonical_ip(conn.client_addr.ip());
+        Self {
+            client_ip,
+            client_ip_text: client_ip.to_string(),
+            conn,
+            endpoint,
+            now,
+            vars: BTreeMap::new(),
+            results: Vec::new(),
+            logs: Vec::new(),
+            outcomes: Vec::new(),
+            trace: None,
+            errors: Vec::new(),
+            body_transform: None,
+            request_body: None,
+            response_headers: Vec::new(),
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Turns on the trace for this request (the dry run does; the edge may per request).
+    pub fn enable_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+
+    /// The trace, when enabled.
+    pub fn trace(&self) -> Option<&[TraceEntry]> {
+        self.trace.as_deref()
+    }
+
+    /// The `log` actions' metadata, in order: `traffic_policy.logs` of the request's log event.
+    pub fn logs(&self) -> &[BTreeMap<String, String>] {
+        &self.logs
+    }
+
+    /// Every action run, with its decision.
+    pub fn outcomes(&self) -> &[ActionOutcome] {
+        &self.outcomes
+    }
+
+    /// Gives the engine the complete request body, for actions that read it (see
+    /// [`Engine::reads_request_body`](crate::Engine::reads_request_body)); call it before
+    /// `on_http_request`. Without it they see an empty body.
+    pub fn set_request_body(&mut self, body: Bytes) {
+        self.request_body = Some(body);
+    }
+
+    /// Runtime problems (expressions that failed to evaluate); such a rule does not match.
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Takes the streaming body transformer set by compress-response, for the edge to feed
+    /// the response body through chunk by chunk.
+    pub fn take_body_transform(&mut self) -> Option<Box<dyn BodyTransform + Send>> {
+        self.body_transform
+            .take()
+            .map(|t| t as Box<dyn BodyTransform + Send>)
+    }
+
+    /// The decision of the last action of type `action` run on this request.
+    pub(crate) fn last_outcome(&self, action: &str) -> Option<Decision> {
+        self.last_outcome_of(&[action]).map(|o| o.decision)
+    }
+
+    /// The last outcome of an action of one of the `types`.
+    pub(crate) fn last_outcome_of(&self, types: &[&str]) -> Option<&ActionOutcome> {
+        self.outcomes
+            .iter()
+            .rev()
+            .find(|o| types.contains(&o.action))
+    }
+
+    pub(crate) fn record(
+        &mut self,
+        phase: Phase,
+        action: &'static str,
+        decision: Decision,
+        enforced: bool,
+    ) {
+        self.outcomes.push(ActionOutcome {
+            phase,
+            action,
+            decision,
+            enforced,
+        });
+    }
+
+    pub(crate) fn trace_event(&mut self, phase: Phase, rule: &str, event: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(TraceEntry {
+                phase,
+                rule: rule.to_string(),
+                event: event(),
+            });
+        }
+    }
+
+    /// Stores an action's results under `actions.ngrok.<key>`.
+    pub(crate) fn set_result(&mut self, key: &'static str, value: Value) {
+        if let Some(slot) = self.results.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            self.results.push((key, value));
+        }
+    }
+}
