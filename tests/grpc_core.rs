@@ -211,6 +211,25 @@ async fn through(
     Ok(results)
 }
 
+/// The control: client and server pass every case when nothing is between them (same
+/// `:authority` as through the tunnel), so a failure of the tests below is the tunnel's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_core_peers_pass_every_case_without_the_tunnel() -> anyhow::Result<()> {
+    if !sluice_e2e::tools::python_module("grpc", INSTALLER)? {
+        return Ok(());
+    }
+    let server = grpc_server().await?;
+    let authority = format!("grpc.localhost:{}", server.addr.port());
+    let results = run_client(server.addr, &authority, None).await?;
+    let broken = broken_cases(&results);
+    assert!(
+        broken.is_empty(),
+        "directly:\n{}\n{results:#}",
+        broken.join("\n")
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_core_peers_over_h2c() -> anyhow::Result<()> {
     if !sluice_e2e::tools::python_module("grpc", INSTALLER)? {

@@ -212,6 +212,113 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<RawResponse> {
     })
 }
 
+/// `GET` with `TE: trailers` to `addr` for `host`: the upstream reports it saw `te: trailers`.
+async fn check_te_reaches_the_upstream(addr: SocketAddr, host: &str) -> anyhow::Result<()> {
+    let request =
+        format!("GET /plain HTTP/1.1\r\nHost: {host}\r\nTE: trailers\r\nConnection: close\r\n\r\n");
+    let resp = exchange(addr, request.as_bytes()).await?;
+    anyhow::ensure!(resp.status == 200, "{resp:?}");
+    let report = resp.report()?;
+    println!("upstream saw: {report}");
+    anyhow::ensure!(report["te"] == "trailers", "te at the upstream: {report}");
+    Ok(())
+}
+
+/// `GET` with `TE: trailers`: the response is chunked, announces its trailers in `Trailer` and
+/// ends with them, the digest trailer matching the body.
+async fn check_response_trailers(addr: SocketAddr, host: &str) -> anyhow::Result<()> {
+    let request = format!(
+        "GET /report HTTP/1.1\r\nHost: {host}\r\nTE: trailers\r\nConnection: close\r\n\r\n"
+    );
+    let resp = exchange(addr, request.as_bytes()).await?;
+    println!(
+        "status {}, chunked {}, headers {:?}, trailers {:?}, body {}",
+        resp.status,
+        resp.chunked,
+        resp.headers,
+        resp.trailers,
+        String::from_utf8_lossy(&resp.body)
+    );
+    anyhow::ensure!(resp.status == 200, "{resp:?}");
+    let report = resp.report()?;
+    anyhow::ensure!(resp.chunked, "trailers need a chunked response: {resp:?}");
+    anyhow::ensure!(
+        resp.trailer("x-trailer-one") == Some("sluice"),
+        "response trailers {:?} (te at the upstream: {})",
+        resp.trailers,
+        report["te"]
+    );
+    let digest = hex(&Sha256::digest(&resp.body));
+    anyhow::ensure!(
+        resp.trailer("x-body-sha256") == Some(digest.as_str()),
+        "the trailer's digest of the body it follows ({digest}): {:?}",
+        resp.trailers
+    );
+    // The fields the trailers hold are announced in the head.
+    let announced = resp
+        .header("trailer")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    anyhow::ensure!(
+        announced.contains("x-trailer-one") && announced.contains("x-body-sha256"),
+        "Trailer header: {announced:?}"
+    );
+    Ok(())
+}
+
+/// A chunked `POST` of 300 KiB with two trailers (one the body's digest): the upstream gets
+/// the body and both trailers.
+async fn check_request_trailers(addr: SocketAddr, host: &str) -> anyhow::Result<()> {
+    let body: Vec<u8> = Generator::new(300 << 10, 21)
+        .flat_map(|c| c.to_vec())
+        .collect();
+    let digest = hex(&Sha256::digest(&body));
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\n\
+         Trailer: x-upload-sha256, x-upload-note\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(50_000) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(
+        format!("0\r\nx-upload-sha256: {digest}\r\nx-upload-note: two fields\r\n\r\n").as_bytes(),
+    );
+    let resp = exchange(addr, &request).await?;
+    anyhow::ensure!(resp.status == 200, "{resp:?}");
+    let report = resp.report()?;
+    println!("upstream saw: {report}");
+    anyhow::ensure!(report["method"] == "POST", "{report}");
+    anyhow::ensure!(report["body_len"] == body.len() as u64, "{report}");
+    anyhow::ensure!(report["body_sha256"] == digest.as_str(), "{report}");
+    let mut trailers: Fields = report["trailers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap_or("").into(),
+                        p[1].as_str().unwrap_or("").into(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    trailers.sort();
+    let expected = [
+        ("x-upload-note".to_string(), "two fields".to_string()),
+        ("x-upload-sha256".to_string(), digest),
+    ];
+    anyhow::ensure!(
+        trailers == expected,
+        "request trailers at the upstream: {report}"
+    );
+    Ok(())
+}
+
+/// An edge, the reporting upstream and an agent for `name`; the `Host` to send.
 struct Setup {
     edge: TestEdge,
     agent: TestAgent,
@@ -233,122 +340,47 @@ async fn setup(name: &str) -> anyhow::Result<Setup> {
 }
 
 impl Setup {
-    async fn done(self) -> anyhow::Result<()> {
+    /// Runs `check` through the edge, then stops agent and edge.
+    async fn check<F, Fut>(self, check: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(SocketAddr, String) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let result = check(self.edge.http_addr, self.host.clone()).await;
         self.agent.stop().await?;
         self.edge.shutdown().await;
-        Ok(())
+        result
     }
+}
+
+/// The control: the raw client and the upstream exchange trailers both ways when nothing is
+/// between them, so a failure of the tests below is the tunnel's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailers_pass_both_ways_without_the_tunnel() -> anyhow::Result<()> {
+    let up = reporting_upstream().await?;
+    let host = up.addr.to_string();
+    check_te_reaches_the_upstream(up.addr, &host).await?;
+    check_response_trailers(up.addr, &host).await?;
+    check_request_trailers(up.addr, &host).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn te_trailers_from_the_client_reaches_the_upstream() -> anyhow::Result<()> {
     let s = setup("te").await?;
-    let request = format!(
-        "GET /plain HTTP/1.1\r\nHost: {}\r\nTE: trailers\r\nConnection: close\r\n\r\n",
-        s.host
-    );
-    let resp = exchange(s.edge.http_addr, request.as_bytes()).await?;
-    assert_eq!(resp.status, 200, "{resp:?}");
-    let report = resp.report()?;
-    println!("upstream saw: {report}");
-    assert_eq!(report["te"], "trailers", "te at the upstream: {report}");
-    s.done().await
+    s.check(|addr, host| async move { check_te_reaches_the_upstream(addr, &host).await })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_response_trailers_reach_an_http1_client() -> anyhow::Result<()> {
     let s = setup("resptrail").await?;
-    let request = format!(
-        "GET /report HTTP/1.1\r\nHost: {}\r\nTE: trailers\r\nConnection: close\r\n\r\n",
-        s.host
-    );
-    let resp = exchange(s.edge.http_addr, request.as_bytes()).await?;
-    println!(
-        "status {}, chunked {}, headers {:?}, trailers {:?}, body {}",
-        resp.status,
-        resp.chunked,
-        resp.headers,
-        resp.trailers,
-        String::from_utf8_lossy(&resp.body)
-    );
-    assert_eq!(resp.status, 200, "{resp:?}");
-    let report = resp.report()?;
-    assert!(resp.chunked, "trailers need a chunked response: {resp:?}");
-    assert_eq!(
-        resp.trailer("x-trailer-one"),
-        Some("sluice"),
-        "response trailers {:?} (te at the upstream: {})",
-        resp.trailers,
-        report["te"]
-    );
-    assert_eq!(
-        resp.trailer("x-body-sha256"),
-        Some(hex(&Sha256::digest(&resp.body)).as_str()),
-        "the trailer's digest of the body it follows: {:?}",
-        resp.trailers
-    );
-    // The fields the trailers hold are announced in the head.
-    let announced = resp
-        .header("trailer")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    assert!(
-        announced.contains("x-trailer-one") && announced.contains("x-body-sha256"),
-        "Trailer header: {announced:?}"
-    );
-    s.done().await
+    s.check(|addr, host| async move { check_response_trailers(addr, &host).await })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_request_trailers_reach_the_upstream() -> anyhow::Result<()> {
     let s = setup("reqtrail").await?;
-    // 300 KiB in chunks of 64 KiB and less, a digest of it in a trailer.
-    let body: Vec<u8> = Generator::new(300 << 10, 21)
-        .flat_map(|c| c.to_vec())
-        .collect();
-    let digest = hex(&Sha256::digest(&body));
-    let mut request = format!(
-        "POST /upload HTTP/1.1\r\nHost: {}\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\n\
-         Trailer: x-upload-sha256, x-upload-note\r\nConnection: close\r\n\r\n",
-        s.host
-    )
-    .into_bytes();
-    for chunk in body.chunks(50_000) {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(chunk);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(
-        format!("0\r\nx-upload-sha256: {digest}\r\nx-upload-note: two fields\r\n\r\n").as_bytes(),
-    );
-    let resp = exchange(s.edge.http_addr, &request).await?;
-    assert_eq!(resp.status, 200, "{resp:?}");
-    let report = resp.report()?;
-    println!("upstream saw: {report}");
-    assert_eq!(report["method"], "POST");
-    assert_eq!(report["body_len"], body.len() as u64, "{report}");
-    assert_eq!(report["body_sha256"], digest.as_str(), "{report}");
-    let mut trailers: Vec<(String, String)> = report["trailers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| {
-                    (
-                        p[0].as_str().unwrap_or("").into(),
-                        p[1].as_str().unwrap_or("").into(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    trailers.sort();
-    let expected = [
-        ("x-upload-note".to_string(), "two fields".to_string()),
-        ("x-upload-sha256".to_string(), digest),
-    ];
-    assert_eq!(
-        trailers, expected,
-        "request trailers at the upstream: {report}"
-    );
-    s.done().await
+    s.check(|addr, host| async move { check_request_trailers(addr, &host).await })
+        .await
 }
