@@ -1,10 +1,13 @@
 //! Who may open agent sessions and what they may do: the per-token session limit, the rate
-//! limit on wrong authtokens and the one-stream limit on agents, through a real edge.
+//! limit on wrong authtokens, the one-stream limit on agents, and agents speaking another
+//! protocol version, through a real edge.
 
 use sluice_agent::{AgentError, AgentEvent};
 use sluice_e2e::{closed_port, eventually, Launch, TestAgent, TestEdge, TOKEN};
 use sluice_edge::MAX_AUTH_FAILURES;
+use sluice_proto::control::HelloReply;
 use sluice_proto::error_code::ErrorCode;
+use sluice_proto::PROTOCOL_VERSION;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -81,9 +84,27 @@ async fn rogue_session(
     edge: &TestEdge,
     url: &str,
 ) -> anyhow::Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
+    match handshake(edge, sluice_proto::PROTOCOL_VERSION, url).await? {
+        (conn, send, recv, HelloReply::Welcome(_)) => Ok((conn, send, recv)),
+        (_, _, _, HelloReply::Rejected(r)) => anyhow::bail!("rogue agent rejected: {r:?}"),
+    }
+}
+
+/// A hand-made agent's `Hello` speaking protocol `version` for `url`: the connection, the
+/// control stream's halves and the edge's reply.
+async fn handshake(
+    edge: &TestEdge,
+    version: u32,
+    url: &str,
+) -> anyhow::Result<(
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+    HelloReply,
+)> {
     use quinn::crypto::rustls::QuicClientConfig;
     use sluice_proto::codec::{read_frame, write_frame};
-    use sluice_proto::control::{EndpointRequest, Hello, HelloReply, Secret};
+    use sluice_proto::control::{EndpointRequest, Hello, Secret};
     let tls = sluice_agent::tls::client_config(Some(&edge.cert))?;
     let quic = QuicClientConfig::try_from((*tls).clone())?;
     let mut client = quinn::ClientConfig::new(std::sync::Arc::new(quic));
@@ -100,7 +121,7 @@ async fn rogue_session(
         .await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let hello = Hello {
-        version: sluice_proto::PROTOCOL_VERSION,
+        version,
         authtoken: Secret(TOKEN.into()),
         agent_version: "rogue".into(),
         endpoints: vec![EndpointRequest {
@@ -110,10 +131,10 @@ async fn rogue_session(
         }],
     };
     write_frame(&mut send, &hello).await?;
-    match read_frame(&mut recv).await? {
-        HelloReply::Welcome(_) => Ok((conn, send, recv)),
-        HelloReply::Rejected(r) => anyhow::bail!("rogue agent rejected: {r:?}"),
-    }
+    let reply = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv))
+        .await
+        .map_err(|_| anyhow::anyhow!("no HelloReply within 10 s"))??;
+    Ok((conn, send, recv, reply))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,5 +172,71 @@ async fn an_agent_cannot_open_streams_the_edge_never_reads() -> anyhow::Result<(
     assert_eq!(resp.status(), 200);
     honest.stop().await?;
     edge.shutdown().await;
+    Ok(())
+}
+
+/// The numbers written in `text`, e.g. `[1, 2]` for "agent speaks protocol 1, edge 2".
+fn numbers_in(text: &str) -> Vec<u32> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_protocol_versions_are_refused_naming_both_and_who_must_upgrade() -> anyhow::Result<()>
+{
+    let edge = TestEdge::start().await?;
+    let ours = PROTOCOL_VERSION;
+    // An older agent must upgrade itself; a newer agent needs a newer edge.
+    let mut cases = vec![(ours + 1, "upgrade the edge")];
+    if ours > 1 {
+        cases.push((ours - 1, "upgrade the agent"));
+    } else {
+        println!("PROTOCOL_VERSION is 1: there is no older version to try");
+    }
+    let mut problems = Vec::new();
+    for (version, advice) in cases {
+        let url = format!("version{version}");
+        let (_conn, _send, _recv, reply) = handshake(&edge, version, &url).await?;
+        let HelloReply::Rejected(r) = reply else {
+            problems.push(format!(
+                "protocol {version}: welcomed by an edge speaking {ours}"
+            ));
+            continue;
+        };
+        println!(
+            "protocol {version} refused: {} {}",
+            r.code.number(),
+            r.message
+        );
+        let numbers = numbers_in(&r.message);
+        if r.code != ErrorCode::UnsupportedVersion {
+            problems.push(format!(
+                "protocol {version}: code {:?}, not UnsupportedVersion",
+                r.code
+            ));
+        }
+        if !(numbers.contains(&version) && numbers.contains(&ours)) {
+            problems.push(format!(
+                "protocol {version}: the message names not both {version} and {ours}: {:?}",
+                r.message
+            ));
+        }
+        if !r.message.to_lowercase().contains(advice) {
+            problems.push(format!(
+                "protocol {version}: the message does not say {advice:?}: {:?}",
+                r.message
+            ));
+        }
+        // Nothing was claimed.
+        sluice_e2e::assert_endpoint_not_found(
+            &sluice_e2e::client()
+                .get(edge.url(&format!("{url}.localhost")))
+                .send()
+                .await?,
+        );
+    }
+    edge.shutdown().await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Network faults on the agent↔edge QUIC path, injected by the seeded impairment relay:
-//! loss with delay, blackholes shorter and longer than the idle timeout.
+//! loss with delay, blackholes shorter and longer than the idle timeout, and faults that must
+//! not be taken for a dead agent (no false disconnects).
 
+use sluice_agent::AgentEvent;
 use sluice_e2e::data;
 use sluice_e2e::impair::{ImpairedLink, Impairment};
 use sluice_e2e::upstream::{self, Upstream};
@@ -170,6 +172,99 @@ async fn reordered_duplicated_jittery_link_keeps_every_request_and_byte() -> any
     }
     let stats = t.link.stats();
     assert!(stats.duplicated > 0 && stats.dropped > 0, "{stats:?}");
+    t.agent.stop().await?;
+    t.edge.shutdown().await;
+    Ok(())
+}
+
+/// Every event the agent reported since it came online (or since the last call), described:
+/// a lost session shows as `Reconnecting` and then another `Online`.
+fn agent_events(agent: &mut TestAgent) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(ev) = agent.events.try_recv() {
+        out.push(match ev {
+            AgentEvent::Reconnecting { reason, .. } => format!("Reconnecting: {reason}"),
+            AgentEvent::Online {
+                session_id,
+                reconnected,
+                ..
+            } => format!("Online: session {session_id}, reconnected {reconnected}"),
+        });
+    }
+    out
+}
+
+/// `GET url`: status and body, with the time it took.
+async fn timed_get(url: String) -> anyhow::Result<(Duration, u16, String)> {
+    let started = Instant::now();
+    let resp = client().get(url).send().await?;
+    let status = resp.status().as_u16();
+    Ok((started.elapsed(), status, resp.text().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_second_blackhole_during_a_slow_request_keeps_the_session() -> anyhow::Result<()> {
+    let mut t = impaired("brief", Impairment::default()).await?;
+    let url = t.agent.url().to_string();
+    assert_eq!(client().get(&url).send().await?.status(), 200);
+    // The upstream answers after 4 s; the link is gone for 2 s of that.
+    let request = tokio::spawn(timed_get(format!("{url}/sleep/4000")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.link.blackhole(true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    t.link.blackhole(false);
+    let (took, status, body) =
+        sluice_e2e::within(Duration::from_secs(20), "the slow request", request).await???;
+    println!("slow request across a 2 s blackhole: {status} after {took:.2?}");
+    assert_eq!((status, body.as_str()), (200, "slept"));
+    assert!(t.link.stats().dropped > 0, "{:?}", t.link.stats());
+    // Still the first session: the agent never reconnected, and the URL still answers.
+    assert_eq!(client().get(&url).send().await?.status(), 200);
+    let events = agent_events(&mut t.agent);
+    assert!(events.is_empty(), "the session was lost: {events:?}");
+    assert_eq!(t.agent.url(), url);
+    t.agent.stop().await?;
+    t.edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_slow_link_with_concurrent_slow_requests_keeps_the_session() -> anyhow::Result<()> {
+    // The shape of `lossy_slow_link_still_delivers_100_mib_intact`: 5 % loss each way, 100 ms
+    // of round trip; here with requests that sit idle at the upstream for 3 s.
+    let mut t = impaired(
+        "lossyslow",
+        Impairment {
+            loss: 0.05,
+            delay: Duration::from_millis(50),
+            ..Impairment::default()
+        },
+    )
+    .await?;
+    let url = t.agent.url().to_string();
+    let started = Instant::now();
+    for round in 0..2 {
+        let slow = (0..8).map(|_| timed_get(format!("{url}/sleep/3000")));
+        let quick = (0..8).map(|i| timed_get(format!("{url}/item/{i}")));
+        let results = sluice_e2e::within(
+            Duration::from_secs(30),
+            "a round of requests",
+            futures_util::future::join_all(slow.chain(quick)),
+        )
+        .await?;
+        for (i, r) in results.into_iter().enumerate() {
+            let (took, status, _) = r?;
+            assert_eq!(status, 200, "round {round}, request {i} after {took:.2?}");
+        }
+    }
+    let stats = t.link.stats();
+    println!(
+        "2 rounds of 8 slow + 8 quick requests in {:.2?}; relay {stats:?}",
+        started.elapsed()
+    );
+    assert!(stats.dropped > 0, "the relay dropped nothing: {stats:?}");
+    let events = agent_events(&mut t.agent);
+    assert!(events.is_empty(), "the session was lost: {events:?}");
     t.agent.stop().await?;
     t.edge.shutdown().await;
     Ok(())

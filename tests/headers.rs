@@ -71,6 +71,8 @@ async fn forwarded_headers_are_appended_and_host_is_kept() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// `te: trailers` and `Trailer` are not checked here: trailers pass end to end, and
+/// `tests/trailers.rs` checks that both reach the other side (issue #14).
 async fn hop_by_hop_headers_are_dropped_both_ways() -> anyhow::Result<()> {
     let edge = TestEdge::start().await?;
     let up = upstream::app("hop").await?;
@@ -87,8 +89,6 @@ async fn hop_by_hop_headers_are_dropped_both_ways() -> anyhow::Result<()> {
             ("keep-alive", "timeout=5"),
             ("proxy-authorization", "Basic c2VjcmV0"),
             ("proxy-connection", "keep-alive"),
-            ("te", "trailers"),
-            ("trailer", "x-checksum"),
             ("x-end-to-end", "kept"),
         ],
     )?;
@@ -101,8 +101,6 @@ async fn hop_by_hop_headers_are_dropped_both_ways() -> anyhow::Result<()> {
         "keep-alive",
         "proxy-authorization",
         "proxy-connection",
-        "te",
-        "trailer",
     ] {
         assert!(
             seen.header(name).is_none(),
@@ -125,12 +123,7 @@ async fn hop_by_hop_headers_are_dropped_both_ways() -> anyhow::Result<()> {
     .await??;
     assert_eq!(resp.status(), 200);
     let h = resp.headers().clone();
-    for name in [
-        "x-resp-secret",
-        "keep-alive",
-        "proxy-authenticate",
-        "trailer",
-    ] {
+    for name in ["x-resp-secret", "keep-alive", "proxy-authenticate"] {
         assert!(!h.contains_key(name), "{name} reached the client: {h:?}");
     }
     assert_eq!(
