@@ -1,7 +1,7 @@
 //! Hostnames: validation, the `Host` header, `--url` normalisation and random names.
 
 use rand::Rng;
-use sluice_proto::stream::Scheme;
+use sluice_proto::scheme::Scheme;
 use std::fmt;
 
 /// A validated, lowercase DNS hostname, optionally a wildcard (`*.example.com`).

@@ -21,6 +21,7 @@ use crate::tls::resolver::CertResolver;
 use crate::tls::{self, files};
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use crate::tunnel::authtoken::TokenSet;
+use crate::tunnel::connector::AgentConnector;
 use crate::tunnel::listener::{self, ListenError};
 use crate::tunnel::reset_key::{self, ResetKeyError};
 use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
@@ -41,7 +42,7 @@ use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -318,10 +319,12 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
+    let (unreachable_tx, unreachable_rx) = mpsc::unbounded_channel();
     let endpoint = listener::bind(
         config.tunnel_addr,
         &identity,
         reset_key::endpoint_config(&config.state_dir)?,
+        unreachable_tx,
     )?;
     let tunnel_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
         addr: config.tunnel_addr,
@@ -371,6 +374,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         auth_hostname: config.auth_host.clone(),
         handshake_timeout: config.handshake_timeout,
         metrics: metrics.clone(),
+        peers: Arc::default(),
     });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -381,10 +385,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let mut proxy = pingora::proxy::http_proxy_service_with_name_custom(
         &Arc::new(server_conf),
         EdgeProxy::new(proxy_state.clone()),
         "sluice-edge",
+        AgentConnector,
+        // Only for custom protocols on the public listeners, which the edge does not offer.
+        Arc::new(|_proxy, _stream, _shutdown| Box::pin(async { None })),
     );
     if let Some(app) = proxy.app_logic_mut() {
         // h2c (HTTP/2 with prior knowledge) on the plain public listener, so gRPC clients and
@@ -448,6 +455,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             svc.start_service(Some(fds), rx, 1).await;
         }));
     }
+    tasks.push(tokio::spawn(
+        tunnel_state.peers.clone().listen(unreachable_rx),
+    ));
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,

@@ -3,7 +3,7 @@
 
 use crate::hostname::Hostname;
 use sluice_policy::EndpointInfo;
-use sluice_proto::stream::Scheme;
+use sluice_proto::scheme::Scheme;
 
 /// The edge's public addresses, as endpoint URLs show them.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! Length-prefixed JSON frames: a 4-byte big-endian length, then that many bytes of JSON.
+//! Length-prefixed JSON frames for the control stream: a 4-byte big-endian length, then that
+//! many bytes of JSON.
 
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -92,29 +93,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::StreamHeader;
+    use crate::control::ControlFrame;
 
-    fn header() -> StreamHeader {
-        StreamHeader {
-            endpoint_id: 7,
-            request_id: "req_1".into(),
-            client_addr: "203.0.113.9:4711".parse().expect("addr"),
-            scheme: crate::stream::Scheme::Http,
-        }
+    fn message() -> ControlFrame {
+        ControlFrame::Ping(7)
     }
 
     #[test]
     fn round_trip_and_partial_input() {
-        let bytes = encode(&header()).expect("encode");
+        let bytes = encode(&message()).expect("encode");
         for cut in 0..bytes.len() {
-            assert!(decode::<StreamHeader>(&bytes[..cut])
+            assert!(decode::<ControlFrame>(&bytes[..cut])
                 .expect("partial")
                 .is_none());
         }
-        let (back, used) = decode::<StreamHeader>(&bytes)
+        let (back, used) = decode::<ControlFrame>(&bytes)
             .expect("decode")
             .expect("whole");
-        assert_eq!(back, header());
+        assert_eq!(back, message());
         assert_eq!(used, bytes.len());
     }
 
@@ -123,27 +119,27 @@ mod tests {
         let mut bytes = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
         bytes.extend_from_slice(b"{}");
         assert!(matches!(
-            decode::<StreamHeader>(&bytes),
+            decode::<ControlFrame>(&bytes),
             Err(FrameError::TooLarge(_))
         ));
     }
 
     #[tokio::test]
     async fn async_read_leaves_trailing_bytes() {
-        let mut bytes = encode(&header()).expect("encode");
-        bytes.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        let mut bytes = encode(&message()).expect("encode");
+        bytes.extend_from_slice(b"next");
         let mut r = &bytes[..];
-        let back: StreamHeader = read_frame(&mut r).await.expect("read");
-        assert_eq!(back, header());
-        assert_eq!(r, b"GET / HTTP/1.1\r\n");
+        let back: ControlFrame = read_frame(&mut r).await.expect("read");
+        assert_eq!(back, message());
+        assert_eq!(r, b"next");
     }
 
     #[tokio::test]
     async fn truncated_stream_is_incomplete() {
-        let bytes = encode(&header()).expect("encode");
+        let bytes = encode(&message()).expect("encode");
         let mut r = &bytes[..bytes.len() - 1];
         assert!(matches!(
-            read_frame::<StreamHeader, _>(&mut r).await,
+            read_frame::<ControlFrame, _>(&mut r).await,
             Err(FrameError::Incomplete)
         ));
     }

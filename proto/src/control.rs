@@ -1,4 +1,5 @@
-//! Control-stream messages: the agent's [`Hello`] and the edge's [`HelloReply`].
+//! Control-stream messages: the agent's [`Hello`], the edge's [`HelloReply`], and then
+//! [`ControlFrame`]s both ways for the rest of the session.
 
 use crate::error_code::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -92,12 +93,23 @@ pub struct Welcome {
 /// An endpoint that is online.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoundEndpoint {
-    /// Id the edge puts in each [`crate::stream::StreamHeader`] for this endpoint.
+    /// Id the edge puts in each [`crate::frame::RequestHead`] for this endpoint.
     pub id: u32,
     /// The public URL, e.g. `http://demo.localhost:8080`.
     pub url: String,
     /// The hostname the edge routes (may be a wildcard such as `*.example.com`).
     pub hostname: String,
+}
+
+/// A message on the control stream after the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlFrame {
+    /// Asks the peer to answer with [`ControlFrame::Pong`] carrying the same number: the edge
+    /// probes an agent this way while requests wait on it, so a dead agent is noticed in
+    /// seconds rather than at the idle timeout.
+    Ping(u64),
+    /// The answer to [`ControlFrame::Ping`].
+    Pong(u64),
 }
 
 /// Why the edge refused a handshake.

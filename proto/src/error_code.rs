@@ -159,7 +159,11 @@ impl ErrorCode {
 
     /// Parses `ERR_SLUICE_<n>`.
     pub fn from_header_value(s: &str) -> Option<ErrorCode> {
-        let n: u16 = s.strip_prefix("ERR_SLUICE_")?.parse().ok()?;
+        Self::from_number(s.strip_prefix("ERR_SLUICE_")?.parse().ok()?)
+    }
+
+    /// The code numbered `n` ([`Self::number`]).
+    pub fn from_number(n: u16) -> Option<ErrorCode> {
         Self::ALL.into_iter().find(|c| c.number() == n)
     }
 }

@@ -2,25 +2,31 @@
 //!
 //! One QUIC connection per agent (ALPN [`ALPN`]). The agent opens the first bidirectional
 //! stream as the *control stream* and sends a [`control::Hello`]; the edge answers with a
-//! [`control::HelloReply`]. After that the edge opens one bidirectional stream per proxied HTTP
-//! request: it writes a [`stream::StreamHeader`] frame, then raw HTTP/1.1 bytes follow in both
-//! directions. Frames are length-prefixed JSON ([`codec`]).
+//! [`control::HelloReply`], and both sides then exchange [`control::ControlFrame`]s on it
+//! (liveness probes). Control messages are length-prefixed JSON ([`codec`]).
+//!
+//! Requests travel on bidirectional streams the edge opens: binary [`frame::Frame`]s carry the
+//! request head, body chunks and trailers one way and the response the other ([`frame`] is the
+//! sans-IO codec, [`framed`] the QUIC halves). A stream whose exchange completed carries the
+//! agent session's next request.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod control;
 pub mod error_code;
+pub mod frame;
+pub mod framed;
 pub mod headers;
-pub mod quic_io;
-pub mod stream;
+pub mod scheme;
 pub mod transport;
 
 /// ALPN protocol id negotiated on the agent's QUIC connection.
 pub const ALPN: &[u8] = b"sluice/1";
 
-/// Version of the control protocol spoken in [`control::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the protocol spoken in [`control::Hello`]. Version 2 carries requests as frames
+/// (version 1 wrote HTTP/1.1 on each stream) and probes liveness on the control stream.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// QUIC application close codes used by both sides.
 pub mod close_code {
@@ -32,6 +38,8 @@ pub mod close_code {
     pub const PROTOCOL: u32 = 2;
     /// Another session with the same authtoken took over this session's hostnames.
     pub const REPLACED: u32 = 3;
+    /// The edge probed the agent while requests waited on it and heard nothing back.
+    pub const UNRESPONSIVE: u32 = 4;
 }
 
 /// QUIC stream reset codes.

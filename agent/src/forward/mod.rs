@@ -1,5 +1,6 @@
 //! One request, from the edge's QUIC stream to the endpoint's upstream and back, in the order
-//! it meets them: `forwarder.rs` serves the stream with hyper and rewrites the request,
+//! it meets them: `stream.rs` reads the request's frames and writes the response's,
+//! `forwarder.rs` rewrites the request for its handler,
 //! `observe.rs` lets watchers see it, `handler.rs` picks what answers the endpoint — a pooled
 //! client (`upstream_client.rs`, `upstream_tls.rs`), the file server (`file_server.rs`) or an
 //! in-process service (`app_service.rs`) — and `location_rewrite.rs` fixes redirects on the
@@ -12,5 +13,6 @@ pub(crate) mod forwarder;
 pub(crate) mod handler;
 pub(crate) mod location_rewrite;
 pub mod observe;
+pub(crate) mod stream;
 pub(crate) mod upstream_client;
 pub(crate) mod upstream_tls;

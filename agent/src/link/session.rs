@@ -5,16 +5,16 @@ use super::tls;
 use crate::config::agent::AgentConfig;
 use crate::forward::forwarder::Forwarder;
 use crate::forward::handler::HandlerError;
+use crate::forward::stream::serve_stream;
 use crate::trust::TlsError;
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::ConnectionError;
 use rand::Rng;
 use sluice_proto::codec::{read_frame, write_frame};
 use sluice_proto::control::{
-    BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
+    BoundEndpoint, ControlFrame, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
 };
 use sluice_proto::error_code::ErrorCode;
-use sluice_proto::quic_io::QuicIo;
 use sluice_proto::transport::transport_config;
 use sluice_proto::{close_code, PROTOCOL_VERSION};
 use std::net::SocketAddr;
@@ -279,14 +279,22 @@ async fn connect(
     match reply {
         HelloReply::Welcome(welcome) => {
             // The control stream stays open for the session's life; closing it would end it.
-            tokio::spawn(async move {
-                let _ = recv.read_to_end(64 * 1024).await;
-                drop(send);
-            });
+            tokio::spawn(answer_pings(send, recv).in_current_span());
             Ok((conn, welcome))
         }
-        HelloReply::Rejected(rejection) => {
+        HelloReply::Rejected(mut rejection) => {
             conn.close(close_code::REJECTED.into(), b"rejected");
+            if rejection.code == ErrorCode::UnsupportedVersion
+                && !rejection.message.contains("upgrade")
+            {
+                // An edge older than this agent does not say which side to upgrade.
+                rejection.message = format!(
+                    "{} (this agent, sluice {}, speaks protocol {PROTOCOL_VERSION}): upgrade the edge, \
+                     or use an agent of the edge's version",
+                    rejection.message,
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
             // A slow handshake, or an address the edge is rate-limiting after wrong tokens
             // (possibly another user behind the same NAT): worth retrying with backoff.
             if matches!(
@@ -296,6 +304,20 @@ async fn connect(
                 Err(Attempt::Transient(rejection.to_string()))
             } else {
                 Err(Attempt::Fatal(AgentError::Rejected(rejection)))
+            }
+        }
+    }
+}
+
+/// Holds the control stream for the session's life, answering the edge's liveness pings.
+async fn answer_pings(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    while let Ok(frame) = read_frame::<ControlFrame, _>(&mut recv).await {
+        if let ControlFrame::Ping(n) = frame {
+            if write_frame(&mut send, &ControlFrame::Pong(n))
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     }
@@ -312,12 +334,8 @@ async fn serve(
         tokio::select! {
             stream = conn.accept_bi() => match stream {
                 Ok((send, recv)) => {
-                    let (fwd, count) = (forwarder.clone(), in_flight.clone());
-                    count.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(async move {
-                        fwd.serve_stream(QuicIo::new(send, recv)).await;
-                        count.fetch_sub(1, Ordering::Relaxed);
-                    }.in_current_span());
+                    let stream = serve_stream(forwarder.clone(), send, recv, in_flight.clone());
+                    tokio::spawn(stream.in_current_span());
                 }
                 Err(ConnectionError::ApplicationClosed(c)) if c.error_code == close_code::REPLACED.into() => {
                     break SessionEnd::Replaced;

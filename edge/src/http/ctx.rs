@@ -9,7 +9,7 @@ use crate::tunnel::routes::Route;
 use pingora::proxy::Session;
 use sluice_policy::EndpointInfo;
 use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
-use sluice_proto::stream::Scheme;
+use sluice_proto::scheme::Scheme;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tracing::Span;
@@ -38,8 +38,6 @@ pub struct RequestCtx {
     pub scheme: Scheme,
     /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
     pub tls_version: Option<String>,
-    /// The client speaks HTTP/2, so the agent hop does too (trailers, gRPC).
-    pub agent_h2: bool,
 }
 
 impl RequestCtx {
@@ -57,7 +55,6 @@ impl RequestCtx {
             policy: None,
             scheme: Scheme::Http,
             tls_version: None,
-            agent_h2: false,
         }
     }
 

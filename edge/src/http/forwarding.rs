@@ -1,26 +1,11 @@
 //! Proxy header semantics: hop-by-hop removal, `x-forwarded-*`, and response sanitising.
 
+use crate::coded_error::edge_error;
 use pingora::http::{RequestHeader, ResponseHeader};
-use sluice_proto::error_code::{ErrorCode, AGENT_ERROR_HEADER, ERROR_CODE_HEADER};
-use sluice_proto::headers::HOP_BY_HOP;
+use sluice_proto::error_code::ErrorCode;
+use sluice_proto::error_code::{AGENT_ERROR_HEADER, ERROR_CODE_HEADER};
+use sluice_proto::headers::{hop_by_hop, is_upgrade, HOP_BY_HOP};
 use std::net::IpAddr;
-
-/// Whether the request asks for a protocol upgrade (websocket).
-pub fn is_upgrade(req: &RequestHeader) -> bool {
-    req.headers.contains_key("upgrade")
-        && connection_tokens(req.headers.get_all("connection")).any(|t| t == "upgrade")
-}
-
-fn connection_tokens<'a>(
-    values: http::header::GetAll<'a, http::HeaderValue>,
-) -> impl Iterator<Item = String> + 'a {
-    values
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-}
 
 fn joined(req: &RequestHeader, name: &str) -> Option<String> {
     let values: Vec<&str> = req
@@ -42,28 +27,27 @@ fn append_list(req: &mut RequestHeader, name: &'static str, value: &str) -> ping
 
 /// Rewrites the client's request into the one the agent receives.
 ///
-/// - hop-by-hop headers and any header named in `Connection` are dropped, except the
-///   websocket upgrade pair;
+/// - connection-specific fields go (`hop_by_hop`): the websocket upgrade pair and
+///   `te: trailers` stay;
 /// - `x-forwarded-for` and `x-forwarded-proto` get the client's address and scheme appended;
 ///   `x-forwarded-host` keeps a client-sent value, otherwise it is set to `host`;
-/// - the request line uses origin-form (`/path?query`);
-/// - `Connection: close` is sent unless upgrading: each request has its own QUIC stream, and
-///   the stream must end with the response instead of idling in a pool.
+/// - the authority moves into `host` (HTTP/2 clients send only `:authority`) and the target
+///   becomes origin-form (`/path?query`).
 pub fn prepare_upstream_request(
     req: &mut RequestHeader,
     client_ip: Option<IpAddr>,
     scheme: &str,
     host: &str,
 ) -> pingora::Result<()> {
-    let upgrade = is_upgrade(req);
-    let named: Vec<String> = connection_tokens(req.headers.get_all("connection"))
-        .filter(|t| !(upgrade && t == "upgrade"))
-        .collect();
-    for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
-        req.remove_header(name);
+    let rule = hop_by_hop(&req.headers, is_upgrade(&req.headers));
+    for name in &rule.remove {
+        req.remove_header(name.as_str());
     }
-    if !upgrade {
-        req.remove_header("upgrade");
+    if rule.connection_upgrade {
+        req.insert_header(http::header::CONNECTION, "upgrade")?;
+    }
+    if rule.te_trailers {
+        req.insert_header(http::header::TE, "trailers")?;
     }
     if let Some(ip) = client_ip {
         append_list(req, "x-forwarded-for", &ip.to_string())?;
@@ -72,7 +56,10 @@ pub fn prepare_upstream_request(
     if !req.headers.contains_key("x-forwarded-host") {
         req.insert_header("x-forwarded-host", host)?;
     }
-    if req.uri.scheme().is_some() || req.uri.authority().is_some() {
+    if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_string()) {
+        if !req.headers.contains_key(http::header::HOST) {
+            req.insert_header(http::header::HOST, authority)?;
+        }
         let origin_form = req
             .uri
             .path_and_query()
@@ -80,24 +67,18 @@ pub fn prepare_upstream_request(
             .to_string();
         let uri = origin_form
             .parse()
-            .map_err(|_| crate::coded_error::edge_error(ErrorCode::BadRequest, "bad uri"))?;
+            .map_err(|_| edge_error(ErrorCode::BadRequest, "bad uri"))?;
         req.set_uri(uri);
     }
-    req.insert_header("connection", if upgrade { "upgrade" } else { "close" })?;
     Ok(())
 }
 
-/// Cleans the agent's response head before it reaches the client. Returns the error code when
-/// the agent (not the upstream app) produced the response.
+/// Cleans the agent's response head before it reaches the client.
 ///
-/// A `sluice-error-code` from upstream is always removed, so the header can only ever mean the
-/// edge or agent produced the response.
-pub fn sanitize_upstream_response(resp: &mut ResponseHeader) -> pingora::Result<Option<ErrorCode>> {
-    let agent_code = resp
-        .headers
-        .get(AGENT_ERROR_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(ErrorCode::from_header_value);
+/// A `sluice-error-code` (or the agent's internal marker) from upstream is always removed, so
+/// the header can only ever mean the edge produced the response: failures in the agent arrive
+/// as error frames, never as headers.
+pub fn sanitize_upstream_response(resp: &mut ResponseHeader) -> pingora::Result<()> {
     resp.remove_header(AGENT_ERROR_HEADER);
     resp.remove_header(ERROR_CODE_HEADER);
     if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -110,10 +91,7 @@ pub fn sanitize_upstream_response(resp: &mut ResponseHeader) -> pingora::Result<
             resp.remove_header(name);
         }
     }
-    if let Some(code) = agent_code {
-        resp.insert_header(ERROR_CODE_HEADER, code.to_string())?;
-    }
-    Ok(agent_code)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -148,7 +126,7 @@ mod tests {
         assert_eq!(req.headers["x-forwarded-for"], "10.0.0.1, 203.0.113.7");
         assert_eq!(req.headers["x-forwarded-proto"], "https, http");
         assert_eq!(req.headers["x-forwarded-host"], "app.localhost");
-        assert_eq!(req.headers["connection"], "close");
+        assert!(!req.headers.contains_key("connection"));
         assert!(!req.headers.contains_key("x-secret"));
         assert!(!req.headers.contains_key("keep-alive"));
         assert_eq!(req.uri.to_string(), "/a?b=1");
@@ -168,19 +146,12 @@ mod tests {
         resp.insert_header(ERROR_CODE_HEADER, "ERR_SLUICE_3200")
             .expect("h");
         resp.insert_header("connection", "close").expect("h");
-        assert_eq!(sanitize_upstream_response(&mut resp).expect("ok"), None);
-        assert!(!resp.headers.contains_key(ERROR_CODE_HEADER));
-        assert!(!resp.headers.contains_key("connection"));
-
-        let mut resp = ResponseHeader::build(502, None).expect("resp");
         resp.insert_header(AGENT_ERROR_HEADER, "ERR_SLUICE_8012")
             .expect("h");
-        assert_eq!(
-            sanitize_upstream_response(&mut resp).expect("ok"),
-            Some(ErrorCode::UpstreamUnreachable)
-        );
-        assert_eq!(resp.headers[ERROR_CODE_HEADER], "ERR_SLUICE_8012");
+        sanitize_upstream_response(&mut resp).expect("ok");
+        assert!(!resp.headers.contains_key(ERROR_CODE_HEADER));
         assert!(!resp.headers.contains_key(AGENT_ERROR_HEADER));
+        assert!(!resp.headers.contains_key("connection"));
     }
 
     #[test]

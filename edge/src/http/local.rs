@@ -13,7 +13,7 @@ use crate::tunnel::routes::Route;
 use bytes::Bytes;
 use pingora::proxy::Session;
 use sluice_proto::error_code::ErrorCode;
-use sluice_proto::stream::Scheme;
+use sluice_proto::scheme::Scheme;
 use std::time::SystemTime;
 
 /// Answers an ACME HTTP-01 validation request for a token the edge's ACME client has

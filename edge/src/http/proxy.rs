@@ -16,16 +16,15 @@ use super::respond::respond;
 use super::state::ProxyState;
 use crate::coded_error::{code_for, edge_error};
 use crate::hostname::host_without_port;
-use crate::tunnel::connector::AgentConnector;
+use crate::tunnel::connector::agent_peer;
+use crate::tunnel::exchange::AgentTarget;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use sluice_proto::error_code::ErrorCode;
-use sluice_proto::stream::{Scheme, StreamHeader};
-use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
+use sluice_proto::scheme::Scheme;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, info_span};
@@ -47,14 +46,6 @@ fn request_host(req: &RequestHeader) -> Option<String> {
     host_without_port(&request_authority(req)?)
 }
 
-/// pingora pools upstream connections by peer hash; a per-session key keeps one agent's
-/// streams from ever being handed to another's requests.
-fn session_group_key(session_id: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    session_id.hash(&mut h);
-    h.finish()
-}
-
 /// `host[:port]` the client asked for: the URI's authority (HTTP/2's `:authority`), else `Host`.
 fn request_authority(req: &RequestHeader) -> Option<String> {
     match req.uri.authority() {
@@ -67,18 +58,6 @@ fn request_authority(req: &RequestHeader) -> Option<String> {
                 .to_string(),
         ),
     }
-}
-
-/// An HTTP/2 request to the agent: no connection-specific headers, and `authority` in the URI
-/// (pingora builds `:authority` from it, and requires one).
-fn h2_to_agent(req: &mut RequestHeader, authority: &str) -> pingora::Result<()> {
-    req.remove_header("connection");
-    let path = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let uri = format!("http://{authority}{path}")
-        .parse()
-        .map_err(|_| edge_error(ErrorCode::BadRequest, "bad authority"))?;
-    req.set_uri(uri);
-    Ok(())
 }
 
 #[async_trait]
@@ -137,44 +116,21 @@ impl ProxyHttp for EdgeProxy {
                 return Ok(true);
             }
         }
-        ctx.agent_h2 = session.req_header().version == http::Version::HTTP_2;
         Ok(false)
     }
 
     async fn upstream_peer(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let route = ctx
-            .route
-            .clone()
-            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream_peer without a route"))?;
-        let client_addr = client_socket(session);
-        let connector = AgentConnector {
-            header: StreamHeader {
-                endpoint_id: route.endpoint_id,
-                request_id: ctx.request_id.clone(),
-                client_addr,
-                scheme: ctx.scheme,
-            },
-            session: route.session.clone(),
-            open_timeout: self.state.stream_open_timeout,
-            streams_open: self.state.metrics.quic_streams_open.clone(),
-        };
-        // The address is never dialled (custom_l4 opens a QUIC stream instead); it only names
-        // the peer in pingora's logs.
-        let mut peer = HttpPeer::new(SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new());
-        peer.group_key = session_group_key(&route.session.id);
-        peer.options.custom_l4 = Some(Arc::new(connector));
-        if ctx.agent_h2 {
-            // HTTP/2 clients (gRPC) get HTTP/2 on the QUIC stream too: pingora drops HTTP/1.1
-            // trailers, HTTP/2 carries them. A per-request key keeps pingora from reusing the
-            // stream's h2 connection for another request (the agent also sends GOAWAY).
-            peer.options.set_http_version(2, 2);
-            peer.group_key = session_group_key(&ctx.request_id);
+        if ctx.route.is_none() {
+            return Err(edge_error(
+                ErrorCode::Internal,
+                "upstream_peer without a route",
+            ));
         }
-        Ok(Box::new(peer))
+        Ok(Box::new(agent_peer()))
     }
 
     async fn upstream_request_filter(
@@ -183,16 +139,24 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let authority = ctx.agent_h2.then(|| request_authority(upstream_request));
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream request without a route"))?;
         prepare_upstream_request(
             upstream_request,
             client_ip(session),
             ctx.scheme.as_str(),
             &ctx.host,
         )?;
-        if let Some(authority) = authority {
-            h2_to_agent(upstream_request, &authority.unwrap_or_default())?;
-        }
+        upstream_request.extensions_mut().insert(AgentTarget {
+            session: route.session.clone(),
+            endpoint_id: route.endpoint_id,
+            request_id: ctx.request_id.clone(),
+            client_addr: client_socket(session),
+            scheme: ctx.scheme,
+            open_timeout: self.state.stream_open_timeout,
+        });
         Ok(())
     }
 
@@ -202,9 +166,7 @@ impl ProxyHttp for EdgeProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if let Some(code) = sanitize_upstream_response(upstream_response)? {
-            ctx.error_code = Some(code);
-        }
+        sanitize_upstream_response(upstream_response)?;
         if let Some(run) = &mut ctx.policy {
             run.response(session.req_header_mut(), upstream_response)?;
         }

@@ -11,7 +11,7 @@ use crate::policy::compile;
 use sluice_proto::close_code;
 use sluice_proto::control::{BoundEndpoint, EndpointRequest, Hello, Rejection, Welcome};
 use sluice_proto::error_code::ErrorCode;
-use sluice_proto::stream::Scheme;
+use sluice_proto::scheme::Scheme;
 use sluice_proto::PROTOCOL_VERSION;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -37,10 +37,7 @@ pub(crate) fn admit(
     if hello.version != PROTOCOL_VERSION {
         return Err(reject(
             ErrorCode::UnsupportedVersion,
-            format!(
-                "agent speaks protocol {}, this edge speaks {PROTOCOL_VERSION}",
-                hello.version
-            ),
+            version_mismatch(hello.version, &hello.agent_version),
         ));
     }
     let owner = authenticate(hello, state, remote)?;
@@ -51,6 +48,7 @@ pub(crate) fn admit(
         session_id.to_string(),
         owner,
         conn.clone(),
+        state.metrics.quic_streams_open.clone(),
     ));
     let mut seen = HashSet::new();
     let mut routes = Vec::with_capacity(hello.endpoints.len());
@@ -127,6 +125,23 @@ pub(crate) fn admit(
         },
         routes,
     ))
+}
+
+/// Says which side to upgrade when the agent speaks `agent` and this edge
+/// [`PROTOCOL_VERSION`].
+fn version_mismatch(agent: u32, agent_release: &str) -> String {
+    let side = if agent < PROTOCOL_VERSION {
+        "upgrade the agent"
+    } else {
+        "upgrade the edge"
+    };
+    // The agent names its own release; a long name is cut, it only goes back to the agent.
+    let agent_release: String = agent_release.chars().take(32).collect();
+    format!(
+        "this agent (sluice {agent_release}) speaks protocol {agent}, this edge (sluice {}) \
+         speaks protocol {PROTOCOL_VERSION}: {side}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Checks the authtoken, refusing addresses that failed too often recently without looking at

@@ -1,116 +1,58 @@
-//! [`AgentConnector`]: pingora's custom L4 connector that opens one QUIC stream per request —
-//! the only place where HTTP meets QUIC on the edge.
+//! [`AgentConnector`]: pingora's custom upstream connector, the one place where HTTP meets
+//! QUIC on the edge. pingora asks it for a session per request; the session binds to a stream
+//! of the target agent when the request head is written, and gives the stream back to that
+//! agent's pool when pingora releases it.
 
-use super::handle::SessionHandle;
-use crate::coded_error::edge_error;
+use super::exchange::AgentExchange;
 use async_trait::async_trait;
-use pingora::connectors::L4Connect;
-use pingora::protocols::l4::socket::SocketAddr;
-use pingora::protocols::l4::stream::Stream;
-use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketStream};
-use prometheus::IntGauge;
-use sluice_proto::codec::write_frame;
-use sluice_proto::error_code::ErrorCode;
-use sluice_proto::quic_io::QuicIo;
-use sluice_proto::stream::StreamHeader;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use pingora::connectors::http::custom::{Connection, Connector};
+use pingora::protocols::tls::CustomALPN;
+use pingora::protocols::ALPN;
+use pingora::upstreams::peer::{HttpPeer, Peer};
+use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tracing::debug;
 
-/// Opens a stream to one agent session for one request.
-#[derive(Debug)]
-pub struct AgentConnector {
-    /// The session to open the stream on.
-    pub session: Arc<SessionHandle>,
-    /// Written as the stream's first frame.
-    pub header: StreamHeader,
-    /// How long to wait for the agent to grant a stream (it caps concurrent streams).
-    pub open_timeout: Duration,
-    /// The open-streams gauge, raised while the stream lives.
-    pub streams_open: IntGauge,
+/// The ALPN name that routes pingora's upstream requests to [`AgentConnector`]; it never goes
+/// on the wire (the peer is not dialled).
+const AGENT_PROTOCOL: &[u8] = b"sluice-agent";
+
+/// Hands pingora a fresh [`AgentExchange`] per request; streams are pooled per agent session.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AgentConnector;
+
+/// The peer pingora proxies every tunnelled request to: never dialled, it only tells pingora
+/// to use [`AgentConnector`] (the target agent travels in the request's extensions).
+pub fn agent_peer() -> HttpPeer {
+    let mut peer = HttpPeer::new(SocketAddr::from(([127, 0, 0, 1], 0)), false, String::new());
+    peer.options.alpn = ALPN::Custom(CustomALPN::new(AGENT_PROTOCOL.to_vec()));
+    peer
 }
 
 #[async_trait]
-impl L4Connect for AgentConnector {
-    async fn connect(&self, _addr: &SocketAddr) -> pingora::Result<Stream> {
-        let opened = tokio::time::timeout(self.open_timeout, self.session.conn.open_bi()).await;
-        let (mut send, recv) = match opened {
-            Err(_) => {
-                return Err(edge_error(
-                    ErrorCode::AgentBusy,
-                    "no stream granted in time",
-                ))
-            }
-            Ok(Err(e)) => return Err(edge_error(ErrorCode::AgentOffline, e.to_string())),
-            Ok(Ok(halves)) => halves,
-        };
-        write_frame(&mut send, &self.header)
-            .await
-            .map_err(|e| edge_error(ErrorCode::AgentOffline, e.to_string()))?;
-        let io = QuicIo::new(send, recv);
-        debug!(stream = io.id(), "opened agent stream");
-        Ok(Stream::from(VirtualSocketStream::new(Box::new(
-            AgentStream(io, OpenStream::new(&self.streams_open)),
-        ))))
-    }
-}
+impl Connector for AgentConnector {
+    type Session = AgentExchange;
 
-/// A QUIC stream presented to pingora as a virtual socket; the second field only lives as long
-/// as the stream, keeping it counted.
-#[derive(Debug)]
-struct AgentStream(QuicIo, #[allow(dead_code)] OpenStream);
-
-/// Counts a stream in the open-streams gauge until dropped.
-#[derive(Debug)]
-struct OpenStream(IntGauge);
-
-impl OpenStream {
-    fn new(gauge: &IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-impl VirtualSocket for AgentStream {
-    fn set_socket_option(&self, _opt: VirtualSockOpt) -> std::io::Result<()> {
-        // TCP options (nodelay, keepalive) have no meaning on a QUIC stream.
-        Ok(())
-    }
-}
-
-impl AsyncRead for AgentStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for AgentStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    async fn get_http_session<P: Peer + Send + Sync + 'static>(
+        &self,
+        _peer: &P,
+    ) -> pingora::Result<(Connection<AgentExchange>, bool)> {
+        Ok((Connection::Session(AgentExchange::new()), false))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    async fn reused_http_session<P: Peer + Send + Sync + 'static>(
+        &self,
+        _peer: &P,
+    ) -> Option<AgentExchange> {
+        // Reuse happens per agent session, inside the exchange, once the target is known.
+        None
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    async fn release_http_session<P: Peer + Send + Sync + 'static>(
+        &self,
+        session: AgentExchange,
+        _peer: &P,
+        _idle_timeout: Option<Duration>,
+    ) {
+        session.release();
     }
 }

@@ -3,7 +3,10 @@
 
 use super::admission::SessionSlot;
 use super::authtoken::TokenId;
-use std::sync::Mutex;
+use super::liveness::Liveness;
+use super::stream::StreamPool;
+use prometheus::IntGauge;
+use std::sync::{Arc, Mutex};
 
 /// A live agent session, shared by every route it holds.
 #[derive(Debug)]
@@ -14,18 +17,33 @@ pub struct SessionHandle {
     pub owner: TokenId,
     /// The agent's QUIC connection.
     pub conn: quinn::Connection,
+    /// Streams kept open between requests.
+    pub streams: StreamPool,
+    /// The open-streams gauge, raised while a stream to this agent lives.
+    pub streams_open: IntGauge,
+    /// Requests waiting on the agent, for the session's liveness watch.
+    pub liveness: Arc<Liveness>,
     /// This session's place in its token's session count, freed when the session ends or is
     /// replaced.
     slot: Mutex<Option<SessionSlot>>,
 }
 
 impl SessionHandle {
-    /// A session on `conn`, not yet counted against its token's limit.
-    pub fn new(id: String, owner: TokenId, conn: quinn::Connection) -> Self {
+    /// A session on `conn`, not yet counted against its token's limit; its streams are
+    /// counted in `streams_open`.
+    pub fn new(
+        id: String,
+        owner: TokenId,
+        conn: quinn::Connection,
+        streams_open: IntGauge,
+    ) -> Self {
         Self {
             id,
             owner,
             conn,
+            streams: StreamPool::default(),
+            streams_open,
+            liveness: Arc::default(),
             slot: Mutex::new(None),
         }
     }

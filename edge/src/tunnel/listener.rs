@@ -2,12 +2,13 @@
 
 use super::session;
 use super::state::TunnelState;
+use super::unreachable::UnreachableAware;
 use crate::certs::TunnelIdentity;
 use quinn::crypto::rustls::QuicServerConfig;
-use sluice_proto::transport::transport_config;
+use sluice_proto::transport::{transport_config, udp_socket};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 /// Why the QUIC listener could not start.
@@ -30,11 +31,13 @@ pub enum ListenError {
 }
 
 /// Binds the QUIC endpoint with `identity` on `addr`; `endpoint` carries the reset key
-/// ([`crate::tunnel::reset_key`]).
+/// ([`crate::tunnel::reset_key`]). Agent addresses that become unreachable are sent to
+/// `unreachable`.
 pub fn bind(
     addr: SocketAddr,
     identity: &TunnelIdentity,
     endpoint: quinn::EndpointConfig,
+    unreachable: mpsc::UnboundedSender<SocketAddr>,
 ) -> Result<quinn::Endpoint, ListenError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -48,8 +51,16 @@ pub fn bind(
     // The agent may open only its control stream (the edge opens the request streams), so a
     // rogue agent cannot park data in streams the edge never reads.
     server.transport_config(Arc::new(transport_config(1)));
-    sluice_proto::transport::endpoint(addr, endpoint, Some(server))
-        .map_err(|source| ListenError::Bind { addr, source })
+    let bind_err = |source| ListenError::Bind { addr, source };
+    let socket = UnreachableAware::new(udp_socket(addr).map_err(bind_err)?, unreachable)
+        .map_err(bind_err)?;
+    quinn::Endpoint::new_with_abstract_socket(
+        endpoint,
+        Some(server),
+        Arc::new(socket),
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(bind_err)
 }
 
 /// Accepts agent connections until `shutdown` turns true; each gets its own session task.

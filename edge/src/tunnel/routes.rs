@@ -8,7 +8,7 @@ use super::handle::SessionHandle;
 use crate::hostname::{wildcard_candidates, Hostname};
 use arc_swap::ArcSwap;
 use sluice_policy::{EndpointInfo, Engine};
-use sluice_proto::stream::Scheme;
+use sluice_proto::scheme::Scheme;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -3,16 +3,17 @@
 //! connection ends.
 
 use super::admit::{admit, reject};
+use super::liveness::{Liveness, Verdict, Watch, TICK};
 use super::routes::Route;
 use super::state::TunnelState;
 use crate::ids::new_id;
 use sluice_proto::close_code;
-use sluice_proto::codec::{read_frame, write_frame};
-use sluice_proto::control::{Hello, HelloReply, Rejection};
+use sluice_proto::codec::{decode, read_frame, write_frame};
+use sluice_proto::control::{ControlFrame, Hello, HelloReply, Rejection};
 use sluice_proto::error_code::ErrorCode;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Serves one incoming agent connection until it closes.
@@ -48,6 +49,11 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
         };
         state.metrics.agent_sessions.inc();
         state.metrics.agent_links.add(&session_id, conn.clone());
+        let _peer = routes.first().map(|r| {
+            state
+                .peers
+                .register(conn.remote_address(), &r.session.liveness)
+        });
         let reason = conn.closed().await;
         state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
@@ -95,7 +101,13 @@ async fn handshake(
             }
             // Keep the control stream open: dropping it would finish it and end the session
             // from the agent's point of view.
-            tokio::spawn(hold_control_stream(conn.clone(), send, recv_half));
+            let liveness = routes
+                .first()
+                .map(|r| r.session.liveness.clone())
+                .unwrap_or_default();
+            tokio::spawn(
+                run_control_stream(conn.clone(), send, recv_half, liveness).in_current_span(),
+            );
             Ok(routes)
         }
         Err(rejection) => {
@@ -120,19 +132,85 @@ async fn read_hello(
     Some((send, recv, hello))
 }
 
-/// Holds the control stream for the session's life. The agent sends nothing more on it today,
-/// so its end (finished, reset, or more than 64 KiB sent) ends the session: otherwise an agent
-/// that closed it would keep its hostnames and, its one allowed stream now free, could open
-/// another that the edge never reads (docs/hardening.md).
-async fn hold_control_stream(
+/// The control stream for the session's life: answers the agent's pings, and while
+/// requests wait on the agent (or its address was reported unreachable) watches for its
+/// datagrams and probes it ([`super::liveness`]). The stream's end (finished, reset, or a
+/// malformed message) ends the session: otherwise an agent that closed it would keep its
+/// hostnames and, its one allowed stream now free, could open another that the edge never
+/// reads (docs/hardening.md).
+async fn run_control_stream(
     conn: quinn::Connection,
-    send: quinn::SendStream,
+    mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    liveness: Arc<Liveness>,
 ) {
-    let ended = recv.read_to_end(64 * 1024).await;
+    let mut buf = Vec::new();
+    let mut watch: Option<Watch> = None;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pings = 0u64;
+    let ended = loop {
+        tokio::select! {
+            chunk = recv.read_chunk(4096, true) => match chunk {
+                Ok(Some(chunk)) => {
+                    buf.extend_from_slice(&chunk.bytes);
+                    match answer_control(&mut buf, &mut send).await {
+                        Ok(()) => {}
+                        Err(e) => break e,
+                    }
+                }
+                Ok(None) => break "the agent finished its control stream".to_string(),
+                Err(e) => break e.to_string(),
+            },
+            () = liveness.until_active(), if watch.is_none() => {
+                watch = Some(Watch::start(liveness.clone(), datagrams(&conn), Instant::now()));
+            }
+            _ = tick.tick(), if watch.is_some() => {
+                let Some(w) = &mut watch else { continue };
+                match w.look(datagrams(&conn), conn.rtt(), Instant::now()) {
+                    Verdict::Fine => {}
+                    Verdict::Idle => watch = None,
+                    Verdict::Ping => {
+                        pings += 1;
+                        if write_frame(&mut send, &ControlFrame::Ping(pings)).await.is_err() {
+                            break "the control stream is closed".to_string();
+                        }
+                    }
+                    Verdict::Dead => {
+                        warn!("the agent did not answer while requests waited; closing the session");
+                        conn.close(close_code::UNRESPONSIVE.into(), b"agent unresponsive");
+                        return;
+                    }
+                }
+            }
+        }
+    };
     if conn.close_reason().is_none() {
-        debug!(error = ?ended.err(), "agent ended its control stream; closing the session");
+        debug!(reason = %ended, "agent ended its control stream; closing the session");
         conn.close(close_code::PROTOCOL.into(), b"control stream ended");
     }
-    drop(send);
+}
+
+/// Datagrams received from the agent so far.
+fn datagrams(conn: &quinn::Connection) -> u64 {
+    conn.stats().udp_rx.datagrams
+}
+
+/// Handles every whole control message in `buf`: a ping is answered, a pong needs nothing
+/// (any datagram counts as a sign of life). The error names what was wrong.
+async fn answer_control(buf: &mut Vec<u8>, send: &mut quinn::SendStream) -> Result<(), String> {
+    loop {
+        match decode::<ControlFrame>(buf) {
+            Ok(Some((frame, used))) => {
+                buf.drain(..used);
+                if let ControlFrame::Ping(n) = frame {
+                    write_frame(send, &ControlFrame::Pong(n))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("malformed control message: {e}")),
+        }
+    }
 }

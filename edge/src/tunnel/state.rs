@@ -3,6 +3,7 @@
 
 use super::admission::{AuthFailures, SessionCounts};
 use super::authtoken::TokenSet;
+use super::peers::Peers;
 use super::routes::RouteRegistry;
 use crate::hostname::Hostname;
 use crate::metrics::EdgeMetrics;
@@ -34,4 +35,6 @@ pub struct TunnelState {
     pub handshake_timeout: Duration,
     /// Session and handshake metrics.
     pub metrics: EdgeMetrics,
+    /// Live sessions by address, for unreachable reports.
+    pub peers: Arc<Peers>,
 }

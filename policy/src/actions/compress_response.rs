@@ -9,7 +9,9 @@ use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
 use cel::Value;
 use encoders::{negotiate, Algorithm};
-use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRAILER, VARY,
+};
 use std::collections::HashMap;
 
 /// `compress-response`.
@@ -65,7 +67,16 @@ impl Action for CompressResponse {
             .get(CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes() != b"identity");
         let bodiless = matches!(res.status().as_u16(), 100..=199 | 204 | 304);
-        let chosen = if encoded || bodiless {
+        // A body followed by trailers (gRPC's status, an announced `Trailer`) is left alone:
+        // the compressed stream would have to end before the trailers, which the proxy only
+        // learns of when they arrive.
+        let trailers = res.headers().contains_key(TRAILER)
+            || res
+                .headers()
+                .get_all(CONTENT_TYPE)
+                .iter()
+                .any(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let chosen = if encoded || bodiless || trailers {
             None
         } else {
             negotiate(&accept, &self.algorithms)

@@ -44,3 +44,19 @@ fn only_in_the_response_phase() {
     let errs = errors("on_http_request: [{actions: [{type: compress-response}]}]");
     assert!(errs[0].contains("action `compress-response` is not allowed in on_http_request, only in on_http_response"), "{errs:?}");
 }
+
+#[test]
+fn skips_bodies_followed_by_trailers() {
+    // The upstream's headers are set by an earlier action here; the engine sees them alike.
+    for announced in [
+        "{trailer: grpc-status}",
+        "{content-type: application/grpc+proto}",
+    ] {
+        let e = engine(&format!(
+            "on_http_response: [{{actions: [{{type: add-headers, config: {{headers: {announced}}}}}, {{type: compress-response}}]}}]"
+        ));
+        let o = run(&e, req("GET /", &[("accept-encoding", "gzip")]), "1.1.1.1");
+        assert_eq!(header(&o.res, "content-encoding"), None, "{announced}");
+        assert_eq!(o.res.body().as_ref(), b"hello world");
+    }
+}

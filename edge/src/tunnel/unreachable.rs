@@ -1,0 +1,158 @@
+//! The QUIC listener's UDP socket, told when an agent's address stops existing.
+//!
+//! When an agent process dies, its host answers the edge's next packet with an ICMP "port
+//! unreachable". Linux reports that only to sockets with `IP_RECVERR` set, on the socket's error
+//! queue, and it also fails the socket's next send or receive once. [`UnreachableAware`] wraps
+//! quinn's socket: it turns those one-off failures into a read of the error queue, reports each
+//! unreachable address, and carries on, so one dead agent never disturbs the other sessions on
+//! the same socket. The report only makes the session a suspect to be pinged at once
+//! ([`super::liveness`]): a forged ICMP message cannot end a live session.
+
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
+use quinn::udp::{RecvMeta, Transmit};
+use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
+use std::fmt;
+use std::io::{self, IoSliceMut};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+/// quinn's tokio socket, with unreachable destinations reported to `report`.
+pub struct UnreachableAware {
+    inner: Arc<dyn AsyncUdpSocket>,
+    /// The same socket, for reading its error queue.
+    errors: UdpSocket,
+    report: mpsc::UnboundedSender<SocketAddr>,
+}
+
+impl fmt::Debug for UnreachableAware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnreachableAware")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnreachableAware {
+    /// Wraps `socket` (bound, non-blocking) for quinn's tokio runtime, turning on the error
+    /// queue for IPv4 and IPv6.
+    pub fn new(socket: UdpSocket, report: mpsc::UnboundedSender<SocketAddr>) -> io::Result<Self> {
+        let v6 = socket.local_addr()?.is_ipv6();
+        if v6 {
+            setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
+        }
+        // A dual-stack socket reports IPv4 peers through the IPv4 option.
+        let v4 = setsockopt(&socket, sockopt::Ipv4RecvErr, &true);
+        if !v6 {
+            v4.map_err(io::Error::from)?;
+        }
+        let errors = socket.try_clone()?;
+        Ok(Self {
+            inner: TokioRuntime.wrap_udp_socket(socket)?,
+            errors,
+            report,
+        })
+    }
+
+    /// Reads the error queue empty, reporting every destination an ICMP message called
+    /// unreachable (other messages, such as "packet too big", are left to quinn's path MTU
+    /// discovery and dropped here).
+    fn drain_errors(&self) {
+        let fd = self.errors.as_raw_fd();
+        loop {
+            let mut payload = [0u8; 64];
+            let mut iov = [IoSliceMut::new(&mut payload)];
+            let mut control = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+            let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+            let Ok(msg) = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut control), flags)
+            else {
+                return;
+            };
+            let destination = msg.address.and_then(|a| to_socket_addr(&a));
+            let unreachable = msg.cmsgs().ok().into_iter().flatten().any(|c| match c {
+                ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => {
+                    is_unreachable_errno(e.ee_errno as i32)
+                }
+                _ => false,
+            });
+            if let (true, Some(addr)) = (unreachable, destination) {
+                debug!(%addr, "agent address reported unreachable");
+                let _ = self.report.send(addr);
+            }
+        }
+    }
+}
+
+fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
+fn is_unreachable_errno(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH
+    )
+}
+
+/// The one-off failure a socket with `IP_RECVERR` returns after an ICMP error.
+fn is_icmp_failure(e: &io::Error) -> bool {
+    e.raw_os_error().is_some_and(is_unreachable_errno)
+}
+
+impl AsyncUdpSocket for UnreachableAware {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        self.inner.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        match self.inner.try_send(transmit) {
+            Err(e) if is_icmp_failure(&e) => {
+                self.drain_errors();
+                // The failure belonged to an earlier packet; this one was not sent. UDP may
+                // lose it anyway: quinn's loss recovery resends what matters.
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.inner.poll_recv(cx, bufs, meta) {
+                Poll::Ready(Err(e)) if is_icmp_failure(&e) => self.drain_errors(),
+                other => return other,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.inner.max_transmit_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.inner.max_receive_segments()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.inner.may_fragment()
+    }
+}

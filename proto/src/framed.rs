@@ -1,0 +1,210 @@
+//! [`FrameReader`] and [`FrameWriter`]: [`Frame`]s over the two halves of a QUIC stream, and
+//! the raw bytes that follow a protocol upgrade.
+//!
+//! A writer resets its half when dropped unless it was [finished](FrameWriter::finish), so a
+//! cut transfer always surfaces as an error on the other side, never as a short message. A
+//! stream kept for the next exchange keeps its writer.
+
+use crate::frame::{data_header, DecodeError, Frame, RequestHeadRef, MAX_DATA_CHUNK};
+use crate::reset_code;
+use bytes::{Bytes, BytesMut};
+use quinn::{ConnectionError, ReadError, RecvStream, SendStream, VarInt, WriteError};
+
+/// Why a stream could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The peer reset its sending half (it abandoned the message).
+    #[error("the peer reset the stream (code {0})")]
+    Reset(u64),
+    /// The peer stopped reading this side.
+    #[error("the peer stopped reading the stream (code {0})")]
+    Stopped(u64),
+    /// The connection is gone.
+    #[error("the connection is gone: {0}")]
+    Connection(#[from] ConnectionError),
+    /// The stream ended in the middle of a frame.
+    #[error("the stream ended inside a frame")]
+    Truncated,
+    /// The bytes are not a valid frame.
+    #[error(transparent)]
+    Frame(#[from] DecodeError),
+    /// The stream was already closed on this side.
+    #[error("the stream is already closed")]
+    Closed,
+}
+
+impl From<ReadError> for StreamError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Reset(code) => StreamError::Reset(code.into_inner()),
+            ReadError::ConnectionLost(e) => StreamError::Connection(e),
+            _ => StreamError::Closed,
+        }
+    }
+}
+
+impl From<WriteError> for StreamError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Stopped(code) => StreamError::Stopped(code.into_inner()),
+            WriteError::ConnectionLost(e) => StreamError::Connection(e),
+            _ => StreamError::Closed,
+        }
+    }
+}
+
+/// Reads frames from a stream's receiving half.
+#[derive(Debug)]
+pub struct FrameReader {
+    recv: RecvStream,
+    buf: BytesMut,
+}
+
+impl FrameReader {
+    /// A reader over `recv`.
+    pub fn new(recv: RecvStream) -> Self {
+        Self {
+            recv,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next frame; `None` when the peer finished the stream between frames.
+    pub async fn next(&mut self) -> Result<Option<Frame>, StreamError> {
+        loop {
+            if let Some(frame) = Frame::decode(&mut self.buf)? {
+                return Ok(Some(frame));
+            }
+            match self.recv.read_chunk(usize::MAX, true).await? {
+                Some(chunk) => self.buf.extend_from_slice(&chunk.bytes),
+                None if self.buf.is_empty() => return Ok(None),
+                None => return Err(StreamError::Truncated),
+            }
+        }
+    }
+
+    /// Raw bytes after an upgrade: first what was read past the last frame, then the stream;
+    /// `None` at its end.
+    pub async fn next_raw(&mut self) -> Result<Option<Bytes>, StreamError> {
+        if !self.buf.is_empty() {
+            return Ok(Some(self.buf.split().freeze()));
+        }
+        Ok(self
+            .recv
+            .read_chunk(MAX_DATA_CHUNK, true)
+            .await?
+            .map(|c| c.bytes))
+    }
+
+    /// Waits until the peer resets its half (it gave up on the exchange); never returns if the
+    /// peer finishes it instead. Reads nothing, so it can watch a stream whose next bytes
+    /// belong to someone else.
+    pub async fn reset(&mut self) -> u64 {
+        match self.recv.received_reset().await {
+            Ok(Some(code)) => code.into_inner(),
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Tells the peer to stop sending (the rest of its message is not wanted).
+    pub fn stop(&mut self) {
+        let _ = self.recv.stop(VarInt::from_u32(reset_code::ABORTED));
+    }
+
+    /// The QUIC stream id, for logs.
+    pub fn id(&self) -> u64 {
+        self.recv.id().index()
+    }
+}
+
+/// Writes frames to a stream's sending half.
+#[derive(Debug)]
+pub struct FrameWriter {
+    send: Option<SendStream>,
+    head: BytesMut,
+}
+
+impl FrameWriter {
+    /// A writer over `send`.
+    pub fn new(send: SendStream) -> Self {
+        Self {
+            send: Some(send),
+            head: BytesMut::new(),
+        }
+    }
+
+    fn stream(&mut self) -> Result<&mut SendStream, StreamError> {
+        self.send.as_mut().ok_or(StreamError::Closed)
+    }
+
+    /// Writes a head, trailers, end or error frame.
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), StreamError> {
+        if let Frame::Data(data) = frame {
+            return self.send_data(data.clone()).await;
+        }
+        frame.encode(&mut self.head);
+        let bytes = self.head.split().freeze();
+        self.stream()?.write_chunk(bytes).await?;
+        Ok(())
+    }
+
+    /// Writes a request head straight from the sender's fields.
+    pub async fn send_request_head(
+        &mut self,
+        head: &RequestHeadRef<'_>,
+    ) -> Result<(), StreamError> {
+        head.encode(&mut self.head);
+        let bytes = self.head.split().freeze();
+        self.stream()?.write_chunk(bytes).await?;
+        Ok(())
+    }
+
+    /// Writes `data` as data frames without copying it.
+    pub async fn send_data(&mut self, mut data: Bytes) -> Result<(), StreamError> {
+        while !data.is_empty() {
+            let part = data.split_to(data.len().min(MAX_DATA_CHUNK));
+            let header = Bytes::copy_from_slice(&data_header(part.len()));
+            self.stream()?.write_all_chunks(&mut [header, part]).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes raw bytes (after an upgrade).
+    pub async fn send_raw(&mut self, data: Bytes) -> Result<(), StreamError> {
+        self.stream()?.write_chunk(data).await?;
+        Ok(())
+    }
+
+    /// Moves the sending half into a new writer, leaving this one without a stream.
+    pub fn take(&mut self) -> FrameWriter {
+        FrameWriter {
+            send: self.send.take(),
+            head: BytesMut::new(),
+        }
+    }
+
+    /// Ends the stream cleanly: the peer reads what was written, then the end.
+    pub fn finish(&mut self) {
+        if let Some(mut send) = self.send.take() {
+            let _ = send.finish();
+        }
+    }
+
+    /// Abandons the stream: the peer sees a reset, never a clean end.
+    pub fn abort(&mut self) {
+        if let Some(mut send) = self.send.take() {
+            let _ = send.reset(VarInt::from_u32(reset_code::ABORTED));
+        }
+    }
+
+    /// The QUIC stream id, for logs.
+    pub fn id(&self) -> Option<u64> {
+        self.send.as_ref().map(|s| s.id().index())
+    }
+}
+
+impl Drop for FrameWriter {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
