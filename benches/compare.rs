@@ -26,10 +26,15 @@ use report::Table;
 use sluice_e2e::upstream;
 use std::time::Duration;
 
-/// Whether `name` is in the comma-separated list in the environment variable `var` (everything
-/// is when it is unset): how quick checks pick paths and loads.
+/// Whether `name` is in the comma-separated list in the environment variable `var` (`default`
+/// when it is unset): how quick checks pick paths and loads.
+fn selected_or(var: &str, name: &str, default: bool) -> bool {
+    std::env::var(var).map_or(default, |list| list.split(',').any(|l| l.trim() == name))
+}
+
+/// [`selected_or`], everything selected when the variable is unset.
 fn selected(var: &str, name: &str) -> bool {
-    std::env::var(var).map_or(true, |list| list.split(',').any(|l| l.trim() == name))
+    selected_or(var, name, true)
 }
 
 #[tokio::main]
@@ -43,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     for kind in PathKind::ALL
         .iter()
         .copied()
-        .filter(|k| selected("SLUICE_BENCH_PATHS", k.label()))
+        .filter(|k| selected_or("SLUICE_BENCH_PATHS", k.label(), k.by_default()))
     {
         eprintln!("== {}", kind.label());
         let path = Path::start(kind, app.addr, ws.addr, dir.path()).await?;

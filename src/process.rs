@@ -60,7 +60,12 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
 
 /// A command for the built binary `name` with the developer's `SLUICE_*` settings removed.
 pub fn base_command(name: &str) -> anyhow::Result<Command> {
-    let mut cmd = Command::new(bin(name)?);
+    Ok(command_at(&bin(name)?))
+}
+
+/// [`base_command`] for the binary at `exe` (another build, such as the benches' baseline).
+pub fn command_at(exe: &Path) -> Command {
+    let mut cmd = Command::new(exe);
     // The developer's own settings must not leak into tests.
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SLUICE_") {
@@ -70,7 +75,7 @@ pub fn base_command(name: &str) -> anyhow::Result<Command> {
     cmd.env("RUST_LOG", "info")
         .kill_on_drop(true)
         .stdin(Stdio::null());
-    Ok(cmd)
+    cmd
 }
 
 fn log_file(path: &Path) -> anyhow::Result<std::fs::File> {
@@ -97,6 +102,30 @@ pub fn peak_rss(child: &Child) -> anyhow::Result<u64> {
 /// Current resident memory (`VmRSS`) of a running process, in bytes.
 pub fn rss(child: &Child) -> anyhow::Result<u64> {
     status_bytes(child, "VmRSS:")
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3, so utime and stime (fields 14 and 15) are the 12th and 13th.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
+            .parse()?)
+    };
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as u64;
+    Ok(Duration::from_micros(
+        (ticks(11)? + ticks(12)?) * 1_000_000 / per_second,
+    ))
 }
 
 /// Open file descriptors of process `pid`.
@@ -186,10 +215,22 @@ impl EdgeProcess {
         token: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
-        let log = state_dir.join("edge.log");
         let mut cmd = base_command("edge")?;
-        cmd.args(extra)
-            .arg("--state-dir")
+        cmd.args(extra);
+        Self::spawn_command(cmd, state_dir, http, tunnel, token).await
+    }
+
+    /// [`EdgeProcess::spawn`] from a prepared command (another binary, extra flags or
+    /// environment); the listener, state and token flags are added here.
+    pub async fn spawn_command(
+        mut cmd: Command,
+        state_dir: &Path,
+        http: SocketAddr,
+        tunnel: SocketAddr,
+        token: &str,
+    ) -> anyhow::Result<Self> {
+        let log = state_dir.join("edge.log");
+        cmd.arg("--state-dir")
             .arg(state_dir)
             .args(["--http-addr", &http.to_string()])
             .args(["--tunnel-addr", &tunnel.to_string()])
@@ -319,13 +360,31 @@ pub fn agent_command(
     url: &str,
     upstream: SocketAddr,
 ) -> anyhow::Result<Command> {
-    let mut cmd = base_command("agent")?;
+    Ok(agent_command_from(
+        base_command("agent")?,
+        tunnel,
+        cert,
+        token,
+        url,
+        upstream,
+    ))
+}
+
+/// [`agent_command`]'s arguments added to `cmd` (another agent binary, see [`command_at`]).
+pub fn agent_command_from(
+    mut cmd: Command,
+    tunnel: SocketAddr,
+    cert: &Path,
+    token: &str,
+    url: &str,
+    upstream: SocketAddr,
+) -> Command {
     cmd.args(["http", &format!("http://{upstream}")])
         .args(["--edge", &tunnel.to_string(), "--authtoken", token])
         .arg("--edge-ca")
         .arg(cert)
         .args(["--url", url]);
-    Ok(cmd)
+    cmd
 }
 
 /// A running `agent` binary that printed its `Forwarding` line.

@@ -34,6 +34,8 @@ const HEADERS: [(&str, &str); 2] = [
 #[derive(Clone, Debug, Default)]
 pub struct Measured {
     pub small_rps: f64,
+    /// CPU time of the tunnel's processes per small GET (`None` for the direct path).
+    pub small_cpu_per_request: Option<Duration>,
     pub small_p50: Duration,
     pub small_p99: Duration,
     pub fixed_p50: Duration,
@@ -57,8 +59,15 @@ pub async fn run_all(path: &Path, each: Duration) -> anyhow::Result<Measured> {
         // Unmeasured first: in full runs the second Sluice path was up to 30 % faster than the
         // first, though alone they are equal (connections, pools and allocator arenas warming).
         wrk(&path.app, WARM_UP).await?;
+        let pids = path.pids();
+        let before = cpu_of(&pids);
+        let started = std::time::Instant::now();
         let errors;
         (m.small_rps, m.small_p50, m.small_p99, errors) = wrk(&path.app, each).await?;
+        let requests = m.small_rps * started.elapsed().as_secs_f64();
+        if !pids.is_empty() && requests > 0.0 {
+            m.small_cpu_per_request = Some((cpu_of(&pids) - before).div_f64(requests));
+        }
         m.errors += errors;
     }
     if wanted("fixed") {
@@ -79,6 +88,13 @@ pub async fn run_all(path: &Path, each: Duration) -> anyhow::Result<Measured> {
         (m.ws_p50, m.ws_p99) = websocket(&path.ws).await?;
     }
     Ok(m)
+}
+
+/// The CPU time `pids` have used so far (processes that are gone count nothing).
+fn cpu_of(pids: &[u32]) -> Duration {
+    pids.iter()
+        .filter_map(|pid| sluice_e2e::process::cpu_time(*pid).ok())
+        .sum()
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {

@@ -1,8 +1,11 @@
 //! The ways a client can reach the upstream apps: directly, through Sluice (with and without the
-//! 10-rule policy), rathole and bore, each started as real processes on loopback.
+//! 10-rule policy), rathole and bore, each started as real processes on loopback. Two more
+//! Sluice paths run only when asked for: a new QUIC stream per request instead of reused ones
+//! (`SLUICE_BENCH_PATHS=...,sluice, a stream per request`), and an earlier build of the edge and
+//! agent for same-run comparisons (`SLUICE_BENCH_BASELINE=DIR` holding its `edge` and `agent`).
 
 use anyhow::Context as _;
-use sluice_e2e::process::agent_command;
+use sluice_e2e::process::{agent_command_from, base_command, command_at};
 use sluice_e2e::{any_port, free_tcp_port, within, AgentProcess, EdgeProcess, TOKEN};
 use std::net::SocketAddr;
 use std::path::Path as FsPath;
@@ -19,15 +22,24 @@ pub enum PathKind {
     Direct,
     Sluice,
     SluicePolicy,
+    /// Sluice with a new QUIC stream per request (the edge's stream reuse off).
+    SluiceStreamPerRequest,
+    /// The build in `SLUICE_BENCH_BASELINE`.
+    SluiceBaseline,
     Rathole,
     Bore,
 }
 
+/// The environment variable naming the baseline build's directory.
+const BASELINE: &str = "SLUICE_BENCH_BASELINE";
+
 impl PathKind {
-    pub const ALL: [PathKind; 5] = [
+    pub const ALL: [PathKind; 7] = [
         PathKind::Direct,
         PathKind::Sluice,
         PathKind::SluicePolicy,
+        PathKind::SluiceStreamPerRequest,
+        PathKind::SluiceBaseline,
         PathKind::Rathole,
         PathKind::Bore,
     ];
@@ -37,8 +49,20 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Sluice => "sluice",
             PathKind::SluicePolicy => "sluice + 10-rule policy",
+            PathKind::SluiceStreamPerRequest => "sluice, a stream per request",
+            PathKind::SluiceBaseline => "sluice (baseline build)",
             PathKind::Rathole => "rathole",
             PathKind::Bore => "bore",
+        }
+    }
+
+    /// Whether a run without `SLUICE_BENCH_PATHS` includes this path: the optional ones only
+    /// when named (or, for the baseline, when a baseline build is given).
+    pub fn by_default(self) -> bool {
+        match self {
+            PathKind::SluiceStreamPerRequest => false,
+            PathKind::SluiceBaseline => std::env::var_os(BASELINE).is_some(),
+            _ => true,
         }
     }
 }
@@ -69,7 +93,10 @@ impl Path {
         std::fs::create_dir_all(&dir)?;
         match kind {
             PathKind::Direct => Ok(Self::plain(app, ws, Vec::new())),
-            PathKind::Sluice | PathKind::SluicePolicy => sluice(kind, app, ws, &dir).await,
+            PathKind::Sluice
+            | PathKind::SluicePolicy
+            | PathKind::SluiceStreamPerRequest
+            | PathKind::SluiceBaseline => sluice(kind, app, ws, &dir).await,
             PathKind::Rathole => rathole(app, ws, &dir).await,
             PathKind::Bore => bore(app, ws, &dir).await,
         }
@@ -88,6 +115,17 @@ impl Path {
         }
     }
 
+    /// The tunnel's own processes (not the app, not the load generator), whose CPU time the
+    /// small-GET load reports per request.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.children.iter().filter_map(Child::id).collect();
+        if let Some((edge, agents)) = &self.sluice {
+            pids.extend(edge.pid().ok());
+            pids.extend(agents.iter().filter_map(|a| a.pid().ok()));
+        }
+        pids
+    }
+
     /// Stops the processes (SIGTERM for Sluice, kill for the others).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some((edge, agents)) = self.sluice.take() {
@@ -103,16 +141,37 @@ impl Path {
     }
 }
 
+/// The `edge` and `agent` commands for `kind`: this build's, or the baseline build's.
+fn sluice_commands(kind: PathKind) -> anyhow::Result<(Command, Command)> {
+    if kind == PathKind::SluiceBaseline {
+        let dir = std::path::PathBuf::from(
+            std::env::var_os(BASELINE).context("SLUICE_BENCH_BASELINE is not set")?,
+        );
+        return Ok((
+            command_at(&dir.join("edge")),
+            command_at(&dir.join("agent")),
+        ));
+    }
+    let mut edge = base_command("edge")?;
+    if kind == PathKind::SluiceStreamPerRequest {
+        edge.env("SLUICE_AGENT_STREAM_REUSE", "0");
+    }
+    Ok((edge, base_command("agent")?))
+}
+
 async fn sluice(
     kind: PathKind,
     app: SocketAddr,
     ws: SocketAddr,
     dir: &FsPath,
 ) -> anyhow::Result<Path> {
-    let edge = EdgeProcess::spawn(dir, any_port(), any_port(), TOKEN).await?;
+    let (edge, _) = sluice_commands(kind)?;
+    let edge = EdgeProcess::spawn_command(edge, dir, any_port(), any_port(), TOKEN).await?;
     let mut agents = Vec::new();
     for (name, upstream) in [("app", app), ("ws", ws)] {
-        let mut cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, name, upstream)?;
+        let (_, agent) = sluice_commands(kind)?;
+        let mut cmd =
+            agent_command_from(agent, edge.tunnel_addr, &edge.cert, TOKEN, name, upstream);
         if kind == PathKind::SluicePolicy {
             cmd.args(["--traffic-policy-file", POLICY_FILE]);
         }

@@ -43,17 +43,19 @@ impl Table {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| path | small GETs req/s | vs direct | vs rathole | p50 / p99 ms (32 conns) | p50 / p99 ms at 2,000 req/s | 256×3 slow requests, s | 1 GiB down MiB/s | vs rathole | 1 GiB up MiB/s | ws RTT p50 / p99 ms | errors |"
+            "| path | small GETs req/s | vs direct | vs rathole | tunnel CPU µs per GET | p50 / p99 ms (32 conns) | p50 / p99 ms at 2,000 req/s | 256×3 slow requests, s | 1 GiB down MiB/s | vs rathole | 1 GiB up MiB/s | ws RTT p50 / p99 ms | errors |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (kind, m) in &self.rows {
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {} | {} | {} / {} | {} / {} | {:.2} | {:.0} | {} | {:.0} | {} / {} | {} |",
+                "| {} | {:.0} | {} | {} | {} | {} / {} | {} / {} | {:.2} | {:.0} | {} | {:.0} | {} / {} | {} |",
                 kind.label(),
                 m.small_rps,
                 ratio(m.small_rps, direct.small_rps),
                 ratio(m.small_rps, rathole.small_rps),
+                m.small_cpu_per_request
+                    .map_or("–".to_string(), |d| format!("{:.0}", d.as_secs_f64() * 1e6)),
                 ms(m.small_p50),
                 ms(m.small_p99),
                 ms(m.fixed_p50),
