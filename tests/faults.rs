@@ -119,9 +119,12 @@ async fn blackhole_during_a_request_fails_that_client_promptly_with_a_code() -> 
         "{:?}",
         resp.headers()
     );
-    // Promptly: when the link is declared dead, not when the upstream would have answered.
+    // Promptly: the edge probes an agent that requests wait on and gives up after 2.7 s of
+    // silence (edge/src/tunnel/liveness.rs), well before the 8 s idle timeout; the relay drops
+    // packets silently, so no ICMP report helps here.
+    println!("the request failed {took:?} after it was sent");
     assert!(
-        took < IDLE_TIMEOUT + Duration::from_secs(5),
+        took < Duration::from_millis(500) + Duration::from_secs(4),
         "the client waited {took:?}"
     );
     t.edge.shutdown().await;

@@ -320,7 +320,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
     let (unreachable_tx, unreachable_rx) = mpsc::unbounded_channel();
-    let endpoint = listener::bind(
+    let (endpoint, error_queue) = listener::bind(
         config.tunnel_addr,
         &identity,
         reset_key::endpoint_config(&config.state_dir)?,
@@ -455,6 +455,10 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             svc.start_service(Some(fds), rx, 1).await;
         }));
     }
+    error_queue.spawn().map_err(|source| StartError::Bind {
+        addr: config.tunnel_addr,
+        source,
+    })?;
     tasks.push(tokio::spawn(
         tunnel_state.peers.clone().listen(unreachable_rx),
     ));

@@ -2,7 +2,7 @@
 
 use super::session;
 use super::state::TunnelState;
-use super::unreachable::UnreachableAware;
+use super::unreachable::{ErrorQueue, UnreachableAware};
 use crate::certs::TunnelIdentity;
 use quinn::crypto::rustls::QuicServerConfig;
 use sluice_proto::transport::{transport_config, udp_socket};
@@ -32,13 +32,13 @@ pub enum ListenError {
 
 /// Binds the QUIC endpoint with `identity` on `addr`; `endpoint` carries the reset key
 /// ([`crate::tunnel::reset_key`]). Agent addresses that become unreachable are sent to
-/// `unreachable`.
+/// `unreachable` by the returned [`ErrorQueue`], once it runs.
 pub fn bind(
     addr: SocketAddr,
     identity: &TunnelIdentity,
     endpoint: quinn::EndpointConfig,
     unreachable: mpsc::UnboundedSender<SocketAddr>,
-) -> Result<quinn::Endpoint, ListenError> {
+) -> Result<(quinn::Endpoint, ErrorQueue), ListenError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -52,15 +52,16 @@ pub fn bind(
     // rogue agent cannot park data in streams the edge never reads.
     server.transport_config(Arc::new(transport_config(1)));
     let bind_err = |source| ListenError::Bind { addr, source };
-    let socket = UnreachableAware::new(udp_socket(addr).map_err(bind_err)?, unreachable)
+    let (socket, errors) = UnreachableAware::new(udp_socket(addr).map_err(bind_err)?, unreachable)
         .map_err(bind_err)?;
-    quinn::Endpoint::new_with_abstract_socket(
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
         endpoint,
         Some(server),
         Arc::new(socket),
         Arc::new(quinn::TokioRuntime),
     )
-    .map_err(bind_err)
+    .map_err(bind_err)?;
+    Ok((endpoint, errors))
 }
 
 /// Accepts agent connections until `shutdown` turns true; each gets its own session task.

@@ -3,11 +3,13 @@
 //! When an agent process dies, its host answers the edge's next packet with an ICMP "port
 //! unreachable". Linux reports that only to sockets with `IP_RECVERR` set, on the socket's error
 //! queue, and it also fails the socket's next send or receive once. [`UnreachableAware`] wraps
-//! quinn's socket: it turns those one-off failures into a read of the error queue, reports each
-//! unreachable address, and carries on, so one dead agent never disturbs the other sessions on
-//! the same socket. The report only makes the session a suspect to be pinged at once
-//! ([`super::liveness`]): a forged ICMP message cannot end a live session.
+//! quinn's socket so that one-off failure never reaches quinn (whose endpoint would stop on a
+//! receive error), and [`ErrorQueue`] reads the queue whenever the socket signals an error (a
+//! thread of its own waits in `poll`, so the packet path pays nothing), reporting each
+//! unreachable address. A report only makes the session a suspect to be pinged
+//! at once ([`super::liveness`]): a forged ICMP message cannot end a live session.
 
+use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::socket::{
     recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
 };
@@ -16,20 +18,28 @@ use quinn::{AsyncUdpSocket, Runtime, TokioRuntime, UdpPoller};
 use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-/// quinn's tokio socket, with unreachable destinations reported to `report`.
+/// quinn's tokio socket, with the one-off failures `IP_RECVERR` causes kept from quinn.
 pub struct UnreachableAware {
     inner: Arc<dyn AsyncUdpSocket>,
-    /// The same socket, for reading its error queue.
-    errors: UdpSocket,
+}
+
+/// The socket's error queue, read by [`ErrorQueue::spawn`]'s thread; unreachable destinations
+/// go to `report`.
+pub struct ErrorQueue {
+    /// The same socket, through another descriptor.
+    socket: UdpSocket,
     report: mpsc::UnboundedSender<SocketAddr>,
 }
+
+/// How long the queue's thread waits before checking whether the edge still listens.
+const WAIT: u16 = 1_000;
 
 impl fmt::Debug for UnreachableAware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,8 +51,11 @@ impl fmt::Debug for UnreachableAware {
 
 impl UnreachableAware {
     /// Wraps `socket` (bound, non-blocking) for quinn's tokio runtime, turning on the error
-    /// queue for IPv4 and IPv6.
-    pub fn new(socket: UdpSocket, report: mpsc::UnboundedSender<SocketAddr>) -> io::Result<Self> {
+    /// queue for IPv4 and IPv6; the queue's reader reports to `report`.
+    pub fn new(
+        socket: UdpSocket,
+        report: mpsc::UnboundedSender<SocketAddr>,
+    ) -> io::Result<(Self, ErrorQueue)> {
         let v6 = socket.local_addr()?.is_ipv6();
         if v6 {
             setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
@@ -53,22 +66,53 @@ impl UnreachableAware {
             v4.map_err(io::Error::from)?;
         }
         let errors = socket.try_clone()?;
-        Ok(Self {
-            inner: TokioRuntime.wrap_udp_socket(socket)?,
-            errors,
+        let queue = ErrorQueue {
+            socket: errors,
             report,
-        })
+        };
+        let socket = Self {
+            inner: TokioRuntime.wrap_udp_socket(socket)?,
+        };
+        Ok((socket, queue))
+    }
+}
+
+impl ErrorQueue {
+    /// Reads the error queue on its own thread every time the socket signals an error, until
+    /// the reports' receiver is gone. Costs nothing while no ICMP error arrives.
+    pub fn spawn(self) -> io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("sluice-icmp".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        while !self.report.is_closed() {
+            // No events asked for: `poll` reports errors (POLLERR) whatever is asked.
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::empty())];
+            match poll(&mut fds, WAIT) {
+                Ok(0) => {}
+                Ok(_) => self.drain(),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    debug!("error queue wait failed: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     /// Reads the error queue empty, reporting every destination an ICMP message called
     /// unreachable (other messages, such as "packet too big", are left to quinn's path MTU
     /// discovery and dropped here).
-    fn drain_errors(&self) {
-        let fd = self.errors.as_raw_fd();
+    fn drain(&self) {
+        let fd = self.socket.as_raw_fd();
         loop {
             let mut payload = [0u8; 64];
             let mut iov = [IoSliceMut::new(&mut payload)];
-            let mut control = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+            // Room for the error and the other ancillary data quinn's socket options add to
+            // every message (packet info, ECN).
+            let mut control = [0u8; 512];
             let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
             let Ok(msg) = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut control), flags)
             else {
@@ -116,12 +160,9 @@ impl AsyncUdpSocket for UnreachableAware {
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
         match self.inner.try_send(transmit) {
-            Err(e) if is_icmp_failure(&e) => {
-                self.drain_errors();
-                // The failure belonged to an earlier packet; this one was not sent. UDP may
-                // lose it anyway: quinn's loss recovery resends what matters.
-                Ok(())
-            }
+            // The failure belonged to an earlier packet (its report is on the error queue);
+            // this one was not sent. UDP may lose it anyway: quinn's loss recovery resends.
+            Err(e) if is_icmp_failure(&e) => Ok(()),
             other => other,
         }
     }
@@ -134,7 +175,8 @@ impl AsyncUdpSocket for UnreachableAware {
     ) -> Poll<io::Result<usize>> {
         loop {
             match self.inner.poll_recv(cx, bufs, meta) {
-                Poll::Ready(Err(e)) if is_icmp_failure(&e) => self.drain_errors(),
+                // Reported on the error queue; try again.
+                Poll::Ready(Err(e)) if is_icmp_failure(&e) => continue,
                 other => return other,
             }
         }
@@ -154,5 +196,30 @@ impl AsyncUdpSocket for UnreachableAware {
 
     fn may_fragment(&self) -> bool {
         self.inner.may_fragment()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_closed_port_is_reported_from_the_error_queue() {
+        let socket = sluice_proto::transport::udp_socket(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let sender = socket.try_clone().expect("clone");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_wrapped, queue) = UnreachableAware::new(socket, tx).expect("wrap");
+        let _thread = queue.spawn().expect("thread");
+        // A port nobody listens on: bound, then released.
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("probe");
+        sender.send_to(b"anyone?", closed).expect("send");
+        let reported = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("reported in time");
+        assert_eq!(reported, Some(closed));
     }
 }
