@@ -111,7 +111,13 @@ where
         // TLS that did not negotiate h2 (pingora served that): HTTP/1.x.
         return connection::serve(app, stream, shutdown).await;
     }
-    match opening(stream).await {
+    let mut stop = shutdown.clone();
+    let opened = tokio::select! {
+        opened = opening(stream) => opened,
+        // A connection that has not sent anything yet is dropped when the edge stops.
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
+    match opened {
         Ok(Opening::H2c(stream)) => {
             let stream: Stream = Box::new(H2cStream::new(stream));
             // pingora's HTTP/2 server never hands a connection back.
@@ -136,4 +142,83 @@ where
         route(app, stream, shutdown).await;
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::protocols::Ssl as _;
+    use tokio::io::AsyncWriteExt;
+
+    /// A pingora TCP stream whose peer wrote `bytes` (and keeps the connection open).
+    async fn stream_with(bytes: &'static [u8]) -> (Stream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        client.write_all(bytes).await.expect("write");
+        (Box::new(TcpStream::from(server)), client)
+    }
+
+    async fn read_all(stream: &mut Stream, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        stream.read_exact(&mut buf).await.expect("read back");
+        buf
+    }
+
+    #[tokio::test]
+    async fn a_request_shorter_than_the_preface_is_http1_at_once() {
+        let request = b"GET / HTTP/1.0\r\n\r\n";
+        let (stream, _client) = stream_with(request).await;
+        let opened = tokio::time::timeout(std::time::Duration::from_secs(2), opening(stream))
+            .await
+            .expect("decided without waiting for 24 bytes")
+            .expect("opening");
+        let Opening::Http1(mut stream) = opened else {
+            panic!("not HTTP/1");
+        };
+        assert_eq!(read_all(&mut stream, request.len()).await, request);
+    }
+
+    #[tokio::test]
+    async fn the_preface_is_h2c_and_is_put_back() {
+        let (stream, _client) = stream_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0").await;
+        let Opening::H2c(stream) = opening(stream).await.expect("opening") else {
+            panic!("not h2c");
+        };
+        let mut stream: Stream = Box::new(H2cStream::new(stream));
+        assert_eq!(stream.selected_alpn_proto(), Some(pingora::protocols::ALPN::H2));
+        assert_eq!(read_all(&mut stream, 26).await, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0");
+    }
+
+    #[tokio::test]
+    async fn a_preface_prefix_then_something_else_is_http1() {
+        let (stream, _client) = stream_with(b"PRI /x HTTP/1.1\r\n").await;
+        let Opening::Http1(mut stream) = opening(stream).await.expect("opening") else {
+            panic!("not HTTP/1");
+        };
+        assert_eq!(read_all(&mut stream, 6).await, b"PRI /x");
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_at_once_is_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        let (server, _) = listener.accept().await.expect("accept");
+        let result = opening(Box::new(TcpStream::from(server))).await;
+        assert!(matches!(result, Err(OpeningError::Closed)));
+    }
+
+    #[test]
+    fn options_route_everything_but_tls_h2_to_the_bridge() {
+        let hyper = server_options(H1Server::Hyper);
+        assert!(hyper.force_custom && !hyper.h2c);
+        let pingora = server_options(H1Server::Pingora);
+        assert!(!pingora.force_custom && pingora.h2c);
+    }
 }
