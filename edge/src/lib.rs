@@ -9,7 +9,7 @@
 //! - `policy/`: glue to the `sluice-policy` engine (compile, operator policies, run, bodies);
 //! - `tunnel/`: the agent side (listener, session, admission, routes, connector);
 //! - `login/`, `acme/`, `tls/`: sign-ins, certificates;
-//! - leaves: `record.rs` (the finished request), `metrics/`, `events/`, `urls.rs`,
+//! - leaves: `record.rs` (the finished request), `request_trailers.rs`, `metrics/`, `events/`, `urls.rs`,
 //!   `hostname.rs`, `ids.rs`, `certs.rs`, `key_file.rs`, `coded_error.rs`, `serde_util.rs`.
 //!
 //! The public API is what the `edge` binary, embedders and the test kit need: starting and
@@ -30,6 +30,7 @@ mod login;
 mod metrics;
 mod policy;
 mod record;
+mod request_trailers;
 mod serde_util;
 mod start;
 mod tls;
@@ -37,7 +38,9 @@ mod tunnel;
 mod urls;
 
 pub use acme::config::{AcmeConfig, OnDemandConfig};
-pub use config::{ConfigError, EdgeArgs, EdgeConfig, LogFormat, OperatorPolicy, TunnelTls};
+pub use config::{
+    ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy, TunnelTls,
+};
 pub use events::config::{EventConfigError, EventDestination, Sink};
 pub use events::http_sink::HttpSink;
 pub use hostname::{Hostname, HostnameError};

@@ -6,6 +6,7 @@ use crate::certs::{self, CertError, TunnelIdentity};
 use crate::config::{EdgeConfig, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
+use crate::http::h1::dispatch;
 use crate::http::proxy::EdgeProxy;
 use crate::http::state::ProxyState;
 use crate::login::jwks::JwksCache;
@@ -28,7 +29,6 @@ use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
 use crate::tunnel::state::TunnelState;
 use crate::urls::PublicUrls;
 use pingora::apps::http_app::HttpServer;
-use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -385,20 +385,18 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
+    // HTTP/1.x on the public listeners is hyper's (http/h1/): pingora hands those connections
+    // to the bridge through its custom session hook, with the proxy application; HTTP/2 (TLS
+    // h2, and h2c recognised by the bridge) stays pingora's. See docs/architecture.md.
     let mut proxy = pingora::proxy::http_proxy_service_with_name_custom(
         &Arc::new(server_conf),
         EdgeProxy::new(proxy_state.clone()),
         "sluice-edge",
         AgentConnector,
-        // Only for custom protocols on the public listeners, which the edge does not offer.
-        Arc::new(|_proxy, _stream, _shutdown| Box::pin(async { None })),
+        Arc::new(dispatch::hook),
     );
     if let Some(app) = proxy.app_logic_mut() {
-        // h2c (HTTP/2 with prior knowledge) on the plain public listener, so gRPC clients and
-        // their trailers get through; HTTP/1.1 clients are told apart by the missing preface.
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        app.server_options = Some(options);
+        app.server_options = Some(dispatch::server_options(config.h1_server));
     }
     add_listener(&mut proxy, &mut fds, http_listener, http_addr, None);
     let mut tasks = Vec::new();

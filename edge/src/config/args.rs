@@ -82,4 +82,8 @@ pub struct EdgeArgs {
     /// (`-` for stdout); more destinations go in edge.yaml's `event_destinations`.
     #[arg(long, env = "SLUICE_EVENTS_FILE")]
     pub events_file: Option<String>,
+    /// The public listeners' HTTP/1.x server: hyper, or pingora's own (drops HTTP/1.1
+    /// trailers; for comparing the two) [default: hyper].
+    #[arg(long, env = "SLUICE_H1_SERVER", hide = true)]
+    pub h1_server: Option<String>,
 }

@@ -34,6 +34,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which HTTP/1.x server the public listeners run (HTTP/2 is pingora's either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H1Server {
+    /// hyper's, each request handed to pingora's proxy (trailers pass both ways).
+    #[default]
+    Hyper,
+    /// pingora's own, which drops HTTP/1.1 trailers; kept to measure the two against each
+    /// other (`--h1-server pingora`).
+    Pingora,
+}
+
 /// Validated edge configuration. Tests build it directly (see [`EdgeConfig::default`]).
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -71,6 +82,8 @@ pub struct EdgeConfig {
     pub event_destinations: Vec<EventDestination>,
     /// The public HTTPS listener, when enabled. Endpoints are https:// by default then.
     pub https: Option<HttpsConfig>,
+    /// The public listeners' HTTP/1.x server.
+    pub h1_server: H1Server,
 }
 
 impl Default for EdgeConfig {
@@ -93,6 +106,7 @@ impl Default for EdgeConfig {
             max_agents_per_token: 100,
             event_destinations: Vec::new(),
             https: None,
+            h1_server: H1Server::Hyper,
         }
     }
 }
@@ -150,6 +164,11 @@ impl EdgeConfig {
             Some("json") => LogFormat::Json,
             Some(other) => return Err(ConfigError::LogFormat(other.to_string())),
         };
+        let h1_server = match args.h1_server.as_deref() {
+            None | Some("hyper") => H1Server::Hyper,
+            Some("pingora") => H1Server::Pingora,
+            Some(other) => return Err(ConfigError::H1Server(other.to_string())),
+        };
         let tunnel_tls = match (
             args.tunnel_cert.or(file.tunnel_cert),
             args.tunnel_key.or(file.tunnel_key),
@@ -197,6 +216,7 @@ impl EdgeConfig {
                 .unwrap_or(d.max_agents_per_token),
             event_destinations,
             https,
+            h1_server,
             ..d
         })
     }

@@ -32,6 +32,9 @@ pub enum ConfigError {
     /// Unknown log format.
     #[error("log_format: '{0}' is not one of term, json")]
     LogFormat(String),
+    /// Unknown HTTP/1.x server.
+    #[error("h1_server: '{0}' is not one of hyper, pingora")]
+    H1Server(String),
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
     NoAuthtoken,

@@ -10,6 +10,6 @@ mod file;
 mod operator;
 
 pub use args::EdgeArgs;
-pub use edge::{EdgeConfig, LogFormat, TunnelTls};
+pub use edge::{EdgeConfig, H1Server, LogFormat, TunnelTls};
 pub use error::ConfigError;
 pub use operator::OperatorPolicy;

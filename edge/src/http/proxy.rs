@@ -12,7 +12,7 @@ use super::forwarding::{prepare_upstream_request, sanitize_upstream_response};
 use super::guard;
 use super::local;
 use super::request_policy;
-use super::respond::respond;
+use super::respond::{respond, respond_failure};
 use super::state::ProxyState;
 use crate::coded_error::{code_for, edge_error};
 use crate::hostname::host_without_port;
@@ -203,7 +203,7 @@ impl ProxyHttp for EdgeProxy {
         // Once response bytes went out, a new status cannot be sent; closing the connection is
         // the only honest signal left.
         if session.response_written().is_none() {
-            if let Err(write_err) = respond(session, code).await {
+            if let Err(write_err) = respond_failure(session, code).await {
                 info!(parent: &ctx.span, "could not send error response: {write_err}");
             }
         }

@@ -30,6 +30,20 @@ pub async fn respond(session: &mut Session, code: ErrorCode) -> pingora::Result<
     session.write_response_body(Some(body), true).await
 }
 
+/// Writes the error response for a request that failed while being proxied; the client
+/// connection is not reused after it. pingora closes its own HTTP/1 connections then; the
+/// HTTP/1.x bridge (a custom session to pingora) learns it from `Connection: close`, which its
+/// server honours.
+pub async fn respond_failure(session: &mut Session, code: ErrorCode) -> pingora::Result<()> {
+    let body = error_body(code);
+    let mut head = error_head(code, body.len())?;
+    if session.as_downstream().is_custom() {
+        head.insert_header(http::header::CONNECTION, "close")?;
+    }
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
 /// Sends a whole response the policy or the edge generated (policy answers, redirects,
 /// ACME and auth-host answers).
 pub async fn send(session: &mut Session, resp: http::Response<Bytes>) -> pingora::Result<()> {

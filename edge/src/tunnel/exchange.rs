@@ -7,6 +7,7 @@ use super::handle::SessionHandle;
 use super::liveness::InFlight;
 use super::stream::AgentStream;
 use crate::coded_error::edge_error;
+use crate::request_trailers::RequestTrailers;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -185,6 +186,8 @@ impl Session for AgentExchange {
             .extensions_mut()
             .remove::<AgentTarget>()
             .ok_or_else(|| edge_error(ErrorCode::Internal, "request without an agent target"))?;
+        // Present when the client's HTTP/1.1 body may end with trailer fields.
+        let trailers = req.extensions_mut().remove::<RequestTrailers>();
         self.waiting = Some(target.session.liveness.begin());
         let mut stream = Self::acquire(&target).await?;
         debug!(stream = stream.id(), "request to the agent");
@@ -200,6 +203,7 @@ impl Session for AgentExchange {
             ended: end,
             upgraded: false,
             returned: self.returned_writer.clone(),
+            trailers,
         });
         if end {
             if let Some(body) = &mut self.body_writer {
@@ -372,6 +376,8 @@ struct RequestBody {
     ended: bool,
     upgraded: bool,
     returned: WriterSlot,
+    /// The client's trailer fields, filled by the public side once its body ended.
+    trailers: Option<RequestTrailers>,
 }
 
 impl RequestBody {
@@ -426,8 +432,13 @@ impl BodyWrite for RequestBody {
         if self.ended {
             return Ok(());
         }
+        // The body's last frame: its trailer fields when the client sent any, else `End`.
+        let last = match self.trailers.as_ref().and_then(RequestTrailers::take) {
+            Some(trailers) => Frame::Trailers(trailers),
+            None => Frame::End,
+        };
         self.writer()?
-            .send(&Frame::End)
+            .send(&last)
             .await
             .map_err(|e| stream_error(&e))?;
         self.hand_back();
