@@ -12,8 +12,8 @@ use http::Response;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use sha2::{Digest, Sha256};
-use sluice_e2e::data::{hex, Generator};
 use sluice_agent::UpstreamProtocol;
+use sluice_e2e::data::{hex, Generator};
 use sluice_e2e::upstream::{self, Body, Upstream};
 use sluice_e2e::{TestAgent, TestEdge, TOKEN};
 use std::net::SocketAddr;
@@ -39,11 +39,10 @@ async fn reporting_h2_upstream() -> anyhow::Result<(SocketAddr, tokio::task::Joi
                 let svc = hyper::service::service_fn(|req| async move {
                     Ok::<_, std::convert::Infallible>(report(req).await)
                 });
-                let _ = hyper::server::conn::http2::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                .await;
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
             });
         }
     });
@@ -395,7 +394,8 @@ async fn check_expect_continue_upload(addr: SocketAddr, host: &str) -> anyhow::R
         String::from_utf8_lossy(&raw)
     );
     let mut rest = raw.split_off(interim_end);
-    tcp.write_all(&chunked_with_trailers(&body, &digest)).await?;
+    tcp.write_all(&chunked_with_trailers(&body, &digest))
+        .await?;
     let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
     anyhow::ensure!(read.is_ok(), "no end of response in 10 s");
     let resp = parse_response(&rest)
@@ -405,7 +405,7 @@ async fn check_expect_continue_upload(addr: SocketAddr, host: &str) -> anyhow::R
 
 /// The upstream of a [`Setup`], stopped when dropped.
 enum Up {
-    Http1(Upstream),
+    Http1 { _server: Upstream },
     Http2(tokio::task::JoinHandle<()>),
 }
 
@@ -434,7 +434,7 @@ async fn setup(name: &str) -> anyhow::Result<Setup> {
         edge,
         agent,
         host,
-        _up: Up::Http1(up),
+        _up: Up::Http1 { _server: up },
     })
 }
 

@@ -10,7 +10,7 @@
 
 use super::head::{self, refusal};
 use super::pipe::{Head, Pipe, PipeError, ResponseBody};
-use super::session::BridgeSession;
+use super::session::{BridgeSession, ClientConn};
 use http::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use pingora::apps::HttpServerApp;
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::{Digest, Stream};
+use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use sluice_proto::error_code::ErrorCode;
 use std::future::{poll_fn, Future};
@@ -37,30 +37,6 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Header fields hyper parses in one head: pingora's parser's limit, so the edge's guard (100
 /// fields, 431 with `sluice-error-code`) answers every head up to it, as before.
 pub const MAX_HEADERS: usize = 256;
-
-/// Facts about the client connection that every request on it reports (addresses, TLS).
-pub struct ClientConn {
-    digest: Digest,
-}
-
-impl ClientConn {
-    /// The facts of `stream`, read before hyper owns it.
-    pub fn of(stream: &Stream) -> Self {
-        Self {
-            digest: Digest {
-                ssl_digest: stream.get_ssl_digest(),
-                timing_digest: stream.get_timing_digest(),
-                proxy_digest: stream.get_proxy_digest(),
-                socket_digest: stream.get_socket_digest(),
-            },
-        }
-    }
-
-    /// The connection's digest, as pingora's own sessions report it.
-    pub fn digest(&self) -> &Digest {
-        &self.digest
-    }
-}
 
 /// A request the proxy works on: its future and its response pipe.
 struct InFlight {

@@ -147,7 +147,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pingora::protocols::Ssl as _;
     use tokio::io::AsyncWriteExt;
 
     /// A pingora TCP stream whose peer wrote `bytes` (and keeps the connection open).
@@ -189,8 +188,14 @@ mod tests {
             panic!("not h2c");
         };
         let mut stream: Stream = Box::new(H2cStream::new(stream));
-        assert_eq!(stream.selected_alpn_proto(), Some(pingora::protocols::ALPN::H2));
-        assert_eq!(read_all(&mut stream, 26).await, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0");
+        assert_eq!(
+            stream.selected_alpn_proto(),
+            Some(pingora::protocols::ALPN::H2)
+        );
+        assert_eq!(
+            read_all(&mut stream, 26).await,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"
+        );
     }
 
     #[tokio::test]

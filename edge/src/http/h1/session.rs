@@ -4,7 +4,6 @@
 //! [`RequestTrailers`] slot for the agent side), the response goes to hyper through the
 //! [`Pipe`], and after a 101 both directions use the upgraded connection.
 
-use super::connection::ClientConn;
 use super::head::hyper_head;
 use super::pipe::{Pipe, PipeError};
 use crate::policy::body::MAX_BUFFERED_BODY;
@@ -94,6 +93,30 @@ fn pipe_error(e: PipeError, what: &'static str) -> Box<Error> {
 
 fn io_error(etype: ErrorType, what: &'static str, e: std::io::Error) -> Box<Error> {
     Error::because(etype, what, e).into_down()
+}
+
+/// Facts about the client connection that every request on it reports (addresses, TLS).
+pub struct ClientConn {
+    digest: Digest,
+}
+
+impl ClientConn {
+    /// The facts of `stream`, read before hyper owns it.
+    pub fn of(stream: &pingora::protocols::Stream) -> Self {
+        Self {
+            digest: Digest {
+                ssl_digest: stream.get_ssl_digest(),
+                timing_digest: stream.get_timing_digest(),
+                proxy_digest: stream.get_proxy_digest(),
+                socket_digest: stream.get_socket_digest(),
+            },
+        }
+    }
+
+    /// The connection's digest, as pingora's own sessions report it.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
 }
 
 /// One HTTP/1.x request, as pingora's proxy sees it.
