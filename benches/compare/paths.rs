@@ -1,8 +1,11 @@
 //! The ways a client can reach the upstream apps: directly, through Sluice (with and without the
-//! 10-rule policy), rathole and bore, each started as real processes on loopback. Two more
+//! 10-rule policy), rathole and bore, each started as real processes on loopback. Four more
 //! Sluice paths run only when asked for: a new QUIC stream per request instead of reused ones
-//! (`SLUICE_BENCH_PATHS=...,sluice, a stream per request`), and an earlier build of the edge and
-//! agent for same-run comparisons (`SLUICE_BENCH_BASELINE=DIR` holding its `edge` and `agent`).
+//! (`SLUICE_BENCH_PATHS=...,sluice, a stream per request`), pingora's own HTTP/1 server on the
+//! public side instead of hyper's (`sluice, pingora's HTTP/1 server`), an agent without its
+//! per-request log line and inspector (`sluice, agent quiet`: what they cost), and an earlier build of
+//! the edge and agent for same-run comparisons (`SLUICE_BENCH_BASELINE=DIR` holding its `edge`
+//! and `agent`).
 
 use anyhow::Context as _;
 use sluice_e2e::process::{agent_command_from, base_command, command_at};
@@ -24,6 +27,10 @@ pub enum PathKind {
     SluicePolicy,
     /// Sluice with a new QUIC stream per request (the edge's stream reuse off).
     SluiceStreamPerRequest,
+    /// Sluice with pingora's HTTP/1 server on the public side (drops HTTP/1.1 trailers).
+    SluicePingoraH1,
+    /// Sluice with the agent's per-request log line and its inspector off.
+    SluiceQuietAgent,
     /// The build in `SLUICE_BENCH_BASELINE`.
     SluiceBaseline,
     Rathole,
@@ -34,11 +41,13 @@ pub enum PathKind {
 const BASELINE: &str = "SLUICE_BENCH_BASELINE";
 
 impl PathKind {
-    pub const ALL: [PathKind; 7] = [
+    pub const ALL: [PathKind; 9] = [
         PathKind::Direct,
         PathKind::Sluice,
         PathKind::SluicePolicy,
         PathKind::SluiceStreamPerRequest,
+        PathKind::SluicePingoraH1,
+        PathKind::SluiceQuietAgent,
         PathKind::SluiceBaseline,
         PathKind::Rathole,
         PathKind::Bore,
@@ -50,6 +59,8 @@ impl PathKind {
             PathKind::Sluice => "sluice",
             PathKind::SluicePolicy => "sluice + 10-rule policy",
             PathKind::SluiceStreamPerRequest => "sluice, a stream per request",
+            PathKind::SluicePingoraH1 => "sluice, pingora's HTTP/1 server",
+            PathKind::SluiceQuietAgent => "sluice, agent quiet",
             PathKind::SluiceBaseline => "sluice (baseline build)",
             PathKind::Rathole => "rathole",
             PathKind::Bore => "bore",
@@ -60,7 +71,9 @@ impl PathKind {
     /// when named (or, for the baseline, when a baseline build is given).
     pub fn by_default(self) -> bool {
         match self {
-            PathKind::SluiceStreamPerRequest => false,
+            PathKind::SluiceStreamPerRequest
+            | PathKind::SluicePingoraH1
+            | PathKind::SluiceQuietAgent => false,
             PathKind::SluiceBaseline => std::env::var_os(BASELINE).is_some(),
             _ => true,
         }
@@ -96,6 +109,8 @@ impl Path {
             PathKind::Sluice
             | PathKind::SluicePolicy
             | PathKind::SluiceStreamPerRequest
+            | PathKind::SluicePingoraH1
+            | PathKind::SluiceQuietAgent
             | PathKind::SluiceBaseline => sluice(kind, app, ws, &dir).await,
             PathKind::Rathole => rathole(app, ws, &dir).await,
             PathKind::Bore => bore(app, ws, &dir).await,
@@ -153,10 +168,21 @@ fn sluice_commands(kind: PathKind) -> anyhow::Result<(Command, Command)> {
         ));
     }
     let mut edge = base_command("edge")?;
-    if kind == PathKind::SluiceStreamPerRequest {
-        edge.env("SLUICE_AGENT_STREAM_REUSE", "0");
+    match kind {
+        PathKind::SluiceStreamPerRequest => {
+            edge.env("SLUICE_AGENT_STREAM_REUSE", "0");
+        }
+        PathKind::SluicePingoraH1 => {
+            edge.env("SLUICE_H1_SERVER", "pingora");
+        }
+        _ => {}
     }
-    Ok((edge, base_command("agent")?))
+    let mut agent = base_command("agent")?;
+    if kind == PathKind::SluiceQuietAgent {
+        // Warnings only: no `forwarded` line per request.
+        agent.env("RUST_LOG", "warn");
+    }
+    Ok((edge, agent))
 }
 
 async fn sluice(
@@ -172,8 +198,14 @@ async fn sluice(
         let (_, agent) = sluice_commands(kind)?;
         let mut cmd =
             agent_command_from(agent, edge.tunnel_addr, &edge.cert, TOKEN, name, upstream);
-        if kind == PathKind::SluicePolicy {
-            cmd.args(["--traffic-policy-file", POLICY_FILE]);
+        match kind {
+            PathKind::SluicePolicy => {
+                cmd.args(["--traffic-policy-file", POLICY_FILE]);
+            }
+            PathKind::SluiceQuietAgent => {
+                cmd.args(["--inspect", "false"]);
+            }
+            _ => {}
         }
         agents.push(AgentProcess::spawn(cmd, &dir.join(format!("agent-{name}.log"))).await?);
     }

@@ -84,6 +84,13 @@ impl Table {
                 per / 1024.0
             );
         }
+        if let Some((agents, _)) = scale.edge_rss_by_agents.last() {
+            let _ = writeln!(
+                out,
+                "- Edge CPU with {agents} idle agents: {:.1} % of one core",
+                scale.edge_idle_cpu * 100.0
+            );
+        }
         let (open, edge, agent) = scale.websockets;
         let _ = writeln!(
             out,

@@ -2,7 +2,7 @@
 //! and how soon the URL answers again after an edge restart.
 
 use futures_util::StreamExt;
-use sluice_e2e::process::agent_command;
+use sluice_e2e::process::{agent_command, cpu_time};
 use sluice_e2e::{agent_config, AgentProcess, EdgeProcess, TestAgent, TOKEN};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,6 +20,8 @@ const WEBSOCKET_DEADLINE: Duration = Duration::from_secs(120);
 pub struct Scale {
     /// (agents, edge RSS bytes).
     pub edge_rss_by_agents: Vec<(usize, u64)>,
+    /// The edge's CPU share (of one core) while the most agents sit idle.
+    pub edge_idle_cpu: f64,
     /// Websockets actually opened, edge RSS, agent RSS (bytes).
     pub websockets: (usize, u64, u64),
     /// From the old edge's exit to the first 200 from the new one.
@@ -38,15 +40,21 @@ impl Scale {
 }
 
 pub async fn run(dir: &Path, app: SocketAddr, ws: SocketAddr) -> anyhow::Result<Scale> {
+    let (edge_rss_by_agents, edge_idle_cpu) = idle_agents(&dir.join("idle"), app).await?;
     Ok(Scale {
-        edge_rss_by_agents: idle_agents(&dir.join("idle"), app).await?,
+        edge_rss_by_agents,
+        edge_idle_cpu,
         websockets: websockets(&dir.join("ws"), ws).await?,
         restart: restart(&dir.join("restart"), app).await?,
     })
 }
 
-/// Edge RSS with 1, 100 and 1000 idle agents connected (agents run in this process).
-async fn idle_agents(dir: &Path, app: SocketAddr) -> anyhow::Result<Vec<(usize, u64)>> {
+/// How long the edge's CPU time is watched with the most agents idle.
+const IDLE_CPU_WINDOW: Duration = Duration::from_secs(10);
+
+/// Edge RSS with 1, 100 and 1000 idle agents connected (agents run in this process), and the
+/// edge's CPU share while the 1000 sit idle (keep-alives only: nothing probes idle sessions).
+async fn idle_agents(dir: &Path, app: SocketAddr) -> anyhow::Result<(Vec<(usize, u64)>, f64)> {
     std::fs::create_dir_all(dir)?;
     // All the agents share one token, so the per-token session limit must allow them.
     let limit = AGENT_COUNTS[AGENT_COUNTS.len() - 1].to_string();
@@ -71,11 +79,16 @@ async fn idle_agents(dir: &Path, app: SocketAddr) -> anyhow::Result<Vec<(usize, 
         out.push((count, edge.rss()?));
         eprintln!("   {count} agents: edge RSS {} KiB", edge.rss()? >> 10);
     }
+    let pid = edge.pid()?;
+    let before = cpu_time(pid)?;
+    tokio::time::sleep(IDLE_CPU_WINDOW).await;
+    let idle_cpu = (cpu_time(pid)? - before).as_secs_f64() / IDLE_CPU_WINDOW.as_secs_f64();
+    eprintln!("   {} idle agents: edge CPU {:.1} %", agents.len(), idle_cpu * 100.0);
     for agent in agents {
         agent.stop().await?;
     }
     edge.terminate(Duration::from_secs(10)).await?;
-    Ok(out)
+    Ok((out, idle_cpu))
 }
 
 /// Opens up to `WEBSOCKETS` websockets through one edge and agent; (opened, edge RSS, agent RSS).
