@@ -37,11 +37,12 @@ mod tls;
 mod tunnel;
 mod urls;
 
-pub use acme::config::{AcmeConfig, OnDemandConfig};
+pub use acme::config::{AcmeConfig, AcmeConfigError, OnDemandConfig};
 pub use config::{
     ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy, TunnelTls,
 };
-pub use events::config::{EventConfigError, EventDestination, Sink};
+pub use events::config::{DestinationError, EventConfigError, EventDestination, Sink};
+pub use events::filter::FilterError;
 pub use events::http_sink::HttpSink;
 pub use hostname::{Hostname, HostnameError};
 pub use login::SessionKeys;

@@ -1,6 +1,6 @@
 //! The `acme:` block of `edge.yaml`: which CA, which names, on-demand rules and renewal timing.
 
-use crate::hostname::Hostname;
+use crate::hostname::{Hostname, HostnameError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -88,9 +88,50 @@ impl AcmeConfig {
     }
 }
 
+/// Why the `acme:` block is unusable; the message names the setting.
+///
+/// The inner [`HostnameError`]s are part of the message, so they are not also reported as
+/// [`source`](std::error::Error::source): `{:#}` chains would print them twice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcmeConfigError {
+    /// An `acme.names` entry is not a hostname.
+    #[error("acme.names[{index}]: {error}")]
+    Name {
+        /// Index in the list.
+        index: usize,
+        /// Why the name was refused.
+        error: HostnameError,
+    },
+    /// An `acme.names` entry is a wildcard, which HTTP-01 cannot validate.
+    #[error(
+        "acme.names[{index}]: '{name}' is a wildcard, which HTTP-01 cannot validate; \
+         list the names, or allow them with acme.on_demand.allow"
+    )]
+    WildcardName {
+        /// Index in the list.
+        index: usize,
+        /// The name as written.
+        name: String,
+    },
+    /// An `acme.on_demand.allow` entry is neither a hostname nor a wildcard pattern.
+    #[error("acme.on_demand.allow[{index}]: {error}")]
+    AllowPattern {
+        /// Index in the list.
+        index: usize,
+        /// Why the pattern was refused.
+        error: HostnameError,
+    },
+    /// `acme.on_demand.allow` is empty.
+    #[error("acme.on_demand.allow: list at least one name or pattern")]
+    EmptyAllow,
+    /// Neither `acme.names` nor `acme.on_demand` is given.
+    #[error("acme: give names, on_demand, or both")]
+    NothingToDo,
+}
+
 impl FileAcme {
     /// Validates the block; `base` is `edge.yaml`'s folder for a relative `ca_root`.
-    pub fn resolve(self, base: &Path) -> Result<AcmeConfig, String> {
+    pub fn resolve(self, base: &Path) -> Result<AcmeConfig, AcmeConfigError> {
         let mut c = AcmeConfig::new(self.directory.unwrap_or_else(|| LETS_ENCRYPT.to_string()));
         c.contact = self.contact;
         c.ca_root = self.ca_root.map(|p| base.join(p));
@@ -98,13 +139,14 @@ impl FileAcme {
             .names
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                let host = Hostname::parse(n).map_err(|e| format!("acme.names[{i}]: {e}"))?;
+            .map(|(index, n)| {
+                let host =
+                    Hostname::parse(n).map_err(|error| AcmeConfigError::Name { index, error })?;
                 if host.is_wildcard() {
-                    return Err(format!(
-                        "acme.names[{i}]: '{n}' is a wildcard, which HTTP-01 cannot validate; \
-                         list the names, or allow them with acme.on_demand.allow"
-                    ));
+                    return Err(AcmeConfigError::WildcardName {
+                        index,
+                        name: n.clone(),
+                    });
                 }
                 Ok(host)
             })
@@ -114,12 +156,13 @@ impl FileAcme {
                 .allow
                 .iter()
                 .enumerate()
-                .map(|(i, p)| {
-                    Hostname::parse(p).map_err(|e| format!("acme.on_demand.allow[{i}]: {e}"))
+                .map(|(index, p)| {
+                    Hostname::parse(p)
+                        .map_err(|error| AcmeConfigError::AllowPattern { index, error })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if allow.is_empty() {
-                return Err("acme.on_demand.allow: list at least one name or pattern".into());
+                return Err(AcmeConfigError::EmptyAllow);
             }
             c.on_demand = Some(OnDemandConfig {
                 allow,
@@ -127,7 +170,7 @@ impl FileAcme {
             });
         }
         if c.names.is_empty() && c.on_demand.is_none() {
-            return Err("acme: give names, on_demand, or both".into());
+            return Err(AcmeConfigError::NothingToDo);
         }
         let d = AcmeConfig::new("");
         c.renew_before = self.renew_before.unwrap_or(d.renew_before);
@@ -142,10 +185,14 @@ impl FileAcme {
 mod tests {
     use super::*;
 
-    fn parse(yaml: &str) -> Result<AcmeConfig, String> {
+    fn parse(yaml: &str) -> Result<AcmeConfig, AcmeConfigError> {
         serde_yaml::from_str::<FileAcme>(yaml)
-            .map_err(|e| e.to_string())?
+            .expect("valid acme block")
             .resolve(Path::new("/etc/sluice"))
+    }
+
+    fn message(yaml: &str) -> String {
+        parse(yaml).expect_err("refused").to_string()
     }
 
     #[test]
@@ -155,10 +202,35 @@ mod tests {
         assert_eq!(c.ca_root, Some(PathBuf::from("/etc/sluice/ca.pem")));
         assert_eq!(c.renew_before, Duration::from_secs(30 * 86400));
         let err = parse("names: ['*.example.com']").expect_err("wildcard");
-        assert!(err.contains("HTTP-01"), "{err}");
+        assert!(err.to_string().contains("HTTP-01"), "{err}");
         let err = parse("directory: https://x/dir").expect_err("nothing to do");
-        assert!(err.contains("give names"), "{err}");
+        assert_eq!(err, AcmeConfigError::NothingToDo);
         let c = parse("on_demand: {allow: ['*.example.com']}").expect("ok");
         assert_eq!(c.on_demand.expect("od").max_per_hour, 10);
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            message("names: [ok.example.com, 'bad name']"),
+            "acme.names[1]: 'bad name' is not a valid hostname"
+        );
+        assert_eq!(
+            message("names: ['*.Example.com']"),
+            "acme.names[0]: '*.Example.com' is a wildcard, which HTTP-01 cannot validate; \
+             list the names, or allow them with acme.on_demand.allow"
+        );
+        assert_eq!(
+            message("on_demand: {allow: ['a..b']}"),
+            "acme.on_demand.allow[0]: 'a..b' is not a valid hostname"
+        );
+        assert_eq!(
+            message("on_demand: {allow: []}"),
+            "acme.on_demand.allow: list at least one name or pattern"
+        );
+        assert_eq!(
+            message("contact: []"),
+            "acme: give names, on_demand, or both"
+        );
     }
 }

@@ -260,12 +260,7 @@ fn https_config(
         })
         .collect();
     let redirect_http = args.redirect_http || file.redirect_http;
-    let acme = file
-        .acme
-        .take()
-        .map(|a| a.resolve(base))
-        .transpose()
-        .map_err(ConfigError::Https)?;
+    let acme = file.acme.take().map(|a| a.resolve(base)).transpose()?;
     let Some(addr) = args.https_addr.or(file.https_addr) else {
         if default_cert.is_some() || !certificates.is_empty() || redirect_http || acme.is_some() {
             return Err(ConfigError::Https(

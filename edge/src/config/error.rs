@@ -1,5 +1,6 @@
 //! [`ConfigError`]: why the edge's configuration is unusable, naming the setting.
 
+use crate::acme::config::AcmeConfigError;
 use crate::events::config::EventConfigError;
 use crate::hostname::HostnameError;
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ pub enum ConfigError {
     /// Certificates or an HTTPS option without an HTTPS listener, or the reverse.
     #[error("{0}")]
     Https(String),
+    /// The `acme:` block is unusable.
+    #[error(transparent)]
+    Acme(#[from] AcmeConfigError),
     /// An `event_destinations:` entry is unusable.
     #[error(transparent)]
     Events(#[from] EventConfigError),

@@ -8,15 +8,20 @@ use std::sync::{Arc, LazyLock};
 /// The CEL standard library; filters need nothing of ngrok's policy functions.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
+/// Why a filter expression does not compile: cel's parse errors, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct FilterError(#[from] cel::ParseErrors);
+
 /// A compiled filter expression.
 pub struct EventFilter {
     program: Program,
 }
 
 impl EventFilter {
-    /// Compiles `expr`; the error text says what is wrong with it.
-    pub fn compile(expr: &str) -> Result<Self, String> {
-        let program = ENV.compile(expr).map_err(|e| e.to_string())?;
+    /// Compiles `expr`; the error says what is wrong with it.
+    pub fn compile(expr: &str) -> Result<Self, FilterError> {
+        let program = ENV.compile(expr)?;
         Ok(Self { program })
     }
 

@@ -51,7 +51,9 @@ impl EventExport {
                 .as_deref()
                 .map(EventFilter::compile)
                 .transpose()
-                .map_err(|msg| config::EventConfigError::at(index, format!("filter: {msg}")))?;
+                .map_err(|e| {
+                    config::EventConfigError::at(index, config::DestinationError::Filter(e))
+                })?;
             let name = d.name.as_str();
             let counters = Counters {
                 queued: metrics.events_queued.with_label_values(&[name]),

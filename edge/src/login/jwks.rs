@@ -1,8 +1,9 @@
 //! jwt-validation's key source: JWKS documents fetched over HTTP(S) and cached per URL, so a
 //! request pays for a fetch only on first use, after the cache time, or on key rotation.
 
+use super::fetch::FetchError;
 use parking_lot::Mutex;
-use sluice_policy::{parse_jwks, JwkSet, KeyError, KeySource, KeysFuture};
+use sluice_policy::{parse_jwks, JwkSet, JwksError, KeyError, KeySource, KeysFuture};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,17 @@ const CACHE_FOR: Duration = Duration::from_secs(15 * 60);
 const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// Whole fetch, connect included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a JWKS document could not be had; the message becomes [`KeyError::reason`].
+#[derive(Debug, thiserror::Error)]
+enum JwksFetchError {
+    /// The document could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// It is not a JWKS document.
+    #[error(transparent)]
+    Parse(#[from] JwksError),
+}
 
 struct Cached {
     set: Arc<JwkSet>,
@@ -52,10 +64,8 @@ impl JwksCache {
         fresh_enough.then(|| c.set.clone())
     }
 
-    async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
-        let body = super::fetch::get_document(&self.client, url, None)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn fetch(&self, url: &str) -> Result<JwkSet, JwksFetchError> {
+        let body = super::fetch::get_document(&self.client, url, None).await?;
         parse_jwks(&body)
     }
 
@@ -76,7 +86,8 @@ impl JwksCache {
                 );
                 Ok(set)
             }
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 tracing::warn!(%url, %reason, "JWKS fetch failed");
                 // A stale copy beats no keys while the provider is briefly unreachable.
                 let stale = self.entries.lock().get(url).map(|c| c.set.clone());

@@ -122,6 +122,60 @@ struct Discovery {
     jwks_uri: String,
 }
 
+/// Why a provider's JSON document (discovery, user info) could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {kind}")]
+pub struct DocumentError {
+    /// The document's URL.
+    pub url: String,
+    /// What went wrong (part of the message, so not also its `source`).
+    pub kind: DocumentErrorKind,
+}
+
+/// What went wrong with a document; [`DocumentError`] adds its URL.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentErrorKind {
+    /// It could not be fetched.
+    #[error(transparent)]
+    Fetch(FetchError),
+    /// The body is not JSON.
+    #[error("not JSON ({0})")]
+    NotJson(serde_json::Error),
+    /// The JSON is not an OpenID discovery document.
+    #[error("not an OpenID discovery document ({0})")]
+    NotDiscovery(serde_json::Error),
+}
+
+impl DocumentError {
+    fn new(url: &str, kind: DocumentErrorKind) -> Self {
+        Self {
+            url: url.to_string(),
+            kind,
+        }
+    }
+}
+
+/// Why a provider's endpoints are unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointsError {
+    /// The `oauth` action names no preset this edge knows.
+    #[error("no oauth preset `{0}`")]
+    UnknownPreset(String),
+    /// The discovery document could not be read.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// The discovery document names another issuer than the one it was fetched for.
+    #[error("{url} names issuer `{named}`, not `{issuer}`")]
+    WrongIssuer {
+        /// The discovery document's URL.
+        url: String,
+        /// The issuer the document names.
+        named: String,
+        /// The issuer it was fetched for.
+        issuer: String,
+    },
+}
+
 /// Provider endpoints, discovery documents cached per issuer.
 pub struct Providers {
     http: reqwest::Client,
@@ -137,16 +191,16 @@ impl Providers {
     }
 
     /// The endpoints of `provider`; an error says why discovery failed.
-    pub async fn endpoints(&self, provider: &Provider) -> Result<Arc<Endpoints>, String> {
+    pub async fn endpoints(&self, provider: &Provider) -> Result<Arc<Endpoints>, EndpointsError> {
         match provider {
             Provider::OAuth { name } => preset(name)
                 .map(Arc::new)
-                .ok_or_else(|| format!("no oauth preset `{name}`")),
+                .ok_or_else(|| EndpointsError::UnknownPreset(name.clone())),
             Provider::Oidc { issuer_url } => self.discover(issuer_url).await,
         }
     }
 
-    async fn discover(&self, issuer: &str) -> Result<Arc<Endpoints>, String> {
+    async fn discover(&self, issuer: &str) -> Result<Arc<Endpoints>, EndpointsError> {
         if let Some((e, at)) = self.discovered.lock().get(issuer) {
             if at.elapsed() < DISCOVERY_TTL {
                 return Ok(e.clone());
@@ -158,10 +212,14 @@ impl Providers {
         );
         let body = self.get_json(&url, None).await?;
         let d: Discovery = serde_json::from_value(body)
-            .map_err(|e| format!("{url}: not an OpenID discovery document ({e})"))?;
+            .map_err(|e| DocumentError::new(&url, DocumentErrorKind::NotDiscovery(e)))?;
         // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
         if d.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-            return Err(format!("{url} names issuer `{}`, not `{issuer}`", d.issuer));
+            return Err(EndpointsError::WrongIssuer {
+                url,
+                named: d.issuer,
+                issuer: issuer.to_string(),
+            });
         }
         let endpoints = Arc::new(Endpoints {
             issuer: Some(d.issuer),
@@ -184,11 +242,12 @@ impl Providers {
         &self,
         url: &str,
         bearer: Option<&str>,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, DocumentError> {
         let body = super::fetch::get_document(&self.http, url, bearer)
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))
+            .map_err(|e| DocumentError::new(url, DocumentErrorKind::Fetch(e)))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| DocumentError::new(url, DocumentErrorKind::NotJson(e)))
     }
 
     /// Reads the user info again with a session's access token: `None` when the provider no
@@ -197,17 +256,17 @@ impl Providers {
         &self,
         url: &str,
         access_token: &str,
-    ) -> Result<Option<serde_json::Value>, String> {
+    ) -> Result<Option<serde_json::Value>, DocumentError> {
         match super::fetch::get_document(&self.http, url, Some(access_token)).await {
             Ok(body) => serde_json::from_slice(&body)
                 .map(Some)
-                .map_err(|e| format!("{url}: not JSON ({e})")),
+                .map_err(|e| DocumentError::new(url, DocumentErrorKind::NotJson(e))),
             Err(FetchError::Status(s))
                 if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN =>
             {
                 Ok(None)
             }
-            Err(e) => Err(format!("{url}: {e}")),
+            Err(e) => Err(DocumentError::new(url, DocumentErrorKind::Fetch(e))),
         }
     }
 }
@@ -219,4 +278,45 @@ pub fn field(doc: &serde_json::Value, fields: &[&str]) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages() {
+        let url = "https://idp/.well-known/openid-configuration";
+        let fetch = DocumentError::new(
+            url,
+            DocumentErrorKind::Fetch(FetchError::Status(StatusCode::NOT_FOUND)),
+        );
+        assert_eq!(fetch.to_string(), format!("{url}: status 404 Not Found"));
+        let json = serde_json::from_slice::<serde_json::Value>(b"<html>").expect_err("not JSON");
+        let want = format!("{url}: not JSON ({json})");
+        let err = DocumentError::new(url, DocumentErrorKind::NotJson(json));
+        assert_eq!(err.to_string(), want);
+        let doc = serde_json::from_value::<Discovery>(serde_json::json!({}))
+            .err()
+            .expect("incomplete");
+        let want = format!("{url}: not an OpenID discovery document ({doc})");
+        let err = EndpointsError::from(DocumentError::new(
+            url,
+            DocumentErrorKind::NotDiscovery(doc),
+        ));
+        assert_eq!(err.to_string(), want);
+        let err = EndpointsError::WrongIssuer {
+            url: url.into(),
+            named: "https://other".into(),
+            issuer: "https://idp".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("{url} names issuer `https://other`, not `https://idp`")
+        );
+        assert_eq!(
+            EndpointsError::UnknownPreset("x".into()).to_string(),
+            "no oauth preset `x`"
+        );
+    }
 }
