@@ -1,9 +1,10 @@
 //! The ways a client can reach the upstream apps: directly, through Sluice (with and without the
-//! 10-rule policy), rathole and bore, each started as real processes on loopback. Four more
-//! Sluice paths run only when asked for: a new QUIC stream per request instead of reused ones
-//! (`SLUICE_BENCH_PATHS=...,sluice, a stream per request`), pingora's own HTTP/1 server on the
-//! public side instead of hyper's (`sluice, pingora's HTTP/1 server`), an agent without its
-//! per-request log line and inspector (`sluice, agent quiet`: what they cost), and an earlier build of
+//! 10-rule policy), rathole and bore, each started as real processes on loopback. More Sluice
+//! paths run only when asked for: a new QUIC stream per request instead of reused ones
+//! (`SLUICE_BENCH_PATHS=...,sluice (a stream per request)`), pingora's own HTTP/1 server on the
+//! public side instead of hyper's (`sluice (pingora HTTP/1 server)`), an agent that logs only
+//! warnings, as on a terminal where the status screen replaces the log (`sluice (agent logs
+//! off)`), the same without the inspector (`sluice (agent logs and inspector off)`), and an earlier build of
 //! the edge and agent for same-run comparisons (`SLUICE_BENCH_BASELINE=DIR` holding its `edge`
 //! and `agent`).
 
@@ -29,8 +30,10 @@ pub enum PathKind {
     SluiceStreamPerRequest,
     /// Sluice with pingora's HTTP/1 server on the public side (drops HTTP/1.1 trailers).
     SluicePingoraH1,
-    /// Sluice with the agent's per-request log line and its inspector off.
-    SluiceQuietAgent,
+    /// Sluice with the agent logging warnings only (no per-request line).
+    SluiceAgentLogsOff,
+    /// Sluice with the agent logging warnings only and its inspector off.
+    SluiceAgentQuiet,
     /// The build in `SLUICE_BENCH_BASELINE`.
     SluiceBaseline,
     Rathole,
@@ -41,13 +44,14 @@ pub enum PathKind {
 const BASELINE: &str = "SLUICE_BENCH_BASELINE";
 
 impl PathKind {
-    pub const ALL: [PathKind; 9] = [
+    pub const ALL: [PathKind; 10] = [
         PathKind::Direct,
         PathKind::Sluice,
         PathKind::SluicePolicy,
         PathKind::SluiceStreamPerRequest,
         PathKind::SluicePingoraH1,
-        PathKind::SluiceQuietAgent,
+        PathKind::SluiceAgentLogsOff,
+        PathKind::SluiceAgentQuiet,
         PathKind::SluiceBaseline,
         PathKind::Rathole,
         PathKind::Bore,
@@ -58,9 +62,10 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Sluice => "sluice",
             PathKind::SluicePolicy => "sluice + 10-rule policy",
-            PathKind::SluiceStreamPerRequest => "sluice, a stream per request",
-            PathKind::SluicePingoraH1 => "sluice, pingora's HTTP/1 server",
-            PathKind::SluiceQuietAgent => "sluice, agent quiet",
+            PathKind::SluiceStreamPerRequest => "sluice (a stream per request)",
+            PathKind::SluicePingoraH1 => "sluice (pingora HTTP/1 server)",
+            PathKind::SluiceAgentLogsOff => "sluice (agent logs off)",
+            PathKind::SluiceAgentQuiet => "sluice (agent logs and inspector off)",
             PathKind::SluiceBaseline => "sluice (baseline build)",
             PathKind::Rathole => "rathole",
             PathKind::Bore => "bore",
@@ -73,7 +78,8 @@ impl PathKind {
         match self {
             PathKind::SluiceStreamPerRequest
             | PathKind::SluicePingoraH1
-            | PathKind::SluiceQuietAgent => false,
+            | PathKind::SluiceAgentLogsOff
+            | PathKind::SluiceAgentQuiet => false,
             PathKind::SluiceBaseline => std::env::var_os(BASELINE).is_some(),
             _ => true,
         }
@@ -102,7 +108,12 @@ impl Path {
         ws: SocketAddr,
         dir: &FsPath,
     ) -> anyhow::Result<Self> {
-        let dir = dir.join(kind.label().replace([' ', '+'], "_"));
+        let folder: String = kind
+            .label()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let dir = dir.join(folder);
         std::fs::create_dir_all(&dir)?;
         match kind {
             PathKind::Direct => Ok(Self::plain(app, ws, Vec::new())),
@@ -110,7 +121,8 @@ impl Path {
             | PathKind::SluicePolicy
             | PathKind::SluiceStreamPerRequest
             | PathKind::SluicePingoraH1
-            | PathKind::SluiceQuietAgent
+            | PathKind::SluiceAgentLogsOff
+            | PathKind::SluiceAgentQuiet
             | PathKind::SluiceBaseline => sluice(kind, app, ws, &dir).await,
             PathKind::Rathole => rathole(app, ws, &dir).await,
             PathKind::Bore => bore(app, ws, &dir).await,
@@ -178,7 +190,10 @@ fn sluice_commands(kind: PathKind) -> anyhow::Result<(Command, Command)> {
         _ => {}
     }
     let mut agent = base_command("agent")?;
-    if kind == PathKind::SluiceQuietAgent {
+    if matches!(
+        kind,
+        PathKind::SluiceAgentLogsOff | PathKind::SluiceAgentQuiet
+    ) {
         // Warnings only: no `forwarded` line per request.
         agent.env("RUST_LOG", "warn");
     }
@@ -202,7 +217,7 @@ async fn sluice(
             PathKind::SluicePolicy => {
                 cmd.args(["--traffic-policy-file", POLICY_FILE]);
             }
-            PathKind::SluiceQuietAgent => {
+            PathKind::SluiceAgentQuiet => {
                 cmd.args(["--inspect", "false"]);
             }
             _ => {}

@@ -83,7 +83,11 @@ async fn idle_agents(dir: &Path, app: SocketAddr) -> anyhow::Result<(Vec<(usize,
     let before = cpu_time(pid)?;
     tokio::time::sleep(IDLE_CPU_WINDOW).await;
     let idle_cpu = (cpu_time(pid)? - before).as_secs_f64() / IDLE_CPU_WINDOW.as_secs_f64();
-    eprintln!("   {} idle agents: edge CPU {:.1} %", agents.len(), idle_cpu * 100.0);
+    eprintln!(
+        "   {} idle agents: edge CPU {:.1} %",
+        agents.len(),
+        idle_cpu * 100.0
+    );
     for agent in agents {
         agent.stop().await?;
     }

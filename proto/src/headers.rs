@@ -1,19 +1,22 @@
 //! HTTP header rules both proxies apply the same way: which fields are connection-specific
 //! and never cross a hop (RFC 9110 §7.6.1), and the exceptions a tunnel must keep.
 
-use http::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_TYPE, TE, UPGRADE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, UPGRADE,
+};
 
 /// Connection-specific fields (RFC 9110 §7.6.1) that never cross a proxy hop. `upgrade` is
 /// kept for upgrades, `te: trailers` is kept (see [`strip_hop_by_hop`]), and
 /// `transfer-encoding` is left to the HTTP libraries, which frame bodies themselves. `trailer`
 /// is end-to-end: it announces the trailer fields, and HTTP/1.1 senders need it.
-pub const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
+pub static HOP_BY_HOP: [HeaderName; 6] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
 ];
 
 /// The lowercase tokens of every `Connection` field.
@@ -60,8 +63,9 @@ fn accepts_trailers(headers: &HeaderMap) -> bool {
 /// it to a `HeaderMap`, and a proxy with its own header type applies it field by field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HopByHop {
-    /// Fields to remove: the connection-specific ones and every one `Connection` names.
-    pub remove: Vec<String>,
+    /// Fields to remove: the connection-specific ones present and every one `Connection`
+    /// names. Empty (and not allocated) for the usual request that has none.
+    pub remove: Vec<HeaderName>,
     /// Set `Connection: upgrade` (an upgrade keeps `Upgrade` and says so again).
     pub connection_upgrade: bool,
     /// Set `te: trailers` (after removing `te`).
@@ -73,12 +77,19 @@ pub struct HopByHop {
 /// client sent it, and is added to every gRPC request: gRPC servers built on gRPC's C core
 /// refuse requests without it.
 pub fn hop_by_hop(headers: &HeaderMap, upgrade: bool) -> HopByHop {
-    let mut remove: Vec<String> = connection_tokens(headers)
+    // Only names present are listed: this runs on every request on both sides, and most
+    // requests carry none of them.
+    let mut remove: Vec<HeaderName> = connection_tokens(headers)
         .filter(|t| !(upgrade && t == "upgrade"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
-    remove.extend(HOP_BY_HOP.iter().map(|h| h.to_string()));
-    if !upgrade {
-        remove.push(UPGRADE.as_str().to_string());
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) && !remove.contains(name) {
+            remove.push(name.clone());
+        }
+    }
+    if !upgrade && headers.contains_key(UPGRADE) {
+        remove.push(UPGRADE);
     }
     HopByHop {
         remove,
@@ -91,7 +102,7 @@ pub fn hop_by_hop(headers: &HeaderMap, upgrade: bool) -> HopByHop {
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let rule = hop_by_hop(headers, upgrade);
     for name in &rule.remove {
-        headers.remove(name.as_str());
+        headers.remove(name);
     }
     if rule.connection_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));

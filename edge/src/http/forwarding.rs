@@ -87,8 +87,10 @@ pub fn sanitize_upstream_response(resp: &mut ResponseHeader) -> pingora::Result<
         // Strict websocket clients (tungstenite) refuse `Connection: upgrade, close`.
         resp.insert_header("connection", "upgrade")?;
     } else {
-        for name in HOP_BY_HOP {
-            resp.remove_header(name);
+        for name in &HOP_BY_HOP {
+            if resp.headers.contains_key(name) {
+                resp.remove_header(name);
+            }
         }
     }
     Ok(())
