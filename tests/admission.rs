@@ -124,9 +124,11 @@ async fn handshake(
         version,
         authtoken: Secret(TOKEN.into()),
         agent_version: "rogue".into(),
+        run_id: String::new(),
         endpoints: vec![EndpointRequest {
             url: Some(url.into()),
             upstream: "nowhere".into(),
+            pooling_enabled: false,
             policies: vec![],
         }],
     };

@@ -6,6 +6,7 @@ use sluice_agent::agent_file::{self, LoadedFile, Selection};
 use sluice_e2e::process::base_command;
 use sluice_e2e::upstream::app;
 use sluice_e2e::{client, eventually, AgentProcess, TestEdge, TOKEN};
+use sluice_proto::scheme::Scheme;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -198,7 +199,8 @@ endpoints:
         .iter()
         .map(|n| {
             routes
-                .lookup(&format!("{n}.localhost"))
+                .lookup(Scheme::Http, &format!("{n}.localhost"))
+                .and_then(|set| set.pick())
                 .map(|r| r.session.id.clone())
                 .unwrap_or_default()
         })

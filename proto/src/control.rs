@@ -32,6 +32,11 @@ pub struct Hello {
     pub authtoken: Secret,
     /// Agent software version, for logs.
     pub agent_version: String,
+    /// Random id of this agent run, the same across its reconnects: a reconnecting member of
+    /// an endpoint pool replaces its own earlier member, not another agent's. Empty from agents
+    /// that predate pooling (each session is then its own run).
+    #[serde(default)]
+    pub run_id: String,
     /// Endpoints the agent wants online, all or none.
     pub endpoints: Vec<EndpointRequest>,
 }
@@ -43,6 +48,10 @@ pub struct EndpointRequest {
     pub url: Option<String>,
     /// The local upstream, only for display and logs at the edge.
     pub upstream: String,
+    /// Whether this endpoint may share its URL with other agents' endpoints (ngrok's
+    /// `--pooling-enabled`); a pool forms only when every member asks for it.
+    #[serde(default)]
+    pub pooling_enabled: bool,
     /// Traffic-policy documents in evaluation order (agent shorthand flags first, then files).
     #[serde(default)]
     pub policies: Vec<PolicySource>,
@@ -137,6 +146,7 @@ mod tests {
             version: 1,
             authtoken: Secret("hunter2-token".into()),
             agent_version: "0".into(),
+            run_id: String::new(),
             endpoints: vec![],
         };
         let shown = format!("{hello:?}");

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Public scheme the client used to reach the edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// Plain HTTP.

@@ -226,6 +226,10 @@ pub struct HttpArgs {
     /// Host header sent upstream: `rewrite` (the upstream's host) or a literal value.
     #[arg(long)]
     pub host_header: Option<String>,
+    /// Share the URL with other agents started with --pooling-enabled too: the edge spreads
+    /// requests across them at random (load balancing, restarts without downtime).
+    #[arg(long)]
+    pub pooling_enabled: bool,
     /// Upstream protocol and TLS verification.
     #[command(flatten)]
     pub upstream_opts: UpstreamArgs,

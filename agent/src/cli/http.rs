@@ -34,6 +34,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
         },
         traffic_policy: None,
         traffic_policy_file: args.policy.traffic_policy_file.clone(),
+        pooling_enabled: args.pooling_enabled,
         shorthand: args.policy.shorthand(),
     };
     // Validated here so a bad upstream or policy is reported before anything goes online.

@@ -84,6 +84,9 @@ pub struct EndpointConfig {
     pub host_header: HostHeader,
     /// Traffic-policy documents sent to the edge, in order.
     pub policies: Vec<PolicySource>,
+    /// Share the URL with other agents that enable pooling too (ngrok's `--pooling-enabled`):
+    /// the edge spreads requests across them at random.
+    pub pooling_enabled: bool,
 }
 
 impl EndpointConfig {
@@ -96,6 +99,7 @@ impl EndpointConfig {
             upstream_tls_verify: UpstreamTlsVerify::default(),
             host_header: HostHeader::default(),
             policies: Vec::new(),
+            pooling_enabled: false,
         }
     }
 }

@@ -101,6 +101,9 @@ pub struct EndpointSpec {
     /// A traffic-policy file.
     #[serde(default)]
     pub traffic_policy_file: Option<PathBuf>,
+    /// Share the URL with other agents that enable pooling too (`pooling_enabled: true`).
+    #[serde(default)]
+    pub pooling_enabled: bool,
     /// Shorthand policy flags (`basic_auth`, `cidr_allow`, …), placed before the policy.
     #[serde(flatten)]
     pub shorthand: Shorthand,
@@ -114,6 +117,7 @@ impl EndpointSpec {
         let upstream: Upstream = self.upstream.url.0.parse()?;
         let mut endpoint = EndpointConfig::new(upstream.relative_to(base));
         endpoint.url = self.url;
+        endpoint.pooling_enabled = self.pooling_enabled;
         endpoint.upstream_protocol = self.upstream.protocol.map(|p| p.0).unwrap_or_default();
         endpoint.host_header = self
             .upstream

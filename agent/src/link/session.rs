@@ -103,19 +103,26 @@ pub async fn run(
     let endpoint = client_endpoint(addr)?;
     let forwarder = Arc::new(Forwarder::new(&config)?.with_observers(config.observers.clone()));
     let mut wanted: Vec<Option<String>> = config.endpoints.iter().map(|e| e.url.clone()).collect();
+    // One id for this run, kept across reconnects: a pooled endpoint then replaces its own
+    // earlier member at the edge rather than adding a second one.
+    let run_id = new_run_id();
     let mut failures: u32 = 0;
     let mut ever_online = false;
     loop {
         let attempt = tokio::select! {
-            a = connect(&endpoint, &client_config, addr, &host, &config, &wanted) => a,
+            a = connect(&endpoint, &client_config, addr, &host, &config, &run_id, &wanted) => a,
             _ = wait_true(&mut shutdown) => return Ok(()),
         };
         let reason = match attempt {
             Ok((conn, welcome)) => {
                 failures = 0;
                 for (slot, bound) in wanted.iter_mut().zip(&welcome.endpoints) {
-                    // Reclaim exactly these hostnames after a reconnect, random ones included.
-                    *slot = Some(bound.hostname.clone());
+                    // Reclaim exactly these endpoints after a reconnect, random names included,
+                    // on the scheme they were bound with.
+                    *slot = Some(match bound.url.split_once("://") {
+                        Some((scheme, _)) => format!("{scheme}://{}", bound.hostname),
+                        None => bound.hostname.clone(),
+                    });
                 }
                 emit(AgentEvent::Online {
                     session_id: welcome.session_id.clone(),
@@ -222,6 +229,11 @@ fn client_endpoint(edge: SocketAddr) -> Result<quinn::Endpoint, AgentError> {
 }
 
 /// TLS alerts are QUIC transport errors 0x100–0x1ff; a certificate problem will not fix itself.
+/// A random id for one agent run (`run_…`, 16 hex digits).
+fn new_run_id() -> String {
+    format!("run_{:016x}", rand::random::<u64>())
+}
+
 fn is_tls_failure(e: &ConnectionError) -> bool {
     matches!(e, ConnectionError::TransportError(t) if (0x100..0x200).contains(&u64::from(t.code)))
 }
@@ -232,6 +244,7 @@ async fn connect(
     addr: SocketAddr,
     host: &str,
     config: &AgentConfig,
+    run_id: &str,
     wanted: &[Option<String>],
 ) -> Result<(quinn::Connection, Welcome), Attempt> {
     let transient = |e: &dyn std::fmt::Display| Attempt::Transient(e.to_string());
@@ -255,6 +268,7 @@ async fn connect(
         version: PROTOCOL_VERSION,
         authtoken: config.authtoken.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: run_id.to_string(),
         endpoints: config
             .endpoints
             .iter()
@@ -262,6 +276,7 @@ async fn connect(
             .map(|(ep, url)| EndpointRequest {
                 url: url.clone(),
                 upstream: ep.upstream.to_string(),
+                pooling_enabled: ep.pooling_enabled,
                 policies: ep.policies.clone(),
             })
             .collect(),

@@ -9,7 +9,6 @@ use super::state::ProxyState;
 use crate::coded_error::edge_error;
 use crate::hostname::Hostname;
 use crate::login::AuthHostRequest;
-use crate::tunnel::routes::Route;
 use bytes::Bytes;
 use pingora::proxy::Session;
 use sluice_proto::error_code::ErrorCode;
@@ -65,15 +64,17 @@ pub async fn auth_host(
     Ok(true)
 }
 
-/// A plain-HTTP request for an https endpoint: 308 to the https URL when the operator asked
-/// for redirects, else the endpoint does not exist on http (404).
-pub async fn wrong_scheme(
+/// No endpoint of the request's scheme holds its host. A plain-HTTP request for a host with an
+/// https endpoint gets a 308 to the https URL when the operator asked for redirects; anything
+/// else is answered as if no agent held the host ([`without_agent`]).
+pub async fn without_endpoint(
     state: &ProxyState,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    route: &Route,
 ) -> pingora::Result<bool> {
-    if route.scheme == Scheme::Https && state.redirect_http {
+    let https_held =
+        || ctx.scheme == Scheme::Http && state.routes.lookup(Scheme::Https, &ctx.host).is_some();
+    if state.redirect_http && https_held() {
         let host = Hostname::parse(&ctx.host)
             .map_err(|e| edge_error(ErrorCode::BadRequest, e.to_string()))?;
         let path = session

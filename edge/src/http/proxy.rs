@@ -102,12 +102,14 @@ impl ProxyHttp for EdgeProxy {
         if local::auth_host(&self.state, session, ctx).await? {
             return Ok(true);
         }
-        let Some(route) = self.state.routes.lookup(&ctx.host) else {
-            return local::without_agent(&self.state, session, ctx).await;
+        let Some(route) = self
+            .state
+            .routes
+            .lookup(ctx.scheme, &ctx.host)
+            .and_then(|set| set.pick())
+        else {
+            return local::without_endpoint(&self.state, session, ctx).await;
         };
-        if route.scheme != ctx.scheme {
-            return local::wrong_scheme(&self.state, session, ctx, &route).await;
-        }
         // Kept even when the policy answers: the event names the endpoint and agent session.
         ctx.endpoint = Some(route.endpoint.clone());
         ctx.route = Some(route.clone());

@@ -8,6 +8,7 @@ use crate::metrics::EdgeMetrics;
 use crate::policy::operator::OperatorEndpoints;
 use crate::tunnel::routes::RouteRegistry;
 use crate::urls::PublicUrls;
+use sluice_proto::scheme::Scheme;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +41,9 @@ impl ProxyState {
     /// Whether this edge serves `host` (lowercase, no port): an agent holds it, or an
     /// operator policy answers for it. Sign-ins on the auth host return only to such hosts.
     pub fn serves(&self, host: &str) -> bool {
-        self.routes.lookup(host).is_some()
+        [Scheme::Http, Scheme::Https]
+            .into_iter()
+            .any(|scheme| self.routes.lookup(scheme, host).is_some())
             || Hostname::parse(host).is_ok_and(|h| self.operators.answering(&h).is_some())
     }
 }

@@ -44,9 +44,16 @@ pub(crate) fn admit(
     if hello.endpoints.is_empty() {
         return Err(reject(ErrorCode::HandshakeFailed, "no endpoints requested"));
     }
+    // Agents from before pooling send no run id: each session is then its own run.
+    let run_id = if hello.run_id.is_empty() {
+        session_id
+    } else {
+        &hello.run_id
+    };
     let session = Arc::new(SessionHandle::new(
         session_id.to_string(),
         owner,
+        run_id.to_string(),
         conn.clone(),
         state.metrics.quic_streams_open.clone(),
     ));
@@ -55,10 +62,10 @@ pub(crate) fn admit(
     for (id, request) in (0u32..).zip(&hello.endpoints) {
         let hostname = requested_hostname(request, state)?;
         let scheme = endpoint_scheme(request, state)?;
-        if !seen.insert(hostname.clone()) {
+        if !seen.insert((scheme, hostname.clone())) {
             return Err(reject(
                 ErrorCode::UrlNotAllowed,
-                format!("'{hostname}' is requested twice"),
+                format!("'{}://{hostname}' is requested twice", scheme.as_str()),
             ));
         }
         let policy = compile::compile(
@@ -72,6 +79,7 @@ pub(crate) fn admit(
         routes.push(Arc::new(Route {
             url: state.urls.public_url(&hostname, scheme),
             scheme,
+            pooling: request.pooling_enabled,
             endpoint: Arc::new(state.urls.endpoint_info(
                 format!("{session_id}/{id}"),
                 &hostname,
@@ -88,7 +96,7 @@ pub(crate) fn admit(
         .claim(routes.clone())
         .map_err(|e| reject(ErrorCode::HostnameTaken, e.to_string()))?;
     for old in replaced {
-        info!(old_session = %old.session.id, host = %old.hostname, "hostname taken over by the same authtoken");
+        info!(old_session = %old.session.id, endpoint = %old.key(), "endpoint member replaced by the same authtoken");
         old.session.release_slot();
         old.session
             .conn
@@ -98,7 +106,7 @@ pub(crate) fn admit(
     // replaces that session instead of being refused for it.
     let Some(slot) = state.sessions_per_token.acquire(owner) else {
         for route in &routes {
-            state.routes.release(&route.hostname, session_id);
+            state.routes.release(&route.key(), session_id);
         }
         return Err(reject(
             ErrorCode::AgentLimitReached,

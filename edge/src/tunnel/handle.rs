@@ -15,6 +15,8 @@ pub struct SessionHandle {
     pub id: String,
     /// The authtoken the agent presented.
     pub owner: TokenId,
+    /// The agent run this session belongs to (the same across the run's reconnects).
+    pub run_id: String,
     /// The agent's QUIC connection.
     pub conn: quinn::Connection,
     /// Streams kept open between requests.
@@ -29,17 +31,19 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// A session on `conn`, not yet counted against its token's limit; its streams are
+    /// A session of agent run `run_id` on `conn`, not yet counted against its token's limit; its streams are
     /// counted in `streams_open`.
     pub fn new(
         id: String,
         owner: TokenId,
+        run_id: String,
         conn: quinn::Connection,
         streams_open: IntGauge,
     ) -> Self {
         Self {
             id,
             owner,
+            run_id,
             conn,
             streams: StreamPool::default(),
             streams_open,

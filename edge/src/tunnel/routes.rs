@@ -1,25 +1,32 @@
-//! The route registry: which agent session serves which hostname.
+//! The route registry: which agent sessions serve which endpoint.
 //!
-//! Kept behind the narrow [`RouteRegistry`] trait so that a multi-edge deployment can back it
-//! with a shared store later; [`LocalRoutes`] is the in-process implementation.
+//! An endpoint is a scheme and a hostname (`http://x` and `https://x` are two endpoints), served
+//! by a set of members: one agent endpoint, or several when every member enabled pooling, in
+//! which case each request goes to a live member at random. Kept behind the narrow
+//! [`RouteRegistry`] trait (claim all or none, release one member, look up from memory) so that
+//! a multi-edge deployment can back it with a shared store later; [`LocalRoutes`] is the
+//! in-process implementation.
 
 use super::authtoken::TokenId;
 use super::handle::SessionHandle;
 use crate::hostname::{wildcard_candidates, Hostname};
 use arc_swap::ArcSwap;
+use rand::Rng;
 use sluice_policy::{EndpointInfo, Engine};
 use sluice_proto::scheme::Scheme;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Where requests for one hostname go.
+/// One agent endpoint serving an endpoint: a member of its route set.
 pub struct Route {
     /// The hostname (exact or wildcard) this route serves.
     pub hostname: Hostname,
     /// The public URL shown to users.
     pub url: String,
-    /// The only scheme this endpoint answers on (https by default with an HTTPS listener).
+    /// The scheme this endpoint answers on (https by default with an HTTPS listener).
     pub scheme: Scheme,
+    /// Whether the agent allowed other agents to share the endpoint (`--pooling-enabled`).
+    pub pooling: bool,
     /// Id of the endpoint within the agent's session.
     pub endpoint_id: u32,
     /// The agent session that carries the traffic.
@@ -33,7 +40,9 @@ pub struct Route {
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Route")
+            .field("scheme", &self.scheme)
             .field("hostname", &self.hostname)
+            .field("pooling", &self.pooling)
             .field("endpoint_id", &self.endpoint_id)
             .field("session", &self.session.id)
             .field("policy", &self.policy.is_some())
@@ -45,33 +54,137 @@ impl Route {
     fn owner(&self) -> TokenId {
         self.session.owner
     }
+
+    /// The endpoint this route serves.
+    pub fn key(&self) -> EndpointKey {
+        EndpointKey {
+            scheme: self.scheme,
+            hostname: self.hostname.clone(),
+        }
+    }
 }
 
-/// Why a hostname could not be claimed.
+/// An endpoint's identity: its scheme and hostname (exact or wildcard).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// The hostname or wildcard pattern.
+    pub hostname: Hostname,
+}
+
+impl std::fmt::Display for EndpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.hostname)
+    }
+}
+
+/// Why an endpoint could not be claimed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
     /// A live session with another authtoken holds it.
-    #[error("hostname '{0}' is already online with another agent")]
-    Taken(String),
+    #[error("'{0}' is already online with another agent")]
+    Taken(EndpointKey),
+    /// The same authtoken holds it, and the newcomer or the holders did not enable pooling.
+    #[error(
+        "'{0}' is already online with another agent of this authtoken; to share it between \
+         agents, start every one of them with --pooling-enabled (pooling_enabled: true in \
+         agent.yml)"
+    )]
+    NotPooled(EndpointKey),
 }
 
-/// Hostname → route registry shared by the agent listener (writes) and the proxy (reads).
+/// The members serving one endpoint. Members of a pool all enabled pooling and share one
+/// authtoken; a set without pooling has one member.
+#[derive(Debug, Default, Clone)]
+pub struct RouteSet {
+    members: Vec<Arc<Route>>,
+}
+
+impl RouteSet {
+    /// Every member, live or not.
+    pub fn members(&self) -> &[Arc<Route>] {
+        &self.members
+    }
+
+    /// A live member at random (the only one when there is no pool). When none is live, the
+    /// first member: its requests fail with the agent-gone code until the session's end frees
+    /// the route, as they did before pools.
+    pub fn pick(&self) -> Option<Arc<Route>> {
+        let live = |m: &&Arc<Route>| m.session.is_alive();
+        match self.members.as_slice() {
+            [only] => Some(only.clone()),
+            members => {
+                let count = members.iter().filter(live).count();
+                if count == 0 {
+                    return members.first().cloned();
+                }
+                let n = rand::thread_rng().gen_range(0..count);
+                members.iter().filter(live).nth(n).cloned()
+            }
+        }
+    }
+
+    /// Admits `route` into the set under the pooling and takeover rules; returns the members
+    /// it replaces, which leave the set.
+    fn admit(&mut self, route: &Arc<Route>) -> Result<Vec<Arc<Route>>, ClaimError> {
+        let live: Vec<&Arc<Route>> = self
+            .members
+            .iter()
+            .filter(|m| m.session.is_alive())
+            .collect();
+        if live.iter().any(|m| m.owner() != route.owner()) {
+            return Err(ClaimError::Taken(route.key()));
+        }
+        let same_run = |m: &Arc<Route>| m.session.run_id == route.session.run_id;
+        // A pool when the newcomer and every live member enabled pooling; otherwise the same
+        // authtoken takes an unpooled endpoint over, and an agent run its own endpoint.
+        let pool = route.pooling && live.iter().all(|m| m.pooling);
+        let takeover =
+            (!route.pooling && live.iter().all(|m| !m.pooling)) || live.iter().all(|m| same_run(m));
+        if !pool && !takeover {
+            return Err(ClaimError::NotPooled(route.key()));
+        }
+        // A pool keeps its other live members; only this run's earlier member and dead ones go.
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.members)
+            .into_iter()
+            .partition(|m| !pool || same_run(m) || !m.session.is_alive());
+        self.members = kept;
+        self.members.push(route.clone());
+        Ok(gone)
+    }
+
+    /// Removes `session_id`'s member; whether the set is empty afterwards.
+    fn remove(&mut self, session_id: &str) -> bool {
+        self.members.retain(|m| m.session.id != session_id);
+        self.members.is_empty()
+    }
+}
+
+/// Endpoint → members registry shared by the agent listener (writes) and the proxy (reads).
 pub trait RouteRegistry: Send + Sync + 'static {
-    /// Claims every route in `routes` or none. A hostname held by a live session of a different
-    /// authtoken is refused; one held by the same authtoken, or by a dead session, is taken over.
-    /// Returns the routes that were replaced.
+    /// Claims every route in `routes` or none. An endpoint held by a live session of another
+    /// authtoken is refused; one held by the same authtoken is taken over, unless the newcomer
+    /// and every holder enabled pooling, when the newcomer joins them (replacing only its own
+    /// run's earlier member). Mixing pooled and unpooled members is refused with a hint.
+    /// Returns the members that were replaced.
     fn claim(&self, routes: Vec<Arc<Route>>) -> Result<Vec<Arc<Route>>, ClaimError>;
-    /// Removes `hostname` if it is still held by `session_id`.
-    fn release(&self, hostname: &Hostname, session_id: &str);
-    /// Finds the route for a request's host (lowercase, no port): exact names first, then the
-    /// most specific wildcard.
-    fn lookup(&self, host: &str) -> Option<Arc<Route>>;
+    /// Removes `session_id`'s member of `key`, if it is still there.
+    fn release(&self, key: &EndpointKey, session_id: &str);
+    /// The members for a request's host (lowercase, no port) on `scheme`: exact names first,
+    /// then the most specific wildcard.
+    fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>>;
 }
 
-/// In-memory registry: lock-free reads of an immutable map, writers copy on write.
+/// The sets of one scheme, by hostname or pattern.
+type Table = HashMap<String, Arc<RouteSet>>;
+
+/// In-memory registry: lock-free reads of immutable maps (one per scheme), writers copy on
+/// write.
 #[derive(Default)]
 pub struct LocalRoutes {
-    map: ArcSwap<HashMap<String, Arc<Route>>>,
+    http: ArcSwap<Table>,
+    https: ArcSwap<Table>,
     write: Mutex<()>,
 }
 
@@ -81,57 +194,70 @@ impl LocalRoutes {
         Self::default()
     }
 
-    fn update<T>(&self, f: impl FnOnce(&mut HashMap<String, Arc<Route>>) -> T) -> T {
-        // Poisoning only means another writer panicked; the map itself is always whole because
-        // it is swapped in atomically.
+    fn table(&self, scheme: Scheme) -> &ArcSwap<Table> {
+        match scheme {
+            Scheme::Http => &self.http,
+            Scheme::Https => &self.https,
+        }
+    }
+
+    /// Runs `f` on copies of both tables and publishes them together.
+    fn update<T>(&self, f: impl FnOnce(&mut Table, &mut Table) -> T) -> T {
+        // Poisoning only means another writer panicked; the maps themselves are always whole
+        // because they are swapped in atomically.
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = HashMap::clone(&self.map.load());
-        let out = f(&mut next);
-        self.map.store(Arc::new(next));
+        let mut http = Table::clone(&self.http.load());
+        let mut https = Table::clone(&self.https.load());
+        let out = f(&mut http, &mut https);
+        self.http.store(Arc::new(http));
+        self.https.store(Arc::new(https));
         out
     }
 }
 
 impl RouteRegistry for LocalRoutes {
     fn claim(&self, routes: Vec<Arc<Route>>) -> Result<Vec<Arc<Route>>, ClaimError> {
-        self.update(|map| {
+        self.update(|http, https| {
+            let mut replaced = Vec::new();
             for route in &routes {
-                if let Some(held) = map.get(route.hostname.as_str()) {
-                    if held.owner() != route.owner() && held.session.is_alive() {
-                        return Err(ClaimError::Taken(route.hostname.to_string()));
-                    }
-                }
+                let table = match route.scheme {
+                    Scheme::Http => &mut *http,
+                    Scheme::Https => &mut *https,
+                };
+                let set = Arc::make_mut(table.entry(route.hostname.to_string()).or_default());
+                // On a refusal the copies are dropped unpublished: all or none.
+                replaced.extend(set.admit(route)?);
             }
-            Ok(routes
-                .into_iter()
-                .filter_map(|r| map.insert(r.hostname.to_string(), r))
-                .collect())
+            Ok(replaced)
         })
     }
 
-    fn release(&self, hostname: &Hostname, session_id: &str) {
-        if self
-            .map
-            .load()
-            .get(hostname.as_str())
-            .is_some_and(|r| r.session.id == session_id)
-        {
-            self.update(|map| {
-                if map
-                    .get(hostname.as_str())
-                    .is_some_and(|r| r.session.id == session_id)
-                {
-                    map.remove(hostname.as_str());
-                }
-            });
+    fn release(&self, key: &EndpointKey, session_id: &str) {
+        let held = |t: &Table| {
+            t.get(key.hostname.as_str())
+                .is_some_and(|s| s.members.iter().any(|m| m.session.id == session_id))
+        };
+        if !held(&self.table(key.scheme).load()) {
+            return;
         }
+        self.update(|http, https| {
+            let table = match key.scheme {
+                Scheme::Http => http,
+                Scheme::Https => https,
+            };
+            if let Some(set) = table.get_mut(key.hostname.as_str()) {
+                if Arc::make_mut(set).remove(session_id) {
+                    table.remove(key.hostname.as_str());
+                }
+            }
+        });
     }
 
-    fn lookup(&self, host: &str) -> Option<Arc<Route>> {
-        let map = self.map.load();
-        if let Some(route) = map.get(host) {
-            return Some(route.clone());
+    fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>> {
+        let table = self.table(scheme).load();
+        if let Some(set) = table.get(host) {
+            return Some(set.clone());
         }
-        wildcard_candidates(host).find_map(|pattern| map.get(&pattern).cloned())
+        wildcard_candidates(host).find_map(|pattern| table.get(&pattern).cloned())
     }
 }

@@ -58,7 +58,7 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
         state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
         for route in &routes {
-            state.routes.release(&route.hostname, &session_id);
+            state.routes.release(&route.key(), &session_id);
         }
         if let Some(route) = routes.first() {
             route.session.release_slot();
@@ -92,7 +92,7 @@ async fn handshake(
                 .is_err()
             {
                 for route in &routes {
-                    state.routes.release(&route.hostname, session_id);
+                    state.routes.release(&route.key(), session_id);
                 }
                 return Err(reject(ErrorCode::HandshakeFailed, "agent went away"));
             }
