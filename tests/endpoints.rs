@@ -1,5 +1,6 @@
 //! Endpoints as ngrok defines them: an endpoint is a scheme and a hostname, and agents that all
-//! enable pooling share one endpoint, each request going to one of them at random.
+//! enable pooling share one endpoint, each request going to one of them at random; a pool's
+//! agents restart one by one without a failed request.
 
 use sluice_agent::{AgentConfig, AgentError};
 use sluice_e2e::tls::TestCa;
@@ -8,6 +9,8 @@ use sluice_e2e::{any_port, client, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOK
 use sluice_edge::{Hostname, HttpsConfig};
 use sluice_proto::error_code::ErrorCode;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The `x-upstream` name that answered a GET of `url` (the test apps name themselves).
@@ -155,6 +158,66 @@ async fn http_and_https_on_one_name_are_two_endpoints() -> anyhow::Result<()> {
     assert!(!first.is_finished() && !second.is_finished());
     first.stop().await?;
     second.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}
+
+/// Sends GETs to `url` one after another until `stop` is set (at most 20,000); returns how many
+/// succeeded and what each failure was.
+async fn closed_loop(url: String, stop: Arc<AtomicBool>) -> (u32, Vec<String>) {
+    let http = client();
+    let (mut ok, mut failures) = (0, Vec::new());
+    for _ in 0..20_000 {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match answered_by(&http, &url).await {
+            Ok(_) => ok += 1,
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    (ok, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_a_pool_one_agent_at_a_time_fails_no_request() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let (a, b) = (upstream::app("a").await?, upstream::app("b").await?);
+    let start = |up: &Upstream| TestAgent::start(config(&edge, TOKEN, "rolling", up, true));
+    let mut members = [start(&a).await?, start(&b).await?];
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(closed_loop(edge.url("rolling.localhost"), stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _round in 0..2 {
+        for (i, up) in [&a, &b].into_iter().enumerate() {
+            let fresh = start(up).await?;
+            std::mem::replace(&mut members[i], fresh).stop().await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failures) = (0, Vec::new());
+    for worker in load {
+        let (n, f) = worker.await?;
+        ok += n;
+        failures.extend(f);
+    }
+    println!(
+        "{ok} requests answered during four restarts, {} failed",
+        failures.len()
+    );
+    assert!(ok > 100, "only {ok} requests went through");
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    for member in members {
+        member.stop().await?;
+    }
     edge.shutdown().await;
     Ok(())
 }

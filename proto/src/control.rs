@@ -119,6 +119,11 @@ pub enum ControlFrame {
     Ping(u64),
     /// The answer to [`ControlFrame::Ping`].
     Pong(u64),
+    /// The agent is stopping: the edge picks it for no new request (its requests in flight
+    /// finish) and answers [`ControlFrame::LeaveAck`].
+    Leaving,
+    /// The edge no longer sends new requests to this session.
+    LeaveAck,
 }
 
 /// Why the edge refused a handshake.

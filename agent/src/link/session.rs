@@ -1,6 +1,7 @@
 //! The agent's link to the edge: QUIC connect, handshake, serving streams, and reconnecting
 //! with exponential backoff and jitter, reclaiming the same hostnames.
 
+use super::control::Control;
 use super::tls;
 use crate::config::agent::AgentConfig;
 use crate::forward::forwarder::Forwarder;
@@ -12,7 +13,7 @@ use quinn::ConnectionError;
 use rand::Rng;
 use sluice_proto::codec::{read_frame, write_frame};
 use sluice_proto::control::{
-    BoundEndpoint, ControlFrame, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
+    BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
 };
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::transport::transport_config;
@@ -114,7 +115,7 @@ pub async fn run(
             _ = wait_true(&mut shutdown) => return Ok(()),
         };
         let reason = match attempt {
-            Ok((conn, welcome)) => {
+            Ok((conn, welcome, control)) => {
                 failures = 0;
                 for (slot, bound) in wanted.iter_mut().zip(&welcome.endpoints) {
                     // Reclaim exactly these endpoints after a reconnect, random names included,
@@ -140,7 +141,7 @@ pub async fn run(
                     info!(parent: &span, url = %bound.url, reconnected = ever_online, "session online");
                 }
                 ever_online = true;
-                let end = serve(&conn, &forwarder, &mut shutdown)
+                let end = serve(&conn, &forwarder, control, &mut shutdown)
                     .instrument(span)
                     .await;
                 match end {
@@ -246,7 +247,7 @@ async fn connect(
     config: &AgentConfig,
     run_id: &str,
     wanted: &[Option<String>],
-) -> Result<(quinn::Connection, Welcome), Attempt> {
+) -> Result<(quinn::Connection, Welcome, Control), Attempt> {
     let transient = |e: &dyn std::fmt::Display| Attempt::Transient(e.to_string());
     let connecting = endpoint
         .connect_with(client_config.clone(), addr, host)
@@ -292,11 +293,7 @@ async fn connect(
     .map_err(|_| Attempt::Transient("edge did not answer the handshake".into()))?
     .map_err(|e| transient(&e))?;
     match reply {
-        HelloReply::Welcome(welcome) => {
-            // The control stream stays open for the session's life; closing it would end it.
-            tokio::spawn(answer_pings(send, recv).in_current_span());
-            Ok((conn, welcome))
-        }
+        HelloReply::Welcome(welcome) => Ok((conn, welcome, Control::hold(send, recv))),
         HelloReply::Rejected(mut rejection) => {
             conn.close(close_code::REJECTED.into(), b"rejected");
             if rejection.code == ErrorCode::UnsupportedVersion
@@ -324,28 +321,19 @@ async fn connect(
     }
 }
 
-/// Holds the control stream for the session's life, answering the edge's liveness pings.
-async fn answer_pings(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-    while let Ok(frame) = read_frame::<ControlFrame, _>(&mut recv).await {
-        if let ControlFrame::Ping(n) = frame {
-            if write_frame(&mut send, &ControlFrame::Pong(n))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    }
-}
-
-/// Accepts edge-opened streams until the session ends.
+/// Accepts edge-opened streams until the session ends. When the agent stops, it first tells
+/// the edge it is leaving and keeps serving until the edge stops picking it and the requests
+/// already sent have finished (at most a few seconds), so a pooled endpoint loses no request.
 async fn serve(
     conn: &quinn::Connection,
     forwarder: &Arc<Forwarder>,
+    control: Control,
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let end = loop {
+    let mut control = Some(control);
+    let mut leaving = None;
+    loop {
         tokio::select! {
             stream = conn.accept_bi() => match stream {
                 Ok((send, recv)) => {
@@ -353,22 +341,32 @@ async fn serve(
                     tokio::spawn(stream.in_current_span());
                 }
                 Err(ConnectionError::ApplicationClosed(c)) if c.error_code == close_code::REPLACED.into() => {
-                    break SessionEnd::Replaced;
+                    return SessionEnd::Replaced;
                 }
-                Err(e) => break SessionEnd::Lost(e.to_string()),
+                Err(e) => return SessionEnd::Lost(e.to_string()),
             },
-            _ = wait_true(shutdown) => break SessionEnd::Shutdown,
+            _ = wait_true(shutdown), if leaving.is_none() => {
+                if let Some(control) = control.take() {
+                    leaving = Some(Box::pin(leave(control, conn.rtt(), in_flight.clone())));
+                }
+            }
+            () = async { if let Some(l) = leaving.as_mut() { l.await } }, if leaving.is_some() => {
+                info!("session closing");
+                return SessionEnd::Shutdown;
+            }
+        }
+    }
+}
+
+/// The agent's part of leaving: the edge is told and acknowledges, then requests it sent just
+/// before (in flight on the network for about a round trip) and those already running finish.
+async fn leave(control: Control, rtt: Duration, in_flight: Arc<AtomicUsize>) {
+    control.leave(Duration::from_secs(1)).await;
+    tokio::time::sleep((rtt * 2).max(Duration::from_millis(100))).await;
+    let drain = async {
+        while in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    if matches!(end, SessionEnd::Shutdown) {
-        // Let requests already in flight finish briefly before closing the connection.
-        let drain = async {
-            while in_flight.load(Ordering::Relaxed) > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
-        info!("session closing");
-    }
-    end
+    let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
 }

@@ -6,6 +6,7 @@ use super::authtoken::TokenId;
 use super::liveness::Liveness;
 use super::stream::StreamPool;
 use prometheus::IntGauge;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A live agent session, shared by every route it holds.
@@ -25,6 +26,8 @@ pub struct SessionHandle {
     pub streams_open: IntGauge,
     /// Requests waiting on the agent, for the session's liveness watch.
     pub liveness: Arc<Liveness>,
+    /// The agent said it is stopping: pools pick it for no new request.
+    leaving: AtomicBool,
     /// This session's place in its token's session count, freed when the session ends or is
     /// replaced.
     slot: Mutex<Option<SessionSlot>>,
@@ -48,8 +51,19 @@ impl SessionHandle {
             streams: StreamPool::default(),
             streams_open,
             liveness: Arc::default(),
+            leaving: AtomicBool::new(false),
             slot: Mutex::new(None),
         }
+    }
+
+    /// Marks the session as leaving (the agent is stopping).
+    pub fn leave(&self) {
+        self.leaving.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the agent said it is stopping.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
     }
 
     /// Keeps `slot` (this session's place in its token's count) until the session ends.

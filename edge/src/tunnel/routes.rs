@@ -107,22 +107,26 @@ impl RouteSet {
         &self.members
     }
 
-    /// A live member at random (the only one when there is no pool). When none is live, the
-    /// first member: its requests fail with the agent-gone code until the session's end frees
-    /// the route, as they did before pools.
+    /// A member for a new request: a live member that is not leaving, at random; else a
+    /// leaving one (its agent still serves); else the first (its requests fail with the
+    /// agent-gone code until the session's end frees the route, as before pools).
     pub fn pick(&self) -> Option<Arc<Route>> {
-        let live = |m: &&Arc<Route>| m.session.is_alive();
-        match self.members.as_slice() {
-            [only] => Some(only.clone()),
-            members => {
-                let count = members.iter().filter(live).count();
-                if count == 0 {
-                    return members.first().cloned();
-                }
-                let n = rand::thread_rng().gen_range(0..count);
-                members.iter().filter(live).nth(n).cloned()
-            }
+        if let [only] = self.members.as_slice() {
+            return Some(only.clone());
         }
+        self.random(|m| m.session.is_alive() && !m.session.is_leaving())
+            .or_else(|| self.random(|m| m.session.is_alive()))
+            .or_else(|| self.members.first().cloned())
+    }
+
+    /// A member that passes `usable`, at random.
+    fn random(&self, usable: impl Fn(&Route) -> bool) -> Option<Arc<Route>> {
+        let count = self.members.iter().filter(|m| usable(m)).count();
+        if count == 0 {
+            return None;
+        }
+        let n = rand::thread_rng().gen_range(0..count);
+        self.members.iter().filter(|m| usable(m)).nth(n).cloned()
     }
 
     /// Admits `route` into the set under the pooling and takeover rules; returns the members

@@ -3,7 +3,8 @@
 //! connection ends.
 
 use super::admit::{admit, reject};
-use super::liveness::{Liveness, Verdict, Watch, TICK};
+use super::handle::SessionHandle;
+use super::liveness::{Verdict, Watch, TICK};
 use super::routes::Route;
 use super::state::TunnelState;
 use crate::ids::new_id;
@@ -101,13 +102,12 @@ async fn handshake(
             }
             // Keep the control stream open: dropping it would finish it and end the session
             // from the agent's point of view.
-            let liveness = routes
-                .first()
-                .map(|r| r.session.liveness.clone())
-                .unwrap_or_default();
-            tokio::spawn(
-                run_control_stream(conn.clone(), send, recv_half, liveness).in_current_span(),
-            );
+            // Admission refuses a hello without endpoints, so every session has a first route.
+            if let Some(session) = routes.first().map(|r| r.session.clone()) {
+                tokio::spawn(
+                    run_control_stream(conn.clone(), send, recv_half, session).in_current_span(),
+                );
+            }
             Ok(routes)
         }
         Err(rejection) => {
@@ -142,8 +142,9 @@ async fn run_control_stream(
     conn: quinn::Connection,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    liveness: Arc<Liveness>,
+    session: Arc<SessionHandle>,
 ) {
+    let liveness = session.liveness.clone();
     let mut buf = Vec::new();
     let mut watch: Option<Watch> = None;
     let mut tick = tokio::time::interval(TICK);
@@ -154,7 +155,7 @@ async fn run_control_stream(
             chunk = recv.read_chunk(4096, true) => match chunk {
                 Ok(Some(chunk)) => {
                     buf.extend_from_slice(&chunk.bytes);
-                    match answer_control(&mut buf, &mut send).await {
+                    match answer_control(&mut buf, &mut send, &session).await {
                         Ok(()) => {}
                         Err(e) => break e,
                     }
@@ -197,17 +198,29 @@ fn datagrams(conn: &quinn::Connection) -> u64 {
 }
 
 /// Handles every whole control message in `buf`: a ping is answered, a pong needs nothing
-/// (any datagram counts as a sign of life). The error names what was wrong.
-async fn answer_control(buf: &mut Vec<u8>, send: &mut quinn::SendStream) -> Result<(), String> {
+/// (any datagram counts as a sign of life), and a leaving agent is picked for no new request
+/// from here on, which the edge acknowledges. The error names what was wrong.
+async fn answer_control(
+    buf: &mut Vec<u8>,
+    send: &mut quinn::SendStream,
+    session: &SessionHandle,
+) -> Result<(), String> {
     loop {
         match decode::<ControlFrame>(buf) {
             Ok(Some((frame, used))) => {
                 buf.drain(..used);
-                if let ControlFrame::Ping(n) = frame {
-                    write_frame(send, &ControlFrame::Pong(n))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
+                let answer = match frame {
+                    ControlFrame::Ping(n) => ControlFrame::Pong(n),
+                    ControlFrame::Leaving => {
+                        info!("the agent is leaving; no new requests go to it");
+                        session.leave();
+                        ControlFrame::LeaveAck
+                    }
+                    ControlFrame::Pong(_) | ControlFrame::LeaveAck => continue,
+                };
+                write_frame(send, &answer)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Ok(None) => return Ok(()),
             Err(e) => return Err(format!("malformed control message: {e}")),
