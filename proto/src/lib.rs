@@ -3,7 +3,7 @@
 //! One QUIC connection per agent (ALPN [`ALPN`]). The agent opens the first bidirectional
 //! stream as the *control stream* and sends a [`control::Hello`]; the edge answers with a
 //! [`control::HelloReply`], and both sides then exchange [`control::ControlFrame`]s on it
-//! (liveness probes). Control messages are length-prefixed JSON ([`codec`]).
+//! (liveness probes, and the agent saying it is leaving). Control messages are length-prefixed JSON ([`codec`]).
 //!
 //! Requests travel on bidirectional streams the edge opens: binary [`frame::Frame`]s carry the
 //! request head, body chunks and trailers one way and the response the other ([`frame`] is the
