@@ -265,3 +265,137 @@ impl RouteRegistry for LocalRoutes {
         wildcard_candidates(host).find_map(|pattern| table.get(&pattern).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::authtoken::TokenSet;
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+
+    /// Loopback QUIC endpoints whose connections back the sessions below; they live as long as
+    /// this value.
+    struct Link {
+        server: quinn::Endpoint,
+        client: quinn::Endpoint,
+        /// The server's side of each connection: dropping it would close the connection.
+        accepted: std::sync::Mutex<Vec<quinn::Connection>>,
+    }
+
+    impl Link {
+        fn new() -> Self {
+            let cert =
+                rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+            let der = cert.cert.der().clone();
+            let key = PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
+            let server_config =
+                quinn::ServerConfig::with_single_cert(vec![der.clone()], key.into())
+                    .expect("server config");
+            let any = "127.0.0.1:0".parse().expect("address");
+            let server = quinn::Endpoint::server(server_config, any).expect("server");
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(der).expect("root");
+            let mut client = quinn::Endpoint::client(any).expect("client");
+            client.set_default_client_config(
+                quinn::ClientConfig::with_root_certificates(Arc::new(roots))
+                    .expect("client config"),
+            );
+            Self {
+                server,
+                client,
+                accepted: std::sync::Mutex::default(),
+            }
+        }
+
+        /// A session of `owner`'s agent run `run` on a fresh live connection.
+        async fn session(&self, id: &str, owner: TokenId, run: &str) -> Arc<SessionHandle> {
+            let addr = self.server.local_addr().expect("address");
+            let connecting = self.client.connect(addr, "localhost").expect("connect");
+            let (conn, accepted) = tokio::join!(connecting, async {
+                self.server
+                    .accept()
+                    .await
+                    .expect("incoming")
+                    .await
+                    .expect("accepted")
+            });
+            self.accepted.lock().expect("lock").push(accepted);
+            let gauge = prometheus::IntGauge::new("streams", "open streams").expect("gauge");
+            Arc::new(SessionHandle::new(
+                id.into(),
+                owner,
+                run.into(),
+                conn.expect("connection"),
+                gauge,
+            ))
+        }
+    }
+
+    fn route(session: &Arc<SessionHandle>, pooling: bool) -> Arc<Route> {
+        let hostname = Hostname::parse("app.example.com").expect("hostname");
+        Arc::new(Route {
+            url: format!("http://{hostname}"),
+            hostname,
+            scheme: Scheme::Http,
+            pooling,
+            endpoint_id: 0,
+            session: session.clone(),
+            policy: None,
+            endpoint: Arc::default(),
+        })
+    }
+
+    fn members(routes: &LocalRoutes) -> Vec<String> {
+        let set = routes.lookup(Scheme::Http, "app.example.com");
+        let mut ids: Vec<String> = set
+            .map(|s| s.members().iter().map(|m| m.session.id.clone()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_reconnecting_member_replaces_only_itself_and_strangers_stay_out() {
+        let link = Link::new();
+        let tokens = TokenSet::new(["mine", "theirs"]);
+        let mine = tokens.verify("mine").expect("token");
+        let theirs = tokens.verify("theirs").expect("token");
+        let routes = LocalRoutes::new();
+        let a1 = link.session("a1", mine, "run-a").await;
+        let b = link.session("b", mine, "run-b").await;
+        assert!(routes.claim(vec![route(&a1, true)]).expect("a1").is_empty());
+        assert!(routes.claim(vec![route(&b, true)]).expect("b").is_empty());
+        assert_eq!(members(&routes), ["a1", "b"]);
+
+        // Run A reconnects while its old session still looks alive: only a1 goes.
+        let a2 = link.session("a2", mine, "run-a").await;
+        let replaced = routes.claim(vec![route(&a2, true)]).expect("a2");
+        assert_eq!(replaced.len(), 1);
+        assert_eq!(replaced[0].session.id, "a1");
+        assert_eq!(members(&routes), ["a2", "b"]);
+
+        // Another authtoken never joins; an unpooled newcomer gets the hint; nothing changes.
+        let other = link.session("c", theirs, "run-c").await;
+        assert!(matches!(
+            routes.claim(vec![route(&other, true)]),
+            Err(ClaimError::Taken(_))
+        ));
+        let solo = link.session("d", mine, "run-d").await;
+        assert!(matches!(
+            routes.claim(vec![route(&solo, false)]),
+            Err(ClaimError::NotPooled(_))
+        ));
+        assert_eq!(members(&routes), ["a2", "b"]);
+
+        // A leaving member is not picked while another can take the request.
+        b.leave();
+        for _ in 0..20 {
+            let picked = routes
+                .lookup(Scheme::Http, "app.example.com")
+                .and_then(|s| s.pick())
+                .expect("a member");
+            assert_eq!(picked.session.id, "a2");
+        }
+        routes.release(&route(&b, true).key(), "b");
+        assert_eq!(members(&routes), ["a2"]);
+    }
+}
