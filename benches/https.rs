@@ -9,9 +9,7 @@
 use sluice_e2e::load::{bench_secs, load_with};
 use sluice_e2e::tls::TestCa;
 use sluice_e2e::upstream;
-use sluice_e2e::{any_port, TestAgent, TestEdge, TOKEN};
-use sluice_edge::Hostname;
-use sluice_edge::HttpsConfig;
+use sluice_e2e::{TestAgent, TestEdge, TOKEN};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -38,17 +36,8 @@ async fn main() -> anyhow::Result<()> {
     let app = upstream::one_kib().await?;
     let dir = tempfile::tempdir()?;
     let ca = TestCa::new("bench CA")?;
-    let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.bench.test"])?;
-    let edge = TestEdge::start_with(|c| {
-        c.domain = Hostname::parse("bench.test").unwrap_or_else(|e| panic!("{e}"));
-        let mut https = HttpsConfig::new(any_port());
-        https.default_cert = Some(wildcard);
-        c.https = Some(https);
-    })
-    .await?;
-    let https_addr = edge
-        .https_addr
-        .ok_or_else(|| anyhow::anyhow!("no https listener"))?;
+    let edge = TestEdge::start_https(&ca, dir.path(), "bench.test").await?;
+    let https_addr = edge.https()?;
     let plain = TestAgent::start(edge.agent_config(TOKEN, "http://plain", app.addr)).await?;
     let secure = TestAgent::start(edge.agent_config(TOKEN, "secure", app.addr)).await?;
     let path = "/api/v1/orders?limit=10";

@@ -157,6 +157,26 @@ impl TestEdge {
         })
     }
 
+    /// Starts an edge for `domain` with an HTTPS listener whose default certificate is a
+    /// `*.DOMAIN` wildcard issued by `ca` (its files written into `dir`).
+    pub async fn start_https(ca: &tls::TestCa, dir: &Path, domain: &str) -> anyhow::Result<Self> {
+        let (wildcard, _) = ca.issue(dir, "wildcard", &[&format!("*.{domain}")])?;
+        let domain = Hostname::parse(domain)?;
+        Self::start_with(|c| {
+            c.domain = domain;
+            let mut https = sluice_edge::HttpsConfig::new(any_port());
+            https.default_cert = Some(wildcard);
+            c.https = Some(https);
+        })
+        .await
+    }
+
+    /// The HTTPS listener's address, for an edge started with one.
+    pub fn https(&self) -> anyhow::Result<SocketAddr> {
+        self.https_addr
+            .ok_or_else(|| anyhow!("the edge has no HTTPS listener"))
+    }
+
     /// The edge handle (routes, metrics).
     pub fn handle(&self) -> &EdgeHandle {
         self.handle

@@ -5,8 +5,7 @@
 use sluice_agent::{AgentConfig, AgentError};
 use sluice_e2e::tls::TestCa;
 use sluice_e2e::upstream::{self, Upstream};
-use sluice_e2e::{any_port, client, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN};
-use sluice_edge::{Hostname, HttpsConfig};
+use sluice_e2e::{client, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN};
 use sluice_proto::error_code::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,18 +118,8 @@ async fn pooling_needs_every_member_and_one_authtoken() -> anyhow::Result<()> {
 async fn http_and_https_on_one_name_are_two_endpoints() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ca = TestCa::new("sluice test CA")?;
-    let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.tunnel.test"])?;
-    let edge = TestEdge::start_with(|c| {
-        c.domain = Hostname::parse("tunnel.test").unwrap_or_else(|e| panic!("{e}"));
-        let mut https = HttpsConfig::new(any_port());
-        https.default_cert = Some(wildcard);
-        c.https = Some(https);
-    })
-    .await?;
-    let https_port = edge
-        .https_addr
-        .ok_or_else(|| anyhow::anyhow!("no HTTPS listener"))?
-        .port();
+    let edge = TestEdge::start_https(&ca, dir.path(), "tunnel.test").await?;
+    let https_port = edge.https()?.port();
     let http = ca.https_client()?;
     let plain = format!("http://both.tunnel.test:{}/", edge.http_addr.port());
     let secure = format!("https://both.tunnel.test:{https_port}/");

@@ -8,8 +8,7 @@
 use serde_json::Value;
 use sluice_agent::UpstreamProtocol;
 use sluice_e2e::tls::TestCa;
-use sluice_e2e::{any_port, within, TestAgent, TestEdge, TOKEN};
-use sluice_edge::{Hostname, HttpsConfig};
+use sluice_e2e::{within, TestAgent, TestEdge, TOKEN};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -252,17 +251,8 @@ async fn grpc_core_peers_over_h2_on_https() -> anyhow::Result<()> {
     let ca = TestCa::new("sluice test CA")?;
     let ca_pem = dir.path().join("ca.pem");
     std::fs::write(&ca_pem, ca.pem())?;
-    let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.tunnel.test"])?;
-    let edge = TestEdge::start_with(|c| {
-        c.domain = Hostname::parse("tunnel.test").unwrap_or_else(|e| panic!("{e}"));
-        let mut https = HttpsConfig::new(any_port());
-        https.default_cert = Some(wildcard);
-        c.https = Some(https);
-    })
-    .await?;
-    let https = edge
-        .https_addr
-        .ok_or_else(|| anyhow::anyhow!("edge has no HTTPS listener"))?;
+    let edge = TestEdge::start_https(&ca, dir.path(), "tunnel.test").await?;
+    let https = edge.https()?;
     let results = through(&edge, https, Some(&ca_pem)).await?;
     edge.shutdown().await;
     let broken = broken_cases(&results);

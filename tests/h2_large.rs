@@ -8,8 +8,7 @@ use futures_util::future::join_all;
 use sluice_e2e::data::{self, SharedDigest};
 use sluice_e2e::tls::TestCa;
 use sluice_e2e::upstream::{self, Upstream};
-use sluice_e2e::{any_port, within, TestAgent, TestEdge, TOKEN};
-use sluice_edge::{Hostname, HttpsConfig};
+use sluice_e2e::{within, TestAgent, TestEdge, TOKEN};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -55,14 +54,7 @@ async fn setup(proto: Proto, name: &str) -> anyhow::Result<Setup> {
             let ca = TestCa::new("sluice test CA")?;
             let ca_pem = dir.path().join("ca.pem");
             std::fs::write(&ca_pem, ca.pem())?;
-            let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.tunnel.test"])?;
-            let edge = TestEdge::start_with(|c| {
-                c.domain = Hostname::parse("tunnel.test").unwrap_or_else(|e| panic!("{e}"));
-                let mut https = HttpsConfig::new(any_port());
-                https.default_cert = Some(wildcard);
-                c.https = Some(https);
-            })
-            .await?;
+            let edge = TestEdge::start_https(&ca, dir.path(), "tunnel.test").await?;
             let client = sluice_e2e::client::client_builder()
                 .tls_built_in_root_certs(false)
                 .add_root_certificate(reqwest::Certificate::from_der(&ca.der())?)
