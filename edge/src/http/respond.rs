@@ -24,10 +24,7 @@ pub fn error_body(code: ErrorCode) -> Bytes {
 
 /// Writes the error response for `code` to the client.
 pub async fn respond(session: &mut Session, code: ErrorCode) -> pingora::Result<()> {
-    let body = error_body(code);
-    let head = error_head(code, body.len())?;
-    session.write_response_header(Box::new(head), false).await?;
-    session.write_response_body(Some(body), true).await
+    write_error(session, code, false).await
 }
 
 /// Writes the error response for a request that failed while being proxied; the client
@@ -35,9 +32,15 @@ pub async fn respond(session: &mut Session, code: ErrorCode) -> pingora::Result<
 /// HTTP/1.x bridge (a custom session to pingora) learns it from `Connection: close`, which its
 /// server honours.
 pub async fn respond_failure(session: &mut Session, code: ErrorCode) -> pingora::Result<()> {
+    let close = session.as_downstream().is_custom();
+    write_error(session, code, close).await
+}
+
+/// Writes `code`'s error head and body, with `Connection: close` when `close`.
+async fn write_error(session: &mut Session, code: ErrorCode, close: bool) -> pingora::Result<()> {
     let body = error_body(code);
     let mut head = error_head(code, body.len())?;
-    if session.as_downstream().is_custom() {
+    if close {
         head.insert_header(http::header::CONNECTION, "close")?;
     }
     session.write_response_header(Box::new(head), false).await?;
