@@ -57,6 +57,23 @@ pub const LOGIN_CODE_INVALID: u32 = 3248;
 /// Edge-wide auth host: the one-time code was issued for another endpoint host or sign-in
 /// configuration (ours), status 400, HTML page. The code is spent.
 pub const LOGIN_CODE_WRONG_HOST: u32 = 3249;
+/// `forward-internal`: the request already passed the most endpoints one request may
+/// (a forwarding loop) (ngrok's 3501), status 508.
+pub const FORWARD_LOOP: u32 = 3501;
+/// `forward-internal`: no internal endpoint with the URL is online in the caller's namespace
+/// (ours), status 503.
+pub const FORWARD_TARGET_NOT_FOUND: u32 = 3502;
+/// `forward-internal`: the internal endpoint exists but none of its agents can take a request
+/// (ours), status 503.
+pub const FORWARD_TARGET_OFFLINE: u32 = 3503;
+/// `forward-internal`: the target speaks another protocol (tcp:// from HTTP) or is online only
+/// under the other scheme (ours), status 502.
+pub const FORWARD_SCHEME_MISMATCH: u32 = 3504;
+/// `forward-internal`: the interpolated URL is not an internal endpoint URL (ours), status 500.
+pub const FORWARD_URL_INVALID: u32 = 3505;
+/// A cloud endpoint's policy ran to its end without answering or forwarding (ngrok's 6029
+/// names the same mistake at creation), status 502.
+pub const CLOUD_ENDPOINT_NO_RESPONSE: u32 = 3506;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.

@@ -32,7 +32,7 @@
 //! let (mut req, ()) = http::Request::get("/admin/users").body(())?.into_parts();
 //! match engine.on_http_request(&mut st, &mut req) {
 //!     RequestVerdict::Respond(res) => assert_eq!(res.status(), 403),
-//!     RequestVerdict::Continue => unreachable!("denied"),
+//!     RequestVerdict::Continue | RequestVerdict::Forward(_) => unreachable!("denied"),
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -69,6 +69,7 @@
 mod actions;
 mod cel;
 pub mod codes;
+mod forward;
 mod head;
 pub mod identity;
 pub mod jws;
@@ -79,6 +80,7 @@ mod run;
 #[cfg(test)]
 mod testutil;
 
+pub use forward::{ForwardError, InternalEndpoints, InternalUrl, MAX_FORWARD_DEPTH};
 pub use head::{RequestHead, ResponseHead};
 pub use identity::{
     Authenticator, Identity, LoginConfig, LoginFuture, LoginOutcome, LoginRequest, Provider,

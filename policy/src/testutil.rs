@@ -104,7 +104,7 @@ fn run_state(engine: &Engine, mut req: http::request::Parts, mut st: RequestStat
             res,
             forwarded: false,
         },
-        RequestVerdict::Continue => {
+        RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             let upstream = Response::builder()
                 .status(200)
                 .header("content-type", "text/plain")

@@ -68,7 +68,7 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
     let mut st = engine.new_request(conn, Arc::new(endpoint));
     let (res, forwarded) = match engine.on_http_request(&mut st, &mut req) {
         RequestVerdict::Respond(r) => (r, false),
-        RequestVerdict::Continue => {
+        RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             let upstream = Response::builder()
                 .header("server", "gunicorn")
                 .header("x-powered-by", "flask")

@@ -40,6 +40,7 @@ pub fn decision(d: Decision) -> &'static str {
         Decision::RateLimited => "rate_limited",
         Decision::Preflight => "preflight",
         Decision::Respond => "responded",
+        Decision::Forward => "forwarded",
         Decision::Modify => "modified",
         Decision::Skip => "skipped",
         Decision::Error => "error",

@@ -6,6 +6,7 @@ use crate::cel::template::Template;
 use crate::cel::vars::Scope;
 use crate::cel::wanted::Wanted;
 use crate::codes;
+use crate::forward::InternalUrl;
 use crate::head::{RequestHead, ResponseHead};
 use crate::phase::Phase;
 use crate::run::outcome::Decision;
@@ -24,6 +25,13 @@ pub(crate) trait Action: fmt::Debug + Send + Sync {
 
     /// Whether the action reads the request body (the edge then buffers it first).
     fn reads_request_body(&self) -> bool {
+        false
+    }
+
+    /// Whether the action can end on_http_request with an answer of its own or a forward
+    /// (custom-response, deny, redirect, forward-internal): a cloud endpoint, which has no
+    /// upstream, needs at least one.
+    fn can_answer(&self) -> bool {
         false
     }
 }
@@ -46,6 +54,9 @@ pub(crate) enum Flow {
     Respond(Box<Response<Bytes>>),
     /// Suspend: the engine awaits this, then runs the action again.
     Wait(Wait),
+    /// End on_http_request by handing the request to this internal endpoint
+    /// (forward-internal).
+    Forward(InternalUrl),
 }
 
 impl Flow {
@@ -81,6 +92,9 @@ pub(crate) struct Exec<'a, 'm> {
     pub rule: &'a str,
     pub st: &'a mut RequestState,
     pub msg: &'a mut Msg<'m>,
+    /// The edge's services (empty in offline evaluation); only lookups that answer at once
+    /// are made through them here, anything slower goes through [`Flow::wait`].
+    pub services: &'a Services,
 }
 
 impl Exec<'_, '_> {

@@ -24,6 +24,7 @@ pub(crate) mod action;
 mod basic_auth;
 mod compress_response;
 pub(crate) mod config;
+mod forward_internal;
 mod headers;
 mod jwt_validation;
 mod login;
@@ -45,6 +46,7 @@ use action::Action;
 use basic_auth::BasicAuth;
 use compress_response::CompressResponse;
 use config::Cfg;
+use forward_internal::ForwardInternal;
 use headers::{AddHeaders, RemoveHeaders};
 use jwt_validation::JwtValidation;
 use login::Login;
@@ -102,6 +104,9 @@ const TYPES: &[Type] = &[
         boxed(CustomResponse::compile(cx, c))
     }),
     Type::new("deny", REQ, "deny", |cx, c| boxed(Deny::compile(cx, c))),
+    Type::new("forward-internal", REQ, "forward_internal", |cx, c| {
+        boxed(ForwardInternal::compile(cx, c))
+    }),
     Type::new("redirect", REQ, "redirect", |cx, c| {
         boxed(Redirect::compile(cx, c))
     }),
@@ -144,7 +149,6 @@ const TYPES: &[Type] = &[
 /// ngrok action types Sluice does not implement yet.
 const NOT_YET: &[&str] = &[
     "close-connection",
-    "forward-internal",
     "http-request",
     "circuit-breaker",
     "terminate-tls",

@@ -122,6 +122,10 @@ impl Redirect {
 }
 
 impl Action for Redirect {
+    fn can_answer(&self) -> bool {
+        true
+    }
+
     fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "redirect";
         let url = full_url(ex.req(), ex.st);

@@ -39,6 +39,10 @@ impl CustomResponse {
 }
 
 impl Action for CustomResponse {
+    fn can_answer(&self) -> bool {
+        true
+    }
+
     fn run(&self, ex: &mut Exec) -> Flow {
         const ACTION: &str = "custom-response";
         let body = match &self.body {
@@ -118,6 +122,10 @@ impl Deny {
 }
 
 impl Action for Deny {
+    fn can_answer(&self) -> bool {
+        true
+    }
+
     fn run(&self, ex: &mut Exec) -> Flow {
         ex.set_result("deny", || {
             HashMap::from([(

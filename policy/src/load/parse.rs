@@ -6,7 +6,7 @@ use crate::cel::expr::Expr;
 use crate::cel::names::Names;
 use crate::cel::wanted::Wanted;
 use crate::load::check::{list, string_list, Cx, Obj};
-use crate::load::errors::PolicyErrors;
+use crate::load::errors::{PolicyError, PolicyErrors, Pos};
 use crate::load::node::{self, Node};
 use crate::phase::Phase;
 
@@ -19,6 +19,8 @@ pub struct Policy {
     pub(crate) response: Vec<Rule>,
     /// Which `actions.ngrok.*` results its expressions read.
     pub(crate) wanted: Wanted,
+    /// Where on_http_request starts (else the document), for [`Policy::check_answers`].
+    pub(crate) request_pos: Option<Pos>,
 }
 
 /// One rule: ANDed expressions and ordered actions.
@@ -63,6 +65,7 @@ impl Policy {
             request: Vec::new(),
             response: Vec::new(),
             wanted: Wanted::default(),
+            request_pos: root.pos,
         };
         if root.kind == node::Kind::Null {
             return policy;
@@ -81,6 +84,9 @@ impl Policy {
             let Some((n, p)) = obj.get(phase.key()) else {
                 continue;
             };
+            if phase == Phase::Request {
+                policy.request_pos = n.pos;
+            }
             let rules: Vec<Rule> = list(cx, n, &p, None)
                 .into_iter()
                 .filter_map(|(rn, rp)| compile_rule(cx, rn, &rp, phase, origin))
@@ -109,6 +115,29 @@ impl Policy {
             .iter()
             .flat_map(|r| &r.actions)
             .any(|a| a.reads_request_body())
+    }
+
+    /// For an endpoint without an upstream (a cloud endpoint): an error located at
+    /// on_http_request (or the document's start) when no on_http_request action can answer or
+    /// forward (custom-response, deny, redirect, forward-internal), since such an endpoint
+    /// could never produce a response.
+    pub fn check_answers(&self) -> Result<(), PolicyError> {
+        let answers = self
+            .request
+            .iter()
+            .flat_map(|r| &r.actions)
+            .any(|a| a.can_answer());
+        if answers {
+            return Ok(());
+        }
+        Err(PolicyError {
+            origin: self.origin.clone(),
+            pos: self.request_pos,
+            path: Phase::Request.key().to_string(),
+            message: "a cloud endpoint has no agent behind it, so its policy must answer: add a \
+                      forward-internal, custom-response, redirect or deny action"
+                .to_string(),
+        })
     }
 
     pub(crate) fn rules(&self, phase: Phase) -> &[Rule] {

@@ -90,6 +90,9 @@ pub struct DryRunReport {
     pub logs: Vec<BTreeMap<String, String>>,
     /// Expressions that failed to evaluate.
     pub errors: Vec<String>,
+    /// The internal endpoint forward-internal handed the request to (unchecked: the dry run
+    /// knows no endpoints, and the target's own policy is not run).
+    pub forwarded_to: Option<String>,
 }
 
 /// Runs both phases of `engine` on `req` with a pretend upstream answering `upstream_status`.
@@ -154,10 +157,15 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
         outcomes: Vec::new(),
         logs: Vec::new(),
         errors: Vec::new(),
+        forwarded_to: None,
     };
-    match engine.on_http_request(&mut st, &mut parts) {
+    let verdict = engine.on_http_request(&mut st, &mut parts);
+    if let RequestVerdict::Forward(url) = &verdict {
+        report.forwarded_to = Some(url.to_string());
+    }
+    match verdict {
         RequestVerdict::Respond(r) => report.response = Some(summarize(r)),
-        RequestVerdict::Continue => {
+        RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             report.upstream_request = Some((
                 parts.method.clone(),
                 parts.uri.clone(),
@@ -222,6 +230,13 @@ impl fmt::Display for DryRunReport {
                     body.trim_end().replace('\n', "\n          ")
                 )?;
             }
+        }
+        if let Some(url) = &self.forwarded_to {
+            writeln!(
+                f,
+                "result: forward-internal to {url} (its own policy runs there; the response below \
+                 is what this policy makes of its answer)"
+            )?;
         }
         if let Some((method, uri, headers)) = &self.upstream_request {
             writeln!(f, "result: forwarded upstream as {method} {uri}")?;

@@ -4,6 +4,7 @@ use crate::actions::action::{Exec, Flow, Msg};
 use crate::actions::result_keys;
 use crate::cel::vars::Scope;
 use crate::cel::wanted::Wanted;
+use crate::forward::{InternalEndpoints, InternalUrl};
 use crate::head::{RequestHead, ResponseHead};
 use crate::identity::Authenticator;
 use crate::keys::KeySource;
@@ -26,6 +27,18 @@ pub enum RequestVerdict {
     /// Send this response instead; on_http_response rules have already run on it (and its body
     /// is already compressed if compress-response applied).
     Respond(Response<Bytes>),
+    /// Hand the (possibly modified) request to this internal endpoint (forward-internal): its
+    /// own policy runs next, and its response comes back through this engine's
+    /// on_http_response.
+    Forward(InternalUrl),
+}
+
+/// How a phase ended early.
+enum End {
+    /// With this response.
+    Respond(Response<Bytes>),
+    /// With a forward to an internal endpoint.
+    Forward(InternalUrl),
 }
 
 /// What to do with a response after on_http_response.
@@ -75,6 +88,14 @@ impl Engine {
     /// `ERR_SLUICE_3245`.
     pub fn with_authenticator(mut self, login: Arc<dyn Authenticator>) -> Self {
         self.services.login = Some(login);
+        self
+    }
+
+    /// Gives forward-internal the internal endpoints it may reach: the edge gives each
+    /// endpoint's engine a view of its own namespace. Without one (offline evaluation), a
+    /// forward to a well-formed URL is reported as it is, unchecked.
+    pub fn with_internal_endpoints(mut self, internal: Arc<dyn InternalEndpoints>) -> Self {
+        self.services.internal = Some(internal);
         self
     }
 
@@ -145,11 +166,13 @@ impl Engine {
         req: &mut dyn RequestHead,
         services: &Services,
     ) -> RequestVerdict {
-        let generated = self
+        let generated = match self
             .run_phase(Phase::Request, st, &mut Msg::Req(req), services)
-            .await;
-        let Some(generated) = generated else {
-            return RequestVerdict::Continue;
+            .await
+        {
+            None => return RequestVerdict::Continue,
+            Some(End::Forward(url)) => return RequestVerdict::Forward(url),
+            Some(End::Respond(generated)) => generated,
         };
         let (mut parts, body) = generated.into_parts();
         match self.response_dyn(st, req, &mut parts) {
@@ -178,8 +201,9 @@ impl Engine {
         // one), so nothing in it waits and this completes on the first poll.
         let offline = Services::default();
         match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), &offline)) {
-            None => ResponseVerdict::Continue,
-            Some(r) => {
+            // forward-internal compiles only into on_http_request.
+            None | Some(End::Forward(_)) => ResponseVerdict::Continue,
+            Some(End::Respond(r)) => {
                 st.body_transform = None;
                 ResponseVerdict::Replace(r)
             }
@@ -223,7 +247,7 @@ impl Engine {
         st: &mut RequestState,
         msg: &mut Msg<'_>,
         services: &Services,
-    ) -> Option<Response<Bytes>> {
+    ) -> Option<End> {
         // Variables are scoped to the phase.
         st.vars.clear();
         for rule in self.layers.iter().flat_map(|l| l.rules(phase)) {
@@ -240,10 +264,12 @@ impl Engine {
                         rule: &rule.label,
                         st: &mut *st,
                         msg: &mut *msg,
+                        services,
                     };
                     match action.run(&mut ex) {
                         Flow::Next => break,
-                        Flow::Respond(r) => return Some(*r),
+                        Flow::Respond(r) => return Some(End::Respond(*r)),
+                        Flow::Forward(url) => return Some(End::Forward(url)),
                         Flow::Wait(wait) => wait(services, st).await,
                     }
                 }

@@ -17,6 +17,8 @@ pub enum Decision {
     Preflight,
     /// The action answered the request itself (custom-response, redirect).
     Respond,
+    /// The action handed the request to an internal endpoint (forward-internal).
+    Forward,
     /// The action changed the request or response (headers, url, vars, compression).
     Modify,
     /// Nothing to do (e.g. redirect to the same URL, no acceptable encoding).

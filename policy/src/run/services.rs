@@ -1,5 +1,7 @@
-//! The edge's services an action may wait for: JWKS documents and sign-in verdicts.
+//! The edge's services an action may use: JWKS documents and sign-in verdicts (waited for), and
+//! the internal endpoints a forward may reach (looked up at once).
 
+use crate::forward::InternalEndpoints;
 use crate::identity::Authenticator;
 use crate::keys::KeySource;
 use std::sync::Arc;
@@ -11,4 +13,5 @@ use std::sync::Arc;
 pub(crate) struct Services {
     pub keys: Option<Arc<dyn KeySource>>,
     pub login: Option<Arc<dyn Authenticator>>,
+    pub internal: Option<Arc<dyn InternalEndpoints>>,
 }

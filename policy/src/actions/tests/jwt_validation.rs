@@ -88,7 +88,7 @@ fn engine_with(keys: &Arc<Keys>) -> crate::Engine {
 
 fn status(v: &RequestVerdict) -> u16 {
     match v {
-        RequestVerdict::Continue => 200,
+        RequestVerdict::Continue | RequestVerdict::Forward(_) => 200,
         RequestVerdict::Respond(r) => r.status().as_u16(),
     }
 }

@@ -2,6 +2,7 @@
 
 mod basic_auth;
 mod compress_response;
+mod forward_internal;
 mod headers;
 mod jwt_validation;
 mod login;

@@ -1,0 +1,147 @@
+//! forward-internal: hands the request to an internal endpoint of the same namespace, whose own
+//! policy then runs; on failure it halts with an error response or lets the next rule run.
+
+use super::action::{Action, Exec, Flow};
+use super::config::{template, Cfg};
+use crate::cel::template::Template;
+use crate::codes;
+use crate::forward::{ForwardError, InternalUrl, MAX_FORWARD_DEPTH};
+use crate::load::check::Cx;
+use crate::run::outcome::Decision;
+use crate::run::state::RequestState;
+use cel::Value;
+use std::collections::HashMap;
+
+const ACTION: &str = "forward-internal";
+
+/// `forward-internal`.
+#[derive(Debug)]
+pub(crate) struct ForwardInternal {
+    /// The target, interpolated per request.
+    url: Template,
+    /// `on_error: continue`: a failed forward lets the next rule run instead of answering.
+    continue_on_error: bool,
+}
+
+/// The endpoints a forwarded request passed before this one, oldest first: set by the edge
+/// when it runs a target's policy, read to stop forwarding loops.
+struct ForwardedFrom(Vec<String>);
+
+impl RequestState {
+    /// Tells the engine the URLs of the endpoints this request was forwarded through, the
+    /// public endpoint first; call it before `on_http_request` of a forward's target.
+    pub fn set_forwarded_from(&mut self, chain: Vec<String>) {
+        self.scratch.put(ForwardedFrom(chain));
+    }
+
+    fn forwarded_from(&self) -> &[String] {
+        self.scratch
+            .get::<ForwardedFrom>()
+            .map_or(&[], |f| f.0.as_slice())
+    }
+}
+
+impl ForwardInternal {
+    pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
+        let obj = c.open(cx, &["url", "on_error"])?;
+        let before = cx.errors.len();
+        let url = obj
+            .require(cx, "url")
+            .and_then(|_| obj.string(cx, "url"))
+            .and_then(|(s, p, pos)| {
+                let t = template(cx, &s, &p, pos, c.names)?;
+                // A URL without `${}` is checked now rather than on the first request.
+                if let Some(Err(problem)) = t.literal().map(InternalUrl::parse) {
+                    cx.err(&p, pos, problem);
+                }
+                Some(t)
+            });
+        let continue_on_error = match obj.string(cx, "on_error") {
+            None => false,
+            Some((v, _, _)) if v == "halt" => false,
+            Some((v, _, _)) if v == "continue" => true,
+            Some((v, p, pos)) => {
+                cx.err(
+                    &p,
+                    pos,
+                    format!("unknown on_error `{v}`, expected `halt` or `continue`"),
+                );
+                false
+            }
+        };
+        (cx.errors.len() == before).then_some(Self {
+            url: url?,
+            continue_on_error,
+        })
+    }
+
+    /// The target, checked: a valid URL, not one endpoint too many, online in the namespace.
+    fn target(&self, ex: &mut Exec, rendered: &str) -> Result<InternalUrl, ForwardError> {
+        let url = InternalUrl::parse(rendered).map_err(ForwardError::InvalidUrl)?;
+        let passed = ex.st.forwarded_from();
+        if passed.len() + 1 >= MAX_FORWARD_DEPTH {
+            let mut chain: Vec<&str> = passed.iter().map(String::as_str).collect();
+            chain.push(&ex.st.endpoint.url);
+            let target = url.to_string();
+            chain.push(&target);
+            return Err(ForwardError::TooDeep {
+                chain: chain.join(" → "),
+            });
+        }
+        if !url.is_http() {
+            return Err(ForwardError::SchemeMismatch {
+                url: url.to_string(),
+                reason: "an HTTP request can only go to an http:// or https:// endpoint".into(),
+            });
+        }
+        match &ex.services.internal {
+            Some(internal) => internal.check(&url).map(|()| url),
+            None => Ok(url),
+        }
+    }
+}
+
+impl Action for ForwardInternal {
+    fn run(&self, ex: &mut Exec) -> Flow {
+        let rendered = match ex.render(ACTION, &self.url) {
+            Ok(u) => u,
+            Err(flow) => return flow,
+        };
+        match self.target(ex, &rendered) {
+            Ok(url) => {
+                ex.set_result("forward_internal", || {
+                    HashMap::from([("url".to_string(), Value::from(url.to_string()))]).into()
+                });
+                ex.record(ACTION, Decision::Forward, true);
+                Flow::Forward(url)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                ex.set_result("forward_internal", || {
+                    let error = HashMap::from([
+                        (
+                            "code".to_string(),
+                            Value::from(format!("ERR_SLUICE_{}", e.code())),
+                        ),
+                        ("message".to_string(), Value::from(message.clone())),
+                    ]);
+                    HashMap::from([
+                        ("url".to_string(), Value::from(rendered.clone())),
+                        ("error".to_string(), error.into()),
+                    ])
+                    .into()
+                });
+                ex.record(ACTION, Decision::Error, !self.continue_on_error);
+                if self.continue_on_error {
+                    Flow::Next
+                } else {
+                    Flow::respond(codes::error_response(e.status(), e.code(), &message))
+                }
+            }
+        }
+    }
+
+    fn can_answer(&self) -> bool {
+        true
+    }
+}
