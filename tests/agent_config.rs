@@ -201,7 +201,7 @@ endpoints:
             routes
                 .lookup(Scheme::Http, &format!("{n}.localhost"))
                 .and_then(|set| set.pick())
-                .map(|r| r.session.id.clone())
+                .map(|r| r.member_id().to_string())
                 .unwrap_or_default()
         })
         .collect();

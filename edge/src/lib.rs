@@ -7,7 +7,8 @@
 //! - [`start`] (`start.rs`) binds every listener and builds each side's state once;
 //! - `http/`: the public side, pingora's phases in order (`proxy.rs` is the spine);
 //! - `policy/`: glue to the `sluice-policy` engine (compile, operator policies, run, bodies);
-//! - `tunnel/`: the agent side (listener, session, admission, routes, connector);
+//! - `tunnel/`: the agent side (listener, session, admission, routes, namespaces, connector);
+//! - `cloud.rs`: the endpoints the edge holds itself (`cloud_endpoints:`), online from start;
 //! - `login/`, `acme/`, `tls/`: sign-ins, certificates;
 //! - leaves: `record.rs` (the finished request), `request_trailers.rs`, `metrics/`, `events/`, `urls.rs`,
 //!   `hostname.rs`, `ids.rs`, `certs.rs`, `key_file.rs`, `coded_error.rs`, `serde_util.rs`.
@@ -19,6 +20,7 @@
 
 mod acme;
 mod certs;
+mod cloud;
 mod coded_error;
 mod config;
 mod events;
@@ -38,8 +40,10 @@ mod tunnel;
 mod urls;
 
 pub use acme::config::{AcmeConfig, AcmeConfigError, OnDemandConfig};
+pub use cloud::CloudEndpointError;
 pub use config::{
-    ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy, TunnelTls,
+    CloudEndpointSpec, ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy,
+    TunnelTls,
 };
 pub use events::config::{DestinationError, EventConfigError, EventDestination, Sink};
 pub use events::filter::FilterError;
@@ -50,4 +54,4 @@ pub use policy::body::MAX_BUFFERED_BODY;
 pub use start::{start, DevToken, EdgeHandle, StartError};
 pub use tls::config::{CertFiles, HttpsConfig};
 pub use tunnel::admission::MAX_AUTH_FAILURES;
-pub use tunnel::routes::{Route, RouteRegistry};
+pub use tunnel::routes::{Binding, EndpointKey, Member, Route, RouteRegistry, RouteSet};

@@ -5,6 +5,7 @@
 use pingora::http::{RequestHeader, ResponseHeader};
 use sluice_policy::{EndpointInfo, RequestState};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// One finished request, borrowed from pingora's session and the request context.
@@ -21,8 +22,10 @@ pub struct RequestRecord<'a> {
     pub error_code: Option<String>,
     /// The bounded `endpoint` metric label (see docs/metrics.md).
     pub endpoint_label: &'a str,
-    /// The endpoint the request reached, when one did (agent or operator endpoint).
+    /// The endpoint the request reached, when one did (agent, cloud or operator endpoint).
     pub endpoint: Option<&'a EndpointInfo>,
+    /// The internal endpoints forward-internal handed it to, in order.
+    pub forwarded_to: &'a [Arc<EndpointInfo>],
     /// The agent session that carried it, when it reached an agent.
     pub session_id: Option<&'a str>,
     /// Host the request was for (lowercase, no port).
@@ -43,8 +46,8 @@ pub struct RequestRecord<'a> {
     pub request_body_bytes: usize,
     /// Response body bytes sent to the client.
     pub response_body_bytes: usize,
-    /// The traffic policy's per-request state (logs, outcomes), when a policy ran.
-    pub policy: Option<&'a RequestState>,
+    /// Each traffic policy's per-request state (logs, outcomes), in the order they ran.
+    pub policies: Vec<&'a RequestState>,
     /// Why pingora ended the request with an error, if it did.
     pub error: Option<String>,
 }

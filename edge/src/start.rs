@@ -3,6 +3,7 @@
 
 use crate::acme::{self, challenges::Http01Challenges, store::AcmeStore};
 use crate::certs::{self, CertError, TunnelIdentity};
+use crate::cloud::{self, CloudEndpointError};
 use crate::config::{EdgeConfig, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
@@ -61,6 +62,9 @@ pub enum StartError {
     /// The QUIC stateless-reset key could not be loaded or created.
     #[error(transparent)]
     ResetKey(#[from] ResetKeyError),
+    /// A cloud endpoint cannot come online.
+    #[error(transparent)]
+    CloudEndpoint(#[from] CloudEndpointError),
     /// A TCP listener could not bind.
     #[error("binding {addr}")]
     Bind {
@@ -376,6 +380,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics: metrics.clone(),
         peers: Arc::default(),
     });
+    cloud::bring_online(&config.cloud_endpoints, &tunnel_state)?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut fds = Fds::new();

@@ -119,8 +119,11 @@ pub async fn run(
                 failures = 0;
                 for (slot, bound) in wanted.iter_mut().zip(&welcome.endpoints) {
                     // Reclaim exactly these endpoints after a reconnect, random names included,
-                    // on the scheme they were bound with.
+                    // on the scheme they were bound with. An internal URL is reclaimed as it
+                    // was bound, port included; a public one without the edge's port, which
+                    // requested URLs may not name.
                     *slot = Some(match bound.url.split_once("://") {
+                        _ if bound.hostname.ends_with(".internal") => bound.url.clone(),
                         Some((scheme, _)) => format!("{scheme}://{}", bound.hostname),
                         None => bound.hostname.clone(),
                     });

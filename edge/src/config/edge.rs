@@ -1,6 +1,7 @@
 //! [`EdgeConfig`]: flags over env vars over `edge.yaml` over defaults, merged and validated.
 
 use super::args::EdgeArgs;
+use super::cloud::CloudEndpointSpec;
 use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
@@ -76,6 +77,8 @@ pub struct EdgeConfig {
     pub handshake_timeout: Duration,
     /// Operator policies by hostname pattern; they run before the agent's.
     pub operator_policies: Vec<OperatorPolicy>,
+    /// Endpoints the edge holds itself (`cloud_endpoints:`), live from start.
+    pub cloud_endpoints: Vec<CloudEndpointSpec>,
     /// Agent sessions one authtoken may hold at once.
     pub max_agents_per_token: usize,
     /// Where request events are exported (docs/events.md); empty exports nothing.
@@ -103,6 +106,7 @@ impl Default for EdgeConfig {
             stream_open_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             operator_policies: Vec::new(),
+            cloud_endpoints: Vec::new(),
             max_agents_per_token: 100,
             event_destinations: Vec::new(),
             https: None,
@@ -135,6 +139,11 @@ impl EdgeConfig {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let operator_policies = std::mem::take(&mut file.endpoints)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.resolve(i, &base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloud_endpoints = std::mem::take(&mut file.cloud_endpoints)
             .into_iter()
             .enumerate()
             .map(|(i, e)| e.resolve(i, &base))
@@ -210,6 +219,7 @@ impl EdgeConfig {
                 .or(file.grace_period)
                 .unwrap_or(d.grace_period),
             operator_policies,
+            cloud_endpoints,
             max_agents_per_token: args
                 .max_agents_per_token
                 .or(file.max_agents_per_token)

@@ -39,9 +39,11 @@ pub enum ConfigError {
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
     NoAuthtoken,
-    /// An `endpoints:` entry is unusable.
-    #[error("endpoints[{index}]: {msg}")]
+    /// An `endpoints:` or `cloud_endpoints:` entry is unusable.
+    #[error("{section}[{index}]: {msg}")]
     Endpoint {
+        /// `endpoints` or `cloud_endpoints`.
+        section: &'static str,
         /// Index in the list.
         index: usize,
         /// What is wrong.

@@ -1,5 +1,6 @@
 //! The `edge.yaml` file as written: raw serde structs, resolved against the file's folder.
 
+use super::cloud::CloudEndpointSpec;
 use super::error::ConfigError;
 use super::operator::OperatorPolicy;
 use crate::acme::config::FileAcme;
@@ -7,7 +8,7 @@ use crate::events::config::FileDestination;
 use crate::hostname::Hostname;
 use crate::tls::config::CertFiles;
 use serde::Deserialize;
-use sluice_proto::control::{PolicyKind, PolicySource};
+use sluice_proto::control::{PolicyKind, PolicySource, Secret};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub(crate) struct FileConfig {
     #[serde(default)]
     pub(crate) endpoints: Vec<FileEndpoint>,
     #[serde(default)]
+    pub(crate) cloud_endpoints: Vec<FileCloudEndpoint>,
+    #[serde(default)]
     pub(crate) event_destinations: Vec<FileDestination>,
 }
 
@@ -60,37 +63,103 @@ pub(crate) struct FileEndpoint {
 impl FileEndpoint {
     /// Resolves the entry; relative policy paths are relative to the config file's folder.
     pub(crate) fn resolve(self, index: usize, base: &Path) -> Result<OperatorPolicy, ConfigError> {
-        let at = |msg: String| ConfigError::Endpoint { index, msg };
+        let at = |msg: String| ConfigError::Endpoint {
+            section: "endpoints",
+            index,
+            msg,
+        };
         let pattern = Hostname::parse(
             self.url
                 .trim_start_matches("https://")
                 .trim_start_matches("http://"),
         )
         .map_err(|e| at(e.to_string()))?;
-        let source = match (self.traffic_policy_file, self.traffic_policy) {
-            (Some(file), None) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| at(format!("traffic_policy_file {}: {e}", path.display())))?;
-                Some(PolicySource {
-                    origin: path.display().to_string(),
-                    kind: PolicyKind::Document,
-                    text,
-                })
-            }
-            (None, Some(text)) => Some(PolicySource {
-                origin: format!("edge.yaml endpoints[{index}].traffic_policy"),
+        let origin = format!("edge.yaml endpoints[{index}].traffic_policy");
+        let source = policy_source(self.traffic_policy_file, self.traffic_policy, base, origin)
+            .map_err(at)?;
+        Ok(OperatorPolicy { pattern, source })
+    }
+}
+
+/// `cloud_endpoints:` entry: an endpoint the edge holds itself, with a policy and no agent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileCloudEndpoint {
+    url: String,
+    traffic_policy_file: Option<PathBuf>,
+    traffic_policy: Option<String>,
+    #[serde(default)]
+    pooling_enabled: bool,
+    authtoken: Option<Secret>,
+}
+
+impl FileCloudEndpoint {
+    /// Resolves the entry: the URL must name its scheme (as ngrok's cloud endpoints must), and
+    /// the policy is required.
+    pub(crate) fn resolve(
+        self,
+        index: usize,
+        base: &Path,
+    ) -> Result<CloudEndpointSpec, ConfigError> {
+        let at = |msg: String| ConfigError::Endpoint {
+            section: "cloud_endpoints",
+            index,
+            msg,
+        };
+        if !self.url.contains("://") {
+            return Err(at(format!(
+                "url '{}': a cloud endpoint's URL names its scheme (https://… or http://…)",
+                self.url
+            )));
+        }
+        let origin = format!("edge.yaml cloud_endpoints[{index}].traffic_policy");
+        let policy = policy_source(self.traffic_policy_file, self.traffic_policy, base, origin)
+            .map_err(at)?
+            .ok_or_else(|| {
+                at(
+                    "a cloud endpoint needs traffic_policy or traffic_policy_file: it has no \
+                    agent, so its policy answers every request"
+                        .to_string(),
+                )
+            })?;
+        Ok(CloudEndpointSpec {
+            origin: format!("edge.yaml cloud_endpoints[{index}]"),
+            url: self.url,
+            policy,
+            pooling_enabled: self.pooling_enabled,
+            authtoken: self.authtoken,
+        })
+    }
+}
+
+/// The policy document of an entry: from its file (relative to `base`) or inline (labelled
+/// `origin`), or none; giving both is an error.
+fn policy_source(
+    file: Option<PathBuf>,
+    text: Option<String>,
+    base: &Path,
+    origin: String,
+) -> Result<Option<PolicySource>, String> {
+    match (file, text) {
+        (Some(file), None) => {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("traffic_policy_file {}: {e}", path.display()))?;
+            Ok(Some(PolicySource {
+                origin: path.display().to_string(),
                 kind: PolicyKind::Document,
                 text,
-            }),
-            (None, None) => None,
-            (Some(_), Some(_)) => {
-                return Err(at(
-                    "give at most one of traffic_policy_file, traffic_policy".to_string(),
-                ))
-            }
-        };
-        Ok(OperatorPolicy { pattern, source })
+            }))
+        }
+        (None, Some(text)) => Ok(Some(PolicySource {
+            origin,
+            kind: PolicyKind::Document,
+            text,
+        })),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => {
+            Err("give at most one of traffic_policy_file, traffic_policy".to_string())
+        }
     }
 }
 

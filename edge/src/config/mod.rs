@@ -4,12 +4,14 @@
 //! Precedence: flag > env var > config file > default.
 
 mod args;
+mod cloud;
 mod edge;
 mod error;
 mod file;
 mod operator;
 
 pub use args::EdgeArgs;
+pub use cloud::CloudEndpointSpec;
 pub use edge::{EdgeConfig, H1Server, LogFormat, TunnelTls};
 pub use error::ConfigError;
 pub use operator::OperatorPolicy;

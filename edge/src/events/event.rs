@@ -30,7 +30,10 @@ pub fn object(req: &RequestRecord<'_>) -> Value {
         "http".into(),
         json!({ "request": request(req), "response": response(req) }),
     );
-    if let Some(state) = req.policy {
+    // A forwarded request ran several policies; the later endpoint's decision wins where
+    // two decided the same thing, and the logs are all kept, in order.
+    let mut logs = Vec::new();
+    for state in &req.policies {
         if let Some((user, decision)) = state.basic_auth() {
             obj.insert(
                 "basic_auth".into(),
@@ -52,7 +55,7 @@ pub fn object(req: &RequestRecord<'_>) -> Value {
         if let Some(algorithm) = state.compression() {
             obj.insert("compression".into(), json!({ "algorithm": algorithm }));
         }
-        obj.insert("traffic_policy".into(), json!({ "logs": state.logs() }));
+        logs.extend_from_slice(state.logs());
         if let Some((decision, client_id)) = state.login() {
             let user = state.identity();
             obj.insert(
@@ -67,6 +70,9 @@ pub fn object(req: &RequestRecord<'_>) -> Value {
                 }),
             );
         }
+    }
+    if !req.policies.is_empty() {
+        obj.insert("traffic_policy".into(), json!({ "logs": logs }));
     }
     sluice_fields(req, &mut obj);
     Value::Object(obj)
@@ -142,6 +148,14 @@ fn sluice_fields(req: &RequestRecord<'_>, obj: &mut Map<String, Value>) {
             "endpoint".into(),
             json!({ "id": ep.id, "url": ep.url, "name": req.endpoint_label }),
         );
+    }
+    if !req.forwarded_to.is_empty() {
+        let targets: Vec<Value> = req
+            .forwarded_to
+            .iter()
+            .map(|ep| json!({ "id": ep.id, "url": ep.url }))
+            .collect();
+        obj.insert("forwarded_to".into(), Value::Array(targets));
     }
     if let Some(session) = req.session_id {
         obj.insert("agent".into(), json!({ "session_id": session }));

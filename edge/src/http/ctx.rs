@@ -6,6 +6,7 @@ use crate::ids::new_id;
 use crate::policy::run::PolicyRun;
 use crate::record::RequestRecord;
 use crate::tunnel::routes::Route;
+use bytes::Bytes;
 use pingora::proxy::Session;
 use sluice_policy::EndpointInfo;
 use sluice_proto::error_code::{ErrorCode, ERROR_CODE_HEADER};
@@ -18,7 +19,8 @@ use tracing::Span;
 pub struct RequestCtx {
     /// Edge-assigned id, also sent to the agent in the stream header.
     pub request_id: String,
-    /// The route chosen in `request_filter`.
+    /// The agent member that takes the request, chosen in `request_filter` (after any
+    /// forwards).
     pub route: Option<Arc<Route>>,
     /// Set when the edge or agent produced the response.
     pub error_code: Option<ErrorCode>,
@@ -30,10 +32,14 @@ pub struct RequestCtx {
     pub host: String,
     /// When the request arrived, as wall-clock time for the event's `conn.start_ts`.
     pub started_at: SystemTime,
-    /// The endpoint the request reached (agent endpoint or operator endpoint), if any.
-    pub endpoint: Option<Arc<EndpointInfo>>,
-    /// The endpoint's traffic-policy evaluation, when it has a policy.
-    pub policy: Option<PolicyRun>,
+    /// The endpoints the request reached, in order: the public one (agent, cloud or operator
+    /// endpoint), then each internal endpoint forward-internal handed it to.
+    pub endpoints: Vec<Arc<EndpointInfo>>,
+    /// The traffic-policy evaluations of those endpoints that have a policy, in the same
+    /// order; the response passes through them last to first.
+    pub policies: Vec<PolicyRun>,
+    /// The request body, once a policy needed it whole (read at most once per request).
+    pub request_body: Option<Bytes>,
     /// How the client reached the edge: `https` on the TLS listener.
     pub scheme: Scheme,
     /// The negotiated TLS version (`1.2`, `1.3`) on the TLS listener.
@@ -51,11 +57,21 @@ impl RequestCtx {
             started: Instant::now(),
             started_at: SystemTime::now(),
             host: String::new(),
-            endpoint: None,
-            policy: None,
+            endpoints: Vec::new(),
+            policies: Vec::new(),
+            request_body: None,
             scheme: Scheme::Http,
             tls_version: None,
         }
+    }
+
+    /// The URLs of the endpoints before the current (last) one: what forwarded it here.
+    pub fn forwarded_from(&self) -> Vec<String> {
+        let before = self.endpoints.len().saturating_sub(1);
+        self.endpoints[..before]
+            .iter()
+            .map(|e| e.url.clone())
+            .collect()
     }
 
     /// The finished request's facts, gathered once for the metrics and the events;
@@ -81,8 +97,13 @@ impl RequestCtx {
             status: response.map_or(0, |r| r.status.as_u16()),
             error_code,
             endpoint_label,
-            endpoint: self.endpoint.as_deref(),
-            session_id: self.route.as_ref().map(|r| r.session.id.as_str()),
+            endpoint: self.endpoints.first().map(|e| &**e),
+            forwarded_to: self.endpoints.get(1..).unwrap_or_default(),
+            session_id: self
+                .route
+                .as_ref()
+                .and_then(|r| r.agent())
+                .map(|(session, _)| session.id.as_str()),
             host: &self.host,
             scheme: self.scheme.as_str(),
             tls_version: self.tls_version.as_deref(),
@@ -92,7 +113,7 @@ impl RequestCtx {
             duration: self.started.elapsed(),
             request_body_bytes: session.body_bytes_read(),
             response_body_bytes: session.body_bytes_sent(),
-            policy: self.policy.as_ref().map(|run| run.state()),
+            policies: self.policies.iter().map(PolicyRun::state).collect(),
             error: error.map(ToString::to_string),
         }
     }

@@ -3,7 +3,7 @@
 //! operator policy may still answer those).
 
 use super::ctx::RequestCtx;
-use super::request_policy;
+use super::request_policy::{self, Step};
 use super::respond::{respond, send};
 use super::state::ProxyState;
 use crate::coded_error::edge_error;
@@ -107,8 +107,15 @@ pub async fn without_agent(
         return Ok(true);
     };
     if let Some((engine, endpoint)) = state.operators.answering(&host) {
-        if request_policy::run(state, session, ctx, &engine, &endpoint).await? {
-            return Ok(true);
+        ctx.endpoints.push(endpoint.clone());
+        match request_policy::run(state, session, ctx, &engine, &endpoint).await? {
+            Step::Answer(resp) => {
+                send(session, resp).await?;
+                return Ok(true);
+            }
+            // The operator's policies belong to no authtoken: forward-internal finds nothing
+            // from them, so a forward never comes back here.
+            Step::Proxy | Step::Forward(_) => {}
         }
     }
     ctx.error_code = Some(ErrorCode::EndpointNotFound);

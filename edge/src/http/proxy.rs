@@ -8,10 +8,10 @@
 
 use super::conn::{client_ip, client_socket, tls_version};
 use super::ctx::RequestCtx;
+use super::endpoint_chain;
 use super::forwarding::{prepare_upstream_request, sanitize_upstream_response};
 use super::guard;
 use super::local;
-use super::request_policy;
 use super::respond::{respond, respond_failure};
 use super::state::ProxyState;
 use crate::coded_error::{code_for, edge_error};
@@ -102,7 +102,7 @@ impl ProxyHttp for EdgeProxy {
         if local::auth_host(&self.state, session, ctx).await? {
             return Ok(true);
         }
-        let Some(route) = self
+        let Some(member) = self
             .state
             .routes
             .lookup(ctx.scheme, &ctx.host)
@@ -110,15 +110,7 @@ impl ProxyHttp for EdgeProxy {
         else {
             return local::without_endpoint(&self.state, session, ctx).await;
         };
-        // Kept even when the policy answers: the event names the endpoint and agent session.
-        ctx.endpoint = Some(route.endpoint.clone());
-        ctx.route = Some(route.clone());
-        if let Some(engine) = &route.policy {
-            if request_policy::run(&self.state, session, ctx, engine, &route.endpoint).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        endpoint_chain::enter(&self.state, session, ctx, member).await
     }
 
     async fn upstream_peer(
@@ -141,10 +133,11 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let route = ctx
+        let (session_handle, endpoint_id) = ctx
             .route
             .as_ref()
-            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream request without a route"))?;
+            .and_then(|route| route.agent())
+            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream request without an agent"))?;
         prepare_upstream_request(
             upstream_request,
             client_ip(session),
@@ -152,8 +145,8 @@ impl ProxyHttp for EdgeProxy {
             &ctx.host,
         )?;
         upstream_request.extensions_mut().insert(AgentTarget {
-            session: route.session.clone(),
-            endpoint_id: route.endpoint_id,
+            session: session_handle.clone(),
+            endpoint_id,
             request_id: ctx.request_id.clone(),
             client_addr: client_socket(session),
             scheme: ctx.scheme,
@@ -169,7 +162,8 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         sanitize_upstream_response(upstream_response)?;
-        if let Some(run) = &mut ctx.policy {
+        // The last endpoint a request was forwarded to sees the response first.
+        for run in ctx.policies.iter_mut().rev() {
             run.response(session.req_header_mut(), upstream_response)?;
         }
         Ok(())
@@ -182,7 +176,7 @@ impl ProxyHttp for EdgeProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Option<Duration>> {
-        if let Some(run) = &mut ctx.policy {
+        for run in ctx.policies.iter_mut().rev() {
             run.body_chunk(body, end_of_stream);
         }
         Ok(None)
@@ -229,16 +223,21 @@ impl ProxyHttp for EdgeProxy {
         }
         self.state.events.emit(&done);
         // The `log` action's metadata travels with the request's access event.
-        let policy_logs = done
-            .policy
-            .map(|state| format!("{:?}", state.logs()))
-            .unwrap_or_default();
+        let policy_logs: Vec<_> = done.policies.iter().flat_map(|s| s.logs()).collect();
+        let policy_logs = if policy_logs.is_empty() {
+            String::new()
+        } else {
+            format!("{policy_logs:?}")
+        };
         // A rule whose expression failed did not match: a deny rule then let the request
         // through, so the operator must be able to see it.
         let policy_errors = done
-            .policy
-            .map(|state| state.errors().join("; "))
-            .unwrap_or_default();
+            .policies
+            .iter()
+            .flat_map(|s| s.errors())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ");
         info!(
             parent: &ctx.span,
             status = done.status,

@@ -1,55 +1,72 @@
-//! The endpoint's `on_http_request` phase inside pingora's `request_filter`: the connection
-//! facts policies see, the whole body for actions that read it, and the policy's own answer.
+//! One endpoint's `on_http_request` phase inside pingora's `request_filter`: the connection
+//! facts policies see, the whole body for actions that read it, and what the policy decided.
 
 use super::conn::{client_socket, server_port};
 use super::ctx::RequestCtx;
-use super::respond::send;
 use super::state::ProxyState;
 use crate::policy::body::{self, MAX_BUFFERED_BODY};
 use crate::policy::run::PolicyRun;
 use bytes::Bytes;
 use pingora::proxy::Session;
 use sluice_policy::codes::{error_response, REQUEST_BODY_TOO_LARGE};
-use sluice_policy::{ConnInfo, EndpointInfo, Engine};
+use sluice_policy::{ConnInfo, EndpointInfo, Engine, InternalUrl, RequestVerdict};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Runs `engine`'s on_http_request on the client's request and keeps the run in `ctx` for
-/// the response phase. Returns `true` when the policy answered (the response is sent).
+/// What an endpoint's on_http_request decided.
+pub enum Step {
+    /// Go on to the member's agent.
+    Proxy,
+    /// Answer with this (still to pass through the response phases of the endpoints that
+    /// forwarded here, see [`super::endpoint_chain`]).
+    Answer(http::Response<Bytes>),
+    /// Hand the request to this internal endpoint.
+    Forward(InternalUrl),
+}
+
+/// Runs `engine`'s on_http_request on the client's request and keeps the run in `ctx` (after
+/// the runs of the endpoints that forwarded here) for the response phase.
 pub async fn run(
     state: &ProxyState,
     session: &mut Session,
     ctx: &mut RequestCtx,
     engine: &Arc<Engine>,
     endpoint: &Arc<EndpointInfo>,
-) -> pingora::Result<bool> {
+) -> pingora::Result<Step> {
     let conn = conn_info(state, session, ctx);
-    ctx.endpoint = Some(endpoint.clone());
     let body = if engine.reads_request_body() {
-        let Some(body) = body::read_whole(session).await? else {
-            send(session, body_too_large()).await?;
-            return Ok(true);
-        };
-        Some(body)
+        match whole_body(session, ctx).await? {
+            Some(body) => Some(body),
+            None => return Ok(Step::Answer(body_too_large())),
+        }
     } else {
         None
     };
-    let (run, answer) = PolicyRun::request(
+    let forwarded_from = ctx.forwarded_from();
+    let (run, verdict) = PolicyRun::request(
         engine,
         conn,
         endpoint.clone(),
         session.req_header_mut(),
         body,
+        forwarded_from,
     )
     .await;
-    ctx.policy = Some(run);
-    match answer {
-        Some(resp) => {
-            send(session, resp).await?;
-            Ok(true)
-        }
-        None => Ok(false),
+    ctx.policies.push(run);
+    Ok(match verdict {
+        RequestVerdict::Continue => Step::Proxy,
+        RequestVerdict::Respond(resp) => Step::Answer(resp),
+        RequestVerdict::Forward(url) => Step::Forward(url),
+    })
+}
+
+/// The whole request body, read once per request (an endpoint a request is forwarded to may
+/// read it again); `None` when it is too large to buffer.
+async fn whole_body(session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Option<Bytes>> {
+    if ctx.request_body.is_none() {
+        ctx.request_body = body::read_whole(session).await?;
     }
+    Ok(ctx.request_body.clone())
 }
 
 /// The `conn.*` facts policies see.

@@ -30,6 +30,9 @@ pub struct EdgeMetrics {
     pub http_error_codes: IntCounterVec,
     /// Requests currently in flight at the edge.
     pub requests_in_flight: IntGauge,
+    /// Requests forward-internal handed to an internal endpoint, by endpoint label and the
+    /// target's URL.
+    pub http_forwards: IntCounterVec,
     /// Traffic-policy action outcomes, by action type and decision.
     pub policy_outcomes: IntCounterVec,
     /// Traffic-policy problems at run time, by endpoint.
@@ -106,6 +109,12 @@ impl EdgeMetrics {
                 &["error_code"],
             )?,
             requests_in_flight: gauge(r, "http_requests_in_flight", "HTTP requests in flight.")?,
+            http_forwards: counter_vec(
+                r,
+                "http_forwards_total",
+                "Requests forward-internal handed to an internal endpoint, by the public endpoint's label and the target's URL.",
+                &["endpoint", "target"],
+            )?,
             policy_outcomes: counter_vec(
                 r,
                 "policy_action_outcomes_total",
@@ -170,15 +179,20 @@ impl EdgeMetrics {
                 .with_label_values(&[labels::error_code(code)])
                 .inc();
         }
-        let policy_errors = req.policy.map_or(0, |p| p.errors().len());
+        let policy_errors: usize = req.policies.iter().map(|p| p.errors().len()).sum();
         if policy_errors > 0 {
             self.policy_errors
                 .with_label_values(&[endpoint])
                 .inc_by(policy_errors as u64);
         }
-        for outcome in req.policy.map(|p| p.outcomes()).unwrap_or_default() {
+        for outcome in req.policies.iter().flat_map(|p| p.outcomes()) {
             self.policy_outcomes
                 .with_label_values(&[outcome.action, labels::decision(outcome.decision)])
+                .inc();
+        }
+        for target in req.forwarded_to {
+            self.http_forwards
+                .with_label_values(&[endpoint, &target.url])
                 .inc();
         }
     }

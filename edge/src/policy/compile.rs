@@ -1,7 +1,10 @@
 //! Compiling an endpoint's traffic-policy layers (operator, agent flags, agent files) into one
 //! engine when the endpoint comes online — never per request.
 
-use sluice_policy::{Authenticator, Engine, KeySource, Policy, PolicyErrors, Shorthand};
+use sluice_policy::{
+    Authenticator, Engine, ForwardError, InternalEndpoints, InternalUrl, KeySource, Policy,
+    PolicyErrors, Shorthand,
+};
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
 
@@ -24,13 +27,25 @@ pub struct CompileError {
     pub problems: Vec<String>,
 }
 
+/// No namespace: for the operator's policies that answer hosts no agent holds, which belong
+/// to no authtoken, so forward-internal finds nothing.
+struct NoNamespace;
+
+impl InternalEndpoints for NoNamespace {
+    fn check(&self, target: &InternalUrl) -> Result<(), ForwardError> {
+        Err(ForwardError::NotFound(target.to_string()))
+    }
+}
+
 /// Compiles `sources` (operator layers first, then the agent's) into one engine, in order.
 /// `None` when there is no layer, so requests skip policy evaluation entirely. The error lists
 /// every problem of every layer, one per line. Each call builds fresh state (rate-limit buckets
-/// are per endpoint); `services` serve the actions that wait (JWKS, sign-in).
+/// are per endpoint); `services` serve the actions that wait (JWKS, sign-in), and `internal` is
+/// the endpoint owner's namespace for forward-internal (none: it reaches nothing).
 pub fn compile<'a>(
     sources: impl IntoIterator<Item = &'a PolicySource>,
     services: &PolicyServices,
+    internal: Option<Arc<dyn InternalEndpoints>>,
 ) -> Result<Option<Arc<Engine>>, CompileError> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -47,7 +62,8 @@ pub fn compile<'a>(
         Arc::new(
             Engine::new(layers)
                 .with_key_source(services.keys.clone())
-                .with_authenticator(services.login.clone()),
+                .with_authenticator(services.login.clone())
+                .with_internal_endpoints(internal.unwrap_or_else(|| Arc::new(NoNamespace))),
         )
     }))
 }

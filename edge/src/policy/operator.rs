@@ -54,7 +54,7 @@ impl OperatorEndpoints {
                     source,
                 };
                 let engine = match &op.source {
-                    Some(source) => compile::compile([source], services).map_err(failed)?,
+                    Some(source) => compile::compile([source], services, None).map_err(failed)?,
                     None => None,
                 };
                 Ok(OperatorEndpoint {

@@ -29,32 +29,56 @@ pub struct PolicyRun {
 
 impl PolicyRun {
     /// Runs on_http_request on the client's request (mutated in place, so the upstream sees the
-    /// changes), with its whole `body` when the engine reads bodies. Returns the run and, when
-    /// the policy answers itself, the response to send.
+    /// changes), with its whole `body` when the engine reads bodies; `forwarded_from` lists the
+    /// URLs of the endpoints that forwarded the request here (empty for the public endpoint).
+    /// Returns the run and the engine's verdict: go on, an answer, or a forward.
     pub async fn request(
         engine: &Arc<Engine>,
         conn: ConnInfo,
         endpoint: Arc<EndpointInfo>,
         req: &mut RequestHeader,
         body: Option<Bytes>,
-    ) -> (Self, Option<http::Response<Bytes>>) {
+        forwarded_from: Vec<String>,
+    ) -> (Self, RequestVerdict) {
         let mut state = engine.new_request(conn, endpoint);
         if let Some(body) = body {
             state.set_request_body(body);
         }
+        if !forwarded_from.is_empty() {
+            state.set_forwarded_from(forwarded_from);
+        }
         let verdict = engine
             .on_http_request_async(&mut state, &mut PolicyRequest(req))
             .await;
-        let answer = match verdict {
-            RequestVerdict::Continue => None,
-            RequestVerdict::Respond(resp) => Some(resp),
-        };
         let run = PolicyRun {
             engine: engine.clone(),
             state,
             body: BodyRewrite::Keep,
         };
-        (run, answer)
+        (run, verdict)
+    }
+
+    /// Runs on_http_response on a whole response some later endpoint of a forward chain (or
+    /// the edge) answered with, returning what the client gets from this endpoint.
+    pub fn pass_answer(
+        &mut self,
+        req: &mut RequestHeader,
+        answer: http::Response<Bytes>,
+    ) -> http::Response<Bytes> {
+        let (mut parts, body) = answer.into_parts();
+        let verdict =
+            self.engine
+                .on_http_response(&mut self.state, &PolicyRequest(req), &mut parts);
+        match verdict {
+            ResponseVerdict::Replace(replacement) => replacement,
+            ResponseVerdict::Continue => {
+                let body = match self.state.take_body_transform() {
+                    Some(mut t) => t.transform(&body, true),
+                    None => body,
+                };
+                http::Response::from_parts(parts, body)
+            }
+        }
     }
 
     /// Runs on_http_response on the upstream's response head, rewriting it in place and

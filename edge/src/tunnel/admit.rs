@@ -4,12 +4,14 @@
 
 use super::authtoken::TokenId;
 use super::handle::SessionHandle;
-use super::routes::Route;
+use super::namespace::Namespace;
+use super::routes::{EndpointKey, Member, Route};
 use super::state::TunnelState;
 use crate::hostname::{requested_scheme, Hostname};
 use crate::policy::compile;
+use sluice_policy::InternalUrl;
 use sluice_proto::close_code;
-use sluice_proto::control::{BoundEndpoint, EndpointRequest, Hello, Rejection, Welcome};
+use sluice_proto::control::{BoundEndpoint, Hello, Rejection, Welcome};
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::scheme::Scheme;
 use sluice_proto::PROTOCOL_VERSION;
@@ -26,6 +28,16 @@ pub(crate) fn reject(code: ErrorCode, message: impl Into<String>) -> Rejection {
     }
 }
 
+/// An admitted agent: the answer it gets, its session and the endpoint members it holds.
+pub(crate) struct Admitted {
+    /// The `Welcome` to send.
+    pub welcome: Welcome,
+    /// The session every route's requests go over.
+    pub session: Arc<SessionHandle>,
+    /// Its members, one per endpoint, already claimed.
+    pub routes: Vec<Arc<Route>>,
+}
+
 /// Checks version and token, resolves hostnames, and claims them all or none.
 pub(crate) fn admit(
     hello: &Hello,
@@ -33,7 +45,7 @@ pub(crate) fn admit(
     state: &TunnelState,
     session_id: &str,
     remote: IpAddr,
-) -> Result<(Welcome, Vec<Arc<Route>>), Rejection> {
+) -> Result<Admitted, Rejection> {
     if hello.version != PROTOCOL_VERSION {
         return Err(reject(
             ErrorCode::UnsupportedVersion,
@@ -60,34 +72,31 @@ pub(crate) fn admit(
     let mut seen = HashSet::new();
     let mut routes = Vec::with_capacity(hello.endpoints.len());
     for (id, request) in (0u32..).zip(&hello.endpoints) {
-        let hostname = requested_hostname(request, state)?;
-        let scheme = endpoint_scheme(request, state)?;
-        if !seen.insert((scheme, hostname.clone())) {
+        let (key, url) = requested_endpoint(request.url.as_deref(), state, owner)?;
+        if !seen.insert(key.clone()) {
             return Err(reject(
                 ErrorCode::UrlNotAllowed,
-                format!("'{}://{hostname}' is requested twice", scheme.as_str()),
+                format!("'{key}' is requested twice"),
             ));
         }
         let policy = compile::compile(
             state
                 .operators
-                .sources_for(&hostname)
+                .sources_for(&key.hostname)
                 .chain(&request.policies),
             &state.services,
+            Some(Namespace::new(&state.routes, owner)),
         )
         .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
         routes.push(Arc::new(Route {
-            url: state.urls.public_url(&hostname, scheme),
-            scheme,
+            endpoint: Arc::new(key.info(&state.urls, format!("{session_id}/{id}"), &url)),
+            key,
+            url,
             pooling: request.pooling_enabled,
-            endpoint: Arc::new(state.urls.endpoint_info(
-                format!("{session_id}/{id}"),
-                &hostname,
-                scheme,
-            )),
-            hostname,
-            endpoint_id: id,
-            session: session.clone(),
+            member: Member::Agent {
+                session: session.clone(),
+                endpoint_id: id,
+            },
             policy,
         }));
     }
@@ -96,9 +105,12 @@ pub(crate) fn admit(
         .claim(routes.clone())
         .map_err(|e| reject(ErrorCode::HostnameTaken, e.to_string()))?;
     for old in replaced {
-        info!(old_session = %old.session.id, endpoint = %old.key(), "endpoint member replaced by the same authtoken");
-        old.session.release_slot();
-        old.session
+        let Some((old_session, _)) = old.agent() else {
+            continue;
+        };
+        info!(old_session = %old_session.id, endpoint = %old.key, "endpoint member replaced by the same authtoken");
+        old_session.release_slot();
+        old_session
             .conn
             .close(close_code::REPLACED.into(), b"replaced by a new session");
     }
@@ -106,7 +118,7 @@ pub(crate) fn admit(
     // replaces that session instead of being refused for it.
     let Some(slot) = state.sessions_per_token.acquire(owner) else {
         for route in &routes {
-            state.routes.release(&route.key(), session_id);
+            state.routes.release(&route.key, session_id);
         }
         return Err(reject(
             ErrorCode::AgentLimitReached,
@@ -120,19 +132,21 @@ pub(crate) fn admit(
     session.hold_slot(slot);
     let endpoints = routes
         .iter()
-        .map(|r| BoundEndpoint {
-            id: r.endpoint_id,
+        .zip(0u32..)
+        .map(|(r, id)| BoundEndpoint {
+            id,
             url: r.url.clone(),
-            hostname: r.hostname.to_string(),
+            hostname: r.key.hostname.to_string(),
         })
         .collect();
-    Ok((
-        Welcome {
+    Ok(Admitted {
+        welcome: Welcome {
             session_id: session_id.to_string(),
             endpoints,
         },
+        session,
         routes,
-    ))
+    })
 }
 
 /// Says which side to upgrade when the agent speaks `agent` and this edge
@@ -177,10 +191,45 @@ fn authenticate(hello: &Hello, state: &TunnelState, remote: IpAddr) -> Result<To
         })
 }
 
+/// The endpoint a URL asks for (an agent's `--url`, a cloud endpoint's `url`; none: a random
+/// name) and its URL as shown. A name under `.internal` is an internal endpoint in `owner`'s
+/// namespace (https and port 443 unless it says otherwise); any other is public, under the
+/// edge's domain, with the scheme its URL names or the edge's default.
+pub(crate) fn requested_endpoint(
+    url: Option<&str>,
+    state: &TunnelState,
+    owner: TokenId,
+) -> Result<(EndpointKey, String), Rejection> {
+    if let Some(url) = url.filter(|u| is_internal(u)) {
+        let internal = InternalUrl::parse(url).map_err(|e| reject(ErrorCode::UrlNotAllowed, e))?;
+        let key = EndpointKey::internal(owner, &internal).ok_or_else(|| {
+            reject(
+                ErrorCode::UrlNotAllowed,
+                format!("'{internal}': TCP and TLS endpoints are not supported yet"),
+            )
+        })?;
+        return Ok((key, internal.to_string()));
+    }
+    let hostname = requested_hostname(url, state)?;
+    let scheme = endpoint_scheme(url, state)?;
+    let url = state.urls.public_url(&hostname, scheme);
+    Ok((EndpointKey::public(scheme, hostname), url))
+}
+
+/// Whether an agent's URL names an internal endpoint (`NAME.internal`, with or without scheme
+/// and port).
+fn is_internal(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split([':', '/']).next().unwrap_or_default();
+    host.trim_end_matches('.')
+        .to_ascii_lowercase()
+        .ends_with(".internal")
+}
+
 /// The endpoint's scheme: the one its URL names, else the edge's default. https:// on an edge
 /// without an HTTPS listener is refused rather than silently served over http.
-fn endpoint_scheme(request: &EndpointRequest, state: &TunnelState) -> Result<Scheme, Rejection> {
-    match request.url.as_deref().and_then(requested_scheme) {
+fn endpoint_scheme(url: Option<&str>, state: &TunnelState) -> Result<Scheme, Rejection> {
+    match url.and_then(requested_scheme) {
         Some(Scheme::Https) if state.urls.https_port.is_none() => Err(reject(
             ErrorCode::UrlNotAllowed,
             "this edge has no HTTPS listener; ask for an http:// URL",
@@ -190,11 +239,8 @@ fn endpoint_scheme(request: &EndpointRequest, state: &TunnelState) -> Result<Sch
     }
 }
 
-fn requested_hostname(
-    request: &EndpointRequest,
-    state: &TunnelState,
-) -> Result<Hostname, Rejection> {
-    let hostname = match &request.url {
+fn requested_hostname(url: Option<&str>, state: &TunnelState) -> Result<Hostname, Rejection> {
+    let hostname = match url {
         Some(url) => Hostname::from_requested_url(url, &state.urls.domain)
             .map_err(|e| reject(ErrorCode::UrlNotAllowed, e.to_string()))?,
         None => Hostname::random_under(&state.urls.domain),

@@ -52,6 +52,15 @@ impl TokenSet {
         }
         found
     }
+
+    /// The one accepted token's identity, when the edge accepts exactly one (the common
+    /// self-hosted case, where cloud endpoints need not name theirs).
+    pub fn only(&self) -> Option<TokenId> {
+        match self.digests.as_slice() {
+            [only] => Some(TokenId(*only)),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub(crate) mod exchange;
 pub(crate) mod handle;
 pub(crate) mod listener;
 pub(crate) mod liveness;
+pub(crate) mod namespace;
 pub(crate) mod peers;
 pub(crate) mod reset_key;
 pub(crate) mod routes;

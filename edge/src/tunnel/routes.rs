@@ -10,28 +10,44 @@
 use super::authtoken::TokenId;
 use super::handle::SessionHandle;
 use crate::hostname::{wildcard_candidates, Hostname};
+use crate::urls::PublicUrls;
 use arc_swap::ArcSwap;
 use rand::Rng;
-use sluice_policy::{EndpointInfo, Engine};
+use sluice_policy::{EndpointInfo, Engine, InternalUrl};
 use sluice_proto::scheme::Scheme;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// One agent endpoint serving an endpoint: a member of its route set.
+/// What serves a member's requests.
+pub enum Member {
+    /// An agent endpoint: requests go to the agent over its session.
+    Agent {
+        /// The agent session that carries the traffic.
+        session: Arc<SessionHandle>,
+        /// Id of the endpoint within the agent's session.
+        endpoint_id: u32,
+    },
+    /// A cloud endpoint (`edge.yaml` `cloud_endpoints:`): its policy answers or forwards, and
+    /// it is live for as long as the edge runs.
+    Cloud {
+        /// `cloud/<url>`, unique per edge.
+        id: String,
+        /// The authtoken whose internal endpoints it may forward to and whose pools it joins.
+        owner: TokenId,
+    },
+}
+
+/// One member of an endpoint's route set: an agent endpoint or a cloud endpoint.
 pub struct Route {
-    /// The hostname (exact or wildcard) this route serves.
-    pub hostname: Hostname,
-    /// The public URL shown to users.
+    /// The endpoint this member serves.
+    pub key: EndpointKey,
+    /// The URL shown to users (public, or `https://NAME.internal`).
     pub url: String,
-    /// The scheme this endpoint answers on (https by default with an HTTPS listener).
-    pub scheme: Scheme,
-    /// Whether the agent allowed other agents to share the endpoint (`--pooling-enabled`).
+    /// Whether the member allowed others to share the endpoint (`--pooling-enabled`).
     pub pooling: bool,
-    /// Id of the endpoint within the agent's session.
-    pub endpoint_id: u32,
-    /// The agent session that carries the traffic.
-    pub session: Arc<SessionHandle>,
-    /// The endpoint's compiled traffic policy (operator layers first), if any.
+    /// What serves its requests.
+    pub member: Member,
+    /// The member's compiled traffic policy (operator layers first), if any.
     pub policy: Option<Arc<Engine>>,
     /// `endpoint.*` facts for policy expressions.
     pub endpoint: Arc<EndpointInfo>,
@@ -40,42 +56,155 @@ pub struct Route {
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Route")
-            .field("scheme", &self.scheme)
-            .field("hostname", &self.hostname)
+            .field("key", &self.key.to_string())
             .field("pooling", &self.pooling)
-            .field("endpoint_id", &self.endpoint_id)
-            .field("session", &self.session.id)
+            .field("member", &self.member_id())
             .field("policy", &self.policy.is_some())
             .finish()
     }
 }
 
 impl Route {
-    fn owner(&self) -> TokenId {
-        self.session.owner
+    /// The authtoken the member belongs to.
+    pub fn owner(&self) -> TokenId {
+        match &self.member {
+            Member::Agent { session, .. } => session.owner,
+            Member::Cloud { owner, .. } => *owner,
+        }
     }
 
-    /// The endpoint this route serves.
-    pub fn key(&self) -> EndpointKey {
-        EndpointKey {
-            scheme: self.scheme,
-            hostname: self.hostname.clone(),
+    /// The agent session's id, or the cloud endpoint's: what [`RouteRegistry::release`] takes.
+    pub fn member_id(&self) -> &str {
+        match &self.member {
+            Member::Agent { session, .. } => &session.id,
+            Member::Cloud { id, .. } => id,
         }
+    }
+
+    /// The agent session and endpoint id, for an agent member.
+    pub fn agent(&self) -> Option<(&Arc<SessionHandle>, u32)> {
+        match &self.member {
+            Member::Agent {
+                session,
+                endpoint_id,
+            } => Some((session, *endpoint_id)),
+            Member::Cloud { .. } => None,
+        }
+    }
+
+    /// The run it belongs to: a reconnecting agent run replaces only its own member.
+    fn run_id(&self) -> &str {
+        match &self.member {
+            Member::Agent { session, .. } => &session.run_id,
+            Member::Cloud { id, .. } => id,
+        }
+    }
+
+    /// Whether requests can reach it (a cloud member always can).
+    pub fn is_alive(&self) -> bool {
+        self.agent().is_none_or(|(s, _)| s.is_alive())
+    }
+
+    /// Whether its agent said it is stopping.
+    fn is_leaving(&self) -> bool {
+        self.agent().is_some_and(|(s, _)| s.is_leaving())
+    }
+
+    fn is_cloud(&self) -> bool {
+        self.agent().is_none()
     }
 }
 
-/// An endpoint's identity: its scheme and hostname (exact or wildcard).
+/// Who can reach an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Binding {
+    /// The public listeners, on the edge's port for the scheme.
+    Public,
+    /// Only `forward-internal` from endpoints of the same authtoken.
+    Internal {
+        /// The namespace: the authtoken that brought it online.
+        owner: TokenId,
+        /// The endpoint's port (any; 443 or 80 by default).
+        port: u16,
+    },
+}
+
+/// An endpoint's identity: scheme, hostname (exact or wildcard) and binding (public, or
+/// internal to one authtoken on a port).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EndpointKey {
     /// `http` or `https`.
     pub scheme: Scheme,
     /// The hostname or wildcard pattern.
     pub hostname: Hostname,
+    /// Public, or internal to a namespace.
+    pub binding: Binding,
+}
+
+impl EndpointKey {
+    /// A public endpoint.
+    pub fn public(scheme: Scheme, hostname: Hostname) -> Self {
+        Self {
+            scheme,
+            hostname,
+            binding: Binding::Public,
+        }
+    }
+
+    /// The internal endpoint `url` names in `owner`'s namespace; `None` for a URL no HTTP
+    /// endpoint can have (tcp://, tls://).
+    pub fn internal(owner: TokenId, url: &InternalUrl) -> Option<Self> {
+        let scheme = match url.scheme() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            _ => return None,
+        };
+        Some(Self {
+            scheme,
+            hostname: Hostname::parse(url.host()).ok()?,
+            binding: Binding::Internal {
+                owner,
+                port: url.port(),
+            },
+        })
+    }
+
+    /// The `endpoint.*` facts policies see for this endpoint, reached at `url`.
+    pub fn info(&self, urls: &PublicUrls, id: String, url: &str) -> EndpointInfo {
+        match self.binding {
+            Binding::Public => urls.endpoint_info(id, &self.hostname, self.scheme),
+            Binding::Internal { port, .. } => EndpointInfo {
+                id,
+                url: url.to_string(),
+                host: self.hostname.to_string(),
+                port,
+                protocol: self.scheme.as_str().to_string(),
+            },
+        }
+    }
+
+    /// The same name and binding under the other scheme.
+    pub fn other_scheme(&self) -> Self {
+        let scheme = match self.scheme {
+            Scheme::Http => Scheme::Https,
+            Scheme::Https => Scheme::Http,
+        };
+        Self {
+            scheme,
+            ..self.clone()
+        }
+    }
 }
 
 impl std::fmt::Display for EndpointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", self.scheme.as_str(), self.hostname)
+        write!(f, "{}://{}", self.scheme.as_str(), self.hostname)?;
+        match (self.scheme, self.binding) {
+            (_, Binding::Public)
+            | (Scheme::Https, Binding::Internal { port: 443, .. })
+            | (Scheme::Http, Binding::Internal { port: 80, .. }) => Ok(()),
+            (_, Binding::Internal { port, .. }) => write!(f, ":{port}"),
+        }
     }
 }
 
@@ -92,6 +221,12 @@ pub enum ClaimError {
          agent.yml)"
     )]
     NotPooled(EndpointKey),
+    /// The operator's cloud endpoint holds it without pooling.
+    #[error(
+        "'{0}' is a cloud endpoint of this edge (edge.yaml cloud_endpoints) that does not enable \
+         pooling"
+    )]
+    Cloud(EndpointKey),
 }
 
 /// The members serving one endpoint. Members of a pool all enabled pooling and share one
@@ -114,9 +249,14 @@ impl RouteSet {
         if let [only] = self.members.as_slice() {
             return Some(only.clone());
         }
-        self.random(|m| m.session.is_alive() && !m.session.is_leaving())
-            .or_else(|| self.random(|m| m.session.is_alive()))
+        self.random(|m| m.is_alive() && !m.is_leaving())
+            .or_else(|| self.random(Route::is_alive))
             .or_else(|| self.members.first().cloned())
+    }
+
+    /// Whether some member can take a request now.
+    pub fn is_online(&self) -> bool {
+        self.members.iter().any(|m| m.is_alive())
     }
 
     /// A member that passes `usable`, at random.
@@ -132,63 +272,108 @@ impl RouteSet {
     /// Admits `route` into the set under the pooling and takeover rules; returns the members
     /// it replaces, which leave the set.
     fn admit(&mut self, route: &Arc<Route>) -> Result<Vec<Arc<Route>>, ClaimError> {
-        let live: Vec<&Arc<Route>> = self
-            .members
-            .iter()
-            .filter(|m| m.session.is_alive())
-            .collect();
+        let live: Vec<&Arc<Route>> = self.members.iter().filter(|m| m.is_alive()).collect();
         if live.iter().any(|m| m.owner() != route.owner()) {
-            return Err(ClaimError::Taken(route.key()));
+            return Err(ClaimError::Taken(route.key.clone()));
         }
-        let same_run = |m: &Arc<Route>| m.session.run_id == route.session.run_id;
+        let same_run = |m: &Arc<Route>| m.run_id() == route.run_id();
         // A pool when the newcomer and every live member enabled pooling; otherwise the same
         // authtoken takes an unpooled endpoint over, and an agent run its own endpoint.
         let pool = route.pooling && live.iter().all(|m| m.pooling);
         let takeover =
             (!route.pooling && live.iter().all(|m| !m.pooling)) || live.iter().all(|m| same_run(m));
+        // Nothing takes a cloud endpoint over: the operator defined it.
+        if !pool && live.iter().any(|m| m.is_cloud()) {
+            return Err(ClaimError::Cloud(route.key.clone()));
+        }
         if !pool && !takeover {
-            return Err(ClaimError::NotPooled(route.key()));
+            return Err(ClaimError::NotPooled(route.key.clone()));
         }
         // A pool keeps its other live members; only this run's earlier member and dead ones go.
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.members)
             .into_iter()
-            .partition(|m| !pool || same_run(m) || !m.session.is_alive());
+            .partition(|m| !pool || same_run(m) || !m.is_alive());
         self.members = kept;
         self.members.push(route.clone());
         Ok(gone)
     }
 
-    /// Removes `session_id`'s member; whether the set is empty afterwards.
-    fn remove(&mut self, session_id: &str) -> bool {
-        self.members.retain(|m| m.session.id != session_id);
+    /// Removes `member_id`'s member; whether the set is empty afterwards.
+    fn remove(&mut self, member_id: &str) -> bool {
+        self.members.retain(|m| m.member_id() != member_id);
         self.members.is_empty()
     }
 }
 
-/// Endpoint → members registry shared by the agent listener (writes) and the proxy (reads).
+/// Endpoint → members registry shared by the agent listener and cloud endpoints (writes) and
+/// the proxy (reads).
 pub trait RouteRegistry: Send + Sync + 'static {
-    /// Claims every route in `routes` or none. An endpoint held by a live session of another
+    /// Claims every route in `routes` or none. An endpoint held by a live member of another
     /// authtoken is refused; one held by the same authtoken is taken over, unless the newcomer
     /// and every holder enabled pooling, when the newcomer joins them (replacing only its own
-    /// run's earlier member). Mixing pooled and unpooled members is refused with a hint.
-    /// Returns the members that were replaced.
+    /// run's earlier member). Mixing pooled and unpooled members is refused with a hint, and
+    /// a cloud endpoint without pooling is never taken over. Returns the members that were
+    /// replaced.
     fn claim(&self, routes: Vec<Arc<Route>>) -> Result<Vec<Arc<Route>>, ClaimError>;
-    /// Removes `session_id`'s member of `key`, if it is still there.
-    fn release(&self, key: &EndpointKey, session_id: &str);
-    /// The members for a request's host (lowercase, no port) on `scheme`: exact names first,
-    /// then the most specific wildcard.
+    /// Removes `member_id`'s member of `key` (an agent session id or a cloud endpoint id), if
+    /// it is still there.
+    fn release(&self, key: &EndpointKey, member_id: &str);
+    /// The members of the public endpoint for a request's host (lowercase, no port) on
+    /// `scheme`: exact names first, then the most specific wildcard. Internal endpoints are
+    /// never found here.
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>>;
+    /// The members of an internal endpoint (exact key: scheme, name, namespace and port).
+    fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>>;
 }
 
-/// The sets of one scheme, by hostname or pattern.
+/// The public sets of one scheme, by hostname or pattern.
 type Table = HashMap<String, Arc<RouteSet>>;
 
-/// In-memory registry: lock-free reads of immutable maps (one per scheme), writers copy on
-/// write.
+/// Every set, published together.
+#[derive(Default, Clone)]
+struct Tables {
+    http: Table,
+    https: Table,
+    /// Internal endpoints, by their whole key (namespace and port included).
+    internal: HashMap<EndpointKey, Arc<RouteSet>>,
+}
+
+impl Tables {
+    /// The set `key` lives in, created empty when missing.
+    fn set_mut(&mut self, key: &EndpointKey) -> &mut RouteSet {
+        let slot = match (key.binding, key.scheme) {
+            (Binding::Internal { .. }, _) => self.internal.entry(key.clone()).or_default(),
+            (Binding::Public, Scheme::Http) => {
+                self.http.entry(key.hostname.to_string()).or_default()
+            }
+            (Binding::Public, Scheme::Https) => {
+                self.https.entry(key.hostname.to_string()).or_default()
+            }
+        };
+        Arc::make_mut(slot)
+    }
+
+    fn get(&self, key: &EndpointKey) -> Option<&Arc<RouteSet>> {
+        match (key.binding, key.scheme) {
+            (Binding::Internal { .. }, _) => self.internal.get(key),
+            (Binding::Public, Scheme::Http) => self.http.get(key.hostname.as_str()),
+            (Binding::Public, Scheme::Https) => self.https.get(key.hostname.as_str()),
+        }
+    }
+
+    fn remove(&mut self, key: &EndpointKey) {
+        match (key.binding, key.scheme) {
+            (Binding::Internal { .. }, _) => self.internal.remove(key),
+            (Binding::Public, Scheme::Http) => self.http.remove(key.hostname.as_str()),
+            (Binding::Public, Scheme::Https) => self.https.remove(key.hostname.as_str()),
+        };
+    }
+}
+
+/// In-memory registry: lock-free reads of an immutable snapshot, writers copy on write.
 #[derive(Default)]
 pub struct LocalRoutes {
-    http: ArcSwap<Table>,
-    https: ArcSwap<Table>,
+    tables: ArcSwap<Tables>,
     write: Mutex<()>,
 }
 
@@ -198,71 +383,60 @@ impl LocalRoutes {
         Self::default()
     }
 
-    fn table(&self, scheme: Scheme) -> &ArcSwap<Table> {
-        match scheme {
-            Scheme::Http => &self.http,
-            Scheme::Https => &self.https,
-        }
-    }
-
-    /// Runs `f` on copies of both tables and publishes them together.
-    fn update<T>(&self, f: impl FnOnce(&mut Table, &mut Table) -> T) -> T {
-        // Poisoning only means another writer panicked; the maps themselves are always whole
+    /// Runs `f` on a copy of the tables and publishes it when `f` succeeds; on an error the
+    /// copy is dropped unpublished, so a claim is all or none.
+    fn update<T, E>(&self, f: impl FnOnce(&mut Tables) -> Result<T, E>) -> Result<T, E> {
+        // Poisoning only means another writer panicked; the tables themselves are always whole
         // because they are swapped in atomically.
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut http = Table::clone(&self.http.load());
-        let mut https = Table::clone(&self.https.load());
-        let out = f(&mut http, &mut https);
-        self.http.store(Arc::new(http));
-        self.https.store(Arc::new(https));
-        out
+        let mut tables = Tables::clone(&self.tables.load());
+        let out = f(&mut tables)?;
+        self.tables.store(Arc::new(tables));
+        Ok(out)
     }
 }
 
 impl RouteRegistry for LocalRoutes {
     fn claim(&self, routes: Vec<Arc<Route>>) -> Result<Vec<Arc<Route>>, ClaimError> {
-        self.update(|http, https| {
+        self.update(|tables| {
             let mut replaced = Vec::new();
             for route in &routes {
-                let table = match route.scheme {
-                    Scheme::Http => &mut *http,
-                    Scheme::Https => &mut *https,
-                };
-                let set = Arc::make_mut(table.entry(route.hostname.to_string()).or_default());
-                // On a refusal the copies are dropped unpublished: all or none.
-                replaced.extend(set.admit(route)?);
+                replaced.extend(tables.set_mut(&route.key).admit(route)?);
             }
             Ok(replaced)
         })
     }
 
-    fn release(&self, key: &EndpointKey, session_id: &str) {
-        let held = |t: &Table| {
-            t.get(key.hostname.as_str())
-                .is_some_and(|s| s.members.iter().any(|m| m.session.id == session_id))
+    fn release(&self, key: &EndpointKey, member_id: &str) {
+        let held = |t: &Tables| {
+            t.get(key)
+                .is_some_and(|s| s.members.iter().any(|m| m.member_id() == member_id))
         };
-        if !held(&self.table(key.scheme).load()) {
+        if !held(&self.tables.load()) {
             return;
         }
-        self.update(|http, https| {
-            let table = match key.scheme {
-                Scheme::Http => http,
-                Scheme::Https => https,
-            };
-            if let Some(set) = table.get_mut(key.hostname.as_str()) {
-                if Arc::make_mut(set).remove(session_id) {
-                    table.remove(key.hostname.as_str());
-                }
+        let _ = self.update(|tables| {
+            if tables.set_mut(key).remove(member_id) {
+                tables.remove(key);
             }
+            Ok::<(), ClaimError>(())
         });
     }
 
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>> {
-        let table = self.table(scheme).load();
+        let tables = self.tables.load();
+        let table = match scheme {
+            Scheme::Http => &tables.http,
+            Scheme::Https => &tables.https,
+        };
         if let Some(set) = table.get(host) {
             return Some(set.clone());
         }
         wildcard_candidates(host).find_map(|pattern| table.get(&pattern).cloned())
+    }
+
+    fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {
+        self.tables.load().internal.get(key).cloned()
     }
 }
 
@@ -334,11 +508,12 @@ mod tests {
         let hostname = Hostname::parse("app.example.com").expect("hostname");
         Arc::new(Route {
             url: format!("http://{hostname}"),
-            hostname,
-            scheme: Scheme::Http,
+            key: EndpointKey::public(Scheme::Http, hostname),
             pooling,
-            endpoint_id: 0,
-            session: session.clone(),
+            member: Member::Agent {
+                session: session.clone(),
+                endpoint_id: 0,
+            },
             policy: None,
             endpoint: Arc::default(),
         })
@@ -347,7 +522,12 @@ mod tests {
     fn members(routes: &LocalRoutes) -> Vec<String> {
         let set = routes.lookup(Scheme::Http, "app.example.com");
         let mut ids: Vec<String> = set
-            .map(|s| s.members().iter().map(|m| m.session.id.clone()).collect())
+            .map(|s| {
+                s.members()
+                    .iter()
+                    .map(|m| m.member_id().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         ids.sort();
         ids
@@ -370,7 +550,7 @@ mod tests {
         let a2 = link.session("a2", mine, "run-a").await;
         let replaced = routes.claim(vec![route(&a2, true)]).expect("a2");
         assert_eq!(replaced.len(), 1);
-        assert_eq!(replaced[0].session.id, "a1");
+        assert_eq!(replaced[0].member_id(), "a1");
         assert_eq!(members(&routes), ["a2", "b"]);
 
         // Another authtoken never joins; an unpooled newcomer gets the hint; nothing changes.
@@ -393,9 +573,9 @@ mod tests {
                 .lookup(Scheme::Http, "app.example.com")
                 .and_then(|s| s.pick())
                 .expect("a member");
-            assert_eq!(picked.session.id, "a2");
+            assert_eq!(picked.member_id(), "a2");
         }
-        routes.release(&route(&b, true).key(), "b");
+        routes.release(&route(&b, true).key, "b");
         assert_eq!(members(&routes), ["a2"]);
     }
 }

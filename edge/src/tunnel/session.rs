@@ -2,10 +2,9 @@
 //! it ([`super::admit`] decides), holding the control stream, and releasing the routes when the
 //! connection ends.
 
-use super::admit::{admit, reject};
+use super::admit::{admit, reject, Admitted};
 use super::handle::SessionHandle;
 use super::liveness::{Verdict, Watch, TICK};
-use super::routes::Route;
 use super::state::TunnelState;
 use crate::ids::new_id;
 use sluice_proto::close_code;
@@ -35,8 +34,10 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
                 return;
             }
         };
-        let routes = match handshake(&conn, &state, &session_id, remote.ip()).await {
-            Ok(routes) => routes,
+        let Admitted {
+            session, routes, ..
+        } = match handshake(&conn, &state, &session_id, remote.ip()).await {
+            Ok(admitted) => admitted,
             Err(rejection) => {
                 warn!(code = %rejection.code, "agent rejected: {}", rejection.message);
                 // Rejection codes are a fixed set, so they make a bounded label.
@@ -50,20 +51,16 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
         };
         state.metrics.agent_sessions.inc();
         state.metrics.agent_links.add(&session_id, conn.clone());
-        let _peer = routes.first().map(|r| {
-            state
-                .peers
-                .register(conn.remote_address(), &r.session.liveness)
-        });
+        let _peer = state
+            .peers
+            .register(conn.remote_address(), &session.liveness);
         let reason = conn.closed().await;
         state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
         for route in &routes {
-            state.routes.release(&route.key(), &session_id);
+            state.routes.release(&route.key, &session_id);
         }
-        if let Some(route) = routes.first() {
-            route.session.release_slot();
-        }
+        session.release_slot();
         info!(%reason, "agent session ended, routes released");
     }
     .instrument(span)
@@ -77,7 +74,7 @@ async fn handshake(
     state: &TunnelState,
     session_id: &str,
     remote: IpAddr,
-) -> Result<Vec<Arc<Route>>, Rejection> {
+) -> Result<Admitted, Rejection> {
     let accepted = tokio::time::timeout(state.handshake_timeout, read_hello(conn))
         .await
         .ok()
@@ -87,28 +84,26 @@ async fn handshake(
         return Err(reject(ErrorCode::HandshakeFailed, "no valid hello in time"));
     };
     match admit(&hello, conn, state, session_id, remote) {
-        Ok((welcome, routes)) => {
-            if write_frame(&mut send, &HelloReply::Welcome(welcome.clone()))
+        Ok(admitted) => {
+            if write_frame(&mut send, &HelloReply::Welcome(admitted.welcome.clone()))
                 .await
                 .is_err()
             {
-                for route in &routes {
-                    state.routes.release(&route.key(), session_id);
+                for route in &admitted.routes {
+                    state.routes.release(&route.key, session_id);
                 }
                 return Err(reject(ErrorCode::HandshakeFailed, "agent went away"));
             }
-            for ep in &welcome.endpoints {
+            for ep in &admitted.welcome.endpoints {
                 info!(url = %ep.url, "endpoint online");
             }
             // Keep the control stream open: dropping it would finish it and end the session
             // from the agent's point of view.
-            // Admission refuses a hello without endpoints, so every session has a first route.
-            if let Some(session) = routes.first().map(|r| r.session.clone()) {
-                tokio::spawn(
-                    run_control_stream(conn.clone(), send, recv_half, session).in_current_span(),
-                );
-            }
-            Ok(routes)
+            let session = admitted.session.clone();
+            tokio::spawn(
+                run_control_stream(conn.clone(), send, recv_half, session).in_current_span(),
+            );
+            Ok(admitted)
         }
         Err(rejection) => {
             let _ = write_frame(&mut send, &HelloReply::Rejected(rejection.clone())).await;

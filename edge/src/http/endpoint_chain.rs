@@ -1,0 +1,115 @@
+//! A request's way through its endpoints: a member of the public endpoint, then each internal
+//! endpoint forward-internal hands it to, until a policy answers or an agent member takes it.
+//!
+//! Every endpoint's on_http_request runs in turn on the same request (the Host stays the
+//! public one); a response passes back through their on_http_response phases, last endpoint
+//! first: here for answers, in `proxy.rs` for the agent's response.
+
+use super::ctx::RequestCtx;
+use super::request_policy::{self, Step};
+use super::respond::send;
+use super::state::ProxyState;
+use crate::tunnel::routes::{EndpointKey, Route};
+use bytes::Bytes;
+use pingora::proxy::Session;
+use sluice_policy::codes::{self, error_response};
+use sluice_policy::{ForwardError, InternalUrl};
+use std::sync::Arc;
+use tracing::info;
+
+/// Takes the request through `member` (picked from the public endpoint's members) and
+/// whatever it forwards to. Returns `true` when the request was answered, `false` when
+/// `ctx.route` holds the agent member to proxy it to.
+pub async fn enter(
+    state: &ProxyState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    member: Arc<Route>,
+) -> pingora::Result<bool> {
+    let mut member = member;
+    loop {
+        let callers = ctx.policies.len();
+        ctx.endpoints.push(member.endpoint.clone());
+        // Kept even when the policy answers: the event names the agent session it reached.
+        ctx.route = member.agent().is_some().then(|| member.clone());
+        let step = match &member.policy {
+            Some(engine) => {
+                request_policy::run(state, session, ctx, engine, &member.endpoint).await?
+            }
+            None => Step::Proxy,
+        };
+        match step {
+            Step::Answer(resp) => return answer_from(session, ctx, callers, resp).await,
+            Step::Proxy if ctx.route.is_some() => return Ok(false),
+            Step::Proxy => return answer(session, ctx, no_response(&member)).await,
+            Step::Forward(url) => match next_member(state, &member, &url) {
+                Ok(next) => {
+                    info!(parent: &ctx.span, from = %member.url, to = %url, "forward-internal");
+                    member = next;
+                }
+                Err(e) => return answer(session, ctx, failed(&e)).await,
+            },
+        }
+    }
+}
+
+/// A member of the internal endpoint `url` in `member`'s namespace. The policy checked that
+/// one is online; an endpoint that went offline since is reported as offline.
+fn next_member(
+    state: &ProxyState,
+    member: &Route,
+    url: &InternalUrl,
+) -> Result<Arc<Route>, ForwardError> {
+    EndpointKey::internal(member.owner(), url)
+        .and_then(|key| state.routes.lookup_internal(&key))
+        .filter(|set| set.is_online())
+        .and_then(|set| set.pick())
+        .ok_or_else(|| ForwardError::Offline(url.to_string()))
+}
+
+/// The edge's answer for a forward that failed after the policy's check.
+fn failed(e: &ForwardError) -> http::Response<Bytes> {
+    error_response(e.status(), e.code(), &e.to_string())
+}
+
+/// A cloud endpoint whose policy ran to its end without answering or forwarding: it has no
+/// agent to send the request to.
+fn no_response(member: &Route) -> http::Response<Bytes> {
+    error_response(
+        http::StatusCode::BAD_GATEWAY,
+        codes::CLOUD_ENDPOINT_NO_RESPONSE,
+        &format!(
+            "The cloud endpoint {} has no agent, and its traffic policy did not answer this \
+             request.",
+            member.url
+        ),
+    )
+}
+
+/// Sends an answer the edge made after every policy so far ran its request phase: it passes
+/// through all their response phases.
+async fn answer(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    resp: http::Response<Bytes>,
+) -> pingora::Result<bool> {
+    let callers = ctx.policies.len();
+    answer_from(session, ctx, callers, resp).await
+}
+
+/// Sends an answer that the endpoints before index `callers` of `ctx.policies` still have to
+/// see (the one that made it, if a policy did, already ran its response phase on it): their
+/// on_http_response phases run on it, last first.
+async fn answer_from(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    callers: usize,
+    resp: http::Response<Bytes>,
+) -> pingora::Result<bool> {
+    let mut resp = resp;
+    for run in ctx.policies[..callers].iter_mut().rev() {
+        resp = run.pass_answer(session.req_header_mut(), resp);
+    }
+    send(session, resp).await?;
+    Ok(true)
+}
