@@ -183,27 +183,46 @@ impl EndpointKey {
         }
     }
 
-    /// The same name and binding under the other scheme.
+    /// The same name and binding under the other scheme; an internal endpoint on its scheme's
+    /// default port moves to the other scheme's (`https://x.internal` ↔ `http://x.internal`).
     pub fn other_scheme(&self) -> Self {
-        let scheme = match self.scheme {
-            Scheme::Http => Scheme::Https,
-            Scheme::Https => Scheme::Http,
+        let (scheme, default_port) = match self.scheme {
+            Scheme::Http => (Scheme::Https, 443),
+            Scheme::Https => (Scheme::Http, 80),
+        };
+        let binding = match self.binding {
+            Binding::Internal { owner, port } if port == default_port_of(self.scheme) => {
+                Binding::Internal {
+                    owner,
+                    port: default_port,
+                }
+            }
+            other => other,
         };
         Self {
             scheme,
-            ..self.clone()
+            hostname: self.hostname.clone(),
+            binding,
         }
+    }
+}
+
+/// 80 or 443.
+fn default_port_of(scheme: Scheme) -> u16 {
+    match scheme {
+        Scheme::Http => 80,
+        Scheme::Https => 443,
     }
 }
 
 impl std::fmt::Display for EndpointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}://{}", self.scheme.as_str(), self.hostname)?;
-        match (self.scheme, self.binding) {
-            (_, Binding::Public)
-            | (Scheme::Https, Binding::Internal { port: 443, .. })
-            | (Scheme::Http, Binding::Internal { port: 80, .. }) => Ok(()),
-            (_, Binding::Internal { port, .. }) => write!(f, ":{port}"),
+        match self.binding {
+            Binding::Internal { port, .. } if port != default_port_of(self.scheme) => {
+                write!(f, ":{port}")
+            }
+            _ => Ok(()),
         }
     }
 }
