@@ -3,9 +3,11 @@
 //! agents restart one by one without a failed request.
 
 use sluice_agent::{AgentConfig, AgentError};
+use sluice_e2e::process::agent_command;
 use sluice_e2e::tls::TestCa;
 use sluice_e2e::upstream::{self, Upstream};
-use sluice_e2e::{client, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN};
+use sluice_e2e::{client, AgentProcess, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN};
+use sluice_proto::control::{PolicyKind, PolicySource};
 use sluice_proto::error_code::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +77,121 @@ async fn three_pooled_agents_share_one_url_at_random() -> anyhow::Result<()> {
     for agent in agents {
         agent.stop().await?;
     }
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pool_member_runs_its_own_policy() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let mut agents = Vec::new();
+    let mut ups = Vec::new();
+    for name in ["one", "two"] {
+        let up = upstream::app(name).await?;
+        let mut config = config(&edge, TOKEN, "mixed", &up, true);
+        config.endpoints[0].policies = vec![PolicySource {
+            origin: format!("{name}.yml"),
+            kind: PolicyKind::Document,
+            text: format!(
+                "on_http_response: [{{actions: [{{type: add-headers, config: {{headers: {{x-policy: {name}}}}}}}]}}]"
+            ),
+        }];
+        agents.push(TestAgent::start(config).await?);
+        ups.push(up);
+    }
+    let http = client();
+    let mut seen = HashMap::new();
+    for _ in 0..40 {
+        let resp = http.get(edge.url("mixed.localhost")).send().await?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (by, policy) = (header("x-upstream"), header("x-policy"));
+        assert_eq!(
+            by, policy,
+            "a member's answer carried another member's policy"
+        );
+        *seen.entry(by).or_insert(0u32) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both members answered: {seen:?}");
+    for agent in agents {
+        agent.stop().await?;
+    }
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_a_dead_members_stream_goes_to_another_member() -> anyhow::Result<()>
+{
+    let edge = TestEdge::start().await?;
+    // Member A takes one request at a time, and its app holds every request: once one is in,
+    // the next requests picked for A wait at the edge for a stream.
+    let held = Arc::new(tokio::sync::Notify::new());
+    let in_a = held.clone();
+    let slow = upstream::serve(move |_req| {
+        let in_a = in_a.clone();
+        async move {
+            in_a.notify_one();
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            hyper::Response::new(upstream::full("late"))
+        }
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = agent_command(edge.tunnel_addr, &edge.cert, TOKEN, "moving", slow.addr)?;
+    cmd.args(["--pooling-enabled", "--max-concurrent-requests", "1"]);
+    let a = AgentProcess::spawn(cmd, &dir.path().join("a.log")).await?;
+    let b_up = upstream::app("b").await?;
+    let b = TestAgent::start(config(&edge, TOKEN, "moving", &b_up, true)).await?;
+    let url = edge.url("moving.localhost");
+    let get = |url: String| {
+        tokio::spawn(async move {
+            let resp = client()
+                .get(url)
+                .timeout(Duration::from_secs(15))
+                .send()
+                .await?;
+            let by = resp
+                .headers()
+                .get("x-upstream")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            anyhow::Ok((resp.status().as_u16(), by))
+        })
+    };
+    // Requests until one sits in A's app (the others B answers).
+    let mut occupying = Vec::new();
+    let occupied = async {
+        loop {
+            occupying.push(get(url.clone()));
+            tokio::select! {
+                () = held.notified() => break,
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), occupied).await?;
+    // Twenty more: about half are picked for A and wait for its only stream. Then A's process
+    // dies; the edge notices within about a second, and the waiting requests, which never
+    // reached A, go to B.
+    let waiting: Vec<_> = (0..20).map(|_| get(url.clone())).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill().await?;
+    for request in waiting {
+        let (status, by) = request.await??;
+        assert_eq!(
+            (status, by.as_str()),
+            (200, "b"),
+            "a waiting request failed"
+        );
+    }
+    b.stop().await?;
     edge.shutdown().await;
     Ok(())
 }

@@ -50,7 +50,7 @@ pub enum CloudEndpointError {
         /// The URL.
         url: String,
         /// The located problem.
-        problem: sluice_policy::PolicyError,
+        problem: Box<sluice_policy::PolicyError>,
     },
     /// Another cloud endpoint holds the URL and they do not both enable pooling.
     #[error("{origin}: {source}")]
@@ -94,13 +94,16 @@ fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, Cl
             url: spec.url.clone(),
             message: r.message,
         })?;
-    let policy = compile::compile(
+    let sources = || {
         state
             .operators
             .sources_for(&key.hostname)
-            .chain([&spec.policy]),
+            .chain([&spec.policy])
+    };
+    let policy = compile::compile(
+        sources(),
         &state.services,
-        Some(Namespace::new(&state.routes, owner)),
+        Some(Namespace::of(&state.routes, owner)),
     )
     .map_err(|e| CloudEndpointError::Policy {
         origin: spec.origin.clone(),
@@ -117,9 +120,10 @@ fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, Cl
         return Err(CloudEndpointError::NeverAnswers {
             origin: spec.origin.clone(),
             url: url.clone(),
-            problem: problem.unwrap_or_else(|| empty_policy(spec)),
+            problem: Box::new(problem.unwrap_or_else(|| empty_policy(spec))),
         });
     }
+    let policy_id = compile::fingerprint(sources());
     let id = format!("cloud/{url}");
     Ok(Arc::new(Route {
         endpoint: Arc::new(key.info(&state.urls, id.clone(), &url)),
@@ -127,6 +131,7 @@ fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, Cl
         url,
         pooling: spec.pooling_enabled,
         member: Member::Cloud { id, owner },
+        policy_id,
         policy,
     }))
 }

@@ -5,7 +5,7 @@ use super::conn::inet;
 use crate::ids::new_id;
 use crate::policy::run::PolicyRun;
 use crate::record::RequestRecord;
-use crate::tunnel::routes::Route;
+use crate::tunnel::routes::{Route, RouteSet};
 use bytes::Bytes;
 use pingora::proxy::Session;
 use sluice_policy::EndpointInfo;
@@ -22,6 +22,9 @@ pub struct RequestCtx {
     /// The agent member that takes the request, chosen in `request_filter` (after any
     /// forwards).
     pub route: Option<Arc<Route>>,
+    /// The members of the endpoint `route` belongs to, for moving a request whose stream could
+    /// not be opened.
+    pub route_set: Option<Arc<RouteSet>>,
     /// Set when the edge or agent produced the response.
     pub error_code: Option<ErrorCode>,
     /// The request's span; events for this request are its children.
@@ -52,6 +55,7 @@ impl RequestCtx {
         Self {
             request_id: new_id("req"),
             route: None,
+            route_set: None,
             error_code: None,
             span: Span::none(),
             started: Instant::now(),
@@ -63,6 +67,20 @@ impl RequestCtx {
             scheme: Scheme::Http,
             tls_version: None,
         }
+    }
+
+    /// Moves the request to another live member of its endpoint that runs the same policy
+    /// ([`RouteSet::alternative`]); whether there was one.
+    pub fn move_to_another_member(&mut self) -> bool {
+        let (Some(set), Some(failed)) = (&self.route_set, &self.route) else {
+            return false;
+        };
+        let Some(next) = set.alternative(failed) else {
+            return false;
+        };
+        tracing::info!(parent: &self.span, from = failed.member_id(), to = next.member_id(), "request moved: its agent's stream could not be opened");
+        self.route = Some(next);
+        true
     }
 
     /// The URLs of the endpoints before the current (last) one: what forwarded it here.

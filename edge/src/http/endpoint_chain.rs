@@ -9,7 +9,7 @@ use super::ctx::RequestCtx;
 use super::request_policy::{self, Step};
 use super::respond::send;
 use super::state::ProxyState;
-use crate::tunnel::routes::{EndpointKey, Route};
+use crate::tunnel::routes::{EndpointKey, Route, RouteSet};
 use bytes::Bytes;
 use pingora::proxy::Session;
 use sluice_policy::codes::{self, error_response};
@@ -17,21 +17,27 @@ use sluice_policy::{ForwardError, InternalUrl};
 use std::sync::Arc;
 use tracing::info;
 
-/// Takes the request through `member` (picked from the public endpoint's members) and
-/// whatever it forwards to. Returns `true` when the request was answered, `false` when
-/// `ctx.route` holds the agent member to proxy it to.
+/// Takes the request through a member of `set` (the public endpoint's members) and whatever
+/// it forwards to. Returns `true` when the request was answered, `false` when `ctx.route`
+/// holds the agent member to proxy it to (and `ctx.route_set` its endpoint's members).
 pub async fn enter(
     state: &ProxyState,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    member: Arc<Route>,
+    set: Arc<RouteSet>,
 ) -> pingora::Result<bool> {
-    let mut member = member;
+    let mut set = set;
     loop {
+        // A set in the registry is never empty, and a forward's target was checked online.
+        let Some(member) = set.pick() else {
+            let gone = ForwardError::Offline("the endpoint".to_string());
+            return answer(session, ctx, failed(&gone)).await;
+        };
         let callers = ctx.policies.len();
         ctx.endpoints.push(member.endpoint.clone());
         // Kept even when the policy answers: the event names the agent session it reached.
         ctx.route = member.agent().is_some().then(|| member.clone());
+        ctx.route_set = Some(set.clone());
         let step = match &member.policy {
             Some(engine) => {
                 request_policy::run(state, session, ctx, engine, &member.endpoint).await?
@@ -42,10 +48,10 @@ pub async fn enter(
             Step::Answer(resp) => return answer_from(session, ctx, callers, resp).await,
             Step::Proxy if ctx.route.is_some() => return Ok(false),
             Step::Proxy => return answer(session, ctx, no_response(&member)).await,
-            Step::Forward(url) => match next_member(state, &member, &url) {
+            Step::Forward(url) => match target(state, &member, &url) {
                 Ok(next) => {
                     info!(parent: &ctx.span, from = %member.url, to = %url, "forward-internal");
-                    member = next;
+                    set = next;
                 }
                 Err(e) => return answer(session, ctx, failed(&e)).await,
             },
@@ -53,17 +59,16 @@ pub async fn enter(
     }
 }
 
-/// A member of the internal endpoint `url` in `member`'s namespace. The policy checked that
+/// The members of the internal endpoint `url` in `member`'s namespace. The policy checked that
 /// one is online; an endpoint that went offline since is reported as offline.
-fn next_member(
+fn target(
     state: &ProxyState,
     member: &Route,
     url: &InternalUrl,
-) -> Result<Arc<Route>, ForwardError> {
+) -> Result<Arc<RouteSet>, ForwardError> {
     EndpointKey::internal(member.owner(), url)
         .and_then(|key| state.routes.lookup_internal(&key))
         .filter(|set| set.is_online())
-        .and_then(|set| set.pick())
         .ok_or_else(|| ForwardError::Offline(url.to_string()))
 }
 

@@ -102,15 +102,10 @@ impl ProxyHttp for EdgeProxy {
         if local::auth_host(&self.state, session, ctx).await? {
             return Ok(true);
         }
-        let Some(member) = self
-            .state
-            .routes
-            .lookup(ctx.scheme, &ctx.host)
-            .and_then(|set| set.pick())
-        else {
+        let Some(set) = self.state.routes.lookup(ctx.scheme, &ctx.host) else {
             return local::without_endpoint(&self.state, session, ctx).await;
         };
-        endpoint_chain::enter(&self.state, session, ctx, member).await
+        endpoint_chain::enter(&self.state, session, ctx, set).await
     }
 
     async fn upstream_peer(
@@ -180,6 +175,24 @@ impl ProxyHttp for EdgeProxy {
             run.body_chunk(body, end_of_stream);
         }
         Ok(None)
+    }
+
+    /// Only a request whose stream to the agent could not be opened (the exchange marks that
+    /// error retryable: nothing reached the agent) is tried again, on another live member of
+    /// the endpoint running the same policy; pingora then asks `upstream_peer` again. Any other
+    /// failure is final, whatever the method.
+    fn error_while_proxy(
+        &self,
+        _peer: &HttpPeer,
+        _session: &mut Session,
+        e: Box<pingora::Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<pingora::Error> {
+        let mut e = e;
+        let moved = e.retry() && ctx.move_to_another_member();
+        e.set_retry(moved);
+        e
     }
 
     async fn fail_to_proxy(

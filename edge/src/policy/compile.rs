@@ -1,6 +1,7 @@
 //! Compiling an endpoint's traffic-policy layers (operator, agent flags, agent files) into one
 //! engine when the endpoint comes online — never per request.
 
+use sha2::{Digest, Sha256};
 use sluice_policy::{
     Authenticator, Engine, ForwardError, InternalEndpoints, InternalUrl, KeySource, Policy,
     PolicyErrors, Shorthand,
@@ -66,6 +67,22 @@ pub fn compile<'a>(
                 .with_internal_endpoints(internal.unwrap_or_else(|| Arc::new(NoNamespace))),
         )
     }))
+}
+
+/// A digest of `sources` (kind and text of each layer, in order; their labels do not count):
+/// equal for members that run the same policy.
+pub fn fingerprint<'a>(sources: impl IntoIterator<Item = &'a PolicySource>) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    for source in sources {
+        let kind: &[u8] = match source.kind {
+            PolicyKind::Document => b"document",
+            PolicyKind::Shorthand => b"shorthand",
+        };
+        digest.update(kind);
+        digest.update((source.text.len() as u64).to_be_bytes());
+        digest.update(source.text.as_bytes());
+    }
+    digest.finalize().into()
 }
 
 /// One layer; the error is the layer's problems as text (origin first).

@@ -79,15 +79,19 @@ pub(crate) fn admit(
                 format!("'{key}' is requested twice"),
             ));
         }
-        let policy = compile::compile(
+        let sources = || {
             state
                 .operators
                 .sources_for(&key.hostname)
-                .chain(&request.policies),
+                .chain(&request.policies)
+        };
+        let policy = compile::compile(
+            sources(),
             &state.services,
-            Some(Namespace::new(&state.routes, owner)),
+            Some(Namespace::of(&state.routes, owner)),
         )
         .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
+        let policy_id = compile::fingerprint(sources());
         routes.push(Arc::new(Route {
             endpoint: Arc::new(key.info(&state.urls, format!("{session_id}/{id}"), &url)),
             key,
@@ -98,6 +102,7 @@ pub(crate) fn admit(
                 endpoint_id: id,
             },
             policy,
+            policy_id,
         }));
     }
     let replaced = state

@@ -103,8 +103,18 @@ impl AgentExchange {
             .ok_or_else(|| edge_error(ErrorCode::Internal, "no agent stream"))
     }
 
-    /// A reused stream from the session's pool, or a new one.
+    /// A reused stream from the session's pool, or a new one. When the session is gone before a
+    /// stream opened, nothing of the request reached the agent: the error is marked retryable,
+    /// so the proxy may send the request to another member of the endpoint.
     async fn acquire(target: &AgentTarget) -> pingora::Result<AgentStream> {
+        let unsent = |why: String| {
+            let mut e = edge_error(ErrorCode::AgentOffline, why);
+            e.set_retry(true);
+            e
+        };
+        if !target.session.is_alive() {
+            return Err(unsent("the agent's session ended".to_string()));
+        }
         if let Some(stream) = target.session.streams.take() {
             return Ok(stream);
         }
@@ -114,7 +124,7 @@ impl AgentExchange {
                 ErrorCode::AgentBusy,
                 "no stream granted in time",
             )),
-            Ok(Err(e)) => Err(edge_error(ErrorCode::AgentOffline, e.to_string())),
+            Ok(Err(e)) => Err(unsent(e.to_string())),
             Ok(Ok((send, recv))) => Ok(AgentStream::new(send, recv, &target.session.streams_open)),
         }
     }

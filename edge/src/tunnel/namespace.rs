@@ -16,7 +16,7 @@ pub struct Namespace {
 
 impl Namespace {
     /// `owner`'s view of `routes`, ready to hand to an engine.
-    pub fn new(routes: &Arc<dyn RouteRegistry>, owner: TokenId) -> Arc<dyn InternalEndpoints> {
+    pub fn of(routes: &Arc<dyn RouteRegistry>, owner: TokenId) -> Arc<dyn InternalEndpoints> {
         Arc::new(Self {
             routes: Arc::downgrade(routes),
             owner,

@@ -49,6 +49,9 @@ pub struct Route {
     pub member: Member,
     /// The member's compiled traffic policy (operator layers first), if any.
     pub policy: Option<Arc<Engine>>,
+    /// A digest of the policy's documents: members with equal ids run the same policy, so a
+    /// request may move between them (see [`RouteSet::alternative`]).
+    pub policy_id: [u8; 32],
     /// `endpoint.*` facts for policy expressions.
     pub endpoint: Arc<EndpointInfo>,
 }
@@ -271,6 +274,19 @@ impl RouteSet {
         self.random(|m| m.is_alive() && !m.is_leaving())
             .or_else(|| self.random(Route::is_alive))
             .or_else(|| self.members.first().cloned())
+    }
+
+    /// Another live agent member for a request whose stream to `failed` could not be opened
+    /// (so nothing of it reached that agent): one that is not leaving and runs the same
+    /// policy, because the request's policy phase already ran with `failed`'s policy.
+    pub fn alternative(&self, failed: &Route) -> Option<Arc<Route>> {
+        self.random(|m| {
+            m.member_id() != failed.member_id()
+                && m.agent().is_some()
+                && m.policy_id == failed.policy_id
+                && m.is_alive()
+                && !m.is_leaving()
+        })
     }
 
     /// Whether some member can take a request now.
@@ -524,6 +540,14 @@ mod tests {
     }
 
     fn route(session: &Arc<SessionHandle>, pooling: bool) -> Arc<Route> {
+        route_with_policy(session, pooling, [0; 32])
+    }
+
+    fn route_with_policy(
+        session: &Arc<SessionHandle>,
+        pooling: bool,
+        policy_id: [u8; 32],
+    ) -> Arc<Route> {
         let hostname = Hostname::parse("app.example.com").expect("hostname");
         Arc::new(Route {
             url: format!("http://{hostname}"),
@@ -534,6 +558,7 @@ mod tests {
                 endpoint_id: 0,
             },
             policy: None,
+            policy_id,
             endpoint: Arc::default(),
         })
     }
@@ -596,5 +621,33 @@ mod tests {
         }
         routes.release(&route(&b, true).key, "b");
         assert_eq!(members(&routes), ["a2"]);
+    }
+
+    #[tokio::test]
+    async fn a_request_moves_only_to_a_live_member_with_the_same_policy() {
+        let link = Link::new();
+        let mine = TokenSet::new(["mine"]).verify("mine").expect("token");
+        let (a, b, c) = (
+            link.session("a", mine, "run-a").await,
+            link.session("b", mine, "run-b").await,
+            link.session("c", mine, "run-c").await,
+        );
+        let failed = route_with_policy(&a, true, [1; 32]);
+        let same = route_with_policy(&b, true, [1; 32]);
+        let other = route_with_policy(&c, true, [2; 32]);
+        let set = RouteSet {
+            members: vec![failed.clone(), same.clone(), other],
+        };
+        for _ in 0..20 {
+            let next = set
+                .alternative(&failed)
+                .expect("a member with the same policy");
+            assert_eq!(next.member_id(), "b");
+        }
+        b.leave();
+        assert!(
+            set.alternative(&failed).is_none(),
+            "b is leaving, c runs another policy"
+        );
     }
 }
