@@ -53,7 +53,7 @@
 //! Imports point one way, with no loop between files: actions use load, cel and run's state;
 //! load's parser and run's engine use the registry. The root files are the vocabulary all of
 //! them share with the edge: [`Phase`], [`RequestHead`]/[`ResponseHead`], [`KeySource`],
-//! [`identity`], [`codes`], [`jws`].
+//! [`InternalEndpoints`] (forward-internal's targets), [`identity`], [`codes`], [`jws`].
 //!
 //! # Public API
 //!
