@@ -1,6 +1,7 @@
 //! Hostnames: validation, the `Host` header, `--url` normalisation and random names.
 
 use rand::Rng;
+use sluice_policy::is_dns_name;
 use sluice_proto::scheme::Scheme;
 use std::fmt;
 
@@ -35,18 +36,7 @@ impl Hostname {
     pub fn parse(s: &str) -> Result<Self, HostnameError> {
         let lower = s.trim_end_matches('.').to_ascii_lowercase();
         let body = lower.strip_prefix("*.").unwrap_or(&lower);
-        let valid = !body.is_empty()
-            && lower.len() <= 253
-            && body.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if valid {
+        if is_dns_name(body) && lower.len() <= 253 {
             Ok(Hostname(lower))
         } else {
             Err(HostnameError::Invalid(s.to_string()))

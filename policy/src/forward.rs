@@ -2,6 +2,7 @@
 //! request, and why a forward fails (each with its `sluice-error-code`).
 
 use crate::codes;
+use crate::dns::is_dns_name;
 use http::StatusCode;
 use std::fmt;
 
@@ -54,17 +55,7 @@ impl InternalUrl {
         };
         let host = host.to_ascii_lowercase();
         let name = host.strip_suffix(".internal").unwrap_or_default();
-        let valid_name = !name.is_empty()
-            && name.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !valid_name {
+        if !is_dns_name(name) || !is_dns_name(&host) {
             return Err(format!(
                 "`{url}`: forward-internal reaches only internal endpoints, named `NAME.internal`"
             ));

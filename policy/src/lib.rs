@@ -69,6 +69,7 @@
 mod actions;
 mod cel;
 pub mod codes;
+mod dns;
 mod forward;
 mod head;
 pub mod identity;
@@ -80,6 +81,7 @@ mod run;
 #[cfg(test)]
 mod testutil;
 
+pub use dns::is_dns_name;
 pub use forward::{ForwardError, InternalEndpoints, InternalUrl, MAX_FORWARD_DEPTH};
 pub use head::{RequestHead, ResponseHead};
 pub use identity::{
