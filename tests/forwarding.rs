@@ -10,7 +10,7 @@ use sluice_e2e::{
     any_port, assert_endpoint_not_found, client, error_code, eventually, TestAgent, TestEdge,
     OTHER_TOKEN, TOKEN,
 };
-use sluice_edge::{CloudEndpointSpec, EdgeArgs, EdgeConfig};
+use sluice_edge::{CloudEndpointSpec, EdgeArgs, EdgeConfig, EventDestination};
 use sluice_proto::control::{PolicyKind, PolicySource, Secret};
 use std::time::Duration;
 
@@ -97,9 +97,13 @@ on_http_response:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cloud_endpoint_routes_paths_to_two_internal_endpoints() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let events_file = dir.path().join("events.jsonl");
+    let events = EventDestination::events_file(events_file.to_str().expect("utf8"));
     let edge = TestEdge::start_with(|c| {
         c.metrics_addr = Some(any_port());
         c.cloud_endpoints = vec![cloud("http://shop", SHOP, false)];
+        c.event_destinations = vec![events];
     })
     .await?;
     let (api_up, web_up) = (upstream::app("api").await?, upstream::app("web").await?);
@@ -150,6 +154,28 @@ async fn a_cloud_endpoint_routes_paths_to_two_internal_endpoints() -> anyhow::Re
         (sample(&text, series) == Some(1.0)).then_some(())
     })
     .await?;
+
+    // The request's event names the cloud endpoint and the target, and the agent session.
+    let event = eventually(
+        Duration::from_secs(10),
+        "the forwarded request's event",
+        || {
+            let text = std::fs::read_to_string(&events_file).unwrap_or_default();
+            let found = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["object"]["http"]["request"]["url"]["path"] == "/api/users");
+            async move { found }
+        },
+    )
+    .await?;
+    let object = &event["object"];
+    assert_eq!(
+        object["endpoint"]["url"],
+        format!("http://shop.localhost:{}", edge.http_addr.port())
+    );
+    assert_eq!(object["forwarded_to"][0]["url"], "https://api.internal");
+    assert!(object["agent"]["session_id"].as_str().is_some(), "{event}");
 
     // Once the target's agent stops, the forward halts with its code.
     api.stop().await?;
