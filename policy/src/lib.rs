@@ -43,7 +43,8 @@
 //! load/      text -> Policy: node (YAML/JSON with positions), check (located errors, typed
 //!            fields), parse (Policy::parse, rules), shorthand (the agent's flags), errors
 //! cel/       expressions: names (what they may name), expr, template (${}), vars (one
-//!            request's variables), functions (ngrok's), fast (native common shapes)
+//!            request's variables), functions/ (ngrok's macros, a file per group), fast (native
+//!            common shapes)
 //! run/       the engine and one request: facts, state (+ scratch for actions' own data),
 //!            engine (the phases), outcome, services, body, dry_run
 //! actions/   mod.rs the registry (one line per `type:`), action.rs / config.rs what every

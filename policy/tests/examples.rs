@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 20;
+const EXPECTED_EXAMPLES: usize = 22;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -38,6 +38,8 @@ fn load_all() -> BTreeMap<String, (String, Policy)> {
 
 struct Seen {
     forwarded: bool,
+    /// The internal endpoint forward-internal handed the request to, if any.
+    forwarded_to: Option<String>,
     req: http::request::Parts,
     res: Response<Bytes>,
     logs: Vec<BTreeMap<String, String>>,
@@ -66,7 +68,12 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
         ..Default::default()
     };
     let mut st = engine.new_request(conn, Arc::new(endpoint));
-    let (res, forwarded) = match engine.on_http_request(&mut st, &mut req) {
+    let verdict = engine.on_http_request(&mut st, &mut req);
+    let forwarded_to = match &verdict {
+        RequestVerdict::Forward(url) => Some(url.to_string()),
+        _ => None,
+    };
+    let (res, forwarded) = match verdict {
         RequestVerdict::Respond(r) => (r, false),
         RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             let upstream = Response::builder()
@@ -90,6 +97,7 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
     };
     Seen {
         forwarded,
+        forwarded_to,
         req,
         res,
         logs: st.logs().to_vec(),
@@ -180,6 +188,31 @@ fn every_example_compiles_and_has_its_effect() {
                     )
                     .forwarded
                 );
+            }
+            "front-door-internal.yml" => {
+                // Offline evaluation checks no endpoint: each path forwards to its target.
+                let api = https("GET /api/orders", &[], "1.1.1.1");
+                assert_eq!(api.forwarded_to.as_deref(), Some("https://api.internal"));
+                let web = https("GET /", &[], "1.1.1.1");
+                assert_eq!(
+                    web.forwarded_to.as_deref(),
+                    Some("http://web.internal:8080")
+                );
+            }
+            "canary-by-user.yml" => {
+                // sha256("u3") starts with 0; sha256("u1") does not.
+                let canary = https("GET /", &[("cookie", "uid=u3")], "1.1.1.1");
+                assert_eq!(
+                    canary.forwarded_to.as_deref(),
+                    Some("https://canary.internal")
+                );
+                assert_eq!(canary.req.headers["x-canary-bucket"].len(), 8);
+                let beta = [("x-client", r#"{"tier": "beta", "v": 3}"#)];
+                assert!(https("GET /", &beta, "1.1.1.1").forwarded_to.is_some());
+                let stable = https("GET /", &[("cookie", "uid=u1")], "1.1.1.1");
+                assert!(stable.forwarded && stable.forwarded_to.is_none());
+                let garbage = [("x-client", "not json")];
+                assert!(https("GET /", &garbage, "1.1.1.1").forwarded_to.is_none());
             }
             "maintenance-page.yml" => {
                 let s = https("GET /", &[], "8.8.8.8");

@@ -3,7 +3,7 @@
 use super::action::{Action, Exec, Flow};
 use super::config::{parse_duration, Cfg};
 use crate::cel::expr::Expr;
-use crate::cel::template::stringify;
+use crate::cel::values::stringify;
 use crate::codes;
 use crate::load::check::{string_list, Cx};
 use crate::run::outcome::Decision;

@@ -9,8 +9,9 @@ use cel::common::ast::{CallExpr, Expr as Ast, LiteralValue, SelectExpr};
 use cel::{Context, Env, ExecutionError, IdedExpr, Value};
 use std::sync::{Arc, LazyLock};
 
-/// The CEL environment: the standard library plus ngrok's functions.
-static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+/// The CEL environment: the standard library and its strings and lists extensions; ngrok's
+/// functions are added to the root context below.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(functions::env()));
 
 /// The root context shared by every evaluation; per evaluation a child scope adds the
 /// lazily resolved variables of one request.
@@ -250,7 +251,7 @@ fn walk_call(
     };
     if let Some(ns) = namespace {
         let full = format!("{ns}.{}", call.func_name);
-        if !functions::NAMES.contains(&full.as_str()) {
+        if !functions::is_known(&full) {
             problems.push(format!("unknown function `{full}`"));
         }
     } else {
@@ -259,13 +260,21 @@ fn walk_call(
         if name == "matches" {
             precompile_regex(call, problems);
             call.func_name = functions::MATCHES.to_string();
+        } else if name == "split" {
+            // ngrok's split, whose limit keeps the first pieces (cel's joins the rest).
+            call.func_name = functions::SPLIT.to_string();
+        } else if name == "trim" && call.target.is_none() && call.args.len() == 1 {
+            // cel's strings extension has only `s.trim()`; `trim(s)` stays valid as before.
+            call.target = call.args.pop().map(Box::new);
         } else if !operator
             && !STD_FUNCTIONS.contains(&name)
             && !TYPE_NAMES.contains(&name)
-            && !functions::NAMES.contains(&name)
+            && !functions::is_known(name)
         {
             problems.push(format!("unknown function `{name}`"));
-        } else if names.phase == Phase::Request && name.contains("ResHeader") {
+        } else if names.phase == Phase::Request
+            && (name.contains("ResHeader") || name.contains("ResCookie"))
+        {
             problems.push(format!("`{name}` is only available in on_http_response"));
         }
         if let Some(t) = call.target.as_deref_mut() {

@@ -5,7 +5,8 @@
 //!
 //! Reading order: `names` (what an expression may name) → `expr` (compile, check, rewrite,
 //! evaluate) → `template` (`${}` text) → `vars` (the variables of one request) →
-//! `functions` (ngrok's functions) → `fast` (the native path for common shapes).
+//! `functions/` (ngrok's macros, one table, one file per group) → `fast` (the native path for
+//! common shapes). `values` holds the value helpers they share.
 
 pub(crate) mod expr;
 pub(crate) mod fast;

@@ -2,8 +2,9 @@
 
 use crate::cel::expr::Expr;
 use crate::cel::names::Names;
+use crate::cel::values::stringify;
 use crate::cel::vars::Scope;
-use cel::{ExecutionError, Value};
+use cel::ExecutionError;
 
 /// A string with `${expr}` parts, split once at compile time.
 #[derive(Debug)]
@@ -123,57 +124,4 @@ fn closing_brace(body: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// A CEL value as text: strings as they are, lists and maps JSON-like.
-pub(crate) fn stringify(v: &Value, out: &mut String) {
-    use std::fmt::Write;
-    match v {
-        Value::String(s) => out.push_str(s),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Value::Float(f) => {
-            let _ = write!(out, "{f}");
-        }
-        Value::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
-        Value::Null => {}
-        Value::Timestamp(t) => out.push_str(&t.to_rfc3339()),
-        Value::Duration(d) => {
-            let _ = write!(out, "{}s", d.num_seconds());
-        }
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                stringify(item, out);
-            }
-            out.push(']');
-        }
-        Value::Map(m) => {
-            out.push('{');
-            let mut entries: Vec<_> = m.map.iter().collect();
-            entries.sort_by_key(|(k, _)| format!("{k:?}"));
-            for (i, (k, val)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                stringify(&Value::from(k), out);
-                out.push(':');
-                stringify(val, out);
-            }
-            out.push('}');
-        }
-        other => {
-            let _ = write!(out, "{other:?}");
-        }
-    }
 }

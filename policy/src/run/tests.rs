@@ -39,7 +39,7 @@ on_http_request:
       - "inCidrRange(conn.client_ip, '10.0.0.0/8') && conn.client_ip.isPrivateIp()"
       - "inCidrRanges(conn.client_ip, ['bogus', '10.1.0.0/16'])"
       - "hasQueryParam('debug') && getQueryParam('debug') == ['1']"
-      - "base64.decode(base64.encode('hi')) == 'hi' && basic_auth.encode('a', 'b') == 'Basic YTpi'"
+      - "string(base64.decode(base64.encode('hi'))) == 'hi' && base64.decode('aGk=') == b'hi' && basic_auth.encode('a', 'b') == 'Basic YTpi'"
       - "'  x '.trim().upper() == 'X'"
       - "req.cookies['sid'][0].value == 's1' && hasReqCookie('sid')"
       - "req.url.query_params['debug'] == ['1'] && !has(req.url.query_params.nodebug)"
