@@ -412,7 +412,7 @@ async fn a_cloud_endpoint_that_can_never_answer_stops_the_edge_at_start() -> any
         "{err}"
     );
     assert!(
-        err.contains("forward-internal, custom-response, redirect or deny"),
+        err.contains("forward-internal, custom-response, redirect, deny or close-connection"),
         "{err}"
     );
     Ok(())

@@ -239,3 +239,55 @@ async fn operator_policy_runs_first_and_answers_without_an_agent() -> anyhow::Re
     assert_endpoint_not_found(&r);
     agent.stop().await
 }
+
+/// Sends one raw HTTP/1.1 GET for `path` to the edge and reads until the connection ends (at
+/// most 10 s): everything the client received.
+async fn raw_get(edge: &TestEdge, host: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(edge.http_addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await?;
+    let mut received = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut received),
+    )
+    .await
+    .context("the edge kept the connection open")??;
+    Ok(received)
+}
+
+#[tokio::test]
+async fn close_connection_drops_the_client_without_a_response() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("close.yml");
+    std::fs::write(
+        &file,
+        "on_http_request:\n  - expressions: [\"req.url.path.startsWith('/wp-admin')\"]\n    actions:\n      - type: close-connection\n",
+    )?;
+    let (edge, agent, _app) = edge_and_agent("closer", &Shorthand::default(), Some(&file)).await?;
+    let host = format!("closer.localhost:{}", edge.http_addr.port());
+    let closed = raw_get(&edge, &host, "/wp-admin/setup.php").await?;
+    assert!(
+        closed.is_empty(),
+        "expected no response, got {:?}",
+        String::from_utf8_lossy(&closed)
+    );
+    let answered = raw_get(&edge, &host, "/").await?;
+    assert!(
+        answered.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answered)
+    );
+    // Over HTTP/2 (h2c) the request's stream ends without a response.
+    let h2 = sluice_e2e::client::client_builder()
+        .http2_prior_knowledge()
+        .build()?;
+    let url = format!("http://{host}");
+    let refused = h2.get(format!("{url}/wp-admin/")).send().await;
+    assert!(refused.is_err(), "expected no response, got {refused:?}");
+    assert_eq!(h2.get(&url).send().await?.status(), 200);
+    agent.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}

@@ -27,6 +27,15 @@ pub fn edge_error(code: ErrorCode, context: impl Into<String>) -> Box<Error> {
     e
 }
 
+/// The error that ends a request by closing the client's connection with no response
+/// (close-connection): a downstream error, for which [`code_for`] gives no code.
+pub fn connection_closed_by_policy() -> Box<Error> {
+    let mut e = Error::explain(ErrorType::ConnectionClosed, "closed by the traffic policy");
+    e.esource = ErrorSource::Downstream;
+    e.set_retry(false);
+    e
+}
+
 /// The code to report for a proxying failure, or `None` when the client side failed and no
 /// response can or should be sent.
 pub fn code_for(e: &Error) -> Option<ErrorCode> {
@@ -67,6 +76,11 @@ pub fn code_for(e: &Error) -> Option<ErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_close_has_no_code() {
+        assert_eq!(code_for(&connection_closed_by_policy()), None);
+    }
 
     #[test]
     fn custom_errors_round_trip() {

@@ -32,7 +32,7 @@
 //! let (mut req, ()) = http::Request::get("/admin/users").body(())?.into_parts();
 //! match engine.on_http_request(&mut st, &mut req) {
 //!     RequestVerdict::Respond(res) => assert_eq!(res.status(), 403),
-//!     RequestVerdict::Continue | RequestVerdict::Forward(_) => unreachable!("denied"),
+//!     _ => unreachable!("denied"),
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -83,6 +83,9 @@ pub struct Outcome {
     pub res: Response<Bytes>,
     /// Whether the upstream was called.
     pub forwarded: bool,
+    /// Whether close-connection ended the request (`res` is then an empty 444, nginx's
+    /// code for a connection closed without a response).
+    pub closed: bool,
 }
 
 pub fn run(engine: &Engine, req: http::request::Parts, ip: &str) -> Outcome {
@@ -103,6 +106,14 @@ fn run_state(engine: &Engine, mut req: http::request::Parts, mut st: RequestStat
             req,
             res,
             forwarded: false,
+            closed: false,
+        },
+        RequestVerdict::Close => Outcome {
+            st,
+            req,
+            res: Response::builder().status(444).body(Bytes::new()).unwrap(),
+            forwarded: false,
+            closed: true,
         },
         RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             let upstream = Response::builder()
@@ -127,6 +138,7 @@ fn run_state(engine: &Engine, mut req: http::request::Parts, mut st: RequestStat
                 req,
                 res,
                 forwarded: true,
+                closed: false,
             }
         }
     }

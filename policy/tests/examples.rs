@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 22;
+const EXPECTED_EXAMPLES: usize = 23;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -75,6 +75,14 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
     };
     let (res, forwarded) = match verdict {
         RequestVerdict::Respond(r) => (r, false),
+        // No response at all: an empty 444 stands for the closed connection.
+        RequestVerdict::Close => (
+            Response::builder()
+                .status(444)
+                .body(Bytes::new())
+                .expect("response"),
+            false,
+        ),
         RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             let upstream = Response::builder()
                 .header("server", "gunicorn")
@@ -188,6 +196,20 @@ fn every_example_compiles_and_has_its_effect() {
                     )
                     .forwarded
                 );
+            }
+            "drop-scanners.yml" => {
+                for path in [
+                    "/wp-admin/",
+                    "/.env",
+                    "/.git/config",
+                    "/phpmyadmin/index.php",
+                ] {
+                    let s = https(&format!("GET {path}"), &[], "1.1.1.1");
+                    assert_eq!(s.res.status(), 444, "{path} must be dropped");
+                    assert_eq!(s.logs[0]["dropped"], path);
+                }
+                assert!(https("GET /environment", &[], "1.1.1.1").forwarded);
+                assert!(https("GET /", &[], "1.1.1.1").forwarded);
             }
             "front-door-internal.yml" => {
                 // Offline evaluation checks no endpoint: each path forwards to its target.

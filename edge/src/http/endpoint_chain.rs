@@ -9,6 +9,7 @@ use super::ctx::RequestCtx;
 use super::request_policy::{self, Step};
 use super::respond::send;
 use super::state::ProxyState;
+use crate::coded_error::connection_closed_by_policy;
 use crate::tunnel::routes::{EndpointKey, Route, RouteSet};
 use bytes::Bytes;
 use pingora::proxy::Session;
@@ -19,7 +20,9 @@ use tracing::info;
 
 /// Takes the request through a member of `set` (the public endpoint's members) and whatever
 /// it forwards to. Returns `true` when the request was answered, `false` when `ctx.route`
-/// holds the agent member to proxy it to (and `ctx.route_set` its endpoint's members).
+/// holds the agent member to proxy it to (and `ctx.route_set` its endpoint's members); a
+/// policy's close-connection is an error without a code, so pingora closes the connection
+/// and writes nothing.
 pub async fn enter(
     state: &ProxyState,
     session: &mut Session,
@@ -45,6 +48,7 @@ pub async fn enter(
             None => Step::Proxy,
         };
         match step {
+            Step::Close => return Err(connection_closed_by_policy()),
             Step::Answer(resp) => return answer_from(session, ctx, callers, resp).await,
             Step::Proxy if ctx.route.is_some() => return Ok(false),
             Step::Proxy => return answer(session, ctx, no_response(&member)).await,

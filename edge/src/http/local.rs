@@ -6,7 +6,7 @@ use super::ctx::RequestCtx;
 use super::request_policy::{self, Step};
 use super::respond::{respond, send};
 use super::state::ProxyState;
-use crate::coded_error::edge_error;
+use crate::coded_error::{connection_closed_by_policy, edge_error};
 use crate::hostname::Hostname;
 use crate::login::AuthHostRequest;
 use bytes::Bytes;
@@ -113,6 +113,7 @@ pub async fn without_agent(
                 send(session, resp).await?;
                 return Ok(true);
             }
+            Step::Close => return Err(connection_closed_by_policy()),
             // The operator's policies belong to no authtoken: forward-internal finds nothing
             // from them, so a forward never comes back here.
             Step::Proxy | Step::Forward(_) => {}

@@ -22,6 +22,8 @@ pub enum Step {
     Answer(http::Response<Bytes>),
     /// Hand the request to this internal endpoint.
     Forward(InternalUrl),
+    /// Close the client's connection without a response (close-connection).
+    Close,
 }
 
 /// Runs `engine`'s on_http_request on the client's request and keeps the run in `ctx` (after
@@ -57,6 +59,7 @@ pub async fn run(
         RequestVerdict::Continue => Step::Proxy,
         RequestVerdict::Respond(resp) => Step::Answer(resp),
         RequestVerdict::Forward(url) => Step::Forward(url),
+        RequestVerdict::Close => Step::Close,
     })
 }
 

@@ -41,6 +41,7 @@ pub fn decision(d: Decision) -> &'static str {
         Decision::Preflight => "preflight",
         Decision::Respond => "responded",
         Decision::Forward => "forwarded",
+        Decision::Close => "closed",
         Decision::Modify => "modified",
         Decision::Skip => "skipped",
         Decision::Error => "error",

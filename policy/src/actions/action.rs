@@ -28,9 +28,9 @@ pub(crate) trait Action: fmt::Debug + Send + Sync {
         false
     }
 
-    /// Whether the action can end on_http_request with an answer of its own or a forward
-    /// (custom-response, deny, redirect, forward-internal): a cloud endpoint, which has no
-    /// upstream, needs at least one.
+    /// Whether the action can end on_http_request with an answer of its own, a forward or a
+    /// closed connection (custom-response, deny, redirect, forward-internal,
+    /// close-connection): a cloud endpoint, which has no upstream, needs at least one.
     fn can_answer(&self) -> bool {
         false
     }
@@ -57,6 +57,9 @@ pub(crate) enum Flow {
     /// End on_http_request by handing the request to this internal endpoint
     /// (forward-internal).
     Forward(InternalUrl),
+    /// End the request by closing the client's connection, with no response
+    /// (close-connection).
+    Close,
 }
 
 impl Flow {

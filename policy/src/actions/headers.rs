@@ -10,8 +10,10 @@ use cel::Value;
 use http::header::{HeaderName, HeaderValue, HOST};
 use std::collections::HashMap;
 
-/// Headers ngrok refuses to let policies add.
-const REFUSED: &[&str] = &["user-agent", "ngrok-skip-browser-warning"];
+/// Headers ngrok refuses to let policies add. (`ngrok-skip-browser-warning`, which ngrok also
+/// refuses, is a plain header here: Sluice shows no browser warning for it to skip, and policies
+/// written for ngrok that set it should load.)
+const REFUSED: &[&str] = &["user-agent"];
 
 /// `add-headers`: append header values (`host` replaces instead).
 #[derive(Debug)]

@@ -22,6 +22,7 @@
 
 pub(crate) mod action;
 mod basic_auth;
+mod close_connection;
 mod compress_response;
 pub(crate) mod config;
 mod forward_internal;
@@ -44,6 +45,7 @@ use crate::load::node::{Kind, Node};
 use crate::phase::Phase;
 use action::Action;
 use basic_auth::BasicAuth;
+use close_connection::CloseConnection;
 use compress_response::CompressResponse;
 use config::Cfg;
 use forward_internal::ForwardInternal;
@@ -104,6 +106,9 @@ const TYPES: &[Type] = &[
         boxed(CustomResponse::compile(cx, c))
     }),
     Type::new("deny", REQ, "deny", |cx, c| boxed(Deny::compile(cx, c))),
+    Type::new("close-connection", REQ, "close_connection", |cx, c| {
+        boxed(CloseConnection::compile(cx, c))
+    }),
     Type::new("forward-internal", REQ, "forward_internal", |cx, c| {
         boxed(ForwardInternal::compile(cx, c))
     }),
@@ -148,7 +153,6 @@ const TYPES: &[Type] = &[
 
 /// ngrok action types Sluice does not implement yet.
 const NOT_YET: &[&str] = &[
-    "close-connection",
     "http-request",
     "circuit-breaker",
     "terminate-tls",

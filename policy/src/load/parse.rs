@@ -135,7 +135,7 @@ impl Policy {
             pos: self.request_pos,
             path: Phase::Request.key().to_string(),
             message: "a cloud endpoint has no agent behind it, so its policy must answer: add a \
-                      forward-internal, custom-response, redirect or deny action"
+                      forward-internal, custom-response, redirect, deny or close-connection action"
                 .to_string(),
         })
     }

@@ -93,6 +93,8 @@ pub struct DryRunReport {
     /// The internal endpoint forward-internal handed the request to (unchecked: the dry run
     /// knows no endpoints, and the target's own policy is not run).
     pub forwarded_to: Option<String>,
+    /// Whether close-connection ended the request (no response at all).
+    pub closed: bool,
 }
 
 /// Runs both phases of `engine` on `req` with a pretend upstream answering `upstream_status`.
@@ -158,12 +160,14 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
         logs: Vec::new(),
         errors: Vec::new(),
         forwarded_to: None,
+        closed: false,
     };
     let verdict = engine.on_http_request(&mut st, &mut parts);
     if let RequestVerdict::Forward(url) = &verdict {
         report.forwarded_to = Some(url.to_string());
     }
     match verdict {
+        RequestVerdict::Close => report.closed = true,
         RequestVerdict::Respond(r) => report.response = Some(summarize(r)),
         RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             report.upstream_request = Some((
@@ -230,6 +234,9 @@ impl fmt::Display for DryRunReport {
                     body.trim_end().replace('\n', "\n          ")
                 )?;
             }
+        }
+        if self.closed {
+            writeln!(f, "result: the policy closes the connection (no response)")?;
         }
         if let Some(url) = &self.forwarded_to {
             writeln!(

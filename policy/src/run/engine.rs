@@ -31,6 +31,9 @@ pub enum RequestVerdict {
     /// own policy runs next, and its response comes back through this engine's
     /// on_http_response.
     Forward(InternalUrl),
+    /// Close the client's connection without a response (close-connection); no response
+    /// phase runs.
+    Close,
 }
 
 /// How a phase ended early.
@@ -39,6 +42,8 @@ enum End {
     Respond(Response<Bytes>),
     /// With a forward to an internal endpoint.
     Forward(InternalUrl),
+    /// With the connection closed.
+    Close,
 }
 
 /// What to do with a response after on_http_response.
@@ -172,6 +177,7 @@ impl Engine {
         {
             None => return RequestVerdict::Continue,
             Some(End::Forward(url)) => return RequestVerdict::Forward(url),
+            Some(End::Close) => return RequestVerdict::Close,
             Some(End::Respond(generated)) => generated,
         };
         let (mut parts, body) = generated.into_parts();
@@ -201,8 +207,8 @@ impl Engine {
         // one), so nothing in it waits and this completes on the first poll.
         let offline = Services::default();
         match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), &offline)) {
-            // forward-internal compiles only into on_http_request.
-            None | Some(End::Forward(_)) => ResponseVerdict::Continue,
+            // forward-internal and close-connection compile only into on_http_request.
+            None | Some(End::Forward(_) | End::Close) => ResponseVerdict::Continue,
             Some(End::Respond(r)) => {
                 st.body_transform = None;
                 ResponseVerdict::Replace(r)
@@ -270,6 +276,7 @@ impl Engine {
                         Flow::Next => break,
                         Flow::Respond(r) => return Some(End::Respond(*r)),
                         Flow::Forward(url) => return Some(End::Forward(url)),
+                        Flow::Close => return Some(End::Close),
                         Flow::Wait(wait) => wait(services, st).await,
                     }
                 }

@@ -19,6 +19,8 @@ pub enum Decision {
     Respond,
     /// The action handed the request to an internal endpoint (forward-internal).
     Forward,
+    /// The action closed the client's connection (close-connection).
+    Close,
     /// The action changed the request or response (headers, url, vars, compression).
     Modify,
     /// Nothing to do (e.g. redirect to the same URL, no acceptable encoding).

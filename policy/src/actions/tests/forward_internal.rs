@@ -195,7 +195,7 @@ fn a_cloud_endpoint_policy_must_be_able_to_answer() {
     let e = never.check_answers().unwrap_err().to_string();
     assert!(e.starts_with("cloud.yml:3:3: on_http_request: "), "{e}");
     assert!(
-        e.contains("forward-internal, custom-response, redirect or deny"),
+        e.contains("forward-internal, custom-response, redirect, deny or close-connection"),
         "{e}"
     );
     let empty = Policy::parse("", "empty.yml").unwrap();

@@ -88,3 +88,10 @@ fn config_errors() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn ngrok_skip_browser_warning_is_a_plain_header() {
+    let e = engine("on_http_request: [{actions: [{type: add-headers, config: {headers: {ngrok-skip-browser-warning: 'true'}}}]}]");
+    let o = run(&e, req("GET /", &[]), "1.1.1.1");
+    assert_eq!(o.req.headers["ngrok-skip-browser-warning"], "true");
+}

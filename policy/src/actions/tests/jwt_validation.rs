@@ -90,6 +90,7 @@ fn status(v: &RequestVerdict) -> u16 {
     match v {
         RequestVerdict::Continue | RequestVerdict::Forward(_) => 200,
         RequestVerdict::Respond(r) => r.status().as_u16(),
+        RequestVerdict::Close => 0,
     }
 }
 

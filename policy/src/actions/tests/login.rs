@@ -95,7 +95,9 @@ fn signed_in_requests_carry_the_identity_and_others_get_the_edge_answer() {
     let mut r = req("GET /x", &[]);
     match crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r)) {
         RequestVerdict::Respond(res) => assert_eq!(res.status(), 302),
-        RequestVerdict::Continue | RequestVerdict::Forward(_) => panic!("not signed in"),
+        RequestVerdict::Continue | RequestVerdict::Forward(_) | RequestVerdict::Close => {
+            panic!("not signed in")
+        }
     }
     assert_eq!(st.login(), Some((Decision::Challenge, Some("app"))));
 }
@@ -121,6 +123,7 @@ fn allow_list_flags_let_listed_identities_in_and_deny_others() {
         match v {
             RequestVerdict::Respond(res) => res.status().as_u16(),
             RequestVerdict::Continue | RequestVerdict::Forward(_) => 200,
+            RequestVerdict::Close => 0,
         }
     };
     assert_eq!(verdict(&["Bob@Example.com"], &["example.net"]), 403);

@@ -51,3 +51,27 @@ fn status_code_is_checked() {
         ["test.yml:5:24: on_http_request[0].actions[0].config.status_code: expected an integer 100..=599, got 42"]
     );
 }
+
+#[test]
+fn close_connection_ends_the_request_without_a_response() {
+    let e = engine(
+        "on_http_request:\n  - expressions: [\"req.url.path == '/scan'\"]\n    actions: [{type: close-connection}, {type: deny}]\n",
+    );
+    let o = run(&e, req("GET /scan", &[]), "1.1.1.1");
+    assert!(o.closed && !o.forwarded);
+    let last = o.st.outcomes().last().expect("an outcome");
+    assert_eq!(
+        (last.action, last.decision),
+        ("close-connection", Decision::Close)
+    );
+    assert!(run(&e, req("GET /", &[]), "1.1.1.1").forwarded);
+    // It takes no config, and a cloud endpoint may end with it.
+    let errs = errors("on_http_request: [{actions: [{type: close-connection, config: {x: 1}}]}]");
+    assert!(errs[0].contains("unknown field `x`"), "{errs:?}");
+    let p = crate::Policy::parse(
+        "on_http_request: [{actions: [{type: close-connection, config: null}]}]",
+        "c.yml",
+    )
+    .unwrap();
+    assert!(p.check_answers().is_ok());
+}
