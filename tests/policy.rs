@@ -291,3 +291,43 @@ async fn close_connection_drops_the_client_without_a_response() -> anyhow::Resul
     edge.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn circuit_breaker_trips_on_upstream_errors_and_recovers() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("breaker.yml");
+    std::fs::write(
+        &file,
+        "on_http_request:\n  - actions:\n      - type: circuit-breaker\n        config: {error_threshold: 0.5, volume_threshold: 4, tripped_duration: 1s}\n",
+    )?;
+    let (edge, agent, _app) = edge_and_agent("breaker", &Shorthand::default(), Some(&file)).await?;
+    let http = client();
+    let status = |path: &'static str| {
+        let http = http.clone();
+        let url = format!("{}{path}", agent.url());
+        async move { anyhow::Ok(http.get(url).send().await?.status().as_u16()) }
+    };
+    for _ in 0..4 {
+        assert_eq!(status("/status/500").await?, 500);
+    }
+    // Counted when each request completes: the breaker trips right after the fourth error.
+    let tripped = sluice_e2e::eventually(
+        std::time::Duration::from_secs(5),
+        "the breaker to trip",
+        || async {
+            let r = http.get(agent.url()).send().await.ok()?;
+            (r.status() == 503).then(|| error_code(r.headers()))
+        },
+    )
+    .await?;
+    assert_eq!(tripped.as_deref(), Some("ERR_SLUICE_3202"));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        status("/").await?,
+        200,
+        "closed again after tripped_duration"
+    );
+    agent.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}

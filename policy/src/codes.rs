@@ -18,6 +18,8 @@ pub const DENIED: u32 = 3220;
 pub const BASIC_AUTH_REQUIRED: u32 = 3221;
 /// `rate-limit` found the bucket full (no ngrok number; ours), status 429.
 pub const RATE_LIMITED: u32 = 3222;
+/// `circuit-breaker` is tripped: too many recent server errors (ngrok's 3202), status 503.
+pub const CIRCUIT_BREAKER_TRIPPED: u32 = 3202;
 /// `verify-webhook` found no valid signature (ngrok's 3204), status 403.
 pub const WEBHOOK_VERIFICATION_FAILED: u32 = 3204;
 /// The request body is larger than the edge buffers for actions that read it (ours), status 413.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 23;
+const EXPECTED_EXAMPLES: usize = 24;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -103,6 +103,7 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
             (res, true)
         }
     };
+    st.finish(res.status().as_u16());
     Seen {
         forwarded,
         forwarded_to,
@@ -196,6 +197,13 @@ fn every_example_compiles_and_has_its_effect() {
                     )
                     .forwarded
                 );
+            }
+            "circuit-breaker.yml" => {
+                // The example's upstream always answers 200: the breaker stays closed.
+                for _ in 0..30 {
+                    assert!(https("GET /orders", &[], "1.1.1.1").forwarded);
+                }
+                assert!(https("GET /healthz", &[], "1.1.1.1").forwarded);
             }
             "drop-scanners.yml" => {
                 for path in [

@@ -229,6 +229,11 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) {
         self.state.metrics.requests_in_flight.dec();
+        // The status the client got, error pages included, feeds the circuit breakers.
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        for run in &mut ctx.policies {
+            run.finish(status);
+        }
         let label = self.state.operators.endpoint_label(&ctx.host);
         let done = ctx.record(session, e, label);
         if self.state.record_metrics {

@@ -131,6 +131,12 @@ impl PolicyRun {
         }
     }
 
+    /// Reports the status the client got to the actions that wait for it (circuit-breaker);
+    /// 0 when no response was written.
+    pub fn finish(&mut self, status: u16) {
+        self.state.finish(status);
+    }
+
     /// The per-request state (logs, outcomes) for the access event.
     pub fn state(&self) -> &RequestState {
         &self.state

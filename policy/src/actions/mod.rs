@@ -22,6 +22,7 @@
 
 pub(crate) mod action;
 mod basic_auth;
+mod circuit_breaker;
 mod close_connection;
 mod compress_response;
 pub(crate) mod config;
@@ -45,6 +46,7 @@ use crate::load::node::{Kind, Node};
 use crate::phase::Phase;
 use action::Action;
 use basic_auth::BasicAuth;
+use circuit_breaker::CircuitBreaker;
 use close_connection::CloseConnection;
 use compress_response::CompressResponse;
 use config::Cfg;
@@ -127,6 +129,9 @@ const TYPES: &[Type] = &[
     Type::new("rate-limit", REQ, "rate_limit", |cx, c| {
         boxed(RateLimit::compile(cx, c))
     }),
+    Type::new("circuit-breaker", REQ, "circuit_breaker", |cx, c| {
+        boxed(CircuitBreaker::compile(cx, c))
+    }),
     Type::new("set-vars", BOTH, "set_vars", |cx, c| {
         boxed(SetVars::compile(cx, c))
     }),
@@ -154,7 +159,6 @@ const TYPES: &[Type] = &[
 /// ngrok action types Sluice does not implement yet.
 const NOT_YET: &[&str] = &[
     "http-request",
-    "circuit-breaker",
     "terminate-tls",
     "owasp-crs-request",
     "owasp-crs-response",

@@ -1,6 +1,7 @@
 //! Each action run through the engine on whole policies, one file per action.
 
 mod basic_auth;
+mod circuit_breaker;
 mod compress_response;
 mod forward_internal;
 mod headers;
