@@ -10,7 +10,6 @@ use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
 use http::StatusCode;
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
 
 const ACTION: &str = "circuit-breaker";
 /// ngrok's fixed number of buckets per window.
@@ -194,11 +193,7 @@ impl RequestState {
 
 impl Action for CircuitBreaker {
     fn run(&self, ex: &mut Exec) -> Flow {
-        let now_ms = ex
-            .st
-            .now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = ex.st.now_ms();
         let tripped = self
             .shared
             .breaker

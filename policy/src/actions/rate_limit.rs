@@ -12,7 +12,6 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
 
 /// Buckets kept at most, over all shards; idle ones are swept first, then the stalest evicted.
 const MAX_BUCKETS: usize = 100_000;
@@ -114,11 +113,7 @@ impl Action for RateLimit {
             key.push('\u{1f}');
             parts.push(Value::from(text));
         }
-        let now_ms = ex
-            .st
-            .now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = ex.st.now_ms();
         let verdict = self
             .limiter
             .hit(&key, now_ms, self.window_ms, self.capacity);

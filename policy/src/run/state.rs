@@ -62,6 +62,14 @@ impl RequestState {
         }
     }
 
+    /// When the request arrived, in milliseconds since the Unix epoch (the clock windows and
+    /// breakers count with).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
     /// Turns on the trace for this request (the dry run does; the edge may per request).
     pub fn enable_trace(&mut self) {
         self.trace.get_or_insert_with(Vec::new);
