@@ -9,11 +9,41 @@ use crate::run::outcome::Decision;
 use cel::Value;
 use std::collections::BTreeMap;
 
-/// A `set-vars` value: a YAML scalar kept as is, or a template (exactly `${expr}` keeps its type).
+/// A `set-vars` value, of any YAML type: a scalar kept as is, a template (exactly `${expr}`
+/// keeps its CEL type, mixed text becomes a string), or a list or map of such values.
 #[derive(Debug)]
 enum VarValue {
     Const(Value),
     Template(Template),
+    List(Vec<VarValue>),
+    Map(Vec<(String, VarValue)>),
+}
+
+impl VarValue {
+    /// The value for this request; a template that cannot be rendered fails the action.
+    fn eval(&self, ex: &mut Exec) -> Result<Value, Flow> {
+        Ok(match self {
+            Self::Const(v) => v.clone(),
+            Self::Template(t) => match t.sole_expr().map(|e| e.eval(&ex.scope())) {
+                Some(Ok(v)) => v,
+                _ => Value::from(ex.render("set-vars", t)?),
+            },
+            Self::List(items) => {
+                let values = items
+                    .iter()
+                    .map(|v| v.eval(ex))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Value::List(values.into())
+            }
+            Self::Map(entries) => {
+                let mut map = std::collections::HashMap::with_capacity(entries.len());
+                for (k, v) in entries {
+                    map.insert(cel::objects::Key::from(k.as_str()), v.eval(ex)?);
+                }
+                Value::Map(cel::objects::Map { map: map.into() })
+            }
+        })
+    }
 }
 
 /// `set-vars`: writes `vars.<name>` for the rest of the phase.
@@ -58,20 +88,10 @@ impl SetVars {
 impl Action for SetVars {
     fn run(&self, ex: &mut Exec) -> Flow {
         for (name, value) in &self.vars {
-            let v = match value {
-                VarValue::Const(v) => v.clone(),
-                VarValue::Template(t) => {
-                    let typed = t.sole_expr().map(|e| e.eval(&ex.scope()));
-                    match typed {
-                        Some(Ok(v)) => v,
-                        _ => match ex.render("set-vars", t) {
-                            Ok(s) => Value::from(s),
-                            Err(flow) => return flow,
-                        },
-                    }
-                }
+            match value.eval(ex) {
+                Ok(v) => ex.st.vars.insert(name.clone(), v),
+                Err(flow) => return flow,
             };
-            ex.st.vars.insert(name.clone(), v);
         }
         ex.record("set-vars", Decision::Modify, true);
         Flow::Next
@@ -85,9 +105,26 @@ fn var_value(cx: &mut Cx, v: &Node, path: &str, c: &Cfg) -> Option<VarValue> {
         Kind::Float(f) => VarValue::Const(Value::Float(*f)),
         Kind::Bool(b) => VarValue::Const(Value::Bool(*b)),
         Kind::Null => VarValue::Const(Value::Null),
-        _ => {
-            cx.expected(path, v, "a scalar");
-            return None;
+        Kind::Seq(items) => {
+            let values: Vec<_> = (items.iter().enumerate())
+                .map(|(i, item)| var_value(cx, item, &format!("{path}[{i}]"), c))
+                .collect();
+            VarValue::List(values.into_iter().collect::<Option<_>>()?)
+        }
+        Kind::Map(entries) => {
+            let mut values = Vec::with_capacity(entries.len());
+            for (k, item) in entries {
+                let Some(key) = k.as_str() else {
+                    cx.expected(path, k, "a string key");
+                    return None;
+                };
+                values.push((
+                    key.to_string(),
+                    var_value(cx, item, &format!("{path}.{key}"), c),
+                ));
+            }
+            let values = values.into_iter().map(|(k, v)| Some((k, v?)));
+            VarValue::Map(values.collect::<Option<_>>()?)
         }
     })
 }

@@ -33,3 +33,45 @@ on_http_response:
     assert_eq!(logs[0]["twice"], "20");
     assert_eq!(logs[1]["second"], "yes");
 }
+
+#[test]
+fn set_vars_takes_lists_and_maps_whose_templates_keep_their_types() {
+    let e = engine(
+        r#"
+on_http_request:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - allowed: ["/a", "${req.url.path}-x", 3]
+            - limits: {gold: 100, path: "${req.url.path}", get: "${req.method == 'GET'}"}
+            - nested: {tiers: [{name: gold}]}
+  - expressions:
+      - "'/a' in vars.allowed && size(vars.allowed) == 3 && vars.allowed[1] == '/a-x'"
+      - "vars.limits.gold == 100 && vars.limits.get && vars.limits['path'] == '/a'"
+      - "vars.nested.tiers[0].name == 'gold'"
+    actions: [{type: log, config: {metadata: {matched: "${vars.allowed[2] + 1}"}}}]
+"#,
+    );
+    let o = run(&e, req("GET /a", &[]), "1.1.1.1");
+    let logs = o.st.logs();
+    assert_eq!(logs.len(), 1, "{logs:?} {:?}", o.st.errors());
+    assert_eq!(logs[0]["matched"], "4");
+}
+
+#[test]
+fn set_vars_reports_each_bad_template_inside_lists_and_maps() {
+    let errors = errors(
+        r#"
+on_http_request:
+  - actions:
+      - type: set-vars
+        config:
+          vars:
+            - a: ["${nope.x}", {b: "${req.nope}"}]
+"#,
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("vars[0].a[0]"), "{errors:?}");
+    assert!(errors[1].contains("vars[0].a[1].b"), "{errors:?}");
+}
