@@ -3,6 +3,7 @@
 use crate::cel::fast::{sole_var, Fast, StrVar};
 use crate::cel::functions;
 use crate::cel::names::{Names, MAPS};
+use crate::cel::types::{self, Ty};
 use crate::cel::vars::Scope;
 use crate::phase::Phase;
 use cel::common::ast::{CallExpr, Expr as Ast, LiteralValue, SelectExpr};
@@ -53,6 +54,8 @@ pub(crate) struct Expr {
     fast: Option<Fast>,
     /// The string variable the expression is, when it is just one.
     var: Option<StrVar>,
+    /// Its type, as far as the load knows it.
+    ty: Ty,
 }
 
 /// Why a boolean expression gave no boolean.
@@ -81,18 +84,31 @@ impl Expr {
         let mut problems = Vec::new();
         let mut bound = Vec::new();
         walk(&mut ast, &mut bound, names, &mut problems);
+        let ty = types::check(&ast, &mut problems);
         if problems.is_empty() {
             Ok(Self {
                 source: source.to_string(),
                 fast: Fast::compile(&ast),
                 var: sole_var(&ast),
                 ast,
+                ty,
             })
         } else {
             Err(problems
                 .into_iter()
                 .map(|p| format!("in CEL expression `{source}`: {p}"))
                 .collect())
+        }
+    }
+
+    /// Compiles a rule's condition, which must be able to give a bool.
+    pub fn compile_condition(source: &str, names: Names) -> Result<Self, Vec<String>> {
+        let e = Self::compile(source, names)?;
+        match e.ty {
+            Ty::Bool | Ty::Dyn => Ok(e),
+            ref other => Err(vec![format!(
+                "in CEL expression `{source}`: a rule's expression must be a bool, this one is {other}"
+            )]),
         }
     }
 

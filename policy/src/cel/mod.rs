@@ -4,7 +4,7 @@
 //! against one request's lazily built variables.
 //!
 //! Reading order: `names` (what an expression may name) → `expr` (compile, check, rewrite,
-//! evaluate) → `template` (`${}` text) → `vars` (the variables of one request) →
+//! evaluate) → `types` (the static types the load refuses mismatches of) → `template` (`${}` text) → `vars` (the variables of one request) →
 //! `functions/` (ngrok's macros, one table, one file per group) → `fast` (the native path for
 //! common shapes). `values` holds the value helpers they share.
 
@@ -13,6 +13,7 @@ pub(crate) mod fast;
 pub(crate) mod functions;
 pub(crate) mod names;
 pub(crate) mod template;
+pub(crate) mod types;
 pub(crate) mod url;
 pub(crate) mod values;
 pub(crate) mod vars;

@@ -159,7 +159,7 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
                 phase,
                 results: result_keys(),
             };
-            match Expr::compile(&src, names) {
+            match Expr::compile_condition(&src, names) {
                 Ok(e) => expressions.push(e),
                 Err(problems) => problems.into_iter().for_each(|m| cx.err(&ep, pos, m)),
             }

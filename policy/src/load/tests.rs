@@ -88,3 +88,22 @@ fn comprehension_variables_and_macros_are_allowed() {
     )
     .unwrap();
 }
+
+#[test]
+fn type_errors_are_refused_with_their_place() {
+    let errs = errors(
+        r#"on_http_response:
+  - expressions: ["res.status_code == '404'", "req.url.path", "vars.x == 1"]
+    actions: [{type: custom-response, config: {body: "${res.status_code + 'x'}"}}]
+"#,
+    );
+    let expected = [
+        "test.yml:2:19: on_http_response[0].expressions[0]: in CEL expression `res.status_code == '404'`: `==` compares int with string",
+        "test.yml:2:47: on_http_response[0].expressions[1]: in CEL expression `req.url.path`: a rule's expression must be a bool, this one is string",
+        "test.yml:3:54: on_http_response[0].actions[0].config.body: in CEL expression `res.status_code + 'x'`: `+` cannot combine int with string",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    for (e, x) in errs.iter().zip(expected) {
+        assert!(e.starts_with(x), "\n got: {e}\nwant: {x}");
+    }
+}
