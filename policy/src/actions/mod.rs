@@ -160,12 +160,23 @@ const TYPES: &[Type] = &[
 const NOT_YET: &[&str] = &[
     "http-request",
     "terminate-tls",
-    "owasp-crs-request",
-    "owasp-crs-response",
     "request-body-find-replace",
     "response-body-find-replace",
     "sse-find-replace",
 ];
+
+/// ngrok action types Sluice refuses for a reason of its own, which the compile error gives.
+const UNAVAILABLE: &[(&str, &str)] = &[
+    ("owasp-crs-request", NO_CRS_ENGINE),
+    ("owasp-crs-response", NO_CRS_ENGINE),
+];
+
+/// Why the OWASP CRS actions are refused; docs/policy.md ("OWASP CRS actions") has the
+/// engines checked, their versions and what each did with Debian's CRS.
+const NO_CRS_ENGINE: &str = "no maintained engine runs the OWASP Core Rule Set safely in \
+    Sluice: the libmodsecurity binding that builds against Debian 12 frees the library's memory \
+    with the wrong allocator (the edge crashes), and the pure-Rust zentinel-modsec lets attacks \
+    through with Debian's CRS 3.3.4; see \"OWASP CRS actions\" in docs/policy.md";
 
 fn boxed<A: Action + 'static>(action: Option<A>) -> Option<Box<dyn Action>> {
     action.map(|a| Box::new(a) as Box<dyn Action>)
@@ -204,7 +215,9 @@ pub(crate) fn compile(
         }
     };
     let Some(found) = TYPES.iter().find(|t| t.name == ty) else {
-        let msg = if NOT_YET.contains(&ty.as_str()) {
+        let msg = if let Some((_, why)) = UNAVAILABLE.iter().find(|(name, _)| *name == ty) {
+            format!("action type `{ty}` is not available: {why}")
+        } else if NOT_YET.contains(&ty.as_str()) {
             format!("action type `{ty}` is not supported by Sluice yet")
         } else {
             let known: Vec<&str> = TYPES.iter().map(|t| t.name).collect();

@@ -7,6 +7,7 @@ mod forward_internal;
 mod headers;
 mod jwt_validation;
 mod login;
+mod owasp_crs;
 mod rate_limit;
 mod redirect;
 mod respond;
