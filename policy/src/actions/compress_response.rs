@@ -10,9 +10,7 @@ use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
 use cel::Value;
 use encoders::{negotiate, Algorithm};
-use http::header::{
-    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY,
-};
+use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
 use std::collections::HashMap;
 
 /// `compress-response`.

@@ -102,18 +102,22 @@ fn compile_entry(cx: &mut Cx, obj: &Obj, names: Names) -> Option<Replacement> {
     };
     let field = match obj.string(cx, "field") {
         None => Some(Field::Fixed("data")),
-        Some((src, path, pos)) => template(cx, &src, &path, pos, names).and_then(|t| {
-            match t.literal() {
+        Some((src, path, pos)) => {
+            template(cx, &src, &path, pos, names).and_then(|t| match t.literal() {
                 Some(lit) => match FIELDS.iter().find(|f| **f == lit) {
                     Some(f) => Some(Field::Fixed(f)),
                     None => {
-                        cx.err(&path, pos, format!("unknown field `{lit}`, expected data or retry"));
+                        cx.err(
+                            &path,
+                            pos,
+                            format!("unknown field `{lit}`, expected data or retry"),
+                        );
                         None
                     }
                 },
                 None => Some(Field::Dynamic(t)),
-            }
-        }),
+            })
+        }
     };
     (cx.errors.len() == before).then_some(Replacement {
         from: from?,
@@ -212,7 +216,9 @@ impl FindReplace {
         if let Msg::Req(req) = &mut *ex.msg {
             req.remove_header(&CONTENT_LENGTH);
         }
-        ex.st.request_replacers.push(Box::new(StreamReplacer::new(rules)));
+        ex.st
+            .request_replacers
+            .push(Box::new(StreamReplacer::new(rules)));
         ex.record(action, Decision::Modify, true);
         Flow::Next
     }
@@ -231,7 +237,8 @@ impl FindReplace {
                 .then_some("the response body is compressed")
         });
         if let Some(why) = skip {
-            ex.st.trace_event(ex.phase, ex.rule, || format!("{action}: skipped, {why}"));
+            ex.st
+                .trace_event(ex.phase, ex.rule, || format!("{action}: skipped, {why}"));
             ex.record(action, Decision::Skip, true);
             return Flow::Next;
         }
@@ -242,7 +249,9 @@ impl FindReplace {
         if let Msg::Res(_, res) = &mut *ex.msg {
             res.remove_header(&CONTENT_LENGTH);
         }
-        ex.st.response_replacers.push(Box::new(StreamReplacer::new(rules)));
+        ex.st
+            .response_replacers
+            .push(Box::new(StreamReplacer::new(rules)));
         ex.record(action, Decision::Modify, true);
         Flow::Next
     }
@@ -264,7 +273,9 @@ impl FindReplace {
                 .filter(|(f, _)| f == field)
                 .map(|(_, r)| r.clone())
                 .collect();
-            let Some(value) = (!field_rules.is_empty()).then(|| event.field(field)).flatten()
+            let Some(value) = (!field_rules.is_empty())
+                .then(|| event.field(field))
+                .flatten()
             else {
                 continue;
             };
@@ -302,7 +313,10 @@ fn results(made: &[Replaced]) -> Value {
         .iter()
         .map(|r| {
             HashMap::from([
-                ("matched_content".to_string(), Value::from(r.matched.as_str())),
+                (
+                    "matched_content".to_string(),
+                    Value::from(r.matched.as_str()),
+                ),
                 ("replacement_index".to_string(), Value::Int(r.index as i64)),
             ])
             .into()

@@ -10,9 +10,9 @@ use crate::identity::Authenticator;
 use crate::keys::KeySource;
 use crate::load::parse::{Policy, Rule};
 use crate::phase::Phase;
+use crate::run::body::{encoded, untransformable};
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
 use crate::run::services::Services;
-use crate::run::body::{encoded, untransformable};
 use crate::run::sse::{EventFramer, Piece, SseEvent};
 use crate::run::state::RequestState;
 use bytes::Bytes;
@@ -224,19 +224,30 @@ impl Engine {
 
     /// Whether some layer has on_event_stream_message rules.
     fn has_event_stream_rules(&self) -> bool {
-        self.layers.iter().any(|l| !l.rules(Phase::EventStream).is_empty())
+        self.layers
+            .iter()
+            .any(|l| !l.rules(Phase::EventStream).is_empty())
     }
 
     /// After on_http_response let a `text/event-stream` response through: with
     /// on_event_stream_message rules, its events are rewritten as they stream, so its length
     /// is no longer known. An event stream the upstream compressed passes unchanged (the
     /// events cannot be read without decoding it), and the trace says so.
-    fn start_event_stream(&self, st: &mut RequestState, req: &dyn RequestHead, res: &mut dyn ResponseHead) {
+    fn start_event_stream(
+        &self,
+        st: &mut RequestState,
+        req: &dyn RequestHead,
+        res: &mut dyn ResponseHead,
+    ) {
         let is_stream = res
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
         if !is_stream || !self.has_event_stream_rules() {
             return;
         }

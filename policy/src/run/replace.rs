@@ -46,7 +46,11 @@ pub struct Replaced {
 
 /// Replaces every match in a whole value (an event's field): rules in order, each over the
 /// previous one's result. Returns `None` when nothing matched.
-pub fn replace_all(rules: &[ReplaceRule], value: &[u8], made: &mut Vec<Replaced>) -> Option<Vec<u8>> {
+pub fn replace_all(
+    rules: &[ReplaceRule],
+    value: &[u8],
+    made: &mut Vec<Replaced>,
+) -> Option<Vec<u8>> {
     let mut current: Option<Vec<u8>> = None;
     for (index, rule) in rules.iter().enumerate() {
         let input = current.as_deref().unwrap_or(value);
@@ -116,7 +120,13 @@ impl Stage {
 
     /// Appends `input`, writes to `out` everything that can be decided now (all of it at the
     /// end), and keeps the undecided tail.
-    fn feed(&mut self, input: &[u8], end: bool, out: &mut Vec<u8>, mut made: Option<&mut Vec<Replaced>>) {
+    fn feed(
+        &mut self,
+        input: &[u8],
+        end: bool,
+        out: &mut Vec<u8>,
+        mut made: Option<&mut Vec<Replaced>>,
+    ) {
         self.pending.extend_from_slice(input);
         let len = self.pending.len();
         // Matches must start before `limit`: past it, fewer than WINDOW bytes follow.

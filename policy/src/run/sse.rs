@@ -188,7 +188,10 @@ mod tests {
                 Piece::Event(b"data: two\r\n\r\n".to_vec()),
             ]
         );
-        assert_eq!(f.push(b"ta: tail", true), [Piece::Raw(b"data: tail".to_vec())]);
+        assert_eq!(
+            f.push(b"ta: tail", true),
+            [Piece::Raw(b"data: tail".to_vec())]
+        );
     }
 
     #[test]
@@ -197,15 +200,19 @@ mod tests {
         let long = vec![b'x'; MAX_EVENT + 10];
         let pieces = f.push(&long, false);
         assert!(matches!(&pieces[..], [Piece::Raw(r)] if r.len() == MAX_EVENT + 8));
-        assert_eq!(f.push(b"\n\ndata: next\n\n", false), [
-            Piece::Raw(b"xx\n\n".to_vec()),
-            Piece::Event(b"data: next\n\n".to_vec()),
-        ]);
+        assert_eq!(
+            f.push(b"\n\ndata: next\n\n", false),
+            [
+                Piece::Raw(b"xx\n\n".to_vec()),
+                Piece::Event(b"data: next\n\n".to_vec()),
+            ]
+        );
     }
 
     #[test]
     fn data_lines_are_joined_and_rewritten_in_place() {
-        let mut e = SseEvent::new(b"event: tick\r\ndata: a\r\n: note\r\ndata:b\r\nid: 7\r\n\r\n".to_vec());
+        let mut e =
+            SseEvent::new(b"event: tick\r\ndata: a\r\n: note\r\ndata:b\r\nid: 7\r\n\r\n".to_vec());
         assert_eq!(e.field("data").unwrap(), b"a\nb");
         assert_eq!(e.field("id").unwrap(), b"7");
         assert!(e.field("retry").is_none());

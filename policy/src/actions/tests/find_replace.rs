@@ -7,7 +7,9 @@ use std::io::Read;
 
 /// Feeds `body` through the request-body transform in chunks of `size`.
 fn request_body(st: &mut RequestState, body: &[u8], size: usize) -> Vec<u8> {
-    let mut t = st.take_request_body_transform().expect("a request transform");
+    let mut t = st
+        .take_request_body_transform()
+        .expect("a request transform");
     let mut out = Vec::new();
     for c in body.chunks(size) {
         out.extend_from_slice(&t.transform(c, false));
@@ -36,11 +38,17 @@ fn compressed_request_bodies_are_skipped() {
         "on_http_request: [{actions: [{type: request-body-find-replace, config: {replacements: [{from: a}]}}]}]",
     );
     let mut st = state(&e, "1.1.1.1");
-    let mut r = req("POST /", &[("content-encoding", "gzip"), ("content-length", "3")]);
+    let mut r = req(
+        "POST /",
+        &[("content-encoding", "gzip"), ("content-length", "3")],
+    );
     e.on_http_request(&mut st, &mut r);
     assert!(st.take_request_body_transform().is_none());
     assert_eq!(r.headers.get("content-length").unwrap(), "3");
-    assert_eq!(st.last_outcome("request-body-find-replace"), Some(crate::run::outcome::Decision::Skip));
+    assert_eq!(
+        st.last_outcome("request-body-find-replace"),
+        Some(crate::run::outcome::Decision::Skip)
+    );
 }
 
 #[test]
@@ -85,17 +93,38 @@ fn config_problems_are_located() {
         "on_http_response:\n  - actions:\n      - type: response-body-find-replace\n        config:\n          replacements:\n            - from: '(unclosed'\n            - to: x\n            - {from: a, field: data}\n",
     );
     let text = errs.join("\n");
-    assert!(text.contains(":6:") && text.contains("replacements[0].from: invalid regex `(unclosed`"), "{text}");
-    assert!(text.contains("replacements[1]: missing required field `from`"), "{text}");
-    assert!(text.contains("replacements[2].field: unknown field `field`, expected one of: from, to"), "{text}");
+    assert!(
+        text.contains(":6:") && text.contains("replacements[0].from: invalid regex `(unclosed`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("replacements[1]: missing required field `from`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("replacements[2].field: unknown field `field`, expected one of: from, to"),
+        "{text}"
+    );
     let errs = errors("on_http_response: [{actions: [{type: response-body-find-replace, config: {replacements: []}}]}]");
-    assert!(errs[0].contains("at least one replacement is required"), "{errs:?}");
+    assert!(
+        errs[0].contains("at least one replacement is required"),
+        "{errs:?}"
+    );
     let errs = errors("on_event_stream_message: [{actions: [{type: sse-find-replace, config: {replacements: [{from: a, field: id}]}}]}]");
-    assert!(errs[0].contains("replacements[0].field: unknown field `id`, expected data or retry"), "{errs:?}");
+    assert!(
+        errs[0].contains("replacements[0].field: unknown field `id`, expected data or retry"),
+        "{errs:?}"
+    );
     let errs = errors("on_http_response: [{actions: [{type: sse-find-replace, config: {replacements: [{from: a}]}}]}]");
-    assert!(errs[0].contains("only in on_event_stream_message"), "{errs:?}");
+    assert!(
+        errs[0].contains("only in on_event_stream_message"),
+        "{errs:?}"
+    );
     let errs = errors("on_event_stream_message: [{actions: [{type: deny}]}]");
-    assert!(errs[0].contains("not allowed in on_event_stream_message"), "{errs:?}");
+    assert!(
+        errs[0].contains("not allowed in on_event_stream_message"),
+        "{errs:?}"
+    );
 }
 
 /// Runs the response phase on an event-stream response, then streams `chunks` through
@@ -128,11 +157,21 @@ fn each_event_is_rewritten_as_soon_as_it_is_complete() {
     let (out, _) = sse(
         "on_event_stream_message: [{actions: [{type: sse-find-replace, config: {replacements: \
          [{from: 'sk-[a-z0-9]+', to: '[key]'}, {field: retry, from: '^\\d+$', to: '5000'}]}}]}]",
-        &["event: t\ndata: use sk-abc1", "23 now\nretry: 10\n\ndata: plain\n", "\n", ": bye\n"],
+        &[
+            "event: t\ndata: use sk-abc1",
+            "23 now\nretry: 10\n\ndata: plain\n",
+            "\n",
+            ": bye\n",
+        ],
     );
     assert_eq!(
         out,
-        ["", "event: t\ndata: use [key] now\nretry: 5000\n\n", "data: plain\n\n", ": bye\n"]
+        [
+            "",
+            "event: t\ndata: use [key] now\nretry: 5000\n\n",
+            "data: plain\n\n",
+            ": bye\n"
+        ]
     );
 }
 
