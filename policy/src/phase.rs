@@ -9,6 +9,9 @@ pub enum Phase {
     Request,
     /// `on_http_response`: on the upstream's (or a policy-generated) response.
     Response,
+    /// `on_event_stream_message`: on each server-sent event of a `text/event-stream`
+    /// response, as it streams.
+    EventStream,
 }
 
 impl Phase {
@@ -17,6 +20,7 @@ impl Phase {
         match self {
             Phase::Request => "on_http_request",
             Phase::Response => "on_http_response",
+            Phase::EventStream => "on_event_stream_message",
         }
     }
 }

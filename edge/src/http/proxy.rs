@@ -2,8 +2,9 @@
 //!
 //! `request_filter` (guard, the edge's own answers, route by Host, then the policy's
 //! on_http_request) → `upstream_peer` (a QUIC stream to the agent) → `upstream_request_filter`
-//! (forwarding headers) → `upstream_response_filter` (sanitise, then on_http_response) →
-//! `response_body_filter` (compression or replaced bodies) → `fail_to_proxy` (edge error
+//! (forwarding headers) → `request_body_filter` (request-body-find-replace) →
+//! `upstream_response_filter` (sanitise, then on_http_response) → `response_body_filter`
+//! (event-stream rewrites, replacement, compression or replaced bodies) → `fail_to_proxy` (edge error
 //! responses) → `logging` (metrics and the access event).
 
 use super::conn::{client_ip, client_socket, tls_version};
@@ -164,15 +165,30 @@ impl ProxyHttp for EdgeProxy {
         Ok(())
     }
 
-    fn response_body_filter(
+    /// The request body on its way to the agent, through each endpoint's
+    /// request-body-find-replace in the order the request passed them.
+    async fn request_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        for run in &mut ctx.policies {
+            run.request_body_chunk(body, end_of_stream);
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
     ) -> pingora::Result<Option<Duration>> {
         for run in ctx.policies.iter_mut().rev() {
-            run.body_chunk(body, end_of_stream);
+            run.body_chunk(session.req_header_mut(), body, end_of_stream);
         }
         Ok(None)
     }

@@ -1,5 +1,5 @@
 //! One request's traffic-policy evaluation inside pingora's phases: the engine, its
-//! per-request state, and what happens to the response body.
+//! per-request state, and what happens to the request and response bodies.
 
 use super::heads::{overwrite_head, PolicyRequest, PolicyResponse};
 use bytes::Bytes;
@@ -13,11 +13,30 @@ use std::sync::{Arc, Mutex};
 enum BodyRewrite {
     /// Pass it through.
     Keep,
-    /// Stream it through a transform (compress-response). The mutex only makes the context
-    /// `Sync` as pingora requires; it is never contended (`get_mut`).
-    Transform(Mutex<Box<dyn BodyTransform + Send>>),
+    /// Stream it through a transform (response-body-find-replace, compress-response).
+    Transform(Transform),
     /// Drop it and send this instead, once, at the end.
     Replace(Option<Bytes>),
+}
+
+/// A body transform kept in the request's context. The mutex only makes the context `Sync`
+/// as pingora requires; it is never contended (`get_mut`).
+type Transform = Mutex<Box<dyn BodyTransform + Send>>;
+
+/// Feeds one chunk through `t`, leaving `None` when nothing is to be sent yet.
+fn transform_chunk(t: &mut Transform, body: &mut Option<Bytes>, end_of_stream: bool) {
+    let t = t.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let chunk = body.take().unwrap_or_default();
+    let out = t.transform(&chunk, end_of_stream);
+    *body = (!out.is_empty()).then_some(out);
+}
+
+/// The length of a rewritten body is unknown: HTTP/1.1 clients then need chunked framing
+/// (pingora's HTTP/2 server drops the header and sends no length).
+fn unknown_length(resp: &mut ResponseHeader) -> pingora::Result<()> {
+    resp.remove_header("content-length");
+    resp.insert_header("transfer-encoding", "chunked")?;
+    Ok(())
 }
 
 /// A request's policy evaluation, created in `request_filter`.
@@ -25,6 +44,11 @@ pub struct PolicyRun {
     engine: Arc<Engine>,
     state: RequestState,
     body: BodyRewrite,
+    /// request-body-find-replace's replacer for the body on its way to the agent.
+    request_body: Option<Transform>,
+    /// The response head as sent, while on_event_stream_message rewrites the body's events
+    /// (the rules read `res.*`).
+    event_stream: Option<ResponseHeader>,
 }
 
 impl PolicyRun {
@@ -50,10 +74,13 @@ impl PolicyRun {
         let verdict = engine
             .on_http_request_async(&mut state, &mut PolicyRequest(req))
             .await;
+        let request_body = state.take_request_body_transform().map(Mutex::new);
         let run = PolicyRun {
             engine: engine.clone(),
             state,
             body: BodyRewrite::Keep,
+            request_body,
+            event_stream: None,
         };
         (run, verdict)
     }
@@ -72,10 +99,27 @@ impl PolicyRun {
         match verdict {
             ResponseVerdict::Replace(replacement) => replacement,
             ResponseVerdict::Continue => {
-                let body = match self.state.take_body_transform() {
+                let events = self.state.rewrites_event_stream();
+                let body = if events {
+                    let req = PolicyRequest(req);
+                    self.engine
+                        .on_event_stream(&mut self.state, &req, &parts, &body, true)
+                } else {
+                    body
+                };
+                let transform = self.state.take_body_transform();
+                let changed = events || transform.is_some();
+                let body = match transform {
                     Some(mut t) => t.transform(&body, true),
                     None => body,
                 };
+                if changed {
+                    // The body is whole here: its new length is known.
+                    parts.headers.insert(
+                        http::header::CONTENT_LENGTH,
+                        http::HeaderValue::from(body.len()),
+                    );
+                }
                 http::Response::from_parts(parts, body)
             }
         }
@@ -95,10 +139,12 @@ impl PolicyRun {
         );
         match verdict {
             ResponseVerdict::Continue => {
+                if self.state.rewrites_event_stream() {
+                    unknown_length(resp)?;
+                    self.event_stream = Some(resp.clone());
+                }
                 if let Some(transform) = self.state.take_body_transform() {
-                    // The length changes; HTTP/1.1 clients then need chunked framing.
-                    resp.remove_header("content-length");
-                    resp.insert_header("transfer-encoding", "chunked")?;
+                    unknown_length(resp)?;
                     self.body = BodyRewrite::Transform(Mutex::new(transform));
                 }
             }
@@ -111,16 +157,42 @@ impl PolicyRun {
         Ok(())
     }
 
-    /// Applies the body decision to one chunk of the upstream body.
-    pub fn body_chunk(&mut self, body: &mut Option<Bytes>, end_of_stream: bool) {
+    /// Feeds one chunk of the client's request body through request-body-find-replace, if
+    /// it applies.
+    pub fn request_body_chunk(&mut self, body: &mut Option<Bytes>, end_of_stream: bool) {
+        if let Some(t) = &mut self.request_body {
+            transform_chunk(t, body, end_of_stream);
+            if body.is_none() && !end_of_stream {
+                // pingora takes `None` for the body's end: while the replacer holds the
+                // chunk back, an empty one goes on instead (pingora skips it).
+                *body = Some(Bytes::new());
+            }
+        }
+    }
+
+    /// Applies the body decision to one chunk of the upstream body: events rewritten by
+    /// on_event_stream_message first (each complete event goes on at once), then the
+    /// transforms (find-and-replace, compression). `req` is the request as the policy left it.
+    pub fn body_chunk(
+        &mut self,
+        req: &mut RequestHeader,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+    ) {
+        if let Some(head) = &mut self.event_stream {
+            let chunk = body.take().unwrap_or_default();
+            let out = self.engine.on_event_stream(
+                &mut self.state,
+                &PolicyRequest(req),
+                &PolicyResponse(head),
+                &chunk,
+                end_of_stream,
+            );
+            *body = (!out.is_empty()).then_some(out);
+        }
         match &mut self.body {
             BodyRewrite::Keep => {}
-            BodyRewrite::Transform(t) => {
-                let t = t.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let chunk = body.take().unwrap_or_default();
-                let out = t.transform(&chunk, end_of_stream);
-                *body = (!out.is_empty()).then_some(out);
-            }
+            BodyRewrite::Transform(t) => transform_chunk(t, body, end_of_stream),
             BodyRewrite::Replace(replacement) => {
                 *body = if end_of_stream {
                     replacement.take()

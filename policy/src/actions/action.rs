@@ -11,6 +11,7 @@ use crate::head::{RequestHead, ResponseHead};
 use crate::phase::Phase;
 use crate::run::outcome::Decision;
 use crate::run::services::Services;
+use crate::run::sse::SseEvent;
 use crate::run::state::RequestState;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -83,6 +84,9 @@ pub(crate) enum Msg<'m> {
     Req(&'m mut dyn RequestHead),
     /// on_http_response: the request as it was sent, and the response that may be changed.
     Res(&'m dyn RequestHead, &'m mut dyn ResponseHead),
+    /// on_event_stream_message: the request and response heads, and the event that may be
+    /// changed.
+    Event(&'m dyn RequestHead, &'m dyn ResponseHead, &'m mut SseEvent),
 }
 
 /// What an action runs with.
@@ -106,6 +110,7 @@ impl Exec<'_, '_> {
         match &*self.msg {
             Msg::Req(r) => Scope::new(&**r, None, self.st, self.results),
             Msg::Res(q, r) => Scope::new(*q, Some(&**r), self.st, self.results),
+            Msg::Event(q, r, _) => Scope::new(*q, Some(*r), self.st, self.results),
         }
     }
 
@@ -113,7 +118,7 @@ impl Exec<'_, '_> {
     pub fn req(&self) -> &dyn RequestHead {
         match &*self.msg {
             Msg::Req(r) => &**r,
-            Msg::Res(q, _) => *q,
+            Msg::Res(q, _) | Msg::Event(q, _, _) => *q,
         }
     }
 

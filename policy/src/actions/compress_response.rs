@@ -5,13 +5,12 @@ pub(crate) mod encoders;
 use super::action::{Action, Exec, Flow, Msg};
 use super::config::Cfg;
 use crate::load::check::{string_list, Cx};
+use crate::run::body::{encoded, untransformable};
 use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
 use cel::Value;
 use encoders::{negotiate, Algorithm};
-use http::header::{
-    HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, TRAILER, VARY,
-};
+use http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
 use std::collections::HashMap;
 
 /// `compress-response`.
@@ -59,24 +58,14 @@ impl Action for CompressResponse {
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join(",");
+        let method = ex.req().method().clone();
         let Msg::Res(_, res) = &mut *ex.msg else {
             return Flow::Next;
         };
-        let encoded = res
-            .headers()
-            .get(CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes() != b"identity");
-        let bodiless = matches!(res.status().as_u16(), 100..=199 | 204 | 304);
-        // A body followed by trailers (gRPC's status, an announced `Trailer`) is left alone:
-        // the compressed stream would have to end before the trailers, which the proxy only
-        // learns of when they arrive.
-        let trailers = res.headers().contains_key(TRAILER)
-            || res
-                .headers()
-                .get_all(CONTENT_TYPE)
-                .iter()
-                .any(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let chosen = if encoded || bodiless || trailers {
+        let encoded = encoded(res.headers());
+        // No body, or trailers after it: see `untransformable`.
+        let untransformable = untransformable(&method, &**res).is_some();
+        let chosen = if encoded || untransformable {
             None
         } else {
             negotiate(&accept, &self.algorithms)

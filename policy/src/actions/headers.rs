@@ -72,6 +72,8 @@ impl Action for AddHeaders {
                 Msg::Req(r) if name == HOST => r.insert_header(name.clone(), hv),
                 Msg::Req(r) => r.append_header(name.clone(), hv),
                 Msg::Res(_, r) => r.append_header(name.clone(), hv),
+                // add-headers compiles only into the HTTP phases.
+                Msg::Event(..) => {}
             }
             if want {
                 let value = if fixed.is_some() {
@@ -120,6 +122,7 @@ impl Action for RemoveHeaders {
             match &mut *ex.msg {
                 Msg::Req(r) => r.remove_header(name),
                 Msg::Res(_, r) => r.remove_header(name),
+                Msg::Event(..) => {}
             }
         }
         let removed = || {

@@ -26,6 +26,7 @@ mod circuit_breaker;
 mod close_connection;
 mod compress_response;
 pub(crate) mod config;
+mod find_replace;
 mod forward_internal;
 mod headers;
 mod jwt_validation;
@@ -50,6 +51,7 @@ use circuit_breaker::CircuitBreaker;
 use close_connection::CloseConnection;
 use compress_response::CompressResponse;
 use config::Cfg;
+use find_replace::{FindReplace, Target};
 use forward_internal::ForwardInternal;
 use headers::{AddHeaders, RemoveHeaders};
 use jwt_validation::JwtValidation;
@@ -95,6 +97,7 @@ impl Type {
 const REQ: &[Phase] = &[Phase::Request];
 const RES: &[Phase] = &[Phase::Response];
 const BOTH: &[Phase] = &[Phase::Request, Phase::Response];
+const EVENT: &[Phase] = &[Phase::EventStream];
 
 /// Every supported type, in the order the unknown-type message lists them.
 const TYPES: &[Type] = &[
@@ -139,6 +142,21 @@ const TYPES: &[Type] = &[
     Type::new("compress-response", RES, "compress_response", |cx, c| {
         boxed(CompressResponse::compile(cx, c))
     }),
+    Type::new(
+        "request-body-find-replace",
+        REQ,
+        "request_body_find_replace",
+        |cx, c| boxed(FindReplace::compile(cx, c, Target::RequestBody)),
+    ),
+    Type::new(
+        "response-body-find-replace",
+        RES,
+        "response_body_find_replace",
+        |cx, c| boxed(FindReplace::compile(cx, c, Target::ResponseBody)),
+    ),
+    Type::new("sse-find-replace", EVENT, "sse_find_replace", |cx, c| {
+        boxed(FindReplace::compile(cx, c, Target::Event))
+    }),
     Type::new("verify-webhook", REQ, "verify_webhook", |cx, c| {
         boxed(VerifyWebhook::compile(cx, c))
     }),
@@ -160,9 +178,6 @@ const TYPES: &[Type] = &[
 const NOT_YET: &[&str] = &[
     "http-request",
     "terminate-tls",
-    "request-body-find-replace",
-    "response-body-find-replace",
-    "sse-find-replace",
 ];
 
 /// ngrok action types Sluice refuses for a reason of its own, which the compile error gives.

@@ -17,6 +17,7 @@ pub struct Policy {
     pub(crate) origin: String,
     pub(crate) request: Vec<Rule>,
     pub(crate) response: Vec<Rule>,
+    pub(crate) event_stream: Vec<Rule>,
     /// Which `actions.ngrok.*` results its expressions read.
     pub(crate) wanted: Wanted,
     /// Where on_http_request starts (else the document), for [`Policy::check_answers`].
@@ -32,7 +33,12 @@ pub(crate) struct Rule {
     pub actions: Vec<Box<dyn Action>>,
 }
 
-const PHASES: &[&str] = &["on_http_request", "on_http_response", "on_tcp_connect"];
+const PHASES: &[&str] = &[
+    "on_http_request",
+    "on_http_response",
+    "on_event_stream_message",
+    "on_tcp_connect",
+];
 
 impl Policy {
     /// Compiles a YAML or JSON traffic-policy document. `origin` labels messages, e.g.
@@ -64,6 +70,7 @@ impl Policy {
             origin: origin.to_string(),
             request: Vec::new(),
             response: Vec::new(),
+            event_stream: Vec::new(),
             wanted: Wanted::default(),
             request_pos: root.pos,
         };
@@ -80,7 +87,7 @@ impl Policy {
                 "on_tcp_connect is not supported: Sluice has no TCP endpoints yet",
             );
         }
-        for phase in [Phase::Request, Phase::Response] {
+        for phase in [Phase::Request, Phase::Response, Phase::EventStream] {
             let Some((n, p)) = obj.get(phase.key()) else {
                 continue;
             };
@@ -94,6 +101,7 @@ impl Policy {
             match phase {
                 Phase::Request => policy.request = rules,
                 Phase::Response => policy.response = rules,
+                Phase::EventStream => policy.event_stream = rules,
             }
         }
         policy
@@ -144,6 +152,7 @@ impl Policy {
         match phase {
             Phase::Request => &self.request,
             Phase::Response => &self.response,
+            Phase::EventStream => &self.event_stream,
         }
     }
 }

@@ -10,10 +10,13 @@ use crate::identity::Authenticator;
 use crate::keys::KeySource;
 use crate::load::parse::{Policy, Rule};
 use crate::phase::Phase;
+use crate::run::body::{encoded, untransformable};
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
 use crate::run::services::Services;
+use crate::run::sse::{EventFramer, Piece, SseEvent};
 use crate::run::state::RequestState;
 use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::Response;
 use std::future::Future;
 use std::sync::Arc;
@@ -208,12 +211,97 @@ impl Engine {
         let offline = Services::default();
         match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), &offline)) {
             // forward-internal and close-connection compile only into on_http_request.
-            None | Some(End::Forward(_) | End::Close) => ResponseVerdict::Continue,
+            None | Some(End::Forward(_) | End::Close) => {
+                self.start_event_stream(st, req, res);
+                ResponseVerdict::Continue
+            }
             Some(End::Respond(r)) => {
-                st.body_transform = None;
+                st.clear_response_transforms();
                 ResponseVerdict::Replace(r)
             }
         }
+    }
+
+    /// Whether some layer has on_event_stream_message rules.
+    fn has_event_stream_rules(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| !l.rules(Phase::EventStream).is_empty())
+    }
+
+    /// After on_http_response let a `text/event-stream` response through: with
+    /// on_event_stream_message rules, its events are rewritten as they stream, so its length
+    /// is no longer known. An event stream the upstream compressed passes unchanged (the
+    /// events cannot be read without decoding it), and the trace says so.
+    fn start_event_stream(
+        &self,
+        st: &mut RequestState,
+        req: &dyn RequestHead,
+        res: &mut dyn ResponseHead,
+    ) {
+        let is_stream = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        if !is_stream || !self.has_event_stream_rules() {
+            return;
+        }
+        let skip = untransformable(req.method(), res).or_else(|| {
+            (encoded(res.headers()) && st.compression().is_none())
+                .then_some("the upstream compressed the stream")
+        });
+        if let Some(why) = skip {
+            st.trace_event(Phase::EventStream, "event stream", || {
+                format!("not rewritten: {why}")
+            });
+            return;
+        }
+        res.remove_header(&CONTENT_LENGTH);
+        st.event_stream = Some(EventFramer::default());
+    }
+
+    /// Runs on_event_stream_message on every event of an event stream that
+    /// [`RequestState::rewrites_event_stream`] says is rewritten: feed it each chunk of the
+    /// body as it arrives (`end` with the last); every event complete in it comes back
+    /// rewritten at once, so a client sees each event before the upstream sends the next.
+    /// `req` and `res` are the request as sent upstream and the response head as sent to
+    /// the client (for the rules' variables). Without a rewritten stream, `chunk` comes back
+    /// as it is.
+    pub fn on_event_stream<Q: RequestHead, S: ResponseHead>(
+        &self,
+        st: &mut RequestState,
+        req: &Q,
+        res: &S,
+        chunk: &[u8],
+        end: bool,
+    ) -> Bytes {
+        let Some(mut framer) = st.event_stream.take() else {
+            return Bytes::copy_from_slice(chunk);
+        };
+        let mut out = Vec::with_capacity(chunk.len());
+        for piece in framer.push(chunk, end) {
+            match piece {
+                Piece::Raw(raw) => out.extend_from_slice(&raw),
+                Piece::Event(raw) => {
+                    let mut event = SseEvent::new(raw);
+                    if event.has_fields() {
+                        let offline = Services::default();
+                        let mut msg = Msg::Event(req, res, &mut event);
+                        // An action's failure is recorded in the state; the event goes on
+                        // as far as it was rewritten.
+                        let _ = ready(self.run_phase(Phase::EventStream, st, &mut msg, &offline));
+                    }
+                    out.extend_from_slice(&event.into_bytes());
+                }
+            }
+        }
+        st.event_stream = Some(framer);
+        Bytes::from(out)
     }
 
     /// Whether every expression of `rule` is true (errors are recorded and count as false).
@@ -222,6 +310,7 @@ impl Engine {
             let scope = match msg {
                 Msg::Req(r) => Scope::new(&**r, None, st, result_keys()),
                 Msg::Res(q, r) => Scope::new(*q, Some(&**r), st, result_keys()),
+                Msg::Event(q, r, _) => Scope::new(*q, Some(*r), st, result_keys()),
             };
             let result = e.eval_bool(&scope);
             drop(scope);

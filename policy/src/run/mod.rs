@@ -12,8 +12,10 @@ pub mod dry_run;
 pub(crate) mod engine;
 pub(crate) mod facts;
 pub(crate) mod outcome;
+pub(crate) mod replace;
 pub(crate) mod scratch;
 pub(crate) mod services;
+pub(crate) mod sse;
 pub(crate) mod state;
 
 #[cfg(test)]

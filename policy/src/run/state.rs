@@ -6,10 +6,11 @@
 //! file under `actions/`.
 
 use crate::phase::Phase;
-use crate::run::body::BodyTransform;
+use crate::run::body::{BodyTransform, Chain};
 use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
 use crate::run::outcome::{ActionOutcome, Decision, TraceEntry};
 use crate::run::scratch::Scratch;
+use crate::run::sse::EventFramer;
 use bytes::Bytes;
 use cel::Value;
 use http::{HeaderName, HeaderValue};
@@ -32,7 +33,14 @@ pub struct RequestState {
     pub(crate) outcomes: Vec<ActionOutcome>,
     pub(crate) trace: Option<Vec<TraceEntry>>,
     pub(crate) errors: Vec<String>,
+    /// compress-response's encoder: the last transform of the response body.
     pub(crate) body_transform: Option<Box<dyn BodyTransform + Send + Sync>>,
+    /// response-body-find-replace's replacers, in the order they ran, before the encoder.
+    pub(crate) response_replacers: Vec<Box<dyn BodyTransform + Send + Sync>>,
+    /// request-body-find-replace's replacers, in the order they ran.
+    pub(crate) request_replacers: Vec<Box<dyn BodyTransform + Send + Sync>>,
+    /// The event stream on_event_stream_message rewrites, when the response is one.
+    pub(crate) event_stream: Option<EventFramer>,
     pub(crate) request_body: Option<Bytes>,
     /// Headers whatever response the client gets carries (a renewed session cookie).
     pub(crate) response_headers: Vec<(HeaderName, HeaderValue)>,
@@ -56,6 +64,9 @@ impl RequestState {
             trace: None,
             errors: Vec::new(),
             body_transform: None,
+            response_replacers: Vec::new(),
+            request_replacers: Vec::new(),
+            event_stream: None,
             request_body: None,
             response_headers: Vec::new(),
             scratch: Scratch::default(),
@@ -102,12 +113,34 @@ impl RequestState {
         &self.errors
     }
 
-    /// Takes the streaming body transformer set by compress-response, for the edge to feed
-    /// the response body through chunk by chunk.
+    /// Takes the streaming response-body transformer, for the edge to feed the response body
+    /// through chunk by chunk: response-body-find-replace's replacements in the order they
+    /// ran, then compress-response's encoder (so the replacements see the plain body).
     pub fn take_body_transform(&mut self) -> Option<Box<dyn BodyTransform + Send>> {
-        self.body_transform
-            .take()
-            .map(|t| t as Box<dyn BodyTransform + Send>)
+        let mut stages = std::mem::take(&mut self.response_replacers);
+        stages.extend(self.body_transform.take());
+        chained(stages)
+    }
+
+    /// Takes the streaming request-body transformer (request-body-find-replace), for the edge
+    /// to feed the request body through on its way upstream. The edge drops the request's
+    /// `content-length` when there is one, since the length changes.
+    pub fn take_request_body_transform(&mut self) -> Option<Box<dyn BodyTransform + Send>> {
+        chained(std::mem::take(&mut self.request_replacers))
+    }
+
+    /// Forgets the response-body transforms (the response was replaced by a whole one).
+    pub(crate) fn clear_response_transforms(&mut self) {
+        self.body_transform = None;
+        self.response_replacers.clear();
+        self.event_stream = None;
+    }
+
+    /// Whether on_event_stream_message rewrites this response's body event by event: the
+    /// edge then feeds it through [`Engine::on_event_stream`](crate::Engine::on_event_stream)
+    /// before any other transform.
+    pub fn rewrites_event_stream(&self) -> bool {
+        self.event_stream.is_some()
     }
 
     /// The decision of the last action of type `action` run on this request.
@@ -155,5 +188,16 @@ impl RequestState {
         } else {
             self.results.push((key, value));
         }
+    }
+}
+
+/// One transform of `stages`, none when empty.
+fn chained(
+    mut stages: Vec<Box<dyn BodyTransform + Send + Sync>>,
+) -> Option<Box<dyn BodyTransform + Send>> {
+    match stages.len() {
+        0 => None,
+        1 => stages.pop().map(|t| t as Box<dyn BodyTransform + Send>),
+        _ => Some(Box::new(Chain(stages))),
     }
 }

@@ -3,6 +3,7 @@
 mod basic_auth;
 mod circuit_breaker;
 mod compress_response;
+mod find_replace;
 mod forward_internal;
 mod headers;
 mod jwt_validation;
