@@ -175,10 +175,7 @@ const TYPES: &[Type] = &[
 ];
 
 /// ngrok action types Sluice does not implement yet.
-const NOT_YET: &[&str] = &[
-    "http-request",
-    "terminate-tls",
-];
+const NOT_YET: &[&str] = &["http-request", "terminate-tls"];
 
 /// ngrok action types Sluice refuses for a reason of its own, which the compile error gives.
 const UNAVAILABLE: &[(&str, &str)] = &[
