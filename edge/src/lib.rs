@@ -24,6 +24,7 @@ mod cloud;
 mod coded_error;
 mod config;
 mod events;
+mod facts;
 mod hostname;
 mod http;
 mod ids;
@@ -48,6 +49,8 @@ pub use config::{
 pub use events::config::{DestinationError, EventConfigError, EventDestination, Sink};
 pub use events::filter::FilterError;
 pub use events::http_sink::HttpSink;
+pub use facts::config::{FactsConfig, RegexesPath, DEFAULT_REGEXES};
+pub use facts::FactsError;
 pub use hostname::{Hostname, HostnameError};
 pub use login::SessionKeys;
 pub use policy::body::MAX_BUFFERED_BODY;

@@ -6,6 +6,7 @@ use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
 use crate::events::config::{check_unique, EventDestination};
+use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use std::net::SocketAddr;
@@ -87,6 +88,8 @@ pub struct EdgeConfig {
     pub https: Option<HttpsConfig>,
     /// The public listeners' HTTP/1.x server.
     pub h1_server: H1Server,
+    /// What policies may read beyond the request: region, user-agent data, IP databases.
+    pub facts: FactsConfig,
 }
 
 impl Default for EdgeConfig {
@@ -111,6 +114,7 @@ impl Default for EdgeConfig {
             event_destinations: Vec::new(),
             https: None,
             h1_server: H1Server::Hyper,
+            facts: FactsConfig::default(),
         }
     }
 }
@@ -158,6 +162,7 @@ impl EdgeConfig {
         }
         check_unique(&event_destinations)?;
         let https = https_config(&args, &mut file, &base)?;
+        let facts = std::mem::take(&mut file.facts).resolve(&base);
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,
@@ -227,6 +232,7 @@ impl EdgeConfig {
             event_destinations,
             https,
             h1_server,
+            facts,
             ..d
         })
     }
