@@ -4,7 +4,6 @@ use crate::load::parse::Policy;
 use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo};
 use crate::run::state::RequestState;
-use crate::user_agent::UserAgentParser;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,18 +26,6 @@ impl Clock for TestClock {
             + Duration::from_secs(1_800_000_000)
             + Duration::from_millis(self.0.load(Ordering::SeqCst))
     }
-}
-
-/// uap-core's regexes as Debian's `uap-core` package installs them (scripts/setup.d), compiled
-/// once for all tests.
-pub fn user_agents() -> Arc<UserAgentParser> {
-    static PARSER: std::sync::LazyLock<Arc<UserAgentParser>> = std::sync::LazyLock::new(|| {
-        let path = "/usr/share/uap-core/regexes.yaml";
-        let text = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (scripts/setup.d installs uap-core)"));
-        Arc::new(UserAgentParser::from_yaml(&text).expect("uap-core regexes compile"))
-    });
-    PARSER.clone()
 }
 
 pub fn engine(yaml: &str) -> Engine {

@@ -158,10 +158,23 @@ fn bot_url(ua: &str) -> String {
     })
 }
 
+/// uap-core's regexes as Debian's `uap-core` package installs them (scripts/setup.d), compiled
+/// once for all tests.
+#[cfg(test)]
+pub(crate) fn user_agents() -> std::sync::Arc<UserAgentParser> {
+    use std::sync::{Arc, LazyLock};
+    static PARSER: LazyLock<Arc<UserAgentParser>> = LazyLock::new(|| {
+        let path = "/usr/share/uap-core/regexes.yaml";
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (scripts/setup.d installs uap-core)"));
+        Arc::new(UserAgentParser::from_yaml(&text).expect("uap-core regexes compile"))
+    });
+    PARSER.clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::user_agents;
 
     #[test]
     fn browsers_phones_tablets_and_bots() {

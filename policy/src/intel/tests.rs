@@ -3,7 +3,8 @@
 use super::*;
 use crate::load::parse::Policy;
 use crate::run::engine::Engine;
-use crate::testutil::{req, run, user_agents};
+use crate::testutil::{req, run};
+use crate::user_agent::user_agents;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// An edge's databases for 203.0.113.0/24, counting the lookups made.
