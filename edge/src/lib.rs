@@ -10,6 +10,7 @@
 //! - `tunnel/`: the agent side (listener, session, admission, routes, namespaces, connector);
 //! - `cloud.rs`: the endpoints the edge holds itself (`cloud_endpoints:`), online from start;
 //! - `login/`, `acme/`, `tls/`: sign-ins, certificates;
+//! - `facts/`: what policies read beyond the request (region, user-agent data, IP databases);
 //! - leaves: `record.rs` (the finished request), `request_trailers.rs`, `metrics/`, `events/`, `urls.rs`,
 //!   `hostname.rs`, `ids.rs`, `certs.rs`, `key_file.rs`, `coded_error.rs`, `serde_util.rs`.
 //!
