@@ -342,6 +342,36 @@ mod tests {
     }
 
     #[test]
+    fn facts_paths_resolve_against_the_file() {
+        use crate::facts::config::RegexesPath;
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-facts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("edge.yaml");
+        std::fs::write(
+            &path,
+            "dev: true\nfacts:\n  region: eu-west\n  geoip_city: geo/city.mmdb\n  ip_categories: {office: /etc/office.txt}\n",
+        )
+        .expect("write");
+        let cfg =
+            EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
+        assert_eq!(cfg.facts.region, "eu-west");
+        assert_eq!(cfg.facts.geoip_city, Some(dir.join("geo/city.mmdb")));
+        assert_eq!(cfg.facts.geoip_asn, None);
+        assert_eq!(
+            cfg.facts.ip_categories,
+            [("office".to_string(), PathBuf::from("/etc/office.txt"))]
+        );
+        assert!(matches!(
+            cfg.facts.user_agent_regexes,
+            RegexesPath::Default(_)
+        ));
+        std::fs::write(&path, "dev: true\nfacts: {geoip: x}\n").expect("write");
+        let err = EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")]));
+        assert!(err.is_err(), "unknown facts key accepted");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn auth_host_is_one_plain_hostname() {
         let cfg = EdgeConfig::from_args(args(&["--dev", "--auth-host", "Auth.Example.com"]))
             .expect("cfg");
