@@ -36,7 +36,7 @@ pub mod upstream;
 use anyhow::{anyhow, bail, Context as _};
 use sluice_agent::{AgentConfig, AgentError, AgentEvent, EndpointConfig};
 use sluice_edge::Hostname;
-use sluice_edge::{EdgeConfig, EdgeHandle};
+use sluice_edge::{EdgeConfig, EdgeHandle, FactsConfig, RegexesPath};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -143,6 +143,12 @@ impl TestEdge {
             domain: Hostname::parse(DOMAIN)?,
             authtokens: vec![TOKEN.to_string(), OTHER_TOKEN.to_string()],
             state_dir: dir.path().to_path_buf(),
+            // Compiling uap-core's regexes takes a few hundred milliseconds: only the tests
+            // of req.user_agent.* give their edge the data (tests/policy_facts.rs).
+            facts: FactsConfig {
+                user_agent_regexes: RegexesPath::Default(dir.path().join("no-regexes.yaml")),
+                ..FactsConfig::default()
+            },
             ..EdgeConfig::default()
         };
         tweak(&mut config);

@@ -10,6 +10,7 @@
 //! - `tunnel/`: the agent side (listener, session, admission, routes, namespaces, connector);
 //! - `cloud.rs`: the endpoints the edge holds itself (`cloud_endpoints:`), online from start;
 //! - `login/`, `acme/`, `tls/`: sign-ins, certificates;
+//! - `facts/`: what policies read beyond the request (region, user-agent data, IP databases);
 //! - leaves: `record.rs` (the finished request), `request_trailers.rs`, `metrics/`, `events/`, `urls.rs`,
 //!   `hostname.rs`, `ids.rs`, `certs.rs`, `key_file.rs`, `coded_error.rs`, `serde_util.rs`.
 //!
@@ -24,6 +25,7 @@ mod cloud;
 mod coded_error;
 mod config;
 mod events;
+mod facts;
 mod hostname;
 mod http;
 mod ids;
@@ -48,6 +50,8 @@ pub use config::{
 pub use events::config::{DestinationError, EventConfigError, EventDestination, Sink};
 pub use events::filter::FilterError;
 pub use events::http_sink::HttpSink;
+pub use facts::config::{FactsConfig, RegexesPath, DEFAULT_REGEXES};
+pub use facts::FactsError;
 pub use hostname::{Hostname, HostnameError};
 pub use login::SessionKeys;
 pub use policy::body::MAX_BUFFERED_BODY;

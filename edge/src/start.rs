@@ -7,6 +7,7 @@ use crate::cloud::{self, CloudEndpointError};
 use crate::config::{EdgeConfig, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
+use crate::facts::{self, FactsError};
 use crate::http::h1::dispatch;
 use crate::http::proxy::EdgeProxy;
 use crate::http::state::ProxyState;
@@ -84,6 +85,9 @@ pub enum StartError {
     /// The HTTP client for JWKS documents could not be built (TLS roots).
     #[error("building an HTTP client (JWKS, sign-in)")]
     HttpClient(#[source] reqwest::Error),
+    /// A `facts:` file (user-agent regexes, IP database, category list) is unusable.
+    #[error(transparent)]
+    Facts(#[from] FactsError),
     /// The session cookie keys could not be loaded or created.
     #[error(transparent)]
     SessionKeys(#[from] SessionKeyError),
@@ -291,6 +295,7 @@ fn policy_services(
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),
+        facts: facts::load(&config.facts)?,
     };
     Ok((services, login))
 }

@@ -54,7 +54,9 @@
 //! Imports point one way, with no loop between files: actions use load, cel and run's state;
 //! load's parser and run's engine use the registry. The root files are the vocabulary all of
 //! them share with the edge: [`Phase`], [`RequestHead`]/[`ResponseHead`], [`KeySource`],
-//! [`InternalEndpoints`] (forward-internal's targets), [`identity`], [`codes`], [`jws`].
+//! [`InternalEndpoints`] (forward-internal's targets), [`EdgeFacts`] (what the edge knows
+//! beyond a request: region, IP databases, the user-agent parser), [`identity`], [`codes`],
+//! [`jws`].
 //!
 //! # Public API
 //!
@@ -74,6 +76,7 @@ mod dns;
 mod forward;
 mod head;
 pub mod identity;
+mod intel;
 pub mod jws;
 mod keys;
 mod load;
@@ -81,6 +84,7 @@ mod phase;
 mod run;
 #[cfg(test)]
 mod testutil;
+mod user_agent;
 
 pub use dns::is_dns_name;
 pub use forward::{ForwardError, InternalEndpoints, InternalUrl, MAX_FORWARD_DEPTH};
@@ -88,6 +92,7 @@ pub use head::{RequestHead, ResponseHead};
 pub use identity::{
     Authenticator, Identity, LoginConfig, LoginFuture, LoginOutcome, LoginRequest, Provider,
 };
+pub use intel::{AsInfo, EdgeFacts, Geo, IpIntel, IpSupplies, Location, Supplies, DEFAULT_REGION};
 pub use keys::{parse_jwks, JwkSet, JwksError, KeyError, KeySource, KeysFuture};
 pub use load::errors::{PolicyError, PolicyErrors, Pos};
 pub use load::parse::Policy;
@@ -99,3 +104,4 @@ pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
 pub use run::facts::{Clock, ConnInfo, EndpointInfo};
 pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
 pub use run::state::RequestState;
+pub use user_agent::{UserAgentDataError, UserAgentParser};

@@ -6,6 +6,7 @@ use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
 use crate::events::config::{check_unique, EventDestination};
+use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use std::net::SocketAddr;
@@ -87,6 +88,8 @@ pub struct EdgeConfig {
     pub https: Option<HttpsConfig>,
     /// The public listeners' HTTP/1.x server.
     pub h1_server: H1Server,
+    /// What policies may read beyond the request: region, user-agent data, IP databases.
+    pub facts: FactsConfig,
 }
 
 impl Default for EdgeConfig {
@@ -111,6 +114,7 @@ impl Default for EdgeConfig {
             event_destinations: Vec::new(),
             https: None,
             h1_server: H1Server::Hyper,
+            facts: FactsConfig::default(),
         }
     }
 }
@@ -158,6 +162,7 @@ impl EdgeConfig {
         }
         check_unique(&event_destinations)?;
         let https = https_config(&args, &mut file, &base)?;
+        let facts = std::mem::take(&mut file.facts).resolve(&base);
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,
@@ -227,6 +232,7 @@ impl EdgeConfig {
             event_destinations,
             https,
             h1_server,
+            facts,
             ..d
         })
     }
@@ -332,6 +338,36 @@ mod tests {
         assert_eq!(cfg.http_addr.port(), 2222);
         assert_eq!(cfg.authtokens, ["a", "b"]);
         assert_eq!(cfg.grace_period, Duration::from_secs(2));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn facts_paths_resolve_against_the_file() {
+        use crate::facts::config::RegexesPath;
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-facts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("edge.yaml");
+        std::fs::write(
+            &path,
+            "dev: true\nfacts:\n  region: eu-west\n  geoip_city: geo/city.mmdb\n  ip_categories: {office: /etc/office.txt}\n",
+        )
+        .expect("write");
+        let cfg =
+            EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
+        assert_eq!(cfg.facts.region, "eu-west");
+        assert_eq!(cfg.facts.geoip_city, Some(dir.join("geo/city.mmdb")));
+        assert_eq!(cfg.facts.geoip_asn, None);
+        assert_eq!(
+            cfg.facts.ip_categories,
+            [("office".to_string(), PathBuf::from("/etc/office.txt"))]
+        );
+        assert!(matches!(
+            cfg.facts.user_agent_regexes,
+            RegexesPath::Default(_)
+        ));
+        std::fs::write(&path, "dev: true\nfacts: {geoip: x}\n").expect("write");
+        let err = EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")]));
+        assert!(err.is_err(), "unknown facts key accepted");
         std::fs::remove_dir_all(&dir).ok();
     }
 

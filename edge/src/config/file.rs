@@ -5,6 +5,7 @@ use super::error::ConfigError;
 use super::operator::OperatorPolicy;
 use crate::acme::config::FileAcme;
 use crate::events::config::FileDestination;
+use crate::facts::config::FileFacts;
 use crate::hostname::Hostname;
 use crate::tls::config::CertFiles;
 use serde::Deserialize;
@@ -49,6 +50,9 @@ pub(crate) struct FileConfig {
     pub(crate) cloud_endpoints: Vec<FileCloudEndpoint>,
     #[serde(default)]
     pub(crate) event_destinations: Vec<FileDestination>,
+    /// What policies may read beyond the request (docs/configuration.md).
+    #[serde(default)]
+    pub(crate) facts: FileFacts,
 }
 
 /// `endpoints:` entry: an operator policy for a hostname pattern.

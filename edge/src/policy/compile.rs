@@ -3,8 +3,8 @@
 
 use sha2::{Digest, Sha256};
 use sluice_policy::{
-    Authenticator, Engine, ForwardError, InternalEndpoints, InternalUrl, KeySource, Policy,
-    PolicyErrors, Shorthand,
+    Authenticator, EdgeFacts, Engine, ForwardError, InternalEndpoints, InternalUrl, KeySource,
+    Policy, PolicyErrors, Shorthand,
 };
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
@@ -17,6 +17,9 @@ pub struct PolicyServices {
     pub keys: Arc<dyn KeySource>,
     /// Sign-in verdicts.
     pub login: Arc<dyn Authenticator>,
+    /// What policies may read beyond the request (`facts:` in edge.yaml); a layer reading a
+    /// fact these lack is refused.
+    pub facts: Arc<EdgeFacts>,
 }
 
 /// Why an endpoint's policy layers do not compile: every problem of every layer.
@@ -51,7 +54,7 @@ pub fn compile<'a>(
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     for source in sources {
-        match compile_source(source) {
+        match compile_source(source, &services.facts) {
             Ok(policy) => layers.push(policy),
             Err(problem) => problems.push(problem),
         }
@@ -64,7 +67,8 @@ pub fn compile<'a>(
             Engine::new(layers)
                 .with_key_source(services.keys.clone())
                 .with_authenticator(services.login.clone())
-                .with_internal_endpoints(internal.unwrap_or_else(|| Arc::new(NoNamespace))),
+                .with_internal_endpoints(internal.unwrap_or_else(|| Arc::new(NoNamespace)))
+                .with_edge_facts(services.facts.clone()),
         )
     }))
 }
@@ -85,10 +89,11 @@ pub fn fingerprint<'a>(sources: impl IntoIterator<Item = &'a PolicySource>) -> [
     digest.finalize().into()
 }
 
-/// One layer; the error is the layer's problems as text (origin first).
-fn compile_source(source: &PolicySource) -> Result<Policy, String> {
+/// One layer, for an edge with `facts`; the error is the layer's problems as text (origin
+/// first).
+fn compile_source(source: &PolicySource, facts: &EdgeFacts) -> Result<Policy, String> {
     let compiled: Result<Policy, PolicyErrors> = match source.kind {
-        PolicyKind::Document => Policy::parse(&source.text, &source.origin),
+        PolicyKind::Document => Policy::parse_for(&source.text, &source.origin, facts.supplies()),
         PolicyKind::Shorthand => serde_json::from_str::<Shorthand>(&source.text)
             .map_err(|e| format!("{}: malformed shorthand flags: {e}", source.origin))?
             .compile(),

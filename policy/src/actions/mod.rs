@@ -266,6 +266,7 @@ pub(crate) fn compile(
         names: Names {
             phase,
             results: result_keys(),
+            supplies: cx.supplies,
         },
         node: &config_pos_node,
         path: config_path,

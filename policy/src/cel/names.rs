@@ -1,5 +1,6 @@
 //! The names an expression may use: request variables, action results, internal lookup names.
 
+use crate::intel::Supplies;
 use crate::phase::Phase;
 
 /// Variables with a value of their own (prefixes such as `req.url` may also have fields).
@@ -19,8 +20,15 @@ pub(crate) const LEAVES: &[&str] = &[
     "req.content_length",
     "req.content_type",
     "req.user_agent",
+    "req.user_agent.name",
+    "req.user_agent.version",
+    "req.user_agent.os",
+    "req.user_agent.os_version",
+    "req.user_agent.device",
+    "req.user_agent.url",
     "req.user_agent.is_bot",
     "req.user_agent.is_mobile",
+    "req.user_agent.is_tablet",
     "req.user_agent.is_desktop",
     "res.status_code",
     "res.content_type",
@@ -31,6 +39,37 @@ pub(crate) const LEAVES: &[&str] = &[
     "conn.server_port",
     "conn.ts.start",
     "conn.tls.version",
+    "conn.server_region",
+    "conn.geo.city",
+    "conn.geo.country",
+    "conn.geo.country_code",
+    "conn.geo.latitude",
+    "conn.geo.longitude",
+    "conn.geo.radius",
+    "conn.geo.subdivision",
+    "conn.client_ip.geo.location.city",
+    "conn.client_ip.geo.location.continent",
+    "conn.client_ip.geo.location.country",
+    "conn.client_ip.geo.location.country_code",
+    "conn.client_ip.geo.location.is_eu",
+    "conn.client_ip.geo.location.latitude",
+    "conn.client_ip.geo.location.longitude",
+    "conn.client_ip.geo.location.metro_code",
+    "conn.client_ip.geo.location.postal_code",
+    "conn.client_ip.geo.location.radius",
+    "conn.client_ip.geo.location.subdivision",
+    "conn.client_ip.geo.location.timezone",
+    "conn.client_ip.geo.registered_location.city",
+    "conn.client_ip.geo.registered_location.continent",
+    "conn.client_ip.geo.registered_location.country",
+    "conn.client_ip.geo.registered_location.country_code",
+    "conn.client_ip.geo.registered_location.is_eu",
+    "conn.client_ip.geo.registered_location.metro_code",
+    "conn.client_ip.geo.registered_location.subdivision",
+    "conn.client_ip.geo.registered_location.timezone",
+    "conn.client_ip.as.number",
+    "conn.client_ip.as.organization",
+    "conn.client_ip.categories",
     "endpoint.id",
     "endpoint.url",
     "endpoint.host",
@@ -57,6 +96,8 @@ pub(crate) struct Names {
     pub phase: Phase,
     /// The result keys of every registered action.
     pub results: &'static [&'static str],
+    /// What the edge can answer beyond the request (IP databases, user-agent parser).
+    pub supplies: Supplies,
 }
 
 /// Why a dotted name is not a variable an expression may use.
@@ -71,6 +112,14 @@ pub(crate) enum NameError {
     /// A `res.*` variable in on_http_request.
     #[error("`{0}` is only available in on_http_response")]
     ResponseOnly(String),
+    /// A variable the edge has no data for; the edge.yaml setting that gives it.
+    #[error("`{var}` needs data this edge does not have: set `{setting}` in edge.yaml")]
+    NotSupplied {
+        /// The variable.
+        var: String,
+        /// The edge.yaml setting.
+        setting: &'static str,
+    },
     /// Not a variable at all.
     #[error("unknown variable `{0}`")]
     Unknown(String),
@@ -97,7 +146,9 @@ impl Names {
                         .iter()
                         .any(|m| *m == full || full.starts_with(&format!("{m}.")))
                     || LEAVES.iter().chain(MAPS).any(|l| l.starts_with(&dotted));
-                if known {
+                if let Some(setting) = self.supplies.missing(&full).filter(|_| known) {
+                    Err(NameError::NotSupplied { var: full, setting })
+                } else if known {
                     Ok(())
                 } else {
                     Err(NameError::Unknown(full))

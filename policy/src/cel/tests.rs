@@ -12,6 +12,7 @@ fn request() -> Names {
     Names {
         phase: Phase::Request,
         results: result_keys(),
+        supplies: crate::intel::Supplies::ALL,
     }
 }
 

@@ -144,31 +144,6 @@ pub(crate) fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-const BOT_MARKERS: &[&str] = &[
-    "bot",
-    "crawl",
-    "spider",
-    "slurp",
-    "curl/",
-    "wget/",
-    "python-requests",
-    "httpclient",
-    "headless",
-    "scrapy",
-    "go-http-client",
-];
-
-pub(crate) fn is_bot(ua: &str) -> bool {
-    let ua = ua.to_ascii_lowercase();
-    BOT_MARKERS.iter().any(|m| ua.contains(m))
-}
-
-pub(crate) fn is_mobile(ua: &str) -> bool {
-    ["Mobile", "Android", "iPhone", "iPad", "Windows Phone"]
-        .iter()
-        .any(|m| ua.contains(m))
-}
-
 /// A CEL value as text: strings as they are, lists and maps JSON-like.
 pub(crate) fn stringify(v: &Value, out: &mut String) {
     use std::fmt::Write;

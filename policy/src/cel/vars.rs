@@ -3,11 +3,13 @@
 use crate::cel::names::{HAS, LEAVES, MAPS, QUERY_PARAM, REQ_COOKIE, REQ_HEADER, RES_HEADER};
 use crate::cel::url::{full_url, host, port, scheme, split_port};
 use crate::cel::values::{
-    content_length, cookie, cookie_pairs, cookies, header_list, header_map, header_str, is_bot,
-    is_mobile, lower, pairs, query_params, set_cookies,
+    content_length, cookie, cookie_pairs, cookies, header_list, header_map, header_str, lower,
+    pairs, query_params, set_cookies,
 };
 use crate::head::{RequestHead, ResponseHead};
+use crate::intel::Location;
 use crate::run::state::RequestState;
+use crate::user_agent::UserAgentFacts;
 use cel::common::types::{CelBool, CelInt, CelNull, CelString};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
@@ -66,14 +68,6 @@ impl<'a> Scope<'a> {
             "req.content_length" => CowVal::owned(CelInt::from(content_length(req.headers()))),
             "req.content_type" => s(header_str(req.headers(), CONTENT_TYPE.as_str())),
             "req.user_agent" => s(header_str(req.headers(), USER_AGENT.as_str())),
-            "req.user_agent.is_bot" => b(is_bot(header_str(req.headers(), USER_AGENT.as_str()))),
-            "req.user_agent.is_mobile" => {
-                b(is_mobile(header_str(req.headers(), USER_AGENT.as_str())))
-            }
-            "req.user_agent.is_desktop" => {
-                let ua = header_str(req.headers(), USER_AGENT.as_str());
-                b(!ua.is_empty() && !is_bot(ua) && !is_mobile(ua))
-            }
             "res.status_code" => {
                 CowVal::owned(CelInt::from(i64::from(self.res?.status().as_u16())))
             }
@@ -89,6 +83,18 @@ impl<'a> Scope<'a> {
                 CowVal::owned(CelInt::from(i64::from(st.conn.client_addr.port())))
             }
             "conn.server_port" => CowVal::owned(CelInt::from(i64::from(st.conn.server_port))),
+            "conn.server_region" => s(st.facts.region()),
+            "conn.client_ip.as.number" => {
+                CowVal::owned(CelInt::from(i64::from(st.facts.asn(st.client_ip).number)))
+            }
+            "conn.client_ip.as.organization" => s(&st.facts.asn(st.client_ip).organization),
+            "conn.client_ip.categories" => v(Value::List(Arc::new(
+                st.facts
+                    .categories(st.client_ip)
+                    .iter()
+                    .map(|c| Value::from(c.as_str()))
+                    .collect(),
+            ))),
             "conn.ts.start" => v(Value::Timestamp(
                 chrono::DateTime::<chrono::Utc>::from(st.conn.start).fixed_offset(),
             )),
@@ -120,6 +126,19 @@ impl<'a> Scope<'a> {
     }
 
     fn lookup_prefixed<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        if let Some(field) = name.strip_prefix("req.user_agent.") {
+            return user_agent_field(self.user_agent(), field);
+        }
+        let geo = || self.st.facts.geo(self.st.client_ip);
+        if let Some(field) = name
+            .strip_prefix("conn.geo.")
+            .or_else(|| name.strip_prefix("conn.client_ip.geo.location."))
+        {
+            return location_field(&geo().location, field);
+        }
+        if let Some(field) = name.strip_prefix("conn.client_ip.geo.registered_location.") {
+            return location_field(&geo().registered, field);
+        }
         // Single entries of the maps (from `req.headers['k']` rewritten at compile time): absent
         // keys fall back to the map itself, so a missing key errors as CEL says it should.
         if let Some(k) = name.strip_prefix("req.headers.") {
@@ -232,6 +251,13 @@ impl<'a> Scope<'a> {
             .collect()
     }
 
+    /// The parsed `User-Agent`, once per request.
+    fn user_agent(&self) -> &UserAgentFacts {
+        self.st
+            .facts
+            .user_agent(|| header_str(self.req.headers(), USER_AGENT.as_str()).to_string())
+    }
+
     fn action_results(&self) -> Value {
         let mut all: HashMap<String, Value> = HashMap::new();
         for (k, x) in &self.st.results {
@@ -245,6 +271,42 @@ impl VariableResolver for Scope<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         self.lookup(variable)
     }
+}
+
+/// `req.user_agent.<field>`.
+fn user_agent_field<'b>(ua: &'b UserAgentFacts, field: &str) -> Option<CowVal<'b, 'b>> {
+    Some(match field {
+        "name" => s(&ua.name),
+        "version" => s(&ua.version),
+        "os" => s(&ua.os),
+        "os_version" => s(&ua.os_version),
+        "device" => s(&ua.device),
+        "url" => s(&ua.url),
+        "is_bot" => b(ua.is_bot),
+        "is_mobile" => b(ua.is_mobile),
+        "is_tablet" => b(ua.is_tablet),
+        "is_desktop" => b(ua.is_desktop),
+        _ => return None,
+    })
+}
+
+/// One field of a location (`conn.geo.<field>`, `conn.client_ip.geo.location.<field>`, ...).
+fn location_field<'b>(l: &'b Location, field: &str) -> Option<CowVal<'b, 'b>> {
+    Some(match field {
+        "city" => s(&l.city),
+        "continent" => s(&l.continent),
+        "country" => s(&l.country),
+        "country_code" => s(&l.country_code),
+        "is_eu" => b(l.is_eu),
+        "latitude" => s(&l.latitude),
+        "longitude" => s(&l.longitude),
+        "metro_code" => s(&l.metro_code),
+        "postal_code" => s(&l.postal_code),
+        "radius" => s(&l.radius),
+        "subdivision" => s(&l.subdivision),
+        "timezone" => s(&l.timezone),
+        _ => return None,
+    })
 }
 
 fn s(x: &str) -> CowVal<'_, '_> {

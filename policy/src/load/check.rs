@@ -1,5 +1,6 @@
 //! The compile-time checker: collects located errors and reads typed fields from nodes.
 
+use crate::intel::Supplies;
 use crate::load::errors::{PolicyError, Pos};
 use crate::load::node::{Kind, Node};
 
@@ -7,6 +8,8 @@ use crate::load::node::{Kind, Node};
 pub(crate) struct Cx<'o> {
     origin: &'o str,
     pub errors: Vec<PolicyError>,
+    /// What the edge can answer; expressions naming anything else are refused.
+    pub supplies: Supplies,
 }
 
 impl<'o> Cx<'o> {
@@ -14,6 +17,7 @@ impl<'o> Cx<'o> {
         Self {
             origin,
             errors: Vec::new(),
+            supplies: Supplies::ALL,
         }
     }
 

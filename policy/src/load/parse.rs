@@ -5,6 +5,7 @@ use crate::actions::{self as registry, result_keys};
 use crate::cel::expr::Expr;
 use crate::cel::names::Names;
 use crate::cel::wanted::Wanted;
+use crate::intel::Supplies;
 use crate::load::check::{list, string_list, Cx, Obj};
 use crate::load::errors::{PolicyError, PolicyErrors, Pos};
 use crate::load::node::{self, Node};
@@ -45,7 +46,15 @@ impl Policy {
     /// `traffic-policy.yml:12:7: on_http_request[2].actions[0].config.status_code: expected an
     /// integer 100..=599, got 42`. Every problem is reported, one [`PolicyError`](crate::PolicyError) each.
     pub fn parse(source: &str, origin: &str) -> Result<Self, PolicyErrors> {
+        Self::parse_for(source, origin, Supplies::ALL)
+    }
+
+    /// [`Policy::parse`] for an edge that can answer only `supplies`: an expression naming a
+    /// variable it has no data for (`conn.geo.city` without a geo database) is a located
+    /// error naming the edge.yaml setting that would supply it.
+    pub fn parse_for(source: &str, origin: &str, supplies: Supplies) -> Result<Self, PolicyErrors> {
         let mut cx = Cx::new(origin);
+        cx.supplies = supplies;
         let root = match node::load(source) {
             Ok(n) => n,
             Err((pos, msg)) => {
@@ -167,6 +176,7 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
             let names = Names {
                 phase,
                 results: result_keys(),
+                supplies: cx.supplies,
             };
             match Expr::compile_condition(&src, names) {
                 Ok(e) => expressions.push(e),

@@ -7,6 +7,7 @@ use crate::cel::wanted::Wanted;
 use crate::forward::{InternalEndpoints, InternalUrl};
 use crate::head::{RequestHead, ResponseHead};
 use crate::identity::Authenticator;
+use crate::intel::EdgeFacts;
 use crate::keys::KeySource;
 use crate::load::parse::{Policy, Rule};
 use crate::phase::Phase;
@@ -67,6 +68,7 @@ pub struct Engine {
     wanted: Wanted,
     clock: Arc<dyn Clock>,
     services: Services,
+    facts: Option<Arc<EdgeFacts>>,
 }
 
 impl Engine {
@@ -80,6 +82,7 @@ impl Engine {
             layers,
             clock: Arc::new(SystemClock),
             services: Services::default(),
+            facts: None,
         }
     }
 
@@ -104,6 +107,15 @@ impl Engine {
     /// forward to a well-formed URL is reported as it is, unchecked.
     pub fn with_internal_endpoints(mut self, internal: Arc<dyn InternalEndpoints>) -> Self {
         self.services.internal = Some(internal);
+        self
+    }
+
+    /// Gives the variables the edge answers (`conn.server_region`, `conn.geo.*`,
+    /// `conn.client_ip.{geo,as,categories}`, `req.user_agent.*`). Compile the layers with
+    /// [`Policy::parse_for`] and these facts' [`EdgeFacts::supplies`], so no policy reads a
+    /// fact they lack. Without any, those variables are empty (the dry run).
+    pub fn with_edge_facts(mut self, facts: Arc<EdgeFacts>) -> Self {
+        self.facts = Some(facts);
         self
     }
 
@@ -132,7 +144,9 @@ impl Engine {
         conn: ConnInfo,
         endpoint: impl Into<Arc<EndpointInfo>>,
     ) -> RequestState {
-        RequestState::new(conn, endpoint.into(), self.clock.now())
+        let mut st = RequestState::new(conn, endpoint.into(), self.clock.now());
+        st.facts.edge.clone_from(&self.facts);
+        st
     }
 
     /// Runs on_http_request. On [`RequestVerdict::Respond`] the response phase has already run

@@ -5,6 +5,7 @@
 //! action's decision (`basic_auth()`, `login()`, `compression()`, ...) live in that action's
 //! file under `actions/`.
 
+use crate::intel::FactCache;
 use crate::phase::Phase;
 use crate::run::body::{BodyTransform, Chain};
 use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
@@ -46,6 +47,8 @@ pub struct RequestState {
     pub(crate) response_headers: Vec<(HeaderName, HeaderValue)>,
     /// The actions' own per-request data.
     pub(crate) scratch: Scratch,
+    /// The edge's facts about this request, looked up when first read.
+    pub(crate) facts: FactCache,
 }
 
 impl RequestState {
@@ -70,6 +73,7 @@ impl RequestState {
             request_body: None,
             response_headers: Vec::new(),
             scratch: Scratch::default(),
+            facts: FactCache::default(),
         }
     }
 

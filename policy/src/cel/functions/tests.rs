@@ -12,6 +12,7 @@ fn names(phase: Phase) -> Names {
     Names {
         phase,
         results: result_keys(),
+        supplies: crate::intel::Supplies::ALL,
     }
 }
 
