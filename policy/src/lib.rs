@@ -79,6 +79,7 @@ mod keys;
 mod load;
 mod phase;
 mod run;
+mod secrets;
 #[cfg(test)]
 mod testutil;
 
@@ -99,3 +100,6 @@ pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
 pub use run::facts::{Clock, ConnInfo, EndpointInfo};
 pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
 pub use run::state::RequestState;
+pub use secrets::{
+    LoadEnv, LoginApp, LoginApps, Secret, SecretError, SecretMap, SecretSource, REDACTED,
+};

@@ -241,6 +241,7 @@ pub(crate) fn compile(
         names: Names {
             phase,
             results: result_keys(),
+            secrets: Some(cx.resolver),
         },
         node: &config_pos_node,
         path: config_path,

@@ -8,10 +8,11 @@ use crate::testutil::*;
 use crate::Phase;
 
 /// Request-phase expressions, with every registered action's results.
-fn request() -> Names {
+fn request() -> Names<'static> {
     Names {
         phase: Phase::Request,
         results: result_keys(),
+        secrets: None,
     }
 }
 

@@ -2,18 +2,22 @@
 
 use crate::load::errors::{PolicyError, Pos};
 use crate::load::node::{Kind, Node};
+use crate::secrets::Resolver;
 
 /// Collects every problem of one document, so that all of them are reported at once.
 pub(crate) struct Cx<'o> {
     origin: &'o str,
     pub errors: Vec<PolicyError>,
+    /// The host's secrets and default sign-in apps, and the secrets resolved so far.
+    pub resolver: &'o Resolver<'o>,
 }
 
 impl<'o> Cx<'o> {
-    pub fn new(origin: &'o str) -> Self {
+    pub fn new(origin: &'o str, resolver: &'o Resolver<'o>) -> Self {
         Self {
             origin,
             errors: Vec::new(),
+            resolver,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::load::check::{list, string_list, Cx, Obj};
 use crate::load::errors::{PolicyError, PolicyErrors, Pos};
 use crate::load::node::{self, Node};
 use crate::phase::Phase;
+use crate::secrets::{LoadEnv, Resolver, Secret};
 
 /// A compiled policy: its rules per phase. Immutable; built by [`Policy::parse`] or
 /// [`Shorthand::compile`](crate::Shorthand::compile), evaluated by an [`Engine`](crate::Engine).
@@ -21,6 +22,8 @@ pub struct Policy {
     pub(crate) wanted: Wanted,
     /// Where on_http_request starts (else the document), for [`Policy::check_answers`].
     pub(crate) request_pos: Option<Pos>,
+    /// The secrets it resolved while compiling, redacted from what the engine reports.
+    pub(crate) secrets: Vec<Secret>,
 }
 
 /// One rule: ANDed expressions and ordered actions.
@@ -38,8 +41,30 @@ impl Policy {
     /// Compiles a YAML or JSON traffic-policy document. `origin` labels messages, e.g.
     /// `traffic-policy.yml:12:7: on_http_request[2].actions[0].config.status_code: expected an
     /// integer 100..=599, got 42`. Every problem is reported, one [`PolicyError`](crate::PolicyError) each.
+    /// The host supplies nothing: `secrets.get` and login actions without client credentials
+    /// are refused; see [`Policy::parse_with`].
     pub fn parse(source: &str, origin: &str) -> Result<Self, PolicyErrors> {
-        let mut cx = Cx::new(origin);
+        Self::parse_with(source, origin, &LoadEnv::default())
+    }
+
+    /// [`Policy::parse`] with the host's secret vaults and default sign-in apps: each
+    /// `secrets.get(vault, name)` and each login action without client credentials is resolved
+    /// now, once.
+    pub fn parse_with(source: &str, origin: &str, env: &LoadEnv) -> Result<Self, PolicyErrors> {
+        let resolver = Resolver::new(env);
+        let parsed = Self::parse_resolved(source, origin, &resolver);
+        parsed.map(|mut p| {
+            p.secrets = resolver.into_used();
+            p
+        })
+    }
+
+    fn parse_resolved(
+        source: &str,
+        origin: &str,
+        resolver: &Resolver<'_>,
+    ) -> Result<Self, PolicyErrors> {
+        let mut cx = Cx::new(origin, resolver);
         let root = match node::load(source) {
             Ok(n) => n,
             Err((pos, msg)) => {
@@ -66,6 +91,7 @@ impl Policy {
             response: Vec::new(),
             wanted: Wanted::default(),
             request_pos: root.pos,
+            secrets: Vec::new(),
         };
         if root.kind == node::Kind::Null {
             return policy;
@@ -158,6 +184,7 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
             let names = Names {
                 phase,
                 results: result_keys(),
+                secrets: Some(cx.resolver),
             };
             match Expr::compile(&src, names) {
                 Ok(e) => expressions.push(e),

@@ -13,6 +13,7 @@ use crate::phase::Phase;
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
 use crate::run::services::Services;
 use crate::run::state::RequestState;
+use crate::secrets::{redact, Secret};
 use bytes::Bytes;
 use http::Response;
 use std::future::Future;
@@ -64,6 +65,8 @@ pub struct Engine {
     wanted: Wanted,
     clock: Arc<dyn Clock>,
     services: Services,
+    /// Every layer's resolved secrets, for redaction.
+    secrets: Arc<[Secret]>,
 }
 
 impl Engine {
@@ -74,6 +77,7 @@ impl Engine {
                 w.merge(&l.wanted);
                 w
             }),
+            secrets: layers.iter().flat_map(|l| l.secrets.clone()).collect(),
             layers,
             clock: Arc::new(SystemClock),
             services: Services::default(),
@@ -117,6 +121,12 @@ impl Engine {
         self.layers.iter().any(Policy::reads_request_body)
     }
 
+    /// `text` with every secret the layers resolved replaced by `<secret>`: for output that
+    /// shows what the policy made (the dry run's headers and bodies).
+    pub fn redact(&self, text: String) -> String {
+        redact(&self.secrets, text)
+    }
+
     /// The layers, in order.
     pub fn layers(&self) -> &[Policy] {
         &self.layers
@@ -129,7 +139,12 @@ impl Engine {
         conn: ConnInfo,
         endpoint: impl Into<Arc<EndpointInfo>>,
     ) -> RequestState {
-        RequestState::new(conn, endpoint.into(), self.clock.now())
+        RequestState::new(
+            conn,
+            endpoint.into(),
+            self.clock.now(),
+            Arc::clone(&self.secrets),
+        )
     }
 
     /// Runs on_http_request. On [`RequestVerdict::Respond`] the response phase has already run
@@ -236,7 +251,7 @@ impl Engine {
                 Err(err) => {
                     let text = format!("`{}` failed: {err}", e.source());
                     st.trace_event(phase, &rule.label, || format!("skipped: {text}"));
-                    st.errors.push(format!("{}: {text}", rule.label));
+                    st.push_error(format!("{}: {text}", rule.label));
                     return false;
                 }
             }

@@ -8,10 +8,11 @@ use crate::cel::vars::Scope;
 use crate::testutil::*;
 use crate::Phase;
 
-fn names(phase: Phase) -> Names {
+fn names(phase: Phase) -> Names<'static> {
     Names {
         phase,
         results: result_keys(),
+        secrets: None,
     }
 }
 
