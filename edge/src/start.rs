@@ -288,9 +288,13 @@ fn policy_services(
     let login = Arc::new(
         LoginService::new(keys, revoked, jwks.clone(), auth).map_err(StartError::HttpClient)?,
     );
+    let (operator_env, agent_env) =
+        PolicyServices::load_envs(&config.secret_vaults, &config.login_apps);
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),
+        operator_env,
+        agent_env,
     };
     Ok((services, login))
 }

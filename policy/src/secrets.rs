@@ -181,7 +181,8 @@ impl fmt::Debug for LoadEnv {
 impl LoadEnv {
     /// Accepts every `secrets.get` and every login action without credentials, with
     /// placeholder values: the agent checks a policy this way before the edge, which holds the
-    /// vaults and default apps, compiles it for real.
+    /// vaults and default apps, compiles it for real. A source given with
+    /// [`LoadEnv::with_secrets`] (or apps with [`LoadEnv::with_login_apps`]) is asked first.
     pub fn deferred() -> Self {
         Self {
             deferred: true,
@@ -203,11 +204,9 @@ impl LoadEnv {
 
     /// The value of `secrets.get(vault, name)`.
     fn secret(&self, vault: &str, name: &str) -> Result<Secret, SecretError> {
-        if self.deferred {
-            return Ok(Secret::new(format!("placeholder-for-{vault}.{name}")));
-        }
         match &self.secrets {
             Some(s) => s.secret(vault, name),
+            None if self.deferred => Ok(Secret::new(format!("placeholder-for-{vault}.{name}"))),
             None => Err(SecretError::UnknownVault {
                 vault: vault.to_string(),
                 name: name.to_string(),
@@ -218,16 +217,16 @@ impl LoadEnv {
 
     /// The default app for a login action without credentials, `None` when there is none.
     pub(crate) fn login_app(&self, oauth: Option<&str>, issuer: Option<&str>) -> Option<LoginApp> {
-        if self.deferred {
-            return Some(LoginApp {
-                client_id: "placeholder-client-id".to_string(),
-                client_secret: Secret::new("placeholder-client-secret"),
-            });
-        }
-        oauth
+        let configured = oauth
             .and_then(|p| self.login_apps.oauth(p))
             .or_else(|| issuer.and_then(|i| self.login_apps.oidc(i)))
-            .cloned()
+            .cloned();
+        configured.or_else(|| {
+            self.deferred.then(|| LoginApp {
+                client_id: "placeholder-client-id".to_string(),
+                client_secret: Secret::new("placeholder-client-secret"),
+            })
+        })
     }
 }
 

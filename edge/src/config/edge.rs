@@ -5,6 +5,7 @@ use super::cloud::CloudEndpointSpec;
 use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
+use super::secrets::SecretVault;
 use crate::events::config::{check_unique, EventDestination};
 use crate::hostname::Hostname;
 use crate::tls::config::{CertFiles, HttpsConfig};
@@ -87,6 +88,10 @@ pub struct EdgeConfig {
     pub https: Option<HttpsConfig>,
     /// The public listeners' HTTP/1.x server.
     pub h1_server: H1Server,
+    /// Where `secrets.get(vault, name)` reads (`secret_vaults:`, docs/policy.md).
+    pub secret_vaults: Vec<SecretVault>,
+    /// The default apps of oauth / openid-connect without client credentials (`login_apps:`).
+    pub login_apps: sluice_policy::LoginApps,
 }
 
 impl Default for EdgeConfig {
@@ -111,6 +116,8 @@ impl Default for EdgeConfig {
             event_destinations: Vec::new(),
             https: None,
             h1_server: H1Server::Hyper,
+            secret_vaults: Vec::new(),
+            login_apps: sluice_policy::LoginApps::default(),
         }
     }
 }
@@ -157,6 +164,11 @@ impl EdgeConfig {
             event_destinations.push(EventDestination::events_file(path));
         }
         check_unique(&event_destinations)?;
+        let secret_vaults = std::mem::take(&mut file.secret_vaults)
+            .into_iter()
+            .map(|(name, v)| v.resolve(name, &base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let login_apps = std::mem::take(&mut file.login_apps).resolve()?;
         let https = https_config(&args, &mut file, &base)?;
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
@@ -227,6 +239,8 @@ impl EdgeConfig {
             event_destinations,
             https,
             h1_server,
+            secret_vaults,
+            login_apps,
             ..d
         })
     }

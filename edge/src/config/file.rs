@@ -3,6 +3,7 @@
 use super::cloud::CloudEndpointSpec;
 use super::error::ConfigError;
 use super::operator::OperatorPolicy;
+use super::secrets::{FileLoginApps, FileVault};
 use crate::acme::config::FileAcme;
 use crate::events::config::FileDestination;
 use crate::hostname::Hostname;
@@ -49,6 +50,10 @@ pub(crate) struct FileConfig {
     pub(crate) cloud_endpoints: Vec<FileCloudEndpoint>,
     #[serde(default)]
     pub(crate) event_destinations: Vec<FileDestination>,
+    #[serde(default)]
+    pub(crate) secret_vaults: std::collections::BTreeMap<String, FileVault>,
+    #[serde(default)]
+    pub(crate) login_apps: FileLoginApps,
 }
 
 /// `endpoints:` entry: an operator policy for a hostname pattern.
