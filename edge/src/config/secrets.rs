@@ -216,15 +216,17 @@ mod tests {
     #[test]
     fn a_vault_has_exactly_one_source_that_exists() {
         let dir = std::env::temp_dir().join(format!("sluice-vault-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("team.env"), "# c\nA=1\n").unwrap();
+        std::fs::create_dir_all(&dir).expect("test setup");
+        std::fs::write(dir.join("team.env"), "# c\nA=1\n").expect("test setup");
         assert_eq!(
-            vault("{file: team.env}", dir.as_path()).unwrap().source,
+            vault("{file: team.env}", dir.as_path())
+                .expect("test setup")
+                .source,
             VaultSource::File(dir.as_path().join("team.env"))
         );
         assert!(
             vault("{env_prefix: P_, agents: true}", dir.as_path())
-                .unwrap()
+                .expect("test setup")
                 .agents
         );
         for bad in [
@@ -234,14 +236,14 @@ mod tests {
             "{dir: nope}",
             "{file: nope}",
         ] {
-            let e = vault(bad, dir.as_path()).unwrap_err();
+            let e = vault(bad, dir.as_path()).expect_err("refused");
             assert!(e.starts_with("secret_vaults.prod: "), "{bad}: {e}");
         }
     }
 
     #[test]
     fn pairs_files_keep_values_as_written() {
-        let p = parse_pairs("# comment\n\nA=1\n B = x=y \r\n").unwrap();
+        let p = parse_pairs("# comment\n\nA=1\n B = x=y \r\n").expect("test setup");
         assert_eq!(p["A"], "1");
         assert_eq!(p["B"], " x=y ");
         assert_eq!(
@@ -259,13 +261,14 @@ mod tests {
         let apps: FileLoginApps = serde_yaml::from_str(
             "{oauth: {Google: {client_id: gid, client_secret: gsecret-value}}, oidc: [{issuer_url: 'https://idp.example/', client_id: o, client_secret: s}]}",
         )
-        .unwrap();
-        let apps = apps.resolve().unwrap();
+        .expect("test setup");
+        let apps = apps.resolve().expect("test setup");
         assert_eq!(apps.oauth["google"].client_id, "gid");
         assert!(!format!("{apps:?}").contains("gsecret-value"));
         let bad: FileLoginApps =
-            serde_yaml::from_str("{oauth: {myspace: {client_id: a, client_secret: b}}}").unwrap();
-        let e = bad.resolve().unwrap_err().to_string();
+            serde_yaml::from_str("{oauth: {myspace: {client_id: a, client_secret: b}}}")
+                .expect("test setup");
+        let e = bad.resolve().expect_err("refused").to_string();
         assert!(
             e.starts_with("login_apps.oauth.myspace: unknown oauth provider"),
             "{e}"

@@ -126,10 +126,10 @@ mod tests {
     #[test]
     fn each_kind_of_vault_reads_its_secrets() {
         let dir = std::env::temp_dir().join(format!("sluice-vaults-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("d")).unwrap();
-        std::fs::write(dir.join("d/token"), "tok-value\n\n").unwrap();
-        std::fs::write(dir.join("d/.hidden"), "x").unwrap();
-        std::fs::write(dir.join("pairs.env"), "K=pair-value\n").unwrap();
+        std::fs::create_dir_all(dir.join("d")).expect("test setup");
+        std::fs::write(dir.join("d/token"), "tok-value\n\n").expect("test setup");
+        std::fs::write(dir.join("d/.hidden"), "x").expect("test setup");
+        std::fs::write(dir.join("pairs.env"), "K=pair-value\n").expect("test setup");
         std::env::set_var("SLUICE_TEST_VAULT_K", "env-value");
         let all = [
             vault("d", VaultSource::Dir(dir.join("d")), false),
@@ -145,9 +145,9 @@ mod tests {
         let v = Vaults::operator(&all);
         let get = |vault, name| v.secret(vault, name).map(|s| s.expose().to_string());
         // One trailing newline goes, the rest of the content stays.
-        assert_eq!(get("d", "token").unwrap(), "tok-value\n");
-        assert_eq!(get("f", "K").unwrap(), "pair-value");
-        assert_eq!(get("e", "K").unwrap(), "env-value");
+        assert_eq!(get("d", "token").expect("test setup"), "tok-value\n");
+        assert_eq!(get("f", "K").expect("test setup"), "pair-value");
+        assert_eq!(get("e", "K").expect("test setup"), "env-value");
         for (vault, name) in [
             ("d", "../pairs.env"),
             ("d", ".hidden"),
@@ -162,7 +162,10 @@ mod tests {
         }
         let agents = Vaults::agents(&all);
         assert!(agents.secret("f", "K").is_ok());
-        let e = agents.secret("d", "token").unwrap_err().to_string();
+        let e = agents
+            .secret("d", "token")
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("agents: true"), "{e}");
     }
 }
