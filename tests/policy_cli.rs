@@ -73,3 +73,37 @@ fn test_shows_matched_rules_and_the_outcome() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn test_takes_secrets_from_flags_and_never_prints_them() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("secret.yml");
+    std::fs::write(
+        &file,
+        "on_http_request:\n  - actions:\n      - type: add-headers\n        config: {headers: {x-api-key: \"${secrets.get('prod', 'api-key')}\"}}\n      - type: log\n        config: {metadata: {key: \"${secrets.get('prod', 'api-key')}\"}}\n",
+    )?;
+    let file = file.to_str().unwrap_or_default();
+    // `check` leaves secrets to the edge.
+    let (ok, stdout, stderr) = agent(&["policy", "check", file])?;
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, stdout, stderr) = agent(&[
+        "policy",
+        "test",
+        file,
+        "--secret",
+        "prod.api-key=flag-secret-value",
+    ])?;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("x-api-key: <secret>"), "{stdout}");
+    assert!(!stdout.contains("flag-secret-value"), "{stdout}");
+    // Without the flag: the missing secret is named, with how to give it.
+    let (ok, _, stderr) = agent(&["policy", "test", file])?;
+    assert!(!ok);
+    assert!(stderr.contains("secret.yml:4:"), "{stderr}");
+    assert!(
+        stderr.contains("no secret vault `prod` (for secret `api-key`)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--secret VAULT.NAME=VALUE"), "{stderr}");
+    Ok(())
+}

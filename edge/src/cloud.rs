@@ -100,8 +100,10 @@ fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, Cl
             .sources_for(&key.hostname)
             .chain([&spec.policy])
     };
+    // A cloud endpoint's own policy is edge.yaml's: it reads every vault.
     let policy = compile::compile(
         sources(),
+        std::iter::empty(),
         &state.services,
         Some(Namespace::of(&state.routes, owner)),
     )

@@ -292,10 +292,15 @@ fn policy_services(
     let login = Arc::new(
         LoginService::new(keys, revoked, jwks.clone(), auth).map_err(StartError::HttpClient)?,
     );
+    let facts = facts::load(&config.facts)?;
+    let (operator_env, agent_env) =
+        PolicyServices::load_envs(&config.secret_vaults, &config.login_apps, &facts);
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),
-        facts: facts::load(&config.facts)?,
+        facts,
+        operator_env,
+        agent_env,
     };
     Ok((services, login))
 }

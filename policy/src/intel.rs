@@ -93,6 +93,12 @@ pub struct Supplies {
     pub user_agent: bool,
 }
 
+impl Default for Supplies {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 impl Supplies {
     /// Everything: for checks that cannot know the edge (the agent's own validation).
     pub const ALL: Self = Self {

@@ -82,6 +82,7 @@ mod keys;
 mod load;
 mod phase;
 mod run;
+mod secrets;
 #[cfg(test)]
 mod testutil;
 mod user_agent;
@@ -104,4 +105,7 @@ pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
 pub use run::facts::{Clock, ConnInfo, EndpointInfo};
 pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
 pub use run::state::RequestState;
+pub use secrets::{
+    LoadEnv, LoginApp, LoginApps, Secret, SecretError, SecretMap, SecretSource, REDACTED,
+};
 pub use user_agent::{UserAgentDataError, UserAgentParser};

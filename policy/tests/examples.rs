@@ -3,7 +3,10 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Request, Response};
-use sluice_policy::{ConnInfo, EndpointInfo, Engine, Policy, RequestVerdict, ResponseVerdict};
+use sluice_policy::{
+    ConnInfo, EndpointInfo, Engine, LoadEnv, Policy, RequestVerdict, ResponseVerdict, Secret,
+    SecretMap,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +18,16 @@ fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
 }
 
+/// The vault the examples read: `prod` with `admin-password` and `upstream-token`.
+fn vault() -> LoadEnv {
+    let mut m = SecretMap::new("the examples have only vault `prod`");
+    m.insert("prod", "admin-password", Secret::new("vault-password-1"));
+    m.insert("prod", "upstream-token", Secret::new("vault-token-1"));
+    LoadEnv::default().with_secrets(Arc::new(m))
+}
+
 fn load_all() -> BTreeMap<String, (String, Policy)> {
+    let env = vault();
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(examples_dir()).expect("examples/policies exists") {
         let path = entry.expect("readable dir entry").path();
@@ -29,7 +41,7 @@ fn load_all() -> BTreeMap<String, (String, Policy)> {
             .expect("utf-8 name")
             .to_string();
         let source = std::fs::read_to_string(&path).expect("readable example");
-        let policy = Policy::parse(&source, &name)
+        let policy = Policy::parse_with(&source, &name, &env)
             .unwrap_or_else(|e| panic!("{name} does not compile:\n{e}"));
         out.insert(name, (source, policy));
     }
@@ -389,6 +401,14 @@ fn every_example_compiles_and_has_its_effect() {
                 assert_eq!(s.res.status(), 405);
                 assert_eq!(get(&s.res, "allow"), "GET, HEAD");
                 assert!(https("HEAD /page", &[], "1.1.1.1").forwarded);
+            }
+            "vault-credentials.yml" => {
+                let s = https("GET /", &[], "1.1.1.1");
+                assert_eq!(s.res.status(), 401);
+                let auth = basic("admin", "vault-password-1");
+                let s = https("GET /", &[("authorization", &auth)], "1.1.1.1");
+                assert!(s.forwarded);
+                assert_eq!(s.req.headers["x-upstream-token"], "vault-token-1");
             }
             "login-brute-force.json" => {
                 for _ in 0..5 {

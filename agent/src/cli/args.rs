@@ -97,6 +97,10 @@ pub enum PolicyCommand {
         /// Status of the pretend upstream response the response phase runs on.
         #[arg(long, default_value_t = 200)]
         upstream_status: u16,
+        /// A value for `secrets.get('VAULT', 'NAME')`, 'VAULT.NAME=VALUE' (repeatable); it
+        /// shows as <secret> in the output.
+        #[arg(long = "secret", value_name = "VAULT.NAME=VALUE")]
+        secrets: Vec<String>,
     },
 }
 

@@ -1,7 +1,7 @@
 //! Turning the agent's policy inputs (shorthand flags, `--traffic-policy-file`) into the layers
 //! sent to the edge, validated locally first so mistakes show before anything goes online.
 
-use sluice_policy::{Policy, Shorthand};
+use sluice_policy::{LoadEnv, Policy, Shorthand};
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::path::Path;
 
@@ -21,15 +21,25 @@ pub enum PolicyInputError {
     Invalid(String),
 }
 
-/// Reads and compiles a policy file; the origin in messages is the path as given.
+/// Reads and compiles a policy file; the origin in messages is the path as given. Secrets and
+/// the default sign-in apps are the edge's: here they are accepted unresolved
+/// ([`LoadEnv::deferred`]), and the edge resolves them when the endpoint comes online.
 pub fn load_file(path: &Path) -> Result<(PolicySource, Policy), PolicyInputError> {
+    load_file_with(path, &LoadEnv::deferred())
+}
+
+/// [`load_file`] with secrets and default apps from `env` (`agent policy test --secret`).
+pub fn load_file_with(
+    path: &Path,
+    env: &LoadEnv,
+) -> Result<(PolicySource, Policy), PolicyInputError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| PolicyInputError::Read {
         path: shown.clone(),
         source,
     })?;
-    let policy =
-        Policy::parse(&text, &shown).map_err(|e| PolicyInputError::Invalid(e.to_string()))?;
+    let policy = Policy::parse_with(&text, &shown, env)
+        .map_err(|e| PolicyInputError::Invalid(e.to_string()))?;
     let source = PolicySource {
         origin: shown,
         kind: PolicyKind::Document,
@@ -47,7 +57,7 @@ pub fn layers(
     let mut sources = Vec::new();
     let mut problems = Vec::new();
     if !flags.is_empty() {
-        match flags.compile() {
+        match flags.compile_with(&LoadEnv::deferred()) {
             Ok(_) => sources.push(PolicySource {
                 origin: "flags".to_string(),
                 kind: PolicyKind::Shorthand,
@@ -74,7 +84,7 @@ pub fn layers(
 /// An inline policy (from a config file) as a layer, compiled here; errors name `origin` and
 /// the place inside the policy.
 pub fn inline(text: String, origin: &str) -> Result<PolicySource, PolicyInputError> {
-    Policy::parse(&text, origin).map_err(|e| {
+    Policy::parse_with(&text, origin, &LoadEnv::deferred()).map_err(|e| {
         let lines: Vec<String> = e
             .errors()
             .iter()

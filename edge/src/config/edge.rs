@@ -5,6 +5,7 @@ use super::cloud::CloudEndpointSpec;
 use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
+use super::secrets::SecretVault;
 use crate::events::config::{check_unique, EventDestination};
 use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
@@ -90,6 +91,10 @@ pub struct EdgeConfig {
     pub h1_server: H1Server,
     /// What policies may read beyond the request: region, user-agent data, IP databases.
     pub facts: FactsConfig,
+    /// Where `secrets.get(vault, name)` reads (`secret_vaults:`, docs/policy.md).
+    pub secret_vaults: Vec<SecretVault>,
+    /// The default apps of oauth / openid-connect without client credentials (`login_apps:`).
+    pub login_apps: sluice_policy::LoginApps,
 }
 
 impl Default for EdgeConfig {
@@ -115,6 +120,8 @@ impl Default for EdgeConfig {
             https: None,
             h1_server: H1Server::Hyper,
             facts: FactsConfig::default(),
+            secret_vaults: Vec::new(),
+            login_apps: sluice_policy::LoginApps::default(),
         }
     }
 }
@@ -161,6 +168,11 @@ impl EdgeConfig {
             event_destinations.push(EventDestination::events_file(path));
         }
         check_unique(&event_destinations)?;
+        let secret_vaults = std::mem::take(&mut file.secret_vaults)
+            .into_iter()
+            .map(|(name, v)| v.resolve(name, &base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let login_apps = std::mem::take(&mut file.login_apps).resolve()?;
         let https = https_config(&args, &mut file, &base)?;
         let facts = std::mem::take(&mut file.facts).resolve(&base);
         let d = EdgeConfig::default();
@@ -233,6 +245,8 @@ impl EdgeConfig {
             https,
             h1_server,
             facts,
+            secret_vaults,
+            login_apps,
             ..d
         })
     }

@@ -49,6 +49,22 @@ pub enum ConfigError {
         /// What is wrong.
         msg: String,
     },
+    /// A `secret_vaults:` entry is unusable.
+    #[error("secret_vaults.{name}: {msg}")]
+    Vault {
+        /// The vault's name.
+        name: String,
+        /// What is wrong (never a secret's value).
+        msg: String,
+    },
+    /// A `login_apps:` entry is unusable.
+    #[error("login_apps.{key}: {msg}")]
+    LoginApp {
+        /// `oauth.google`, `oidc[0]`.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// Only one of cert/key given in the file.
     #[error("{0}_cert and {0}_key must be given together")]
     HalfTls(&'static str),

@@ -3,6 +3,7 @@
 use super::cloud::CloudEndpointSpec;
 use super::error::ConfigError;
 use super::operator::OperatorPolicy;
+use super::secrets::{FileLoginApps, FileVault};
 use crate::acme::config::FileAcme;
 use crate::events::config::FileDestination;
 use crate::facts::config::FileFacts;
@@ -53,6 +54,10 @@ pub(crate) struct FileConfig {
     /// What policies may read beyond the request (docs/configuration.md).
     #[serde(default)]
     pub(crate) facts: FileFacts,
+    #[serde(default)]
+    pub(crate) secret_vaults: std::collections::BTreeMap<String, FileVault>,
+    #[serde(default)]
+    pub(crate) login_apps: FileLoginApps,
 }
 
 /// `endpoints:` entry: an operator policy for a hostname pattern.

@@ -9,9 +9,11 @@ mod edge;
 mod error;
 mod file;
 mod operator;
+pub(crate) mod secrets;
 
 pub use args::EdgeArgs;
 pub use cloud::CloudEndpointSpec;
 pub use edge::{EdgeConfig, H1Server, LogFormat, TunnelTls};
 pub use error::ConfigError;
 pub use operator::OperatorPolicy;
+pub use secrets::{SecretVault, VaultSource};

@@ -1,16 +1,18 @@
 //! Compiling an endpoint's traffic-policy layers (operator, agent flags, agent files) into one
 //! engine when the endpoint comes online — never per request.
 
+use super::vaults::Vaults;
 use sha2::{Digest, Sha256};
 use sluice_policy::{
     Authenticator, EdgeFacts, Engine, ForwardError, InternalEndpoints, InternalUrl, KeySource,
-    Policy, PolicyErrors, Shorthand,
+    LoadEnv, Policy, PolicyErrors, Shorthand,
 };
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
 
 /// What compiled engines may wait for, shared by every endpoint: the JWKS cache
-/// (jwt-validation, ID tokens) and the sign-in service (oauth, openid-connect).
+/// (jwt-validation, ID tokens) and the sign-in service (oauth, openid-connect); and what
+/// policies read when they compile: secret vaults and the default sign-in apps.
 #[derive(Clone)]
 pub struct PolicyServices {
     /// JWKS documents.
@@ -20,6 +22,27 @@ pub struct PolicyServices {
     /// What policies may read beyond the request (`facts:` in edge.yaml); a layer reading a
     /// fact these lack is refused.
     pub facts: Arc<EdgeFacts>,
+    /// For `edge.yaml`'s own policies: every vault.
+    pub operator_env: LoadEnv,
+    /// For agents' policies: the vaults marked `agents: true`.
+    pub agent_env: LoadEnv,
+}
+
+impl PolicyServices {
+    /// The load environments from the configured vaults, default apps and edge facts.
+    pub fn load_envs(
+        vaults: &[crate::config::SecretVault],
+        apps: &sluice_policy::LoginApps,
+        facts: &EdgeFacts,
+    ) -> (LoadEnv, LoadEnv) {
+        let env = |v: Vaults| {
+            LoadEnv::default()
+                .with_secrets(Arc::new(v))
+                .with_login_apps(apps.clone())
+                .with_supplies(facts.supplies())
+        };
+        (env(Vaults::operator(vaults)), env(Vaults::agents(vaults)))
+    }
 }
 
 /// Why an endpoint's policy layers do not compile: every problem of every layer.
@@ -41,20 +64,24 @@ impl InternalEndpoints for NoNamespace {
     }
 }
 
-/// Compiles `sources` (operator layers first, then the agent's) into one engine, in order.
-/// `None` when there is no layer, so requests skip policy evaluation entirely. The error lists
-/// every problem of every layer, one per line. Each call builds fresh state (rate-limit buckets
-/// are per endpoint); `services` serve the actions that wait (JWKS, sign-in), and `internal` is
-/// the endpoint owner's namespace for forward-internal (none: it reaches nothing).
+/// Compiles the `operator` layers (`edge.yaml`'s), then the `agent`'s, into one engine, in
+/// order. `None` when there is no layer, so requests skip policy evaluation entirely. The error
+/// lists every problem of every layer, one per line. Each call builds fresh state (rate-limit
+/// buckets are per endpoint); `services` serve the actions that wait (JWKS, sign-in) and the
+/// secrets each kind of layer may read, and `internal` is the endpoint owner's namespace for
+/// forward-internal (none: it reaches nothing).
 pub fn compile<'a>(
-    sources: impl IntoIterator<Item = &'a PolicySource>,
+    operator: impl IntoIterator<Item = &'a PolicySource>,
+    agent: impl IntoIterator<Item = &'a PolicySource>,
     services: &PolicyServices,
     internal: Option<Arc<dyn InternalEndpoints>>,
 ) -> Result<Option<Arc<Engine>>, CompileError> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    for source in sources {
-        match compile_source(source, &services.facts) {
+    let sources = (operator.into_iter().map(|s| (s, &services.operator_env)))
+        .chain(agent.into_iter().map(|s| (s, &services.agent_env)));
+    for (source, env) in sources {
+        match compile_source(source, env) {
             Ok(policy) => layers.push(policy),
             Err(problem) => problems.push(problem),
         }
@@ -89,14 +116,14 @@ pub fn fingerprint<'a>(sources: impl IntoIterator<Item = &'a PolicySource>) -> [
     digest.finalize().into()
 }
 
-/// One layer, for an edge with `facts`; the error is the layer's problems as text (origin
-/// first).
-fn compile_source(source: &PolicySource, facts: &EdgeFacts) -> Result<Policy, String> {
+/// One layer, its secrets and default apps from `env`; the error is the layer's problems as
+/// text (origin first).
+fn compile_source(source: &PolicySource, env: &LoadEnv) -> Result<Policy, String> {
     let compiled: Result<Policy, PolicyErrors> = match source.kind {
-        PolicyKind::Document => Policy::parse_for(&source.text, &source.origin, facts.supplies()),
+        PolicyKind::Document => Policy::parse_with(&source.text, &source.origin, env),
         PolicyKind::Shorthand => serde_json::from_str::<Shorthand>(&source.text)
             .map_err(|e| format!("{}: malformed shorthand flags: {e}", source.origin))?
-            .compile(),
+            .compile_with(env),
     };
     compiled.map_err(|errors| errors.to_string())
 }

@@ -7,3 +7,4 @@ pub(crate) mod compile;
 pub(crate) mod heads;
 pub(crate) mod operator;
 pub(crate) mod run;
+pub(crate) mod vaults;

@@ -54,7 +54,8 @@ impl OperatorEndpoints {
                     source,
                 };
                 let engine = match &op.source {
-                    Some(source) => compile::compile([source], services, None).map_err(failed)?,
+                    Some(source) => compile::compile([source], std::iter::empty(), services, None)
+                        .map_err(failed)?,
                     None => None,
                 };
                 Ok(OperatorEndpoint {

@@ -86,7 +86,8 @@ pub(crate) fn admit(
                 .chain(&request.policies)
         };
         let policy = compile::compile(
-            sources(),
+            state.operators.sources_for(&key.hostname),
+            &request.policies,
             &state.services,
             Some(Namespace::of(&state.routes, owner)),
         )

@@ -136,7 +136,9 @@ impl Exec<'_, '_> {
 
     /// Records an action's runtime failure and builds its 500 error response.
     pub fn fail(&mut self, action: &'static str, code: u32, message: &str) -> Flow {
-        self.st.errors.push(format!("{action}: {message}"));
+        // The message may quote a value an expression computed from a secret.
+        let message = &self.st.redact(message.to_string());
+        self.st.push_error(format!("{action}: {message}"));
         self.record(action, Decision::Error, true);
         Flow::respond(codes::error_response(
             StatusCode::INTERNAL_SERVER_ERROR,

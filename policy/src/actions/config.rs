@@ -13,7 +13,7 @@ use std::ops::RangeInclusive;
 /// The `config` of one action being compiled.
 pub(crate) struct Cfg<'n> {
     /// What its expressions and templates may name (the phase among it).
-    pub names: Names,
+    pub names: Names<'n>,
     pub node: &'n Node,
     pub path: String,
 }
@@ -31,7 +31,7 @@ pub(crate) fn template(
     source: &str,
     path: &str,
     pos: Option<Pos>,
-    names: Names,
+    names: Names<'_>,
 ) -> Option<Template> {
     match Template::compile(source, names) {
         Ok(t) => Some(t),
@@ -65,7 +65,7 @@ pub(crate) fn header_templates(
     cx: &mut Cx,
     obj: &Obj,
     key: &str,
-    names: Names,
+    names: Names<'_>,
 ) -> Vec<(HeaderName, Template)> {
     let Some((node, path)) = obj.get(key) else {
         return Vec::new();

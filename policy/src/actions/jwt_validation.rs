@@ -170,7 +170,7 @@ impl Action for JwtValidation {
             Refusal::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, codes::JWT_INVALID, m),
             Refusal::Forbidden(m) => (StatusCode::FORBIDDEN, codes::JWT_NOT_ALLOWED, m),
         };
-        ex.st.errors.push(format!("{ACTION}: {message}"));
+        ex.st.push_error(format!("{ACTION}: {message}"));
         ex.refuse(ACTION, Decision::Deny, self.enforce, || {
             let mut res =
                 codes::error_response(status, code, &format!("JWT validation failed: {message}."));
@@ -504,7 +504,7 @@ fn store_keys(
     let set = match got {
         Ok(s) => Some(s),
         Err(e) => {
-            st.errors.push(format!("jwt-validation: {e}"));
+            st.push_error(format!("jwt-validation: {e}"));
             None
         }
     };

@@ -13,6 +13,7 @@ use crate::load::check::{string_list, string_map, Cx, Obj};
 use crate::load::errors::Pos;
 use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
+use crate::secrets::LoginApp;
 use cel::Value;
 use http::header::{HeaderName, HeaderValue, COOKIE, HOST, SET_COOKIE};
 use http::StatusCode;
@@ -83,8 +84,7 @@ impl Login {
         } else {
             oauth_provider(cx, &obj)
         };
-        let client_id = required_template(cx, &obj, "client_id", c);
-        let client_secret = required_template(cx, &obj, "client_secret", c);
+        let (client_id, client_secret) = credentials(cx, &obj, c, provider.as_ref());
         let scopes = obj
             .get("scopes")
             .map(|(n, p)| string_list(cx, n, &p, Some(50)))
@@ -314,11 +314,99 @@ fn required_template(cx: &mut Cx, obj: &Obj, key: &str, c: &Cfg) -> Option<Templ
         cx.err(
             &path,
             node.pos,
-            format!("`{key}` must not be empty (Sluice has no managed app)"),
+            format!(
+                "`{key}` must not be empty (leave out both client_id and client_secret to sign \
+                 in with the edge operator's default app)"
+            ),
         );
         return None;
     }
     template(cx, &text, &path, node.pos, c.names)
+}
+
+/// `client_id` and `client_secret`: both from the policy, or, when it gives neither, the edge
+/// operator's default app for the provider (ngrok's managed apps), chosen now.
+fn credentials(
+    cx: &mut Cx,
+    obj: &Obj,
+    c: &Cfg,
+    provider: Option<&ProviderField>,
+) -> (Option<Template>, Option<Template>) {
+    match (obj.get("client_id"), obj.get("client_secret")) {
+        (None, None) => {}
+        (Some(_), Some(_)) => {
+            return (
+                required_template(cx, obj, "client_id", c),
+                required_template(cx, obj, "client_secret", c),
+            )
+        }
+        (Some((node, path)), None) | (None, Some((node, path))) => {
+            cx.err(
+                &path,
+                node.pos,
+                "give both client_id and client_secret, or neither to sign in with the edge \
+                 operator's default app",
+            );
+            return (None, None);
+        }
+    }
+    let app = match provider {
+        // An unknown provider was reported already.
+        None => return (None, None),
+        Some(ProviderField::OAuth(name)) => default_app(cx, obj, Some(name), None),
+        Some(ProviderField::Oidc(issuer)) => match issuer.literal() {
+            Some(url) => default_app(cx, obj, None, Some(url)),
+            None => {
+                cx.err(
+                    &obj.path,
+                    obj.pos,
+                    "without client_id and client_secret the issuer_url must be literal: the \
+                     edge's default app is chosen by issuer when the policy loads",
+                );
+                None
+            }
+        },
+    };
+    match app {
+        Some(app) => {
+            cx.resolver.remember(&app.client_secret);
+            (
+                Some(Template::text(&app.client_id)),
+                Some(Template::secret(app.client_secret)),
+            )
+        }
+        None => (None, None),
+    }
+}
+
+/// The operator's default app, or an error saying which edge.yaml setting would provide it.
+fn default_app(
+    cx: &mut Cx,
+    obj: &Obj,
+    oauth: Option<&str>,
+    issuer: Option<&str>,
+) -> Option<LoginApp> {
+    let app = cx.resolver.env().login_app(oauth, issuer);
+    if app.is_none() {
+        let setting = match (oauth, issuer) {
+            (Some(name), _) => {
+                format!("`login_apps: {{oauth: {{{name}: {{client_id, client_secret}}}}}}`")
+            }
+            (_, issuer) => format!(
+                "a `login_apps: {{oidc: [{{issuer_url: {}, client_id, client_secret}}]}}` entry",
+                issuer.unwrap_or_default()
+            ),
+        };
+        cx.err(
+            &obj.path,
+            obj.pos,
+            format!(
+                "no client_id and client_secret, and the edge has no default app for this \
+                 provider: give both, or the edge operator adds {setting} to edge.yaml"
+            ),
+        );
+    }
+    app
 }
 
 fn oauth_provider(cx: &mut Cx, obj: &Obj) -> Option<ProviderField> {

@@ -267,6 +267,7 @@ pub(crate) fn compile(
             phase,
             results: result_keys(),
             supplies: cx.supplies,
+            secrets: Some(cx.resolver),
         },
         node: &config_pos_node,
         path: config_path,

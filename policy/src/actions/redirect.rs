@@ -24,7 +24,7 @@ enum Pattern {
     Dynamic(Template),
 }
 
-fn pattern(cx: &mut Cx, obj: &Obj, names: Names) -> Option<Pattern> {
+fn pattern(cx: &mut Cx, obj: &Obj, names: Names<'_>) -> Option<Pattern> {
     let (src, path, pos) = obj.string(cx, "from")?;
     let t = template(cx, &src, &path, pos, names)?;
     match t.literal() {

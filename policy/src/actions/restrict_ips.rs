@@ -37,7 +37,7 @@ pub(crate) fn parse_cidr(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-fn cidrs(cx: &mut Cx, obj: &Obj, key: &str, names: Names) -> Vec<Cidr> {
+fn cidrs(cx: &mut Cx, obj: &Obj, key: &str, names: Names<'_>) -> Vec<Cidr> {
     let Some((node, path)) = obj.get(key) else {
         return Vec::new();
     };

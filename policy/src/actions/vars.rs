@@ -161,7 +161,7 @@ impl Action for Log {
                 Err(flow) => return flow,
             }
         }
-        ex.st.logs.push(entry);
+        ex.st.push_log(entry);
         ex.record("log", Decision::Modify, true);
         Flow::Next
     }

@@ -140,7 +140,7 @@ impl Action for VerifyWebhook {
             }
             Err(f) => f,
         };
-        ex.st.errors.push(format!("{ACTION}: {failure}"));
+        ex.st.push_error(format!("{ACTION}: {failure}"));
         ex.refuse(ACTION, Decision::Deny, self.enforce, || {
             codes::error_response(
                 StatusCode::FORBIDDEN,

@@ -45,8 +45,8 @@ const STD_FUNCTIONS: &[&str] = &[
     "or",
 ];
 
-/// A compiled CEL expression.
-#[derive(Debug)]
+/// A compiled CEL expression. Its `Debug` shows the source only: the tree may hold a resolved
+/// secret.
 pub(crate) struct Expr {
     source: String,
     ast: IdedExpr,
@@ -56,6 +56,14 @@ pub(crate) struct Expr {
     var: Option<StrVar>,
     /// Its type, as far as the load knows it.
     ty: Ty,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expr")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a boolean expression gave no boolean.
@@ -71,7 +79,7 @@ pub(crate) enum EvalError {
 
 impl Expr {
     /// Parses `source` and checks the names it uses against `names`; one message per problem.
-    pub fn compile(source: &str, names: Names) -> Result<Self, Vec<String>> {
+    pub fn compile(source: &str, names: Names<'_>) -> Result<Self, Vec<String>> {
         let program = ENV.compile(source).map_err(|e| {
             let first = e.errors.first();
             let detail = first.map_or_else(
@@ -192,9 +200,16 @@ fn index_as_select(e: &Ast, bound: &[String]) -> Option<Ast> {
     }))
 }
 
-fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, names: Names, problems: &mut Vec<String>) {
+fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, names: Names<'_>, problems: &mut Vec<String>) {
     if let Some(select) = index_as_select(&e.expr, bound) {
         e.expr = select;
+    }
+    if let Some(call) = secret_call(&e.expr, bound) {
+        match resolve_secret(call, names) {
+            Ok(value) => e.expr = value,
+            Err(p) => problems.push(p),
+        }
+        return;
     }
     if let Some(segs) = qualified(&e.expr).filter(|s| s.len() > 1) {
         if !bound.iter().any(|b| b == segs[0]) {
@@ -252,7 +267,7 @@ fn walk(e: &mut IdedExpr, bound: &mut Vec<String>, names: Names, problems: &mut 
 fn walk_call(
     call: &mut CallExpr,
     bound: &mut Vec<String>,
-    names: Names,
+    names: Names<'_>,
     problems: &mut Vec<String>,
 ) {
     // `base64.encode(x)` parses as a call of `encode` on the identifier `base64`.
@@ -319,4 +334,43 @@ fn precompile_regex(call: &CallExpr, problems: &mut Vec<String>) {
             problems.push(format!("invalid regex: {}", one_line(&e.to_string())));
         }
     }
+}
+
+/// `secrets.get(vault, name)` or its alias `security.secret(vault, name)` (ngrok's pricing page
+/// lists both), unless `secrets` / `security` is a comprehension variable.
+fn secret_call<'a>(e: &'a Ast, bound: &[String]) -> Option<&'a CallExpr> {
+    let Ast::Call(c) = e else { return None };
+    let Some(Ast::Ident(ns)) = c.target.as_deref().map(|t| &t.expr) else {
+        return None;
+    };
+    let known = matches!(
+        (ns.as_str(), c.func_name.as_str()),
+        ("secrets", "get") | ("security", "secret")
+    );
+    (known && !bound.contains(ns)).then_some(c)
+}
+
+/// The secret a `secrets.get` call names, as a string literal: secrets are read when the
+/// policy loads, so both arguments must be literals. The error names the vault and the secret,
+/// never a value.
+fn resolve_secret(call: &CallExpr, names: Names<'_>) -> Result<Ast, String> {
+    let literal = |a: &IdedExpr| match &a.expr {
+        Ast::Literal(LiteralValue::String(s)) => Some(s.inner().to_string()),
+        _ => None,
+    };
+    let args: Vec<Option<String>> = call.args.iter().map(literal).collect();
+    let [Some(vault), Some(name)] = args.as_slice() else {
+        return Err(
+            "`secrets.get` takes two string literals, the vault and the secret's name \
+                    (secrets are read once, when the policy loads)"
+                .to_string(),
+        );
+    };
+    let resolver = names
+        .secrets
+        .ok_or_else(|| "`secrets.get` is not available here".to_string())?;
+    let secret = resolver.get(vault, name).map_err(|e| e.to_string())?;
+    Ok(Ast::Literal(LiteralValue::String(
+        secret.expose().to_string().into(),
+    )))
 }

@@ -20,4 +20,6 @@ pub(crate) mod vars;
 pub(crate) mod wanted;
 
 #[cfg(test)]
+mod secret_tests;
+#[cfg(test)]
 mod tests;

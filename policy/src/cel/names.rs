@@ -2,6 +2,7 @@
 
 use crate::intel::Supplies;
 use crate::phase::Phase;
+use crate::secrets::Resolver;
 
 /// Variables with a value of their own (prefixes such as `req.url` may also have fields).
 pub(crate) const LEAVES: &[&str] = &[
@@ -90,14 +91,17 @@ pub(crate) const MAPS: &[&str] = &[
 /// What an expression may name beyond the fixed variables: the phase it runs in (`res.*` only
 /// in on_http_response) and the `actions.ngrok.<key>` results of the registered actions. The
 /// registry in `actions/mod.rs` supplies the keys, so a new action's results need no edit here.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Names {
+/// `secrets` resolves `secrets.get(vault, name)` while the policy compiles.
+#[derive(Clone, Copy)]
+pub(crate) struct Names<'a> {
     /// The phase the expression runs in.
     pub phase: Phase,
     /// The result keys of every registered action.
     pub results: &'static [&'static str],
     /// What the edge can answer beyond the request (IP databases, user-agent parser).
     pub supplies: Supplies,
+    /// The host's secrets; `None`: `secrets.get` is refused.
+    pub secrets: Option<&'a Resolver<'a>>,
 }
 
 /// Why a dotted name is not a variable an expression may use.
@@ -125,7 +129,7 @@ pub(crate) enum NameError {
     Unknown(String),
 }
 
-impl Names {
+impl Names<'_> {
     /// Checks at compile time that a dotted name is a variable of the phase.
     pub fn check(&self, segs: &[&str]) -> Result<(), NameError> {
         let full = segs.join(".");

@@ -4,6 +4,7 @@ use crate::cel::expr::Expr;
 use crate::cel::names::Names;
 use crate::cel::values::stringify;
 use crate::cel::vars::Scope;
+use crate::secrets::Secret;
 use cel::ExecutionError;
 
 /// A string with `${expr}` parts, split once at compile time.
@@ -16,6 +17,8 @@ pub(crate) struct Template {
 enum Part {
     Lit(String),
     Expr(Expr),
+    /// A value the host supplied (an operator's default client secret); `<secret>` in `Debug`.
+    Secret(Secret),
 }
 
 /// An expression of a template that failed to evaluate.
@@ -30,7 +33,7 @@ pub(crate) struct RenderError {
 
 impl Template {
     /// Splits `source` at its `${...}` parts and compiles each expression.
-    pub fn compile(source: &str, names: Names) -> Result<Self, Vec<String>> {
+    pub fn compile(source: &str, names: Names<'_>) -> Result<Self, Vec<String>> {
         let mut parts = Vec::new();
         let mut problems = Vec::new();
         let mut rest = source;
@@ -60,6 +63,20 @@ impl Template {
         }
     }
 
+    /// A template that is just `text`, for values the host supplies rather than the policy.
+    pub fn text(text: &str) -> Self {
+        Self {
+            parts: vec![Part::Lit(text.to_string())],
+        }
+    }
+
+    /// A template that is just a secret: renders to its value, shows as `<secret>`.
+    pub fn secret(secret: Secret) -> Self {
+        Self {
+            parts: vec![Part::Secret(secret)],
+        }
+    }
+
     /// The text when the template has no expression.
     pub fn literal(&self) -> Option<&str> {
         match self.parts.as_slice() {
@@ -83,6 +100,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
+                Part::Secret(s) => out.push_str(s.expose()),
                 Part::Expr(e) => match e.var() {
                     Some(v) => out.push_str(v.get(scope)),
                     None => {

@@ -8,11 +8,12 @@ use crate::testutil::*;
 use crate::Phase;
 
 /// Request-phase expressions, with every registered action's results.
-fn request() -> Names {
+fn request() -> Names<'static> {
     Names {
         phase: Phase::Request,
         results: result_keys(),
         supplies: crate::intel::Supplies::ALL,
+        secrets: None,
     }
 }
 

@@ -3,6 +3,7 @@
 use super::*;
 use crate::load::parse::Policy;
 use crate::run::engine::Engine;
+use crate::secrets::LoadEnv;
 use crate::testutil::{req, run};
 use crate::user_agent::user_agents;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,7 +61,11 @@ impl IpIntel for Fixed {
 }
 
 fn engine_with(yaml: &str, facts: Arc<EdgeFacts>) -> Engine {
-    match Policy::parse_for(yaml, "test.yml", facts.supplies()) {
+    match Policy::parse_with(
+        yaml,
+        "test.yml",
+        &LoadEnv::default().with_supplies(facts.supplies()),
+    ) {
         Ok(p) => Engine::new(vec![p]).with_edge_facts(facts),
         Err(e) => panic!("policy should compile:\n{e}"),
     }
@@ -89,9 +94,13 @@ fn each_fact_is_refused_at_load_without_its_data_naming_the_setting() {
         ),
         ("req.user_agent.is_bot", "facts.user_agent_regexes"),
     ] {
-        let err = Policy::parse_for(&deny_when(expr), "test.yml", none)
-            .expect_err(expr)
-            .to_string();
+        let err = Policy::parse_with(
+            &deny_when(expr),
+            "test.yml",
+            &LoadEnv::default().with_supplies(none),
+        )
+        .expect_err(expr)
+        .to_string();
         let var = expr
             .split([' ', '\''])
             .find(|w| w.contains('.'))
@@ -106,14 +115,23 @@ fn each_fact_is_refused_at_load_without_its_data_naming_the_setting() {
     }
     // In an action's template too, located at its field.
     let templated = "on_http_request:\n  - actions:\n      - type: custom-response\n        config: {body: \"from ${conn.geo.city}\"}\n";
-    let err = Policy::parse_for(templated, "test.yml", none)
-        .unwrap_err()
-        .to_string();
+    let err = Policy::parse_with(
+        templated,
+        "test.yml",
+        &LoadEnv::default().with_supplies(none),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("test.yml:4:"), "{err}");
     assert!(err.contains("set `facts.geoip_city` in edge.yaml"), "{err}");
     // What needs nothing stays allowed, and so does everything for a check that cannot know
     // the edge (the agent's).
-    Policy::parse_for(&deny_when("conn.server_region == 'local'"), "t", none).unwrap();
+    Policy::parse_with(
+        &deny_when("conn.server_region == 'local'"),
+        "t",
+        &LoadEnv::default().with_supplies(none),
+    )
+    .unwrap();
     Policy::parse(&deny_when("conn.geo.city == 'Lyon'"), "t").unwrap();
 }
 

@@ -3,6 +3,7 @@
 use crate::intel::Supplies;
 use crate::load::errors::{PolicyError, Pos};
 use crate::load::node::{Kind, Node};
+use crate::secrets::Resolver;
 
 /// Collects every problem of one document, so that all of them are reported at once.
 pub(crate) struct Cx<'o> {
@@ -10,14 +11,17 @@ pub(crate) struct Cx<'o> {
     pub errors: Vec<PolicyError>,
     /// What the edge can answer; expressions naming anything else are refused.
     pub supplies: Supplies,
+    /// The host's secrets and default sign-in apps, and the secrets resolved so far.
+    pub resolver: &'o Resolver<'o>,
 }
 
 impl<'o> Cx<'o> {
-    pub fn new(origin: &'o str) -> Self {
+    pub fn new(origin: &'o str, resolver: &'o Resolver<'o>) -> Self {
         Self {
             origin,
             errors: Vec::new(),
             supplies: Supplies::ALL,
+            resolver,
         }
     }
 

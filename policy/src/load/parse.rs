@@ -5,11 +5,11 @@ use crate::actions::{self as registry, result_keys};
 use crate::cel::expr::Expr;
 use crate::cel::names::Names;
 use crate::cel::wanted::Wanted;
-use crate::intel::Supplies;
 use crate::load::check::{list, string_list, Cx, Obj};
 use crate::load::errors::{PolicyError, PolicyErrors, Pos};
 use crate::load::node::{self, Node};
 use crate::phase::Phase;
+use crate::secrets::{LoadEnv, Resolver, Secret};
 
 /// A compiled policy: its rules per phase. Immutable; built by [`Policy::parse`] or
 /// [`Shorthand::compile`](crate::Shorthand::compile), evaluated by an [`Engine`](crate::Engine).
@@ -23,6 +23,8 @@ pub struct Policy {
     pub(crate) wanted: Wanted,
     /// Where on_http_request starts (else the document), for [`Policy::check_answers`].
     pub(crate) request_pos: Option<Pos>,
+    /// The secrets it resolved while compiling, redacted from what the engine reports.
+    pub(crate) secrets: Vec<Secret>,
 }
 
 /// One rule: ANDed expressions and ordered actions.
@@ -45,16 +47,31 @@ impl Policy {
     /// Compiles a YAML or JSON traffic-policy document. `origin` labels messages, e.g.
     /// `traffic-policy.yml:12:7: on_http_request[2].actions[0].config.status_code: expected an
     /// integer 100..=599, got 42`. Every problem is reported, one [`PolicyError`](crate::PolicyError) each.
+    /// The host supplies nothing: `secrets.get` and login actions without client credentials
+    /// are refused; see [`Policy::parse_with`].
     pub fn parse(source: &str, origin: &str) -> Result<Self, PolicyErrors> {
-        Self::parse_for(source, origin, Supplies::ALL)
+        Self::parse_with(source, origin, &LoadEnv::default())
     }
 
-    /// [`Policy::parse`] for an edge that can answer only `supplies`: an expression naming a
-    /// variable it has no data for (`conn.geo.city` without a geo database) is a located
-    /// error naming the edge.yaml setting that would supply it.
-    pub fn parse_for(source: &str, origin: &str, supplies: Supplies) -> Result<Self, PolicyErrors> {
-        let mut cx = Cx::new(origin);
-        cx.supplies = supplies;
+    /// [`Policy::parse`] with the host's secret vaults and default sign-in apps: each
+    /// `secrets.get(vault, name)` and each login action without client credentials is resolved
+    /// now, once.
+    pub fn parse_with(source: &str, origin: &str, env: &LoadEnv) -> Result<Self, PolicyErrors> {
+        let resolver = Resolver::new(env);
+        let parsed = Self::parse_resolved(source, origin, &resolver);
+        parsed.map(|mut p| {
+            p.secrets = resolver.into_used();
+            p
+        })
+    }
+
+    fn parse_resolved(
+        source: &str,
+        origin: &str,
+        resolver: &Resolver<'_>,
+    ) -> Result<Self, PolicyErrors> {
+        let mut cx = Cx::new(origin, resolver);
+        cx.supplies = resolver.env().supplies();
         let root = match node::load(source) {
             Ok(n) => n,
             Err((pos, msg)) => {
@@ -82,6 +99,7 @@ impl Policy {
             event_stream: Vec::new(),
             wanted: Wanted::default(),
             request_pos: root.pos,
+            secrets: Vec::new(),
         };
         if root.kind == node::Kind::Null {
             return policy;
@@ -177,6 +195,7 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
                 phase,
                 results: result_keys(),
                 supplies: cx.supplies,
+                secrets: Some(cx.resolver),
             };
             match Expr::compile_condition(&src, names) {
                 Ok(e) => expressions.push(e),

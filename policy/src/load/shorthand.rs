@@ -6,6 +6,7 @@ use crate::load::check::Cx;
 use crate::load::errors::PolicyErrors;
 use crate::load::node::{Kind, Node};
 use crate::load::parse::Policy;
+use crate::secrets::{LoadEnv, Resolver};
 
 /// The agent's deprecated-in-ngrok but convenient flags, each a list of its repeated values.
 ///
@@ -88,12 +89,13 @@ fn login_config(
     secret: &Option<String>,
     scopes: &[String],
 ) -> Node {
-    let text = |v: &Option<String>| s(v.as_deref().unwrap_or(""));
-    let mut entries = vec![
-        (provider.0, s(provider.1)),
-        ("client_id", text(id)),
-        ("client_secret", text(secret)),
-    ];
+    // Absent credentials stay absent: the action then uses the operator's default app.
+    let mut entries = vec![(provider.0, s(provider.1))];
+    for (key, value) in [("client_id", id), ("client_secret", secret)] {
+        if let Some(v) = value {
+            entries.push((key, s(v)));
+        }
+    }
     if !scopes.is_empty() {
         entries.push(("scopes", strings(scopes)));
     }
@@ -202,6 +204,21 @@ impl Shorthand {
     /// Compiles the flags into a policy with origin `flags`; problems name the flag
     /// (`flags: --basic-auth[0]: the password must be 8 to 128 characters long`).
     pub fn compile(&self) -> Result<Policy, PolicyErrors> {
+        self.compile_with(&LoadEnv::default())
+    }
+
+    /// [`Shorthand::compile`] with the host's secret vaults and default sign-in apps (`--oauth
+    /// google` without `--oauth-client-id` uses the operator's app).
+    pub fn compile_with(&self, env: &LoadEnv) -> Result<Policy, PolicyErrors> {
+        let resolver = Resolver::new(env);
+        let compiled = self.compile_resolved(&resolver);
+        compiled.map(|mut p| {
+            p.secrets = resolver.into_used();
+            p
+        })
+    }
+
+    fn compile_resolved(&self, resolver: &Resolver<'_>) -> Result<Policy, PolicyErrors> {
         let mut bad_format = Vec::new();
         let mut request: Vec<(&'static str, Node)> = Vec::new();
         let mut response: Vec<(&str, Node)> = Vec::new();
@@ -284,7 +301,7 @@ impl Shorthand {
                 Node::synthetic(Kind::Seq(response.into_iter().map(|(_, r)| r).collect())),
             ),
         ]);
-        let mut cx = Cx::new("flags");
+        let mut cx = Cx::new("flags", resolver);
         for msg in bad_format {
             cx.err("", None, msg);
         }

@@ -1,8 +1,10 @@
 //! Offline evaluation of one request, for `agent policy test FILE --request 'GET /path' -H 'k: v'`.
+//! The report shows `<secret>` wherever a value the policy read with `secrets.get` appears.
 
 use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
 use crate::run::facts::{ConnInfo, EndpointInfo};
 use crate::run::outcome::{ActionOutcome, TraceEntry};
+use crate::secrets::REDACTED;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use std::collections::BTreeMap;
@@ -164,16 +166,16 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
     };
     let verdict = engine.on_http_request(&mut st, &mut parts);
     if let RequestVerdict::Forward(url) = &verdict {
-        report.forwarded_to = Some(url.to_string());
+        report.forwarded_to = Some(engine.redact(url.to_string()));
     }
     match verdict {
         RequestVerdict::Close => report.closed = true,
-        RequestVerdict::Respond(r) => report.response = Some(summarize(r)),
+        RequestVerdict::Respond(r) => report.response = Some(summarize(engine, r)),
         RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             report.upstream_request = Some((
                 parts.method.clone(),
-                parts.uri.clone(),
-                parts.headers.clone(),
+                redact_uri(engine, &parts.uri),
+                redact_headers(engine, &parts.headers),
             ));
             let status = StatusCode::from_u16(req.upstream_status).unwrap_or(StatusCode::OK);
             let (mut res, ()) = Response::builder()
@@ -184,9 +186,10 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
             res.headers
                 .insert("content-type", HeaderValue::from_static("text/plain"));
             match engine.on_http_response(&mut st, &parts, &mut res) {
-                ResponseVerdict::Replace(r) => report.response = Some(summarize(r)),
+                ResponseVerdict::Replace(r) => report.response = Some(summarize(engine, r)),
                 ResponseVerdict::Continue => {
-                    report.upstream_response = Some((res.status, res.headers))
+                    report.upstream_response =
+                        Some((res.status, redact_headers(engine, &res.headers)))
                 }
             }
         }
@@ -198,13 +201,43 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
     Ok(report)
 }
 
-fn summarize(r: Response<bytes::Bytes>) -> (StatusCode, HeaderMap, String) {
+fn summarize(engine: &Engine, r: Response<bytes::Bytes>) -> (StatusCode, HeaderMap, String) {
     let (parts, body) = r.into_parts();
     (
         parts.status,
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
+        redact_headers(engine, &parts.headers),
+        engine.redact(String::from_utf8_lossy(&body).into_owned()),
     )
+}
+
+/// The headers with secret values replaced (a value that is not text is kept as it is).
+fn redact_headers(engine: &Engine, headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        let redacted = engine.redact(text.clone());
+        let value = if redacted == text {
+            v.clone()
+        } else {
+            HeaderValue::from_str(&redacted).unwrap_or_else(|_| HeaderValue::from_static(REDACTED))
+        };
+        out.append(k.clone(), value);
+    }
+    out
+}
+
+/// The URI with secret values replaced (a rewritten target may carry one).
+fn redact_uri(engine: &Engine, uri: &Uri) -> Uri {
+    let text = uri.to_string();
+    let redacted = engine.redact(text.clone());
+    if redacted == text {
+        return uri.clone();
+    }
+    // `<` and `>` are not allowed in a URI: show the placeholder percent-encoded.
+    redacted
+        .replace(REDACTED, "%3Csecret%3E")
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/%3Csecret%3E"))
 }
 
 fn write_headers(f: &mut fmt::Formatter<'_>, headers: &HeaderMap) -> fmt::Result {

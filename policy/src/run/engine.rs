@@ -16,6 +16,7 @@ use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
 use crate::run::services::Services;
 use crate::run::sse::{EventFramer, Piece, SseEvent};
 use crate::run::state::RequestState;
+use crate::secrets::{redact, Secret};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::Response;
@@ -69,6 +70,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     services: Services,
     facts: Option<Arc<EdgeFacts>>,
+    /// Every layer's resolved secrets, for redaction.
+    secrets: Arc<[Secret]>,
 }
 
 impl Engine {
@@ -79,6 +82,7 @@ impl Engine {
                 w.merge(&l.wanted);
                 w
             }),
+            secrets: layers.iter().flat_map(|l| l.secrets.clone()).collect(),
             layers,
             clock: Arc::new(SystemClock),
             services: Services::default(),
@@ -132,6 +136,12 @@ impl Engine {
         self.layers.iter().any(Policy::reads_request_body)
     }
 
+    /// `text` with every secret the layers resolved replaced by `<secret>`: for output that
+    /// shows what the policy made (the dry run's headers and bodies).
+    pub fn redact(&self, text: String) -> String {
+        redact(&self.secrets, text)
+    }
+
     /// The layers, in order.
     pub fn layers(&self) -> &[Policy] {
         &self.layers
@@ -144,7 +154,12 @@ impl Engine {
         conn: ConnInfo,
         endpoint: impl Into<Arc<EndpointInfo>>,
     ) -> RequestState {
-        let mut st = RequestState::new(conn, endpoint.into(), self.clock.now());
+        let mut st = RequestState::new(
+            conn,
+            endpoint.into(),
+            self.clock.now(),
+            Arc::clone(&self.secrets),
+        );
         st.facts.edge.clone_from(&self.facts);
         st
     }
@@ -339,7 +354,7 @@ impl Engine {
                 Err(err) => {
                     let text = format!("`{}` failed: {err}", e.source());
                     st.trace_event(phase, &rule.label, || format!("skipped: {text}"));
-                    st.errors.push(format!("{}: {text}", rule.label));
+                    st.push_error(format!("{}: {text}", rule.label));
                     return false;
                 }
             }

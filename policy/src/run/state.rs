@@ -12,6 +12,7 @@ use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
 use crate::run::outcome::{ActionOutcome, Decision, TraceEntry};
 use crate::run::scratch::Scratch;
 use crate::run::sse::EventFramer;
+use crate::secrets::{redact, Secret};
 use bytes::Bytes;
 use cel::Value;
 use http::{HeaderName, HeaderValue};
@@ -49,10 +50,17 @@ pub struct RequestState {
     pub(crate) scratch: Scratch,
     /// The edge's facts about this request, looked up when first read.
     pub(crate) facts: FactCache,
+    /// The engine's resolved secrets, redacted from logs, errors and the trace.
+    pub(crate) secrets: Arc<[Secret]>,
 }
 
 impl RequestState {
-    pub(crate) fn new(conn: ConnInfo, endpoint: Arc<EndpointInfo>, now: SystemTime) -> Self {
+    pub(crate) fn new(
+        conn: ConnInfo,
+        endpoint: Arc<EndpointInfo>,
+        now: SystemTime,
+        secrets: Arc<[Secret]>,
+    ) -> Self {
         let client_ip = canonical_ip(conn.client_addr.ip());
         Self {
             client_ip,
@@ -74,7 +82,27 @@ impl RequestState {
             response_headers: Vec::new(),
             scratch: Scratch::default(),
             facts: FactCache::default(),
+            secrets,
         }
+    }
+
+    /// `text` with the policy's secrets replaced by `<secret>`.
+    pub(crate) fn redact(&self, text: String) -> String {
+        redact(&self.secrets, text)
+    }
+
+    /// Records a runtime problem (redacted).
+    pub(crate) fn push_error(&mut self, error: String) {
+        let error = self.redact(error);
+        self.errors.push(error);
+    }
+
+    /// Records a `log` action's metadata (values redacted).
+    pub(crate) fn push_log(&mut self, mut entry: BTreeMap<String, String>) {
+        for v in entry.values_mut() {
+            *v = self.redact(std::mem::take(v));
+        }
+        self.logs.push(entry);
     }
 
     /// When the request arrived, in milliseconds since the Unix epoch (the clock windows and
@@ -176,12 +204,15 @@ impl RequestState {
     }
 
     pub(crate) fn trace_event(&mut self, phase: Phase, rule: &str, event: impl FnOnce() -> String) {
-        if let Some(t) = &mut self.trace {
-            t.push(TraceEntry {
-                phase,
-                rule: rule.to_string(),
-                event: event(),
-            });
+        if self.trace.is_some() {
+            let event = self.redact(event());
+            if let Some(t) = &mut self.trace {
+                t.push(TraceEntry {
+                    phase,
+                    rule: rule.to_string(),
+                    event,
+                });
+            }
         }
     }
 

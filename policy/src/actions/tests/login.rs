@@ -158,7 +158,10 @@ fn config_errors() {
         "{errs:?}"
     );
     assert!(has("unknown oauth provider `myspace`"), "{errs:?}");
-    assert!(has("missing required field `client_secret`"), "{errs:?}");
+    assert!(
+        has("give both client_id and client_secret, or neither"),
+        "{errs:?}"
+    );
     assert!(has("missing required field `issuer_url`"), "{errs:?}");
     assert!(has("`client_secret` must not be empty"), "{errs:?}");
     assert!(
@@ -170,4 +173,92 @@ fn config_errors() {
         has("expected a duration from 1s to 720h, got `0s`"),
         "{errs:?}"
     );
+}
+
+fn operator_apps() -> crate::LoadEnv {
+    let app = |id: &str| crate::LoginApp {
+        client_id: id.into(),
+        client_secret: crate::Secret::new(format!("{id}-operator-secret")),
+    };
+    crate::LoadEnv::default().with_login_apps(crate::LoginApps {
+        oauth: [("github".to_string(), app("gh-default"))].into(),
+        oidc: [("https://idp.example.com/".to_string(), app("oidc-default"))].into(),
+    })
+}
+
+/// What the edge is asked with a policy compiled against `env`.
+fn asked_with(policy: &str, env: &crate::LoadEnv) -> crate::LoginConfig {
+    let p = crate::Policy::parse_with(policy, "p.yml", env).unwrap_or_else(|e| panic!("{e}"));
+    let edge = Arc::new(Edge::default());
+    let e = crate::Engine::new(vec![p]).with_authenticator(edge.clone());
+    let mut st = state(&e, "1.1.1.1");
+    let mut r = req("GET /x", &[]);
+    let _ = crate::run::engine::ready(e.on_http_request_async(&mut st, &mut r));
+    let asked = edge.asked.lock().unwrap()[0].config.clone();
+    asked
+}
+
+#[test]
+fn without_credentials_the_operators_default_app_signs_in() {
+    let env = operator_apps();
+    let c = asked_with(
+        "on_http_request: [{actions: [{type: oauth, config: {provider: GitHub}}]}]",
+        &env,
+    );
+    assert_eq!(c.client_id, "gh-default");
+    assert_eq!(c.client_secret, "gh-default-operator-secret");
+    let c = asked_with(
+        "on_http_request: [{actions: [{type: openid-connect, config: {issuer_url: 'https://idp.example.com'}}]}]",
+        &env,
+    );
+    assert_eq!(c.client_id, "oidc-default");
+    // The policy's own credentials win over the default.
+    let c = asked_with(
+        "on_http_request: [{actions: [{type: oauth, config: {provider: github, client_id: mine, client_secret: mysecret}}]}]",
+        &env,
+    );
+    assert_eq!(c.client_id, "mine");
+    // The default's secret never shows in the compiled policy's Debug output.
+    let p = crate::Policy::parse_with(
+        "on_http_request: [{actions: [{type: oauth, config: {provider: github}}]}]",
+        "p.yml",
+        &env,
+    )
+    .unwrap();
+    let shown = format!("{p:?}");
+    assert!(!shown.contains("operator-secret"), "{shown}");
+    // Flags without --oauth-client-id use it too.
+    let flags = crate::Shorthand {
+        oauth: Some("github".into()),
+        ..Default::default()
+    };
+    assert!(flags.compile_with(&env).is_ok());
+    assert!(flags.compile().is_err());
+}
+
+#[test]
+fn without_credentials_or_a_default_app_the_policy_is_refused() {
+    let env = operator_apps();
+    let refused = |policy: &str| {
+        crate::Policy::parse_with(policy, "p.yml", &env)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(
+        "on_http_request:\n  - actions:\n      - type: oauth\n        config: {provider: google}\n",
+    );
+    assert!(e.starts_with("p.yml:4:18: "), "{e}");
+    assert!(
+        e.contains("login_apps: {oauth: {google: {client_id, client_secret}}}"),
+        "{e}"
+    );
+    let e = refused("on_http_request: [{actions: [{type: oidc, config: {issuer_url: 'https://other.example'}}]}]");
+    assert!(e.contains("issuer_url: https://other.example"), "{e}");
+    let e = refused(
+        "on_http_request: [{actions: [{type: oidc, config: {issuer_url: '${req.host}'}}]}]",
+    );
+    assert!(e.contains("issuer_url must be literal"), "{e}");
+    let e = refused("on_http_request: [{actions: [{type: oauth, config: {provider: github, client_secret: x}}]}]");
+    assert!(e.contains("give both client_id and client_secret"), "{e}");
 }

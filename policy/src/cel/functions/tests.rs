@@ -8,11 +8,12 @@ use crate::cel::vars::Scope;
 use crate::testutil::*;
 use crate::Phase;
 
-fn names(phase: Phase) -> Names {
+fn names(phase: Phase) -> Names<'static> {
     Names {
         phase,
         results: result_keys(),
         supplies: crate::intel::Supplies::ALL,
+        secrets: None,
     }
 }
 
