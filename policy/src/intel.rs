@@ -4,7 +4,7 @@
 //!
 //! The edge builds one [`EdgeFacts`] at start and gives it to every engine
 //! ([`Engine::with_edge_facts`](crate::Engine::with_edge_facts)); a policy reading a fact the
-//! edge cannot supply is refused when it loads ([`Policy::parse_for`](crate::Policy::parse_for)).
+//! edge cannot supply is refused when it loads ([`Policy::parse_with`](crate::Policy::parse_with) with a [`LoadEnv`](crate::LoadEnv) carrying them).
 //! Each fact is looked up at most once per request, and only when an expression reads it.
 
 use crate::user_agent::{UserAgentFacts, UserAgentParser};

@@ -116,8 +116,8 @@ impl Engine {
 
     /// Gives the variables the edge answers (`conn.server_region`, `conn.geo.*`,
     /// `conn.client_ip.{geo,as,categories}`, `req.user_agent.*`). Compile the layers with
-    /// [`Policy::parse_for`] and these facts' [`EdgeFacts::supplies`], so no policy reads a
-    /// fact they lack. Without any, those variables are empty (the dry run).
+    /// [`Policy::parse_with`] and a [`LoadEnv`](crate::LoadEnv) carrying these facts'
+    /// [`EdgeFacts::supplies`], so no policy reads a fact they lack. Without any, those variables are empty (the dry run).
     pub fn with_edge_facts(mut self, facts: Arc<EdgeFacts>) -> Self {
         self.facts = Some(facts);
         self
