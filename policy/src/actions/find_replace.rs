@@ -198,27 +198,27 @@ impl FindReplace {
         Ok(rules)
     }
 
+    /// A streaming replacer over this request's rules, for a whole body.
+    fn body_replacer(&self, ex: &mut Exec) -> Result<Box<StreamReplacer>, Flow> {
+        let rules = self.rules(ex)?.into_iter().map(|(_, r)| r).collect();
+        Ok(Box::new(StreamReplacer::new(rules)))
+    }
+
     /// request-body-find-replace: hands the edge a replacer for the body on its way up.
     fn run_request(&self, ex: &mut Exec) -> Flow {
         let action = self.target.action();
         if encoded(ex.req().headers()) {
             // The compressed bytes cannot be searched; the body passes unchanged.
-            ex.st.trace_event(ex.phase, ex.rule, || {
-                format!("{action}: skipped, the request body is compressed")
-            });
-            ex.record(action, Decision::Skip, true);
-            return Flow::Next;
+            return skipped(ex, action, "the request body is compressed");
         }
-        let rules = match self.rules(ex) {
-            Ok(rules) => rules.into_iter().map(|(_, r)| r).collect(),
+        let replacer = match self.body_replacer(ex) {
+            Ok(replacer) => replacer,
             Err(flow) => return flow,
         };
         if let Msg::Req(req) = &mut *ex.msg {
             req.remove_header(&CONTENT_LENGTH);
         }
-        ex.st
-            .request_replacers
-            .push(Box::new(StreamReplacer::new(rules)));
+        ex.st.request_replacers.push(replacer);
         ex.record(action, Decision::Modify, true);
         Flow::Next
     }
@@ -237,21 +237,16 @@ impl FindReplace {
                 .then_some("the response body is compressed")
         });
         if let Some(why) = skip {
-            ex.st
-                .trace_event(ex.phase, ex.rule, || format!("{action}: skipped, {why}"));
-            ex.record(action, Decision::Skip, true);
-            return Flow::Next;
+            return skipped(ex, action, why);
         }
-        let rules = match self.rules(ex) {
-            Ok(rules) => rules.into_iter().map(|(_, r)| r).collect(),
+        let replacer = match self.body_replacer(ex) {
+            Ok(replacer) => replacer,
             Err(flow) => return flow,
         };
         if let Msg::Res(_, res) = &mut *ex.msg {
             res.remove_header(&CONTENT_LENGTH);
         }
-        ex.st
-            .response_replacers
-            .push(Box::new(StreamReplacer::new(rules)));
+        ex.st.response_replacers.push(replacer);
         ex.record(action, Decision::Modify, true);
         Flow::Next
     }
@@ -333,4 +328,12 @@ impl Action for FindReplace {
             Target::Event => self.run_event(ex),
         }
     }
+}
+
+/// Records that a body passes unchanged, and why (in the trace).
+fn skipped(ex: &mut Exec, action: &'static str, why: &str) -> Flow {
+    ex.st
+        .trace_event(ex.phase, ex.rule, || format!("{action}: skipped, {why}"));
+    ex.record(action, Decision::Skip, true);
+    Flow::Next
 }
