@@ -16,6 +16,7 @@ use crate::login::{
     AuthHost, LoginService, Revocations, SessionKeyError, SessionKeys, REVOKED_FILE,
 };
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
+use crate::outbound::PolicyCaller;
 use crate::policy::compile::PolicyServices;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
 use crate::tls::certificate::TlsCertError;
@@ -295,9 +296,11 @@ fn policy_services(
     let facts = facts::load(&config.facts)?;
     let (operator_env, agent_env) =
         PolicyServices::load_envs(&config.secret_vaults, &config.login_apps, &facts);
+    let http = Arc::new(PolicyCaller::new(&config.outbound).map_err(StartError::HttpClient)?);
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),
+        http,
         facts,
         operator_env,
         agent_env,

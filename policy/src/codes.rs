@@ -76,6 +76,19 @@ pub const FORWARD_URL_INVALID: u32 = 3505;
 /// A cloud endpoint's policy ran to its end without answering or forwarding (ngrok's 6029
 /// names the same mistake at creation), status 502.
 pub const CLOUD_ENDPOINT_NO_RESPONSE: u32 = 3506;
+/// `http-request`: the response body is larger than 256 KiB (ngrok's 3601), status 502.
+pub const HTTP_REQUEST_TOO_LARGE: u32 = 3601;
+/// `http-request`: no answer within `timeout` (ngrok's 3602), status 504.
+pub const HTTP_REQUEST_TIMEOUT: u32 = 3602;
+/// `http-request`: too many redirects, or the call would pass through too many
+/// http-request actions (ngrok's 3603), status 502.
+pub const HTTP_REQUEST_LOOP: u32 = 3603;
+/// `http-request`: the target is an address the edge's `outbound` rules keep policies away
+/// from (loopback, private ranges; ours), status 502.
+pub const HTTP_REQUEST_REFUSED: u32 = 3604;
+/// `http-request`: the call failed otherwise (DNS, connection, TLS, broken response; ours),
+/// status 502.
+pub const HTTP_REQUEST_FAILED: u32 = 3605;
 /// A `${}` interpolation failed at runtime (ngrok's 3900), status 500.
 pub const INTERPOLATION_FAILED: u32 = 3900;
 /// An interpolated regex did not compile (ngrok's 3901), status 500.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 26;
+const EXPECTED_EXAMPLES: usize = 27;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -409,6 +409,18 @@ fn every_example_compiles_and_has_its_effect() {
                 let s = https("GET /", &[("authorization", &auth)], "1.1.1.1");
                 assert!(s.forwarded);
                 assert_eq!(s.req.headers["x-upstream-token"], "vault-token-1");
+            }
+            "external-authz.yml" => {
+                // Offline nothing can be called: an API request fails closed (on_error: halt),
+                // after its one retry; other paths never call.
+                let s = https(
+                    "GET /api/orders",
+                    &[("authorization", "Bearer t")],
+                    "1.1.1.1",
+                );
+                assert_eq!(s.res.status(), 502);
+                assert_eq!(get(&s.res, "sluice-error-code"), "ERR_SLUICE_3605");
+                assert!(https("GET /", &[], "1.1.1.1").forwarded);
             }
             "login-brute-force.json" => {
                 for _ in 0..5 {

@@ -9,6 +9,7 @@ use super::secrets::SecretVault;
 use crate::events::config::{check_unique, EventDestination};
 use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
+use crate::outbound::OutboundConfig;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,8 @@ pub struct EdgeConfig {
     pub secret_vaults: Vec<SecretVault>,
     /// The default apps of oauth / openid-connect without client credentials (`login_apps:`).
     pub login_apps: sluice_policy::LoginApps,
+    /// Where policies' calls (http-request) may go besides public addresses (`outbound:`).
+    pub outbound: OutboundConfig,
 }
 
 impl Default for EdgeConfig {
@@ -122,6 +125,7 @@ impl Default for EdgeConfig {
             facts: FactsConfig::default(),
             secret_vaults: Vec::new(),
             login_apps: sluice_policy::LoginApps::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -175,6 +179,7 @@ impl EdgeConfig {
         let login_apps = std::mem::take(&mut file.login_apps).resolve()?;
         let https = https_config(&args, &mut file, &base)?;
         let facts = std::mem::take(&mut file.facts).resolve(&base);
+        let outbound = std::mem::take(&mut file.outbound).resolve()?;
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,
@@ -247,6 +252,7 @@ impl EdgeConfig {
             facts,
             secret_vaults,
             login_apps,
+            outbound,
             ..d
         })
     }

@@ -3,6 +3,7 @@
 use crate::acme::config::AcmeConfigError;
 use crate::events::config::EventConfigError;
 use crate::hostname::HostnameError;
+use crate::outbound::config::OutboundConfigError;
 use std::path::PathBuf;
 
 /// Why the configuration is unusable.
@@ -65,6 +66,9 @@ pub enum ConfigError {
         /// What is wrong.
         msg: String,
     },
+    /// The `outbound:` section is unusable.
+    #[error(transparent)]
+    Outbound(#[from] OutboundConfigError),
     /// Only one of cert/key given in the file.
     #[error("{0}_cert and {0}_key must be given together")]
     HalfTls(&'static str),

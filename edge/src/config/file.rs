@@ -8,6 +8,7 @@ use crate::acme::config::FileAcme;
 use crate::events::config::FileDestination;
 use crate::facts::config::FileFacts;
 use crate::hostname::Hostname;
+use crate::outbound::config::FileOutbound;
 use crate::tls::config::CertFiles;
 use serde::Deserialize;
 use sluice_proto::control::{PolicyKind, PolicySource, Secret};
@@ -58,6 +59,9 @@ pub(crate) struct FileConfig {
     pub(crate) secret_vaults: std::collections::BTreeMap<String, FileVault>,
     #[serde(default)]
     pub(crate) login_apps: FileLoginApps,
+    /// Networks policies' calls may reach besides public addresses.
+    #[serde(default)]
+    pub(crate) outbound: FileOutbound,
 }
 
 /// `endpoints:` entry: an operator policy for a hostname pattern.

@@ -117,7 +117,7 @@ async fn answer_from(
 ) -> pingora::Result<bool> {
     let mut resp = resp;
     for run in ctx.policies[..callers].iter_mut().rev() {
-        resp = run.pass_answer(session.req_header_mut(), resp);
+        resp = run.pass_answer(session.req_header_mut(), resp).await;
     }
     send(session, resp).await?;
     Ok(true)

@@ -160,7 +160,8 @@ impl ProxyHttp for EdgeProxy {
         sanitize_upstream_response(upstream_response)?;
         // The last endpoint a request was forwarded to sees the response first.
         for run in ctx.policies.iter_mut().rev() {
-            run.response(session.req_header_mut(), upstream_response)?;
+            run.response(session.req_header_mut(), upstream_response)
+                .await?;
         }
         Ok(())
     }

@@ -4,14 +4,15 @@
 use super::vaults::Vaults;
 use sha2::{Digest, Sha256};
 use sluice_policy::{
-    Authenticator, EdgeFacts, Engine, ForwardError, InternalEndpoints, InternalUrl, KeySource,
-    LoadEnv, Policy, PolicyErrors, Shorthand,
+    Authenticator, EdgeFacts, Engine, ForwardError, HttpCaller, InternalEndpoints, InternalUrl,
+    KeySource, LoadEnv, Policy, PolicyErrors, Shorthand,
 };
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
 
 /// What compiled engines may wait for, shared by every endpoint: the JWKS cache
-/// (jwt-validation, ID tokens) and the sign-in service (oauth, openid-connect); and what
+/// (jwt-validation, ID tokens), the sign-in service (oauth, openid-connect) and the outbound
+/// client (http-request); and what
 /// policies read when they compile: secret vaults and the default sign-in apps.
 #[derive(Clone)]
 pub struct PolicyServices {
@@ -19,6 +20,8 @@ pub struct PolicyServices {
     pub keys: Arc<dyn KeySource>,
     /// Sign-in verdicts.
     pub login: Arc<dyn Authenticator>,
+    /// http-request's calls, under edge.yaml's `outbound:` rules.
+    pub http: Arc<dyn HttpCaller>,
     /// What policies may read beyond the request (`facts:` in edge.yaml); a layer reading a
     /// fact these lack is refused.
     pub facts: Arc<EdgeFacts>,
@@ -94,6 +97,7 @@ pub fn compile<'a>(
             Engine::new(layers)
                 .with_key_source(services.keys.clone())
                 .with_authenticator(services.login.clone())
+                .with_http_caller(services.http.clone())
                 .with_internal_endpoints(internal.unwrap_or_else(|| Arc::new(NoNamespace)))
                 .with_edge_facts(services.facts.clone()),
         )

@@ -87,15 +87,16 @@ impl PolicyRun {
 
     /// Runs on_http_response on a whole response some later endpoint of a forward chain (or
     /// the edge) answered with, returning what the client gets from this endpoint.
-    pub fn pass_answer(
+    pub async fn pass_answer(
         &mut self,
         req: &mut RequestHeader,
         answer: http::Response<Bytes>,
     ) -> http::Response<Bytes> {
         let (mut parts, body) = answer.into_parts();
-        let verdict =
-            self.engine
-                .on_http_response(&mut self.state, &PolicyRequest(req), &mut parts);
+        let verdict = self
+            .engine
+            .on_http_response_async(&mut self.state, &PolicyRequest(req), &mut parts)
+            .await;
         match verdict {
             ResponseVerdict::Replace(replacement) => replacement,
             ResponseVerdict::Continue => {
@@ -127,16 +128,19 @@ impl PolicyRun {
 
     /// Runs on_http_response on the upstream's response head, rewriting it in place and
     /// deciding what happens to the body.
-    pub fn response(
+    pub async fn response(
         &mut self,
         req: &mut RequestHeader,
         resp: &mut ResponseHeader,
     ) -> pingora::Result<()> {
-        let verdict = self.engine.on_http_response(
-            &mut self.state,
-            &PolicyRequest(req),
-            &mut PolicyResponse(resp),
-        );
+        let verdict = self
+            .engine
+            .on_http_response_async(
+                &mut self.state,
+                &PolicyRequest(req),
+                &mut PolicyResponse(resp),
+            )
+            .await;
         match verdict {
             ResponseVerdict::Continue => {
                 if self.state.rewrites_event_stream() {

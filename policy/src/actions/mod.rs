@@ -29,6 +29,7 @@ pub(crate) mod config;
 mod find_replace;
 mod forward_internal;
 mod headers;
+mod http_request;
 mod jwt_validation;
 mod login;
 mod rate_limit;
@@ -54,6 +55,7 @@ use config::Cfg;
 use find_replace::{FindReplace, Target};
 use forward_internal::ForwardInternal;
 use headers::{AddHeaders, RemoveHeaders};
+use http_request::HttpRequest;
 use jwt_validation::JwtValidation;
 use login::Login;
 use rate_limit::RateLimit;
@@ -157,6 +159,9 @@ const TYPES: &[Type] = &[
     Type::new("sse-find-replace", EVENT, "sse_find_replace", |cx, c| {
         boxed(FindReplace::compile(cx, c, Target::Event))
     }),
+    Type::new("http-request", BOTH, "http_request", |cx, c| {
+        boxed(HttpRequest::compile(cx, c))
+    }),
     Type::new("verify-webhook", REQ, "verify_webhook", |cx, c| {
         boxed(VerifyWebhook::compile(cx, c))
     }),
@@ -175,7 +180,7 @@ const TYPES: &[Type] = &[
 ];
 
 /// ngrok action types Sluice does not implement yet.
-const NOT_YET: &[&str] = &["http-request", "terminate-tls"];
+const NOT_YET: &[&str] = &["terminate-tls"];
 
 /// ngrok action types Sluice refuses for a reason of its own, which the compile error gives.
 const UNAVAILABLE: &[(&str, &str)] = &[
@@ -268,6 +273,7 @@ pub(crate) fn compile(
             results: result_keys(),
             supplies: cx.supplies,
             secrets: Some(cx.resolver),
+            locals: &[],
         },
         node: &config_pos_node,
         path: config_path,

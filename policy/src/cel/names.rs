@@ -102,6 +102,9 @@ pub(crate) struct Names<'a> {
     pub supplies: Supplies,
     /// The host's secrets; `None`: `secrets.get` is refused.
     pub secrets: Option<&'a Resolver<'a>>,
+    /// Root names this one expression may also use, answered from `RequestState::locals`
+    /// (http-request's `retry_condition`: `attempts`, `last_attempt`).
+    pub locals: &'static [&'static str],
 }
 
 /// Why a dotted name is not a variable an expression may use.
@@ -133,6 +136,9 @@ impl Names<'_> {
     /// Checks at compile time that a dotted name is a variable of the phase.
     pub fn check(&self, segs: &[&str]) -> Result<(), NameError> {
         let full = segs.join(".");
+        if self.locals.contains(&segs[0]) {
+            return Ok(());
+        }
         match segs[0] {
             "vars" => Ok(()),
             "actions" => match (segs.get(1), segs.get(2)) {

@@ -80,6 +80,8 @@ fn variable(name: &str) -> Ty {
     match name {
         "req.content_length" | "res.content_length" | "res.status_code" | "req.url.port"
         | "conn.client_port" | "conn.server_port" | "endpoint.port" => Ty::Int,
+        // http-request's retry_condition (the only expression that may name it).
+        "attempts" => Ty::Int,
         "req.user_agent.is_bot"
         | "req.user_agent.is_mobile"
         | "req.user_agent.is_tablet"

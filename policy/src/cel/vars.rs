@@ -121,7 +121,10 @@ impl<'a> Scope<'a> {
                 self.action_results(),
             )]))),
             "actions.ngrok" => v(self.action_results()),
-            _ => return self.lookup_prefixed(name),
+            _ => match st.locals.iter().find(|(k, _)| *k == name) {
+                Some((_, x)) => v(x.clone()),
+                None => return self.lookup_prefixed(name),
+            },
         })
     }
 

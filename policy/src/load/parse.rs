@@ -196,6 +196,7 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
                 results: result_keys(),
                 supplies: cx.supplies,
                 secrets: Some(cx.resolver),
+                locals: &[],
             };
             match Expr::compile_condition(&src, names) {
                 Ok(e) => expressions.push(e),

@@ -39,7 +39,7 @@ inbound: []
 
 #[test]
 fn tcp_phase_and_unsupported_actions_are_explained() {
-    let errs = errors("on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: http-request, config: {}}]}]");
+    let errs = errors("on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: terminate-tls, config: {}}]}]");
     assert!(
         errs[0].contains(
             "on_tcp_connect: on_tcp_connect is not supported: Sluice has no TCP endpoints yet"
@@ -47,7 +47,7 @@ fn tcp_phase_and_unsupported_actions_are_explained() {
         "{errs:?}"
     );
     assert!(
-        errs[1].contains("action type `http-request` is not supported by Sluice yet"),
+        errs[1].contains("action type `terminate-tls` is not supported by Sluice yet"),
         "{errs:?}"
     );
 }

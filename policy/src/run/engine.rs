@@ -10,6 +10,7 @@ use crate::identity::Authenticator;
 use crate::intel::EdgeFacts;
 use crate::keys::KeySource;
 use crate::load::parse::{Policy, Rule};
+use crate::outbound::HttpCaller;
 use crate::phase::Phase;
 use crate::run::body::{encoded, untransformable};
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
@@ -114,6 +115,14 @@ impl Engine {
         self
     }
 
+    /// Gives http-request the edge's outbound HTTP client. Only the `_async` phases use it;
+    /// without one (offline evaluation), every call fails (`ERR_SLUICE_3605`) and the action's
+    /// `on_error` decides what follows.
+    pub fn with_http_caller(mut self, http: Arc<dyn HttpCaller>) -> Self {
+        self.services.http = Some(http);
+        self
+    }
+
     /// Gives the variables the edge answers (`conn.server_region`, `conn.geo.*`,
     /// `conn.client_ip.{geo,as,categories}`, `req.user_agent.*`). Compile the layers with
     /// [`Policy::parse_with`] and a [`LoadEnv`](crate::LoadEnv) carrying these facts'
@@ -187,14 +196,25 @@ impl Engine {
     }
 
     /// Runs on_http_response on the upstream's response; `req` is the request as it was sent
-    /// upstream (after on_http_request's changes).
+    /// upstream (after on_http_request's changes). Without the edge's services, as
+    /// [`Engine::on_http_request`]; the edge uses [`Engine::on_http_response_async`].
     pub fn on_http_response<Q: RequestHead, S: ResponseHead>(
         &self,
         st: &mut RequestState,
         req: &Q,
         res: &mut S,
     ) -> ResponseVerdict {
-        self.response_dyn(st, req, res)
+        ready(self.response_dyn(st, req, res, &Services::default()))
+    }
+
+    /// [`Engine::on_http_response`] with the edge's services: http-request may call out.
+    pub async fn on_http_response_async<Q: RequestHead, S: ResponseHead>(
+        &self,
+        st: &mut RequestState,
+        req: &Q,
+        res: &mut S,
+    ) -> ResponseVerdict {
+        self.response_dyn(st, req, res, &self.services).await
     }
 
     async fn request_dyn(
@@ -213,7 +233,7 @@ impl Engine {
             Some(End::Respond(generated)) => generated,
         };
         let (mut parts, body) = generated.into_parts();
-        match self.response_dyn(st, req, &mut parts) {
+        match self.response_dyn(st, req, &mut parts, services).await {
             ResponseVerdict::Replace(r) => RequestVerdict::Respond(r),
             ResponseVerdict::Continue => {
                 let body = match st.take_body_transform() {
@@ -225,20 +245,21 @@ impl Engine {
         }
     }
 
-    fn response_dyn(
+    async fn response_dyn(
         &self,
         st: &mut RequestState,
         req: &dyn RequestHead,
         res: &mut dyn ResponseHead,
+        services: &Services,
     ) -> ResponseVerdict {
         // A renewed session cookie rides on whatever response the client gets.
         for (name, value) in st.response_headers.drain(..) {
             res.append_header(name, value);
         }
-        // The response phase gets none of the edge's services (no response-phase action needs
-        // one), so nothing in it waits and this completes on the first poll.
-        let offline = Services::default();
-        match ready(self.run_phase(Phase::Response, st, &mut Msg::Res(req, res), &offline)) {
+        match self
+            .run_phase(Phase::Response, st, &mut Msg::Res(req, res), services)
+            .await
+        {
             // forward-internal and close-connection compile only into on_http_request.
             None | Some(End::Forward(_) | End::Close) => {
                 self.start_event_stream(st, req, res);

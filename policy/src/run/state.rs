@@ -31,6 +31,9 @@ pub struct RequestState {
     pub(crate) now: SystemTime,
     pub(crate) vars: BTreeMap<String, Value>,
     pub(crate) results: Vec<(&'static str, Value)>,
+    /// Names only one expression sees, set while it is evaluated (http-request's
+    /// `retry_condition` reads `attempts` and `last_attempt`); see `Names::locals`.
+    pub(crate) locals: Vec<(&'static str, Value)>,
     pub(crate) logs: Vec<BTreeMap<String, String>>,
     pub(crate) outcomes: Vec<ActionOutcome>,
     pub(crate) trace: Option<Vec<TraceEntry>>,
@@ -70,6 +73,7 @@ impl RequestState {
             now,
             vars: BTreeMap::new(),
             results: Vec::new(),
+            locals: Vec::new(),
             logs: Vec::new(),
             outcomes: Vec::new(),
             trace: None,

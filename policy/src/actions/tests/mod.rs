@@ -6,6 +6,7 @@ mod compress_response;
 mod find_replace;
 mod forward_internal;
 mod headers;
+mod http_request;
 mod jwt_validation;
 mod login;
 mod owasp_crs;

@@ -14,6 +14,7 @@ fn names(phase: Phase) -> Names<'static> {
         results: result_keys(),
         supplies: crate::intel::Supplies::ALL,
         secrets: None,
+        locals: &[],
     }
 }
 
