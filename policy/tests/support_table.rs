@@ -127,11 +127,10 @@ fn must_load(row: &Row) -> Result<bool, String> {
 fn every_probed_row_loads_or_is_refused_as_its_status_says() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy-support.md");
     let table = std::fs::read_to_string(&path).expect("docs/policy-support.md is readable");
-    let http_request_available = policy_text(
-        "req: {type: http-request, config: {url: 'https://example.com/hook'}}",
-    )
-    .and_then(|t| loads(&t))
-    .is_ok();
+    let http_request_available =
+        policy_text("req: {type: http-request, config: {url: 'https://example.com/hook'}}")
+            .and_then(|t| loads(&t))
+            .is_ok();
 
     let all = rows(&table);
     let mut wrong = Vec::new();
