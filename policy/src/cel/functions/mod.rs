@@ -134,6 +134,45 @@ fn table() -> Vec<(&'static str, Func)> {
         ("rand.int", Box::new(random::int)),
         ("utility.rand_double", Box::new(random::double)),
         ("utility.rand_int", Box::new(random::int)),
+        // The pricing page's `utility.*` names of the method forms, called with the receiver
+        // as the argument (`utility.string_is_json(s)` is `s.isJson()`).
+        ("utility.list_encode_json", Box::new(encoding::json_encode)),
+        (
+            "utility.object_encode_json",
+            Box::new(encoding::json_encode),
+        ),
+        (
+            "utility.object_encode_query_string",
+            Box::new(encoding::query_encode),
+        ),
+        (
+            "utility.string_decode_base64",
+            Box::new(encoding::decode_base64_text),
+        ),
+        (
+            "utility.string_decode_json",
+            Box::new(encoding::json_decode),
+        ),
+        (
+            "utility.string_decode_query_string",
+            Box::new(encoding::query_decode),
+        ),
+        (
+            "utility.string_encode_base64",
+            Box::new(encoding::b64_encode),
+        ),
+        ("utility.string_escape_url", Box::new(encoding::url_escape)),
+        ("utility.string_is_json", Box::new(encoding::is_json)),
+        (
+            "utility.string_is_query_string",
+            Box::new(encoding::is_query_string),
+        ),
+        ("utility.string_is_url", Box::new(encoding::is_url)),
+        ("utility.string_parse_url", Box::new(encoding::url_parse)),
+        (
+            "utility.string_unescape_url",
+            Box::new(encoding::url_unescape),
+        ),
     ];
     for (name, hash) in hashes::HASHES {
         let hash = *hash;

@@ -160,3 +160,22 @@ fn response_cookies_and_unknown_names() {
         "min above max is an error"
     );
 }
+
+#[test]
+fn pricing_page_utility_names_of_the_method_forms() {
+    all_true(&[
+        r#"utility.list_encode_json([1, 'a']) == '[1,"a"]'"#,
+        r#"utility.object_encode_json({'a': 1}) == '{"a":1}'"#,
+        "utility.object_encode_query_string({'a': 'b c'}) == 'a=b+c'",
+        "utility.string_decode_base64('aGk=') == 'hi'",
+        "utility.string_decode_json('[1]') == [1]",
+        "utility.string_decode_query_string('a=1&a=2') == {'a': ['1', '2']}",
+        "utility.string_encode_base64('hi') == 'aGk='",
+        "utility.string_escape_url('a b/c') == 'a+b%2Fc'",
+        "utility.string_is_json('[1]') && !utility.string_is_json('[')",
+        "utility.string_is_query_string('a=1') && !utility.string_is_query_string('a=%zz')",
+        "utility.string_is_url('https://x.example/') && !utility.string_is_url('nope')",
+        "utility.string_parse_url('https://x.example:8443/p').port == 8443",
+        "utility.string_unescape_url('a%20b') == 'a b'",
+    ]);
+}
