@@ -83,15 +83,16 @@ impl Action for CompressResponse {
             ex.st.body_transform = Some(alg.encoder());
             ex.st.scratch.put(Chosen(alg));
         }
-        ex.set_result("compress_response", || {
-            let compress: HashMap<String, Value> = HashMap::from([
+        // ngrok documents these as `actions.ngrok.compress.*`, not under the action's name.
+        ex.set_result("compress", || {
+            HashMap::from([
                 ("already_compressed".to_string(), Value::Bool(encoded)),
                 (
                     "negotiated_algorithm".to_string(),
                     Value::from(chosen.map_or("", Algorithm::token)),
                 ),
-            ]);
-            HashMap::from([("compress".to_string(), Value::from(compress))]).into()
+            ])
+            .into()
         });
         ex.record(
             ACTION,

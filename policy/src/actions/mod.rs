@@ -141,7 +141,7 @@ const TYPES: &[Type] = &[
         boxed(SetVars::compile(cx, c))
     }),
     Type::new("log", BOTH, "log", |cx, c| boxed(Log::compile(cx, c))),
-    Type::new("compress-response", RES, "compress_response", |cx, c| {
+    Type::new("compress-response", RES, "compress", |cx, c| {
         boxed(CompressResponse::compile(cx, c))
     }),
     Type::new(
@@ -178,6 +178,23 @@ const TYPES: &[Type] = &[
         boxed(Login::compile(cx, c, true))
     }),
 ];
+
+/// Types that always end the phase they run in, so an action after one in the same rule could
+/// never run (ngrok refuses that as ERR_NGROK_2207).
+const ALWAYS_END: &[&str] = &["deny", "custom-response", "close-connection"];
+
+/// The type of an action entry when it is one that always ends its phase.
+pub(crate) fn always_ends(node: &Node) -> Option<&str> {
+    let Kind::Map(entries) = &node.kind else {
+        return None;
+    };
+    entries.iter().find_map(|(k, v)| match (&k.kind, &v.kind) {
+        (Kind::Str(k), Kind::Str(t)) if k == "type" && ALWAYS_END.contains(&t.as_str()) => {
+            Some(t.as_str())
+        }
+        _ => None,
+    })
+}
 
 /// ngrok action types Sluice does not implement yet.
 const NOT_YET: &[&str] = &["terminate-tls"];

@@ -7,7 +7,7 @@ use crate::load::check::{list, Cx};
 use crate::load::node::{Kind, Node};
 use crate::run::outcome::Decision;
 use cel::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A `set-vars` value, of any YAML type: a scalar kept as is, a template (exactly `${expr}`
 /// keeps its CEL type, mixed text becomes a string), or a list or map of such values.
@@ -161,6 +161,18 @@ impl Action for Log {
                 Err(flow) => return flow,
             }
         }
+        // Secrets stay out of the result as they stay out of the log.
+        let entry: BTreeMap<String, String> = entry
+            .into_iter()
+            .map(|(k, v)| (k, ex.st.redact(v)))
+            .collect();
+        ex.set_result("log", || {
+            let metadata: HashMap<String, Value> = entry
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
+            HashMap::from([("metadata".to_string(), Value::from(metadata))]).into()
+        });
         ex.st.push_log(entry);
         ex.record("log", Decision::Modify, true);
         Flow::Next

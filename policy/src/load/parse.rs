@@ -210,8 +210,17 @@ fn compile_rule(cx: &mut Cx, node: &Node, path: &str, phase: Phase, origin: &str
         if items.is_empty() && matches!(n.kind, node::Kind::Seq(_)) {
             cx.err(&p, n.pos, "a rule needs at least one action");
         }
+        let mut ended_by: Option<&str> = None;
         for (an, ap) in items {
+            if let Some(ender) = ended_by {
+                cx.err(
+                    &ap,
+                    an.pos,
+                    format!("this action can never run: `{ender}` before it in the same rule always ends the phase"),
+                );
+            }
             actions.extend(registry::compile(cx, an, &ap, phase));
+            ended_by = ended_by.or(registry::always_ends(an));
         }
     }
     let label = name.unwrap_or_else(|| format!("{origin}: {path}"));

@@ -107,3 +107,18 @@ fn type_errors_are_refused_with_their_place() {
         assert!(e.starts_with(x), "\n got: {e}\nwant: {x}");
     }
 }
+
+#[test]
+fn an_action_after_one_that_always_ends_the_phase_is_refused() {
+    let errs = errors("on_http_request:\n  - actions:\n      - type: deny\n      - type: add-headers\n        config: {headers: {a: b}}\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "test.yml:4:13: on_http_request[0].actions[1]: this action can never run: `deny`"
+        ),
+        "{errs:?}"
+    );
+    // In separate rules the second is reachable (the first rule may not match).
+    let ok = "on_http_request:\n  - expressions: ['false']\n    actions: [{type: deny}]\n  - actions: [{type: add-headers, config: {headers: {a: b}}}]\n";
+    assert!(crate::Policy::parse(ok, "test.yml").is_ok());
+}

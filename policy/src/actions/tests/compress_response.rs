@@ -32,7 +32,7 @@ fn skips_without_acceptable_encoding_or_when_encoded() {
     assert_eq!(header(&o.res, "content-length"), Some("11"));
     let e = engine(
         "on_http_response: [{actions: [{type: add-headers, config: {headers: {content-encoding: gzip}}}, {type: compress-response}, \
-             {type: add-headers, config: {headers: {x-already: '${actions.ngrok.compress_response.compress.already_compressed}'}}}]}]",
+             {type: add-headers, config: {headers: {x-already: '${actions.ngrok.compress.already_compressed}'}}}]}]",
     );
     let o = run(&e, req("GET /", &[("accept-encoding", "gzip")]), "1.1.1.1");
     assert_eq!(header(&o.res, "x-already"), Some("true"));

@@ -32,7 +32,7 @@ fn custom_response_in_response_phase_replaces() {
 
 #[test]
 fn deny_defaults_to_403_empty_with_code() {
-    let e = engine("on_http_request: [{actions: [{type: deny}, {type: add-headers, config: {headers: {x: y}}}]}]");
+    let e = engine("on_http_request: [{actions: [{type: deny}]}, {actions: [{type: add-headers, config: {headers: {x: y}}}]}]");
     let o = run(&e, req("GET /", &[]), "1.1.1.1");
     assert_eq!(o.res.status(), 403);
     assert!(o.res.body().is_empty());
@@ -55,7 +55,7 @@ fn status_code_is_checked() {
 #[test]
 fn close_connection_ends_the_request_without_a_response() {
     let e = engine(
-        "on_http_request:\n  - expressions: [\"req.url.path == '/scan'\"]\n    actions: [{type: close-connection}, {type: deny}]\n",
+        "on_http_request:\n  - expressions: [\"req.url.path == '/scan'\"]\n    actions: [{type: close-connection}]\n  - actions: [{type: log, config: {metadata: {after: close}}}]\n",
     );
     let o = run(&e, req("GET /scan", &[]), "1.1.1.1");
     assert!(o.closed && !o.forwarded);

@@ -75,3 +75,17 @@ on_http_request:
     assert!(errors[0].contains("vars[0].a[0]"), "{errors:?}");
     assert!(errors[1].contains("vars[0].a[1].b"), "{errors:?}");
 }
+
+#[test]
+fn log_metadata_is_readable_by_later_rules() {
+    let e = engine(
+        r#"
+on_http_request:
+  - actions: [{type: log, config: {metadata: {who: "${req.method} ${req.url.path}"}}}]
+  - expressions: ["actions.ngrok.log.metadata.who == 'GET /x'"]
+    actions: [{type: deny, config: {status_code: 418}}]
+"#,
+    );
+    let o = run(&e, req("GET /x", &[]), "1.1.1.1");
+    assert_eq!(o.res.status(), 418);
+}
