@@ -36,7 +36,7 @@ pub mod upstream;
 use anyhow::{anyhow, bail, Context as _};
 use sluice_agent::{AgentConfig, AgentError, AgentEvent, EndpointConfig};
 use sluice_edge::Hostname;
-use sluice_edge::{EdgeConfig, EdgeHandle, FactsConfig, RegexesPath};
+use sluice_edge::{EdgeConfig, EdgeHandle, FactsConfig, OutboundConfig, RegexesPath};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -148,6 +148,11 @@ impl TestEdge {
             facts: FactsConfig {
                 user_agent_regexes: RegexesPath::Default(dir.path().join("no-regexes.yaml")),
                 ..FactsConfig::default()
+            },
+            // The identity providers and servers policies call in tests run on loopback,
+            // which an edge refuses by default (tests/http_request.rs tests that default).
+            outbound: OutboundConfig {
+                allow: vec!["127.0.0.0/8".parse()?, "::1/128".parse()?],
             },
             ..EdgeConfig::default()
         };

@@ -5,6 +5,7 @@
 use http_body_util::BodyExt;
 use sluice_e2e::upstream::{self, Upstream};
 use sluice_e2e::{client, TestAgent, TestEdge, TOKEN};
+use sluice_edge::OutboundConfig;
 use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -310,7 +311,7 @@ async fn private_targets_are_refused_unless_the_operator_allows_them() -> anyhow
     let port = called.server.addr.port();
 
     // The default: no call reaches loopback, whether written as an address or a name.
-    let edge = TestEdge::start().await?;
+    let edge = TestEdge::start_with(|c| c.outbound = OutboundConfig::default()).await?;
     for (name, url) in [
         ("literal", called.url("/x")),
         ("byname", format!("http://localhost:{port}/x")),

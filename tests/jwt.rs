@@ -192,3 +192,38 @@ async fn unreachable_jwks_refuses_tokens() -> anyhow::Result<()> {
     assert_eq!(error_code(r.headers()).as_deref(), Some("ERR_SLUICE_3401"));
     Ok(())
 }
+
+#[tokio::test]
+async fn jwks_on_the_edges_own_network_needs_the_operators_consent() -> anyhow::Result<()> {
+    let idp = OidcProvider::start(&[api_client()]).await?;
+    let good = idp
+        .client_credentials_token(&api_client(), AUDIENCE)
+        .await?;
+    let answer = |agent: TestAgent| {
+        let good = good.clone();
+        async move {
+            let r = client()
+                .get(format!("{}/api/x", agent.url()))
+                .header("authorization", format!("Bearer {good}"))
+                .send()
+                .await?;
+            anyhow::Ok(r.status().as_u16())
+        }
+    };
+    // An edge with the default rules: the provider's JWKS is on loopback, so the agent's
+    // policy cannot make the edge fetch it, and the token cannot be checked.
+    let edge =
+        TestEdge::start_with(|c| c.outbound = sluice_edge::OutboundConfig::default()).await?;
+    let app = upstream::app("jwt").await?;
+    let mut config = edge.agent_config(TOKEN, "jwt", app.addr);
+    config.endpoints[0].policies = vec![PolicySource {
+        origin: "jwt.yml".into(),
+        kind: PolicyKind::Document,
+        text: policy(&idp.issuer, &idp.jwks_uri),
+    }];
+    assert_eq!(answer(TestAgent::start(config).await?).await?, 401);
+    // The same token and policy where the operator allows loopback (the test kit's default).
+    let (_edge, agent, _app) = endpoint(policy(&idp.issuer, &idp.jwks_uri)).await?;
+    assert_eq!(answer(agent).await?, 200);
+    Ok(())
+}

@@ -28,7 +28,15 @@ struct Setup {
 impl Setup {
     async fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let edge = EdgeProcess::spawn(dir.path(), any_port(), any_port(), TOKEN).await?;
+        // The identity provider runs on loopback, which the edge refuses unless allowed.
+        let edge = EdgeProcess::spawn_with_args(
+            dir.path(),
+            any_port(),
+            any_port(),
+            TOKEN,
+            &["--outbound-allow", "127.0.0.0/8"],
+        )
+        .await?;
         let base = format!("http://flags.{DOMAIN}:{}", edge.http_addr.port());
         let client = OidcClient::for_endpoint("flags-app", "flags-s3cret", &base);
         let idp = OidcProvider::start(&[client]).await?;

@@ -16,7 +16,7 @@ use crate::login::{
     AuthHost, LoginService, Revocations, SessionKeyError, SessionKeys, REVOKED_FILE,
 };
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
-use crate::outbound::PolicyCaller;
+use crate::outbound::{AddressRules, PolicyCaller};
 use crate::policy::compile::PolicyServices;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
 use crate::tls::certificate::TlsCertError;
@@ -283,7 +283,9 @@ fn policy_services(
     config: &EdgeConfig,
     auth: Option<AuthHost>,
 ) -> Result<(PolicyServices, Arc<LoginService>), StartError> {
-    let jwks = Arc::new(JwksCache::new().map_err(StartError::HttpClient)?);
+    // Policies choose every URL these clients fetch: one set of address rules for all.
+    let rules = AddressRules::new(config.outbound.allow.clone());
+    let jwks = Arc::new(JwksCache::new(&rules).map_err(StartError::HttpClient)?);
     let keys = SessionKeys::load_or_create(&config.state_dir)?;
     let revoked =
         Revocations::load(&config.state_dir).map_err(|source| StartError::RevokedSessions {
@@ -291,12 +293,13 @@ fn policy_services(
             source,
         })?;
     let login = Arc::new(
-        LoginService::new(keys, revoked, jwks.clone(), auth).map_err(StartError::HttpClient)?,
+        LoginService::new(keys, revoked, jwks.clone(), auth, &rules)
+            .map_err(StartError::HttpClient)?,
     );
     let facts = facts::load(&config.facts)?;
     let (operator_env, agent_env) =
         PolicyServices::load_envs(&config.secret_vaults, &config.login_apps, &facts);
-    let http = Arc::new(PolicyCaller::new(&config.outbound).map_err(StartError::HttpClient)?);
+    let http = Arc::new(PolicyCaller::new(&rules).map_err(StartError::HttpClient)?);
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),

@@ -56,6 +56,11 @@ pub struct EdgeArgs {
         hide_env_values = true
     )]
     pub authtokens: Vec<String>,
+    /// Networks policies may call or fetch from besides public addresses (http-request, JWKS,
+    /// sign-in providers), comma-separated CIDRs or addresses; replaces edge.yaml's
+    /// `outbound.allow`.
+    #[arg(long, env = "SLUICE_OUTBOUND_ALLOW", value_delimiter = ',')]
+    pub outbound_allow: Vec<String>,
     /// PEM certificate (chain) for the QUIC listener; self-signed when absent.
     #[arg(long, env = "SLUICE_TUNNEL_CERT", requires = "tunnel_key")]
     pub tunnel_cert: Option<PathBuf>,

@@ -9,6 +9,7 @@ use super::secrets::SecretVault;
 use crate::events::config::{check_unique, EventDestination};
 use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
+use crate::outbound::config::FileOutbound;
 use crate::outbound::OutboundConfig;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use std::net::SocketAddr;
@@ -179,7 +180,12 @@ impl EdgeConfig {
         let login_apps = std::mem::take(&mut file.login_apps).resolve()?;
         let https = https_config(&args, &mut file, &base)?;
         let facts = std::mem::take(&mut file.facts).resolve(&base);
-        let outbound = std::mem::take(&mut file.outbound).resolve()?;
+        let outbound = if args.outbound_allow.is_empty() {
+            std::mem::take(&mut file.outbound)
+        } else {
+            FileOutbound::from_flags(args.outbound_allow.clone())
+        };
+        let outbound = outbound.resolve()?;
         let d = EdgeConfig::default();
         let domain = match args.domain.or(file.domain) {
             Some(s) => Hostname::parse(&s)?,

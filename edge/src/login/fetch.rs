@@ -1,5 +1,8 @@
 //! Bounded HTTP GETs of identity-provider documents (JWKS, discovery, user info): one home
-//! for the accept header, the status check and the size cap.
+//! for the accept header, the status check and the size cap. The URLs come from policies, so
+//! every fetch goes through a [`GuardedClient`].
+
+use crate::outbound::guarded::{describe, GuardedClient};
 
 /// Larger documents are refused (real ones are a few KiB).
 pub const MAX_DOCUMENT: usize = 1024 * 1024;
@@ -18,17 +21,21 @@ pub enum FetchError {
 /// The body of `url` (JSON asked for; with a bearer token when given), at most
 /// [`MAX_DOCUMENT`] bytes; the error names what failed.
 pub async fn get_document(
-    client: &reqwest::Client,
+    client: &GuardedClient,
     url: &str,
     bearer: Option<&str>,
 ) -> Result<Vec<u8>, FetchError> {
+    client
+        .check_str(url)
+        .map_err(|e| FetchError::Failed(e.to_string()))?;
     let mut req = client
+        .client()
         .get(url)
         .header(http::header::ACCEPT, "application/json");
     if let Some(token) = bearer {
         req = req.bearer_auth(token);
     }
-    let failed = |e: reqwest::Error| FetchError::Failed(e.to_string());
+    let failed = |e: reqwest::Error| FetchError::Failed(describe(&e).unwrap_or_else(|r| r));
     let mut res = req.send().await.map_err(failed)?;
     if !res.status().is_success() {
         return Err(FetchError::Status(res.status()));

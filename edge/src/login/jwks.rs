@@ -2,6 +2,7 @@
 //! request pays for a fetch only on first use, after the cache time, or on key rotation.
 
 use super::fetch::FetchError;
+use crate::outbound::{AddressRules, GuardedClient};
 use parking_lot::Mutex;
 use sluice_policy::{parse_jwks, JwkSet, JwksError, KeyError, KeySource, KeysFuture};
 use std::collections::HashMap;
@@ -34,17 +35,16 @@ struct Cached {
 
 /// The edge's JWKS cache, shared by every endpoint's engine.
 pub struct JwksCache {
-    client: reqwest::Client,
+    client: GuardedClient,
     entries: Mutex<HashMap<String, Cached>>,
 }
 
 impl JwksCache {
-    /// An empty cache with its own HTTP client.
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()?;
+    /// An empty cache with its own HTTP client, which reaches only what `rules` allow (the
+    /// URLs come from policies).
+    pub fn new(rules: &AddressRules) -> Result<Self, reqwest::Error> {
+        let builder = reqwest::Client::builder().timeout(FETCH_TIMEOUT);
+        let client = GuardedClient::new(rules, builder, 3)?;
         Ok(Self {
             client,
             entries: Mutex::new(HashMap::new()),

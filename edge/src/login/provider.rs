@@ -2,6 +2,7 @@
 //! `oauth` presets, and how its user-info answer names the user's id, email and name.
 
 use super::fetch::FetchError;
+use crate::outbound::GuardedClient;
 use http::StatusCode;
 use parking_lot::Mutex;
 use sluice_policy::identity::Provider;
@@ -178,12 +179,12 @@ pub enum EndpointsError {
 
 /// Provider endpoints, discovery documents cached per issuer.
 pub struct Providers {
-    http: reqwest::Client,
+    http: GuardedClient,
     discovered: Mutex<HashMap<String, (Arc<Endpoints>, Instant)>>,
 }
 
 impl Providers {
-    pub fn new(http: reqwest::Client) -> Self {
+    pub fn new(http: GuardedClient) -> Self {
         Self {
             http,
             discovered: Mutex::new(HashMap::new()),

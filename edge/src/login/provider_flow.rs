@@ -191,10 +191,13 @@ pub(super) async fn finish(
         .ok_or_else(|| Failure::provider("The identity provider sent no authorization code."))?;
     let e = endpoints(svc, req).await?;
     let client = oauth_client(req, &e)?;
+    svc.http
+        .check_str(&e.token)
+        .map_err(|refused| Failure::provider(refused.to_string()))?;
     let token = client
         .exchange_code(AuthorizationCode::new(code.clone()))
         .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
-        .request_async(&svc.http)
+        .request_async(svc.http.client())
         .await
         .map_err(|err| {
             Failure::provider(format!(

@@ -10,6 +10,7 @@ use super::provider::Providers;
 use super::revocations::Revocations;
 use super::sealed::Handed;
 use super::sealer::SessionKeys;
+use crate::outbound::{AddressRules, GuardedClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +23,9 @@ pub struct LoginService {
     pub(super) keys: SessionKeys,
     /// Providers' endpoints (presets and discovery) and user info.
     pub(super) providers: Providers,
-    /// For the token exchange: never follows redirects (the oauth2 crate's advice).
-    pub(super) http: reqwest::Client,
+    /// For the token exchange: never follows redirects (the oauth2 crate's advice), and
+    /// reaches only what the outbound rules allow (the provider comes from a policy).
+    pub(super) http: GuardedClient,
     /// ID-token keys.
     pub(super) jwks: Arc<JwksCache>,
     /// Sessions ended by logout, until they would have expired anyway (kept in the state dir).
@@ -37,18 +39,18 @@ pub struct LoginService {
 impl LoginService {
     /// A service sealing cookies with `keys`, refusing the sessions in `revoked`, and
     /// verifying ID tokens with `jwks`; with `auth`, sign-ins run on that edge-wide host
-    /// instead of each endpoint's own.
+    /// instead of each endpoint's own. Providers are reached only where `rules` allow.
     pub fn new(
         keys: SessionKeys,
         revoked: Revocations,
         jwks: Arc<JwksCache>,
         auth: Option<AuthHost>,
+        rules: &AddressRules,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(PROVIDER_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("sluice-edge")
-            .build()?;
+            .user_agent("sluice-edge");
+        let http = GuardedClient::new(rules, builder, 0)?;
         Ok(Self {
             keys,
             providers: Providers::new(http.clone()),

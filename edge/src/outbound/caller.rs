@@ -1,35 +1,27 @@
 //! http-request's calls: sent with the guarded client, redirects followed one at a time (each
 //! target checked against the rules), the body read up to its cap, all within the call's time.
 
-use super::config::OutboundConfig;
-use super::rules::{AddressRules, GuardedResolver, Refused};
+use super::guarded::{describe, GuardedClient};
+use super::rules::AddressRules;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION};
 use http::{Method, StatusCode};
 use sluice_policy::{Answer, Call, CallError, CallFuture, HttpCaller, MAX_RESPONSE_BODY};
-use std::error::Error as _;
-use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
-use url::{Host, Url};
+use url::Url;
 
 /// The edge's client for policies' calls, shared by every endpoint.
 pub struct PolicyCaller {
-    client: reqwest::Client,
-    rules: AddressRules,
+    http: GuardedClient,
 }
 
 impl PolicyCaller {
-    /// A client under `config`'s rules. It ignores proxy environment variables (a proxy would
-    /// connect where the rules cannot see) and follows no redirect by itself.
-    pub fn new(config: &OutboundConfig) -> Result<Self, reqwest::Error> {
-        let rules = AddressRules::new(config.allow.clone());
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver(rules.clone())))
-            .build()?;
-        Ok(Self { client, rules })
+    /// A client under `rules`; it follows redirects itself, one hop at a time, so
+    /// `max_redirects` is per call.
+    pub fn new(rules: &AddressRules) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: GuardedClient::new(rules, reqwest::Client::builder(), 0)?,
+        })
     }
 
     async fn send(&self, call: Call) -> Result<Answer, CallError> {
@@ -45,9 +37,12 @@ impl PolicyCaller {
         let mut url = Url::parse(&url).map_err(|e| CallError::Failed(format!("`{url}`: {e}")))?;
         let mut redirects = 0;
         loop {
-            self.check_literal(&url)?;
+            self.http
+                .check(&url)
+                .map_err(|e| CallError::Refused(e.to_string()))?;
             let res = self
-                .client
+                .http
+                .client()
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .body(body.clone())
@@ -85,19 +80,6 @@ impl PolicyCaller {
             }
             url = next;
         }
-    }
-
-    /// An address written in the URL never goes through the resolver, so it is checked here.
-    fn check_literal(&self, url: &Url) -> Result<(), CallError> {
-        let ip: IpAddr = match url.host() {
-            Some(Host::Ipv4(v4)) => v4.into(),
-            Some(Host::Ipv6(v6)) => v6.into(),
-            _ => return Ok(()),
-        };
-        let host = url.host_str().unwrap_or_default();
-        self.rules
-            .check(host, ip)
-            .map_err(|e| CallError::Refused(e.to_string()))
     }
 }
 
@@ -144,23 +126,10 @@ async fn read_answer(mut res: reqwest::Response, started: Instant) -> Result<Ans
     })
 }
 
-/// A client error as the call's: the rules' refusal, a timeout, or a failure whose message
-/// ends with its root cause (reqwest's own message names only the URL).
+/// A client error as the call's: the rules' refusal, or a failure naming its root cause.
 fn classify(e: reqwest::Error) -> CallError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = e.source();
-    let mut root = None;
-    while let Some(c) = cause {
-        if let Some(refused) = c.downcast_ref::<Refused>() {
-            return CallError::Refused(refused.to_string());
-        }
-        root = Some(c.to_string());
-        cause = c.source();
-    }
-    let timed_out = e.is_timeout();
-    let e = e.without_url();
-    match root {
-        _ if timed_out => CallError::Failed(format!("{e}: timed out")),
-        Some(root) => CallError::Failed(format!("{e}: {root}")),
-        None => CallError::Failed(e.to_string()),
+    match describe(&e) {
+        Err(refused) => CallError::Refused(refused),
+        Ok(failed) => CallError::Failed(failed),
     }
 }

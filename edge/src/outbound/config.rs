@@ -30,6 +30,11 @@ pub struct OutboundConfig {
 }
 
 impl FileOutbound {
+    /// The section as `--outbound-allow` gives it.
+    pub(crate) fn from_flags(allow: Vec<String>) -> Self {
+        Self { allow }
+    }
+
     /// Parses the networks; a bad one is an error naming its place.
     pub(crate) fn resolve(self) -> Result<OutboundConfig, OutboundConfigError> {
         let allow = self
