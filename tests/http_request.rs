@@ -337,3 +337,91 @@ async fn private_targets_are_refused_unless_the_operator_allows_them() -> anyhow
     assert_eq!(called.seen().len(), 1, "only the first hop was sent");
     Ok(())
 }
+
+#[tokio::test]
+async fn internal_endpoints_are_called_through_the_edge_and_only_by_their_namespace(
+) -> anyhow::Result<()> {
+    // The default rules: an internal endpoint is the edge's own business, not an address.
+    let edge = TestEdge::start_with(|c| c.outbound = OutboundConfig::default()).await?;
+    let called = Called::start().await?;
+    // The authorization service, online only as an internal endpoint of the same token, with
+    // a policy of its own that the call passes through.
+    let mut authz = edge.agent_config(TOKEN, "authz.internal", called.server.addr);
+    authz.endpoints[0].policies = vec![PolicySource {
+        origin: "authz.yml".into(),
+        kind: PolicyKind::Document,
+        text: "on_http_request:\n  - actions: [{type: add-headers, config: {headers: {x-via: authz-policy}}}]\n".into(),
+    }];
+    let _authz = TestAgent::start(authz).await?;
+    let policy = r#"on_http_request:
+  - actions:
+      - type: http-request
+        config:
+          url: "https://authz.internal/check?from=${req.url.path}"
+          headers: {x-token: "${getReqHeader('x-token').join(',')}"}
+          on_error: halt
+  - expressions: ["actions.ngrok.http_request.res.status_code != 200"]
+    actions: [{type: deny, config: {status_code: 401}}]
+"#;
+    let (front, _app) = agent(&edge, "front", policy).await?;
+    let http = client::client();
+    let ok = http
+        .get(format!("{}/orders", front.url()))
+        .header("x-token", "good")
+        .send()
+        .await?;
+    assert_eq!(ok.status(), 200);
+    let bad = http
+        .get(format!("{}/orders", front.url()))
+        .header("x-token", "bad")
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 401);
+    let seen = called.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].target, "/check?from=/orders");
+    let header = |n: &str| seen[0].headers.get(n).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        header("x-via"),
+        Some("authz-policy"),
+        "the target's policy ran"
+    );
+    assert_eq!(
+        header("sluice-internal-call"),
+        None,
+        "the ticket stays in the edge"
+    );
+
+    // Another token's endpoint cannot reach it: not found in its namespace.
+    let mut other = edge.agent_config(
+        sluice_e2e::OTHER_TOKEN,
+        "other",
+        upstream::app("o").await?.addr,
+    );
+    other.endpoints[0].policies = vec![PolicySource {
+        origin: "other.yml".into(),
+        kind: PolicyKind::Document,
+        text: calling(
+            "{url: 'https://authz.internal/check', on_error: halt}",
+            "passed",
+        ),
+    }];
+    let other = TestAgent::start(other).await?;
+    let resp = http.get(other.url()).send().await?;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(
+        client::error_code(resp.headers()).as_deref(),
+        Some("ERR_SLUICE_3605")
+    );
+    assert!(resp.text().await?.contains("authz.internal"));
+
+    // A client cannot name an internal endpoint, ticket header or not.
+    let forged = http
+        .get(edge.url("authz.internal"))
+        .header("sluice-internal-call", "00112233445566778899aabbccddeeff")
+        .send()
+        .await?;
+    assert_eq!(forged.status(), 404);
+    assert_eq!(called.seen().len(), 2);
+    Ok(())
+}

@@ -105,7 +105,7 @@ fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, Cl
         sources(),
         std::iter::empty(),
         &state.services,
-        Some(Namespace::of(&state.routes, owner)),
+        Some((owner, Namespace::of(&state.routes, owner))),
     )
     .map_err(|e| CloudEndpointError::Policy {
         origin: spec.origin.clone(),

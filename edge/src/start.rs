@@ -16,7 +16,7 @@ use crate::login::{
     AuthHost, LoginService, Revocations, SessionKeyError, SessionKeys, REVOKED_FILE,
 };
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
-use crate::outbound::{AddressRules, PolicyCaller};
+use crate::outbound::{AddressRules, InternalCalls, PolicyCaller};
 use crate::policy::compile::PolicyServices;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
 use crate::tls::certificate::TlsCertError;
@@ -282,6 +282,7 @@ fn tunnel_identity(config: &EdgeConfig) -> Result<TunnelIdentity, CertError> {
 fn policy_services(
     config: &EdgeConfig,
     auth: Option<AuthHost>,
+    calls: Arc<InternalCalls>,
 ) -> Result<(PolicyServices, Arc<LoginService>), StartError> {
     // Policies choose every URL these clients fetch: one set of address rules for all.
     let rules = AddressRules::new(config.outbound.allow.clone());
@@ -299,7 +300,7 @@ fn policy_services(
     let facts = facts::load(&config.facts)?;
     let (operator_env, agent_env) =
         PolicyServices::load_envs(&config.secret_vaults, &config.login_apps, &facts);
-    let http = Arc::new(PolicyCaller::new(&rules).map_err(StartError::HttpClient)?);
+    let http = Arc::new(PolicyCaller::new(&rules, calls).map_err(StartError::HttpClient)?);
     let services = PolicyServices {
         keys: jwks,
         login: login.clone(),
@@ -358,7 +359,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         https_port: https.as_ref().map(|h| h.addr.port()),
     });
     let auth = auth_host(&config, &urls);
-    let (services, login) = policy_services(&config, auth.clone())?;
+    // http-request's calls to internal endpoints come back in through the HTTP listener.
+    let internal_calls = Arc::new(InternalCalls::new(http_addr));
+    let (services, login) = policy_services(&config, auth.clone(), internal_calls.clone())?;
     let operators = Arc::new(OperatorEndpoints::compile(
         &config.operator_policies,
         &services,
@@ -382,6 +385,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             .map(|_| Arc::new(Http01Challenges::default())),
         auth_host: auth.as_ref().map(|_| login),
         stream_open_timeout: config.stream_open_timeout,
+        internal_calls,
     });
     let tunnel_state = Arc::new(TunnelState {
         routes,

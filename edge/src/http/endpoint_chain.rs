@@ -10,6 +10,7 @@ use super::request_policy::{self, Step};
 use super::respond::send;
 use super::state::ProxyState;
 use crate::coded_error::connection_closed_by_policy;
+use crate::tunnel::authtoken::TokenId;
 use crate::tunnel::routes::{EndpointKey, Route, RouteSet};
 use bytes::Bytes;
 use pingora::proxy::Session;
@@ -59,6 +60,28 @@ pub async fn enter(
                 }
                 Err(e) => return answer(session, ctx, failed(&e)).await,
             },
+        }
+    }
+}
+
+/// Takes an http-request call from `owner`'s policy to its internal endpoint `target` (the
+/// request came back into the edge with a ticket, `outbound/internal.rs`) through that
+/// endpoint's members, as a forward would.
+pub async fn enter_internal(
+    state: &ProxyState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    owner: TokenId,
+    target: &InternalUrl,
+) -> pingora::Result<bool> {
+    let set = EndpointKey::internal(owner, target)
+        .and_then(|key| state.routes.lookup_internal(&key))
+        .filter(|set| set.is_online());
+    match set {
+        Some(set) => enter(state, session, ctx, set).await,
+        None => {
+            let gone = ForwardError::Offline(target.to_string());
+            answer(session, ctx, failed(&gone)).await
         }
     }
 }

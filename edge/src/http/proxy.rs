@@ -87,6 +87,7 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         guard::strip_identity_headers(session.req_header_mut());
+        let internal_call = self.state.internal_calls.take(session.req_header_mut());
         let req = session.req_header();
         ctx.host = request_host(req).unwrap_or_default();
         ctx.span = info_span!(
@@ -97,6 +98,9 @@ impl ProxyHttp for EdgeProxy {
             path = %req.uri.path(),
             scheme = ctx.scheme.as_str(),
         );
+        if let Some((owner, target)) = internal_call {
+            return endpoint_chain::enter_internal(&self.state, session, ctx, owner, &target).await;
+        }
         if local::acme_challenge(&self.state, session).await? {
             return Ok(true);
         }

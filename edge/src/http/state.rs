@@ -5,6 +5,7 @@ use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::login::LoginService;
 use crate::metrics::EdgeMetrics;
+use crate::outbound::InternalCalls;
 use crate::policy::operator::OperatorEndpoints;
 use crate::tunnel::routes::RouteRegistry;
 use crate::urls::PublicUrls;
@@ -35,6 +36,9 @@ pub struct ProxyState {
     pub auth_host: Option<Arc<LoginService>>,
     /// How long a request waits for a new stream to the agent.
     pub stream_open_timeout: Duration,
+    /// http-request's calls to internal endpoints in flight: a request with a live ticket
+    /// goes to the internal endpoint it names.
+    pub internal_calls: Arc<InternalCalls>,
 }
 
 impl ProxyState {

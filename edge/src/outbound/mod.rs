@@ -5,9 +5,11 @@
 pub(crate) mod caller;
 pub(crate) mod config;
 pub(crate) mod guarded;
+pub(crate) mod internal;
 pub(crate) mod rules;
 
 pub use caller::PolicyCaller;
 pub use config::OutboundConfig;
 pub use guarded::GuardedClient;
+pub use internal::InternalCalls;
 pub use rules::AddressRules;

@@ -2,6 +2,8 @@
 //! engine when the endpoint comes online — never per request.
 
 use super::vaults::Vaults;
+use crate::outbound::PolicyCaller;
+use crate::tunnel::authtoken::TokenId;
 use sha2::{Digest, Sha256};
 use sluice_policy::{
     Authenticator, EdgeFacts, Engine, ForwardError, HttpCaller, InternalEndpoints, InternalUrl,
@@ -21,7 +23,7 @@ pub struct PolicyServices {
     /// Sign-in verdicts.
     pub login: Arc<dyn Authenticator>,
     /// http-request's calls, under edge.yaml's `outbound:` rules.
-    pub http: Arc<dyn HttpCaller>,
+    pub http: Arc<PolicyCaller>,
     /// What policies may read beyond the request (`facts:` in edge.yaml); a layer reading a
     /// fact these lack is refused.
     pub facts: Arc<EdgeFacts>,
@@ -70,14 +72,15 @@ impl InternalEndpoints for NoNamespace {
 /// Compiles the `operator` layers (`edge.yaml`'s), then the `agent`'s, into one engine, in
 /// order. `None` when there is no layer, so requests skip policy evaluation entirely. The error
 /// lists every problem of every layer, one per line. Each call builds fresh state (rate-limit
-/// buckets are per endpoint); `services` serve the actions that wait (JWKS, sign-in) and the
-/// secrets each kind of layer may read, and `internal` is the endpoint owner's namespace for
-/// forward-internal (none: it reaches nothing).
+/// buckets are per endpoint); `services` serve the actions that wait (JWKS, sign-in, calls)
+/// and the secrets each kind of layer may read, and `owner` is the endpoint's authtoken with
+/// its namespace, for forward-internal and http-request's internal targets (none: they reach
+/// nothing).
 pub fn compile<'a>(
     operator: impl IntoIterator<Item = &'a PolicySource>,
     agent: impl IntoIterator<Item = &'a PolicySource>,
     services: &PolicyServices,
-    internal: Option<Arc<dyn InternalEndpoints>>,
+    owner: Option<(TokenId, Arc<dyn InternalEndpoints>)>,
 ) -> Result<Option<Arc<Engine>>, CompileError> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -92,13 +95,17 @@ pub fn compile<'a>(
     if !problems.is_empty() {
         return Err(CompileError { problems });
     }
+    let (internal, http): (Arc<dyn InternalEndpoints>, Arc<dyn HttpCaller>) = match owner {
+        Some((token, internal)) => (internal.clone(), services.http.for_owner(token, internal)),
+        None => (Arc::new(NoNamespace), services.http.clone()),
+    };
     Ok((!layers.is_empty()).then(|| {
         Arc::new(
             Engine::new(layers)
                 .with_key_source(services.keys.clone())
                 .with_authenticator(services.login.clone())
-                .with_http_caller(services.http.clone())
-                .with_internal_endpoints(internal.unwrap_or_else(|| Arc::new(NoNamespace)))
+                .with_http_caller(http)
+                .with_internal_endpoints(internal)
                 .with_edge_facts(services.facts.clone()),
         )
     }))

@@ -89,7 +89,7 @@ pub(crate) fn admit(
             state.operators.sources_for(&key.hostname),
             &request.policies,
             &state.services,
-            Some(Namespace::of(&state.routes, owner)),
+            Some((owner, Namespace::of(&state.routes, owner))),
         )
         .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
         let policy_id = compile::fingerprint(sources());

@@ -9,6 +9,7 @@ use crate::cel::names::Names;
 use crate::cel::template::Template;
 use crate::cel::values::header_map;
 use crate::codes;
+use crate::forward::InternalUrl;
 use crate::load::check::{list, Cx, Obj};
 use crate::outbound::{Answer, Call, CallError};
 use crate::run::outcome::Decision;
@@ -289,15 +290,20 @@ fn incoming_hops(ex: &Exec) -> u32 {
         .unwrap_or(0)
 }
 
-/// A URL a call may go to: absolute http(s), and not an internal endpoint (ngrok's default
-/// target, which Sluice cannot call yet). A literal one is checked at load, an interpolated
-/// one per request.
+/// A URL a call may go to: absolute http(s); an internal endpoint's must be one
+/// (`NAME.internal`, as forward-internal takes it). A literal one is checked at load, an
+/// interpolated one per request.
 fn check_url(url: &str) -> Result<(), String> {
     match url::Url::parse(url) {
-        Ok(u) if u.host_str().is_some_and(|h| h.ends_with(".internal")) => Err(format!(
-            "`{url}`: calls to internal endpoints are not supported yet; call the service's \
-             own address (docs/policy.md, \"Calling other servers\")"
-        )),
+        Ok(u) if u.host_str().is_some_and(|h| h.ends_with(".internal")) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let endpoint = format!(
+                "{}://{}{port}",
+                u.scheme(),
+                u.host_str().unwrap_or_default()
+            );
+            InternalUrl::parse(&endpoint).map(|_| ())
+        }
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(_) => Err(format!("`{url}`: expected an http:// or https:// URL")),
         Err(e) => Err(format!("`{url}`: {e}")),

@@ -20,8 +20,8 @@ fn config_problems_are_refused_with_their_place() {
             "expected an http:// or https:// URL",
         ),
         (
-            "{url: 'https://auth.internal/check'}",
-            "internal endpoints are not supported yet",
+            "{url: 'ftp://auth.internal/check'}",
+            "the scheme must be http, https",
         ),
         (
             "{url: 'https://x.example/', method: TRACE}",
