@@ -128,6 +128,16 @@ async fn agent(edge: &TestEdge, name: &str, policy: &str) -> anyhow::Result<(Tes
     Ok((TestAgent::start(config).await?, app))
 }
 
+/// The status and body of a GET of `url` with `x-token: token`.
+async fn with_token(url: &str, token: &str) -> anyhow::Result<(u16, String)> {
+    let resp = client::client()
+        .get(url)
+        .header("x-token", token)
+        .send()
+        .await?;
+    Ok((resp.status().as_u16(), resp.text().await?))
+}
+
 /// A policy whose one http-request has `config`, then answers with `answer` (a template).
 fn calling(config: &str, answer: &str) -> String {
     format!(
@@ -161,23 +171,11 @@ async fn later_rules_read_the_answer_and_the_called_server_sees_the_call() -> an
         url = called.url("/check")
     );
     let (agent, _app) = agent(&edge, "callout", &policy).await?;
-    let http = client::client();
-
-    let ok = http
-        .get(format!("{}/hello", agent.url()))
-        .header("x-token", "good")
-        .send()
-        .await?;
-    assert_eq!(ok.status(), 200);
-    let echoed = ok.text().await?;
+    let (status, echoed) = with_token(&format!("{}/hello", agent.url()), "good").await?;
+    assert_eq!(status, 200);
     assert!(echoed.contains(r#"["x-verdict","ok"]"#), "{echoed}");
-
-    let refused = http
-        .get(format!("{}/hello", agent.url()))
-        .header("x-token", "bad")
-        .send()
-        .await?;
-    assert_eq!(refused.status(), 401);
+    let (status, _) = with_token(&format!("{}/hello", agent.url()), "bad").await?;
+    assert_eq!(status, 401);
 
     let seen = called.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -364,19 +362,9 @@ async fn internal_endpoints_are_called_through_the_edge_and_only_by_their_namesp
     actions: [{type: deny, config: {status_code: 401}}]
 "#;
     let (front, _app) = agent(&edge, "front", policy).await?;
-    let http = client::client();
-    let ok = http
-        .get(format!("{}/orders", front.url()))
-        .header("x-token", "good")
-        .send()
-        .await?;
-    assert_eq!(ok.status(), 200);
-    let bad = http
-        .get(format!("{}/orders", front.url()))
-        .header("x-token", "bad")
-        .send()
-        .await?;
-    assert_eq!(bad.status(), 401);
+    let orders = format!("{}/orders", front.url());
+    assert_eq!(with_token(&orders, "good").await?.0, 200);
+    assert_eq!(with_token(&orders, "bad").await?.0, 401);
     let seen = called.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[0].target, "/check?from=/orders");
@@ -407,6 +395,7 @@ async fn internal_endpoints_are_called_through_the_edge_and_only_by_their_namesp
         ),
     }];
     let other = TestAgent::start(other).await?;
+    let http = client::client();
     let resp = http.get(other.url()).send().await?;
     assert_eq!(resp.status(), 502);
     assert_eq!(

@@ -114,3 +114,40 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     }
     num.is_empty().then_some(total)
 }
+
+/// `on_error`: whether a failed action halts the phase with its error (`halt`) rather than
+/// letting the next action run (`continue`); `halt_by_default` when absent (forward-internal
+/// halts, http-request continues, as ngrok documents each).
+pub(crate) fn halts_on_error(cx: &mut Cx, obj: &Obj, halt_by_default: bool) -> bool {
+    match obj.string(cx, "on_error") {
+        None => halt_by_default,
+        Some((v, _, _)) if v == "halt" => true,
+        Some((v, _, _)) if v == "continue" => false,
+        Some((v, p, pos)) => {
+            cx.err(
+                &p,
+                pos,
+                format!("unknown on_error `{v}`, expected `halt` or `continue`"),
+            );
+            halt_by_default
+        }
+    }
+}
+
+/// A required URL template field; a literal one (no `${}`) is checked with `check` now rather
+/// than on the first request.
+pub(crate) fn url_template<E: Into<String>>(
+    cx: &mut Cx,
+    obj: &Obj,
+    key: &str,
+    names: Names<'_>,
+    check: impl Fn(&str) -> Result<(), E>,
+) -> Option<Template> {
+    obj.require(cx, key)?;
+    let (s, p, pos) = obj.string(cx, key)?;
+    let t = template(cx, &s, &p, pos, names)?;
+    if let Some(Err(problem)) = t.literal().map(&check) {
+        cx.err(&p, pos, problem);
+    }
+    Some(t)
+}

@@ -2,7 +2,7 @@
 //! policy then runs; on failure it halts with an error response or lets the next rule run.
 
 use super::action::{Action, Exec, Flow};
-use super::config::{template, Cfg};
+use super::config::{halts_on_error, url_template, Cfg};
 use crate::cel::template::Template;
 use crate::codes;
 use crate::forward::{ForwardError, InternalUrl, MAX_FORWARD_DEPTH};
@@ -45,30 +45,10 @@ impl ForwardInternal {
     pub fn compile(cx: &mut Cx, c: &Cfg) -> Option<Self> {
         let obj = c.open(cx, &["url", "on_error"])?;
         let before = cx.errors.len();
-        let url = obj
-            .require(cx, "url")
-            .and_then(|_| obj.string(cx, "url"))
-            .and_then(|(s, p, pos)| {
-                let t = template(cx, &s, &p, pos, c.names)?;
-                // A URL without `${}` is checked now rather than on the first request.
-                if let Some(Err(problem)) = t.literal().map(InternalUrl::parse) {
-                    cx.err(&p, pos, problem);
-                }
-                Some(t)
-            });
-        let continue_on_error = match obj.string(cx, "on_error") {
-            None => false,
-            Some((v, _, _)) if v == "halt" => false,
-            Some((v, _, _)) if v == "continue" => true,
-            Some((v, p, pos)) => {
-                cx.err(
-                    &p,
-                    pos,
-                    format!("unknown on_error `{v}`, expected `halt` or `continue`"),
-                );
-                false
-            }
-        };
+        let url = url_template(cx, &obj, "url", c.names, |u| {
+            InternalUrl::parse(u).map(|_| ())
+        });
+        let continue_on_error = !halts_on_error(cx, &obj, true);
         (cx.errors.len() == before).then_some(Self {
             url: url?,
             continue_on_error,

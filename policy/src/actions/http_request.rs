@@ -3,7 +3,9 @@
 //! `timeout`; on failure the rule goes on (`on_error: continue`) or answers with the error.
 
 use super::action::{Action, Exec, Flow};
-use super::config::{header_templates, parse_duration, template, Cfg};
+use super::config::{
+    halts_on_error, header_templates, parse_duration, template, url_template, Cfg,
+};
 use crate::cel::expr::Expr;
 use crate::cel::names::Names;
 use crate::cel::template::Template;
@@ -79,16 +81,7 @@ impl HttpRequest {
             ],
         )?;
         let before = cx.errors.len();
-        let url = obj
-            .require(cx, "url")
-            .and_then(|_| obj.string(cx, "url"))
-            .and_then(|(s, p, pos)| {
-                let t = template(cx, &s, &p, pos, c.names)?;
-                if let Some(Err(problem)) = t.literal().map(check_url) {
-                    cx.err(&p, pos, problem);
-                }
-                Some(t)
-            });
+        let url = url_template(cx, &obj, "url", c.names, check_url);
         let method = method(cx, &obj);
         let query = query_params(cx, &obj, c.names);
         let headers = header_templates(cx, &obj, "headers", c.names);
@@ -100,7 +93,7 @@ impl HttpRequest {
             .map_or(10, |n| n as u32);
         let timeout = timeout(cx, &obj);
         let retry = retry_condition(cx, &obj, c.names);
-        let halt = on_error(cx, &obj);
+        let halt = halts_on_error(cx, &obj, false);
         (cx.errors.len() == before).then_some(Self {
             url: url?,
             method,
@@ -396,23 +389,6 @@ fn retry_condition(cx: &mut Cx, obj: &Obj, names: Names) -> Option<Expr> {
                 cx.err(&path, pos, p);
             }
             None
-        }
-    }
-}
-
-/// `on_error`: `continue` (ngrok's default) or `halt`.
-fn on_error(cx: &mut Cx, obj: &Obj) -> bool {
-    match obj.string(cx, "on_error") {
-        None => false,
-        Some((v, _, _)) if v == "continue" => false,
-        Some((v, _, _)) if v == "halt" => true,
-        Some((v, p, pos)) => {
-            cx.err(
-                &p,
-                pos,
-                format!("unknown on_error `{v}`, expected `halt` or `continue`"),
-            );
-            false
         }
     }
 }
