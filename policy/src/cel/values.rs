@@ -226,37 +226,19 @@ pub(crate) fn media_type(raw: &str) -> &str {
     raw.split(';').next().unwrap_or("").trim()
 }
 
-/// `req.content_type.parameters`: the parameters of a Content-Type value, names in lowercase,
-/// quoted values unquoted; empty when the value does not parse as a media type.
+/// `req.content_type.parameters`: the parameters of a Content-Type value, names (and the `charset`
+/// value) in lowercase, as the mime crate gives them; quoted values without their quotes. Empty when the value does not
+/// parse as a media type.
 pub(crate) fn content_type_parameters(raw: &str) -> Value {
     let params: HashMap<String, Value> = raw.parse::<mime::Mime>().map_or_else(
         |_| HashMap::new(),
         |m| {
             m.params()
-                .map(|(k, x)| (k.as_str().to_ascii_lowercase(), unquote(x.as_str()).into()))
+                .map(|(k, x)| (k.as_str().to_string(), x.as_str().into()))
                 .collect()
         },
     );
     params.into()
-}
-
-/// A parameter value without the quotes (and backslash escapes) of a quoted-string.
-fn unquote(x: &str) -> String {
-    match x.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
-        Some(inner) => {
-            let mut out = String::with_capacity(inner.len());
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                out.push(if c == '\\' {
-                    chars.next().unwrap_or(c)
-                } else {
-                    c
-                });
-            }
-            out
-        }
-        None => x.to_string(),
-    }
 }
 
 pub(crate) fn hex(c: u8) -> Option<u8> {
