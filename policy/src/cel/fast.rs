@@ -5,6 +5,7 @@
 
 use crate::cel::functions::{self, MATCHES};
 use crate::cel::url;
+use crate::cel::values::media_type;
 use crate::cel::vars::Scope;
 use cel::common::ast::{Expr as Ast, LiteralValue};
 use cel::IdedExpr;
@@ -85,7 +86,7 @@ impl StrVar {
             StrVar::Query => s.req.uri().query().unwrap_or(""),
             StrVar::Scheme => url::scheme(s.req, s.st),
             StrVar::UserAgent => header(USER_AGENT.as_str()),
-            StrVar::ContentType => header(CONTENT_TYPE.as_str()),
+            StrVar::ContentType => media_type(header(CONTENT_TYPE.as_str())),
             StrVar::ClientIp => &s.st.client_ip_text,
             StrVar::EndpointHost => &s.st.endpoint.host,
             StrVar::EndpointId => &s.st.endpoint.id,

@@ -23,3 +23,5 @@ pub(crate) mod wanted;
 mod secret_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod var_tests;

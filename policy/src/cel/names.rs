@@ -18,8 +18,13 @@ pub(crate) const LEAVES: &[&str] = &[
     "req.url.raw_path",
     "req.url.query",
     "req.url.authority",
+    "req.url.uri",
+    "req.url.user_password",
+    "req.ts.header_received",
+    "req.content_encoding",
     "req.content_length",
     "req.content_type",
+    "req.content_type.raw",
     "req.user_agent",
     "req.user_agent.name",
     "req.user_agent.version",
@@ -33,6 +38,8 @@ pub(crate) const LEAVES: &[&str] = &[
     "req.user_agent.is_desktop",
     "res.status_code",
     "res.content_type",
+    "res.content_type.raw",
+    "res.content_encoding",
     "res.content_length",
     "res.location",
     "conn.client_ip",
@@ -75,6 +82,7 @@ pub(crate) const LEAVES: &[&str] = &[
     "endpoint.url",
     "endpoint.host",
     "endpoint.port",
+    "endpoint.addr",
     "endpoint.protocol",
     "time.now",
 ];
@@ -84,8 +92,10 @@ pub(crate) const MAPS: &[&str] = &[
     "req.headers",
     "req.cookies",
     "req.url.query_params",
+    "req.content_type.parameters",
     "res.headers",
     "res.cookies",
+    "res.content_type.parameters",
 ];
 
 /// What an expression may name beyond the fixed variables: the phase it runs in (`res.*` only

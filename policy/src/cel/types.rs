@@ -86,15 +86,38 @@ fn variable(name: &str) -> Ty {
         | "req.user_agent.is_mobile"
         | "req.user_agent.is_tablet"
         | "req.user_agent.is_desktop" => Ty::Bool,
-        "conn.ts.start" => Ty::Timestamp,
+        "conn.ts.start" | "req.ts.header_received" => Ty::Timestamp,
         "req.headers" | "res.headers" | "req.url.query_params" => Ty::Map(strings()),
+        "req.content_encoding" | "res.content_encoding" => Ty::List(Box::new(Ty::Str)),
+        "req.content_type.parameters" | "res.content_type.parameters" => Ty::Map(Box::new(Ty::Str)),
         "req.cookies" | "res.cookies" => Ty::Map(cookie()),
         "conn.tls.version" => Ty::Dyn, // null without TLS
-        "req.method" | "req.version" | "req.host" | "req.url" | "req.url.raw"
-        | "req.url.scheme" | "req.url.host" | "req.url.path" | "req.url.raw_path"
-        | "req.url.query" | "req.url.authority" | "req.content_type" | "req.user_agent"
-        | "res.content_type" | "res.location" | "conn.client_ip" | "endpoint.id"
-        | "endpoint.url" | "endpoint.host" | "endpoint.protocol" | "time.now" => Ty::Str,
+        "req.method"
+        | "req.version"
+        | "req.host"
+        | "req.url"
+        | "req.url.raw"
+        | "req.url.scheme"
+        | "req.url.host"
+        | "req.url.path"
+        | "req.url.raw_path"
+        | "req.url.query"
+        | "req.url.authority"
+        | "req.url.uri"
+        | "req.url.user_password"
+        | "req.content_type"
+        | "req.content_type.raw"
+        | "req.user_agent"
+        | "res.content_type"
+        | "res.content_type.raw"
+        | "res.location"
+        | "conn.client_ip"
+        | "endpoint.id"
+        | "endpoint.url"
+        | "endpoint.host"
+        | "endpoint.addr"
+        | "endpoint.protocol"
+        | "time.now" => Ty::Str,
         _ => match MAPS.iter().find(|m| {
             name.strip_prefix(**m)
                 .is_some_and(|rest| rest.starts_with('.'))

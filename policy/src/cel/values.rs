@@ -1,8 +1,10 @@
 //! CEL values built from HTTP parts: header maps, query parameters, cookies, user agents.
 
 use cel::Value;
-use http::header::{HeaderMap, CONTENT_LENGTH, COOKIE, SET_COOKIE};
+use chrono::{DateTime, TimeDelta, Utc};
+use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, COOKIE, SET_COOKIE};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
     headers
@@ -120,6 +122,8 @@ pub(crate) fn cookies(headers: &HeaderMap) -> Value {
         .into()
 }
 
+/// `res.cookies`: the response's Set-Cookie headers by cookie name, each with its attributes.
+/// A header the cookie crate cannot parse (no `name=value`) is left out, as before.
 pub(crate) fn set_cookies(headers: &HeaderMap) -> Value {
     let mut map: HashMap<String, Vec<Value>> = HashMap::new();
     for h in headers
@@ -127,17 +131,114 @@ pub(crate) fn set_cookies(headers: &HeaderMap) -> Value {
         .iter()
         .filter_map(|h| h.to_str().ok())
     {
-        let first = h.split(';').next().unwrap_or("");
-        if let Some((n, x)) = first.split_once('=') {
-            map.entry(n.trim().to_string())
+        if let Ok(c) = cookie::Cookie::parse(h) {
+            map.entry(c.name().to_string())
                 .or_default()
-                .push(cookie(n.trim(), x.trim()));
+                .push(set_cookie(&c, h));
         }
     }
     map.into_iter()
         .map(|(k, x)| (k, Value::from(x)))
         .collect::<HashMap<_, _>>()
         .into()
+}
+
+/// The Set-Cookie attributes the cookie crate knows; any other one is `unparsed_attributes`.
+const COOKIE_ATTRIBUTES: &[&str] = &[
+    "expires",
+    "max-age",
+    "domain",
+    "path",
+    "secure",
+    "httponly",
+    "samesite",
+    "partitioned",
+];
+
+/// One Set-Cookie header as ngrok's cookie object. An attribute the header does not set has
+/// Go's zero value (ngrok is written in Go): `""`, `false`, a zero duration, and
+/// 0001-01-01T00:00:00Z for `expires`, so a field is always there to compare.
+fn set_cookie(c: &cookie::Cookie<'_>, raw: &str) -> Value {
+    let expires = c.expires_datetime().map_or_else(go_zero_time, |t| {
+        DateTime::<Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
+    });
+    let max_age = c
+        .max_age()
+        .map_or(TimeDelta::zero(), |d| TimeDelta::seconds(d.whole_seconds()));
+    let unparsed: HashMap<String, Value> = raw
+        .split(';')
+        .skip(1)
+        .filter_map(|a| {
+            let (k, x) = a.split_once('=').unwrap_or((a, ""));
+            let k = k.trim();
+            let known = COOKIE_ATTRIBUTES.iter().any(|n| n.eq_ignore_ascii_case(k));
+            (!k.is_empty() && !known).then(|| (k.to_string(), Value::from(x.trim())))
+        })
+        .collect();
+    let fields: [(&str, Value); 10] = [
+        ("name", c.name().into()),
+        ("value", c.value().into()),
+        ("domain", c.domain().unwrap_or("").into()),
+        ("path", c.path().unwrap_or("").into()),
+        ("expires", Value::Timestamp(expires.fixed_offset())),
+        ("max_age", Value::Duration(max_age)),
+        ("http_only", c.http_only().unwrap_or(false).into()),
+        ("secure", c.secure().unwrap_or(false).into()),
+        (
+            "same_site",
+            c.same_site()
+                .map(|x| x.to_string())
+                .unwrap_or_default()
+                .into(),
+        ),
+        ("unparsed_attributes", unparsed.into()),
+    ];
+    fields
+        .into_iter()
+        .map(|(k, x)| (k.to_string(), x))
+        .collect::<HashMap<_, _>>()
+        .into()
+}
+
+/// Go's zero `time.Time`, 0001-01-01T00:00:00Z.
+fn go_zero_time() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or_default()
+}
+
+/// `req.content_encoding` / `res.content_encoding`: the codings of every Content-Encoding
+/// header, in order (`gzip, br` is `['gzip', 'br']`).
+pub(crate) fn content_encoding(headers: &HeaderMap) -> Value {
+    let codings: Vec<Value> = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(Value::from)
+        .collect();
+    Value::List(Arc::new(codings))
+}
+
+/// `req.content_type`: the media type of a Content-Type value, without its parameters, as
+/// ngrok documents it (`application/json; charset=utf-8` is `application/json`).
+pub(crate) fn media_type(raw: &str) -> &str {
+    raw.split(';').next().unwrap_or("").trim()
+}
+
+/// `req.content_type.parameters`: the parameters of a Content-Type value, names (and the `charset`
+/// value) in lowercase, as the mime crate gives them; quoted values without their quotes. Empty when the value does not
+/// parse as a media type.
+pub(crate) fn content_type_parameters(raw: &str) -> Value {
+    let params: HashMap<String, Value> = raw.parse::<mime::Mime>().map_or_else(
+        |_| HashMap::new(),
+        |m| {
+            m.params()
+                .map(|(k, x)| (k.as_str().to_string(), x.as_str().into()))
+                .collect()
+        },
+    );
+    params.into()
 }
 
 pub(crate) fn hex(c: u8) -> Option<u8> {

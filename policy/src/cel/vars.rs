@@ -3,8 +3,8 @@
 use crate::cel::names::{HAS, LEAVES, MAPS, QUERY_PARAM, REQ_COOKIE, REQ_HEADER, RES_HEADER};
 use crate::cel::url::{full_url, host, port, scheme, split_port};
 use crate::cel::values::{
-    content_length, cookie, cookie_pairs, cookies, header_list, header_map, header_str, lower,
-    pairs, query_params, set_cookies,
+    content_encoding, content_length, content_type_parameters, cookie, cookie_pairs, cookies,
+    header_list, header_map, header_str, lower, media_type, pairs, query_params, set_cookies,
 };
 use crate::head::{RequestHead, ResponseHead};
 use crate::intel::Location;
@@ -58,6 +58,10 @@ impl<'a> Scope<'a> {
             "req.url.port" => CowVal::owned(CelInt::from(i64::from(port(req, st)))),
             "req.url.path" | "req.url.raw_path" => s(req.uri().path()),
             "req.url.query" => s(req.uri().query().unwrap_or("")),
+            "req.url.uri" => s(req.uri().path_and_query().map_or("/", |p| p.as_str())),
+            // Clients do not send userinfo in the request target (RFC 9112 forbids it).
+            "req.url.user_password" => s(""),
+            "req.ts.header_received" => v(timestamp(st.now)),
             "req.url.query_params" => v(query_params(req.uri().query().unwrap_or(""))),
             "req.headers" => CowVal::Borrowed(
                 self.req_headers
@@ -66,14 +70,29 @@ impl<'a> Scope<'a> {
             ),
             "req.cookies" => v(cookies(req.headers())),
             "req.content_length" => CowVal::owned(CelInt::from(content_length(req.headers()))),
-            "req.content_type" => s(header_str(req.headers(), CONTENT_TYPE.as_str())),
+            "req.content_type" => s(media_type(header_str(req.headers(), CONTENT_TYPE.as_str()))),
+            "req.content_type.raw" => s(header_str(req.headers(), CONTENT_TYPE.as_str())),
+            "req.content_type.parameters" => v(content_type_parameters(header_str(
+                req.headers(),
+                CONTENT_TYPE.as_str(),
+            ))),
+            "req.content_encoding" => v(content_encoding(req.headers())),
             "req.user_agent" => s(header_str(req.headers(), USER_AGENT.as_str())),
             "res.status_code" => {
                 CowVal::owned(CelInt::from(i64::from(self.res?.status().as_u16())))
             }
             "res.headers" => v(header_map(self.res?.headers())),
             "res.cookies" => v(set_cookies(self.res?.headers())),
-            "res.content_type" => s(header_str(self.res?.headers(), CONTENT_TYPE.as_str())),
+            "res.content_type" => s(media_type(header_str(
+                self.res?.headers(),
+                CONTENT_TYPE.as_str(),
+            ))),
+            "res.content_type.raw" => s(header_str(self.res?.headers(), CONTENT_TYPE.as_str())),
+            "res.content_type.parameters" => v(content_type_parameters(header_str(
+                self.res?.headers(),
+                CONTENT_TYPE.as_str(),
+            ))),
+            "res.content_encoding" => v(content_encoding(self.res?.headers())),
             "res.content_length" => {
                 CowVal::owned(CelInt::from(content_length(self.res?.headers())))
             }
@@ -95,9 +114,7 @@ impl<'a> Scope<'a> {
                     .map(|c| Value::from(c.as_str()))
                     .collect(),
             ))),
-            "conn.ts.start" => v(Value::Timestamp(
-                chrono::DateTime::<chrono::Utc>::from(st.conn.start).fixed_offset(),
-            )),
+            "conn.ts.start" => v(timestamp(st.conn.start)),
             "conn.tls.version" => match &st.conn.tls_version {
                 Some(t) => s(t),
                 None => CowVal::owned(CelNull),
@@ -106,6 +123,7 @@ impl<'a> Scope<'a> {
             "endpoint.url" => s(&st.endpoint.url),
             "endpoint.host" => s(&st.endpoint.host),
             "endpoint.port" => CowVal::owned(CelInt::from(i64::from(st.endpoint.port))),
+            "endpoint.addr" => v(format!("{}:{}", st.endpoint.host, st.endpoint.port).into()),
             "endpoint.protocol" => s(&st.endpoint.protocol),
             "time.now" => v(chrono::DateTime::<chrono::Utc>::from(st.now)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -330,6 +348,11 @@ fn v<'b>(x: Value) -> CowVal<'b, 'b> {
 
 fn st_value<'b>(x: Value) -> Option<CowVal<'b, 'b>> {
     Some(v(x))
+}
+
+/// A CEL timestamp, in UTC.
+fn timestamp(t: std::time::SystemTime) -> Value {
+    Value::Timestamp(chrono::DateTime::<chrono::Utc>::from(t).fixed_offset())
 }
 
 fn version(v: http::Version) -> &'static str {
