@@ -93,16 +93,30 @@ pub fn free_udp_port() -> anyhow::Result<SocketAddr> {
     free_port(|a| std::net::UdpSocket::bind(a).is_ok())
 }
 
-/// A random loopback port in 10000..(start of the ephemeral range) that `bindable` accepts.
-fn free_port(bindable: impl Fn(SocketAddr) -> bool) -> anyhow::Result<SocketAddr> {
-    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+/// `len` ports below the kernel's ephemeral range, for an edge's `tcp_ports` (`FIRST-LAST`):
+/// free when picked, though another test may bind one later (the edge then skips it).
+pub fn tcp_port_range(len: u16) -> anyhow::Result<sluice_edge::PortRange> {
+    let top = ephemeral_start()?.saturating_sub(len);
+    let first = rand::random_range(10_000..top);
+    Ok(format!("{first}-{}", first + len - 1).parse()?)
+}
+
+/// The first port of the kernel's ephemeral range.
+fn ephemeral_start() -> anyhow::Result<u16> {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     anyhow::ensure!(
-        ephemeral_start > 11_000,
-        "the ephemeral port range starts at {ephemeral_start}: no room below it for fixed ports"
+        start > 11_000,
+        "the ephemeral port range starts at {start}: no room below it for fixed ports"
     );
+    Ok(start)
+}
+
+/// A random loopback port in 10000..(start of the ephemeral range) that `bindable` accepts.
+fn free_port(bindable: impl Fn(SocketAddr) -> bool) -> anyhow::Result<SocketAddr> {
+    let ephemeral_start = ephemeral_start()?;
     for _ in 0..200 {
         let addr = SocketAddr::from(([127, 0, 0, 1], rand::random_range(10_000..ephemeral_start)));
         if bindable(addr) {
@@ -204,6 +218,16 @@ impl TestEdge {
     /// edge's certificate, with short reconnect delays.
     pub fn agent_config(&self, token: &str, url: &str, upstream: SocketAddr) -> AgentConfig {
         agent_config(self.tunnel_addr, &self.cert, token, url, upstream)
+    }
+
+    /// An agent config for one `tcp://` endpoint (`url`: `tcp://` for a random port, or
+    /// `tcp://DOMAIN:PORT`) whose connections go to `upstream`.
+    pub fn tcp_agent_config(&self, token: &str, url: &str, upstream: SocketAddr) -> AgentConfig {
+        let mut config = self.agent_config(token, url, upstream);
+        config.endpoints[0].upstream = format!("tcp://{upstream}")
+            .parse()
+            .unwrap_or_else(|e| panic!("loopback upstream must parse: {e}"));
+        config
     }
 
     /// Stops the edge (grace period included).

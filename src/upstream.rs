@@ -384,3 +384,41 @@ pub async fn stall_mid_body(len: usize, hold: Duration) -> anyhow::Result<Upstre
     })
     .await
 }
+
+/// A TCP echo server: every connection gets its bytes back, and when the client shuts down
+/// its write side the server finishes echoing and shuts down its own.
+pub async fn tcp_echo() -> anyhow::Result<Upstream> {
+    let listener = TcpListener::bind(any_port()).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.into_split();
+                if tokio::io::copy(&mut read, &mut write).await.is_ok() {
+                    let _ = write.shutdown().await;
+                }
+            });
+        }
+    });
+    Ok(Upstream { addr, task })
+}
+
+/// A TCP server that answers only after the client shut down its write side: it reads to the
+/// end, then writes `got N bytes` and closes.
+pub async fn tcp_reply_after_eof() -> anyhow::Result<Upstream> {
+    let listener = TcpListener::bind(any_port()).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                if stream.read_to_end(&mut all).await.is_ok() {
+                    let reply = format!("got {} bytes", all.len());
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    Ok(Upstream { addr, task })
+}

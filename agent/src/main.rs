@@ -17,6 +17,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Http(args) => cli::http::http(*args).await,
+        Command::Tcp(args) => cli::raw::raw(*args, "tcp").await,
+        Command::Tls(args) => cli::raw::raw(*args, "tls").await,
         Command::Start(args) => cli::start::start(args).await,
         Command::Config(ConfigCommand::Check { config }) => {
             cli::config_check::config_check(&config)

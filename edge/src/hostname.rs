@@ -84,11 +84,12 @@ impl Hostname {
     }
 
     /// Turns an agent's `--url` (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`,
-    /// `https://NAME.DOMAIN`, `*.NAME.DOMAIN`) into the hostname to route, checking it lies
-    /// under `domain`. The scheme, if any, is read by [`requested_scheme`].
+    /// `https://NAME.DOMAIN`, `tls://NAME.DOMAIN`, `*.NAME.DOMAIN`) into the hostname to
+    /// route, checking it lies under `domain`. The scheme, if any, is read by
+    /// [`requested_scheme`].
     pub fn from_requested_url(url: &str, domain: &Hostname) -> Result<Self, HostnameError> {
         let rest = match url.split_once("://") {
-            Some(("http" | "https", rest)) => rest,
+            Some(("http" | "https" | "tls", rest)) => rest,
             Some(_) => return Err(HostnameError::Scheme(url.to_string())),
             None => url,
         };
@@ -117,13 +118,15 @@ impl fmt::Display for Hostname {
     }
 }
 
-/// The scheme an agent's `--url` asks for explicitly (`http://…`, `https://…`), if any.
+/// The scheme an agent's `--url` asks for explicitly (`http://…`, `tcp://…`), if any.
 pub fn requested_scheme(url: &str) -> Option<Scheme> {
-    match url.split_once("://")?.0 {
-        "http" => Some(Scheme::Http),
-        "https" => Some(Scheme::Https),
-        _ => None,
-    }
+    Scheme::parse(url.split_once("://")?.0)
+}
+
+/// Whether a requested URL names only its scheme (`tls://`, `tcp://`): a random name or port.
+pub fn names_only_scheme(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/').is_empty())
 }
 
 /// The host part of a `Host` header or URI authority, without port, lowercased.

@@ -10,3 +10,18 @@ pub(crate) fn humantime_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Du
         .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
         .transpose()
 }
+
+/// An optional scalar read as text, so that `20000` and `20000-20999` both reach the
+/// setting's own parser, for `#[serde(default, deserialize_with = "crate::serde_util::text_opt")]`.
+pub(crate) fn text_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Scalar>::deserialize(d)?.map(|s| match s {
+        Scalar::Number(n) => n.to_string(),
+        Scalar::Text(t) => t,
+    }))
+}

@@ -19,6 +19,7 @@ use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::outbound::{AddressRules, InternalCalls, PolicyCaller};
 use crate::policy::compile::PolicyServices;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
+use crate::tcp::{TcpSide, TcpState};
 use crate::tls::certificate::TlsCertError;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use crate::tls::resolver::CertResolver;
@@ -27,6 +28,7 @@ use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use crate::tunnel::authtoken::TokenSet;
 use crate::tunnel::connector::AgentConnector;
 use crate::tunnel::listener::{self, ListenError};
+use crate::tunnel::ports::TcpPorts;
 use crate::tunnel::reset_key::{self, ResetKeyError};
 use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
 use crate::tunnel::state::TunnelState;
@@ -387,6 +389,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         stream_open_timeout: config.stream_open_timeout,
         internal_calls,
     });
+    let tcp_ports = config.tcp_ports.map(|range| {
+        let side = TcpSide(Arc::new(TcpState {
+            routes: routes.clone(),
+            stream_open_timeout: config.stream_open_timeout,
+        }));
+        Arc::new(TcpPorts::new(range, http_addr.ip(), Arc::new(side)))
+    });
     let tunnel_state = Arc::new(TunnelState {
         routes,
         urls,
@@ -399,6 +408,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         handshake_timeout: config.handshake_timeout,
         metrics: metrics.clone(),
         peers: Arc::default(),
+        tcp_ports,
     });
     cloud::bring_online(&config.cloud_endpoints, &tunnel_state)?;
 

@@ -27,20 +27,29 @@ impl PublicUrls {
         }
     }
 
-    /// The public port for `scheme`.
+    /// The public listener's port for `scheme` (TLS endpoints share the HTTPS port); 0 for
+    /// TCP, whose endpoints each have a port of their own ([`PublicUrls::tcp_url`]).
     pub fn port_for(&self, scheme: Scheme) -> u16 {
         match scheme {
-            Scheme::Https => self.https_port.unwrap_or(443),
+            Scheme::Https | Scheme::Tls => self.https_port.unwrap_or(443),
             Scheme::Http => self.http_port,
+            Scheme::Tcp => 0,
         }
     }
 
     /// The public URL for `host` over `scheme`, without the port when it is the default one.
     pub fn public_url(&self, host: &Hostname, scheme: Scheme) -> String {
         match (scheme, self.port_for(scheme)) {
-            (Scheme::Http, 80) | (Scheme::Https, 443) => format!("{}://{host}", scheme.as_str()),
+            (Scheme::Http, 80) | (Scheme::Https | Scheme::Tls, 443) => {
+                format!("{}://{host}", scheme.as_str())
+            }
             (_, port) => format!("{}://{host}:{port}", scheme.as_str()),
         }
+    }
+
+    /// The URL of the TCP endpoint on the edge's `port`: `tcp://DOMAIN:PORT`.
+    pub fn tcp_url(&self, port: u16) -> String {
+        format!("tcp://{}:{port}", self.domain)
     }
 
     /// The `endpoint.*` facts policies see for `host` served over `scheme`.

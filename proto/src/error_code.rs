@@ -35,6 +35,12 @@ pub enum ErrorCode {
     PolicyInvalid,
     /// Handshake: the agent sent no control message in time or a malformed one.
     HandshakeFailed,
+    /// Handshake: a `tcp://` endpoint on an edge without TCP ports (`tcp_ports`).
+    TcpNotEnabled,
+    /// Handshake: the asked-for TCP port is outside the edge's range or cannot be opened.
+    TcpPortNotAllowed,
+    /// Handshake: every port of the edge's TCP range is in use.
+    TcpPortsExhausted,
     /// Request: no endpoint is online for this hostname.
     EndpointNotFound,
     /// Request: the agent's session is gone or refused the stream.
@@ -57,7 +63,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::AuthtokenInvalid,
         ErrorCode::AgentLimitReached,
         ErrorCode::AuthRateLimited,
@@ -66,6 +72,9 @@ impl ErrorCode {
         ErrorCode::HostnameTaken,
         ErrorCode::PolicyInvalid,
         ErrorCode::HandshakeFailed,
+        ErrorCode::TcpNotEnabled,
+        ErrorCode::TcpPortNotAllowed,
+        ErrorCode::TcpPortsExhausted,
         ErrorCode::EndpointNotFound,
         ErrorCode::AgentOffline,
         ErrorCode::AgentBusy,
@@ -88,6 +97,9 @@ impl ErrorCode {
             ErrorCode::HostnameTaken => 334,
             ErrorCode::PolicyInvalid => 2201,
             ErrorCode::HandshakeFailed => 9001,
+            ErrorCode::TcpNotEnabled => 3240,
+            ErrorCode::TcpPortNotAllowed => 3241,
+            ErrorCode::TcpPortsExhausted => 3242,
             ErrorCode::EndpointNotFound => 3200,
             ErrorCode::AgentOffline => 3210,
             ErrorCode::AgentBusy => 3008,
@@ -114,9 +126,12 @@ impl ErrorCode {
             ErrorCode::AuthtokenInvalid => 401,
             ErrorCode::AgentLimitReached | ErrorCode::AuthRateLimited => 429,
             ErrorCode::HostnameTaken => 409,
-            ErrorCode::UrlNotAllowed | ErrorCode::PolicyInvalid | ErrorCode::UnsupportedVersion => {
-                400
-            }
+            ErrorCode::UrlNotAllowed
+            | ErrorCode::PolicyInvalid
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::TcpNotEnabled
+            | ErrorCode::TcpPortNotAllowed => 400,
+            ErrorCode::TcpPortsExhausted => 503,
             ErrorCode::HandshakeFailed | ErrorCode::Internal => 500,
         }
     }
@@ -134,6 +149,9 @@ impl ErrorCode {
             ErrorCode::HostnameTaken => "Another agent already holds this hostname.",
             ErrorCode::PolicyInvalid => "The traffic policy is invalid.",
             ErrorCode::HandshakeFailed => "The agent handshake failed.",
+            ErrorCode::TcpNotEnabled => "This edge has no TCP ports for tcp:// endpoints.",
+            ErrorCode::TcpPortNotAllowed => "The requested TCP port is not available on this edge.",
+            ErrorCode::TcpPortsExhausted => "Every TCP port of this edge is in use.",
             ErrorCode::EndpointNotFound => "No endpoint is online for this hostname.",
             ErrorCode::AgentOffline => "The agent serving this endpoint is offline.",
             ErrorCode::AgentBusy => {

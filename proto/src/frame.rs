@@ -8,6 +8,11 @@
 //! directions carry raw bytes until the stream ends. A stream whose exchange completed in both
 //! directions is reused for the next request of the same agent session.
 //!
+//! A stream for a TCP or TLS endpoint's connection starts with a [`ConnectHead`] instead; the
+//! agent answers [`Frame::Connected`] once its upstream connection is open (or
+//! [`Frame::Error`]), and from then on both directions carry the connection's raw bytes. Such
+//! a stream is never reused.
+//!
 //! Data payloads are never copied by the decoder: they are split off the read buffer.
 
 use crate::error_code::ErrorCode;
@@ -33,6 +38,8 @@ const DATA: u8 = 3;
 const TRAILERS: u8 = 4;
 const END: u8 = 5;
 const ERROR: u8 = 6;
+const CONNECT: u8 = 7;
+const CONNECTED: u8 = 8;
 
 /// One frame on a request stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +56,24 @@ pub enum Frame {
     End,
     /// Agent → edge, instead of a response head: the agent could not produce a response.
     Error(AgentFailure),
+    /// Edge → agent: a client connection to a TCP or TLS endpoint; raw bytes follow.
+    Connect(Box<ConnectHead>),
+    /// Agent → edge, after [`Frame::Connect`]: the upstream connection is open; raw bytes
+    /// follow.
+    Connected,
+}
+
+/// A client connection to a TCP or TLS endpoint, as the edge hands it to the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectHead {
+    /// Which of the session's endpoints the connection is for.
+    pub endpoint_id: u32,
+    /// Edge-assigned connection id, for correlating edge and agent logs.
+    pub connection_id: String,
+    /// The client's address as the edge saw it (L4).
+    pub client_addr: SocketAddr,
+    /// The edge address the client connected to (a PROXY protocol header's destination).
+    pub server_addr: SocketAddr,
 }
 
 /// A request as the edge hands it to the agent, with the facts only the edge knows.
@@ -172,6 +197,8 @@ impl Frame {
             Frame::Trailers(_) => TRAILERS,
             Frame::End => END,
             Frame::Error(_) => ERROR,
+            Frame::Connect(_) => CONNECT,
+            Frame::Connected => CONNECTED,
         }
     }
 
@@ -193,6 +220,13 @@ impl Frame {
                 out.put_u16(f.code.number());
                 put_str(&f.message, out);
             }
+            Frame::Connect(h) => {
+                out.put_u32(h.endpoint_id);
+                put_str(&h.connection_id, out);
+                put_addr(h.client_addr, out);
+                put_addr(h.server_addr, out);
+            }
+            Frame::Connected => {}
         }
         end(start, out);
     }
@@ -207,7 +241,7 @@ impl Frame {
         if len > MAX_FRAME_LEN {
             return Err(DecodeError::TooLarge(len));
         }
-        if !matches!(kind, REQUEST_HEAD..=ERROR) {
+        if !matches!(kind, REQUEST_HEAD..=CONNECTED) {
             return Err(DecodeError::UnknownType(kind));
         }
         if buf.len() < FRAME_HEADER_LEN + len {
@@ -222,7 +256,9 @@ impl Frame {
             DATA => return Ok(Some(Frame::Data(payload))),
             TRAILERS => Frame::Trailers(get_headers(&mut payload)?),
             END => Frame::End,
-            _ => Frame::Error(get_failure(&mut payload)?),
+            ERROR => Frame::Error(get_failure(&mut payload)?),
+            CONNECT => Frame::Connect(Box::new(get_connect_head(&mut payload)?)),
+            _ => Frame::Connected,
         };
         if payload.has_remaining() {
             return Err(malformed(kind, "bytes after the payload"));
@@ -259,7 +295,9 @@ fn name_of(kind: u8) -> &'static str {
         DATA => "data",
         TRAILERS => "trailers",
         END => "end",
-        _ => "error",
+        ERROR => "error",
+        CONNECT => "connect",
+        _ => "connected",
     }
 }
 
@@ -289,7 +327,23 @@ fn put_headers(headers: &HeaderMap, out: &mut BytesMut) {
 fn put_request_head(h: &RequestHeadRef<'_>, out: &mut BytesMut) {
     out.put_u32(h.endpoint_id);
     put_str(h.request_id, out);
-    match h.client_addr.ip() {
+    put_addr(h.client_addr, out);
+    out.put_u8(match h.scheme {
+        Scheme::Http => 0,
+        Scheme::Https => 1,
+        Scheme::Tcp => 2,
+        Scheme::Tls => 3,
+    });
+    out.put_u8(version_byte(h.version));
+    out.put_u8(h.end_stream.into());
+    put_str(h.method.as_str(), out);
+    put_str(h.uri.path_and_query().map_or("/", |pq| pq.as_str()), out);
+    put_headers(h.headers, out);
+}
+
+/// An address as its family (4 or 6), its octets and its port.
+fn put_addr(addr: SocketAddr, out: &mut BytesMut) {
+    match addr.ip() {
         IpAddr::V4(ip) => {
             out.put_u8(4);
             out.put_slice(&ip.octets());
@@ -299,16 +353,7 @@ fn put_request_head(h: &RequestHeadRef<'_>, out: &mut BytesMut) {
             out.put_slice(&ip.octets());
         }
     }
-    out.put_u16(h.client_addr.port());
-    out.put_u8(match h.scheme {
-        Scheme::Http => 0,
-        Scheme::Https => 1,
-    });
-    out.put_u8(version_byte(h.version));
-    out.put_u8(h.end_stream.into());
-    put_str(h.method.as_str(), out);
-    put_str(h.uri.path_and_query().map_or("/", |pq| pq.as_str()), out);
-    put_headers(h.headers, out);
+    out.put_u16(addr.port());
 }
 
 fn version_byte(v: Version) -> u8 {
@@ -380,6 +425,23 @@ impl Fields<'_> {
         }
     }
 
+    fn addr(&mut self) -> Result<SocketAddr, DecodeError> {
+        let ip = match self.u8()? {
+            4 => {
+                let b = self.bytes(4)?;
+                IpAddr::from([b[0], b[1], b[2], b[3]])
+            }
+            6 => {
+                let b = self.bytes(16)?;
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&b);
+                IpAddr::from(octets)
+            }
+            _ => return Err(malformed(self.kind, "unknown address family")),
+        };
+        Ok(SocketAddr::new(ip, self.u16()?))
+    }
+
     fn headers(&mut self) -> Result<HeaderMap, DecodeError> {
         let count = self.u32()? as usize;
         // Every field takes at least 6 bytes, so a huge count cannot allocate before failing.
@@ -403,23 +465,12 @@ fn get_request_head(payload: &mut Bytes) -> Result<RequestHead, DecodeError> {
     let mut f = Fields { buf: payload, kind };
     let endpoint_id = f.u32()?;
     let request_id = f.str()?;
-    let ip = match f.u8()? {
-        4 => {
-            let b = f.bytes(4)?;
-            IpAddr::from([b[0], b[1], b[2], b[3]])
-        }
-        6 => {
-            let b = f.bytes(16)?;
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(&b);
-            IpAddr::from(octets)
-        }
-        _ => return Err(malformed(kind, "unknown address family")),
-    };
-    let client_addr = SocketAddr::new(ip, f.u16()?);
+    let client_addr = f.addr()?;
     let scheme = match f.u8()? {
         0 => Scheme::Http,
         1 => Scheme::Https,
+        2 => Scheme::Tcp,
+        3 => Scheme::Tls,
         _ => return Err(malformed(kind, "unknown scheme")),
     };
     let version = version_of(f.u8()?).ok_or_else(|| malformed(kind, "unknown HTTP version"))?;
@@ -444,6 +495,19 @@ fn get_request_head(payload: &mut Bytes) -> Result<RequestHead, DecodeError> {
         version,
         headers,
         end_stream,
+    })
+}
+
+fn get_connect_head(payload: &mut Bytes) -> Result<ConnectHead, DecodeError> {
+    let mut f = Fields {
+        buf: payload,
+        kind: CONNECT,
+    };
+    Ok(ConnectHead {
+        endpoint_id: f.u32()?,
+        connection_id: f.str()?,
+        client_addr: f.addr()?,
+        server_addr: f.addr()?,
     })
 }
 
@@ -519,6 +583,13 @@ mod tests {
                 code: ErrorCode::UpstreamUnreachable,
                 message: "connection refused".into(),
             }),
+            Frame::Connect(Box::new(ConnectHead {
+                endpoint_id: 1,
+                connection_id: "conn_42".into(),
+                client_addr: "203.0.113.9:50123".parse().expect("addr"),
+                server_addr: "[2001:db8::1]:20001".parse().expect("addr"),
+            })),
+            Frame::Connected,
         ]
     }
 

@@ -8,7 +8,8 @@
 //! Requests travel on bidirectional streams the edge opens: binary [`frame::Frame`]s carry the
 //! request head, body chunks and trailers one way and the response the other ([`frame`] is the
 //! sans-IO codec, [`framed`] the QUIC halves). A stream whose exchange completed carries the
-//! agent session's next request.
+//! agent session's next request. A stream for a TCP or TLS endpoint's connection starts with a
+//! connect frame and then carries the connection's raw bytes ([`splice`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod framed;
 pub mod headers;
 pub mod scheme;
+pub mod splice;
 pub mod transport;
 
 /// ALPN protocol id negotiated on the agent's QUIC connection.

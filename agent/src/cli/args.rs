@@ -18,6 +18,11 @@ pub struct Cli {
 pub enum Command {
     /// Expose a local HTTP app: `agent http 8080`.
     Http(Box<HttpArgs>),
+    /// Expose a local TCP service on one of the edge's ports: `agent tcp 22`.
+    Tcp(Box<RawArgs>),
+    /// Expose a local TLS service by its name, its own certificate end to end:
+    /// `agent tls 8443 --url tls://name.DOMAIN`.
+    Tls(Box<RawArgs>),
     /// Start endpoints from a config file over one edge connection: `agent start --all`.
     Start(StartArgs),
     /// Work with agent config files offline.
@@ -254,4 +259,42 @@ pub struct HttpArgs {
     /// Request inspector.
     #[command(flatten)]
     pub inspect: super::inspect_args::InspectArgs,
+}
+
+/// `agent tcp` and `agent tls` flags.
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    /// Local service: PORT (on localhost), HOST:PORT or tcp://HOST:PORT.
+    pub upstream: String,
+    /// Edge QUIC address, HOST:PORT.
+    #[arg(long, env = "SLUICE_EDGE", default_value = "127.0.0.1:4443")]
+    pub edge: String,
+    /// Authtoken accepted by the edge.
+    #[arg(long, env = "SLUICE_AUTHTOKEN", hide_env_values = true)]
+    pub authtoken: String,
+    /// Trust this PEM certificate/CA for the edge (e.g. the edge's self-signed tunnel.crt).
+    #[arg(long, env = "SLUICE_EDGE_CA")]
+    pub edge_ca: Option<PathBuf>,
+    /// Public URL: tcp://DOMAIN:PORT for `agent tcp` (a random port of the edge's when
+    /// absent), tls://NAME.DOMAIN for `agent tls` (a random name when absent).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Share the URL with other agents started with --pooling-enabled too: the edge spreads
+    /// connections across them at random.
+    #[arg(long)]
+    pub pooling_enabled: bool,
+    /// Write a PROXY protocol header (1 or 2) to the upstream before the client's bytes, so
+    /// the service sees the client's address.
+    #[arg(
+        long,
+        visible_alias = "upstream-proxy-protocol",
+        value_name = "VERSION"
+    )]
+    pub proxy_proto: Option<String>,
+    /// Traffic-policy file (ngrok's format; on_tcp_connect rules).
+    #[arg(long)]
+    pub traffic_policy_file: Option<PathBuf>,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }

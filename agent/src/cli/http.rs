@@ -31,6 +31,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
             host_header: args.host_header,
             tls_verify: args.upstream_opts.upstream_tls_verify,
             tls_verify_cas: args.upstream_opts.upstream_tls_verify_cas,
+            proxy_protocol: None,
         },
         traffic_policy: None,
         traffic_policy_file: args.policy.traffic_policy_file.clone(),

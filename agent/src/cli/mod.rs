@@ -8,5 +8,6 @@ pub(crate) mod http;
 pub(crate) mod inspect_args;
 pub(crate) mod logging;
 pub(crate) mod policy;
+pub(crate) mod raw;
 pub(crate) mod run;
 pub(crate) mod start;

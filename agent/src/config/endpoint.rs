@@ -69,10 +69,40 @@ pub enum UpstreamTlsVerify {
     CaFile(PathBuf),
 }
 
+/// The PROXY protocol header the agent writes to a TCP upstream before the client's bytes
+/// (ngrok's `upstream.proxy_protocol`), so the app sees the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// The text header (`PROXY TCP4 …\r\n`).
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// A PROXY protocol version other than 1 and 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown PROXY protocol version '{0}' (expected 1 or 2)")]
+pub struct UnknownProxyProtocol(pub String);
+
+impl std::str::FromStr for ProxyProtocol {
+    type Err = UnknownProxyProtocol;
+
+    /// `1` or `2` (also `v1`, `v2`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().trim_start_matches(['v', 'V']) {
+            "1" => Ok(ProxyProtocol::V1),
+            "2" => Ok(ProxyProtocol::V2),
+            _ => Err(UnknownProxyProtocol(s.to_string())),
+        }
+    }
+}
+
 /// One endpoint the agent serves.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    /// Requested URL (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`); `None` for a random name.
+    /// Requested URL (`NAME`, `NAME.DOMAIN`, `http://NAME.DOMAIN`, `tcp://DOMAIN:PORT`,
+    /// `tls://NAME.DOMAIN`); `None` for a random name. A TCP endpoint with a random port asks
+    /// for `tcp://`.
     pub url: Option<String>,
     /// The local app.
     pub upstream: Upstream,
@@ -87,6 +117,8 @@ pub struct EndpointConfig {
     /// Share the URL with other agents that enable pooling too (ngrok's `--pooling-enabled`):
     /// the edge spreads requests across them at random.
     pub pooling_enabled: bool,
+    /// A PROXY protocol header toward a TCP upstream.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl EndpointConfig {
@@ -100,6 +132,12 @@ impl EndpointConfig {
             host_header: HostHeader::default(),
             policies: Vec::new(),
             pooling_enabled: false,
+            proxy_protocol: None,
         }
+    }
+
+    /// A `tcp://` or `tls://` endpoint: its connections go to a TCP upstream byte for byte.
+    pub fn is_raw(&self) -> bool {
+        matches!(self.upstream, Upstream::Tcp { .. })
     }
 }

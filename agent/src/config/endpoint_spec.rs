@@ -2,7 +2,8 @@
 //! `agent.yml`'s `endpoints:` — and its single conversion into an [`EndpointConfig`].
 
 use super::endpoint::{
-    EndpointConfig, HostHeader, UnknownProtocol, UpstreamProtocol, UpstreamTlsVerify,
+    EndpointConfig, HostHeader, ProxyProtocol, UnknownProtocol, UnknownProxyProtocol,
+    UpstreamProtocol, UpstreamTlsVerify,
 };
 use super::policy_input::{self, PolicyInputError};
 use super::upstream::{Upstream, UpstreamError};
@@ -42,6 +43,22 @@ pub struct UpstreamSpec {
     /// Verify against the CA certificates in this PEM file only (implies `tls_verify`).
     #[serde(default)]
     pub tls_verify_cas: Option<PathBuf>,
+    /// A PROXY protocol header (1 or 2) before a TCP upstream's bytes.
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyProtocolName>,
+}
+
+/// `1` or `2`, checked while the file is read.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "YamlScalar")]
+pub struct ProxyProtocolName(pub ProxyProtocol);
+
+impl TryFrom<YamlScalar> for ProxyProtocolName {
+    type Error = UnknownProxyProtocol;
+
+    fn try_from(v: YamlScalar) -> Result<Self, Self::Error> {
+        v.text().parse().map(ProxyProtocolName)
+    }
 }
 
 /// An upstream string, validated while the file is read so errors carry its line.
@@ -57,14 +74,20 @@ enum YamlScalar {
     Text(String),
 }
 
+impl YamlScalar {
+    fn text(self) -> String {
+        match self {
+            YamlScalar::Number(n) => n.to_string(),
+            YamlScalar::Text(s) => s,
+        }
+    }
+}
+
 impl TryFrom<YamlScalar> for UpstreamUrl {
     type Error = UpstreamError;
 
     fn try_from(v: YamlScalar) -> Result<Self, Self::Error> {
-        let s = match v {
-            YamlScalar::Number(n) => n.to_string(),
-            YamlScalar::Text(s) => s,
-        };
+        let s = v.text();
         s.parse::<Upstream>()?;
         Ok(UpstreamUrl(s))
     }
@@ -81,6 +104,13 @@ impl TryFrom<String> for ProtocolName {
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse().map(ProtocolName)
     }
+}
+
+/// Whether an endpoint URL names a raw-connection endpoint (`tcp://…`, `tls://…`).
+pub fn is_raw_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("tcp") || scheme.eq_ignore_ascii_case("tls")
+    })
 }
 
 /// One endpoint, with the same fields as the `agent http` flags.
@@ -114,8 +144,23 @@ impl EndpointSpec {
     /// against `base` (the config file's directory, or the working directory for flags), and
     /// every policy layer is compiled. `origin` names the endpoint in policy errors.
     pub fn into_config(self, base: &Path, origin: &str) -> Result<EndpointConfig, SpecError> {
-        let upstream: Upstream = self.upstream.url.0.parse()?;
+        let input = &self.upstream.url.0;
+        let mut upstream: Upstream = input.parse()?;
+        let raw = self.url.as_deref().is_some_and(is_raw_url);
+        if raw {
+            upstream = upstream.into_tcp(input)?;
+        } else if upstream.tcp_address().is_some() {
+            return Err(SpecError::Conflict(
+                "a tcp:// upstream needs a tcp:// or tls:// endpoint URL (agent tcp, agent tls)",
+            ));
+        }
+        if self.upstream.proxy_protocol.is_some() && !raw {
+            return Err(SpecError::Conflict(
+                "proxy_protocol is for tcp:// and tls:// endpoints only",
+            ));
+        }
         let mut endpoint = EndpointConfig::new(upstream.relative_to(base));
+        endpoint.proxy_protocol = self.upstream.proxy_protocol.map(|p| p.0);
         endpoint.url = self.url;
         endpoint.pooling_enabled = self.pooling_enabled;
         endpoint.upstream_protocol = self.upstream.protocol.map(|p| p.0).unwrap_or_default();

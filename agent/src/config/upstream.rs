@@ -1,5 +1,6 @@
 //! The upstream an endpoint forwards to: ngrok's normalisation of `8080`, `host:port` and
-//! URLs, `file://` directories, and in-process services (the SDK).
+//! URLs, `file://` directories, in-process services (the SDK), and the TCP address of a
+//! `tcp://` or `tls://` endpoint.
 
 use crate::forward::app_service::AppService;
 use http::uri::{Authority, Scheme, Uri};
@@ -25,11 +26,17 @@ pub enum Upstream {
     },
     /// A service inside this process (see [`crate::sdk`]).
     Service(AppService),
+    /// A TCP address (`host:port`) a `tcp://` or `tls://` endpoint's connections go to, byte
+    /// for byte.
+    Tcp {
+        /// `host:port`.
+        address: Authority,
+    },
 }
 
 /// Why an upstream string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid upstream '{input}': {reason} (expected PORT, HOST:PORT, http://HOST[:PORT], https://HOST[:PORT] or file:///DIR)")]
+#[error("invalid upstream '{input}': {reason} (expected PORT, HOST:PORT, http://HOST[:PORT], https://HOST[:PORT], tcp://HOST:PORT or file:///DIR)")]
 pub struct UpstreamError {
     input: String,
     reason: &'static str,
@@ -79,6 +86,36 @@ impl Upstream {
         )
     }
 
+    /// The `host:port` of a TCP upstream.
+    pub fn tcp_address(&self) -> Option<&Authority> {
+        match self {
+            Upstream::Tcp { address } => Some(address),
+            _ => None,
+        }
+    }
+
+    /// The same upstream as a TCP address, for a `tcp://` or `tls://` endpoint: `22` is
+    /// `localhost:22`, `HOST:PORT` and `tcp://HOST:PORT` are taken as they are; a URL naming
+    /// another scheme, a directory or a service is refused.
+    pub(crate) fn into_tcp(self, input: &str) -> Result<Self, UpstreamError> {
+        let err = |reason| UpstreamError {
+            input: input.to_string(),
+            reason,
+        };
+        match self {
+            Upstream::Tcp { .. } => Ok(self),
+            Upstream::Http { authority, .. } if !input.contains("://") => {
+                if authority.port_u16().is_none() {
+                    return Err(err("a TCP upstream needs a port"));
+                }
+                Ok(Upstream::Tcp { address: authority })
+            }
+            _ => Err(err(
+                "a tcp:// or tls:// endpoint forwards to PORT, HOST:PORT or tcp://HOST:PORT",
+            )),
+        }
+    }
+
     /// Resolves a relative `file://` root against `base` (the config file's directory); other
     /// upstreams are returned unchanged.
     pub(crate) fn relative_to(self, base: &Path) -> Self {
@@ -119,6 +156,16 @@ impl FromStr for Upstream {
                     root: PathBuf::from(path),
                 })
             }
+            Some(("tcp", rest)) => {
+                let address: Authority = rest
+                    .trim_end_matches('/')
+                    .parse()
+                    .map_err(|_| err("not host:port"))?;
+                if address.host().is_empty() || address.port_u16().is_none() {
+                    return Err(err("a TCP upstream is HOST:PORT"));
+                }
+                return Ok(Upstream::Tcp { address });
+            }
             Some(_) => return Err(err("unsupported scheme")),
             None => {
                 let authority: Authority = s.parse().map_err(|_| err("not host:port"))?;
@@ -148,6 +195,7 @@ impl fmt::Display for Upstream {
             Upstream::Http { scheme, authority } => write!(f, "{scheme}://{authority}"),
             Upstream::Files { root } => write!(f, "file://{}", root.display()),
             Upstream::Service(svc) => write!(f, "app://{}", svc.name()),
+            Upstream::Tcp { address } => write!(f, "tcp://{address}"),
         }
     }
 }
@@ -167,6 +215,7 @@ mod tests {
             ("http://app.local/", "http://app.local"),
             ("file:///srv/www", "file:///srv/www"),
             ("file://site", "file://site"),
+            ("tcp://db:5432", "tcp://db:5432"),
         ] {
             assert_eq!(input.parse::<Upstream>().expect(input).to_string(), want);
         }
@@ -177,8 +226,25 @@ mod tests {
             "http://",
             "no port",
             "file://",
+            "tcp://db",
         ] {
             assert!(bad.parse::<Upstream>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tcp_endpoints_take_addresses_only() {
+        for (input, want) in [
+            ("22", "tcp://localhost:22"),
+            ("db.local:5432", "tcp://db.local:5432"),
+            ("tcp://10.0.0.2:6379", "tcp://10.0.0.2:6379"),
+        ] {
+            let up: Upstream = input.parse().expect(input);
+            assert_eq!(up.into_tcp(input).expect(input).to_string(), want);
+        }
+        for bad in ["http://app:80", "file:///srv", "db.local"] {
+            let up: Upstream = bad.parse().expect(bad);
+            assert!(up.into_tcp(bad).is_err(), "{bad}");
         }
     }
 

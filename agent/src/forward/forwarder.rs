@@ -3,7 +3,7 @@
 //! on the way. The request arrives from the edge's frames (`stream.rs`) or from a replay.
 
 use super::body::{idle_timeout, ProxyBody};
-use super::handler::{self, Handler, HandlerError, Route};
+use super::handler::{self, Handler, HandlerError, Route, TcpTarget};
 use super::location_rewrite::{self, PublicOrigin};
 use super::observe::{Observers, RequestMeta};
 use crate::config::agent::AgentConfig;
@@ -73,6 +73,14 @@ impl Forwarder {
     pub fn with_observers(mut self, observers: Observers) -> Self {
         self.observers = observers;
         self
+    }
+
+    /// Where the connections of endpoint `endpoint` go, if it is a `tcp://` or `tls://` one.
+    pub(crate) fn tcp_target(&self, endpoint: usize) -> Option<&TcpTarget> {
+        match &self.routes.get(endpoint)?.handler {
+            Handler::Tcp(target) => Some(target),
+            _ => None,
+        }
     }
 
     /// Forwards a request that arrived from the edge; 1xx responses from an HTTP upstream
@@ -149,6 +157,10 @@ impl Forwarder {
             ));
         };
         match &route.handler {
+            Handler::Tcp(_) => Err(Failure::new(
+                ErrorCode::BadRequest,
+                "an HTTP request for a tcp:// or tls:// endpoint",
+            )),
             Handler::Files(files) => Ok((files.serve(req).await, None)),
             Handler::App(app) => app.call(req).await.map(|resp| (resp, None)).map_err(|e| {
                 Failure::new(

@@ -1,11 +1,12 @@
 //! What answers one endpoint's requests: a pooled client to an HTTP(S) upstream, the static
-//! file server, or an in-process application service. Built once per agent run.
+//! file server, an in-process application service, or, for a `tcp://` or `tls://` endpoint,
+//! the TCP address its connections go to. Built once per agent run.
 
 use super::app_service::AppService;
 use super::file_server::{FileServer, FileServerError};
 use super::upstream_client::{self, UpstreamClient};
 use crate::config::agent::AgentConfig;
-use crate::config::endpoint::EndpointConfig;
+use crate::config::endpoint::{EndpointConfig, ProxyProtocol};
 use crate::config::upstream::Upstream;
 use crate::trust::TlsError;
 
@@ -33,6 +34,19 @@ pub enum Handler {
     Files(FileServer),
     /// Call the application.
     App(AppService),
+    /// Carry connections to a TCP address.
+    Tcp(TcpTarget),
+}
+
+/// Where a `tcp://` or `tls://` endpoint's connections go.
+#[derive(Debug, Clone)]
+pub struct TcpTarget {
+    /// `host:port`.
+    pub address: String,
+    /// The PROXY protocol header written first, if any.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// How long connecting may take.
+    pub connect_timeout: std::time::Duration,
 }
 
 /// An endpoint with its handler.
@@ -63,6 +77,11 @@ pub fn routes(config: &AgentConfig) -> Result<Vec<Route>, HandlerError> {
                 )),
                 Upstream::Files { root } => Handler::Files(FileServer::new(root)?),
                 Upstream::Service(app) => Handler::App(app.clone()),
+                Upstream::Tcp { address } => Handler::Tcp(TcpTarget {
+                    address: address.to_string(),
+                    proxy_protocol: ep.proxy_protocol,
+                    connect_timeout: config.upstream_connect_timeout,
+                }),
             };
             Ok(Route {
                 config: ep.clone(),

@@ -1,6 +1,7 @@
 //! One request stream from the edge: frames in, an `http::Request` to the endpoint's handler,
 //! frames out. When both directions ended cleanly the same stream carries the edge's next
-//! request; after a `101` it carries the upgraded connection's bytes both ways.
+//! request; after a `101` it carries the upgraded connection's bytes both ways. A stream that
+//! opens with a connect frame carries one TCP connection (`connection.rs`).
 
 use super::body::{BoxError, ProxyBody};
 use super::forwarder::{Failure, Forwarded, Forwarder};
@@ -12,11 +13,11 @@ use hyper::body::{Body, Frame as BodyFrame, SizeHint};
 use hyper_util::rt::TokioIo;
 use sluice_proto::frame::{AgentFailure, Frame, RequestHead, ResponseHead};
 use sluice_proto::framed::{FrameReader, FrameWriter, StreamError};
+use sluice_proto::splice::splice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -38,6 +39,20 @@ pub(crate) async fn serve_stream(
     loop {
         let head = match reader.next().await {
             Ok(Some(Frame::RequestHead(head))) => head,
+            Ok(Some(Frame::Connect(head))) => {
+                let span = info_span!(
+                    "connection",
+                    connection_id = %head.connection_id,
+                    stream = reader.id(),
+                    client = %head.client_addr,
+                );
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                super::connection::serve(&forwarder, &mut reader, &mut writer, *head)
+                    .instrument(span)
+                    .await;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
             // The edge let an idle stream go.
             Ok(None) => {
                 writer.finish();
@@ -133,7 +148,10 @@ async fn exchange(
     match written {
         Written::Whole => matches!(fed, Fed::Whole),
         Written::Upgraded(upstream) => {
-            splice(reader, writer, upstream).await;
+            let spliced = splice(reader, writer, TokioIo::new(upstream)).await;
+            if let Some(failure) = spliced.failure {
+                debug!("upgraded connection ended: {failure}");
+            }
             false
         }
         Written::Broken => {
@@ -327,48 +345,4 @@ async fn send_body(writer: &mut FrameWriter, body: &mut ProxyBody) -> Result<(),
     }
     writer.send(&Frame::End).await?;
     Ok(())
-}
-
-/// Copies bytes both ways between the stream and the upgraded upstream connection until
-/// either side ends.
-async fn splice(
-    reader: &mut FrameReader,
-    writer: &mut FrameWriter,
-    upstream: hyper::upgrade::Upgraded,
-) {
-    let (mut up_read, mut up_write) = tokio::io::split(TokioIo::new(upstream));
-    let to_upstream = async {
-        while let Ok(Some(bytes)) = reader.next_raw().await {
-            if up_write.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = up_write.shutdown().await;
-    };
-    let from_upstream = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match up_read.read(&mut buf).await {
-                Ok(0) => {
-                    writer.finish();
-                    break;
-                }
-                Ok(n) => {
-                    if writer
-                        .send_raw(Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    debug!("upgraded connection ended: {e}");
-                    writer.abort();
-                    break;
-                }
-            }
-        }
-    };
-    tokio::join!(to_upstream, from_upstream);
 }

@@ -124,6 +124,8 @@ pub async fn run(
                     // requested URLs may not name.
                     *slot = Some(match bound.url.split_once("://") {
                         _ if bound.hostname.ends_with(".internal") => bound.url.clone(),
+                        // A TCP endpoint is its port: reclaimed with it.
+                        Some(("tcp", _)) => bound.url.clone(),
                         Some((scheme, _)) => format!("{scheme}://{}", bound.hostname),
                         None => bound.hostname.clone(),
                     });

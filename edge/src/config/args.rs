@@ -80,6 +80,10 @@ pub struct EdgeArgs {
     /// How long shutdown waits for in-flight requests, e.g. `5s` [default: 5s].
     #[arg(long, env = "SLUICE_GRACE_PERIOD", value_parser = humantime::parse_duration)]
     pub grace_period: Option<Duration>,
+    /// Ports for `tcp://` endpoints, `FIRST-LAST` (e.g. `20000-20999`), opened on the HTTP
+    /// listener's address; TCP endpoints are off without it.
+    #[arg(long, env = "SLUICE_TCP_PORTS")]
+    pub tcp_ports: Option<String>,
     /// Agent sessions one authtoken may hold at once [default: 100].
     #[arg(long, env = "SLUICE_MAX_AGENTS_PER_TOKEN")]
     pub max_agents_per_token: Option<usize>,

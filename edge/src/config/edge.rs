@@ -12,6 +12,7 @@ use crate::hostname::Hostname;
 use crate::outbound::config::FileOutbound;
 use crate::outbound::OutboundConfig;
 use crate::tls::config::{CertFiles, HttpsConfig};
+use crate::tunnel::ports::PortRange;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,6 +86,9 @@ pub struct EdgeConfig {
     pub cloud_endpoints: Vec<CloudEndpointSpec>,
     /// Agent sessions one authtoken may hold at once.
     pub max_agents_per_token: usize,
+    /// Ports for `tcp://` endpoints (`tcp_ports`), opened on the HTTP listener's address;
+    /// `None` turns TCP endpoints off.
+    pub tcp_ports: Option<PortRange>,
     /// Where request events are exported (docs/events.md); empty exports nothing.
     pub event_destinations: Vec<EventDestination>,
     /// The public HTTPS listener, when enabled. Endpoints are https:// by default then.
@@ -120,6 +124,7 @@ impl Default for EdgeConfig {
             operator_policies: Vec::new(),
             cloud_endpoints: Vec::new(),
             max_agents_per_token: 100,
+            tcp_ports: None,
             event_destinations: Vec::new(),
             https: None,
             h1_server: H1Server::Hyper,
@@ -224,6 +229,12 @@ impl EdgeConfig {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .collect();
+        let tcp_ports = args
+            .tcp_ports
+            .or(file.tcp_ports)
+            .map(|r| r.parse::<PortRange>())
+            .transpose()
+            .map_err(ConfigError::TcpPorts)?;
         let dev = args.dev || file.dev;
         if authtokens.is_empty() && !dev {
             return Err(ConfigError::NoAuthtoken);
@@ -252,6 +263,7 @@ impl EdgeConfig {
                 .max_agents_per_token
                 .or(file.max_agents_per_token)
                 .unwrap_or(d.max_agents_per_token),
+            tcp_ports,
             event_destinations,
             https,
             h1_server,

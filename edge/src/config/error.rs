@@ -31,6 +31,9 @@ pub enum ConfigError {
     /// `auth_host` is not a plain hostname.
     #[error("auth_host: {0}")]
     AuthHost(String),
+    /// `tcp_ports` is not a port range.
+    #[error("tcp_ports: {0}")]
+    TcpPorts(#[from] crate::tunnel::ports::PortRangeError),
     /// Unknown log format.
     #[error("log_format: '{0}' is not one of term, json")]
     LogFormat(String),

@@ -46,6 +46,8 @@ pub(crate) struct FileConfig {
     #[serde(default, deserialize_with = "crate::serde_util::humantime_opt")]
     pub(crate) grace_period: Option<Duration>,
     pub(crate) max_agents_per_token: Option<usize>,
+    #[serde(default, deserialize_with = "crate::serde_util::text_opt")]
+    pub(crate) tcp_ports: Option<String>,
     #[serde(default)]
     pub(crate) endpoints: Vec<FileEndpoint>,
     #[serde(default)]

@@ -5,9 +5,10 @@
 use super::authtoken::TokenId;
 use super::handle::SessionHandle;
 use super::namespace::Namespace;
+use super::ports::{PortError, PortHold};
 use super::routes::{EndpointKey, Member, Route};
 use super::state::TunnelState;
-use crate::hostname::{requested_scheme, Hostname};
+use crate::hostname::{names_only_scheme, requested_scheme, Hostname};
 use crate::policy::compile;
 use sluice_policy::InternalUrl;
 use sluice_proto::close_code;
@@ -36,10 +37,12 @@ pub(crate) struct Admitted {
     pub session: Arc<SessionHandle>,
     /// Its members, one per endpoint, already claimed.
     pub routes: Vec<Arc<Route>>,
+    /// The TCP ports its `tcp://` endpoints hold, open until the session ends.
+    pub ports: Vec<PortHold>,
 }
 
-/// Checks version and token, resolves hostnames, and claims them all or none.
-pub(crate) fn admit(
+/// Checks version and token, resolves hostnames and TCP ports, and claims them all or none.
+pub(crate) async fn admit(
     hello: &Hello,
     conn: &quinn::Connection,
     state: &TunnelState,
@@ -71,8 +74,16 @@ pub(crate) fn admit(
     ));
     let mut seen = HashSet::new();
     let mut routes = Vec::with_capacity(hello.endpoints.len());
+    let mut ports = Vec::new();
     for (id, request) in (0u32..).zip(&hello.endpoints) {
-        let (key, url) = requested_endpoint(request.url.as_deref(), state, owner)?;
+        let url = request.url.as_deref();
+        let (key, url) = if url.and_then(requested_scheme) == Some(Scheme::Tcp) {
+            let (key, url, hold) = tcp_endpoint(url.unwrap_or_default(), state).await?;
+            ports.push(hold);
+            (key, url)
+        } else {
+            requested_endpoint(url, state, owner)?
+        };
         if !seen.insert(key.clone()) {
             return Err(reject(
                 ErrorCode::UrlNotAllowed,
@@ -152,7 +163,63 @@ pub(crate) fn admit(
         },
         session,
         routes,
+        ports,
     })
+}
+
+/// A `tcp://` endpoint: the port its URL names (`tcp://DOMAIN:PORT`, or `tcp://:PORT`), or a
+/// random free one (`tcp://`, `tcp://DOMAIN`), held for the session.
+async fn tcp_endpoint(
+    url: &str,
+    state: &TunnelState,
+) -> Result<(EndpointKey, String, PortHold), Rejection> {
+    let Some(ports) = &state.tcp_ports else {
+        return Err(reject(
+            ErrorCode::TcpNotEnabled,
+            "this edge has no TCP ports; its operator enables tcp:// endpoints with \
+             `tcp_ports: 20000-20999` in edge.yaml (or --tcp-ports / SLUICE_TCP_PORTS)",
+        ));
+    };
+    let hold = match requested_port(url, &state.urls.domain)? {
+        Some(port) => ports.hold(port).await,
+        None => ports.hold_random(),
+    }
+    .map_err(|e| {
+        let code = match e {
+            PortError::Exhausted(_) => ErrorCode::TcpPortsExhausted,
+            PortError::OutsideRange { .. } | PortError::Bind { .. } => ErrorCode::TcpPortNotAllowed,
+        };
+        reject(code, e.to_string())
+    })?;
+    let key = EndpointKey::tcp(state.urls.domain.clone(), hold.port());
+    Ok((key, state.urls.tcp_url(hold.port()), hold))
+}
+
+/// The port a `tcp://` URL asks for; `None` for any. Its host, when given, must be the edge's
+/// domain: TCP endpoints are told apart by port alone.
+fn requested_port(url: &str, domain: &Hostname) -> Result<Option<u16>, Rejection> {
+    let bad = |why: &str| reject(ErrorCode::UrlNotAllowed, format!("'{url}': {why}"));
+    if names_only_scheme(url) {
+        return Ok(None);
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    if !host.is_empty() && !host.eq_ignore_ascii_case(domain.as_str()) {
+        return Err(bad(&format!(
+            "a tcp:// endpoint's host is this edge's domain, '{domain}'"
+        )));
+    }
+    port.map(|p| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("the port is not a number between 1 and 65535"))
+    })
+    .transpose()
 }
 
 /// Says which side to upgrade when the agent speaks `agent` and this edge
@@ -240,13 +307,21 @@ fn endpoint_scheme(url: Option<&str>, state: &TunnelState) -> Result<Scheme, Rej
             ErrorCode::UrlNotAllowed,
             "this edge has no HTTPS listener; ask for an http:// URL",
         )),
+        Some(Scheme::Tls) if state.urls.https_port.is_none() => Err(reject(
+            ErrorCode::UrlNotAllowed,
+            "this edge has no HTTPS listener, which tls:// endpoints share",
+        )),
+        Some(Scheme::Tcp) => Err(reject(
+            ErrorCode::UrlNotAllowed,
+            "tcp:// endpoints are brought online by agents only",
+        )),
         Some(scheme) => Ok(scheme),
         None => Ok(state.urls.default_scheme()),
     }
 }
 
 fn requested_hostname(url: Option<&str>, state: &TunnelState) -> Result<Hostname, Rejection> {
-    let hostname = match url {
+    let hostname = match url.filter(|u| !names_only_scheme(u)) {
         Some(url) => Hostname::from_requested_url(url, &state.urls.domain)
             .map_err(|e| reject(ErrorCode::UrlNotAllowed, e.to_string()))?,
         None => Hostname::random_under(&state.urls.domain),

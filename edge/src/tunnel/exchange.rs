@@ -3,7 +3,7 @@
 //! raw bytes as values; it writes them as frames and reads the response frames back. No HTTP/1
 //! is written or parsed on this hop.
 
-use super::handle::SessionHandle;
+use super::handle::{OpenError, SessionHandle};
 use super::liveness::InFlight;
 use super::stream::AgentStream;
 use crate::coded_error::edge_error;
@@ -112,20 +112,13 @@ impl AgentExchange {
             e.set_retry(true);
             e
         };
-        if !target.session.is_alive() {
-            return Err(unsent("the agent's session ended".to_string()));
-        }
-        if let Some(stream) = target.session.streams.take() {
-            return Ok(stream);
-        }
-        let opened = tokio::time::timeout(target.open_timeout, target.session.conn.open_bi()).await;
-        match opened {
-            Err(_) => Err(edge_error(
+        match target.session.stream(target.open_timeout).await {
+            Ok(stream) => Ok(stream),
+            Err(OpenError::Busy) => Err(edge_error(
                 ErrorCode::AgentBusy,
                 "no stream granted in time",
             )),
-            Ok(Err(e)) => Err(unsent(e.to_string())),
-            Ok(Ok((send, recv))) => Ok(AgentStream::new(send, recv, &target.session.streams_open)),
+            Err(gone @ OpenError::Gone(_)) => Err(unsent(gone.to_string())),
         }
     }
 

@@ -4,10 +4,22 @@
 use super::admission::SessionSlot;
 use super::authtoken::TokenId;
 use super::liveness::Liveness;
-use super::stream::StreamPool;
+use super::stream::{AgentStream, StreamPool};
 use prometheus::IntGauge;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Why no stream to the agent could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The session ended: nothing reached the agent, so the exchange may go elsewhere.
+    #[error("the agent's session ended: {0}")]
+    Gone(String),
+    /// The agent granted no stream in time (it is at its concurrent-stream limit).
+    #[error("no stream granted in time")]
+    Busy,
+}
 
 /// A live agent session, shared by every route it holds.
 #[derive(Debug)]
@@ -79,5 +91,21 @@ impl SessionHandle {
     /// Whether the QUIC connection is still up.
     pub fn is_alive(&self) -> bool {
         self.conn.close_reason().is_none()
+    }
+
+    /// A stream for a new exchange: an idle one from the pool, else a new one if the agent
+    /// grants it within `wait`.
+    pub async fn stream(&self, wait: Duration) -> Result<AgentStream, OpenError> {
+        if !self.is_alive() {
+            return Err(OpenError::Gone("closed".to_string()));
+        }
+        if let Some(stream) = self.streams.take() {
+            return Ok(stream);
+        }
+        match tokio::time::timeout(wait, self.conn.open_bi()).await {
+            Err(_) => Err(OpenError::Busy),
+            Ok(Err(e)) => Err(OpenError::Gone(e.to_string())),
+            Ok(Ok((send, recv))) => Ok(AgentStream::new(send, recv, &self.streams_open)),
+        }
     }
 }

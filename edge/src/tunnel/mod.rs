@@ -12,6 +12,7 @@ pub(crate) mod listener;
 pub(crate) mod liveness;
 pub(crate) mod namespace;
 pub(crate) mod peers;
+pub(crate) mod ports;
 pub(crate) mod reset_key;
 pub(crate) mod routes;
 pub(crate) mod session;

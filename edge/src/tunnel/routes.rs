@@ -123,6 +123,8 @@ impl Route {
 pub enum Binding {
     /// The public listeners, on the edge's port for the scheme.
     Public,
+    /// A TCP endpoint: public on a port of its own, from the edge's `tcp_ports`.
+    Port(u16),
     /// Only `forward-internal` from endpoints of the same authtoken.
     Internal {
         /// The namespace: the authtoken that brought it online.
@@ -172,11 +174,20 @@ impl EndpointKey {
         })
     }
 
+    /// A TCP endpoint on the edge's `port`; `hostname` is the edge's domain.
+    pub fn tcp(hostname: Hostname, port: u16) -> Self {
+        Self {
+            scheme: Scheme::Tcp,
+            hostname,
+            binding: Binding::Port(port),
+        }
+    }
+
     /// The `endpoint.*` facts policies see for this endpoint, reached at `url`.
     pub fn info(&self, urls: &PublicUrls, id: String, url: &str) -> EndpointInfo {
         match self.binding {
             Binding::Public => urls.endpoint_info(id, &self.hostname, self.scheme),
-            Binding::Internal { port, .. } => EndpointInfo {
+            Binding::Port(port) | Binding::Internal { port, .. } => EndpointInfo {
                 id,
                 url: url.to_string(),
                 host: self.hostname.to_string(),
@@ -192,6 +203,7 @@ impl EndpointKey {
         let (scheme, default_port) = match self.scheme {
             Scheme::Http => (Scheme::Https, 443),
             Scheme::Https => (Scheme::Http, 80),
+            Scheme::Tcp | Scheme::Tls => return self.clone(),
         };
         let binding = match self.binding {
             Binding::Internal { owner, port } if port == default_port_of(self.scheme) => {
@@ -210,11 +222,12 @@ impl EndpointKey {
     }
 }
 
-/// 80 or 443.
+/// 80 or 443 (TLS endpoints share the HTTPS port); TCP endpoints have none.
 fn default_port_of(scheme: Scheme) -> u16 {
     match scheme {
         Scheme::Http => 80,
-        Scheme::Https => 443,
+        Scheme::Https | Scheme::Tls => 443,
+        Scheme::Tcp => 0,
     }
 }
 
@@ -222,6 +235,7 @@ impl std::fmt::Display for EndpointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}://{}", self.scheme.as_str(), self.hostname)?;
         match self.binding {
+            Binding::Port(port) => write!(f, ":{port}"),
             Binding::Internal { port, .. } if port != default_port_of(self.scheme) => {
                 write!(f, ":{port}")
             }
@@ -359,6 +373,8 @@ pub trait RouteRegistry: Send + Sync + 'static {
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>>;
     /// The members of an internal endpoint (exact key: scheme, name, namespace and port).
     fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>>;
+    /// The members of the TCP endpoint on the edge's `port`.
+    fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>>;
 }
 
 /// The public sets of one scheme, by hostname or pattern.
@@ -369,39 +385,59 @@ type Table = HashMap<String, Arc<RouteSet>>;
 struct Tables {
     http: Table,
     https: Table,
+    /// TLS endpoints, by the SNI name or pattern they are routed by.
+    tls: Table,
+    /// TCP endpoints, by port.
+    tcp: HashMap<u16, Arc<RouteSet>>,
     /// Internal endpoints, by their whole key (namespace and port included).
     internal: HashMap<EndpointKey, Arc<RouteSet>>,
 }
 
 impl Tables {
+    /// The hostname table of a public scheme (TCP endpoints are keyed by port instead).
+    fn named(&self, scheme: Scheme) -> Option<&Table> {
+        match scheme {
+            Scheme::Http => Some(&self.http),
+            Scheme::Https => Some(&self.https),
+            Scheme::Tls => Some(&self.tls),
+            Scheme::Tcp => None,
+        }
+    }
+
     /// The set `key` lives in, created empty when missing.
     fn set_mut(&mut self, key: &EndpointKey) -> &mut RouteSet {
         let slot = match (key.binding, key.scheme) {
             (Binding::Internal { .. }, _) => self.internal.entry(key.clone()).or_default(),
-            (Binding::Public, Scheme::Http) => {
+            (Binding::Port(port), _) => self.tcp.entry(port).or_default(),
+            // A public TCP key always has its port (`EndpointKey::tcp`).
+            (Binding::Public, Scheme::Http | Scheme::Tcp) => {
                 self.http.entry(key.hostname.to_string()).or_default()
             }
             (Binding::Public, Scheme::Https) => {
                 self.https.entry(key.hostname.to_string()).or_default()
             }
+            (Binding::Public, Scheme::Tls) => self.tls.entry(key.hostname.to_string()).or_default(),
         };
         Arc::make_mut(slot)
     }
 
     fn get(&self, key: &EndpointKey) -> Option<&Arc<RouteSet>> {
-        match (key.binding, key.scheme) {
-            (Binding::Internal { .. }, _) => self.internal.get(key),
-            (Binding::Public, Scheme::Http) => self.http.get(key.hostname.as_str()),
-            (Binding::Public, Scheme::Https) => self.https.get(key.hostname.as_str()),
+        match key.binding {
+            Binding::Internal { .. } => self.internal.get(key),
+            Binding::Port(port) => self.tcp.get(&port),
+            Binding::Public => self.named(key.scheme)?.get(key.hostname.as_str()),
         }
     }
 
     fn remove(&mut self, key: &EndpointKey) {
+        let name = key.hostname.as_str();
         match (key.binding, key.scheme) {
-            (Binding::Internal { .. }, _) => self.internal.remove(key),
-            (Binding::Public, Scheme::Http) => self.http.remove(key.hostname.as_str()),
-            (Binding::Public, Scheme::Https) => self.https.remove(key.hostname.as_str()),
-        };
+            (Binding::Internal { .. }, _) => drop(self.internal.remove(key)),
+            (Binding::Port(port), _) => drop(self.tcp.remove(&port)),
+            (Binding::Public, Scheme::Http | Scheme::Tcp) => drop(self.http.remove(name)),
+            (Binding::Public, Scheme::Https) => drop(self.https.remove(name)),
+            (Binding::Public, Scheme::Tls) => drop(self.tls.remove(name)),
+        }
     }
 }
 
@@ -460,10 +496,7 @@ impl RouteRegistry for LocalRoutes {
 
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>> {
         let tables = self.tables.load();
-        let table = match scheme {
-            Scheme::Http => &tables.http,
-            Scheme::Https => &tables.https,
-        };
+        let table = tables.named(scheme)?;
         if let Some(set) = table.get(host) {
             return Some(set.clone());
         }
@@ -472,6 +505,10 @@ impl RouteRegistry for LocalRoutes {
 
     fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {
         self.tables.load().internal.get(key).cloned()
+    }
+
+    fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>> {
+        self.tables.load().tcp.get(&port).cloned()
     }
 }
 

@@ -35,7 +35,10 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
             }
         };
         let Admitted {
-            session, routes, ..
+            session,
+            routes,
+            ports,
+            ..
         } = match handshake(&conn, &state, &session_id, remote.ip()).await {
             Ok(admitted) => admitted,
             Err(rejection) => {
@@ -60,6 +63,8 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
         for route in &routes {
             state.routes.release(&route.key, &session_id);
         }
+        // After the routes: a port whose last member left closes now.
+        drop(ports);
         session.release_slot();
         info!(%reason, "agent session ended, routes released");
     }
@@ -83,7 +88,7 @@ async fn handshake(
         conn.close(close_code::PROTOCOL.into(), b"handshake");
         return Err(reject(ErrorCode::HandshakeFailed, "no valid hello in time"));
     };
-    match admit(&hello, conn, state, session_id, remote) {
+    match admit(&hello, conn, state, session_id, remote).await {
         Ok(admitted) => {
             if write_frame(&mut send, &HelloReply::Welcome(admitted.welcome.clone()))
                 .await

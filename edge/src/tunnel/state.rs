@@ -4,6 +4,7 @@
 use super::admission::{AuthFailures, SessionCounts};
 use super::authtoken::TokenSet;
 use super::peers::Peers;
+use super::ports::TcpPorts;
 use super::routes::RouteRegistry;
 use crate::hostname::Hostname;
 use crate::metrics::EdgeMetrics;
@@ -37,4 +38,6 @@ pub struct TunnelState {
     pub metrics: EdgeMetrics,
     /// Live sessions by address, for unreachable reports.
     pub peers: Arc<Peers>,
+    /// The ports `tcp://` endpoints get; `None` when `tcp_ports` is unset.
+    pub tcp_ports: Option<Arc<TcpPorts>>,
 }

@@ -1,0 +1,72 @@
+//! `agent tcp` and `agent tls`: one endpoint whose connections go to a TCP service byte for
+//! byte, on one of the edge's TCP ports or by TLS name on its HTTPS port.
+
+use super::args::RawArgs;
+use super::logging::init_logging;
+use super::run::{run_until_signal, Output};
+use anyhow::bail;
+use sluice_agent::endpoint_spec::{EndpointSpec, ProxyProtocolName, UpstreamSpec, UpstreamUrl};
+use sluice_agent::AgentConfig;
+use std::path::Path;
+
+/// Runs `agent tcp` (`scheme` "tcp") or `agent tls` ("tls") until Ctrl-C or SIGTERM.
+pub async fn raw(args: RawArgs, scheme: &str) -> anyhow::Result<()> {
+    let _log_writer = init_logging(&args.log)?;
+    let url = endpoint_url(args.url.as_deref(), scheme)?;
+    let proxy_protocol = args
+        .proxy_proto
+        .as_deref()
+        .map(|v| v.parse().map(ProxyProtocolName))
+        .transpose()?;
+    let spec = EndpointSpec {
+        url: Some(url),
+        upstream: UpstreamSpec {
+            url: UpstreamUrl(args.upstream),
+            proxy_protocol,
+            ..UpstreamSpec::default()
+        },
+        traffic_policy_file: args.traffic_policy_file,
+        pooling_enabled: args.pooling_enabled,
+        ..EndpointSpec::default()
+    };
+    // Validated here so a bad upstream or policy is reported before anything goes online.
+    let endpoint = spec.into_config(Path::new(""), "flags")?;
+    let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
+    config.edge_ca = args.edge_ca;
+    let json = args.log.log_format == "json";
+    run_until_signal(config, None, Output::Lines { json }).await
+}
+
+/// The URL asked for: `--url` with the command's scheme (added when left out, refused when
+/// another), or just the scheme, which asks the edge for a random port or name.
+fn endpoint_url(url: Option<&str>, scheme: &str) -> anyhow::Result<String> {
+    let Some(url) = url else {
+        return Ok(format!("{scheme}://"));
+    };
+    match url.split_once("://") {
+        None => Ok(format!("{scheme}://{url}")),
+        Some((given, _)) if given.eq_ignore_ascii_case(scheme) => Ok(url.to_string()),
+        Some((given, _)) => {
+            bail!("--url {url}: agent {scheme} takes {scheme}:// URLs, not {given}://")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_get_the_commands_scheme() {
+        assert_eq!(endpoint_url(None, "tcp").expect("url"), "tcp://");
+        assert_eq!(
+            endpoint_url(Some("example.com:20001"), "tcp").expect("url"),
+            "tcp://example.com:20001"
+        );
+        assert_eq!(
+            endpoint_url(Some("tls://db.example.com"), "tls").expect("url"),
+            "tls://db.example.com"
+        );
+        assert!(endpoint_url(Some("https://a.example.com"), "tls").is_err());
+    }
+}

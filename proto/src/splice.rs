@@ -1,0 +1,127 @@
+//! [`splice`]: a connection's raw bytes both ways between a QUIC stream and a byte stream (a
+//! client's TCP connection at the edge, the upstream's at the agent), after an HTTP upgrade or
+//! a TCP endpoint's [`crate::frame::Frame::Connect`].
+//!
+//! Half-close crosses the hop: a side that ends its writing finishes its half of the stream,
+//! and the other end shuts down its write side but keeps reading, so a client that shuts down
+//! its write side still gets the server's reply. A failure on either side (a reset, a broken
+//! connection) ends both directions at once and resets the stream, so nothing waits on a
+//! half that will never finish and the peer never mistakes a cut for a clean end.
+
+use crate::framed::{FrameReader, FrameWriter, StreamError};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How much is read from the byte stream at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What a splice moved, and how it ended.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Spliced {
+    /// Bytes read from the stream and written to the byte stream.
+    pub from_stream: u64,
+    /// Bytes read from the byte stream and sent on the stream.
+    pub to_stream: u64,
+    /// Why it ended early, if it did; `None` when both directions ended cleanly.
+    pub failure: Option<SpliceFailure>,
+}
+
+/// Which side broke a splice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpliceFailure {
+    /// The QUIC stream failed (the peer reset it, or the connection is gone).
+    #[error("tunnel stream: {0}")]
+    Stream(String),
+    /// Reading or writing the byte stream failed.
+    #[error("connection: {0}")]
+    Io(String),
+}
+
+/// Copies bytes both ways until both directions ended: the stream's raw bytes (what `reader`
+/// still holds past the last frame first) to `io`, and `io`'s bytes to the stream. On a
+/// failure `writer` is reset and `reader` stopped; the caller decides what `io` sees (the
+/// edge resets a client's TCP connection).
+pub async fn splice<T>(reader: &mut FrameReader, writer: &mut FrameWriter, io: T) -> Spliced
+where
+    T: AsyncRead + AsyncWrite,
+{
+    let (mut io_read, mut io_write) = tokio::io::split(io);
+    let mut spliced = Spliced::default();
+    let failure = {
+        let inbound = stream_to_io(reader, &mut io_write, &mut spliced.from_stream);
+        let outbound = io_to_stream(&mut io_read, writer, &mut spliced.to_stream);
+        tokio::pin!(inbound, outbound);
+        let (mut inbound_done, mut outbound_done) = (false, false);
+        loop {
+            if inbound_done && outbound_done {
+                break None;
+            }
+            let ended = tokio::select! {
+                r = &mut inbound, if !inbound_done => { inbound_done = true; r }
+                r = &mut outbound, if !outbound_done => { outbound_done = true; r }
+            };
+            if let Err(failure) = ended {
+                break Some(failure);
+            }
+        }
+    };
+    if failure.is_some() {
+        writer.abort();
+        reader.stop();
+    }
+    spliced.failure = failure;
+    spliced
+}
+
+/// The stream's bytes into `io`; at the stream's clean end, `io`'s write side is shut down.
+async fn stream_to_io<W: AsyncWrite + Unpin>(
+    reader: &mut FrameReader,
+    io: &mut W,
+    count: &mut u64,
+) -> Result<(), SpliceFailure> {
+    loop {
+        match reader.next_raw().await {
+            Ok(Some(bytes)) => {
+                io.write_all(&bytes).await.map_err(io_failure)?;
+                *count += bytes.len() as u64;
+            }
+            Ok(None) => {
+                // The peer finished its half: pass the half-close on. A peer that is already
+                // gone makes the shutdown fail, which is no reason to cut the other direction.
+                let _ = io.shutdown().await;
+                return Ok(());
+            }
+            Err(e) => return Err(stream_failure(e)),
+        }
+    }
+}
+
+/// `io`'s bytes onto the stream; at `io`'s end, the stream's half is finished.
+async fn io_to_stream<R: AsyncRead + Unpin>(
+    io: &mut R,
+    writer: &mut FrameWriter,
+    count: &mut u64,
+) -> Result<(), SpliceFailure> {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        buf.reserve(READ_CHUNK);
+        let n = io.read_buf(&mut buf).await.map_err(io_failure)?;
+        if n == 0 {
+            writer.finish();
+            return Ok(());
+        }
+        writer
+            .send_raw(buf.split().freeze())
+            .await
+            .map_err(stream_failure)?;
+        *count += n as u64;
+    }
+}
+
+fn io_failure(e: std::io::Error) -> SpliceFailure {
+    SpliceFailure::Io(e.to_string())
+}
+
+fn stream_failure(e: StreamError) -> SpliceFailure {
+    SpliceFailure::Stream(e.to_string())
+}

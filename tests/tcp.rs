@@ -1,0 +1,192 @@
+//! TCP endpoints end to end: `agent tcp`'s connections through the edge's ports, byte for
+//! byte, half-close included; the ports' range, exhaustion and reclaiming; and what a client
+//! sees when the agent or its upstream is gone.
+
+use sha2::{Digest, Sha256};
+use sluice_e2e::data::{hex, Generator};
+use sluice_e2e::upstream::{tcp_echo, tcp_reply_after_eof};
+use sluice_e2e::{
+    closed_port, tcp_port_range, within, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN,
+};
+use sluice_proto::error_code::ErrorCode;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An edge with `len` TCP ports.
+async fn tcp_edge(len: u16) -> anyhow::Result<TestEdge> {
+    let range = tcp_port_range(len)?;
+    TestEdge::start_with(|c| c.tcp_ports = Some(range)).await
+}
+
+/// The edge address a `tcp://DOMAIN:PORT` URL names (the edge listens on loopback).
+fn address(url: &str) -> anyhow::Result<SocketAddr> {
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no port in {url}"))?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test]
+async fn sixty_four_mib_echo_arrives_whole_and_half_close_ends_it() -> anyhow::Result<()> {
+    let edge = tcp_edge(20).await?;
+    let echo = tcp_echo().await?;
+    let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
+    assert!(
+        agent.url().starts_with("tcp://localhost:"),
+        "{}",
+        agent.url()
+    );
+    let client = TcpStream::connect(address(agent.url())?).await?;
+    let (mut read, mut write) = client.into_split();
+    const LEN: u64 = 64 * 1024 * 1024;
+    let send = tokio::spawn(async move {
+        let mut sent = Sha256::new();
+        for chunk in Generator::new(LEN, 7) {
+            sent.update(&chunk);
+            write.write_all(&chunk).await?;
+        }
+        // Half-close: the echo server sees the end, finishes echoing and closes its side.
+        write.shutdown().await?;
+        anyhow::Ok((hex(&sent.finalize()), write))
+    });
+    let received = within(Duration::from_secs(60), "the echo to end", async {
+        let mut got = Sha256::new();
+        let mut count = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = read.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            got.update(&buf[..n]);
+            count += n as u64;
+        }
+        anyhow::Ok((hex(&got.finalize()), count))
+    })
+    .await??;
+    let (sent, _write) = send.await??;
+    assert_eq!(received, (sent, LEN));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_shuts_down_its_write_side_still_gets_the_reply() -> anyhow::Result<()> {
+    let edge = tcp_edge(20).await?;
+    let server = tcp_reply_after_eof().await?;
+    let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", server.addr)).await?;
+    let mut client = TcpStream::connect(address(agent.url())?).await?;
+    client.write_all(b"hello, server").await?;
+    client.shutdown().await?;
+    let mut reply = String::new();
+    within(
+        Duration::from_secs(10),
+        "the reply",
+        client.read_to_string(&mut reply),
+    )
+    .await??;
+    assert_eq!(reply, "got 13 bytes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn ports_stay_in_range_run_out_and_come_back_to_the_agent_that_held_them(
+) -> anyhow::Result<()> {
+    let range = tcp_port_range(2)?;
+    let edge = TestEdge::start_with(|c| c.tcp_ports = Some(range)).await?;
+    let echo = tcp_echo().await?;
+    let first = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
+    let second = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
+    let ports: Vec<u16> = [first.url(), second.url()]
+        .iter()
+        .map(|u| address(u).map(|a| a.port()))
+        .collect::<anyhow::Result<_>>()?;
+    assert_ne!(ports[0], ports[1]);
+    for port in &ports {
+        assert!(range.contains(*port), "{port} outside {range}");
+    }
+    // The range is used up.
+    let third = TestAgent::launch(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
+    let Launch::Exited(Err(e)) = third else {
+        anyhow::bail!("a third endpoint came online on a two-port range");
+    };
+    assert!(
+        e.to_string()
+            .contains(&ErrorCode::TcpPortsExhausted.to_string()),
+        "{e}"
+    );
+    // Another token may not take a held port; a port outside the range is refused.
+    for (url, code) in [
+        (first.url().to_string(), ErrorCode::HostnameTaken),
+        (
+            format!("tcp://localhost:{}", closed_port()?.port()),
+            ErrorCode::TcpPortNotAllowed,
+        ),
+    ] {
+        let other = TestAgent::launch(edge.tcp_agent_config(OTHER_TOKEN, &url, echo.addr)).await?;
+        let Launch::Exited(Err(e)) = other else {
+            anyhow::bail!("{url} came online for another token");
+        };
+        assert!(e.to_string().contains(&code.to_string()), "{url}: {e}");
+    }
+    // The agent leaves; its port is free at once, and asking for it by URL gets it back.
+    let url = first.url().to_string();
+    first.stop().await?;
+    let back = TestAgent::start(edge.tcp_agent_config(TOKEN, &url, echo.addr)).await?;
+    assert_eq!(back.url(), url);
+    let mut client = TcpStream::connect(address(&url)?).await?;
+    client.write_all(b"ping").await?;
+    let mut buf = [0u8; 4];
+    within(
+        Duration::from_secs(5),
+        "the echo",
+        client.read_exact(&mut buf),
+    )
+    .await??;
+    assert_eq!(&buf, b"ping");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_edge_without_tcp_ports_says_how_to_enable_them() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let echo = tcp_echo().await?;
+    let launched = TestAgent::launch(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
+    let Launch::Exited(Err(e)) = launched else {
+        anyhow::bail!("a tcp:// endpoint came online on an edge without TCP ports");
+    };
+    let shown = e.to_string();
+    assert!(
+        shown.contains(&ErrorCode::TcpNotEnabled.to_string()),
+        "{shown}"
+    );
+    assert!(shown.contains("tcp_ports"), "{shown}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_closes_the_client_at_once() -> anyhow::Result<()> {
+    let edge = tcp_edge(20).await?;
+    let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", closed_port()?)).await?;
+    let mut client = TcpStream::connect(address(agent.url())?).await?;
+    let mut buf = [0u8; 16];
+    let n = within(Duration::from_secs(5), "the close", client.read(&mut buf)).await?;
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_agent_frees_its_port_within_a_second() -> anyhow::Result<()> {
+    let edge = tcp_edge(20).await?;
+    let echo = tcp_echo().await?;
+    let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
+    let addr = address(agent.url())?;
+    agent.stop().await?;
+    sluice_e2e::eventually(Duration::from_secs(1), "the port to close", || async {
+        TcpStream::connect(addr).await.err().map(|_| ())
+    })
+    .await?;
+    Ok(())
+}
