@@ -67,14 +67,14 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
         b = b.header(*k, *v);
     }
     let mut req = b.body(()).expect("request").into_parts().0;
-    let conn = ConnInfo {
-        client_addr: format!("{ip}:5555")
+    let mut conn = ConnInfo::new(
+        format!("{ip}:5555")
             .parse()
             .unwrap_or_else(|_| format!("[{ip}]:5555").parse().expect("ip")),
-        server_port: 443,
-        start: SystemTime::now(),
-        tls_version: (scheme == "https").then(|| "1.3".into()),
-    };
+        443,
+        SystemTime::now(),
+    );
+    conn.tls.version = (scheme == "https").then(|| "1.3".into());
     let endpoint = EndpointInfo {
         protocol: scheme.into(),
         ..Default::default()

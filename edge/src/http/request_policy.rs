@@ -74,12 +74,13 @@ async fn whole_body(session: &mut Session, ctx: &mut RequestCtx) -> pingora::Res
 
 /// The `conn.*` facts policies see.
 fn conn_info(state: &ProxyState, session: &Session, ctx: &RequestCtx) -> ConnInfo {
-    ConnInfo {
-        client_addr: client_socket(session),
-        server_port: server_port(session).unwrap_or(state.urls.port_for(ctx.scheme)),
-        start: SystemTime::now(),
-        tls_version: ctx.tls_version.clone(),
-    }
+    let mut conn = ConnInfo::new(
+        client_socket(session),
+        server_port(session).unwrap_or(state.urls.port_for(ctx.scheme)),
+        SystemTime::now(),
+    );
+    conn.tls.version.clone_from(&ctx.tls_version);
+    conn
 }
 
 /// 413 for a body too large to buffer for the actions that read it.

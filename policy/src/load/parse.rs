@@ -16,6 +16,7 @@ use crate::secrets::{LoadEnv, Resolver, Secret};
 #[derive(Debug)]
 pub struct Policy {
     pub(crate) origin: String,
+    pub(crate) tcp_connect: Vec<Rule>,
     pub(crate) request: Vec<Rule>,
     pub(crate) response: Vec<Rule>,
     pub(crate) event_stream: Vec<Rule>,
@@ -94,6 +95,7 @@ impl Policy {
     pub(crate) fn compile(cx: &mut Cx, root: &Node, origin: &str) -> Self {
         let mut policy = Self {
             origin: origin.to_string(),
+            tcp_connect: Vec::new(),
             request: Vec::new(),
             response: Vec::new(),
             event_stream: Vec::new(),
@@ -107,14 +109,12 @@ impl Policy {
         let Some(obj) = Obj::open(cx, root, "", PHASES) else {
             return policy;
         };
-        if let Some((n, p)) = obj.get("on_tcp_connect") {
-            cx.err(
-                &p,
-                n.pos,
-                "on_tcp_connect is not supported: Sluice has no TCP endpoints yet",
-            );
-        }
-        for phase in [Phase::Request, Phase::Response, Phase::EventStream] {
+        for phase in [
+            Phase::TcpConnect,
+            Phase::Request,
+            Phase::Response,
+            Phase::EventStream,
+        ] {
             let Some((n, p)) = obj.get(phase.key()) else {
                 continue;
             };
@@ -126,6 +126,7 @@ impl Policy {
                 .filter_map(|(rn, rp)| compile_rule(cx, rn, &rp, phase, origin))
                 .collect();
             match phase {
+                Phase::TcpConnect => policy.tcp_connect = rules,
                 Phase::Request => policy.request = rules,
                 Phase::Response => policy.response = rules,
                 Phase::EventStream => policy.event_stream = rules,
@@ -177,6 +178,7 @@ impl Policy {
 
     pub(crate) fn rules(&self, phase: Phase) -> &[Rule] {
         match phase {
+            Phase::TcpConnect => &self.tcp_connect,
             Phase::Request => &self.request,
             Phase::Response => &self.response,
             Phase::EventStream => &self.event_stream,

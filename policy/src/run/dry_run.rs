@@ -139,12 +139,12 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
         port: if scheme == "https" { 443 } else { 80 },
         protocol: scheme.clone(),
     });
-    let conn = ConnInfo {
-        client_addr: SocketAddr::new(req.client_ip, 50_000),
-        server_port: endpoint.port,
-        start: SystemTime::now(),
-        tls_version: (scheme == "https").then(|| "1.3".to_string()),
-    };
+    let mut conn = ConnInfo::new(
+        SocketAddr::new(req.client_ip, 50_000),
+        endpoint.port,
+        SystemTime::now(),
+    );
+    conn.tls.version = (scheme == "https").then(|| "1.3".to_string());
     let mut st = engine.new_request(conn, endpoint);
     st.enable_trace();
     let request = format!(
