@@ -1,7 +1,7 @@
 //! One endpoint's `on_http_request` phase inside pingora's `request_filter`: the connection
 //! facts policies see, the whole body for actions that read it, and what the policy decided.
 
-use super::conn::{client_socket, server_port};
+use super::conn::{client_socket, inet, server_port};
 use super::ctx::RequestCtx;
 use super::state::ProxyState;
 use crate::policy::body::{self, MAX_BUFFERED_BODY};
@@ -79,6 +79,7 @@ fn conn_info(state: &ProxyState, session: &Session, ctx: &RequestCtx) -> ConnInf
         server_port(session).unwrap_or(state.urls.port_for(ctx.scheme)),
         SystemTime::now(),
     );
+    conn.server_ip = inet(session.server_addr()).map(|a| a.ip());
     conn.tls.version.clone_from(&ctx.tls_version);
     conn
 }

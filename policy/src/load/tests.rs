@@ -83,6 +83,34 @@ fn on_tcp_connect_loads_its_actions_and_refuses_the_others() {
 }
 
 #[test]
+fn phases_are_checked_against_the_endpoint_protocol() {
+    let p = crate::Policy::parse(
+        "on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: deny}]}]\n",
+        "p.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.check_protocol("https", false).is_ok());
+    let e = p.check_protocol("tcp", false).unwrap_err().to_string();
+    assert!(
+        e.starts_with("p.yml:2:18: on_http_request: a tcp endpoint carries no HTTP, so on_http_request never runs there"),
+        "{e}"
+    );
+    let e = p.check_protocol("https", true).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "p.yml:1:17: on_tcp_connect: an internal HTTP endpoint receives forwarded requests"
+        ),
+        "{e}"
+    );
+    let tcp_only = crate::Policy::parse(
+        "on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: []",
+        "p.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(tcp_only.check_protocol("tls", true).is_ok());
+}
+
+#[test]
 fn on_tcp_connect_refuses_what_reads_the_request_or_response() {
     for (expr, name) in [
         ("req.method == 'GET'", "`req.method`"),
