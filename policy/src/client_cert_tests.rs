@@ -119,7 +119,7 @@ on_http_request:
     let mut st = state(&e, "1.2.3.4");
     st.set_tls(tls.clone());
     assert!(matches!(
-        ready(e.on_tcp_connect(&mut st)),
+        ready(e.on_tcp_connect_async(&mut st)),
         ConnectVerdict::Close
     ));
     assert!(st.errors().is_empty(), "{:?}", st.errors());
@@ -130,7 +130,7 @@ on_http_request:
     let mut st = state(&e, "1.2.3.4");
     st.set_tls(tls);
     assert!(matches!(
-        ready(e.on_tcp_connect(&mut st)),
+        ready(e.on_tcp_connect_async(&mut st)),
         ConnectVerdict::Continue { .. }
     ));
     let mut r = req("GET /", &[]);

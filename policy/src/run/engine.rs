@@ -192,7 +192,7 @@ impl Engine {
     }
 
     /// Whether some layer has on_tcp_connect rules: without any,
-    /// [`Engine::on_tcp_connect`] always continues and the edge may skip it.
+    /// [`Engine::on_tcp_connect_async`] always continues and the edge may skip it.
     pub fn has_tcp_connect_rules(&self) -> bool {
         self.layers
             .iter()
@@ -200,13 +200,24 @@ impl Engine {
     }
 
     /// Runs on_tcp_connect on a new connection's state (before anything is read from the
-    /// client). The same state then goes on to on_http_request on HTTP endpoints: the
-    /// variables set here are visible to every later phase, the TLS facts the edge learns
-    /// afterwards are given with [`RequestState::set_tls`]. With the edge's services:
-    /// forward-internal checks its target in the endpoint's namespace.
-    pub async fn on_tcp_connect(&self, st: &mut RequestState) -> ConnectVerdict {
+    /// client), without the edge's services (forward-internal reports a well-formed target
+    /// unchecked); the edge uses [`Engine::on_tcp_connect_async`]. The same state then goes
+    /// on to on_http_request on HTTP endpoints: the variables set here are visible to every
+    /// later phase, and the TLS facts the edge learns afterwards are given with
+    /// [`RequestState::set_tls`].
+    pub fn on_tcp_connect(&self, st: &mut RequestState) -> ConnectVerdict {
+        ready(self.connect_dyn(st, &Services::default()))
+    }
+
+    /// [`Engine::on_tcp_connect`] with the edge's services: forward-internal checks its
+    /// target in the endpoint's namespace.
+    pub async fn on_tcp_connect_async(&self, st: &mut RequestState) -> ConnectVerdict {
+        self.connect_dyn(st, &self.services).await
+    }
+
+    async fn connect_dyn(&self, st: &mut RequestState, services: &Services) -> ConnectVerdict {
         let end = self
-            .run_phase(Phase::TcpConnect, st, &mut Msg::Conn, &self.services)
+            .run_phase(Phase::TcpConnect, st, &mut Msg::Conn, services)
             .await;
         st.conn_vars.clone_from(&st.vars);
         match end {

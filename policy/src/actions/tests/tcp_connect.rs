@@ -7,7 +7,7 @@ use crate::{Decision, Phase, RequestState, TlsInfo};
 
 fn connect(e: &Engine, ip: &str) -> (ConnectVerdict, RequestState) {
     let mut st = state(e, ip);
-    let v = ready(e.on_tcp_connect(&mut st));
+    let v = ready(e.on_tcp_connect_async(&mut st));
     (v, st)
 }
 
@@ -114,7 +114,7 @@ on_http_request:
 "#,
     );
     let mut st = state(&e, "1.2.3.4");
-    assert!(is_plain_continue(&ready(e.on_tcp_connect(&mut st))));
+    assert!(is_plain_continue(&ready(e.on_tcp_connect_async(&mut st))));
     let mut r = req("GET /", &[]);
     match e.on_http_request(&mut st, &mut r) {
         RequestVerdict::Respond(res) => {
@@ -145,7 +145,7 @@ on_http_request:
         sni: Some("db.example.com".into()),
         ..TlsInfo::default()
     });
-    ready(e.on_tcp_connect(&mut st));
+    ready(e.on_tcp_connect_async(&mut st));
     st.set_tls(TlsInfo {
         version: Some("1.3".into()),
         sni: Some("db.example.com".into()),
@@ -166,7 +166,7 @@ fn forward_internal_hands_the_connection_to_a_tcp_or_tls_endpoint() {
     let yaml = "on_tcp_connect: [{actions: [{type: forward-internal, config: {url: 'tcp://db.internal:5432'}}]}]";
     let e = engine(yaml).with_internal_endpoints(online(&["tcp://db.internal:5432"]));
     let mut st = state(&e, "1.2.3.4");
-    match ready(e.on_tcp_connect(&mut st)) {
+    match ready(e.on_tcp_connect_async(&mut st)) {
         ConnectVerdict::Forward(url) => assert_eq!(url.to_string(), "tcp://db.internal:5432"),
         other => panic!("{other:?}"),
     }

@@ -55,7 +55,7 @@ fn policy(config: &str) -> String {
 fn settings(config: &str) -> Arc<TerminateTls> {
     let e = engine(&policy(config));
     let mut st = state(&e, "1.2.3.4");
-    match ready(e.on_tcp_connect(&mut st)) {
+    match ready(e.on_tcp_connect_async(&mut st)) {
         ConnectVerdict::Continue {
             terminate_tls: Some(t),
         } => t,
@@ -200,7 +200,7 @@ fn pem_fields_take_secrets_but_not_connection_values() {
     let mut st = state(&e, "1.2.3.4");
     let ConnectVerdict::Continue {
         terminate_tls: Some(t),
-    } = ready(e.on_tcp_connect(&mut st))
+    } = ready(e.on_tcp_connect_async(&mut st))
     else {
         panic!("terminate-tls ran")
     };
