@@ -2,6 +2,7 @@
 //! each checked when the policy loads, so the edge builds its TLS settings from values that
 //! cannot be invalid.
 
+use crate::secrets::REDACTED;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -129,7 +130,7 @@ impl fmt::Debug for ServerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerIdentity")
             .field("certificates", &self.key.cert.len())
-            .field("key", &crate::REDACTED)
+            .field("key", &REDACTED)
             .finish()
     }
 }

@@ -8,7 +8,7 @@
 use crate::intel::FactCache;
 use crate::phase::Phase;
 use crate::run::body::{BodyTransform, Chain};
-use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
+use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo, TlsInfo};
 use crate::run::outcome::{ActionOutcome, Decision, TraceEntry};
 use crate::run::scratch::Scratch;
 use crate::run::sse::EventFramer;
@@ -150,7 +150,7 @@ impl RequestState {
     /// Gives the connection's TLS facts once the edge knows them (after terminating TLS,
     /// between [`Engine::on_tcp_connect`](crate::Engine::on_tcp_connect) and
     /// `on_http_request`): later phases read them as `conn.tls.*`.
-    pub fn set_tls(&mut self, tls: crate::TlsInfo) {
+    pub fn set_tls(&mut self, tls: TlsInfo) {
         self.conn.tls = tls;
     }
 
