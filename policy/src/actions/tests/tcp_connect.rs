@@ -213,3 +213,18 @@ on_tcp_connect:
     assert!(tls.server_identity().is_none() && tls.mutual_tls().is_none());
     assert_eq!(st.logs().len(), 1, "terminate-tls does not end the phase");
 }
+
+#[test]
+fn the_dry_run_runs_on_tcp_connect_first() {
+    use crate::dry_run::{run, DryRunRequest};
+    let e = engine(ALLOWLIST);
+    let req =
+        |ip: &str| DryRunRequest::parse("GET /", &[], ip.parse().expect("ip")).expect("request");
+    let report = run(&e, &req("192.0.2.1")).expect("report");
+    assert!(report.closed && report.response.is_none(), "{report}");
+    let report = run(&e, &req("10.1.2.3")).expect("report");
+    assert!(
+        !report.closed && report.upstream_request.is_some(),
+        "{report}"
+    );
+}
