@@ -33,12 +33,12 @@ fn bench(c: &mut Criterion) {
         .expect("request")
         .into_parts()
         .0;
-    let conn = ConnInfo {
-        client_addr: "203.0.113.7:50000".parse().expect("addr"),
-        server_port: 443,
-        start: SystemTime::now(),
-        tls_version: Some("1.3".into()),
-    };
+    let mut conn = ConnInfo::new(
+        "203.0.113.7:50000".parse().expect("addr"),
+        443,
+        SystemTime::now(),
+    );
+    conn.tls.version = Some("1.3".into());
     c.bench_function("10-rule policy, forwarded request", |b| {
         b.iter(|| {
             let mut req = template.clone();

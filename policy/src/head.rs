@@ -5,6 +5,16 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
+use std::sync::LazyLock;
+
+/// An empty `GET /`: the request head of on_tcp_connect, which has none. Its expressions cannot
+/// name `req.*` (refused at load), so nothing reads it; it only spares every other phase an
+/// `Option`.
+pub(crate) fn empty_request() -> &'static http::request::Parts {
+    static EMPTY: LazyLock<http::request::Parts> =
+        LazyLock::new(|| http::Request::new(()).into_parts().0);
+    &EMPTY
+}
 
 /// A request head: read access plus the few mutations policy actions need.
 pub trait RequestHead: Send + Sync {

@@ -7,7 +7,9 @@
 //! Policy::parse(yaml, "traffic-policy.yml")?  ─┐
 //! Shorthand { basic_auth, .. }.compile()?      ├─> Engine::new(layers)  (Arc, Send + Sync)
 //!                                              ─┘
-//! per request: let mut st = engine.new_request(conn, endpoint);
+//! per connection: let mut st = engine.new_request(conn, endpoint);
+//!              engine.on_tcp_connect(&mut st).await  -> ConnectVerdict (then st.set_tls(..))
+//! per request: let mut st = engine.new_request(conn, endpoint);  (or the connection's state)
 //!              engine.on_http_request(&mut st, &mut req)   -> RequestVerdict
 //!              engine.on_http_response(&mut st, &req, &mut res) -> ResponseVerdict
 //!              st.take_body_transform()                    -> compress-response streaming
@@ -22,12 +24,8 @@
 //!     "traffic-policy.yml",
 //! )?;
 //! let engine = Engine::new(vec![policy]);
-//! let conn = ConnInfo {
-//!     client_addr: "203.0.113.7:50000".parse()?,
-//!     server_port: 443,
-//!     start: SystemTime::now(),
-//!     tls_version: Some("1.3".into()),
-//! };
+//! let mut conn = ConnInfo::new("203.0.113.7:50000".parse()?, 443, SystemTime::now());
+//! conn.tls.version = Some("1.3".into());
 //! let mut st = engine.new_request(conn, EndpointInfo::default());
 //! let (mut req, ()) = http::Request::get("/admin/users").body(())?.into_parts();
 //! match engine.on_http_request(&mut st, &mut req) {
@@ -71,6 +69,7 @@
 
 mod actions;
 mod cel;
+mod client_cert;
 pub mod codes;
 mod dns;
 mod forward;
@@ -86,8 +85,12 @@ mod run;
 mod secrets;
 #[cfg(test)]
 mod testutil;
+mod tls;
 mod user_agent;
 
+pub use client_cert::{
+    CertExtension, ClientCertError, ClientCertificate, DistinguishedName, SubjectAltNames,
+};
 pub use dns::is_dns_name;
 pub use forward::{ForwardError, InternalEndpoints, InternalUrl, MAX_FORWARD_DEPTH};
 pub use head::{RequestHead, ResponseHead};
@@ -103,11 +106,12 @@ pub use outbound::{Answer, Call, CallError, CallFuture, HttpCaller, MAX_RESPONSE
 pub use phase::Phase;
 pub use run::body::BodyTransform;
 pub use run::dry_run;
-pub use run::engine::{Engine, RequestVerdict, ResponseVerdict};
-pub use run::facts::{Clock, ConnInfo, EndpointInfo};
+pub use run::engine::{ConnectVerdict, Engine, RequestVerdict, ResponseVerdict};
+pub use run::facts::{Clock, ConnInfo, EndpointInfo, TlsInfo};
 pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
 pub use run::state::RequestState;
 pub use secrets::{
     LoadEnv, LoginApp, LoginApps, Secret, SecretError, SecretMap, SecretSource, REDACTED,
 };
+pub use tls::{MtlsStrategy, MutualTls, ServerIdentity, TerminateTls, TlsVersion};
 pub use user_agent::{UserAgentDataError, UserAgentParser};

@@ -2,9 +2,12 @@
 
 use std::fmt;
 
-/// A phase of an HTTP exchange.
+/// A phase of a connection or an HTTP exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
+    /// `on_tcp_connect`: once per client connection, before any byte is read from it (and
+    /// before TLS is terminated); only `conn.*`-style variables exist there.
+    TcpConnect,
     /// `on_http_request`: before the upstream is called.
     Request,
     /// `on_http_response`: on the upstream's (or a policy-generated) response.
@@ -18,10 +21,17 @@ impl Phase {
     /// The document key of the phase.
     pub fn key(self) -> &'static str {
         match self {
+            Phase::TcpConnect => "on_tcp_connect",
             Phase::Request => "on_http_request",
             Phase::Response => "on_http_response",
             Phase::EventStream => "on_event_stream_message",
         }
+    }
+
+    /// Whether the phase has an HTTP message (`req.*`, and `res.*` in the response phases):
+    /// every phase but on_tcp_connect.
+    pub fn has_message(self) -> bool {
+        self != Phase::TcpConnect
     }
 }
 

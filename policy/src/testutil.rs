@@ -1,5 +1,6 @@
 //! Helpers for the unit tests: a fixed clock, requests, and running both phases.
 
+use crate::forward::{ForwardError, InternalEndpoints, InternalUrl};
 use crate::load::parse::Policy;
 use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo};
@@ -26,6 +27,25 @@ impl Clock for TestClock {
             + Duration::from_secs(1_800_000_000)
             + Duration::from_millis(self.0.load(Ordering::SeqCst))
     }
+}
+
+/// The internal endpoints online in the caller's namespace.
+struct Online(&'static [&'static str]);
+
+impl InternalEndpoints for Online {
+    fn check(&self, target: &InternalUrl) -> Result<(), ForwardError> {
+        let url = target.to_string();
+        if self.0.contains(&url.as_str()) {
+            Ok(())
+        } else {
+            Err(ForwardError::NotFound(url))
+        }
+    }
+}
+
+/// A namespace where exactly `urls` are online, for forward-internal.
+pub fn online(urls: &'static [&'static str]) -> Arc<dyn InternalEndpoints> {
+    Arc::new(Online(urls))
 }
 
 pub fn engine(yaml: &str) -> Engine {
@@ -55,14 +75,14 @@ pub fn req(line: &str, headers: &[(&str, &str)]) -> http::request::Parts {
 }
 
 pub fn state(engine: &Engine, ip: &str) -> RequestState {
-    let conn = ConnInfo {
-        client_addr: format!("{ip}:40000")
+    let mut conn = ConnInfo::new(
+        format!("{ip}:40000")
             .parse()
             .unwrap_or_else(|_| format!("[{ip}]:40000").parse().unwrap()),
-        server_port: 443,
-        start: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        tls_version: Some("1.3".into()),
-    };
+        443,
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    );
+    conn.tls.version = Some("1.3".into());
     let endpoint = EndpointInfo {
         id: "ep_1".into(),
         url: "https://app.example.com".into(),

@@ -4,15 +4,15 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Request, Response};
 use sluice_policy::{
-    ConnInfo, EndpointInfo, Engine, LoadEnv, Policy, RequestVerdict, ResponseVerdict, Secret,
-    SecretMap,
+    ConnInfo, ConnectVerdict, Decision, EndpointInfo, Engine, LoadEnv, Phase, Policy,
+    RequestVerdict, ResponseVerdict, Secret, SecretMap,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-const EXPECTED_EXAMPLES: usize = 27;
+const EXPECTED_EXAMPLES: usize = 28;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -67,14 +67,14 @@ fn send(engine: &Engine, line: &str, headers: &[(&str, &str)], ip: &str, scheme:
         b = b.header(*k, *v);
     }
     let mut req = b.body(()).expect("request").into_parts().0;
-    let conn = ConnInfo {
-        client_addr: format!("{ip}:5555")
+    let mut conn = ConnInfo::new(
+        format!("{ip}:5555")
             .parse()
             .unwrap_or_else(|_| format!("[{ip}]:5555").parse().expect("ip")),
-        server_port: 443,
-        start: SystemTime::now(),
-        tls_version: (scheme == "https").then(|| "1.3".into()),
-    };
+        443,
+        SystemTime::now(),
+    );
+    conn.tls.version = (scheme == "https").then(|| "1.3".into());
     let endpoint = EndpointInfo {
         protocol: scheme.into(),
         ..Default::default()
@@ -421,6 +421,33 @@ fn every_example_compiles_and_has_its_effect() {
                 assert_eq!(s.res.status(), 502);
                 assert_eq!(get(&s.res, "sluice-error-code"), "ERR_SLUICE_3605");
                 assert!(https("GET /", &[], "1.1.1.1").forwarded);
+            }
+            "tcp-allowlist.yml" => {
+                let connect = |ip: &str| {
+                    let conn = ConnInfo::new(
+                        format!("{ip}:5555").parse().expect("addr"),
+                        22,
+                        SystemTime::now(),
+                    );
+                    let mut st = e.new_request(conn, EndpointInfo::default());
+                    (e.on_tcp_connect(&mut st), st)
+                };
+                let (v, st) = connect("10.8.3.4");
+                assert!(
+                    matches!(
+                        v,
+                        ConnectVerdict::Continue {
+                            terminate_tls: None
+                        }
+                    ),
+                    "{v:?}"
+                );
+                assert_eq!(st.logs()[0]["matched"], "10.8.0.0/16");
+                let (v, st) = connect("203.0.113.9");
+                assert!(matches!(v, ConnectVerdict::Close), "{v:?}");
+                let refused = st.ip_policy_in(Phase::TcpConnect).expect("decision");
+                assert_eq!(refused.decision, Decision::Deny);
+                assert!(st.logs().is_empty());
             }
             "login-brute-force.json" => {
                 for _ in 0..5 {

@@ -1,7 +1,7 @@
 //! One endpoint's `on_http_request` phase inside pingora's `request_filter`: the connection
 //! facts policies see, the whole body for actions that read it, and what the policy decided.
 
-use super::conn::{client_socket, server_port};
+use super::conn::{client_socket, inet, server_port};
 use super::ctx::RequestCtx;
 use super::state::ProxyState;
 use crate::policy::body::{self, MAX_BUFFERED_BODY};
@@ -74,12 +74,14 @@ async fn whole_body(session: &mut Session, ctx: &mut RequestCtx) -> pingora::Res
 
 /// The `conn.*` facts policies see.
 fn conn_info(state: &ProxyState, session: &Session, ctx: &RequestCtx) -> ConnInfo {
-    ConnInfo {
-        client_addr: client_socket(session),
-        server_port: server_port(session).unwrap_or(state.urls.port_for(ctx.scheme)),
-        start: SystemTime::now(),
-        tls_version: ctx.tls_version.clone(),
-    }
+    let mut conn = ConnInfo::new(
+        client_socket(session),
+        server_port(session).unwrap_or(state.urls.port_for(ctx.scheme)),
+        SystemTime::now(),
+    );
+    conn.server_ip = inet(session.server_addr()).map(|a| a.ip());
+    conn.tls.version.clone_from(&ctx.tls_version);
+    conn
 }
 
 /// 413 for a body too large to buffer for the actions that read it.

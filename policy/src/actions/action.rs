@@ -7,7 +7,7 @@ use crate::cel::vars::Scope;
 use crate::cel::wanted::Wanted;
 use crate::codes;
 use crate::forward::InternalUrl;
-use crate::head::{RequestHead, ResponseHead};
+use crate::head::{empty_request, RequestHead, ResponseHead};
 use crate::phase::Phase;
 use crate::run::outcome::Decision;
 use crate::run::services::Services;
@@ -80,6 +80,8 @@ impl Flow {
 
 /// The message a phase works on.
 pub(crate) enum Msg<'m> {
+    /// on_tcp_connect: a connection, before any HTTP message.
+    Conn,
     /// on_http_request: the request may be changed.
     Req(&'m mut dyn RequestHead),
     /// on_http_response: the request as it was sent, and the response that may be changed.
@@ -87,6 +89,22 @@ pub(crate) enum Msg<'m> {
     /// on_event_stream_message: the request and response heads, and the event that may be
     /// changed.
     Event(&'m dyn RequestHead, &'m dyn ResponseHead, &'m mut SseEvent),
+}
+
+impl Msg<'_> {
+    /// The variables of `st` with this message.
+    pub fn scope<'s>(
+        &'s self,
+        st: &'s RequestState,
+        results: &'static [&'static str],
+    ) -> Scope<'s> {
+        match self {
+            Msg::Conn => Scope::connection(st, results),
+            Msg::Req(r) => Scope::new(&**r, None, st, results),
+            Msg::Res(q, r) => Scope::new(*q, Some(&**r), st, results),
+            Msg::Event(q, r, _) => Scope::new(*q, Some(*r), st, results),
+        }
+    }
 }
 
 /// What an action runs with.
@@ -107,16 +125,14 @@ pub(crate) struct Exec<'a, 'm> {
 impl Exec<'_, '_> {
     /// The variables as they are now.
     pub fn scope(&self) -> Scope<'_> {
-        match &*self.msg {
-            Msg::Req(r) => Scope::new(&**r, None, self.st, self.results),
-            Msg::Res(q, r) => Scope::new(*q, Some(&**r), self.st, self.results),
-            Msg::Event(q, r, _) => Scope::new(*q, Some(*r), self.st, self.results),
-        }
+        self.msg.scope(self.st, self.results)
     }
 
-    /// The request (read-only in on_http_response).
+    /// The request (read-only in on_http_response; an empty `GET /` in on_tcp_connect, where
+    /// no action that reads it may appear).
     pub fn req(&self) -> &dyn RequestHead {
         match &*self.msg {
+            Msg::Conn => empty_request(),
             Msg::Req(r) => &**r,
             Msg::Res(q, _) | Msg::Event(q, _, _) => *q,
         }

@@ -7,6 +7,7 @@ use crate::cel::template::Template;
 use crate::codes;
 use crate::forward::{ForwardError, InternalUrl, MAX_FORWARD_DEPTH};
 use crate::load::check::Cx;
+use crate::phase::Phase;
 use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
 use cel::Value;
@@ -68,16 +69,33 @@ impl ForwardInternal {
                 chain: chain.join(" → "),
             });
         }
-        if !url.is_http() {
+        if let Some(reason) = scheme_mismatch(ex.phase, &ex.st.endpoint.protocol, &url) {
             return Err(ForwardError::SchemeMismatch {
                 url: url.to_string(),
-                reason: "an HTTP request can only go to an http:// or https:// endpoint".into(),
+                reason: reason.into(),
             });
         }
         match &ex.services.internal {
             Some(internal) => internal.check(&url).map(|()| url),
             None => Ok(url),
         }
+    }
+}
+
+/// Why `url` cannot take what the phase forwards, if it cannot: an HTTP request goes to an
+/// http:// or https:// endpoint, a connection (on_tcp_connect) to a tcp:// or tls:// one, and
+/// from a TCP or TLS endpoint to one of its own protocol.
+fn scheme_mismatch(phase: Phase, protocol: &str, url: &InternalUrl) -> Option<&'static str> {
+    if phase != Phase::TcpConnect {
+        return (!url.is_http())
+            .then_some("an HTTP request can only go to an http:// or https:// endpoint");
+    }
+    match (protocol, url.scheme()) {
+        ("tcp", "tcp") | ("tls", "tls") => None,
+        ("tcp", _) => Some("a TCP connection can only go to a tcp:// endpoint"),
+        ("tls", _) => Some("a TLS connection can only go to a tls:// endpoint"),
+        (_, "tcp" | "tls") => None,
+        _ => Some("on_tcp_connect forwards the connection, so the target must be a tcp:// or tls:// endpoint"),
     }
 }
 

@@ -36,6 +36,7 @@ mod rate_limit;
 mod redirect;
 mod respond;
 mod restrict_ips;
+mod terminate_tls;
 mod vars;
 mod verify_webhook;
 
@@ -63,6 +64,7 @@ use redirect::{Redirect, UrlRewrite};
 use respond::{CustomResponse, Deny};
 use restrict_ips::RestrictIps;
 use std::sync::LazyLock;
+use terminate_tls::TerminateTlsAction as TerminateTls;
 use vars::{Log, SetVars};
 use verify_webhook::VerifyWebhook;
 
@@ -100,6 +102,11 @@ const REQ: &[Phase] = &[Phase::Request];
 const RES: &[Phase] = &[Phase::Response];
 const BOTH: &[Phase] = &[Phase::Request, Phase::Response];
 const EVENT: &[Phase] = &[Phase::EventStream];
+/// on_tcp_connect and on_http_request (deny, close-connection, restrict-ips, forward-internal).
+const CONN_REQ: &[Phase] = &[Phase::TcpConnect, Phase::Request];
+/// Every phase with rules of their own (set-vars, log).
+const CONN_BOTH: &[Phase] = &[Phase::TcpConnect, Phase::Request, Phase::Response];
+const CONN: &[Phase] = &[Phase::TcpConnect];
 
 /// Every supported type, in the order the unknown-type message lists them.
 const TYPES: &[Type] = &[
@@ -112,11 +119,13 @@ const TYPES: &[Type] = &[
     Type::new("custom-response", BOTH, "custom_response", |cx, c| {
         boxed(CustomResponse::compile(cx, c))
     }),
-    Type::new("deny", REQ, "deny", |cx, c| boxed(Deny::compile(cx, c))),
-    Type::new("close-connection", REQ, "close_connection", |cx, c| {
+    Type::new("deny", CONN_REQ, "deny", |cx, c| {
+        boxed(Deny::compile(cx, c))
+    }),
+    Type::new("close-connection", CONN_REQ, "close_connection", |cx, c| {
         boxed(CloseConnection::compile(cx, c))
     }),
-    Type::new("forward-internal", REQ, "forward_internal", |cx, c| {
+    Type::new("forward-internal", CONN_REQ, "forward_internal", |cx, c| {
         boxed(ForwardInternal::compile(cx, c))
     }),
     Type::new("redirect", REQ, "redirect", |cx, c| {
@@ -128,7 +137,7 @@ const TYPES: &[Type] = &[
     Type::new("basic-auth", REQ, "basic_auth", |cx, c| {
         boxed(BasicAuth::compile(cx, c))
     }),
-    Type::new("restrict-ips", REQ, "restrict_ips", |cx, c| {
+    Type::new("restrict-ips", CONN_REQ, "restrict_ips", |cx, c| {
         boxed(RestrictIps::compile(cx, c))
     }),
     Type::new("rate-limit", REQ, "rate_limit", |cx, c| {
@@ -137,10 +146,10 @@ const TYPES: &[Type] = &[
     Type::new("circuit-breaker", REQ, "circuit_breaker", |cx, c| {
         boxed(CircuitBreaker::compile(cx, c))
     }),
-    Type::new("set-vars", BOTH, "set_vars", |cx, c| {
+    Type::new("set-vars", CONN_BOTH, "set_vars", |cx, c| {
         boxed(SetVars::compile(cx, c))
     }),
-    Type::new("log", BOTH, "log", |cx, c| boxed(Log::compile(cx, c))),
+    Type::new("log", CONN_BOTH, "log", |cx, c| boxed(Log::compile(cx, c))),
     Type::new("compress-response", RES, "compress", |cx, c| {
         boxed(CompressResponse::compile(cx, c))
     }),
@@ -177,6 +186,9 @@ const TYPES: &[Type] = &[
     Type::new("oidc", REQ, "oidc", |cx, c| {
         boxed(Login::compile(cx, c, true))
     }),
+    Type::new("terminate-tls", CONN, "terminate_tls", |cx, c| {
+        boxed(TerminateTls::compile(cx, c))
+    }),
 ];
 
 /// Types that always end the phase they run in, so an action after one in the same rule could
@@ -197,7 +209,7 @@ pub(crate) fn always_ends(node: &Node) -> Option<&str> {
 }
 
 /// ngrok action types Sluice does not implement yet.
-const NOT_YET: &[&str] = &["terminate-tls"];
+const NOT_YET: &[&str] = &[];
 
 /// ngrok action types Sluice refuses for a reason of its own, which the compile error gives.
 const UNAVAILABLE: &[(&str, &str)] = &[

@@ -6,7 +6,8 @@ use crate::cel::names::Names;
 use crate::cel::template::Template;
 use crate::codes;
 use crate::load::check::{string_list, Cx, Obj};
-use crate::run::outcome::Decision;
+use crate::phase::Phase;
+use crate::run::outcome::{ActionOutcome, Decision};
 use crate::run::state::RequestState;
 use cel::Value;
 use http::StatusCode;
@@ -150,5 +151,14 @@ impl RequestState {
     /// The restrict-ips decision (`Allow` or `Deny`), if one ran.
     pub fn ip_policy(&self) -> Option<Decision> {
         self.last_outcome("restrict-ips")
+    }
+
+    /// The last restrict-ips outcome of one phase, with whether it was enforced: for
+    /// on_tcp_connect, the decision `tcp_connection_closed` events carry.
+    pub fn ip_policy_in(&self, phase: Phase) -> Option<&ActionOutcome> {
+        self.outcomes
+            .iter()
+            .rev()
+            .find(|o| o.phase == phase && o.action == "restrict-ips")
     }
 }

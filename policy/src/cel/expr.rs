@@ -2,7 +2,7 @@
 
 use crate::cel::fast::{sole_var, Fast, StrVar};
 use crate::cel::functions;
-use crate::cel::names::{Names, MAPS};
+use crate::cel::names::{Names, MAPS, MESSAGE_FUNCTIONS, NO_MESSAGE};
 use crate::cel::types::{self, Ty};
 use crate::cel::vars::Scope;
 use crate::phase::Phase;
@@ -123,6 +123,15 @@ impl Expr {
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The string the expression is, when it is a string literal (also after `secrets.get`
+    /// was resolved into one at load).
+    pub fn literal_str(&self) -> Option<&str> {
+        match &self.ast.expr {
+            Ast::Literal(LiteralValue::String(s)) => Some(s.inner()),
+            _ => None,
+        }
     }
 
     /// The string variable the expression is, when it is just one (`${conn.client_ip}`).
@@ -303,6 +312,10 @@ fn walk_call(
             && !functions::is_known(name)
         {
             problems.push(format!("unknown function `{name}`"));
+        } else if !names.phase.has_message() && MESSAGE_FUNCTIONS.contains(&name) {
+            problems.push(format!(
+                "`{name}` is not available in on_tcp_connect: {NO_MESSAGE}"
+            ));
         } else if names.phase == Phase::Request
             && (name.contains("ResHeader") || name.contains("ResCookie"))
         {

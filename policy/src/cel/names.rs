@@ -47,6 +47,41 @@ pub(crate) const LEAVES: &[&str] = &[
     "conn.server_port",
     "conn.ts.start",
     "conn.tls.version",
+    "conn.tls.sni",
+    "conn.tls.cipher_suite",
+    "conn.tls.negotiated_alpn",
+    "conn.tls.client.subject",
+    "conn.tls.client.subject.common_name",
+    "conn.tls.client.subject.country",
+    "conn.tls.client.subject.locality",
+    "conn.tls.client.subject.organization",
+    "conn.tls.client.subject.organizational_unit",
+    "conn.tls.client.subject.postal_code",
+    "conn.tls.client.subject.province",
+    "conn.tls.client.subject.street_address",
+    "conn.tls.client.issuer",
+    "conn.tls.client.issuer.common_name",
+    "conn.tls.client.issuer.country",
+    "conn.tls.client.issuer.locality",
+    "conn.tls.client.issuer.organization",
+    "conn.tls.client.issuer.organizational_unit",
+    "conn.tls.client.issuer.postal_code",
+    "conn.tls.client.issuer.province",
+    "conn.tls.client.issuer.street_address",
+    "conn.tls.client.san",
+    "conn.tls.client.san.dns_names",
+    "conn.tls.client.san.email_addresses",
+    "conn.tls.client.san.ip_addresses",
+    "conn.tls.client.san.uris",
+    "conn.tls.client.serial_number",
+    "conn.tls.client.signature_algorithm",
+    "conn.tls.client.validity.not_before",
+    "conn.tls.client.validity.not_after",
+    "conn.tls.client.pem",
+    "conn.tls.client.extensions",
+    "conn.server_ip",
+    "conn.bytes_in",
+    "conn.bytes_out",
     "conn.server_region",
     "conn.geo.city",
     "conn.geo.country",
@@ -129,6 +164,9 @@ pub(crate) enum NameError {
     /// A `res.*` variable in on_http_request.
     #[error("`{0}` is only available in on_http_response")]
     ResponseOnly(String),
+    /// A `req.*` or `res.*` variable in on_tcp_connect.
+    #[error("`{0}` is not available in on_tcp_connect: {NO_MESSAGE}")]
+    NoMessage(String),
     /// A variable the edge has no data for; the edge.yaml setting that gives it.
     #[error("`{var}` needs data this edge does not have: set `{setting}` in edge.yaml")]
     NotSupplied {
@@ -158,6 +196,7 @@ impl Names<'_> {
                 }
                 _ => Ok(()),
             },
+            "req" | "res" if !self.phase.has_message() => Err(NameError::NoMessage(full)),
             "res" if self.phase == Phase::Request => Err(NameError::ResponseOnly(full)),
             "req" | "res" | "conn" | "endpoint" | "time" => {
                 let dotted = format!("{full}.");
@@ -177,6 +216,31 @@ impl Names<'_> {
             other => Err(NameError::Unknown(other.to_string())),
         }
     }
+}
+
+/// Why on_tcp_connect has no `req.*` / `res.*`, for the load's messages.
+pub(crate) const NO_MESSAGE: &str = "the phase runs once per connection, before any HTTP \
+    request is read, so only conn.*, endpoint.*, time.*, vars.* and actions.ngrok.* exist there";
+
+/// ngrok's functions that read the HTTP request or response, refused in on_tcp_connect.
+pub(crate) const MESSAGE_FUNCTIONS: &[&str] = &[
+    "hasReqHeader",
+    "getReqHeader",
+    "hasResHeader",
+    "getResHeader",
+    "hasQueryParam",
+    "getQueryParam",
+    "hasReqCookie",
+    "getReqCookie",
+    "hasResCookie",
+    "getResCookie",
+];
+
+/// Whether a name the interpreter resolves belongs to the HTTP message: `req`, `res`, their
+/// fields, and the special names of the functions above.
+pub(crate) fn reads_message(name: &str) -> bool {
+    let root = name.split('.').next().unwrap_or_default();
+    root == "req" || root == "res" || name.starts_with('\0')
 }
 
 /// Special names the ngrok functions look single entries up by: not valid CEL names.

@@ -86,6 +86,20 @@ impl Template {
         }
     }
 
+    /// The text when the template depends on nothing of a request: literal text, secrets and
+    /// `${secrets.get(...)}` (resolved at load). `None` when some part reads a variable.
+    pub fn constant(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => out.push_str(s),
+                Part::Secret(s) => out.push_str(s.expose()),
+                Part::Expr(e) => out.push_str(e.literal_str()?),
+            }
+        }
+        Some(out)
+    }
+
     /// The single expression when the template is exactly `${expr}`.
     pub fn sole_expr(&self) -> Option<&Expr> {
         match self.parts.as_slice() {

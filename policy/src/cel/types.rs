@@ -79,7 +79,8 @@ fn variable(name: &str) -> Ty {
     let cookie = || Box::new(Ty::List(Box::new(Ty::Map(Box::new(Ty::Dyn)))));
     match name {
         "req.content_length" | "res.content_length" | "res.status_code" | "req.url.port"
-        | "conn.client_port" | "conn.server_port" | "endpoint.port" => Ty::Int,
+        | "conn.client_port" | "conn.server_port" | "endpoint.port" | "conn.bytes_in"
+        | "conn.bytes_out" => Ty::Int,
         // http-request's retry_condition (the only expression that may name it).
         "attempts" => Ty::Int,
         "req.user_agent.is_bot"
@@ -91,7 +92,30 @@ fn variable(name: &str) -> Ty {
         "req.content_encoding" | "res.content_encoding" => Ty::List(Box::new(Ty::Str)),
         "req.content_type.parameters" | "res.content_type.parameters" => Ty::Map(Box::new(Ty::Str)),
         "req.cookies" | "res.cookies" => Ty::Map(cookie()),
-        "conn.tls.version" => Ty::Dyn, // null without TLS
+        // Null without TLS; the client certificate's validity, without one.
+        "conn.tls.version"
+        | "conn.tls.client.validity.not_before"
+        | "conn.tls.client.validity.not_after" => Ty::Dyn,
+        "conn.tls.client.extensions" => Ty::List(Box::new(Ty::Map(Box::new(Ty::Dyn)))),
+        n if n.starts_with("conn.tls.client.")
+            && [
+                ".country",
+                ".locality",
+                ".organization",
+                ".organizational_unit",
+                ".postal_code",
+                ".province",
+                ".street_address",
+                ".dns_names",
+                ".email_addresses",
+                ".ip_addresses",
+                ".uris",
+            ]
+            .iter()
+            .any(|s| n.ends_with(s)) =>
+        {
+            Ty::List(Box::new(Ty::Str))
+        }
         "req.method"
         | "req.version"
         | "req.host"
@@ -112,6 +136,18 @@ fn variable(name: &str) -> Ty {
         | "res.content_type.raw"
         | "res.location"
         | "conn.client_ip"
+        | "conn.server_ip"
+        | "conn.tls.sni"
+        | "conn.tls.cipher_suite"
+        | "conn.tls.negotiated_alpn"
+        | "conn.tls.client.subject"
+        | "conn.tls.client.subject.common_name"
+        | "conn.tls.client.issuer"
+        | "conn.tls.client.issuer.common_name"
+        | "conn.tls.client.san"
+        | "conn.tls.client.serial_number"
+        | "conn.tls.client.signature_algorithm"
+        | "conn.tls.client.pem"
         | "endpoint.id"
         | "endpoint.url"
         | "endpoint.host"

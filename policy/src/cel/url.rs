@@ -29,7 +29,7 @@ pub(crate) fn scheme<'a>(req: &'a dyn RequestHead, st: &'a RequestState) -> &'a 
     if matches!(st.endpoint.protocol.as_str(), "http" | "https") {
         return &st.endpoint.protocol;
     }
-    if st.conn.tls_version.is_some() {
+    if st.conn.tls.version.is_some() {
         "https"
     } else {
         "http"

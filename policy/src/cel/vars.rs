@@ -1,12 +1,13 @@
 //! The CEL variables of one request, resolved lazily: only names an expression uses are built.
 
-use crate::cel::names::{HAS, LEAVES, MAPS, QUERY_PARAM, REQ_COOKIE, REQ_HEADER, RES_HEADER};
+use crate::cel::names::{self, HAS, LEAVES, MAPS, QUERY_PARAM, REQ_COOKIE, REQ_HEADER, RES_HEADER};
 use crate::cel::url::{full_url, host, port, scheme, split_port};
 use crate::cel::values::{
     content_encoding, content_length, content_type_parameters, cookie, cookie_pairs, cookies,
     header_list, header_map, header_str, lower, media_type, pairs, query_params, set_cookies,
 };
-use crate::head::{RequestHead, ResponseHead};
+use crate::client_cert::ClientCertificate;
+use crate::head::{empty_request, RequestHead, ResponseHead};
 use crate::intel::Location;
 use crate::run::state::RequestState;
 use crate::user_agent::UserAgentFacts;
@@ -27,6 +28,9 @@ pub(crate) struct Scope<'a> {
     /// run is an empty map, not an error.
     results: &'static [&'static str],
     req_headers: OnceLock<Box<dyn Val>>,
+    /// Whether there is an HTTP message: false in on_tcp_connect, where `req.*` and `res.*`
+    /// are absent (the load refuses them too).
+    message: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -42,10 +46,22 @@ impl<'a> Scope<'a> {
             st,
             results,
             req_headers: OnceLock::new(),
+            message: true,
+        }
+    }
+
+    /// The variables of a connection without an HTTP message (on_tcp_connect).
+    pub fn connection(st: &'a RequestState, results: &'static [&'static str]) -> Self {
+        Self {
+            message: false,
+            ..Self::new(empty_request(), None, st, results)
         }
     }
 
     fn lookup<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        if !self.message && names::reads_message(name) {
+            return None;
+        }
         let req = self.req;
         let st = self.st;
         Some(match name {
@@ -115,10 +131,20 @@ impl<'a> Scope<'a> {
                     .collect(),
             ))),
             "conn.ts.start" => v(timestamp(st.conn.start)),
-            "conn.tls.version" => match &st.conn.tls_version {
+            "conn.tls.version" => match &st.conn.tls.version {
                 Some(t) => s(t),
                 None => CowVal::owned(CelNull),
             },
+            "conn.tls.sni" => s(st.conn.tls.sni.as_deref().unwrap_or("")),
+            "conn.tls.cipher_suite" => s(st.conn.tls.cipher_suite.as_deref().unwrap_or("")),
+            "conn.tls.negotiated_alpn" => s(st.conn.tls.negotiated_alpn.as_deref().unwrap_or("")),
+            "conn.server_ip" => v(st
+                .conn
+                .server_ip
+                .map_or_else(String::new, |ip| ip.to_string())
+                .into()),
+            "conn.bytes_in" => CowVal::owned(CelInt::from(count(st.conn.bytes_in))),
+            "conn.bytes_out" => CowVal::owned(CelInt::from(count(st.conn.bytes_out))),
             "endpoint.id" => s(&st.endpoint.id),
             "endpoint.url" => s(&st.endpoint.url),
             "endpoint.host" => s(&st.endpoint.host),
@@ -147,6 +173,13 @@ impl<'a> Scope<'a> {
     }
 
     fn lookup_prefixed<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        if let Some(field) = name.strip_prefix("conn.tls.client.") {
+            let cert = self.st.conn.tls.client_certificate.as_deref();
+            return cert
+                .unwrap_or(ClientCertificate::none())
+                .field(field)
+                .map(v);
+        }
         if let Some(field) = name.strip_prefix("req.user_agent.") {
             return user_agent_field(self.user_agent(), field);
         }
@@ -348,6 +381,11 @@ fn v<'b>(x: Value) -> CowVal<'b, 'b> {
 
 fn st_value<'b>(x: Value) -> Option<CowVal<'b, 'b>> {
     Some(v(x))
+}
+
+/// A byte count as a CEL int (saturating: no connection moves 2^63 bytes).
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A CEL timestamp, in UTC.

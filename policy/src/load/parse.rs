@@ -16,6 +16,7 @@ use crate::secrets::{LoadEnv, Resolver, Secret};
 #[derive(Debug)]
 pub struct Policy {
     pub(crate) origin: String,
+    pub(crate) tcp_connect: Vec<Rule>,
     pub(crate) request: Vec<Rule>,
     pub(crate) response: Vec<Rule>,
     pub(crate) event_stream: Vec<Rule>,
@@ -23,6 +24,8 @@ pub struct Policy {
     pub(crate) wanted: Wanted,
     /// Where on_http_request starts (else the document), for [`Policy::check_answers`].
     pub(crate) request_pos: Option<Pos>,
+    /// Where each phase the document has starts, for [`Policy::check_protocol`].
+    pub(crate) phase_pos: Vec<(Phase, Option<Pos>)>,
     /// The secrets it resolved while compiling, redacted from what the engine reports.
     pub(crate) secrets: Vec<Secret>,
 }
@@ -94,11 +97,13 @@ impl Policy {
     pub(crate) fn compile(cx: &mut Cx, root: &Node, origin: &str) -> Self {
         let mut policy = Self {
             origin: origin.to_string(),
+            tcp_connect: Vec::new(),
             request: Vec::new(),
             response: Vec::new(),
             event_stream: Vec::new(),
             wanted: Wanted::default(),
             request_pos: root.pos,
+            phase_pos: Vec::new(),
             secrets: Vec::new(),
         };
         if root.kind == node::Kind::Null {
@@ -107,25 +112,25 @@ impl Policy {
         let Some(obj) = Obj::open(cx, root, "", PHASES) else {
             return policy;
         };
-        if let Some((n, p)) = obj.get("on_tcp_connect") {
-            cx.err(
-                &p,
-                n.pos,
-                "on_tcp_connect is not supported: Sluice has no TCP endpoints yet",
-            );
-        }
-        for phase in [Phase::Request, Phase::Response, Phase::EventStream] {
+        for phase in [
+            Phase::TcpConnect,
+            Phase::Request,
+            Phase::Response,
+            Phase::EventStream,
+        ] {
             let Some((n, p)) = obj.get(phase.key()) else {
                 continue;
             };
             if phase == Phase::Request {
                 policy.request_pos = n.pos;
             }
+            policy.phase_pos.push((phase, n.pos));
             let rules: Vec<Rule> = list(cx, n, &p, None)
                 .into_iter()
                 .filter_map(|(rn, rp)| compile_rule(cx, rn, &rp, phase, origin))
                 .collect();
             match phase {
+                Phase::TcpConnect => policy.tcp_connect = rules,
                 Phase::Request => policy.request = rules,
                 Phase::Response => policy.response = rules,
                 Phase::EventStream => policy.event_stream = rules,
@@ -175,8 +180,47 @@ impl Policy {
         })
     }
 
+    /// For an endpoint of `protocol` (`http`, `https`, `tcp`, `tls`; `internal` for one
+    /// reached only by forward-internal): an error located at a phase that could never run
+    /// there. A TCP or TLS endpoint carries no HTTP, so it has no HTTP phases (ngrok's
+    /// ERR_NGROK_2230); an internal HTTP endpoint receives forwarded requests, never a
+    /// connection of its own, so it has no on_tcp_connect (ngrok's ERR_NGROK_2262).
+    pub fn check_protocol(&self, protocol: &str, internal: bool) -> Result<(), PolicyError> {
+        let tcp = matches!(protocol, "tcp" | "tls");
+        let refused = self.phase_pos.iter().find(|(phase, _)| {
+            let rules = !self.rules(*phase).is_empty();
+            rules
+                && if tcp {
+                    phase.has_message()
+                } else {
+                    internal && *phase == Phase::TcpConnect
+                }
+        });
+        let Some((phase, pos)) = refused else {
+            return Ok(());
+        };
+        let message = if tcp {
+            format!(
+                "a {protocol} endpoint carries no HTTP, so {phase} never runs there: only \
+                 on_tcp_connect applies (ngrok's ERR_NGROK_2230)"
+            )
+        } else {
+            "an internal HTTP endpoint receives forwarded requests, never a connection of its \
+             own, so on_tcp_connect never runs there; use a TCP or TLS endpoint (ngrok's \
+             ERR_NGROK_2262)"
+                .to_string()
+        };
+        Err(PolicyError {
+            origin: self.origin.clone(),
+            pos: *pos,
+            path: phase.key().to_string(),
+            message,
+        })
+    }
+
     pub(crate) fn rules(&self, phase: Phase) -> &[Rule] {
         match phase {
+            Phase::TcpConnect => &self.tcp_connect,
             Phase::Request => &self.request,
             Phase::Response => &self.response,
             Phase::EventStream => &self.event_stream,

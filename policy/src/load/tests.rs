@@ -38,18 +38,113 @@ inbound: []
 }
 
 #[test]
-fn tcp_phase_and_unsupported_actions_are_explained() {
-    let errs = errors("on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: terminate-tls, config: {}}]}]");
-    assert!(
-        errs[0].contains(
-            "on_tcp_connect: on_tcp_connect is not supported: Sluice has no TCP endpoints yet"
+fn on_tcp_connect_loads_its_actions_and_refuses_the_others() {
+    let p = crate::Policy::parse(
+        r#"on_tcp_connect:
+  - expressions: ["conn.client_ip == '10.0.0.1' && endpoint.protocol == 'tcp' && vars.x == null"]
+    actions:
+      - type: restrict-ips
+        config: {allow: [10.0.0.0/8]}
+      - type: set-vars
+        config: {vars: [{tier: "${conn.tls.sni}"}]}
+      - type: log
+        config: {metadata: {ip: "${conn.client_ip}"}}
+      - type: terminate-tls
+      - type: forward-internal
+        config: {url: "tls://db.internal:5432", on_error: continue}
+  - actions: [{type: close-connection}]
+  - actions: [{type: deny}]
+"#,
+        "test.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.rules(crate::Phase::TcpConnect).len(), 3);
+    for (action, config) in [
+        ("custom-response", ""),
+        ("redirect", ", config: {to: /x}"),
+        ("basic-auth", ", config: {credentials: ['a:bcdefghi']}"),
+        (
+            "rate-limit",
+            ", config: {name: x, capacity: 1, rate: 60s, bucket_key: [conn.client_ip]}",
         ),
-        "{errs:?}"
+        ("url-rewrite", ", config: {from: a, to: b}"),
+    ] {
+        let errs = errors(&format!(
+            "on_tcp_connect: [{{actions: [{{type: {action}{config}}}]}}]"
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains(&format!(
+                "on_tcp_connect[0].actions[0].type: action `{action}` is not allowed in on_tcp_connect, only in"
+            )),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn phases_are_checked_against_the_endpoint_protocol() {
+    let p = crate::Policy::parse(
+        "on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: [{actions: [{type: deny}]}]\n",
+        "p.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.check_protocol("https", false).is_ok());
+    let e = p.check_protocol("tcp", false).unwrap_err().to_string();
+    assert!(
+        e.starts_with("p.yml:2:18: on_http_request: a tcp endpoint carries no HTTP, so on_http_request never runs there"),
+        "{e}"
+    );
+    let e = p.check_protocol("https", true).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "p.yml:1:17: on_tcp_connect: an internal HTTP endpoint receives forwarded requests"
+        ),
+        "{e}"
+    );
+    let tcp_only = crate::Policy::parse(
+        "on_tcp_connect: [{actions: [{type: deny}]}]\non_http_request: []",
+        "p.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(tcp_only.check_protocol("tls", true).is_ok());
+}
+
+#[test]
+fn on_tcp_connect_refuses_what_reads_the_request_or_response() {
+    for (expr, name) in [
+        ("req.method == 'GET'", "`req.method`"),
+        ("res.status_code == 200", "`res.status_code`"),
+        ("'x' in req.headers", "`req.headers`"),
+        ("size(req) > 0", "`req`"),
+        ("getQueryParam('a') == ['b']", "`getQueryParam`"),
+        ("hasResCookie('sid')", "`hasResCookie`"),
+    ] {
+        let errs = errors(&format!(
+            "on_tcp_connect: [{{expressions: [\"{expr}\"], actions: [{{type: deny}}]}}]"
+        ));
+        assert_eq!(errs.len(), 1, "{expr}: {errs:?}");
+        assert!(
+            errs[0].contains(&format!(
+                "{name} is not available in on_tcp_connect: the phase runs once per connection"
+            )),
+            "{expr}: {errs:?}"
+        );
+    }
+    // The same in a template.
+    let errs = errors(
+        "on_tcp_connect: [{actions: [{type: set-vars, config: {vars: [{a: '${req.host}'}]}}]}]",
     );
     assert!(
-        errs[1].contains("action type `terminate-tls` is not supported by Sluice yet"),
+        errs[0].contains("`req.host` is not available in on_tcp_connect"),
         "{errs:?}"
     );
+    // The TLS facts are variables of every phase.
+    crate::Policy::parse(
+        "on_http_request: [{expressions: [\"conn.tls.client.subject.common_name == 'a' && 'x' in conn.tls.client.san.dns_names && conn.bytes_in >= 0 && conn.server_ip != ''\"], actions: [{type: deny}]}]",
+        "test.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Offline evaluation of one request, for `agent policy test FILE --request 'GET /path' -H 'k: v'`.
 //! The report shows `<secret>` wherever a value the policy read with `secrets.get` appears.
 
-use crate::run::engine::{Engine, RequestVerdict, ResponseVerdict};
+use crate::run::engine::{ConnectVerdict, Engine, RequestVerdict, ResponseVerdict};
 use crate::run::facts::{ConnInfo, EndpointInfo};
 use crate::run::outcome::{ActionOutcome, TraceEntry};
 use crate::secrets::REDACTED;
@@ -139,12 +139,12 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
         port: if scheme == "https" { 443 } else { 80 },
         protocol: scheme.clone(),
     });
-    let conn = ConnInfo {
-        client_addr: SocketAddr::new(req.client_ip, 50_000),
-        server_port: endpoint.port,
-        start: SystemTime::now(),
-        tls_version: (scheme == "https").then(|| "1.3".to_string()),
-    };
+    let mut conn = ConnInfo::new(
+        SocketAddr::new(req.client_ip, 50_000),
+        endpoint.port,
+        SystemTime::now(),
+    );
+    conn.tls.version = (scheme == "https").then(|| "1.3".to_string());
     let mut st = engine.new_request(conn, endpoint);
     st.enable_trace();
     let request = format!(
@@ -164,12 +164,21 @@ pub fn run(engine: &Engine, req: &DryRunRequest) -> Result<DryRunReport, DryRunE
         forwarded_to: None,
         closed: false,
     };
-    let verdict = engine.on_http_request(&mut st, &mut parts);
+    // The connection phase first, as the edge runs it: a closed or forwarded connection
+    // never reaches the HTTP phases.
+    let verdict = match engine.on_tcp_connect(&mut st) {
+        ConnectVerdict::Continue { .. } => engine.on_http_request(&mut st, &mut parts),
+        ConnectVerdict::Close => RequestVerdict::Close,
+        ConnectVerdict::Forward(url) => {
+            report.forwarded_to = Some(engine.redact(url.to_string()));
+            RequestVerdict::Close
+        }
+    };
     if let RequestVerdict::Forward(url) = &verdict {
         report.forwarded_to = Some(engine.redact(url.to_string()));
     }
     match verdict {
-        RequestVerdict::Close => report.closed = true,
+        RequestVerdict::Close => report.closed = report.forwarded_to.is_none(),
         RequestVerdict::Respond(r) => report.response = Some(summarize(engine, r)),
         RequestVerdict::Continue | RequestVerdict::Forward(_) => {
             report.upstream_request = Some((

@@ -2,7 +2,6 @@
 
 use crate::actions::action::{Exec, Flow, Msg};
 use crate::actions::result_keys;
-use crate::cel::vars::Scope;
 use crate::cel::wanted::Wanted;
 use crate::forward::{InternalEndpoints, InternalUrl};
 use crate::head::{RequestHead, ResponseHead};
@@ -18,6 +17,7 @@ use crate::run::services::Services;
 use crate::run::sse::{EventFramer, Piece, SseEvent};
 use crate::run::state::RequestState;
 use crate::secrets::{redact, Secret};
+use crate::tls::TerminateTls;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::Response;
@@ -40,6 +40,24 @@ pub enum RequestVerdict {
     /// Close the client's connection without a response (close-connection); no response
     /// phase runs.
     Close,
+}
+
+/// What to do with a client connection after on_tcp_connect.
+#[derive(Debug)]
+pub enum ConnectVerdict {
+    /// Go on: proxy the connection (TCP, TLS) or read HTTP from it. With `terminate_tls`, the
+    /// edge terminates TLS with those settings first (the last terminate-tls that ran).
+    Continue {
+        /// terminate-tls's settings, when one ran.
+        terminate_tls: Option<Arc<TerminateTls>>,
+    },
+    /// Close the connection without sending a byte: deny, close-connection, a refused
+    /// restrict-ips, or an action that failed (a forward-internal that halts, an
+    /// interpolation error; the reason is in [`RequestState::errors`] and the outcomes).
+    Close,
+    /// Hand the connection to this internal endpoint (forward-internal to a `tcp://` or
+    /// `tls://` URL), whose own on_tcp_connect runs next.
+    Forward(InternalUrl),
 }
 
 /// How a phase ended early.
@@ -171,6 +189,46 @@ impl Engine {
         );
         st.facts.edge.clone_from(&self.facts);
         st
+    }
+
+    /// Whether some layer has on_tcp_connect rules: without any,
+    /// [`Engine::on_tcp_connect_async`] always continues and the edge may skip it.
+    pub fn has_tcp_connect_rules(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| !l.rules(Phase::TcpConnect).is_empty())
+    }
+
+    /// Runs on_tcp_connect on a new connection's state (before anything is read from the
+    /// client), without the edge's services (forward-internal reports a well-formed target
+    /// unchecked); the edge uses [`Engine::on_tcp_connect_async`]. The same state then goes
+    /// on to on_http_request on HTTP endpoints: the variables set here are visible to every
+    /// later phase, and the TLS facts the edge learns afterwards are given with
+    /// [`RequestState::set_tls`].
+    pub fn on_tcp_connect(&self, st: &mut RequestState) -> ConnectVerdict {
+        ready(self.connect_dyn(st, &Services::default()))
+    }
+
+    /// [`Engine::on_tcp_connect`] with the edge's services: forward-internal checks its
+    /// target in the endpoint's namespace.
+    pub async fn on_tcp_connect_async(&self, st: &mut RequestState) -> ConnectVerdict {
+        self.connect_dyn(st, &self.services).await
+    }
+
+    async fn connect_dyn(&self, st: &mut RequestState, services: &Services) -> ConnectVerdict {
+        let end = self
+            .run_phase(Phase::TcpConnect, st, &mut Msg::Conn, services)
+            .await;
+        st.conn_vars.clone_from(&st.vars);
+        match end {
+            None => ConnectVerdict::Continue {
+                terminate_tls: st.terminate_tls(),
+            },
+            Some(End::Forward(url)) => ConnectVerdict::Forward(url),
+            // A connection has no response to send: deny, a refused check and a failure
+            // all close it.
+            Some(End::Respond(_) | End::Close) => ConnectVerdict::Close,
+        }
     }
 
     /// Runs on_http_request. On [`RequestVerdict::Respond`] the response phase has already run
@@ -357,11 +415,7 @@ impl Engine {
     /// Whether every expression of `rule` is true (errors are recorded and count as false).
     fn rule_matches(&self, phase: Phase, rule: &Rule, st: &mut RequestState, msg: &Msg) -> bool {
         for e in &rule.expressions {
-            let scope = match msg {
-                Msg::Req(r) => Scope::new(&**r, None, st, result_keys()),
-                Msg::Res(q, r) => Scope::new(*q, Some(&**r), st, result_keys()),
-                Msg::Event(q, r, _) => Scope::new(*q, Some(*r), st, result_keys()),
-            };
+            let scope = msg.scope(st, result_keys());
             let result = e.eval_bool(&scope);
             drop(scope);
             match result {
@@ -393,8 +447,9 @@ impl Engine {
         msg: &mut Msg<'_>,
         services: &Services,
     ) -> Option<End> {
-        // Variables are scoped to the phase.
-        st.vars.clear();
+        // Variables are scoped to the phase, apart from those of on_tcp_connect, which the
+        // connection's later phases start with.
+        st.vars.clone_from(&st.conn_vars);
         for rule in self.layers.iter().flat_map(|l| l.rules(phase)) {
             if !self.rule_matches(phase, rule, st, msg) {
                 continue;

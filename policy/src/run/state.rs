@@ -8,7 +8,7 @@
 use crate::intel::FactCache;
 use crate::phase::Phase;
 use crate::run::body::{BodyTransform, Chain};
-use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo};
+use crate::run::facts::{canonical_ip, ConnInfo, EndpointInfo, TlsInfo};
 use crate::run::outcome::{ActionOutcome, Decision, TraceEntry};
 use crate::run::scratch::Scratch;
 use crate::run::sse::EventFramer;
@@ -30,6 +30,8 @@ pub struct RequestState {
     pub(crate) endpoint: Arc<EndpointInfo>,
     pub(crate) now: SystemTime,
     pub(crate) vars: BTreeMap<String, Value>,
+    /// The variables on_tcp_connect set: every later phase on this state starts with them.
+    pub(crate) conn_vars: BTreeMap<String, Value>,
     pub(crate) results: Vec<(&'static str, Value)>,
     /// Names only one expression sees, set while it is evaluated (http-request's
     /// `retry_condition` reads `attempts` and `last_attempt`); see `Names::locals`.
@@ -72,6 +74,7 @@ impl RequestState {
             endpoint,
             now,
             vars: BTreeMap::new(),
+            conn_vars: BTreeMap::new(),
             results: Vec::new(),
             locals: Vec::new(),
             logs: Vec::new(),
@@ -142,6 +145,24 @@ impl RequestState {
     /// `on_http_request`. Without it they see an empty body.
     pub fn set_request_body(&mut self, body: Bytes) {
         self.request_body = Some(body);
+    }
+
+    /// Gives the connection's TLS facts once the edge knows them (after terminating TLS,
+    /// between [`Engine::on_tcp_connect`](crate::Engine::on_tcp_connect) and
+    /// `on_http_request`): later phases read them as `conn.tls.*`.
+    pub fn set_tls(&mut self, tls: TlsInfo) {
+        self.conn.tls = tls;
+    }
+
+    /// Updates `conn.bytes_in` / `conn.bytes_out` (bytes from and to the client so far).
+    pub fn set_byte_counts(&mut self, bytes_in: u64, bytes_out: u64) {
+        self.conn.bytes_in = bytes_in;
+        self.conn.bytes_out = bytes_out;
+    }
+
+    /// The connection facts the engine evaluates with.
+    pub fn conn(&self) -> &ConnInfo {
+        &self.conn
     }
 
     /// Runtime problems (expressions that failed to evaluate); such a rule does not match.

@@ -1,28 +1,12 @@
 //! forward-internal, run through the engine with a namespace of online internal endpoints.
 
-use crate::forward::{ForwardError, InternalEndpoints, InternalUrl};
 use crate::load::parse::Policy;
 use crate::run::engine::{ready, Engine, RequestVerdict};
 use crate::testutil::*;
 use crate::Decision;
-use std::sync::Arc;
 
-/// The internal endpoints online in the caller's namespace.
-struct Online(&'static [&'static str]);
-
-impl InternalEndpoints for Online {
-    fn check(&self, target: &InternalUrl) -> Result<(), ForwardError> {
-        let url = target.to_string();
-        if self.0.contains(&url.as_str()) {
-            Ok(())
-        } else {
-            Err(ForwardError::NotFound(url))
-        }
-    }
-}
-
-fn forwarding(yaml: &str, online: &'static [&'static str]) -> Engine {
-    engine(yaml).with_internal_endpoints(Arc::new(Online(online)))
+fn forwarding(yaml: &str, urls: &'static [&'static str]) -> Engine {
+    engine(yaml).with_internal_endpoints(online(urls))
 }
 
 fn verdict(e: &Engine, path: &str) -> (RequestVerdict, crate::RequestState) {

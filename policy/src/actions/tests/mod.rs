@@ -14,5 +14,7 @@ mod rate_limit;
 mod redirect;
 mod respond;
 mod restrict_ips;
+mod tcp_connect;
+mod terminate_tls;
 mod vars;
 mod verify_webhook;
