@@ -8,6 +8,8 @@ use sluice_e2e::upstream::{tcp_echo, tcp_reply_after_eof};
 use sluice_e2e::{
     closed_port, tcp_port_range, within, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN,
 };
+use sluice_edge::EventDestination;
+use sluice_proto::control::{PolicyKind, PolicySource};
 use sluice_proto::error_code::ErrorCode;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -188,5 +190,108 @@ async fn a_stopped_agent_frees_its_port_within_a_second() -> anyhow::Result<()> 
         TcpStream::connect(addr).await.err().map(|_| ())
     })
     .await?;
+    Ok(())
+}
+
+/// A policy layer from YAML text.
+fn policy(text: &str) -> PolicySource {
+    PolicySource {
+        origin: "tcp-policy.yml".into(),
+        kind: PolicyKind::Document,
+        text: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn restrict_ips_on_connect_closes_with_no_bytes_and_the_event_says_so() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let events = dir.path().join("events.jsonl");
+    let range = tcp_port_range(20)?;
+    let file = EventDestination::events_file(events.to_str().expect("utf8"));
+    let edge = TestEdge::start_with(|c| {
+        c.tcp_ports = Some(range);
+        c.event_destinations = vec![file];
+    })
+    .await?;
+    let echo = tcp_echo().await?;
+    let mut config = edge.tcp_agent_config(TOKEN, "tcp://", echo.addr);
+    config.endpoints[0].policies = vec![policy(
+        "on_tcp_connect:\n  - actions:\n      - type: restrict-ips\n        config: {allow: [192.0.2.0/24]}\n",
+    )];
+    let refused = TestAgent::start(config).await?;
+    let mut allowed_config = edge.tcp_agent_config(TOKEN, "tcp://", echo.addr);
+    allowed_config.endpoints[0].policies = vec![policy(
+        "on_tcp_connect:\n  - actions:\n      - type: restrict-ips\n        config: {allow: [127.0.0.0/8]}\n",
+    )];
+    let allowed = TestAgent::start(allowed_config).await?;
+
+    let mut client = TcpStream::connect(address(refused.url())?).await?;
+    let _ = client.write_all(b"let me in").await;
+    let mut got = Vec::new();
+    let read = within(
+        Duration::from_secs(5),
+        "the close",
+        client.read_to_end(&mut got),
+    )
+    .await?;
+    assert!(got.is_empty(), "{read:?} {got:?}");
+
+    let mut client = TcpStream::connect(address(allowed.url())?).await?;
+    client.write_all(b"ping").await?;
+    client.shutdown().await?;
+    let mut echoed = Vec::new();
+    within(
+        Duration::from_secs(5),
+        "the echo",
+        client.read_to_end(&mut echoed),
+    )
+    .await??;
+    assert_eq!(echoed, b"ping");
+
+    let port = |url: &str| address(url).map(|a| a.port());
+    let (refused_port, allowed_port) = (port(refused.url())?, port(allowed.url())?);
+    let lines = sluice_e2e::eventually(Duration::from_secs(5), "both events", || async {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| e["event_type"] == "tcp_connection_closed.v0")
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await?;
+    let by_port = |p: u16| {
+        lines
+            .iter()
+            .find(|e| e["object"]["conn"]["server_port"] == p)
+            .unwrap_or_else(|| panic!("no event for port {p}: {lines:#?}"))
+    };
+    let blocked = &by_port(refused_port)["object"];
+    assert_eq!(blocked["ip_policy"]["decision"], "block", "{blocked}");
+    assert_eq!(blocked["conn"]["bytes_out"], 0, "{blocked}");
+    assert_eq!(blocked["sluice"]["outcome"], "policy_closed", "{blocked}");
+    let passed = &by_port(allowed_port)["object"];
+    assert_eq!(passed["ip_policy"]["decision"], "allow", "{passed}");
+    assert_eq!(passed["conn"]["bytes_in"], 4, "{passed}");
+    assert_eq!(passed["conn"]["bytes_out"], 4, "{passed}");
+    assert_eq!(passed["conn"]["client_ip"], "127.0.0.1", "{passed}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_http_phase_on_a_tcp_endpoint_is_refused_before_it_goes_online() -> anyhow::Result<()> {
+    let edge = tcp_edge(20).await?;
+    let echo = tcp_echo().await?;
+    let mut config = edge.tcp_agent_config(TOKEN, "tcp://", echo.addr);
+    config.endpoints[0].policies = vec![policy("on_http_request:\n  - actions: [{type: deny}]\n")];
+    let Launch::Exited(Err(e)) = TestAgent::launch(config).await? else {
+        anyhow::bail!("a tcp:// endpoint came online with an on_http_request rule");
+    };
+    let shown = e.to_string();
+    assert!(
+        shown.contains(&ErrorCode::PolicyInvalid.to_string()) && shown.contains("on_http_request"),
+        "{shown}"
+    );
     Ok(())
 }

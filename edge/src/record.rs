@@ -51,3 +51,34 @@ pub struct RequestRecord<'a> {
     /// Why pingora ended the request with an error, if it did.
     pub error: Option<String>,
 }
+
+/// One finished connection to a TCP endpoint, read by the metrics and the event export
+/// (`tcp_connection_closed.v0`).
+pub struct ConnectionRecord<'a> {
+    /// Edge-assigned connection id (`conn_…`).
+    pub connection_id: &'a str,
+    /// The endpoint's URL (`tcp://DOMAIN:PORT`), the bounded `endpoint` metric label: one
+    /// per port of the operator's `tcp_ports` at most.
+    pub endpoint_url: &'a str,
+    /// The endpoint it reached, when one held the port.
+    pub endpoint: Option<&'a EndpointInfo>,
+    /// The agent session that carried it, when it reached an agent.
+    pub session_id: Option<&'a str>,
+    /// The client's address.
+    pub client_addr: SocketAddr,
+    /// The edge address the client connected to.
+    pub server_addr: SocketAddr,
+    /// When the connection was accepted.
+    pub start: SystemTime,
+    /// How long it lasted.
+    pub duration: Duration,
+    /// Bytes read from the client.
+    pub bytes_in: u64,
+    /// Bytes written to the client.
+    pub bytes_out: u64,
+    /// How it ended, a fixed word (`closed`, `policy_closed`, `no_endpoint`, `agent_gone`,
+    /// `upstream_unreachable`, `broken`): a bounded metric label.
+    pub outcome: &'static str,
+    /// The endpoint's on_tcp_connect run, when its policy has one.
+    pub policy: Option<&'a RequestState>,
+}

@@ -374,13 +374,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     }
     let acme_config = config.https.as_ref().and_then(|h| h.acme.clone());
     let routes: Arc<dyn RouteRegistry> = Arc::new(LocalRoutes::new());
+    let events = Arc::new(EventExport::start(&config.event_destinations, &metrics)?);
     let proxy_state = Arc::new(ProxyState {
         routes: routes.clone(),
         urls: urls.clone(),
         operators: operators.clone(),
         metrics: metrics.clone(),
         record_metrics: config.metrics_addr.is_some(),
-        events: EventExport::start(&config.event_destinations, &metrics)?,
+        events: events.clone(),
         redirect_http: config.https.as_ref().is_some_and(|h| h.redirect_http),
         acme_challenges: acme_config
             .as_ref()
@@ -393,6 +394,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let side = TcpSide(Arc::new(TcpState {
             routes: routes.clone(),
             stream_open_timeout: config.stream_open_timeout,
+            metrics: metrics.clone(),
+            events: events.clone(),
         }));
         Arc::new(TcpPorts::new(range, http_addr.ip(), Arc::new(side)))
     });

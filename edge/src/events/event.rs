@@ -2,7 +2,7 @@
 //! field names (docs/events.md) plus Sluice's own fields.
 
 use crate::ids::new_id;
-use crate::record::RequestRecord;
+use crate::record::{ConnectionRecord, RequestRecord};
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
 use sluice_policy::Decision;
@@ -10,6 +10,9 @@ use std::time::SystemTime;
 
 /// The event type of a completed HTTP request.
 pub const HTTP_REQUEST_COMPLETE: &str = "http_request_complete.v0";
+
+/// The event type of a finished connection to a TCP endpoint.
+pub const TCP_CONNECTION_CLOSED: &str = "tcp_connection_closed.v0";
 
 /// Header values never exported: credentials and session cookies.
 const REDACTED_HEADERS: &[&str] = &[
@@ -78,11 +81,52 @@ pub fn object(req: &RequestRecord<'_>) -> Value {
     Value::Object(obj)
 }
 
-/// Wraps an object (possibly narrowed by a field selection) in the envelope.
-pub fn envelope(event_id: &str, timestamp: SystemTime, object: Value) -> Value {
+/// The `tcp_connection_closed.v0` event's `object`: ngrok's fields, then Sluice's own.
+pub fn connection_object(conn: &ConnectionRecord<'_>) -> Value {
+    let end = conn.start + conn.duration;
+    let mut obj = Map::new();
+    obj.insert(
+        "conn".into(),
+        json!({
+            "bytes_in": conn.bytes_in,
+            "bytes_out": conn.bytes_out,
+            "client_ip": conn.client_addr.ip().to_string(),
+            "client_port": conn.client_addr.port(),
+            "server_ip": conn.server_addr.ip().to_string(),
+            "server_port": conn.server_addr.port(),
+            "server_name": conn.endpoint.map(|e| e.host.as_str()).unwrap_or_default(),
+            "start_ts": humantime::format_rfc3339_millis(conn.start).to_string(),
+            "end_ts": humantime::format_rfc3339_millis(end).to_string(),
+        }),
+    );
+    if let Some(policy) = conn.policy {
+        if let Some(decision) = policy.ip_policy() {
+            obj.insert(
+                "ip_policy".into(),
+                json!({ "decision": allow_or_block(decision) }),
+            );
+        }
+        obj.insert("traffic_policy".into(), json!({ "logs": policy.logs() }));
+    }
+    obj.insert(
+        "sluice".into(),
+        json!({
+            "connection_id": conn.connection_id,
+            "endpoint_id": conn.endpoint.map(|e| e.id.as_str()),
+            "endpoint_url": conn.endpoint_url,
+            "session_id": conn.session_id,
+            "outcome": conn.outcome,
+            "duration_ms": conn.duration.as_secs_f64() * 1000.0,
+        }),
+    );
+    Value::Object(obj)
+}
+
+/// Wraps an object (possibly narrowed by a field selection) in the envelope of `event_type`.
+pub fn envelope(event_type: &str, event_id: &str, timestamp: SystemTime, object: Value) -> Value {
     json!({
         "event_id": event_id,
-        "event_type": HTTP_REQUEST_COMPLETE,
+        "event_type": event_type,
         "event_timestamp": humantime::format_rfc3339_millis(timestamp).to_string(),
         "principal": null,
         "object": object,

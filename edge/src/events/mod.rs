@@ -12,7 +12,7 @@ pub mod http_sink;
 mod queue;
 
 use crate::metrics::EdgeMetrics;
-use crate::record::RequestRecord;
+use crate::record::{ConnectionRecord, RequestRecord};
 use config::{EventDestination, Sink};
 use filter::EventFilter;
 use queue::{Counters, Inbox};
@@ -86,7 +86,21 @@ impl EventExport {
         if self.destinations.is_empty() {
             return;
         }
-        let object = event::object(req);
+        self.offer(event::HTTP_REQUEST_COMPLETE, event::object(req));
+    }
+
+    /// Builds a finished TCP connection's event and offers it to every destination. Never
+    /// waits.
+    pub fn emit_connection(&self, conn: &ConnectionRecord<'_>) {
+        if self.destinations.is_empty() {
+            return;
+        }
+        self.offer(event::TCP_CONNECTION_CLOSED, event::connection_object(conn));
+    }
+
+    /// Offers an event's object to every destination whose filter accepts it, narrowed to
+    /// its fields.
+    fn offer(&self, event_type: &str, object: serde_json::Value) {
         let cel_object = self
             .destinations
             .iter()
@@ -105,7 +119,7 @@ impl EventExport {
             } else {
                 fields::select(&object, &d.fields)
             };
-            let line = event::envelope(&id, now, object).to_string();
+            let line = event::envelope(event_type, &id, now, object).to_string();
             match d.queue.try_send(line) {
                 Ok(()) => d.counters.queued.inc(),
                 Err(_) => d.counters.dropped.inc(),

@@ -26,7 +26,7 @@ pub struct ProxyState {
     /// Whether requests are counted (only when the metrics listener is on).
     pub record_metrics: bool,
     /// The event exporter (no destinations: nothing is built per request).
-    pub events: EventExport,
+    pub events: Arc<EventExport>,
     /// Plain-HTTP requests for https endpoints get a 308 to HTTPS instead of 404.
     pub redirect_http: bool,
     /// ACME HTTP-01 answers the edge serves on plain HTTP, when ACME is on.

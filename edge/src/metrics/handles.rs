@@ -3,7 +3,7 @@
 use super::labels;
 use super::quic::AgentLinks;
 use super::register::{counter_vec, gauge, opts};
-use crate::record::RequestRecord;
+use crate::record::{ConnectionRecord, RequestRecord};
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
@@ -37,6 +37,12 @@ pub struct EdgeMetrics {
     pub policy_outcomes: IntCounterVec,
     /// Traffic-policy problems at run time, by endpoint.
     pub policy_errors: IntCounterVec,
+    /// TCP endpoint connections finished, by outcome.
+    pub tcp_connections: IntCounterVec,
+    /// Bytes TCP endpoint connections moved, by direction (`in` from clients, `out` to them).
+    pub tcp_bytes: IntCounterVec,
+    /// TCP endpoint connections open, by endpoint URL.
+    pub tcp_connections_open: IntGaugeVec,
     /// Agent sessions connected.
     pub agent_sessions: IntGauge,
     /// Agent connections that failed the QUIC handshake or were rejected, by reason.
@@ -79,6 +85,14 @@ impl EdgeMetrics {
             destination,
         )?;
         registry.register(Box::new(events_queued.clone()))?;
+        let tcp_connections_open = IntGaugeVec::new(
+            opts(
+                "tcp_connections_open",
+                "Connections to TCP endpoints open, by endpoint URL.",
+            ),
+            endpoint,
+        )?;
+        registry.register(Box::new(tcp_connections_open.clone()))?;
         let agent_links = AgentLinks::default();
         registry.register(Box::new(agent_links.clone()))?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
@@ -127,6 +141,19 @@ impl EdgeMetrics {
                 "Traffic-policy problems at run time: an expression that failed to evaluate (its rule did not match) or a jwt-validation key fetch that failed.",
                 endpoint,
             )?,
+            tcp_connections: counter_vec(
+                r,
+                "tcp_connections_total",
+                "Connections to TCP endpoints finished, by how they ended.",
+                &["outcome"],
+            )?,
+            tcp_bytes: counter_vec(
+                r,
+                "tcp_bytes_total",
+                "Bytes moved by connections to TCP endpoints: in from clients, out to them.",
+                &["direction"],
+            )?,
+            tcp_connections_open,
             agent_sessions: gauge(r, "agent_sessions", "Agent sessions connected.")?,
             agent_connect_failures: counter_vec(
                 r,
@@ -194,6 +221,26 @@ impl EdgeMetrics {
             self.http_forwards
                 .with_label_values(&[endpoint, &target.url])
                 .inc();
+        }
+    }
+
+    /// Counts one finished TCP endpoint connection.
+    pub fn record_connection(&self, conn: &ConnectionRecord<'_>) {
+        self.tcp_connections
+            .with_label_values(&[conn.outcome])
+            .inc();
+        self.tcp_bytes
+            .with_label_values(&["in"])
+            .inc_by(conn.bytes_in);
+        self.tcp_bytes
+            .with_label_values(&["out"])
+            .inc_by(conn.bytes_out);
+        if let Some(policy) = conn.policy {
+            for outcome in policy.outcomes() {
+                self.policy_outcomes
+                    .with_label_values(&[outcome.action, labels::decision(outcome.decision)])
+                    .inc();
+            }
         }
     }
 }

@@ -1,30 +1,57 @@
-//! One client connection to a TCP endpoint: the member that takes it, a stream to its agent
-//! opened with a connect frame, the agent's answer (its upstream connection is open, or why
-//! not), then the connection's bytes both ways until both sides are done.
+//! One client connection to a TCP endpoint: the member that takes it, the endpoint's
+//! `on_tcp_connect` rules, a stream to its agent opened with a connect frame, the agent's
+//! answer (its upstream connection is open, or why not), then the connection's bytes both
+//! ways until both sides are done; and the record of it for metrics and events.
 
 use super::TcpState;
 use crate::ids::new_id;
+use crate::record::ConnectionRecord;
 use crate::tunnel::routes::Route;
 use crate::tunnel::stream::AgentStream;
+use sluice_policy::{ConnInfo, ConnectVerdict, RequestState};
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
 use sluice_proto::splice::{splice, Spliced};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 /// How a connection ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// No endpoint holds the port any more (its agent just left).
     NoEndpoint,
+    /// The endpoint's on_tcp_connect rules closed it (deny, close-connection, restrict-ips).
+    PolicyClosed,
     /// No stream to the agent could be had, or it ended before answering.
     AgentGone(String),
     /// The agent could not open its upstream connection.
     Refused(AgentFailure),
     /// The bytes flowed; a failure in `Spliced` means one side broke off.
     Carried(Spliced),
+}
+
+impl Outcome {
+    /// The fixed word metrics and events use.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::NoEndpoint => "no_endpoint",
+            Outcome::PolicyClosed => "policy_closed",
+            Outcome::AgentGone(_) => "agent_gone",
+            Outcome::Refused(_) => "upstream_unreachable",
+            Outcome::Carried(s) if s.failure.is_some() => "broken",
+            Outcome::Carried(_) => "closed",
+        }
+    }
+}
+
+/// One accepted connection's facts.
+struct Accepted {
+    id: String,
+    peer: SocketAddr,
+    local: SocketAddr,
+    start: SystemTime,
 }
 
 /// Serves one accepted connection to `local` (one of the edge's TCP ports) from `peer`.
@@ -34,38 +61,105 @@ pub(crate) async fn serve(
     local: SocketAddr,
     state: Arc<TcpState>,
 ) {
-    let id = new_id("conn");
-    let span = info_span!("tcp_connection", connection = %id, client = %peer, port = local.port());
+    let accepted = Accepted {
+        id: new_id("conn"),
+        peer,
+        local,
+        start: SystemTime::now(),
+    };
+    let span = info_span!("tcp_connection", connection = %accepted.id, client = %peer, port = local.port());
     async move {
         let started = Instant::now();
         let _ = client.set_nodelay(true);
-        let outcome = carry(&mut client, &id, peer, local, &state).await;
-        let broken = match &outcome {
-            Outcome::Carried(spliced) => spliced.failure.is_some(),
-            _ => false,
+        let route = member(&state, local.port());
+        let open = route.as_ref().map(|r| {
+            state
+                .metrics
+                .tcp_connections_open
+                .with_label_values(&[&r.url])
+        });
+        if let Some(gauge) = &open {
+            gauge.inc();
+        }
+        let (outcome, policy) = match &route {
+            None => (Outcome::NoEndpoint, None),
+            Some(route) => run(&mut client, &accepted, route, &state).await,
         };
-        if broken {
+        if matches!(outcome.label(), "broken") {
             // A connection cut on one side is reset on the other, never ended cleanly, so a
             // client cannot take a cut transfer for a whole one.
             let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
         }
+        drop(client);
+        if let Some(gauge) = &open {
+            gauge.dec();
+        }
         log(&outcome, started.elapsed());
+        let (bytes_in, bytes_out) = match &outcome {
+            Outcome::Carried(s) => (s.to_stream, s.from_stream),
+            _ => (0, 0),
+        };
+        let record = ConnectionRecord {
+            connection_id: &accepted.id,
+            endpoint_url: route.as_ref().map_or("", |r| r.url.as_str()),
+            endpoint: route.as_ref().map(|r| &*r.endpoint),
+            session_id: route
+                .as_ref()
+                .and_then(|r| r.agent())
+                .map(|(s, _)| s.id.as_str()),
+            client_addr: peer,
+            server_addr: local,
+            start: accepted.start,
+            duration: started.elapsed(),
+            bytes_in,
+            bytes_out,
+            outcome: outcome.label(),
+            policy: policy.as_ref(),
+        };
+        state.metrics.record_connection(&record);
+        state.events.emit_connection(&record);
     }
     .instrument(span)
     .await
 }
 
-/// Takes the connection to the port's endpoint and carries it.
+/// Runs the endpoint's on_tcp_connect rules, then carries the connection unless they closed
+/// it; returns the policy's state for the record.
+async fn run(
+    client: &mut TcpStream,
+    accepted: &Accepted,
+    route: &Route,
+    state: &TcpState,
+) -> (Outcome, Option<RequestState>) {
+    let Some(engine) = route.policy.as_ref().filter(|e| e.has_tcp_connect_rules()) else {
+        return (carry(client, accepted, route, state).await, None);
+    };
+    let mut conn = ConnInfo::new(accepted.peer, accepted.local.port(), accepted.start);
+    conn.server_ip = Some(accepted.local.ip());
+    let mut st = engine.new_request(conn, route.endpoint.clone());
+    let outcome = match engine.on_tcp_connect_async(&mut st).await {
+        ConnectVerdict::Continue { terminate_tls } => {
+            if terminate_tls.is_some() {
+                warn!("terminate-tls has no effect on a tcp:// endpoint (use a tls:// one)");
+            }
+            carry(client, accepted, route, state).await
+        }
+        ConnectVerdict::Close => Outcome::PolicyClosed,
+        ConnectVerdict::Forward(url) => {
+            warn!(%url, "forward-internal to tcp:// internal endpoints is not supported yet; connection closed");
+            Outcome::PolicyClosed
+        }
+    };
+    (outcome, Some(st))
+}
+
+/// Takes the connection to the member's agent and carries it.
 async fn carry(
     client: &mut TcpStream,
-    id: &str,
-    peer: SocketAddr,
-    local: SocketAddr,
+    accepted: &Accepted,
+    route: &Route,
     state: &TcpState,
 ) -> Outcome {
-    let Some(route) = member(state, local.port()) else {
-        return Outcome::NoEndpoint;
-    };
     let Some((session, endpoint_id)) = route.agent() else {
         return Outcome::NoEndpoint;
     };
@@ -78,9 +172,9 @@ async fn carry(
     };
     let head = ConnectHead {
         endpoint_id,
-        connection_id: id.to_string(),
-        client_addr: peer,
-        server_addr: local,
+        connection_id: accepted.id.clone(),
+        client_addr: accepted.peer,
+        server_addr: accepted.local,
     };
     if let Err(outcome) = open(&mut stream, head).await {
         return outcome;
@@ -113,6 +207,7 @@ async fn open(stream: &mut AgentStream, head: ConnectHead) -> Result<(), Outcome
 fn log(outcome: &Outcome, took: Duration) {
     match outcome {
         Outcome::NoEndpoint => debug!("no endpoint on this port; connection closed"),
+        Outcome::PolicyClosed => info!("connection closed by the endpoint's on_tcp_connect rules"),
         Outcome::AgentGone(why) => info!("connection closed: the agent is gone: {why}"),
         Outcome::Refused(failure) => info!(
             code = %failure.code,

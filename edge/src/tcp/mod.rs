@@ -4,6 +4,8 @@
 
 pub(crate) mod connection;
 
+use crate::events::EventExport;
+use crate::metrics::EdgeMetrics;
 use crate::tunnel::ports::ConnectionHandler;
 use crate::tunnel::routes::RouteRegistry;
 use std::net::SocketAddr;
@@ -18,6 +20,10 @@ pub struct TcpState {
     pub routes: Arc<dyn RouteRegistry>,
     /// How long a connection waits for the agent to accept a new stream.
     pub stream_open_timeout: Duration,
+    /// Connection counts and bytes.
+    pub metrics: EdgeMetrics,
+    /// Where `tcp_connection_closed.v0` events go.
+    pub events: Arc<EventExport>,
 }
 
 /// The [`ConnectionHandler`] the TCP ports hand their connections to.

@@ -6,11 +6,11 @@ use super::authtoken::TokenId;
 use super::handle::SessionHandle;
 use super::namespace::Namespace;
 use super::ports::{PortError, PortHold};
-use super::routes::{EndpointKey, Member, Route};
+use super::routes::{Binding, EndpointKey, Member, Route};
 use super::state::TunnelState;
 use crate::hostname::{names_only_scheme, requested_scheme, Hostname};
 use crate::policy::compile;
-use sluice_policy::InternalUrl;
+use sluice_policy::{Engine, InternalUrl};
 use sluice_proto::close_code;
 use sluice_proto::control::{BoundEndpoint, Hello, Rejection, Welcome};
 use sluice_proto::error_code::ErrorCode;
@@ -90,20 +90,23 @@ pub(crate) async fn admit(
                 format!("'{key}' is requested twice"),
             ));
         }
-        let sources = || {
+        // edge.yaml's policies name hostnames and run HTTP phases: they apply to HTTP
+        // endpoints only.
+        let operator = || {
             state
                 .operators
                 .sources_for(&key.hostname)
-                .chain(&request.policies)
+                .filter(|_| key.scheme.is_http())
         };
         let policy = compile::compile(
-            state.operators.sources_for(&key.hostname),
+            operator(),
             &request.policies,
             &state.services,
             Some((owner, Namespace::of(&state.routes, owner))),
         )
         .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
-        let policy_id = compile::fingerprint(sources());
+        check_phases(policy.as_deref(), &key)?;
+        let policy_id = compile::fingerprint(operator().chain(&request.policies));
         routes.push(Arc::new(Route {
             endpoint: Arc::new(key.info(&state.urls, format!("{session_id}/{id}"), &url)),
             key,
@@ -220,6 +223,18 @@ fn requested_port(url: &str, domain: &Hostname) -> Result<Option<u16>, Rejection
             .ok_or_else(|| bad("the port is not a number between 1 and 65535"))
     })
     .transpose()
+}
+
+/// Refuses a policy with phases that never run on the endpoint: HTTP phases on a `tcp://` or
+/// `tls://` endpoint, `on_tcp_connect` on an internal HTTP endpoint.
+fn check_phases(policy: Option<&Engine>, key: &EndpointKey) -> Result<(), Rejection> {
+    let internal = matches!(key.binding, Binding::Internal { .. });
+    for layer in policy.map(Engine::layers).unwrap_or_default() {
+        layer
+            .check_protocol(key.scheme.as_str(), internal)
+            .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Says which side to upgrade when the agent speaks `agent` and this edge
