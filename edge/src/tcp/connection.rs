@@ -3,7 +3,7 @@
 //! answer (its upstream connection is open, or why not), then the connection's bytes both
 //! ways until both sides are done; and the record of it for metrics and events.
 
-use super::TcpState;
+use super::state::TcpState;
 use crate::ids::new_id;
 use crate::record::ConnectionRecord;
 use crate::tunnel::routes::Route;

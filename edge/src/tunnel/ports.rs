@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 /// An inclusive range of ports, `20000-20999` or one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +228,10 @@ impl TcpPorts {
         socket.bind(addr)?;
         let listener = socket.listen(1024)?;
         let handler = self.handler.clone();
-        let task = tokio::spawn(accept_loop(listener, handler));
+        let task = tokio::spawn(
+            accept_loop(listener, handler)
+                .instrument(tracing::info_span!(parent: None, "tcp_port", port)),
+        );
         info!(port, "TCP port open");
         let hold = Arc::new(PortListener {
             port,
