@@ -295,3 +295,31 @@ async fn an_http_phase_on_a_tcp_endpoint_is_refused_before_it_goes_online() -> a
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn on_tcp_connect_of_an_http_endpoint_runs_before_each_request() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let app = sluice_e2e::upstream::app("app").await?;
+    // set-vars on connect reaches on_http_request; a deny on connect closes without an answer.
+    let mut open = edge.agent_config(TOKEN, "http://open", app.addr);
+    open.endpoints[0].policies = vec![policy(concat!(
+        "on_tcp_connect:\n",
+        "  - actions: [{type: set-vars, config: {vars: [{from_connect: \"${conn.client_ip}\"}]}}]\n",
+        "on_http_request:\n",
+        "  - actions: [{type: custom-response, config: {status_code: 200, body: \"seen ${vars.from_connect}\"}}]\n",
+    ))];
+    let _open = TestAgent::start(open).await?;
+    let mut shut = edge.agent_config(TOKEN, "http://shut", app.addr);
+    shut.endpoints[0].policies = vec![policy(
+        "on_tcp_connect:\n  - expressions: [\"conn.client_ip == '127.0.0.1'\"]\n    actions: [{type: deny}]\n",
+    )];
+    let _shut = TestAgent::start(shut).await?;
+
+    let client = sluice_e2e::client();
+    let seen = client.get(edge.url("open.localhost")).send().await?;
+    assert_eq!(seen.status(), 200);
+    assert_eq!(seen.text().await?, "seen 127.0.0.1");
+    let refused = client.get(edge.url("shut.localhost")).send().await;
+    assert!(refused.is_err(), "a denied connection got an answer: {refused:?}");
+    Ok(())
+}

@@ -5,7 +5,8 @@ use super::heads::{overwrite_head, PolicyRequest, PolicyResponse};
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use sluice_policy::{
-    BodyTransform, ConnInfo, EndpointInfo, Engine, RequestState, RequestVerdict, ResponseVerdict,
+    BodyTransform, ConnInfo, ConnectVerdict, EndpointInfo, Engine, RequestState, RequestVerdict,
+    ResponseVerdict,
 };
 use std::sync::{Arc, Mutex};
 
@@ -68,12 +69,28 @@ impl PolicyRun {
         if let Some(body) = body {
             state.set_request_body(body);
         }
-        if !forwarded_from.is_empty() {
+        let public = forwarded_from.is_empty();
+        if !public {
             state.set_forwarded_from(forwarded_from);
         }
-        let verdict = engine
-            .on_http_request_async(&mut state, &mut PolicyRequest(req))
-            .await;
+        // on_tcp_connect of an HTTP(S) endpoint runs before each request's on_http_request,
+        // on the same state (its variables reach the request's rules); an internal endpoint
+        // gets forwarded requests, never connections (refused at load, ngrok's 2262).
+        // forward-internal there names tcp:// or tls:// targets, which an HTTP request cannot
+        // reach: the connection closes, as for deny.
+        let closed = public
+            && engine.has_tcp_connect_rules()
+            && !matches!(
+                engine.on_tcp_connect_async(&mut state).await,
+                ConnectVerdict::Continue { .. }
+            );
+        let verdict = if closed {
+            RequestVerdict::Close
+        } else {
+            engine
+                .on_http_request_async(&mut state, &mut PolicyRequest(req))
+                .await
+        };
         let request_body = state.take_request_body_transform().map(Mutex::new);
         let run = PolicyRun {
             engine: engine.clone(),
