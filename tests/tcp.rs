@@ -320,6 +320,37 @@ async fn on_tcp_connect_of_an_http_endpoint_runs_before_each_request() -> anyhow
     assert_eq!(seen.status(), 200);
     assert_eq!(seen.text().await?, "seen 127.0.0.1");
     let refused = client.get(edge.url("shut.localhost")).send().await;
-    assert!(refused.is_err(), "a denied connection got an answer: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "a denied connection got an answer: {refused:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn forward_internal_on_connect_hands_the_connection_to_an_internal_tcp_endpoint(
+) -> anyhow::Result<()> {
+    let edge = tcp_edge(20).await?;
+    let echo = tcp_echo().await?;
+    let _internal =
+        TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://echo.internal:7000", echo.addr))
+            .await?;
+    // The public endpoint's own upstream refuses connections: only the forward can echo.
+    let mut front = edge.tcp_agent_config(TOKEN, "tcp://", closed_port()?);
+    front.endpoints[0].policies = vec![policy(
+        "on_tcp_connect:\n  - actions: [{type: forward-internal, config: {url: \"tcp://echo.internal:7000\"}}]\n",
+    )];
+    let front = TestAgent::start(front).await?;
+    let mut client = TcpStream::connect(address(front.url())?).await?;
+    client.write_all(b"through the internal endpoint").await?;
+    client.shutdown().await?;
+    let mut echoed = Vec::new();
+    within(
+        Duration::from_secs(5),
+        "the echo",
+        client.read_to_end(&mut echoed),
+    )
+    .await??;
+    assert_eq!(echoed, b"through the internal endpoint");
     Ok(())
 }

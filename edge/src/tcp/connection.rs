@@ -1,14 +1,14 @@
 //! One client connection to a TCP endpoint: the member that takes it, the endpoint's
-//! `on_tcp_connect` rules, a stream to its agent opened with a connect frame, the agent's
+//! `on_tcp_connect` rules (and those of the internal endpoints they forward it to), a stream to its agent opened with a connect frame, the agent's
 //! answer (its upstream connection is open, or why not), then the connection's bytes both
 //! ways until both sides are done; and the record of it for metrics and events.
 
 use super::state::TcpState;
 use crate::ids::new_id;
 use crate::record::ConnectionRecord;
-use crate::tunnel::routes::Route;
+use crate::tunnel::routes::{EndpointKey, Route};
 use crate::tunnel::stream::AgentStream;
-use sluice_policy::{ConnInfo, ConnectVerdict, RequestState};
+use sluice_policy::{ConnInfo, ConnectVerdict, InternalUrl, RequestState, MAX_FORWARD_DEPTH};
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
 use sluice_proto::splice::{splice, Spliced};
 use std::net::SocketAddr;
@@ -124,33 +124,55 @@ pub(crate) async fn serve(
 }
 
 /// Runs the endpoint's on_tcp_connect rules, then carries the connection unless they closed
-/// it; returns the policy's state for the record.
+/// it; a forward-internal hands it to a member of the internal endpoint, whose rules run next
+/// (at most [`MAX_FORWARD_DEPTH`] endpoints). Returns the first endpoint's policy state for
+/// the record.
 async fn run(
     client: &mut TcpStream,
     accepted: &Accepted,
-    route: &Route,
+    route: &Arc<Route>,
     state: &TcpState,
 ) -> (Outcome, Option<RequestState>) {
-    let Some(engine) = route.policy.as_ref().filter(|e| e.has_tcp_connect_rules()) else {
-        return (carry(client, accepted, route, state).await, None);
-    };
-    let mut conn = ConnInfo::new(accepted.peer, accepted.local.port(), accepted.start);
-    conn.server_ip = Some(accepted.local.ip());
-    let mut st = engine.new_request(conn, route.endpoint.clone());
-    let outcome = match engine.on_tcp_connect_async(&mut st).await {
-        ConnectVerdict::Continue { terminate_tls } => {
-            if terminate_tls.is_some() {
-                warn!("terminate-tls has no effect on a tcp:// endpoint (use a tls:// one)");
+    let mut first = None;
+    let mut route = route.clone();
+    for _ in 0..MAX_FORWARD_DEPTH {
+        let Some(engine) = route.policy.as_ref().filter(|e| e.has_tcp_connect_rules()) else {
+            return (carry(client, accepted, &route, state).await, first);
+        };
+        let mut conn = ConnInfo::new(accepted.peer, accepted.local.port(), accepted.start);
+        conn.server_ip = Some(accepted.local.ip());
+        let mut st = engine.new_request(conn, route.endpoint.clone());
+        let verdict = engine.on_tcp_connect_async(&mut st).await;
+        first.get_or_insert(st);
+        match verdict {
+            ConnectVerdict::Continue { terminate_tls } => {
+                if terminate_tls.is_some() {
+                    warn!("terminate-tls has no effect on a tcp:// endpoint (use a tls:// one)");
+                }
+                return (carry(client, accepted, &route, state).await, first);
             }
-            carry(client, accepted, route, state).await
+            ConnectVerdict::Close => return (Outcome::PolicyClosed, first),
+            ConnectVerdict::Forward(url) => match target(state, &route, &url) {
+                Some(next) => {
+                    debug!(%url, "connection forwarded");
+                    route = next;
+                }
+                None => {
+                    info!(%url, "forward-internal target went offline; connection closed");
+                    return (Outcome::PolicyClosed, first);
+                }
+            },
         }
-        ConnectVerdict::Close => Outcome::PolicyClosed,
-        ConnectVerdict::Forward(url) => {
-            warn!(%url, "forward-internal to tcp:// internal endpoints is not supported yet; connection closed");
-            Outcome::PolicyClosed
-        }
-    };
-    (outcome, Some(st))
+    }
+    info!("connection forwarded through {MAX_FORWARD_DEPTH} endpoints: a loop; closed");
+    (Outcome::PolicyClosed, first)
+}
+
+/// A live member of the internal endpoint `url` in the namespace of `from`'s authtoken (the
+/// action checked it is online a moment ago).
+fn target(state: &TcpState, from: &Route, url: &InternalUrl) -> Option<Arc<Route>> {
+    let key = EndpointKey::internal(from.owner(), url)?;
+    state.routes.lookup_internal(&key)?.pick()
 }
 
 /// Takes the connection to the member's agent and carries it.

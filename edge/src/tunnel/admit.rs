@@ -77,7 +77,9 @@ pub(crate) async fn admit(
     let mut ports = Vec::new();
     for (id, request) in (0u32..).zip(&hello.endpoints) {
         let url = request.url.as_deref();
-        let (key, url) = if url.and_then(requested_scheme) == Some(Scheme::Tcp) {
+        let public_tcp =
+            url.and_then(requested_scheme) == Some(Scheme::Tcp) && !url.is_some_and(is_internal);
+        let (key, url) = if public_tcp {
             let (key, url, hold) = tcp_endpoint(url.unwrap_or_default(), state).await?;
             ports.push(hold);
             (key, url)
@@ -293,7 +295,7 @@ pub(crate) fn requested_endpoint(
         let key = EndpointKey::internal(owner, &internal).ok_or_else(|| {
             reject(
                 ErrorCode::UrlNotAllowed,
-                format!("'{internal}': TCP and TLS endpoints are not supported yet"),
+                format!("'{internal}': not an http, https, tcp or tls URL"),
             )
         })?;
         return Ok((key, internal.to_string()));

@@ -29,7 +29,7 @@ impl InternalEndpoints for Namespace {
         let key = EndpointKey::internal(self.owner, target).ok_or_else(|| {
             ForwardError::SchemeMismatch {
                 url: target.to_string(),
-                reason: "an HTTP request can only go to an http:// or https:// endpoint".into(),
+                reason: "not an http, https, tcp or tls URL".into(),
             }
         })?;
         let Some(routes) = self.routes.upgrade() else {

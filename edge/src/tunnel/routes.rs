@@ -156,14 +156,10 @@ impl EndpointKey {
         }
     }
 
-    /// The internal endpoint `url` names in `owner`'s namespace; `None` for a URL no HTTP
-    /// endpoint can have (tcp://, tls://).
+    /// The internal endpoint `url` names in `owner`'s namespace (any scheme: forward-internal
+    /// checks that a request goes to an HTTP one and a connection to a TCP or TLS one).
     pub fn internal(owner: TokenId, url: &InternalUrl) -> Option<Self> {
-        let scheme = match url.scheme() {
-            "http" => Scheme::Http,
-            "https" => Scheme::Https,
-            _ => return None,
-        };
+        let scheme = Scheme::parse(url.scheme())?;
         Some(Self {
             scheme,
             hostname: Hostname::parse(url.host()).ok()?,
