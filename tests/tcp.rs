@@ -354,3 +354,51 @@ async fn forward_internal_on_connect_hands_the_connection_to_an_internal_tcp_end
     assert_eq!(echoed, b"through the internal endpoint");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_edge_restart_the_agent_gets_its_port_back() -> anyhow::Result<()> {
+    use sluice_e2e::process::{base_command, EdgeProcess};
+    use sluice_e2e::AgentProcess;
+    let dir = tempfile::tempdir()?;
+    let range = tcp_port_range(20)?.to_string();
+    let extra = ["--tcp-ports", range.as_str()];
+    let (http, tunnel) = (sluice_e2e::free_tcp_port()?, sluice_e2e::free_udp_port()?);
+    let edge = EdgeProcess::spawn_with_args(dir.path(), http, tunnel, TOKEN, &extra).await?;
+    let echo = tcp_echo().await?;
+    let mut cmd = base_command("agent")?;
+    cmd.args(["tcp", &echo.addr.to_string()])
+        .args(["--edge", &tunnel.to_string(), "--authtoken", TOKEN])
+        .arg("--edge-ca")
+        .arg(&edge.cert);
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    let addr = address(&agent.url)?;
+    let status = edge.terminate(Duration::from_secs(15)).await?;
+    assert!(status.success(), "edge exit {status}");
+    let edge = within(Duration::from_secs(10), "the edge to start again", async {
+        loop {
+            match EdgeProcess::spawn_with_args(dir.path(), http, tunnel, TOKEN, &extra).await {
+                Ok(edge) => return edge,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await?;
+    // The agent reconnects on its own and asks for the port it had.
+    let echoed =
+        sluice_e2e::eventually(Duration::from_secs(20), "the same port to echo", || async {
+            let mut client = TcpStream::connect(addr).await.ok()?;
+            client.write_all(b"again").await.ok()?;
+            client.shutdown().await.ok()?;
+            let mut got = Vec::new();
+            tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut got))
+                .await
+                .ok()?
+                .ok()?;
+            (got == b"again").then_some(got)
+        })
+        .await?;
+    assert_eq!(echoed, b"again");
+    agent.terminate(Duration::from_secs(10)).await?;
+    edge.terminate(Duration::from_secs(15)).await?;
+    Ok(())
+}
