@@ -9,6 +9,8 @@
 //! only): `SLUICE_BENCH_PATHS=direct,sluice,bore` runs a subset of the paths (labels as in the
 //! table), `SLUICE_BENCH_SCALE=0` skips the memory and restart runs, and
 //! `SLUICE_BENCH_LOADS=small,download` runs only the named loads (see `loads::run_all`).
+//! The TCP section (`compare/tcp.rs`) follows: `SLUICE_BENCH_TCP=0` skips it, and
+//! `SLUICE_BENCH_PATHS=none SLUICE_BENCH_SCALE=0` runs it alone.
 
 #[path = "compare/echo_process.rs"]
 mod echo_process;
@@ -20,6 +22,8 @@ mod paths;
 mod report;
 #[path = "compare/scale.rs"]
 mod scale;
+#[path = "compare/tcp.rs"]
+mod tcp;
 
 use paths::{Path, PathKind};
 use report::Table;
@@ -64,12 +68,18 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("== scale");
         scale::run(dir.path(), app.addr, ws.addr).await?
     };
-    let text = table.render(&scale);
+    let tcp = if std::env::var("SLUICE_BENCH_TCP").as_deref() == Ok("0") {
+        tcp::TcpTable::default()
+    } else {
+        tcp::run(dir.path(), Duration::from_secs(secs)).await?
+    };
+    let text = table.render(&scale) + &tcp.render();
     println!("{text}");
     let partial = [
         "SLUICE_BENCH_PATHS",
         "SLUICE_BENCH_SCALE",
         "SLUICE_BENCH_LOADS",
+        "SLUICE_BENCH_TCP",
     ]
     .iter()
     .any(|v| std::env::var_os(v).is_some());

@@ -1,6 +1,6 @@
-//! External programs some tests drive (pebble, h2load, curl, Python's grpcio): found on `PATH`
-//! (or importable), or the test is skipped, except under the project's test command, where a
-//! missing one fails the test.
+//! External programs some tests drive (pebble, h2load, curl, Python's grpcio, redis, sshd):
+//! found on `PATH` (or importable), or the test is skipped, except under the project's test
+//! command, where a missing one fails the test; [`require`] always fails.
 
 /// Whether every program in `binaries` is on `PATH`. When one is missing the test should
 /// skip (this prints why), unless `SLUICE_REQUIRE_TOOLS` or `CI` is set: `scripts/test`, which
@@ -19,6 +19,26 @@ pub fn installed(binaries: &[&str], installer: &str) -> anyhow::Result<bool> {
     }
     eprintln!("{what} not installed; skipping ({installer} installs it)");
     Ok(false)
+}
+
+/// Fails, naming `installer`, unless every program in `programs` is on `PATH` (or, for an
+/// absolute path such as `/usr/sbin/sshd`, is a file there): for tests that must never skip.
+pub fn require(programs: &[&str], installer: &str) -> anyhow::Result<()> {
+    let found = |p: &&str| {
+        let path = std::path::Path::new(p);
+        if path.is_absolute() {
+            return path.is_file();
+        }
+        std::env::var_os("PATH")
+            .is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| d.join(p).is_file()))
+    };
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !found(p)).collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{} not installed; run {installer} (or every script in scripts/setup.d/)",
+        missing.join(", ")
+    );
+    Ok(())
 }
 
 /// Whether `python3` is on `PATH` and can `import module` (checked by running it, at most

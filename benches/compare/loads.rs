@@ -213,7 +213,7 @@ async fn fixed_rate(t: &Target, each: Duration) -> anyhow::Result<(Duration, Dur
     ))
 }
 
-fn percentile(v: &mut [Duration], q: f64) -> Duration {
+pub fn percentile(v: &mut [Duration], q: f64) -> Duration {
     v.sort_unstable();
     let i = ((v.len() as f64 - 1.0) * q).round() as usize;
     v.get(i).copied().unwrap_or_default()

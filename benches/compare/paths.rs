@@ -250,19 +250,31 @@ fn log_to(cmd: &mut Command, file: std::path::PathBuf) -> anyhow::Result<()> {
 }
 
 async fn rathole(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Result<Path> {
+    let (public, children) = rathole_services(&[("app", app), ("ws", ws)], dir).await?;
+    Ok(Path::plain(public[0], public[1], children))
+}
+
+/// A rathole server and client forwarding each `(name, local)` service: the services' public
+/// addresses (in order) and the two processes.
+pub async fn rathole_services(
+    services: &[(&str, SocketAddr)],
+    dir: &FsPath,
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<Child>)> {
     let control = free_tcp_port()?;
-    let (app_pub, ws_pub) = (free_tcp_port()?, free_tcp_port()?);
+    let mut public = Vec::new();
+    let (mut server, mut client) = (
+        format!("[server]\nbind_addr = \"{control}\"\n"),
+        format!("[client]\nremote_addr = \"{control}\"\n"),
+    );
     // rathole authenticates each service with its token.
-    let server = format!(
-        "[server]\nbind_addr = \"{control}\"\n\
-         [server.services.app]\ntoken = \"{TOKEN}\"\nbind_addr = \"{app_pub}\"\n\
-         [server.services.ws]\ntoken = \"{TOKEN}\"\nbind_addr = \"{ws_pub}\"\n"
-    );
-    let client = format!(
-        "[client]\nremote_addr = \"{control}\"\n\
-         [client.services.app]\ntoken = \"{TOKEN}\"\nlocal_addr = \"{app}\"\n\
-         [client.services.ws]\ntoken = \"{TOKEN}\"\nlocal_addr = \"{ws}\"\n"
-    );
+    for (name, local) in services {
+        let addr = free_tcp_port()?;
+        server +=
+            &format!("[server.services.{name}]\ntoken = \"{TOKEN}\"\nbind_addr = \"{addr}\"\n");
+        client +=
+            &format!("[client.services.{name}]\ntoken = \"{TOKEN}\"\nlocal_addr = \"{local}\"\n");
+        public.push(addr);
+    }
     let mut children = Vec::new();
     for (role, config) in [("server", server), ("client", client)] {
         let file = dir.join(format!("{role}.toml"));
@@ -275,11 +287,24 @@ async fn rathole(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Resul
                 .context("starting rathole (run ./scripts/bench)")?,
         );
     }
-    wait_forwarding(app_pub, "rathole").await?;
-    Ok(Path::plain(app_pub, ws_pub, children))
+    for addr in &public {
+        wait_forwarding(*addr, "rathole").await?;
+    }
+    Ok((public, children))
 }
 
 async fn bore(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Result<Path> {
+    let (public, children) = bore_services(&[("app", app), ("ws", ws)], dir).await?;
+    Ok(Path::plain(public[0], public[1], children))
+}
+
+/// A bore server and one `bore local` per `(name, local)` service: the services' public
+/// addresses (in order) and the processes. Only one can run at a time (bore's fixed control
+/// port).
+pub async fn bore_services(
+    services: &[(&str, SocketAddr)],
+    dir: &FsPath,
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<Child>)> {
     // bore's server listens on its fixed control port 7835 and opens the requested ports.
     let secret = TOKEN;
     let mut server = tool("bore");
@@ -290,7 +315,7 @@ async fn bore(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Result<P
         .context("starting bore (run ./scripts/bench)")?];
     wait_forwarding(SocketAddr::from(([127, 0, 0, 1], 7835)), "bore server").await?;
     let mut public = Vec::new();
-    for (name, local) in [("app", app), ("ws", ws)] {
+    for (name, local) in services {
         let port = free_tcp_port()?.port();
         let mut client = tool("bore");
         client
@@ -314,7 +339,7 @@ async fn bore(app: SocketAddr, ws: SocketAddr, dir: &FsPath) -> anyhow::Result<P
         wait_forwarding(addr, "bore client").await?;
         public.push(addr);
     }
-    Ok(Path::plain(public[0], public[1], children))
+    Ok((public, children))
 }
 
 /// Waits until a TCP connection to `addr` succeeds (the tunnel is listening).

@@ -1,0 +1,301 @@
+//! TCP endpoints in front of real services, driven by their real clients: Debian's
+//! redis-server with redis-cli, OpenSSH's sshd with ssh (through the `agent tcp` binary), and
+//! the PROXY protocol v1/v2 headers the agent writes, parsed by the `ppp` crate.
+
+use sluice_e2e::process::{base_command, AgentProcess};
+use sluice_e2e::{any_port, eventually, free_tcp_port, tcp_port_range, within};
+use sluice_e2e::{tools, TestAgent, TestEdge, TOKEN};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+/// What installs redis-server and redis-cli.
+const REDIS_SETUP: &str = "scripts/setup.d/70-redis";
+/// What installs sshd, ssh and ssh-keygen.
+const SSH_SETUP: &str = "scripts/setup.d/71-openssh";
+/// Debian's sshd (not on a non-root `PATH`).
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// An edge with a few TCP ports.
+async fn tcp_edge() -> anyhow::Result<TestEdge> {
+    let range = tcp_port_range(20)?;
+    TestEdge::start_with(|c| c.tcp_ports = Some(range)).await
+}
+
+/// The edge address a `tcp://DOMAIN:PORT` URL names (the edge listens on loopback).
+fn address(url: &str) -> anyhow::Result<SocketAddr> {
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no port in {url}"))?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Runs `cmd` with `stdin` to completion (at most 30 s); fails unless it exits 0. Returns
+/// stdout.
+async fn run(mut cmd: Command, stdin: &[u8]) -> anyhow::Result<String> {
+    let shown = format!("{:?}", cmd.as_std());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin).await?;
+    }
+    let out = within(Duration::from_secs(30), &shown, child.wait_with_output()).await??;
+    anyhow::ensure!(
+        out.status.success(),
+        "{shown}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Starts `cmd` (a server that logs to `log`, killed when dropped) and waits up to 10 s until
+/// `addr` accepts connections.
+async fn serve(mut cmd: Command, addr: SocketAddr, log: &Path) -> anyhow::Result<Child> {
+    let shown = format!("{:?}", cmd.as_std());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log)?)
+        .stderr(std::fs::File::create(log.with_extension("err"))?)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let up = eventually(Duration::from_secs(10), &shown, || async {
+        TcpStream::connect(addr).await.ok().map(|_| ())
+    })
+    .await;
+    if let Err(e) = up {
+        let _ = child.start_kill();
+        let logs = [log.to_path_buf(), log.with_extension("err")]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        anyhow::bail!("{e}; exit {:?}; output:\n{logs}", child.try_wait());
+    }
+    Ok(child)
+}
+
+#[tokio::test]
+async fn redis_cli_sets_and_gets_through_the_tunnel() -> anyhow::Result<()> {
+    tools::require(&["redis-server", "redis-cli"], REDIS_SETUP)?;
+    let dir = tempfile::tempdir()?;
+    let redis_addr = free_tcp_port()?;
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &redis_addr.port().to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path());
+    let _redis = serve(cmd, redis_addr, &dir.path().join("redis.log")).await?;
+
+    let edge = tcp_edge().await?;
+    let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", redis_addr)).await?;
+    let port = address(agent.url())?.port().to_string();
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &port]).args(args);
+        cmd
+    };
+    assert_eq!(run(cli(&["SET", "k", "v"]), b"").await?, "OK\n");
+    assert_eq!(run(cli(&["GET", "k"]), b"").await?, "v\n");
+    // A 1 MiB value: `-x` takes the last argument from stdin.
+    let big: String = (0..1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    assert_eq!(
+        run(cli(&["-x", "SET", "big"]), big.as_bytes()).await?,
+        "OK\n"
+    );
+    assert_eq!(run(cli(&["STRLEN", "big"]), b"").await?, "1048576\n");
+    let got = run(cli(&["GET", "big"]), b"").await?;
+    assert!(got == format!("{big}\n"), "GET big: {} bytes", got.len());
+    Ok(())
+}
+
+/// `ssh-keygen` makes a passwordless ed25519 key at `path` (and `path.pub`).
+async fn keygen(path: &Path) -> anyhow::Result<()> {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", "sluice-test", "-f"])
+        .arg(path);
+    run(cmd, b"").await.map(drop)
+}
+
+#[tokio::test]
+async fn ssh_logs_in_and_runs_a_command_through_agent_tcp() -> anyhow::Result<()> {
+    tools::require(&[SSHD, "ssh", "ssh-keygen"], SSH_SETUP)?;
+    let dir = tempfile::tempdir()?;
+    let (host_key, client_key) = (dir.path().join("host_key"), dir.path().join("client_key"));
+    keygen(&host_key).await?;
+    keygen(&client_key).await?;
+    let authorized = dir.path().join("authorized_keys");
+    std::fs::copy(client_key.with_extension("pub"), &authorized)?;
+    // sshd checks for its privilege separation directory before it starts.
+    std::fs::create_dir_all("/run/sshd")?;
+    let sshd_addr = free_tcp_port()?;
+    let config = dir.path().join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress {sshd_addr}\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+             UsePAM no\nStrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+            host_key.display(),
+            authorized.display(),
+            dir.path().join("sshd.pid").display()
+        ),
+    )?;
+    let mut cmd = Command::new(SSHD);
+    cmd.args(["-D", "-e", "-f"]).arg(&config);
+    let _sshd = serve(cmd, sshd_addr, &dir.path().join("sshd.log")).await?;
+
+    let edge = tcp_edge().await?;
+    let mut cmd = base_command("agent")?;
+    cmd.args(["tcp", &sshd_addr.to_string()])
+        .args([
+            "--edge",
+            &edge.tunnel_addr.to_string(),
+            "--authtoken",
+            TOKEN,
+        ])
+        .arg("--edge-ca")
+        .arg(&edge.cert);
+    let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    anyhow::ensure!(agent.url.starts_with("tcp://"), "{}", agent.url);
+
+    let mut id = Command::new("id");
+    id.arg("-un");
+    let user = run(id, b"").await?;
+    let mut ssh = Command::new("ssh");
+    ssh.arg("-i")
+        .arg(&client_key)
+        .args([
+            "-F",
+            "/dev/null",
+            "-p",
+            &address(&agent.url)?.port().to_string(),
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+        .arg(format!("{}@127.0.0.1", user.trim()))
+        .arg("echo sluice-$((6*7))");
+    let out = run(ssh, b"").await.map_err(|e| {
+        let sshd_log = std::fs::read_to_string(dir.path().join("sshd.err")).unwrap_or_default();
+        anyhow::anyhow!("{e}\nsshd:\n{sshd_log}\n{}", agent.output())
+    })?;
+    assert_eq!(out, "sluice-42\n");
+    Ok(())
+}
+
+/// The source and destination a PROXY protocol header names, parsed with `ppp`, and the bytes
+/// that followed it.
+async fn read_proxy_header(
+    stream: &mut TcpStream,
+) -> anyhow::Result<(SocketAddr, SocketAddr, Vec<u8>)> {
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 512];
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "the connection ended inside the header: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        match ppp::HeaderResult::parse(&buf) {
+            ppp::HeaderResult::V1(Err(ppp::v1::BinaryParseError::Parse(
+                ppp::v1::ParseError::Partial,
+            ))) => continue,
+            ppp::HeaderResult::V2(Err(
+                ppp::v2::ParseError::Incomplete(_) | ppp::v2::ParseError::Partial(..),
+            )) => continue,
+            ppp::HeaderResult::V1(Ok(h)) => {
+                let ppp::v1::Addresses::Tcp4(a) = h.addresses else {
+                    anyhow::bail!("not a TCP4 v1 header: {:?}", h.header);
+                };
+                let rest = buf[h.header.len()..].to_vec();
+                return Ok(ends(a, rest));
+            }
+            ppp::HeaderResult::V2(Ok(h)) => {
+                let ppp::v2::Addresses::IPv4(a) = h.addresses else {
+                    anyhow::bail!("not an IPv4 v2 header: {:?}", h.addresses);
+                };
+                anyhow::ensure!(h.command == ppp::v2::Command::Proxy, "{:?}", h.command);
+                anyhow::ensure!(h.protocol == ppp::v2::Protocol::Stream, "{:?}", h.protocol);
+                let rest = buf[h.len()..].to_vec();
+                return Ok(ends(a, rest));
+            }
+            other => anyhow::bail!("no PROXY header at the start of {buf:?}: {other:?}"),
+        }
+    }
+}
+
+/// `(source, destination, rest)` of an IPv4 header.
+fn ends(a: ppp::v1::IPv4, rest: Vec<u8>) -> (SocketAddr, SocketAddr, Vec<u8>) {
+    (
+        SocketAddr::from((a.source_address, a.source_port)),
+        SocketAddr::from((a.destination_address, a.destination_port)),
+        rest,
+    )
+}
+
+/// A client's connection through an endpoint with `proxy_protocol` set to `version`: the
+/// upstream reads a header naming the client's address as source and the edge's TCP port as
+/// destination, then the client's bytes.
+async fn proxy_header_names_client_and_edge(version: &str) -> anyhow::Result<()> {
+    let upstream = TcpListener::bind(any_port()).await?;
+    let upstream_addr = upstream.local_addr()?;
+    let edge = tcp_edge().await?;
+    let mut config = edge.tcp_agent_config(TOKEN, "tcp://", upstream_addr);
+    config.endpoints[0].proxy_protocol = Some(version.parse()?);
+    let agent = TestAgent::start(config).await?;
+    let edge_addr = address(agent.url())?;
+
+    let mut client = TcpStream::connect(edge_addr).await?;
+    client.write_all(b"after the header").await?;
+    let (mut conn, _) = within(Duration::from_secs(10), "the upstream connection", async {
+        upstream.accept().await
+    })
+    .await??;
+    let (source, destination, mut rest) = within(
+        Duration::from_secs(10),
+        "the PROXY header",
+        read_proxy_header(&mut conn),
+    )
+    .await??;
+    assert_eq!(source, client.local_addr()?, "v{version} source");
+    assert_eq!(destination, edge_addr, "v{version} destination");
+    // The client's bytes follow the header unchanged.
+    while rest.len() < b"after the header".len() {
+        let mut chunk = [0u8; 64];
+        let n = within(
+            Duration::from_secs(5),
+            "the client's bytes",
+            conn.read(&mut chunk),
+        )
+        .await??;
+        anyhow::ensure!(n > 0, "the upstream connection ended after {rest:?}");
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(rest, b"after the header");
+    Ok(())
+}
+
+#[tokio::test]
+async fn proxy_protocol_v1_names_the_client_and_the_edge_port() -> anyhow::Result<()> {
+    proxy_header_names_client_and_edge("1").await
+}
+
+#[tokio::test]
+async fn proxy_protocol_v2_names_the_client_and_the_edge_port() -> anyhow::Result<()> {
+    proxy_header_names_client_and_edge("2").await
+}
