@@ -45,7 +45,8 @@ mod trust;
 
 pub use config::agent::AgentConfig;
 pub use config::endpoint::{
-    EndpointConfig, HostHeader, UnknownProtocol, UpstreamProtocol, UpstreamTlsVerify,
+    EndpointConfig, HostHeader, ProxyProtocol, UnknownProtocol, UnknownProxyProtocol,
+    UpstreamProtocol, UpstreamTlsVerify,
 };
 pub use config::upstream::{Upstream, UpstreamError};
 pub use config::{agent_file, endpoint_spec, policy_input};

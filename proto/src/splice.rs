@@ -12,8 +12,9 @@ use crate::framed::{FrameReader, FrameWriter, StreamError};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// How much is read from the byte stream at a time.
-const READ_CHUNK: usize = 64 * 1024;
+/// Most read from the byte stream at a time: a socket read returns what is there, so a large
+/// buffer batches a fast sender's bytes into few QUIC writes.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// What a splice moved, and how it ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -45,7 +46,22 @@ pub async fn splice<T>(reader: &mut FrameReader, writer: &mut FrameWriter, io: T
 where
     T: AsyncRead + AsyncWrite,
 {
-    let (mut io_read, mut io_write) = tokio::io::split(io);
+    let (io_read, io_write) = tokio::io::split(io);
+    splice_halves(reader, writer, io_read, io_write).await
+}
+
+/// [`splice`] over a byte stream already split in halves (a TCP stream's own halves need no
+/// lock between them, unlike [`tokio::io::split`]).
+pub async fn splice_halves<R, W>(
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+    mut io_read: R,
+    mut io_write: W,
+) -> Spliced
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut spliced = Spliced::default();
     let failure = {
         let inbound = stream_to_io(reader, &mut io_write, &mut spliced.from_stream);

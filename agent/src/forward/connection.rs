@@ -8,7 +8,7 @@ use crate::config::endpoint::ProxyProtocol;
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
 use sluice_proto::framed::{FrameReader, FrameWriter};
-use sluice_proto::splice::splice;
+use sluice_proto::splice::splice_halves;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -32,7 +32,7 @@ pub(crate) async fn serve(
         .await;
         return;
     };
-    let upstream = match open(target, &head).await {
+    let mut upstream = match open(target, &head).await {
         Ok(upstream) => upstream,
         Err(cause) => {
             warn!(upstream = %target.address, "could not connect to the upstream: {cause}");
@@ -44,7 +44,8 @@ pub(crate) async fn serve(
         debug!("the edge went away before the connection was open");
         return;
     }
-    let spliced = splice(reader, writer, upstream).await;
+    let (read, write) = upstream.split();
+    let spliced = splice_halves(reader, writer, read, write).await;
     info!(
         upstream = %target.address,
         bytes_in = spliced.from_stream,

@@ -10,7 +10,7 @@ use crate::tunnel::routes::{EndpointKey, Route};
 use crate::tunnel::stream::AgentStream;
 use sluice_policy::{ConnInfo, ConnectVerdict, InternalUrl, RequestState, MAX_FORWARD_DEPTH};
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
-use sluice_proto::splice::{splice, Spliced};
+use sluice_proto::splice::{splice_halves, Spliced};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -201,7 +201,8 @@ async fn carry(
     if let Err(outcome) = open(&mut stream, head).await {
         return outcome;
     }
-    Outcome::Carried(splice(&mut stream.reader, &mut stream.writer, client).await)
+    let (read, write) = client.split();
+    Outcome::Carried(splice_halves(&mut stream.reader, &mut stream.writer, read, write).await)
 }
 
 /// A live member of the endpoint on `port`.
