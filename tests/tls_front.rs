@@ -124,7 +124,12 @@ async fn passthrough_by_sni_reaches_the_upstreams_own_tls() -> anyhow::Result<()
 
     // The client trusts only the app's CA: the handshake completes only if the ClientHello
     // reached the app whole (it is in the transcript both sides sign).
-    let mut tls = tls_connect(app_ca.client_config(&[b"h2"])?, addr, "db.tunnel.test").await?;
+    let mut tls = within(
+        Duration::from_secs(5),
+        "a handshake with the app",
+        tls_connect(app_ca.client_config(&[b"h2"])?, addr, "db.tunnel.test"),
+    )
+    .await??;
     assert_eq!(presented_leaf(&tls), Some(app_leaf));
     assert_eq!(
         tls.get_ref().1.alpn_protocol(),
