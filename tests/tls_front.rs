@@ -138,9 +138,17 @@ async fn passthrough_by_sni_reaches_the_upstreams_own_tls() -> anyhow::Result<()
     );
     tls.write_all(b"hello").await?;
     let mut reply = [0u8; 15];
-    within(Duration::from_secs(5), "the upstream's reply", tls.read_exact(&mut reply)).await??;
+    within(
+        Duration::from_secs(5),
+        "the upstream's reply",
+        tls.read_exact(&mut reply),
+    )
+    .await??;
     assert_eq!(&reply, b"upstream: hello");
-    let (sni, client) = seen.recv().await.ok_or_else(|| anyhow::anyhow!("no call"))?;
+    let (sni, client) = seen
+        .recv()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no call"))?;
     assert_eq!(sni, "db.tunnel.test");
     assert_eq!(client, Some(tls.get_ref().0.local_addr()?));
 
@@ -213,7 +221,9 @@ async fn a_name_without_a_certificate_and_plain_http_are_refused_at_once() -> an
         tls_connect(ca.client_config(&[])?, addr, "nobody.tunnel.test"),
     )
     .await?;
-    let err = unknown.err().ok_or_else(|| anyhow::anyhow!("handshake passed"))?;
+    let err = unknown
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("handshake passed"))?;
     assert!(
         format!("{err:#}").contains("received fatal alert"),
         "no alert: {err:#}"
@@ -224,8 +234,17 @@ async fn a_name_without_a_certificate_and_plain_http_are_refused_at_once() -> an
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: api.tunnel.test\r\n\r\n")
         .await?;
     let mut answer = Vec::new();
-    within(Duration::from_secs(5), "the answer to plain HTTP", tcp.read_to_end(&mut answer)).await??;
-    assert_eq!(answer.first(), Some(&0x15), "a TLS alert record: {answer:?}");
+    within(
+        Duration::from_secs(5),
+        "the answer to plain HTTP",
+        tcp.read_to_end(&mut answer),
+    )
+    .await??;
+    assert_eq!(
+        answer.first(),
+        Some(&0x15),
+        "a TLS alert record: {answer:?}"
+    );
     edge.shutdown().await;
     Ok(())
 }
