@@ -6,9 +6,11 @@
 
 use futures_util::future::BoxFuture;
 use sluice_e2e::tls::{presented_leaf, tls_connect, TestCa};
-use sluice_e2e::{any_port, within, TestEdge};
+use sluice_e2e::upstream::{self, Seen};
+use sluice_e2e::{any_port, client, within, TestAgent, TestEdge, TOKEN};
 use sluice_edge::{
-    CertFiles, Hostname, HttpsConfig, PassthroughTarget, RawTlsConn, SniDecision, SniTable,
+    CertFiles, H1Server, Hostname, HttpsConfig, PassthroughTarget, RawTlsConn, SniDecision,
+    SniTable,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -305,4 +307,45 @@ fn client_hello(sni: &str) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     conn.write_tls(&mut out)?;
     Ok(out)
+}
+
+/// With pingora's own HTTP/1 server (`--h1-server pingora`), HTTPS still serves both HTTP
+/// versions: the edge's TLS hands http/1.1 to pingora's server, h2 to its HTTP/2 server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pingoras_http1_server_behind_the_edges_tls() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("edge CA")?;
+    let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.tunnel.test"])?;
+    let edge = TestEdge::start_with(|c| {
+        c.domain = Hostname::parse(DOMAIN).unwrap_or_else(|e| panic!("{e}"));
+        c.h1_server = H1Server::Pingora;
+        let mut https = HttpsConfig::new(any_port());
+        https.default_cert = Some(wildcard);
+        c.https = Some(https);
+    })
+    .await?;
+    let up = upstream::app("behind").await?;
+    let agent = TestAgent::start(edge.agent_config(TOKEN, "app", up.addr)).await?;
+    let root = ca.pem();
+    for (h2, version) in [
+        (false, http::Version::HTTP_11),
+        (true, http::Version::HTTP_2),
+    ] {
+        let builder = client::client_builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes())?);
+        let builder = if h2 { builder } else { builder.http1_only() };
+        // Two requests on one connection: pingora's keep-alive loop runs on the TLS stream.
+        let client = builder.build()?;
+        for _ in 0..2 {
+            let resp = client.get(format!("{}/x", agent.url())).send().await?;
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.version(), version);
+            let seen = Seen::parse(&resp.text().await?)?;
+            assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("https"));
+        }
+    }
+    agent.stop().await?;
+    edge.shutdown().await;
+    Ok(())
 }

@@ -53,18 +53,10 @@ pub enum Step {
 
 /// Reads a ClientHello from bytes fed in as they arrive (all of them are kept by rustls, so
 /// bytes after the hello are not lost when TLS is terminated).
+#[derive(Default)]
 pub struct HelloReader {
     acceptor: Acceptor,
     fed: usize,
-}
-
-impl Default for HelloReader {
-    fn default() -> Self {
-        Self {
-            acceptor: Acceptor::default(),
-            fed: 0,
-        }
-    }
 }
 
 impl HelloReader {
