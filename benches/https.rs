@@ -1,7 +1,8 @@
 //! HTTP vs HTTPS through the tunnel, measured in the same run: small GETs over 32 concurrent
 //! requesters to one edge and agent, first plain HTTP/1.1, then HTTPS with HTTP/1.1
 //! keep-alive connections, then HTTPS with HTTP/2 (ALPN; all requests multiplexed as a
-//! browser would).
+//! browser would), then HTTPS with a new connection (a full TLS handshake) per request, which
+//! measures the edge's handshake path.
 //!
 //! `cargo bench --bench https` (release). Each scenario runs for `SLUICE_BENCH_SECS`
 //! (default 5 s).
@@ -23,11 +24,12 @@ async fn load(
     url: &str,
     addr: SocketAddr,
     secs: u64,
+    headers: &'static [(&'static str, &'static str)],
 ) -> anyhow::Result<f64> {
     let warm_up = Duration::from_secs(1);
-    load_with(client(), url, addr, REQUESTERS, warm_up, u64::MAX, &[]).await?;
+    load_with(client(), url, addr, REQUESTERS, warm_up, u64::MAX, headers).await?;
     let run = Duration::from_secs(secs);
-    load_with(client(), url, addr, REQUESTERS, run, u64::MAX, &[]).await
+    load_with(client(), url, addr, REQUESTERS, run, u64::MAX, headers).await
 }
 
 #[tokio::main]
@@ -53,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         &format!("{}{path}", plain.url()),
         edge.http_addr,
         secs,
+        &[],
     )
     .await?;
     let https_h1 = load(
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         &format!("{}{path}", secure.url()),
         https_addr,
         secs,
+        &[],
     )
     .await?;
     let https_h2 = load(
@@ -67,6 +71,16 @@ async fn main() -> anyhow::Result<()> {
         &format!("{}{path}", secure.url()),
         https_addr,
         secs,
+        &[],
+    )
+    .await?;
+    let https_new = load(
+        || trusting().http1_only(),
+        &format!("{}{path}", secure.url()),
+        https_addr,
+        secs,
+        // The edge closes after each response: every request opens and handshakes anew.
+        &[("connection", "close")],
     )
     .await?;
     println!("small GETs (1 KiB) through edge and agent, {REQUESTERS} concurrent requesters, {secs} s each");
@@ -80,6 +94,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| HTTPS, HTTP/2 (one connection) | {https_h2:.0} | {:.2} |",
         https_h2 / http
+    );
+    println!(
+        "| HTTPS, new connection per request | {https_new:.0} | {:.2} |",
+        https_new / http
     );
     plain.stop().await?;
     secure.stop().await?;

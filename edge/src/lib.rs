@@ -61,6 +61,10 @@ pub use outbound::OutboundConfig;
 pub use policy::body::MAX_BUFFERED_BODY;
 pub use start::{start, DevToken, EdgeHandle, StartError};
 pub use tls::config::{CertFiles, HttpsConfig};
+pub use tls::front::{
+    PassthroughTarget, RawTlsConn, SniDecision, SniRoutes, SniTable, TlsOpening,
+    HANDSHAKE_TIMEOUT as TLS_HANDSHAKE_TIMEOUT,
+};
 pub use tunnel::admission::MAX_AUTH_FAILURES;
 pub use tunnel::ports::{PortRange, PortRangeError};
 pub use tunnel::routes::{Binding, EndpointKey, Member, Route, RouteRegistry, RouteSet};

@@ -22,8 +22,9 @@ use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
 use crate::tcp::{TcpSide, TcpState};
 use crate::tls::certificate::TlsCertError;
 use crate::tls::config::{CertFiles, HttpsConfig};
+use crate::tls::files;
+use crate::tls::front::{SniTable, TlsFront};
 use crate::tls::resolver::CertResolver;
-use crate::tls::{self, files};
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use crate::tunnel::authtoken::TokenSet;
 use crate::tunnel::connector::AgentConnector;
@@ -34,7 +35,6 @@ use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
 use crate::tunnel::state::TunnelState;
 use crate::urls::PublicUrls;
 use pingora::apps::http_app::HttpServer;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
@@ -117,7 +117,7 @@ pub enum StartError {
     /// An HTTPS certificate is unusable.
     #[error("HTTPS certificate: {0}")]
     TlsCert(#[from] TlsCertError),
-    /// pingora refused the TLS listener settings.
+    /// rustls refused the HTTPS listener's configuration.
     #[error("HTTPS listener: {0}")]
     TlsListener(String),
 }
@@ -141,6 +141,9 @@ pub struct EdgeHandle {
     pub https_addr: Option<SocketAddr>,
     /// The HTTPS certificates by SNI, when HTTPS is enabled.
     pub certificates: Option<Arc<CertResolver>>,
+    /// Where the HTTPS listener sends each SNI name (TLS passthrough targets, per-name TLS
+    /// configurations), when HTTPS is enabled. Names not in it get the edge's certificates.
+    pub sni_routes: Option<Arc<SniTable>>,
     /// Bound QUIC address.
     pub tunnel_addr: SocketAddr,
     /// Bound metrics address, if enabled.
@@ -175,14 +178,10 @@ fn add_listener<A>(
     fds: &mut Fds,
     listener: TcpListener,
     addr: SocketAddr,
-    tls: Option<TlsSettings>,
 ) {
     let key = addr.to_string();
-    let mut config = ListenerConfig::tcp(&key).l4_buffer(client_buffers());
-    if let Some(tls) = tls {
-        config = config.tls(tls);
-    }
-    service.add_listener(config);
+    // No pingora TLS settings on any listener: HTTPS is the edge's own (tls/front.rs).
+    service.add_listener(ListenerConfig::tcp(&key).l4_buffer(client_buffers()));
     fds.add(key, listener.into_raw_fd());
 }
 
@@ -418,16 +417,16 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut fds = Fds::new();
     // We drive shutdown ourselves (EdgeHandle::shutdown), but pingora reads these too.
-    let server_conf = ServerConf {
+    let server_conf = Arc::new(ServerConf {
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
-    };
+    });
     // HTTP/1.x on the public listeners is hyper's (http/h1/): pingora hands those connections
     // to the bridge through its custom session hook, with the proxy application; HTTP/2 (TLS
     // h2, and h2c recognised by the bridge) stays pingora's. See docs/architecture.md.
     let mut proxy = pingora::proxy::http_proxy_service_with_name_custom(
-        &Arc::new(server_conf),
+        &server_conf,
         EdgeProxy::new(proxy_state.clone()),
         "sluice-edge",
         AgentConnector,
@@ -436,14 +435,31 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     if let Some(app) = proxy.app_logic_mut() {
         app.server_options = Some(dispatch::server_options(config.h1_server));
     }
-    add_listener(&mut proxy, &mut fds, http_listener, http_addr, None);
+    add_listener(&mut proxy, &mut fds, http_listener, http_addr);
     let mut tasks = Vec::new();
     let https_addr = https.as_ref().map(|h| h.addr);
     let certificates = https.as_ref().map(|h| h.resolver.clone());
+    let mut https_service = None;
+    let mut sni_routes = None;
     if let Some(h) = https {
-        let settings = tls::listener_settings(h.resolver.clone())
+        // The HTTPS listener has a service of its own, so that its hook (the edge's TLS, then
+        // the HTTP servers) is the only one its connections meet; see docs/tls.md.
+        let table = Arc::new(SniTable::default());
+        let front = TlsFront::new(h.resolver.clone(), table.clone())
             .map_err(|e| StartError::TlsListener(e.to_string()))?;
-        add_listener(&mut proxy, &mut fds, h.listener, h.addr, Some(settings));
+        let mut svc = pingora::proxy::http_proxy_service_with_name_custom(
+            &server_conf,
+            EdgeProxy::new(proxy_state.clone()),
+            "sluice-edge-https",
+            AgentConnector,
+            Arc::new(dispatch::https_hook(Arc::new(front), config.h1_server)),
+        );
+        if let Some(app) = svc.app_logic_mut() {
+            app.server_options = Some(dispatch::https_server_options());
+        }
+        add_listener(&mut svc, &mut fds, h.listener, h.addr);
+        https_service = Some(svc);
+        sni_routes = Some(table);
         let every = config
             .https
             .as_ref()
@@ -474,7 +490,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             "sluice-metrics".to_string(),
             HttpServer::new_app(MetricsApp::new(metrics.registry.clone())),
         );
-        add_listener(&mut svc, &mut fds, l, bound, None);
+        add_listener(&mut svc, &mut fds, l, bound);
         metrics_service = Some(svc);
         metrics_addr = Some(bound);
     }
@@ -483,6 +499,12 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let (fds, rx) = (fds.clone(), shutdown_rx.clone());
         tasks.push(tokio::spawn(async move {
             proxy.start_service(Some(fds), rx, 1).await;
+        }));
+    }
+    if let Some(mut svc) = https_service {
+        let (fds, rx) = (fds.clone(), shutdown_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            svc.start_service(Some(fds), rx, 1).await;
         }));
     }
     if let Some(mut svc) = metrics_service {
@@ -508,6 +530,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         http_addr,
         https_addr,
         certificates,
+        sni_routes,
         tunnel_addr,
         metrics_addr,
         tunnel_cert_path: identity.cert_path,

@@ -1,21 +1,30 @@
 //! HTTPS at the edge: certificates selected per SNI from files and ACME, reloaded without a
-//! restart, and pingora's rustls listener settings (TLS 1.2/1.3, ALPN h2 and http/1.1).
+//! restart, and the HTTPS listener's own TLS ([`front`]): the ClientHello read first
+//! ([`client_hello`]), TLS passthrough by SNI, rustls (TLS 1.2/1.3, ALPN h2 and http/1.1)
+//! otherwise, the result handed to the HTTP servers as a pingora stream ([`stream`]).
 
 pub mod certificate;
+pub mod client_hello;
 pub mod config;
 pub mod files;
+pub mod front;
 pub mod resolver;
+pub mod stream;
 
-use pingora::listeners::tls::TlsSettings;
 use resolver::CertResolver;
+use rustls::version::{TLS12, TLS13};
+use rustls::ServerConfig;
 use std::sync::Arc;
 
-/// pingora's TLS settings for the public HTTPS listener: every certificate comes from
-/// `resolver`; HTTP/2 is offered first, HTTP/1.1 second.
-pub fn listener_settings(resolver: Arc<CertResolver>) -> pingora::Result<TlsSettings> {
-    // Paths stay empty: with a resolver set, pingora never reads certificate files.
-    let mut settings = TlsSettings::intermediate("", "")?;
-    settings.set_cert_resolver(resolver);
-    settings.enable_h2();
-    Ok(settings)
+/// The shared rustls configuration of the HTTPS listener: every certificate comes from
+/// `resolver`; TLS 1.2 and 1.3; HTTP/2 is offered first, HTTP/1.1 second (as pingora's
+/// listener had it).
+pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&TLS12, &TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

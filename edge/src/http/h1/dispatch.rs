@@ -9,14 +9,21 @@
 //! and hands every other connection, with the proxy application, to [`route`] (its custom
 //! session hook). There a plain connection that starts with the HTTP/2 preface goes back to
 //! pingora dressed as h2 ([`H2cStream`]); the rest is HTTP/1.x for hyper.
+//!
+//! The HTTPS listener is a second pingora service without TLS settings, every connection sent
+//! to [`route_tls`] ([`https_hook`]): the edge's own TLS ([`TlsFront`]) reads the ClientHello,
+//! passes TLS endpoints' connections through untouched, and terminates the rest; h2 then goes
+//! to pingora's HTTP/2 server, http/1.1 to the HTTP/1.x server in use.
 
 use super::connection::{self, HEADER_READ_TIMEOUT};
 use super::h2c::H2cStream;
 use crate::config::H1Server;
+use crate::tls::front::{Accepted, TlsFront};
 use futures_util::future::BoxFuture;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ServerApp};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as TcpStream;
-use pingora::protocols::Stream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -142,6 +149,96 @@ where
         route(app, stream, shutdown).await;
         None
     })
+}
+
+/// pingora's options for the HTTPS service: every connection comes to [`route_tls`], whichever
+/// HTTP/1.x server is in use (pingora never sees the TLS bytes).
+pub fn https_server_options() -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.force_custom = true;
+    options
+}
+
+/// Serves a connection on the HTTPS listener: TLS by [`TlsFront`] (or passed through), then
+/// HTTP/2 or HTTP/1.x by ALPN.
+pub async fn route_tls<A>(
+    app: Arc<A>,
+    front: &TlsFront,
+    h1: H1Server,
+    stream: Stream,
+    shutdown: ShutdownWatch,
+) where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    let mut stop = shutdown.clone();
+    let accepted = tokio::select! {
+        accepted = front.accept(stream) => accepted,
+        // A connection still in its handshake is dropped when the edge stops.
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
+    match accepted {
+        Ok(Accepted::Terminated(stream)) => serve_tls(app, stream, h1, shutdown).await,
+        Ok(Accepted::Passthrough(target, conn)) => target.serve(conn).await,
+        Err(e) => debug!("TLS client connection dropped: {e}"),
+    }
+}
+
+/// A terminated TLS connection to the HTTP server its ALPN picked.
+async fn serve_tls<A>(app: Arc<A>, stream: Stream, h1: H1Server, shutdown: ShutdownWatch)
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        // The stream reports TLS and h2: pingora's HTTP/2 server, which never hands it back.
+        let _ = ServerApp::process_new(&app, stream, &shutdown).await;
+        return;
+    }
+    match h1 {
+        H1Server::Hyper => connection::serve(app, stream, shutdown).await,
+        H1Server::Pingora => pingora_h1(app, stream, &shutdown).await,
+    }
+}
+
+/// pingora's HTTP/1.x server on a connection, as pingora runs it when no custom hook takes the
+/// connection (its `process_new` would send this one back to the hook): keep-alive for 60 s
+/// until shutdown, the request limit from the options.
+async fn pingora_h1<A>(app: Arc<A>, stream: Stream, shutdown: &ShutdownWatch)
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    let limit = app.server_options().and_then(|o| o.keepalive_request_limit);
+    let mut session = ServerSession::new_http1(stream);
+    session.set_keepalive((!*shutdown.borrow()).then_some(60));
+    session.set_keepalive_reuses_remaining(limit);
+    let mut reused = app.process_new_http(session, shutdown).await;
+    while let Some((stream, settings)) = reused.map(|r| r.consume()) {
+        let mut session = ServerSession::new_http1(stream);
+        if let Some(settings) = settings {
+            settings.apply_to_session(&mut session);
+        }
+        reused = app.process_new_http(session, shutdown).await;
+    }
+}
+
+/// [`route_tls`] in the shape of pingora's custom session hook, for the HTTPS service.
+pub fn https_hook<A>(
+    front: Arc<TlsFront>,
+    h1: H1Server,
+) -> impl Fn(Arc<A>, Stream, &ShutdownWatch) -> BoxFuture<'static, Option<Stream>>
+       + Send
+       + Sync
+       + Unpin
+       + 'static
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    move |app, stream, shutdown| {
+        let (front, shutdown) = (front.clone(), shutdown.clone());
+        Box::pin(async move {
+            route_tls(app, &front, h1, stream, shutdown).await;
+            None
+        })
+    }
 }
 
 #[cfg(test)]
