@@ -101,6 +101,16 @@ pub fn tcp_port_range(len: u16) -> anyhow::Result<sluice_edge::PortRange> {
     Ok(format!("{first}-{}", first + len - 1).parse()?)
 }
 
+/// The loopback address of the edge port a `tcp://DOMAIN:PORT` URL names (test edges listen
+/// on loopback).
+pub fn tcp_address(url: &str) -> anyhow::Result<SocketAddr> {
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .ok_or_else(|| anyhow!("no port in {url}"))?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 /// The first port of the kernel's ephemeral range.
 fn ephemeral_start() -> anyhow::Result<u16> {
     let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

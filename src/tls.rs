@@ -8,7 +8,8 @@ use sluice_edge::CertFiles;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 
 /// A throwaway certificate authority.
@@ -131,4 +132,46 @@ pub fn presented_leaf(stream: &TlsStream<TcpStream>) -> Option<CertificateDer<'s
     conn.peer_certificates()?
         .first()
         .map(|c| c.clone().into_owned())
+}
+
+/// A rustls server configuration serving the pair in `files` with TLS `versions`.
+pub fn server_config(
+    files: &CertFiles,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> anyhow::Result<rustls::ServerConfig> {
+    let certs = rustls_pemfile::certs(&mut &std::fs::read(&files.cert)?[..])
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut &std::fs::read(&files.key)?[..])?
+        .ok_or_else(|| anyhow::anyhow!("no key"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?)
+}
+
+/// A TLS server on loopback (the app behind a TLS endpoint) answering each line with
+/// `upstream: LINE`.
+pub async fn tls_upstream(config: rustls::ServerConfig) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 256];
+                while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                    let reply = [b"upstream: ", &buf[..n]].concat();
+                    if tls.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
 }

@@ -6,12 +6,12 @@ use sha2::{Digest, Sha256};
 use sluice_e2e::data::{hex, Generator};
 use sluice_e2e::upstream::{tcp_echo, tcp_reply_after_eof};
 use sluice_e2e::{
-    closed_port, tcp_port_range, within, Launch, TestAgent, TestEdge, OTHER_TOKEN, TOKEN,
+    closed_port, tcp_address, tcp_port_range, within, Launch, TestAgent, TestEdge, OTHER_TOKEN,
+    TOKEN,
 };
 use sluice_edge::EventDestination;
 use sluice_proto::control::{PolicyKind, PolicySource};
 use sluice_proto::error_code::ErrorCode;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,15 +20,6 @@ use tokio::net::TcpStream;
 async fn tcp_edge(len: u16) -> anyhow::Result<TestEdge> {
     let range = tcp_port_range(len)?;
     TestEdge::start_with(|c| c.tcp_ports = Some(range)).await
-}
-
-/// The edge address a `tcp://DOMAIN:PORT` URL names (the edge listens on loopback).
-fn address(url: &str) -> anyhow::Result<SocketAddr> {
-    let port = url
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .ok_or_else(|| anyhow::anyhow!("no port in {url}"))?;
-    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 #[tokio::test]
@@ -41,7 +32,7 @@ async fn sixty_four_mib_echo_arrives_whole_and_half_close_ends_it() -> anyhow::R
         "{}",
         agent.url()
     );
-    let client = TcpStream::connect(address(agent.url())?).await?;
+    let client = TcpStream::connect(tcp_address(agent.url())?).await?;
     let (mut read, mut write) = client.into_split();
     const LEN: u64 = 64 * 1024 * 1024;
     let send = tokio::spawn(async move {
@@ -79,7 +70,7 @@ async fn a_client_that_shuts_down_its_write_side_still_gets_the_reply() -> anyho
     let edge = tcp_edge(20).await?;
     let server = tcp_reply_after_eof().await?;
     let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", server.addr)).await?;
-    let mut client = TcpStream::connect(address(agent.url())?).await?;
+    let mut client = TcpStream::connect(tcp_address(agent.url())?).await?;
     client.write_all(b"hello, server").await?;
     client.shutdown().await?;
     let mut reply = String::new();
@@ -103,7 +94,7 @@ async fn ports_stay_in_range_run_out_and_come_back_to_the_agent_that_held_them(
     let second = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
     let ports: Vec<u16> = [first.url(), second.url()]
         .iter()
-        .map(|u| address(u).map(|a| a.port()))
+        .map(|u| tcp_address(u).map(|a| a.port()))
         .collect::<anyhow::Result<_>>()?;
     assert_ne!(ports[0], ports[1]);
     for port in &ports {
@@ -138,7 +129,7 @@ async fn ports_stay_in_range_run_out_and_come_back_to_the_agent_that_held_them(
     first.stop().await?;
     let back = TestAgent::start(edge.tcp_agent_config(TOKEN, &url, echo.addr)).await?;
     assert_eq!(back.url(), url);
-    let mut client = TcpStream::connect(address(&url)?).await?;
+    let mut client = TcpStream::connect(tcp_address(&url)?).await?;
     client.write_all(b"ping").await?;
     let mut buf = [0u8; 4];
     within(
@@ -172,7 +163,7 @@ async fn an_edge_without_tcp_ports_says_how_to_enable_them() -> anyhow::Result<(
 async fn an_unreachable_upstream_closes_the_client_at_once() -> anyhow::Result<()> {
     let edge = tcp_edge(20).await?;
     let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", closed_port()?)).await?;
-    let mut client = TcpStream::connect(address(agent.url())?).await?;
+    let mut client = TcpStream::connect(tcp_address(agent.url())?).await?;
     let mut buf = [0u8; 16];
     let n = within(Duration::from_secs(5), "the close", client.read(&mut buf)).await?;
     assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
@@ -184,7 +175,7 @@ async fn a_stopped_agent_frees_its_port_within_a_second() -> anyhow::Result<()> 
     let edge = tcp_edge(20).await?;
     let echo = tcp_echo().await?;
     let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", echo.addr)).await?;
-    let addr = address(agent.url())?;
+    let addr = tcp_address(agent.url())?;
     agent.stop().await?;
     sluice_e2e::eventually(Duration::from_secs(1), "the port to close", || async {
         TcpStream::connect(addr).await.err().map(|_| ())
@@ -226,7 +217,7 @@ async fn restrict_ips_on_connect_closes_with_no_bytes_and_the_event_says_so() ->
     )];
     let allowed = TestAgent::start(allowed_config).await?;
 
-    let mut client = TcpStream::connect(address(refused.url())?).await?;
+    let mut client = TcpStream::connect(tcp_address(refused.url())?).await?;
     let _ = client.write_all(b"let me in").await;
     let mut got = Vec::new();
     let read = within(
@@ -237,7 +228,7 @@ async fn restrict_ips_on_connect_closes_with_no_bytes_and_the_event_says_so() ->
     .await?;
     assert!(got.is_empty(), "{read:?} {got:?}");
 
-    let mut client = TcpStream::connect(address(allowed.url())?).await?;
+    let mut client = TcpStream::connect(tcp_address(allowed.url())?).await?;
     client.write_all(b"ping").await?;
     client.shutdown().await?;
     let mut echoed = Vec::new();
@@ -249,7 +240,7 @@ async fn restrict_ips_on_connect_closes_with_no_bytes_and_the_event_says_so() ->
     .await??;
     assert_eq!(echoed, b"ping");
 
-    let port = |url: &str| address(url).map(|a| a.port());
+    let port = |url: &str| tcp_address(url).map(|a| a.port());
     let (refused_port, allowed_port) = (port(refused.url())?, port(allowed.url())?);
     let lines = sluice_e2e::eventually(Duration::from_secs(5), "both events", || async {
         let text = std::fs::read_to_string(&events).unwrap_or_default();
@@ -341,7 +332,7 @@ async fn forward_internal_on_connect_hands_the_connection_to_an_internal_tcp_end
         "on_tcp_connect:\n  - actions: [{type: forward-internal, config: {url: \"tcp://echo.internal:7000\"}}]\n",
     )];
     let front = TestAgent::start(front).await?;
-    let mut client = TcpStream::connect(address(front.url())?).await?;
+    let mut client = TcpStream::connect(tcp_address(front.url())?).await?;
     client.write_all(b"through the internal endpoint").await?;
     client.shutdown().await?;
     let mut echoed = Vec::new();
@@ -371,7 +362,7 @@ async fn after_an_edge_restart_the_agent_gets_its_port_back() -> anyhow::Result<
         .arg("--edge-ca")
         .arg(&edge.cert);
     let agent = AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
-    let addr = address(&agent.url)?;
+    let addr = tcp_address(&agent.url)?;
     let status = edge.terminate(Duration::from_secs(15)).await?;
     assert!(status.success(), "edge exit {status}");
     let edge = within(Duration::from_secs(10), "the edge to start again", async {

@@ -1,9 +1,11 @@
-//! TCP endpoints in front of real services, driven by their real clients: Debian's
-//! redis-server with redis-cli, OpenSSH's sshd with ssh (through the `agent tcp` binary), and
-//! the PROXY protocol v1/v2 headers the agent writes, parsed by the `ppp` crate.
+//! TCP and TLS endpoints in front of real services, driven by their real clients: Debian's
+//! redis-server with redis-cli, OpenSSH's sshd with ssh (through the `agent tcp` binary), the
+//! PROXY protocol v1/v2 headers the agent writes, parsed by the `ppp` crate, and OpenSSL's
+//! s_client seeing a TLS endpoint's own certificate beside an HTTPS endpoint's.
 
 use sluice_e2e::process::{base_command, AgentProcess};
-use sluice_e2e::{any_port, eventually, free_tcp_port, tcp_port_range, within};
+use sluice_e2e::tls::{server_config, tls_connect, tls_upstream, TestCa};
+use sluice_e2e::{any_port, eventually, free_tcp_port, tcp_address, tcp_port_range, within};
 use sluice_e2e::{tools, TestAgent, TestEdge, TOKEN};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -24,15 +26,6 @@ const SSHD: &str = "/usr/sbin/sshd";
 async fn tcp_edge() -> anyhow::Result<TestEdge> {
     let range = tcp_port_range(20)?;
     TestEdge::start_with(|c| c.tcp_ports = Some(range)).await
-}
-
-/// The edge address a `tcp://DOMAIN:PORT` URL names (the edge listens on loopback).
-fn address(url: &str) -> anyhow::Result<SocketAddr> {
-    let port = url
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .ok_or_else(|| anyhow::anyhow!("no port in {url}"))?;
-    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Runs `cmd` with `stdin` to completion (at most 30 s); fails unless it exits 0. Returns
@@ -99,7 +92,7 @@ async fn redis_cli_sets_and_gets_through_the_tunnel() -> anyhow::Result<()> {
 
     let edge = tcp_edge().await?;
     let agent = TestAgent::start(edge.tcp_agent_config(TOKEN, "tcp://", redis_addr)).await?;
-    let port = address(agent.url())?.port().to_string();
+    let port = tcp_address(agent.url())?.port().to_string();
     let cli = |args: &[&str]| {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &port]).args(args);
@@ -181,7 +174,7 @@ async fn ssh_logs_in_and_runs_a_command_through_agent_tcp() -> anyhow::Result<()
             "-F",
             "/dev/null",
             "-p",
-            &address(&agent.url)?.port().to_string(),
+            &tcp_address(&agent.url)?.port().to_string(),
         ])
         .args([
             "-o",
@@ -258,7 +251,7 @@ async fn proxy_header_names_client_and_edge(version: &str) -> anyhow::Result<()>
     let mut config = edge.tcp_agent_config(TOKEN, "tcp://", upstream_addr);
     config.endpoints[0].proxy_protocol = Some(version.parse()?);
     let agent = TestAgent::start(config).await?;
-    let edge_addr = address(agent.url())?;
+    let edge_addr = tcp_address(agent.url())?;
 
     let mut client = TcpStream::connect(edge_addr).await?;
     client.write_all(b"after the header").await?;
@@ -298,4 +291,90 @@ async fn proxy_protocol_v1_names_the_client_and_the_edge_port() -> anyhow::Resul
 #[tokio::test]
 async fn proxy_protocol_v2_names_the_client_and_the_edge_port() -> anyhow::Result<()> {
     proxy_header_names_client_and_edge("2").await
+}
+
+/// The SHA-256 fingerprint `openssl s_client -servername NAME` sees on the edge's HTTPS port,
+/// as `openssl x509 -fingerprint` prints it.
+async fn fingerprint_seen(https: SocketAddr, name: &str) -> anyhow::Result<String> {
+    let mut s_client = Command::new("timeout");
+    s_client.args([
+        "10",
+        "openssl",
+        "s_client",
+        "-connect",
+        &https.to_string(),
+        "-servername",
+        name,
+    ]);
+    // "Q" ends s_client's session once the handshake is done.
+    let shown = run(s_client, b"Q\n").await?;
+    let mut x509 = Command::new("openssl");
+    x509.args(["x509", "-noout", "-fingerprint", "-sha256"]);
+    Ok(run(x509, shown.as_bytes()).await?.trim().to_string())
+}
+
+/// `openssl x509 -fingerprint -sha256`'s form of a certificate's fingerprint.
+fn fingerprint_of(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let hex: Vec<String> = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    format!("sha256 Fingerprint={}", hex.join(":"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_passthrough_shows_the_upstreams_certificate_and_https_the_edges() -> anyhow::Result<()>
+{
+    tools::require(&["openssl"], SSH_SETUP)?;
+    let dir = tempfile::tempdir()?;
+    let edge_ca = TestCa::new("edge CA")?;
+    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    // The app's certificate comes from a CA the edge has never seen.
+    let app_ca = TestCa::new("app CA")?;
+    let (app_files, app_leaf) = app_ca.issue(dir.path(), "app", &["db.tunnel.test"])?;
+    let tls_app = tls_upstream(server_config(&app_files, rustls::DEFAULT_VERSIONS)?).await?;
+    let db =
+        TestAgent::start(edge.tcp_agent_config(TOKEN, "tls://db.tunnel.test", tls_app)).await?;
+    assert_eq!(
+        db.url(),
+        format!("tls://db.tunnel.test:{}", edge.https()?.port())
+    );
+    let app = sluice_e2e::upstream::app("web").await?;
+    let _web =
+        TestAgent::start(edge.agent_config(TOKEN, "https://web.tunnel.test", app.addr)).await?;
+
+    let https = edge.https()?;
+    assert_eq!(
+        fingerprint_seen(https, "db.tunnel.test").await?,
+        fingerprint_of(&app_leaf)
+    );
+    let edge_seen = fingerprint_seen(https, "web.tunnel.test").await?;
+    assert_ne!(edge_seen, fingerprint_of(&app_leaf));
+    // The HTTPS endpoint on the same port keeps the edge's certificate.
+    let mut s_client = Command::new("openssl");
+    s_client.args([
+        "s_client",
+        "-connect",
+        &https.to_string(),
+        "-servername",
+        "web.tunnel.test",
+    ]);
+    let shown = run(s_client, b"Q\n").await?;
+    assert!(shown.contains("edge CA"), "{shown}");
+
+    // Bytes go both ways through the passthrough: the app answers over its own TLS.
+    let client_config = app_ca.client_config(&[])?;
+    let mut tls = tls_connect(client_config, https, "db.tunnel.test").await?;
+    tls.write_all(b"hello").await?;
+    let mut buf = [0u8; 64];
+    let n = within(
+        Duration::from_secs(5),
+        "the app's answer",
+        tls.read(&mut buf),
+    )
+    .await??;
+    assert_eq!(&buf[..n], b"upstream: hello");
+
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //! certificate covers, and bytes that are not TLS, are refused at once, not left hanging.
 
 use futures_util::future::BoxFuture;
-use sluice_e2e::tls::{presented_leaf, tls_connect, TestCa};
+use sluice_e2e::tls::{presented_leaf, server_config, tls_connect, tls_upstream, TestCa};
 use sluice_e2e::upstream::{self, Seen};
 use sluice_e2e::{any_port, client, within, TestAgent, TestEdge, TOKEN};
 use sluice_edge::{
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 const DOMAIN: &str = "tunnel.test";
@@ -42,48 +42,6 @@ fn sni_routes(edge: &TestEdge) -> anyhow::Result<Arc<SniTable>> {
         .sni_routes
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no HTTPS listener"))
-}
-
-/// A rustls server configuration serving the pair in `files` with TLS `versions`.
-fn server_config(
-    files: &CertFiles,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> anyhow::Result<rustls::ServerConfig> {
-    let certs = rustls_pemfile::certs(&mut &std::fs::read(&files.cert)?[..])
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut &std::fs::read(&files.key)?[..])?
-        .ok_or_else(|| anyhow::anyhow!("no key"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?)
-}
-
-/// A TLS server on loopback (the app behind a TLS endpoint) answering each line with
-/// `upstream: LINE`.
-async fn tls_upstream(config: rustls::ServerConfig) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = [0u8; 256];
-                while let Ok(n @ 1..) = tls.read(&mut buf).await {
-                    let reply = [b"upstream: ", &buf[..n]].concat();
-                    if tls.write_all(&reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
 }
 
 /// A passthrough target splicing each connection to `upstream` (what the agent's stream will

@@ -19,6 +19,7 @@ use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::outbound::{AddressRules, InternalCalls, PolicyCaller};
 use crate::policy::compile::PolicyServices;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
+use crate::tcp::tls::TlsEndpoints;
 use crate::tcp::{TcpSide, TcpState};
 use crate::tls::certificate::TlsCertError;
 use crate::tls::config::{CertFiles, HttpsConfig};
@@ -389,13 +390,15 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         stream_open_timeout: config.stream_open_timeout,
         internal_calls,
     });
+    let tcp_state = Arc::new(TcpState {
+        routes: routes.clone(),
+        stream_open_timeout: config.stream_open_timeout,
+        metrics: metrics.clone(),
+        events: events.clone(),
+        operators: operators.clone(),
+    });
     let tcp_ports = config.tcp_ports.map(|range| {
-        let side = TcpSide(Arc::new(TcpState {
-            routes: routes.clone(),
-            stream_open_timeout: config.stream_open_timeout,
-            metrics: metrics.clone(),
-            events: events.clone(),
-        }));
+        let side = TcpSide(tcp_state.clone());
         Arc::new(TcpPorts::new(range, http_addr.ip(), Arc::new(side)))
     });
     let tunnel_state = Arc::new(TunnelState {
@@ -445,7 +448,8 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         // The HTTPS listener has a service of its own, so that its hook (the edge's TLS, then
         // the HTTP servers) is the only one its connections meet; see docs/tls.md.
         let table = Arc::new(SniTable::default());
-        let front = TlsFront::new(h.resolver.clone(), table.clone())
+        let routes = TlsEndpoints::new(tcp_state.clone(), table.clone());
+        let front = TlsFront::new(h.resolver.clone(), Arc::new(routes))
             .map_err(|e| StartError::TlsListener(e.to_string()))?;
         let mut svc = pingora::proxy::http_proxy_service_with_name_custom(
             &server_conf,

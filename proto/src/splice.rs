@@ -99,6 +99,9 @@ async fn stream_to_io<W: AsyncWrite + Unpin>(
         match reader.next_raw().await {
             Ok(Some(bytes)) => {
                 io.write_all(&bytes).await.map_err(io_failure)?;
+                // A buffered writer (pingora's client stream) holds bytes until flushed, and a
+                // protocol waiting on them would wait forever; a socket's flush is free.
+                io.flush().await.map_err(io_failure)?;
                 *count += bytes.len() as u64;
             }
             Ok(None) => {

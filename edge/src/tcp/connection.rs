@@ -1,4 +1,4 @@
-//! One client connection to a TCP endpoint: the member that takes it, the endpoint's
+//! One client connection to a TCP or TLS endpoint: the member that takes it, the endpoint's
 //! `on_tcp_connect` rules (and those of the internal endpoints they forward it to), a stream to its agent opened with a connect frame, the agent's
 //! answer (its upstream connection is open, or why not), then the connection's bytes both
 //! ways until both sides are done; and the record of it for metrics and events.
@@ -8,9 +8,12 @@ use crate::ids::new_id;
 use crate::record::ConnectionRecord;
 use crate::tunnel::routes::{EndpointKey, Route};
 use crate::tunnel::stream::AgentStream;
+use futures_util::future::BoxFuture;
+use pingora::protocols::Stream;
 use sluice_policy::{ConnInfo, ConnectVerdict, InternalUrl, RequestState, MAX_FORWARD_DEPTH};
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
-use sluice_proto::splice::{splice_halves, Spliced};
+use sluice_proto::framed::{FrameReader, FrameWriter};
+use sluice_proto::splice::{splice, splice_halves, Spliced};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -54,12 +57,69 @@ struct Accepted {
     start: SystemTime,
 }
 
+/// A client connection the edge carries to an agent: a TCP endpoint's socket, or a TLS
+/// endpoint's connection from the HTTPS port.
+pub(crate) trait Client: Send {
+    /// Moves its bytes both ways with the stream's (see `sluice_proto::splice`).
+    fn splice<'a>(
+        &'a mut self,
+        reader: &'a mut FrameReader,
+        writer: &'a mut FrameWriter,
+    ) -> BoxFuture<'a, Spliced>;
+    /// Makes a connection cut on the other side visible to the client.
+    fn reset(&self);
+}
+
+impl Client for TcpStream {
+    fn splice<'a>(
+        &'a mut self,
+        reader: &'a mut FrameReader,
+        writer: &'a mut FrameWriter,
+    ) -> BoxFuture<'a, Spliced> {
+        let (read, write) = self.split();
+        Box::pin(splice_halves(reader, writer, read, write))
+    }
+
+    /// A TCP reset, never a clean end, so a client cannot take a cut transfer for a whole one.
+    fn reset(&self) {
+        let _ = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO));
+    }
+}
+
+impl Client for Stream {
+    fn splice<'a>(
+        &'a mut self,
+        reader: &'a mut FrameReader,
+        writer: &'a mut FrameWriter,
+    ) -> BoxFuture<'a, Spliced> {
+        Box::pin(splice(reader, writer, self))
+    }
+
+    /// Nothing to do: the bytes are TLS records, and a TLS client takes a connection that ends
+    /// without the server's close_notify for a cut, not for a clean end.
+    fn reset(&self) {}
+}
+
 /// Serves one accepted connection to `local` (one of the edge's TCP ports) from `peer`.
-pub(crate) async fn serve(
-    mut client: TcpStream,
+pub(crate) async fn serve_port(
+    client: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     state: Arc<TcpState>,
+) {
+    let _ = client.set_nodelay(true);
+    let route = member(&state, local.port());
+    serve(client, peer, local, route, &state).await;
+}
+
+/// Serves `client`, which connected from `peer` to `local`, with `route` (a member of its
+/// endpoint; `None` when no endpoint holds it any more).
+pub(crate) async fn serve<C: Client>(
+    mut client: C,
+    peer: SocketAddr,
+    local: SocketAddr,
+    route: Option<Arc<Route>>,
+    state: &TcpState,
 ) {
     let accepted = Accepted {
         id: new_id("conn"),
@@ -70,25 +130,21 @@ pub(crate) async fn serve(
     let span = info_span!("tcp_connection", connection = %accepted.id, client = %peer, port = local.port());
     async move {
         let started = Instant::now();
-        let _ = client.set_nodelay(true);
-        let route = member(&state, local.port());
         let open = route.as_ref().map(|r| {
             state
                 .metrics
                 .tcp_connections_open
-                .with_label_values(&[&r.url])
+                .with_label_values(&[&state.label(r)])
         });
         if let Some(gauge) = &open {
             gauge.inc();
         }
         let (outcome, policy) = match &route {
             None => (Outcome::NoEndpoint, None),
-            Some(route) => run(&mut client, &accepted, route, &state).await,
+            Some(route) => run(&mut client, &accepted, route, state).await,
         };
         if matches!(outcome.label(), "broken") {
-            // A connection cut on one side is reset on the other, never ended cleanly, so a
-            // client cannot take a cut transfer for a whole one.
-            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            client.reset();
         }
         drop(client);
         if let Some(gauge) = &open {
@@ -127,8 +183,8 @@ pub(crate) async fn serve(
 /// it; a forward-internal hands it to a member of the internal endpoint, whose rules run next
 /// (at most [`MAX_FORWARD_DEPTH`] endpoints). Returns the first endpoint's policy state for
 /// the record.
-async fn run(
-    client: &mut TcpStream,
+async fn run<C: Client>(
+    client: &mut C,
     accepted: &Accepted,
     route: &Arc<Route>,
     state: &TcpState,
@@ -176,8 +232,8 @@ fn target(state: &TcpState, from: &Route, url: &InternalUrl) -> Option<Arc<Route
 }
 
 /// Takes the connection to the member's agent and carries it.
-async fn carry(
-    client: &mut TcpStream,
+async fn carry<C: Client>(
+    client: &mut C,
     accepted: &Accepted,
     route: &Route,
     state: &TcpState,
@@ -201,8 +257,7 @@ async fn carry(
     if let Err(outcome) = open(&mut stream, head).await {
         return outcome;
     }
-    let (read, write) = client.split();
-    Outcome::Carried(splice_halves(&mut stream.reader, &mut stream.writer, read, write).await)
+    Outcome::Carried(client.splice(&mut stream.reader, &mut stream.writer).await)
 }
 
 /// A live member of the endpoint on `port`.

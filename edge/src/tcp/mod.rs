@@ -1,9 +1,11 @@
-//! TCP endpoints' public side: each client connection one of the edge's TCP ports accepts,
-//! carried to the agent that holds the port on a QUIC stream of its own (`connection.rs`).
-//! The ports themselves are handed out at admission (`tunnel/ports.rs`).
+//! TCP and TLS endpoints' public side: each client connection one of the edge's TCP ports
+//! accepts, or the HTTPS port hands over by SNI (`tls.rs`), carried to the agent that holds
+//! the endpoint on a QUIC stream of its own (`connection.rs`). The ports themselves are handed
+//! out at admission (`tunnel/ports.rs`).
 
 pub(crate) mod connection;
 pub(crate) mod state;
+pub(crate) mod tls;
 
 pub use state::TcpState;
 
@@ -18,6 +20,6 @@ pub struct TcpSide(pub Arc<TcpState>);
 impl ConnectionHandler for TcpSide {
     fn serve(&self, client: TcpStream, peer: SocketAddr, local: SocketAddr) {
         // Each connection's span is a root: the port outlives the session that opened it.
-        tokio::spawn(connection::serve(client, peer, local, self.0.clone()));
+        tokio::spawn(connection::serve_port(client, peer, local, self.0.clone()));
     }
 }

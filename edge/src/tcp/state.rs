@@ -2,7 +2,8 @@
 
 use crate::events::EventExport;
 use crate::metrics::EdgeMetrics;
-use crate::tunnel::routes::RouteRegistry;
+use crate::policy::operator::OperatorEndpoints;
+use crate::tunnel::routes::{Binding, Route, RouteRegistry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,4 +17,18 @@ pub struct TcpState {
     pub metrics: EdgeMetrics,
     /// Where `tcp_connection_closed.v0` events go.
     pub events: Arc<EventExport>,
+    /// edge.yaml's endpoints, whose patterns name TLS endpoints' metric labels.
+    pub operators: Arc<OperatorEndpoints>,
+}
+
+impl TcpState {
+    /// The bounded `endpoint` label of a member's connections: a TCP endpoint's URL (one per
+    /// port of the operator's range at most), a TLS endpoint's edge.yaml pattern or `other`,
+    /// as HTTP endpoints are labelled.
+    pub fn label<'a>(&'a self, route: &'a Route) -> &'a str {
+        match route.key.binding {
+            Binding::Port(_) => &route.url,
+            _ => self.operators.endpoint_label(route.key.hostname.as_str()),
+        }
+    }
 }

@@ -1,0 +1,66 @@
+//! TLS endpoints (`tls://NAME.DOMAIN`): the edge's HTTPS port hands a connection whose SNI
+//! names one here before any TLS is done, and it is carried to the agent like a TCP
+//! endpoint's connection, ClientHello included, so the agent's upstream terminates TLS with
+//! its own certificate.
+
+use super::connection;
+use super::state::TcpState;
+use crate::tls::front::{
+    PassthroughTarget, RawTlsConn, SniDecision, SniRoutes, SniTable, TlsOpening,
+};
+use crate::tunnel::routes::RouteSet;
+use futures_util::future::BoxFuture;
+use sluice_proto::scheme::Scheme;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The HTTPS port's router: names a TLS endpoint holds pass through to its agent; the
+/// table's names (set by the edge's embedder) next; everything else is the edge's HTTPS.
+pub struct TlsEndpoints {
+    state: Arc<TcpState>,
+    table: Arc<SniTable>,
+}
+
+impl TlsEndpoints {
+    /// Routes by the registry in `state`, then by `table`.
+    pub fn new(state: Arc<TcpState>, table: Arc<SniTable>) -> Self {
+        Self { state, table }
+    }
+}
+
+impl SniRoutes for TlsEndpoints {
+    fn decide(&self, opening: &TlsOpening<'_>) -> SniDecision {
+        let endpoint = opening
+            .sni
+            .and_then(|sni| self.state.routes.lookup(Scheme::Tls, sni));
+        match endpoint {
+            Some(set) => SniDecision::Passthrough(Arc::new(Passthrough {
+                set,
+                state: self.state.clone(),
+            })),
+            None => self.table.decide(opening),
+        }
+    }
+}
+
+/// One connection's way to a TLS endpoint's member.
+struct Passthrough {
+    set: Arc<RouteSet>,
+    state: Arc<TcpState>,
+}
+
+impl PassthroughTarget for Passthrough {
+    fn serve(&self, conn: RawTlsConn) -> BoxFuture<'static, ()> {
+        let (set, state) = (self.set.clone(), self.state.clone());
+        Box::pin(async move {
+            let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+            let local = conn
+                .stream
+                .get_socket_digest()
+                .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
+                .unwrap_or(unknown);
+            let peer = conn.client.unwrap_or(unknown);
+            connection::serve(conn.stream, peer, local, set.pick(), &state).await;
+        })
+    }
+}
