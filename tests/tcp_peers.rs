@@ -378,3 +378,100 @@ async fn tls_passthrough_shows_the_upstreams_certificate_and_https_the_edges() -
 
     Ok(())
 }
+
+/// A policy layer from YAML text.
+fn policy(text: &str) -> sluice_proto::control::PolicySource {
+    sluice_proto::control::PolicySource {
+        origin: "tls-policy.yml".into(),
+        kind: sluice_proto::control::PolicyKind::Document,
+        text: text.into(),
+    }
+}
+
+/// `openssl s_client` against the edge's HTTPS port for `name` with `extra` flags, sending
+/// `input` after the handshake: whether it exited 0, and what it printed.
+async fn s_client(
+    https: SocketAddr,
+    name: &str,
+    extra: &[&str],
+    input: &[u8],
+) -> anyhow::Result<(bool, String)> {
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "10",
+        "openssl",
+        "s_client",
+        "-connect",
+        &https.to_string(),
+        "-servername",
+        name,
+        "-quiet",
+        "-no_ign_eof",
+    ])
+    .args(extra)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).await?;
+        // Leave stdin open a moment so the reply is read before s_client ends.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = within(
+        Duration::from_secs(15),
+        "s_client",
+        child.wait_with_output(),
+    )
+    .await??;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.success(), text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_tls_on_a_tls_endpoint_enforces_versions_and_mutual_tls() -> anyhow::Result<()> {
+    tools::require(&["openssl"], SSH_SETUP)?;
+    let dir = tempfile::tempdir()?;
+    let edge_ca = TestCa::new("edge CA")?;
+    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let https = edge.https()?;
+    let echo = sluice_e2e::upstream::tcp_echo().await?;
+    // TLS 1.3 only, the edge's certificate: the agent's echo server gets plaintext.
+    let mut v13 = edge.tcp_agent_config(TOKEN, "tls://v13.tunnel.test", echo.addr);
+    v13.endpoints[0].policies = vec![policy(
+        "on_tcp_connect:\n  - actions: [{type: terminate-tls, config: {min_version: \"1.3\"}}]\n",
+    )];
+    let _v13 = TestAgent::start(v13).await?;
+    let (ok, shown) = s_client(https, "v13.tunnel.test", &["-tls1_2"], b"").await?;
+    assert!(!ok, "a TLS 1.2 client got through: {shown}");
+    let (ok, shown) = s_client(https, "v13.tunnel.test", &["-tls1_3"], b"plain\n").await?;
+    assert!(ok && shown.contains("plain"), "{shown}");
+
+    // Mutual TLS: a client certificate from the configured CA is required.
+    let client_ca = TestCa::new("client CA")?;
+    let (client_files, _) = client_ca.issue(dir.path(), "client", &["client.example"])?;
+    let mut mtls = edge.tcp_agent_config(TOKEN, "tls://mtls.tunnel.test", echo.addr);
+    let ca_pem = client_ca.pem().replace('\n', "\\n");
+    mtls.endpoints[0].policies = vec![policy(&format!(
+        "on_tcp_connect:\n  - actions: [{{type: terminate-tls, config: {{mutual_tls_certificate_authorities: [\"{ca_pem}\"]}}}}]\n"
+    ))];
+    let _mtls = TestAgent::start(mtls).await?;
+    let (ok, shown) = s_client(https, "mtls.tunnel.test", &[], b"no cert\n").await?;
+    assert!(
+        !(ok && shown.contains("no cert")),
+        "a client without a certificate got through: {shown}"
+    );
+    let cert = client_files.cert.to_string_lossy().into_owned();
+    let key = client_files.key.to_string_lossy().into_owned();
+    let (ok, shown) = s_client(
+        https,
+        "mtls.tunnel.test",
+        &["-cert", &cert, "-key", &key],
+        b"with cert\n",
+    )
+    .await?;
+    assert!(ok && shown.contains("with cert"), "{shown}");
+    Ok(())
+}

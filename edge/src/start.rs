@@ -396,6 +396,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics: metrics.clone(),
         events: events.clone(),
         operators: operators.clone(),
+        edge_certs: https.as_ref().map(|h| h.resolver.clone()),
     });
     let tcp_ports = config.tcp_ports.map(|range| {
         let side = TcpSide(tcp_state.clone());

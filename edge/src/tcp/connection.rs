@@ -3,22 +3,22 @@
 //! answer (its upstream connection is open, or why not), then the connection's bytes both
 //! ways until both sides are done; and the record of it for metrics and events.
 
+use super::client::Client;
 use super::state::TcpState;
 use crate::ids::new_id;
 use crate::record::ConnectionRecord;
 use crate::tunnel::routes::{EndpointKey, Route};
 use crate::tunnel::stream::AgentStream;
-use futures_util::future::BoxFuture;
-use pingora::protocols::Stream;
-use sluice_policy::{ConnInfo, ConnectVerdict, InternalUrl, RequestState, MAX_FORWARD_DEPTH};
+use sluice_policy::{
+    ConnInfo, ConnectVerdict, InternalUrl, RequestState, TerminateTls, MAX_FORWARD_DEPTH,
+};
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
-use sluice_proto::framed::{FrameReader, FrameWriter};
-use sluice_proto::splice::{splice, splice_halves, Spliced};
+use sluice_proto::splice::Spliced;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, Instrument};
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -31,6 +31,9 @@ pub(crate) enum Outcome {
     AgentGone(String),
     /// The agent could not open its upstream connection.
     Refused(AgentFailure),
+    /// terminate-tls: the client's TLS handshake failed (a refused version, no client
+    /// certificate under mutual TLS, …), or the settings could not be used.
+    TlsRefused(String),
     /// The bytes flowed; a failure in `Spliced` means one side broke off.
     Carried(Spliced),
 }
@@ -43,6 +46,7 @@ impl Outcome {
             Outcome::PolicyClosed => "policy_closed",
             Outcome::AgentGone(_) => "agent_gone",
             Outcome::Refused(_) => "upstream_unreachable",
+            Outcome::TlsRefused(_) => "tls_refused",
             Outcome::Carried(s) if s.failure.is_some() => "broken",
             Outcome::Carried(_) => "closed",
         }
@@ -57,49 +61,6 @@ struct Accepted {
     start: SystemTime,
 }
 
-/// A client connection the edge carries to an agent: a TCP endpoint's socket, or a TLS
-/// endpoint's connection from the HTTPS port.
-pub(crate) trait Client: Send {
-    /// Moves its bytes both ways with the stream's (see `sluice_proto::splice`).
-    fn splice<'a>(
-        &'a mut self,
-        reader: &'a mut FrameReader,
-        writer: &'a mut FrameWriter,
-    ) -> BoxFuture<'a, Spliced>;
-    /// Makes a connection cut on the other side visible to the client.
-    fn reset(&self);
-}
-
-impl Client for TcpStream {
-    fn splice<'a>(
-        &'a mut self,
-        reader: &'a mut FrameReader,
-        writer: &'a mut FrameWriter,
-    ) -> BoxFuture<'a, Spliced> {
-        let (read, write) = self.split();
-        Box::pin(splice_halves(reader, writer, read, write))
-    }
-
-    /// A TCP reset, never a clean end, so a client cannot take a cut transfer for a whole one.
-    fn reset(&self) {
-        let _ = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO));
-    }
-}
-
-impl Client for Stream {
-    fn splice<'a>(
-        &'a mut self,
-        reader: &'a mut FrameReader,
-        writer: &'a mut FrameWriter,
-    ) -> BoxFuture<'a, Spliced> {
-        Box::pin(splice(reader, writer, self))
-    }
-
-    /// Nothing to do: the bytes are TLS records, and a TLS client takes a connection that ends
-    /// without the server's close_notify for a cut, not for a clean end.
-    fn reset(&self) {}
-}
-
 /// Serves one accepted connection to `local` (one of the edge's TCP ports) from `peer`.
 pub(crate) async fn serve_port(
     client: TcpStream,
@@ -109,13 +70,13 @@ pub(crate) async fn serve_port(
 ) {
     let _ = client.set_nodelay(true);
     let route = member(&state, local.port());
-    serve(client, peer, local, route, &state).await;
+    serve(Client::Tcp(client), peer, local, route, &state).await;
 }
 
 /// Serves `client`, which connected from `peer` to `local`, with `route` (a member of its
 /// endpoint; `None` when no endpoint holds it any more).
-pub(crate) async fn serve<C: Client>(
-    mut client: C,
+pub(crate) async fn serve(
+    mut client: Client,
     peer: SocketAddr,
     local: SocketAddr,
     route: Option<Arc<Route>>,
@@ -183,8 +144,8 @@ pub(crate) async fn serve<C: Client>(
 /// it; a forward-internal hands it to a member of the internal endpoint, whose rules run next
 /// (at most [`MAX_FORWARD_DEPTH`] endpoints). Returns the first endpoint's policy state for
 /// the record.
-async fn run<C: Client>(
-    client: &mut C,
+async fn run(
+    client: &mut Client,
     accepted: &Accepted,
     route: &Arc<Route>,
     state: &TcpState,
@@ -202,8 +163,10 @@ async fn run<C: Client>(
         first.get_or_insert(st);
         match verdict {
             ConnectVerdict::Continue { terminate_tls } => {
-                if terminate_tls.is_some() {
-                    warn!("terminate-tls has no effect on a tcp:// endpoint (use a tls:// one)");
+                if let Some(settings) = terminate_tls {
+                    if let Err(outcome) = terminate(client, &settings, state, &mut first).await {
+                        return (outcome, first);
+                    }
                 }
                 return (carry(client, accepted, &route, state).await, first);
             }
@@ -224,6 +187,27 @@ async fn run<C: Client>(
     (Outcome::PolicyClosed, first)
 }
 
+/// terminate-tls: finishes the handshake the client started with the action's settings, so
+/// the agent gets plaintext; the TLS facts (the client's certificate under mutual TLS) go into
+/// the connection's policy state for its event.
+async fn terminate(
+    client: &mut Client,
+    settings: &TerminateTls,
+    state: &TcpState,
+    policy: &mut Option<RequestState>,
+) -> Result<(), Outcome> {
+    let config = super::terminate::server_config(settings, state.edge_certs.clone())
+        .map_err(|e| Outcome::TlsRefused(e.to_string()))?;
+    let tls = client
+        .terminate(config)
+        .await
+        .map_err(|e| Outcome::TlsRefused(e.to_string()))?;
+    if let Some(st) = policy {
+        st.set_tls(tls);
+    }
+    Ok(())
+}
+
 /// A live member of the internal endpoint `url` in the namespace of `from`'s authtoken (the
 /// action checked it is online a moment ago).
 fn target(state: &TcpState, from: &Route, url: &InternalUrl) -> Option<Arc<Route>> {
@@ -232,8 +216,8 @@ fn target(state: &TcpState, from: &Route, url: &InternalUrl) -> Option<Arc<Route
 }
 
 /// Takes the connection to the member's agent and carries it.
-async fn carry<C: Client>(
-    client: &mut C,
+async fn carry(
+    client: &mut Client,
     accepted: &Accepted,
     route: &Route,
     state: &TcpState,
@@ -287,6 +271,7 @@ fn log(outcome: &Outcome, took: Duration) {
         Outcome::NoEndpoint => debug!("no endpoint on this port; connection closed"),
         Outcome::PolicyClosed => info!("connection closed by the endpoint's on_tcp_connect rules"),
         Outcome::AgentGone(why) => info!("connection closed: the agent is gone: {why}"),
+        Outcome::TlsRefused(why) => info!("connection closed: terminate-tls: {why}"),
         Outcome::Refused(failure) => info!(
             code = %failure.code,
             "connection closed: the agent could not reach its upstream: {}",

@@ -3,8 +3,10 @@
 //! the endpoint on a QUIC stream of its own (`connection.rs`). The ports themselves are handed
 //! out at admission (`tunnel/ports.rs`).
 
+pub(crate) mod client;
 pub(crate) mod connection;
 pub(crate) mod state;
+pub(crate) mod terminate;
 pub(crate) mod tls;
 
 pub use state::TcpState;

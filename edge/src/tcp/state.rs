@@ -3,6 +3,7 @@
 use crate::events::EventExport;
 use crate::metrics::EdgeMetrics;
 use crate::policy::operator::OperatorEndpoints;
+use crate::tls::resolver::CertResolver;
 use crate::tunnel::routes::{Binding, Route, RouteRegistry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct TcpState {
     pub events: Arc<EventExport>,
     /// edge.yaml's endpoints, whose patterns name TLS endpoints' metric labels.
     pub operators: Arc<OperatorEndpoints>,
+    /// The edge's HTTPS certificates, which terminate-tls presents unless it names its own.
+    pub edge_certs: Option<Arc<CertResolver>>,
 }
 
 impl TcpState {

@@ -3,6 +3,7 @@
 //! endpoint's connection, ClientHello included, so the agent's upstream terminates TLS with
 //! its own certificate.
 
+use super::client::Client;
 use super::connection;
 use super::state::TcpState;
 use crate::tls::front::{
@@ -60,7 +61,8 @@ impl PassthroughTarget for Passthrough {
                 .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
                 .unwrap_or(unknown);
             let peer = conn.client.unwrap_or(unknown);
-            connection::serve(conn.stream, peer, local, set.pick(), &state).await;
+            let client = Client::Tls(conn.stream);
+            connection::serve(client, peer, local, set.pick(), &state).await;
         })
     }
 }
