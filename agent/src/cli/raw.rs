@@ -1,9 +1,9 @@
 //! `agent tcp` and `agent tls`: one endpoint whose connections go to a TCP service byte for
-//! byte, on one of the edge's TCP ports or by TLS name on its HTTPS port.
+//! byte, on one of the edge's TCP ports or by TLS name on its HTTPS port. The inspector and, on
+//! a terminal, the status screen list the connections.
 
 use super::args::RawArgs;
-use super::logging::init_logging;
-use super::run::{run_until_signal, Output};
+use super::run::{output, run_until_signal, screen_and_logging, start_inspector};
 use anyhow::bail;
 use sluice_agent::endpoint_spec::{EndpointSpec, ProxyProtocolName, UpstreamSpec, UpstreamUrl};
 use sluice_agent::AgentConfig;
@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// Runs `agent tcp` (`scheme` "tcp") or `agent tls` ("tls") until Ctrl-C or SIGTERM.
 pub async fn raw(args: RawArgs, scheme: &str) -> anyhow::Result<()> {
-    let _log_writer = init_logging(&args.log)?;
+    let (screen, _log_writer) = screen_and_logging(&args.log)?;
     let url = endpoint_url(args.url.as_deref(), scheme)?;
     let proxy_protocol = args
         .proxy_proto
@@ -33,8 +33,9 @@ pub async fn raw(args: RawArgs, scheme: &str) -> anyhow::Result<()> {
     let endpoint = spec.into_config(Path::new(""), "flags")?;
     let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
     config.edge_ca = args.edge_ca;
-    let json = args.log.log_format == "json";
-    run_until_signal(config, None, Output::Lines { json }).await
+    let output = output(screen, &args.log, &mut config);
+    let inspector = start_inspector(&args.inspect, &mut config, &output).await?;
+    run_until_signal(config, inspector, output).await
 }
 
 /// The URL asked for: `--url` with the command's scheme (added when left out, refused when
