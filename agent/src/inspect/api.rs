@@ -40,6 +40,13 @@ pub(super) struct Api {
     pub allow: HostAllowList,
 }
 
+/// A list request's parameters, see [`Api::list_query`].
+struct ListQuery {
+    limit: usize,
+    endpoint: Option<usize>,
+    tunnels: Vec<TunnelInfo>,
+}
+
 /// Accepts connections on `listener` until the task is dropped.
 pub(super) async fn serve(listener: TcpListener, api: Arc<Api>) {
     loop {
@@ -157,9 +164,13 @@ impl Api {
     }
 
     fn request_list(&self, query: Option<&str>) -> Response<ApiBody> {
-        let (limit, endpoint, tunnels) = match self.list_query(query) {
+        let ListQuery {
+            limit,
+            endpoint,
+            tunnels,
+        } = match self.list_query(query) {
             Ok(q) => q,
-            Err(refused) => return refused,
+            Err((status, msg)) => return error(status, msg),
         };
         let requests: Vec<Value> = self
             .store
@@ -174,9 +185,13 @@ impl Api {
     }
 
     fn connection_list(&self, query: Option<&str>) -> Response<ApiBody> {
-        let (limit, endpoint, tunnels) = match self.list_query(query) {
+        let ListQuery {
+            limit,
+            endpoint,
+            tunnels,
+        } = match self.list_query(query) {
             Ok(q) => q,
-            Err(refused) => return refused,
+            Err((status, msg)) => return error(status, msg),
         };
         let now = Instant::now();
         let connections: Vec<Value> = self
@@ -192,18 +207,15 @@ impl Api {
     }
 
     /// A list's `limit` and `tunnel_name` (as an endpoint index), with the tunnels they were
-    /// read against; an error response when either is bad.
-    fn list_query(
-        &self,
-        query: Option<&str>,
-    ) -> Result<(usize, Option<usize>, Vec<TunnelInfo>), Response<ApiBody>> {
+    /// read against; the error answer when either is bad.
+    fn list_query(&self, query: Option<&str>) -> Result<ListQuery, (StatusCode, String)> {
         let mut limit = DEFAULT_LIST_LIMIT;
         let mut tunnel = None;
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match &*k {
                 "limit" => {
                     limit = v.parse().map_err(|_| {
-                        error(
+                        (
                             StatusCode::BAD_REQUEST,
                             format!("limit: not a number: '{v}'"),
                         )
@@ -217,13 +229,17 @@ impl Api {
         let endpoint = match tunnel {
             None => None,
             Some(name) => Some(tunnels.iter().position(|t| t.name == name).ok_or_else(|| {
-                error(
+                (
                     StatusCode::BAD_REQUEST,
                     format!("tunnel_name: no tunnel '{name}'"),
                 )
             })?),
         };
-        Ok((limit, endpoint, tunnels))
+        Ok(ListQuery {
+            limit,
+            endpoint,
+            tunnels,
+        })
     }
 
     /// Sends the rebuilt request to the upstream and returns once its response head is back;
