@@ -58,7 +58,7 @@ fn valid_fixtures_pass_check() -> anyhow::Result<()> {
 #[test]
 fn invalid_fixtures_fail_with_their_located_message() -> anyhow::Result<()> {
     let files = fixtures("invalid")?;
-    assert!(files.len() >= 10);
+    assert!(files.len() >= 12);
     for path in files {
         let expected = std::fs::read_to_string(path.with_extension("expected"))?;
         let got = match load_fixture(&path).and_then(|f| f.check()) {
@@ -73,6 +73,43 @@ fn invalid_fixtures_fail_with_their_located_message() -> anyhow::Result<()> {
             assert!(h.starts_with(w), "{}:\nwant {w}\nhave {h}", path.display());
         }
     }
+    Ok(())
+}
+
+#[test]
+fn tcp_endpoints_load_with_their_proxy_protocol() -> anyhow::Result<()> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agent-config/valid/tcp.yml");
+    let config = load_fixture(&path)
+        .and_then(|f| f.check())
+        .map_err(anyhow::Error::msg)?;
+    let shown: Vec<(Option<&str>, String, String)> = config
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.url.as_deref(),
+                e.upstream.to_string(),
+                format!("{:?}", e.proxy_protocol),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                Some("tcp://"),
+                "tcp://localhost:22".to_string(),
+                "Some(V2)".to_string()
+            ),
+            (
+                Some("tcp://localhost:20001"),
+                "tcp://db.internal:5432".to_string(),
+                "Some(V1)".to_string()
+            ),
+        ]
+    );
+    assert!(config.endpoints.iter().all(|e| e.is_raw()));
     Ok(())
 }
 

@@ -367,3 +367,105 @@ async fn a_cut_request_body_is_replayed_only_with_an_edited_body() -> anyhow::Re
     assert_eq!(recorded.all()[0].body, big);
     s.stop().await
 }
+
+/// The port of a `tcp://DOMAIN:PORT` URL (the test edge listens on loopback).
+fn tcp_port(url: &str) -> anyhow::Result<u16> {
+    url.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no port in {url}"))
+}
+
+#[tokio::test]
+async fn tcp_connections_are_listed_with_bytes_and_counted_per_tunnel() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let edge = TestEdge::start_with(|c| c.tcp_ports = sluice_e2e::tcp_port_range(20).ok()).await?;
+    let echo = upstream::tcp_echo().await?;
+    let mut config = edge.tcp_agent_config(TOKEN, "tcp://", echo.addr);
+    let inspect = InspectConfig {
+        addr: any_port(),
+        fallback_ports: 0,
+        allow_hosts: Vec::new(),
+        limits: Limits::default(),
+    };
+    let inspector = Inspector::start(inspect, &mut config).await?;
+    let agent = TestAgent::start(config).await?;
+    let api = InspectorClient::new(inspector.addr());
+    let port = tcp_port(agent.url())?;
+
+    // One connection stays open; another moves 1000 bytes each way and closes.
+    let open = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut done = TcpStream::connect(("127.0.0.1", port)).await?;
+    let done_addr = done.local_addr()?.to_string();
+    done.write_all(&[7u8; 1000]).await?;
+    done.shutdown().await?;
+    let mut back = Vec::new();
+    done.read_to_end(&mut back).await?;
+    let open_addr = open.local_addr()?.to_string();
+    let list = eventually(
+        Duration::from_secs(10),
+        "both connections listed",
+        || async {
+            let list = api.get("/api/connections").await.ok()?;
+            let conns = list["connections"].as_array()?.clone();
+            let closed = conns
+                .iter()
+                .any(|c| c["remote_addr"] == done_addr.as_str() && c["state"] == "closed");
+            (conns.len() == 2 && closed).then_some(conns)
+        },
+    )
+    .await?;
+    let closed = list
+        .iter()
+        .find(|c| c["remote_addr"] == done_addr.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(closed["kind"], "tcp", "{closed}");
+    assert_eq!(
+        (closed["bytes_in"].as_u64(), closed["bytes_out"].as_u64()),
+        (Some(1000), Some(1000)),
+        "{closed}"
+    );
+    assert!(
+        closed["duration"].as_u64().is_some_and(|d| d > 0),
+        "{closed}"
+    );
+    assert!(
+        closed["failure"].is_null()
+            && closed["connection_id"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+    );
+    let one = api
+        .get(closed["uri"].as_str().unwrap_or("/missing"))
+        .await?;
+    assert_eq!(one["id"], closed["id"]);
+    let still = list
+        .iter()
+        .find(|c| c["remote_addr"] == open_addr.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(still["state"], "open");
+    assert!(still["bytes_in"].is_null(), "{still}");
+
+    // ngrok's per-tunnel connection metrics, and no HTTP exchanges.
+    let tunnels = api.get("/api/tunnels").await?;
+    assert_eq!(
+        tunnels["tunnels"][0]["metrics"]["conns"],
+        json!({ "count": 2, "gauge": 1 }),
+        "{tunnels}"
+    );
+    assert!(api.requests().await?.is_empty());
+    // Deleting forgets the kept connections; the counts are since the start.
+    let status = client()
+        .delete(format!("http://{}/api/connections", inspector.addr()))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status, 204);
+    assert_eq!(api.get("/api/connections").await?["connections"], json!([]));
+    drop(open);
+    agent.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}

@@ -80,3 +80,33 @@ async fn sdk_forwards_to_an_upstream_url_and_reports_refusals() -> anyhow::Resul
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn sdk_brings_a_tcp_endpoint_online_and_bytes_round_trip() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let edge = TestEdge::start_with(|c| c.tcp_ports = sluice_e2e::tcp_port_range(20).ok()).await?;
+    let echo = sluice_e2e::upstream::tcp_echo().await?;
+    let tunnel = builder(&edge, TOKEN)
+        .tcp(None, &echo.addr.to_string())?
+        .start()
+        .await?;
+    let url = &tunnel.urls()[0];
+    let port: u16 = url
+        .strip_prefix("tcp://localhost:")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not a tcp:// URL: {url}"))?;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    conn.write_all(&sent).await?;
+    conn.shutdown().await?;
+    let mut back = Vec::new();
+    sluice_e2e::within(
+        Duration::from_secs(10),
+        "the echo",
+        conn.read_to_end(&mut back),
+    )
+    .await??;
+    assert!(back == sent, "{} bytes back of {}", back.len(), sent.len());
+    tunnel.stop().await?;
+    Ok(())
+}

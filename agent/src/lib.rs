@@ -20,7 +20,8 @@
 //!   [`AgentEvent`]s and stopping with an [`AgentError`].
 //! - [`sdk`]: the same from a program that serves some endpoints itself ([`AppService`]),
 //!   with the [`body`] type requests and responses carry.
-//! - [`observe`]: watchers of every forwarded exchange (the status screen is one);
+//! - [`observe`]: watchers of every forwarded exchange and TCP connection (the status
+//!   screen is one);
 //!   [`inspect`]: the request inspector the binary starts.
 //! - Reading what users write: [`agent_file`] (`agent.yml`), [`endpoint_spec`] (one endpoint,
 //!   from flags or the file) and [`policy_input`] (traffic-policy layers).

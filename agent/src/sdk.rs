@@ -30,10 +30,26 @@
 //!
 //! To take requests one by one instead of writing a service, use [`requests`]: it returns an
 //! [`AppService`] for [`SessionBuilder::serve`] and a stream of [`IncomingRequest`]s.
+//!
+//! A TCP service goes online on one of the edge's TCP ports with [`SessionBuilder::tcp`], as
+//! `agent tcp` does (and by TLS name with [`SessionBuilder::tls`]):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sluice_agent::sdk::Session;
+//!
+//! let tunnel = Session::builder("tunnel.example.com:4443", "my-authtoken")
+//!     .tcp(None, "localhost:22")?
+//!     .start()
+//!     .await?;
+//! println!("ssh -p PORT of {}", tunnel.urls()[0]); // tcp://tunnel.example.com:PORT
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::config::agent::AgentConfig;
 use crate::config::endpoint::EndpointConfig;
-use crate::config::upstream::Upstream;
+use crate::config::upstream::{Upstream, UpstreamError};
 use crate::forward::app_service::AppService;
 use crate::forward::body::{BoxError, ProxyBody};
 use crate::link::session::{self, AgentError, AgentEvent};
@@ -80,6 +96,41 @@ pub enum StartError {
     Ended,
 }
 
+/// Why [`SessionBuilder::tcp`] or [`SessionBuilder::tls`] refused its arguments.
+#[derive(Debug, thiserror::Error)]
+pub enum RawEndpointError {
+    /// The upstream is not `PORT`, `HOST:PORT` or `tcp://HOST:PORT`.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The URL names another scheme than the method's.
+    #[error("URL {url}: a {scheme}:// endpoint takes {scheme}:// URLs")]
+    Scheme {
+        /// The URL given.
+        url: String,
+        /// The method's scheme.
+        scheme: &'static str,
+    },
+}
+
+/// The URL a `tcp://` or `tls://` endpoint asks for: `url` with `scheme` (added when left
+/// out, refused when another), or just the scheme, which asks for a random port or name.
+pub fn raw_endpoint_url(
+    url: Option<&str>,
+    scheme: &'static str,
+) -> Result<String, RawEndpointError> {
+    let Some(url) = url else {
+        return Ok(format!("{scheme}://"));
+    };
+    match url.split_once("://") {
+        None => Ok(format!("{scheme}://{url}")),
+        Some((given, _)) if given.eq_ignore_ascii_case(scheme) => Ok(url.to_string()),
+        Some(_) => Err(RawEndpointError::Scheme {
+            url: url.to_string(),
+            scheme,
+        }),
+    }
+}
+
 impl SessionBuilder {
     /// Trusts this PEM certificate or CA for the edge instead of the system roots.
     pub fn edge_ca(mut self, path: impl Into<PathBuf>) -> Self {
@@ -98,6 +149,32 @@ impl SessionBuilder {
     /// Adds an endpoint whose requests `service` answers inside this process.
     pub fn serve(self, url: Option<&str>, service: AppService) -> Self {
         self.forward(url, Upstream::service(service))
+    }
+
+    /// Adds a TCP endpoint whose connections go to `upstream` (`PORT` on localhost,
+    /// `HOST:PORT` or `tcp://HOST:PORT`) byte for byte, as `agent tcp` does. `url` asks for a
+    /// port (`tcp://DOMAIN:PORT` or `DOMAIN:PORT`); `None` takes a random one of the edge's.
+    /// For a PROXY protocol header or a policy, build the [`EndpointConfig`] and use
+    /// [`Self::endpoint`].
+    pub fn tcp(self, url: Option<&str>, upstream: &str) -> Result<Self, RawEndpointError> {
+        self.raw("tcp", url, upstream)
+    }
+
+    /// Adds a TLS endpoint: connections whose SNI is `url`'s name (`tls://NAME.DOMAIN`;
+    /// `None` for a random name) go to `upstream` still encrypted, as `agent tls` does.
+    pub fn tls(self, url: Option<&str>, upstream: &str) -> Result<Self, RawEndpointError> {
+        self.raw("tls", url, upstream)
+    }
+
+    fn raw(
+        self,
+        scheme: &'static str,
+        url: Option<&str>,
+        upstream: &str,
+    ) -> Result<Self, RawEndpointError> {
+        let mut endpoint = EndpointConfig::new(upstream.parse::<Upstream>()?.into_tcp(upstream)?);
+        endpoint.url = Some(raw_endpoint_url(url, scheme)?);
+        Ok(self.endpoint(endpoint))
     }
 
     /// Adds a fully configured endpoint (policies, host header, upstream protocol, …).
@@ -246,4 +323,39 @@ pub fn requests(name: &str, buffer: usize) -> (AppService, Requests) {
         }),
     );
     (service, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_urls_get_the_scheme_and_upstreams_must_be_tcp() {
+        assert_eq!(raw_endpoint_url(None, "tcp").expect("url"), "tcp://");
+        assert_eq!(
+            raw_endpoint_url(Some("example.com:20001"), "tcp").expect("url"),
+            "tcp://example.com:20001"
+        );
+        assert_eq!(
+            raw_endpoint_url(Some("tls://db.example.com"), "tls").expect("url"),
+            "tls://db.example.com"
+        );
+        let wrong = raw_endpoint_url(Some("https://a.example.com"), "tls").expect_err("https");
+        assert!(wrong.to_string().contains("takes tls:// URLs"), "{wrong}");
+        let builder = || Session::builder("edge:4443", "token");
+        let refused = builder()
+            .tcp(None, "http://localhost:80")
+            .expect_err("http");
+        assert!(refused.to_string().contains("tcp://HOST:PORT"), "{refused}");
+        let config = builder()
+            .tcp(None, "22")
+            .expect("port")
+            .into_config()
+            .expect("config");
+        assert_eq!(
+            config.endpoints[0].upstream.to_string(),
+            "tcp://localhost:22"
+        );
+        assert_eq!(config.endpoints[0].url.as_deref(), Some("tcp://"));
+    }
 }

@@ -297,4 +297,7 @@ pub struct RawArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+    /// Inspector (lists the connections; no bodies, no replay).
+    #[command(flatten)]
+    pub inspect: super::inspect_args::InspectArgs,
 }

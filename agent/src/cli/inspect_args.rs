@@ -1,4 +1,4 @@
-//! `agent http` flags for the request inspector.
+//! `agent http`, `agent tcp` and `agent tls` flags for the inspector.
 
 use clap::{ArgAction, Args};
 use sluice_agent::inspect::{InspectConfig, Limits, DEFAULT_ADDR};

@@ -1,18 +1,19 @@
 //! `agent tcp` and `agent tls`: one endpoint whose connections go to a TCP service byte for
-//! byte, on one of the edge's TCP ports or by TLS name on its HTTPS port.
+//! byte, on one of the edge's TCP ports or by TLS name on its HTTPS port. The inspector and, on
+//! a terminal, the status screen list the connections.
 
 use super::args::RawArgs;
-use super::logging::init_logging;
-use super::run::{run_until_signal, Output};
-use anyhow::bail;
+use super::run::{output, run_until_signal, screen_and_logging, start_inspector};
 use sluice_agent::endpoint_spec::{EndpointSpec, ProxyProtocolName, UpstreamSpec, UpstreamUrl};
+use sluice_agent::sdk::raw_endpoint_url;
 use sluice_agent::AgentConfig;
 use std::path::Path;
 
 /// Runs `agent tcp` (`scheme` "tcp") or `agent tls` ("tls") until Ctrl-C or SIGTERM.
-pub async fn raw(args: RawArgs, scheme: &str) -> anyhow::Result<()> {
-    let _log_writer = init_logging(&args.log)?;
-    let url = endpoint_url(args.url.as_deref(), scheme)?;
+pub async fn raw(args: RawArgs, scheme: &'static str) -> anyhow::Result<()> {
+    let (screen, _log_writer) = screen_and_logging(&args.log)?;
+    let url =
+        raw_endpoint_url(args.url.as_deref(), scheme).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
     let proxy_protocol = args
         .proxy_proto
         .as_deref()
@@ -33,40 +34,7 @@ pub async fn raw(args: RawArgs, scheme: &str) -> anyhow::Result<()> {
     let endpoint = spec.into_config(Path::new(""), "flags")?;
     let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
     config.edge_ca = args.edge_ca;
-    let json = args.log.log_format == "json";
-    run_until_signal(config, None, Output::Lines { json }).await
-}
-
-/// The URL asked for: `--url` with the command's scheme (added when left out, refused when
-/// another), or just the scheme, which asks the edge for a random port or name.
-fn endpoint_url(url: Option<&str>, scheme: &str) -> anyhow::Result<String> {
-    let Some(url) = url else {
-        return Ok(format!("{scheme}://"));
-    };
-    match url.split_once("://") {
-        None => Ok(format!("{scheme}://{url}")),
-        Some((given, _)) if given.eq_ignore_ascii_case(scheme) => Ok(url.to_string()),
-        Some((given, _)) => {
-            bail!("--url {url}: agent {scheme} takes {scheme}:// URLs, not {given}://")
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_get_the_commands_scheme() {
-        assert_eq!(endpoint_url(None, "tcp").expect("url"), "tcp://");
-        assert_eq!(
-            endpoint_url(Some("example.com:20001"), "tcp").expect("url"),
-            "tcp://example.com:20001"
-        );
-        assert_eq!(
-            endpoint_url(Some("tls://db.example.com"), "tls").expect("url"),
-            "tls://db.example.com"
-        );
-        assert!(endpoint_url(Some("https://a.example.com"), "tls").is_err());
-    }
+    let output = output(screen, &args.log, &mut config);
+    let inspector = start_inspector(&args.inspect, &mut config, &output).await?;
+    run_until_signal(config, inspector, output).await
 }

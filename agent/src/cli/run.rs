@@ -1,14 +1,20 @@
 //! Runs the agent until Ctrl-C or SIGTERM, reporting to the user as plain (or JSON) lines or on
 //! the live status screen.
 
-use crate::status::stats::Stats;
+use super::args::LogArgs;
+use super::inspect_args::InspectArgs;
+use super::logging::init_logging;
+use crate::status;
+use crate::status::stats::{Stats, StatsObserver};
 use crate::status::terminal::StatusScreen;
 use anyhow::Context;
 use sluice_agent::inspect::Inspector;
 use sluice_agent::{AgentConfig, AgentEvent};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
+use tracing_appender::non_blocking::WorkerGuard;
 
 /// How the running agent reports to the user.
 pub enum Output {
@@ -19,6 +25,58 @@ pub enum Output {
     },
     /// The live status screen, fed by these counters.
     Screen(Arc<Stats>),
+}
+
+/// Whether to draw the status screen, and the logging that goes with it: none when logs would
+/// go to the terminal the screen is drawn on (they would tear it); a redirected stderr or a
+/// file still logs. Keep the guard until the agent stops.
+pub fn screen_and_logging(log: &LogArgs) -> anyhow::Result<(bool, Option<WorkerGuard>)> {
+    let screen = status::wanted(&log.log);
+    let guard = if screen && log.log == "stderr" && std::io::stderr().is_terminal() {
+        None
+    } else {
+        Some(init_logging(log)?)
+    };
+    Ok((screen, guard))
+}
+
+/// The status screen (its counters added to `config`'s observers) or plain lines.
+pub fn output(screen: bool, log: &LogArgs, config: &mut AgentConfig) -> Output {
+    if screen {
+        let stats = Stats::new();
+        config
+            .observers
+            .push(Arc::new(StatsObserver(stats.clone())));
+        Output::Screen(stats)
+    } else {
+        Output::Lines {
+            json: log.log_format == "json",
+        }
+    }
+}
+
+/// Starts the inspector unless `--inspect=false`, printing its address in line mode. When
+/// every default port is taken the agent runs without it: forwarding matters more.
+pub async fn start_inspector(
+    args: &InspectArgs,
+    config: &mut AgentConfig,
+    output: &Output,
+) -> anyhow::Result<Option<Inspector>> {
+    let Some(c) = args.config() else {
+        return Ok(None);
+    };
+    let inspector = match Inspector::start(c, config).await {
+        Ok(inspector) => inspector,
+        Err(e) if args.inspect_addr.is_none() => {
+            eprintln!("warning: {e}; running without the inspector");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Output::Lines { json } = output {
+        print_inspector(&inspector, *json);
+    }
+    Ok(Some(inspector))
 }
 
 /// Runs `config` until a signal (or Ctrl-C on the status screen) stops it cleanly, or it fails.

@@ -4,26 +4,29 @@
 
 use super::forwarder::Forwarder;
 use super::handler::TcpTarget;
+use super::observe::{ConnectionClosed, ConnectionFailure, ConnectionMeta};
 use crate::config::endpoint::ProxyProtocol;
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
 use sluice_proto::framed::{FrameReader, FrameWriter};
-use sluice_proto::splice::splice_halves;
+use sluice_proto::splice::{splice_halves, SpliceFailure, Spliced};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 /// Serves the connection `head` announces on this stream; the stream is not reused after.
+/// The forwarder's observers see it open and close.
 pub(crate) async fn serve(
     forwarder: &Forwarder,
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
-    head: ConnectHead,
+    mut head: ConnectHead,
 ) {
     let started = Instant::now();
-    let Some(target) = forwarder.tcp_target(head.endpoint_id as usize) else {
+    let endpoint = head.endpoint_id as usize;
+    let Some(target) = forwarder.tcp_target(endpoint) else {
         refuse(
             writer,
             ErrorCode::Internal,
@@ -32,28 +35,60 @@ pub(crate) async fn serve(
         .await;
         return;
     };
-    let mut upstream = match open(target, &head).await {
+    let meta = ConnectionMeta {
+        endpoint,
+        // The span already names the connection; the id is not needed here after.
+        id: std::mem::take(&mut head.connection_id),
+        client_addr: head.client_addr,
+        start: SystemTime::now(),
+    };
+    let watchers = forwarder.observers().connection(&meta);
+    let (spliced, failure) = match connect(target, &head, writer).await {
+        Ok(mut upstream) => {
+            let (read, write) = upstream.split();
+            let spliced = splice_halves(reader, writer, read, write).await;
+            let failure = spliced.failure.clone().map(ConnectionFailure::Broken);
+            (spliced, failure)
+        }
+        Err(failure) => (Spliced::default(), Some(failure)),
+    };
+    let closed = ConnectionClosed {
+        bytes_in: spliced.from_stream,
+        bytes_out: spliced.to_stream,
+        duration: started.elapsed(),
+        failure,
+    };
+    info!(
+        upstream = %target.address,
+        bytes_in = closed.bytes_in,
+        bytes_out = closed.bytes_out,
+        duration_ms = closed.duration.as_millis() as u64,
+        failure = closed.failure.as_ref().map(ToString::to_string),
+        "connection closed"
+    );
+    watchers.closed(&closed);
+}
+
+/// Opens the upstream connection and tells the edge it is open; on failure the edge is told
+/// why (when it is still there).
+async fn connect(
+    target: &TcpTarget,
+    head: &ConnectHead,
+    writer: &mut FrameWriter,
+) -> Result<TcpStream, ConnectionFailure> {
+    let upstream = match open(target, head).await {
         Ok(upstream) => upstream,
         Err(cause) => {
             warn!(upstream = %target.address, "could not connect to the upstream: {cause}");
-            refuse(writer, ErrorCode::UpstreamUnreachable, cause).await;
-            return;
+            refuse(writer, ErrorCode::UpstreamUnreachable, cause.clone()).await;
+            return Err(ConnectionFailure::Unreachable(cause));
         }
     };
-    if writer.send(&Frame::Connected).await.is_err() {
+    if let Err(e) = writer.send(&Frame::Connected).await {
         debug!("the edge went away before the connection was open");
-        return;
+        return Err(SpliceFailure::Stream(e.to_string()).into());
     }
-    let (read, write) = upstream.split();
-    let spliced = splice_halves(reader, writer, read, write).await;
-    info!(
-        upstream = %target.address,
-        bytes_in = spliced.from_stream,
-        bytes_out = spliced.to_stream,
-        duration_ms = started.elapsed().as_millis() as u64,
-        failure = spliced.failure.as_ref().map(ToString::to_string),
-        "connection closed"
-    );
+    Ok(upstream)
 }
 
 /// Connects to the upstream and writes the PROXY protocol header, if the endpoint has one.

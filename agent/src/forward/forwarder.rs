@@ -75,6 +75,11 @@ impl Forwarder {
         self
     }
 
+    /// The watchers of every exchange and connection.
+    pub(crate) fn observers(&self) -> &Observers {
+        &self.observers
+    }
+
     /// Where the connections of endpoint `endpoint` go, if it is a `tcp://` or `tls://` one.
     pub(crate) fn tcp_target(&self, endpoint: usize) -> Option<&TcpTarget> {
         match &self.routes.get(endpoint)?.handler {

@@ -1,11 +1,14 @@
 //! The forwarder's one seam for watchers (request inspector, status screen): an [`Observer`]
-//! sees each request as it arrives and each response as it leaves, and may wrap their bodies.
+//! sees each request as it arrives and each response as it leaves, and may wrap their bodies;
+//! it also sees each TCP connection of a `tcp://` or `tls://` endpoint open and close.
 
 use super::body::ProxyBody;
 use http::{Request, Response};
+use sluice_proto::splice::SpliceFailure;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// What the forwarder knows about a request besides the request itself.
 #[derive(Debug, Clone)]
@@ -18,6 +21,43 @@ pub struct RequestMeta {
     pub replay_of: Option<String>,
 }
 
+/// A client connection to a `tcp://` or `tls://` endpoint, as it opens.
+#[derive(Debug, Clone)]
+pub struct ConnectionMeta {
+    /// Index of the endpoint in [`crate::AgentConfig::endpoints`].
+    pub endpoint: usize,
+    /// The edge's id for the connection (also in both sides' logs).
+    pub id: String,
+    /// The client's address as the edge saw it.
+    pub client_addr: SocketAddr,
+    /// When the edge handed the connection to the agent.
+    pub start: SystemTime,
+}
+
+/// How a connection ended, see [`ConnectionObserver::closed`].
+#[derive(Debug, Clone)]
+pub struct ConnectionClosed {
+    /// Bytes from the client to the upstream.
+    pub bytes_in: u64,
+    /// Bytes from the upstream to the client.
+    pub bytes_out: u64,
+    /// Time from the connection's start to its end.
+    pub duration: Duration,
+    /// Why it ended early; `None` when both directions ended cleanly.
+    pub failure: Option<ConnectionFailure>,
+}
+
+/// Why a connection ended early.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionFailure {
+    /// The upstream could not be reached: no byte was moved.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// The bytes stopped flowing: the tunnel stream or a socket broke.
+    #[error(transparent)]
+    Broken(#[from] SpliceFailure),
+}
+
 /// Watches forwarded exchanges. Implementations must not block: they run on the request path.
 pub trait Observer: Send + Sync + 'static {
     /// Called when a request arrives, before it is sent upstream. May wrap the body (without
@@ -27,6 +67,20 @@ pub trait Observer: Send + Sync + 'static {
         meta: &RequestMeta,
         req: Request<ProxyBody>,
     ) -> (Request<ProxyBody>, Option<Box<dyn ExchangeObserver>>);
+
+    /// Called when a TCP connection arrives, before its upstream is dialled; returns a watcher
+    /// for its end, if it wants one. The default watches nothing, so an observer of requests
+    /// only costs connections nothing.
+    fn connection(&self, meta: &ConnectionMeta) -> Option<Box<dyn ConnectionObserver>> {
+        let _ = meta;
+        None
+    }
+}
+
+/// Watches one TCP connection's end.
+pub trait ConnectionObserver: Send {
+    /// Called once, when both directions are done or the connection failed.
+    fn closed(self: Box<Self>, closed: &ConnectionClosed);
 }
 
 /// Watches one exchange's response.
@@ -64,6 +118,17 @@ impl Observers {
         }
         (req, Exchange(watchers))
     }
+
+    /// Runs every observer on a new connection; the returned [`Connection`] takes its end.
+    /// Allocates nothing unless an observer watches connections.
+    pub(crate) fn connection(&self, meta: &ConnectionMeta) -> Connection {
+        Connection(
+            self.0
+                .iter()
+                .filter_map(|observer| observer.connection(meta))
+                .collect(),
+        )
+    }
 }
 
 impl fmt::Debug for Observers {
@@ -82,5 +147,17 @@ impl Exchange {
             resp = watcher.response(resp);
         }
         resp
+    }
+}
+
+/// The watchers of one connection, see [`Observers::connection`].
+pub(crate) struct Connection(Vec<Box<dyn ConnectionObserver>>);
+
+impl Connection {
+    /// Hands the connection's end to every watcher in order.
+    pub(crate) fn closed(self, closed: &ConnectionClosed) {
+        for watcher in self.0 {
+            watcher.closed(closed);
+        }
     }
 }

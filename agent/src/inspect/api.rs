@@ -1,5 +1,5 @@
-//! The inspector's HTTP server: JSON API in the ngrok agent's shape, live updates as
-//! Server-Sent Events, replay, and the web page.
+//! The inspector's HTTP server: JSON API in the ngrok agent's shape (plus `/api/connections`
+//! for TCP connections), live updates as Server-Sent Events, replay, and the web page.
 
 use super::guard::{HostAllowList, Refused};
 use super::page;
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sluice_proto::error_code::AGENT_ERROR_HEADER;
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info_span, Instrument};
@@ -38,6 +38,13 @@ pub(super) struct Api {
     pub endpoints: Arc<[EndpointConfig]>,
     pub forwarder: Arc<Forwarder>,
     pub allow: HostAllowList,
+}
+
+/// A list request's parameters, see [`Api::list_query`].
+struct ListQuery {
+    limit: usize,
+    endpoint: Option<usize>,
+    tunnels: Vec<TunnelInfo>,
 }
 
 /// Accepts connections on `listener` until the task is dropped.
@@ -88,8 +95,25 @@ impl Api {
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
             };
         }
+        if let Some(id) = path.strip_prefix("/api/connections/") {
+            return match method {
+                Method::GET => match self.store.connection(id) {
+                    Some(c) => json_response(
+                        StatusCode::OK,
+                        &render::connection(&c, &self.tunnels(), Instant::now()),
+                    ),
+                    None => error(StatusCode::NOT_FOUND, format!("no connection '{id}'")),
+                },
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
+            };
+        }
         match (method, path.as_str()) {
             (Method::GET, "/" | "/index.html") => page::response(),
+            (Method::GET, "/api/connections") => self.connection_list(req.uri().query()),
+            (Method::DELETE, "/api/connections") => {
+                self.store.clear_connections();
+                empty(StatusCode::NO_CONTENT)
+            }
             (Method::GET, "/api/tunnels") => self.tunnel_list(),
             (Method::GET, "/api/requests/http") => self.request_list(req.uri().query()),
             (Method::DELETE, "/api/requests/http") => {
@@ -101,9 +125,10 @@ impl Api {
                 Err(e) => error(e.status, e.msg),
             },
             (Method::GET, "/api/events") => self.events(),
-            (_, "/" | "/api/tunnels" | "/api/requests/http" | "/api/events") => {
-                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
-            }
+            (
+                _,
+                "/" | "/api/tunnels" | "/api/requests/http" | "/api/connections" | "/api/events",
+            ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
             _ => error(StatusCode::NOT_FOUND, format!("no such page: {path}")),
         }
     }
@@ -119,13 +144,16 @@ impl Api {
         let tunnels: Vec<Value> = self
             .tunnels()
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
+                let conns = self.store.connection_counts(i);
                 json!({
                     "name": t.name,
                     "uri": format!("/api/tunnels/{}", t.name),
                     "public_url": t.public_url,
                     "proto": t.public_url.split("://").next().unwrap_or("http"),
                     "config": { "addr": t.upstream, "inspect": true },
+                    "metrics": { "conns": { "count": conns.total, "gauge": conns.open } },
                 })
             })
             .collect();
@@ -136,35 +164,13 @@ impl Api {
     }
 
     fn request_list(&self, query: Option<&str>) -> Response<ApiBody> {
-        let mut limit = DEFAULT_LIST_LIMIT;
-        let mut tunnel = None;
-        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match &*k {
-                "limit" => match v.parse() {
-                    Ok(n) => limit = n,
-                    Err(_) => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            format!("limit: not a number: '{v}'"),
-                        )
-                    }
-                },
-                "tunnel_name" => tunnel = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-        let tunnels = self.tunnels();
-        let endpoint = match tunnel {
-            None => None,
-            Some(name) => match tunnels.iter().position(|t| t.name == name) {
-                Some(i) => Some(i),
-                None => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("tunnel_name: no tunnel '{name}'"),
-                    )
-                }
-            },
+        let ListQuery {
+            limit,
+            endpoint,
+            tunnels,
+        } = match self.list_query(query) {
+            Ok(q) => q,
+            Err((status, msg)) => return error(status, msg),
         };
         let requests: Vec<Value> = self
             .store
@@ -176,6 +182,64 @@ impl Api {
             StatusCode::OK,
             &json!({ "uri": "/api/requests/http", "requests": requests }),
         )
+    }
+
+    fn connection_list(&self, query: Option<&str>) -> Response<ApiBody> {
+        let ListQuery {
+            limit,
+            endpoint,
+            tunnels,
+        } = match self.list_query(query) {
+            Ok(q) => q,
+            Err((status, msg)) => return error(status, msg),
+        };
+        let now = Instant::now();
+        let connections: Vec<Value> = self
+            .store
+            .connections(limit, endpoint)
+            .iter()
+            .map(|c| render::connection(c, &tunnels, now))
+            .collect();
+        json_response(
+            StatusCode::OK,
+            &json!({ "uri": "/api/connections", "connections": connections }),
+        )
+    }
+
+    /// A list's `limit` and `tunnel_name` (as an endpoint index), with the tunnels they were
+    /// read against; the error answer when either is bad.
+    fn list_query(&self, query: Option<&str>) -> Result<ListQuery, (StatusCode, String)> {
+        let mut limit = DEFAULT_LIST_LIMIT;
+        let mut tunnel = None;
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*k {
+                "limit" => {
+                    limit = v.parse().map_err(|_| {
+                        (
+                            StatusCode::BAD_REQUEST,
+                            format!("limit: not a number: '{v}'"),
+                        )
+                    })?;
+                }
+                "tunnel_name" => tunnel = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let tunnels = self.tunnels();
+        let endpoint = match tunnel {
+            None => None,
+            Some(name) => Some(tunnels.iter().position(|t| t.name == name).ok_or_else(|| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("tunnel_name: no tunnel '{name}'"),
+                )
+            })?),
+        };
+        Ok(ListQuery {
+            limit,
+            endpoint,
+            tunnels,
+        })
     }
 
     /// Sends the rebuilt request to the upstream and returns once its response head is back;
@@ -249,6 +313,12 @@ impl Api {
                     format!("event: update\ndata: {}\n\n", json!({ "id": id }))
                 }
                 Ok(Ok(Change::Cleared)) => "event: cleared\ndata: {}\n\n".to_string(),
+                Ok(Ok(Change::Connection(id))) => {
+                    format!("event: connection\ndata: {}\n\n", json!({ "id": id }))
+                }
+                Ok(Ok(Change::ConnectionsCleared)) => {
+                    "event: connections_cleared\ndata: {}\n\n".to_string()
+                }
                 // The listener missed changes: it should reload the list.
                 Ok(Err(RecvError::Lagged(_))) => "event: lagged\ndata: {}\n\n".to_string(),
                 Ok(Err(RecvError::Closed)) => return None,

@@ -1,9 +1,12 @@
 //! The capture observer: records each exchange's heads in the [`Store`] and tees its bodies
-//! into it up to the body limit while they stream, never holding more than that.
+//! into it up to the body limit while they stream, never holding more than that; records each
+//! TCP connection as it opens and closes.
 
 use super::store::{BodyCapture, RequestHead, ResponseHead, Side, Store};
 use crate::forward::body::ProxyBody;
-use crate::forward::observe::{ExchangeObserver, Observer, RequestMeta};
+use crate::forward::observe::{
+    ConnectionClosed, ConnectionMeta, ConnectionObserver, ExchangeObserver, Observer, RequestMeta,
+};
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -51,6 +54,27 @@ impl Observer for Capture {
             started: Instant::now(),
         };
         (Request::from_parts(parts, body), Some(Box::new(watcher)))
+    }
+
+    fn connection(&self, meta: &ConnectionMeta) -> Option<Box<dyn ConnectionObserver>> {
+        let seq = self.store.open_connection(meta);
+        Some(Box::new(ConnectionCapture {
+            store: self.store.clone(),
+            seq,
+            endpoint: meta.endpoint,
+        }))
+    }
+}
+
+struct ConnectionCapture {
+    store: Arc<Store>,
+    seq: u64,
+    endpoint: usize,
+}
+
+impl ConnectionObserver for ConnectionCapture {
+    fn closed(self: Box<Self>, closed: &ConnectionClosed) {
+        self.store.close_connection(self.seq, self.endpoint, closed);
     }
 }
 

@@ -1,6 +1,6 @@
-//! The request inspector: a bounded in-memory capture of forwarded exchanges, served as a web
-//! page and a JSON API (ngrok agent's shape) on a loopback address, with live updates and replay.
-//! See `docs/inspector.md`.
+//! The request inspector: a bounded in-memory capture of forwarded exchanges and TCP
+//! connections, served as a web page and a JSON API (ngrok agent's shape) on a loopback address,
+//! with live updates and replay. See `docs/inspector.md`.
 //!
 //! ```no_run
 //! # async fn demo(mut config: sluice_agent::AgentConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -12,6 +12,7 @@
 
 mod api;
 mod capture;
+mod connections;
 mod guard;
 mod page;
 mod render;
@@ -28,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use connections::ConnectionCounts;
 pub use store::{Limits, Store};
 
 /// The inspector's default address, as ngrok's.

@@ -1,12 +1,15 @@
 //! Captured exchanges as the inspector API's JSON (ngrok agent API shape, plus a `body` object
 //! with a pretty-printed rendering of JSON, form and text bodies).
 
+use super::connections::CapturedConnection;
 use super::store::{BodyCapture, Captured};
+use crate::forward::observe::ConnectionFailure;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Version};
 use serde_json::{json, Map, Value};
+use std::time::Instant;
 
 /// The name and public URL of each endpoint, for `tunnel_name` and `/api/tunnels`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,7 +48,7 @@ pub fn exchange(e: &Captured, tunnels: &[TunnelInfo]) -> Value {
     json!({
         "id": id,
         "uri": format!("/api/requests/http/{id}"),
-        "tunnel_name": tunnels.get(e.endpoint).map_or_else(|| format!("endpoint-{}", e.endpoint), |t| t.name.clone()),
+        "tunnel_name": tunnel_name(e.endpoint, tunnels),
         "remote_addr": e.remote_addr.map(|a| a.to_string()),
         "start": humantime::format_rfc3339_millis(e.start).to_string(),
         "duration": e.duration.map_or(0, |d| d.as_nanos() as u64),
@@ -60,6 +63,46 @@ pub fn exchange(e: &Captured, tunnels: &[TunnelInfo]) -> Value {
         },
         "response": response,
     })
+}
+
+/// One TCP connection as `/api/connections/:id` returns it; `now` measures an open one.
+pub fn connection(c: &CapturedConnection, tunnels: &[TunnelInfo], now: Instant) -> Value {
+    let id = c.id();
+    let (state, failure) = match c.end.as_ref().map(|e| e.failure.as_ref()) {
+        None => ("open", Value::Null),
+        Some(None) => ("closed", Value::Null),
+        Some(Some(f)) => {
+            let kind = match f {
+                ConnectionFailure::Unreachable(_) => "upstream_unreachable",
+                ConnectionFailure::Broken(_) => "broken",
+            };
+            ("failed", json!({ "kind": kind, "msg": f.to_string() }))
+        }
+    };
+    let duration = c
+        .end
+        .as_ref()
+        .map_or_else(|| now.saturating_duration_since(c.started), |e| e.duration);
+    json!({
+        "id": id,
+        "uri": format!("/api/connections/{id}"),
+        "kind": "tcp",
+        "tunnel_name": tunnel_name(c.endpoint, tunnels),
+        "connection_id": c.connection_id,
+        "remote_addr": c.client_addr.to_string(),
+        "start": humantime::format_rfc3339_millis(c.start).to_string(),
+        "duration": duration.as_nanos() as u64,
+        "state": state,
+        "bytes_in": c.end.as_ref().map(|e| e.bytes_in),
+        "bytes_out": c.end.as_ref().map(|e| e.bytes_out),
+        "failure": failure,
+    })
+}
+
+fn tunnel_name(endpoint: usize, tunnels: &[TunnelInfo]) -> String {
+    tunnels
+        .get(endpoint)
+        .map_or_else(|| format!("endpoint-{endpoint}"), |t| t.name.clone())
 }
 
 fn proto(v: Version) -> &'static str {

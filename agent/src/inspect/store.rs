@@ -1,6 +1,9 @@
 //! The capture ring: recent exchanges in memory only, bounded by count and by bytes, oldest
-//! evicted first; every change is announced on a broadcast channel for live updates.
+//! evicted first, beside the TCP connections' ring; every change is announced on a broadcast
+//! channel for live updates.
 
+use super::connections::{CapturedConnection, ConnectionCounts, ConnectionRing};
+use crate::forward::observe::{ConnectionClosed, ConnectionMeta};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use std::collections::VecDeque;
@@ -12,7 +15,8 @@ use tokio::sync::broadcast;
 /// How much the ring keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most exchanges kept.
+    /// Most exchanges kept; also the most TCP connections kept (in their own ring, not
+    /// counted against `max_bytes`: they have no bodies).
     pub max_requests: usize,
     /// Most bytes kept (captured bodies plus an estimate of heads), over all exchanges.
     pub max_bytes: usize,
@@ -145,6 +149,10 @@ pub enum Change {
     Updated(String),
     /// Everything was deleted.
     Cleared,
+    /// This connection opened or closed.
+    Connection(String),
+    /// Every kept connection was deleted.
+    ConnectionsCleared,
 }
 
 #[derive(Default)]
@@ -158,6 +166,7 @@ struct Ring {
 pub struct Store {
     limits: Limits,
     ring: Mutex<Ring>,
+    connections: Mutex<ConnectionRing>,
     changes: broadcast::Sender<Change>,
 }
 
@@ -167,6 +176,7 @@ impl Store {
         Arc::new(Self {
             limits,
             ring: Mutex::new(Ring::default()),
+            connections: Mutex::new(ConnectionRing::default()),
             changes: broadcast::channel(256).0,
         })
     }
@@ -287,6 +297,55 @@ impl Store {
         ring.bytes = 0;
         drop(ring);
         let _ = self.changes.send(Change::Cleared);
+    }
+}
+
+/// The TCP connections' side.
+impl Store {
+    fn connection_ring(&self) -> MutexGuard<'_, ConnectionRing> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a connection as it opens; returns its sequence number.
+    pub(crate) fn open_connection(&self, meta: &ConnectionMeta) -> u64 {
+        let seq = self.connection_ring().open(meta, self.limits.max_requests);
+        let _ = self
+            .changes
+            .send(Change::Connection(super::connections::id_of(seq)));
+        seq
+    }
+
+    /// Records how connection `seq` of `endpoint` ended.
+    pub(crate) fn close_connection(&self, seq: u64, endpoint: usize, closed: &ConnectionClosed) {
+        self.connection_ring().close(seq, endpoint, closed);
+        let _ = self
+            .changes
+            .send(Change::Connection(super::connections::id_of(seq)));
+    }
+
+    /// The connection with public id `id`, if still kept.
+    pub(crate) fn connection(&self, id: &str) -> Option<CapturedConnection> {
+        self.connection_ring().get(id)
+    }
+
+    /// Up to `limit` connections, newest first, optionally only those of `endpoint`.
+    pub(crate) fn connections(
+        &self,
+        limit: usize,
+        endpoint: Option<usize>,
+    ) -> Vec<CapturedConnection> {
+        self.connection_ring().list(limit, endpoint)
+    }
+
+    /// Connections of `endpoint` since the start: total and open now.
+    pub fn connection_counts(&self, endpoint: usize) -> ConnectionCounts {
+        self.connection_ring().counts(endpoint)
+    }
+
+    /// Deletes every kept connection.
+    pub(crate) fn clear_connections(&self) {
+        self.connection_ring().clear();
+        let _ = self.changes.send(Change::ConnectionsCleared);
     }
 }
 

@@ -1,8 +1,9 @@
 //! Draws the status screen from a [`View`]: session, edge latency, forwarding lines, request
-//! counters and the last requests. Pure drawing, tested on ratatui's `TestBackend`.
+//! counters and the last requests, and for TCP and TLS endpoints connection counters and the
+//! connections. Pure drawing, tested on ratatui's `TestBackend`.
 
-use super::stats::Snapshot;
-use ratatui::layout::{Constraint, Layout};
+use super::stats::{ConnectionLine, ConnectionState, Connections, Snapshot};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
@@ -91,36 +92,69 @@ pub fn render(view: &View, frame: &mut Frame) {
         ));
     }
     let info_height = info.len() as u16 + 1;
-    let [top, counters, requests] = Layout::vertical([
-        Constraint::Length(info_height),
-        Constraint::Length(3),
-        Constraint::Min(0),
-    ])
-    .areas(frame.area());
-    frame.render_widget(Paragraph::new(info), top);
+    let (requests, connections) = sections(view);
+    let mut constraints = vec![Constraint::Length(info_height)];
+    for _ in 0..(requests as usize + connections as usize) {
+        constraints.extend([Constraint::Length(3), Constraint::Min(0)]);
+    }
+    let areas = Layout::vertical(constraints).split(frame.area());
+    frame.render_widget(Paragraph::new(info), areas[0]);
+    // Each section is a counters row and a list, in the order the constraints were made.
+    let mut pairs = areas[1..].chunks_exact(2);
+    if requests {
+        if let Some([counters, list]) = pairs.next() {
+            render_requests(&view.traffic, frame, *counters, *list);
+        }
+    }
+    if connections {
+        if let Some([counters, list]) = pairs.next() {
+            render_connections(&view.traffic.connections, frame, *counters, *list);
+        }
+    }
+}
 
-    let t = &view.traffic;
-    let header = Row::new(["Requests", "ttl", "opn", "rt1", "rt5", "p50 ms", "p90 ms"])
+/// Which sections to draw: requests for HTTP endpoints (and before the first is online),
+/// connections for TCP and TLS ones; both when the agent runs both kinds.
+fn sections(view: &View) -> (bool, bool) {
+    let raw = |url: &str| url.starts_with("tcp://") || url.starts_with("tls://");
+    let connections =
+        view.traffic.connections.total > 0 || view.forwarding.iter().any(|(url, _)| raw(url));
+    let requests =
+        view.traffic.total > 0 || view.forwarding.iter().any(|(url, _)| !raw(url)) || !connections;
+    (requests, connections)
+}
+
+/// The counters row: a label column, then one column per number.
+fn counters<'a>(label: &'a str, names: &[&'a str], values: Vec<String>) -> Table<'a> {
+    let header = Row::new(std::iter::once(label).chain(names.iter().copied()))
         .style(Style::new().fg(Color::DarkGray));
-    let numbers = Row::new([
-        String::new(),
-        t.total.to_string(),
-        t.open.to_string(),
-        format!("{:.2}", t.rate1),
-        format!("{:.2}", t.rate5),
-        ms(t.p50),
-        ms(t.p90),
-    ]);
+    let numbers = Row::new(std::iter::once(String::new()).chain(values));
     let widths = [Constraint::Length(LABEL as u16 - 1)]
         .into_iter()
-        .chain([Constraint::Length(8); 6]);
-    frame.render_widget(Table::new([numbers], widths).header(header), counters);
+        .chain(names.iter().map(|_| Constraint::Length(8)));
+    Table::new([numbers], widths).header(header)
+}
+
+fn render_requests(t: &Snapshot, frame: &mut Frame, counters_area: Rect, area: Rect) {
+    let table = counters(
+        "Requests",
+        &["ttl", "opn", "rt1", "rt5", "p50 ms", "p90 ms"],
+        vec![
+            t.total.to_string(),
+            t.open.to_string(),
+            format!("{:.2}", t.rate1),
+            format!("{:.2}", t.rate5),
+            ms(t.p50),
+            ms(t.p90),
+        ],
+    );
+    frame.render_widget(table, counters_area);
 
     let title = Line::styled("HTTP Requests", Style::new().add_modifier(Modifier::BOLD));
     let mut lines = vec![title, Line::from("-".repeat(13))];
-    let room = requests.height.saturating_sub(2) as usize;
+    let room = area.height.saturating_sub(2) as usize;
     // Method (9) + path + space + status (16) + duration (12) fill the width.
-    let path_width = (requests.width as usize)
+    let path_width = (area.width as usize)
         .saturating_sub(9 + 1 + 16 + 12)
         .max(10);
     for r in t.recent.iter().take(room) {
@@ -137,7 +171,79 @@ pub fn render(view: &View, frame: &mut Frame) {
             Span::raw(format!("{:>9} ms", ms(Some(r.duration)))),
         ]));
     }
-    frame.render_widget(Paragraph::new(lines), requests);
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn render_connections(c: &Connections, frame: &mut Frame, counters_area: Rect, area: Rect) {
+    let table = counters(
+        "Connections",
+        &["ttl", "opn"],
+        vec![c.total.to_string(), c.open.to_string()],
+    );
+    frame.render_widget(table, counters_area);
+
+    let title = Line::styled("TCP Connections", Style::new().add_modifier(Modifier::BOLD));
+    let header = Line::styled(
+        format!(
+            "{:<24} {:<8} {:>10} {:>10} {:>10}",
+            "client", "state", "in", "out", "duration"
+        ),
+        Style::new().fg(Color::DarkGray),
+    );
+    let mut lines = vec![title, Line::from("-".repeat(15)), header];
+    let room = area.height.saturating_sub(3) as usize;
+    lines.extend(c.lines.iter().take(room).map(connection_line));
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn connection_line(c: &ConnectionLine) -> Line<'static> {
+    let (state, style) = match &c.state {
+        ConnectionState::Open => ("open", Style::new().fg(Color::Cyan)),
+        ConnectionState::Closed => ("closed", Style::new().fg(Color::Green)),
+        ConnectionState::Failed(_) => ("failed", Style::new().fg(Color::Red)),
+    };
+    let (bytes_in, bytes_out) = c
+        .bytes
+        .map_or_else(|| ("-".into(), "-".into()), |(i, o)| (size(i), size(o)));
+    let mut spans = vec![
+        Span::raw(format!("{:<24} ", c.client.to_string())),
+        Span::styled(format!("{state:<8}"), style),
+        Span::raw(format!(
+            " {bytes_in:>10} {bytes_out:>10} {:>10}",
+            seconds(c.duration)
+        )),
+    ];
+    if let ConnectionState::Failed(why) = &c.state {
+        spans.push(Span::styled(
+            format!("  {why}"),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// Bytes in binary units, one decimal above 1 KiB.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A connection's duration: milliseconds under a second, seconds above.
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 fn status_text(s: http::StatusCode) -> String {
@@ -216,6 +322,7 @@ mod tests {
                 p50: Some(Duration::from_millis(3)),
                 p90: Some(Duration::from_micros(8_750)),
                 recent,
+                connections: Connections::default(),
             },
         }
     }
@@ -262,6 +369,60 @@ mod tests {
             !lines.iter().any(|l| l.contains("/hook/29")),
             "oldest do not fit"
         );
+    }
+
+    #[test]
+    fn tcp_endpoints_list_connections_and_no_requests() {
+        let mut v = view();
+        v.forwarding = vec![("tcp://example.com:20001".into(), "localhost:22".into())];
+        v.traffic = Snapshot::default();
+        let client = |port| std::net::SocketAddr::from(([203, 0, 113, 9], port));
+        v.traffic.connections = Connections {
+            total: 7,
+            open: 1,
+            lines: vec![
+                ConnectionLine {
+                    client: client(50001),
+                    bytes: None,
+                    duration: Duration::from_millis(2500),
+                    state: ConnectionState::Open,
+                },
+                ConnectionLine {
+                    client: client(50000),
+                    bytes: Some((512, 3 * 1024 * 1024 + 1024 * 1024 / 2)),
+                    duration: Duration::from_millis(40),
+                    state: ConnectionState::Failed("upstream unreachable: refused".into()),
+                },
+            ],
+        };
+        let lines = text(&v, 100, 30);
+        assert!(!lines.iter().any(|l| l.contains("HTTP Requests")));
+        let numbers = &lines[lines
+            .iter()
+            .position(|l| l.starts_with("Connections"))
+            .expect("counters")
+            + 1];
+        assert_eq!(numbers.split_whitespace().collect::<Vec<_>>(), ["7", "1"]);
+        let open = find(&lines, "203.0.113.9:50001");
+        assert_eq!(
+            open.split_whitespace().collect::<Vec<_>>(),
+            ["203.0.113.9:50001", "open", "-", "-", "2.5", "s"]
+        );
+        let failed = find(&lines, "203.0.113.9:50000");
+        assert!(
+            failed.contains("failed")
+                && failed.contains("512 B")
+                && failed.contains("3.5 MiB")
+                && failed.contains("40 ms")
+                && failed.ends_with("upstream unreachable: refused"),
+            "{failed}"
+        );
+        // An agent with both kinds shows both lists (`find` panics when one is missing).
+        v.forwarding
+            .push(("https://a.example.com".into(), "http://localhost:80".into()));
+        let lines = text(&v, 100, 30);
+        find(&lines, "HTTP Requests");
+        find(&lines, "TCP Connections");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Traffic numbers for the status screen: request counters, rates over one and five minutes,
-//! latency percentiles, and the last requests. Fed by an [`Observer`] on the forwarder.
+//! latency percentiles, and the last requests; for TCP endpoints, connection counters, the
+//! open connections and the last closed ones. Fed by an [`Observer`] on the forwarder.
 
 use http::{Method, Request, Response, StatusCode};
 use sluice_agent::body::ProxyBody;
-use sluice_agent::observe::{ExchangeObserver, Observer, RequestMeta};
-use std::collections::VecDeque;
+use sluice_agent::observe::{
+    ConnectionClosed, ConnectionMeta, ConnectionObserver, ExchangeObserver, Observer, RequestMeta,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,41 @@ pub struct RequestLine {
     pub duration: Duration,
 }
 
+/// One line of the connection list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLine {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Bytes from the client and to it, once closed (the counts come at the end).
+    pub bytes: Option<(u64, u64)>,
+    /// Time open so far, or in total once closed.
+    pub duration: Duration,
+    /// Where it stands.
+    pub state: ConnectionState,
+}
+
+/// Where a listed connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Bytes are still flowing.
+    Open,
+    /// Both directions ended cleanly.
+    Closed,
+    /// It ended early; why.
+    Failed(String),
+}
+
+/// Connection numbers, for one redraw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connections {
+    /// Connections received in total.
+    pub total: u64,
+    /// Connections open now.
+    pub open: u64,
+    /// The open connections (newest first), then the last closed ones (newest first).
+    pub lines: Vec<ConnectionLine>,
+}
+
 /// A snapshot of the numbers, for one redraw.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -45,6 +84,8 @@ pub struct Snapshot {
     pub p90: Option<Duration>,
     /// The last requests, newest first.
     pub recent: Vec<RequestLine>,
+    /// TCP connections (all zero for HTTP endpoints).
+    pub connections: Connections,
 }
 
 /// The live counters.
@@ -61,6 +102,11 @@ struct Inner {
     per_second: VecDeque<(u64, u32)>,
     latencies: VecDeque<Duration>,
     recent: VecDeque<RequestLine>,
+    connections_total: u64,
+    /// Open connections by arrival number: (client, start).
+    open_connections: BTreeMap<u64, (SocketAddr, Instant)>,
+    /// Closed connections, newest first.
+    closed_connections: VecDeque<ConnectionLine>,
 }
 
 impl Stats {
@@ -107,6 +153,35 @@ impl Stats {
         inner.recent.truncate(RECENT);
     }
 
+    /// Counts a connection from `client` that opened at `at`; returns its number for
+    /// [`Stats::connection_closed`].
+    pub fn connection_opened(&self, client: SocketAddr, at: Instant) -> u64 {
+        let mut inner = self.inner();
+        let number = inner.connections_total;
+        inner.connections_total += 1;
+        inner.open_connections.insert(number, (client, at));
+        number
+    }
+
+    /// Records how connection `number` ended.
+    pub fn connection_closed(&self, number: u64, closed: &ConnectionClosed) {
+        let mut inner = self.inner();
+        let Some((client, _)) = inner.open_connections.remove(&number) else {
+            return;
+        };
+        let line = ConnectionLine {
+            client,
+            bytes: Some((closed.bytes_in, closed.bytes_out)),
+            duration: closed.duration,
+            state: match &closed.failure {
+                None => ConnectionState::Closed,
+                Some(f) => ConnectionState::Failed(f.to_string()),
+            },
+        };
+        inner.closed_connections.push_front(line);
+        inner.closed_connections.truncate(RECENT);
+    }
+
     /// The numbers as of `now`.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let sec = now.saturating_duration_since(self.started).as_secs();
@@ -132,7 +207,30 @@ impl Stats {
             p50: percentile(&sorted, 50),
             p90: percentile(&sorted, 90),
             recent: inner.recent.iter().cloned().collect(),
+            connections: connections(&inner, now),
         }
+    }
+}
+
+/// The connection numbers: open ones first (at most [`RECENT`]), then the last closed ones.
+fn connections(inner: &Inner, now: Instant) -> Connections {
+    let open = inner
+        .open_connections
+        .values()
+        .rev()
+        .take(RECENT)
+        .map(|(client, start)| ConnectionLine {
+            client: *client,
+            bytes: None,
+            duration: now.saturating_duration_since(*start),
+            state: ConnectionState::Open,
+        });
+    Connections {
+        total: inner.connections_total,
+        open: inner.open_connections.len() as u64,
+        lines: open
+            .chain(inner.closed_connections.iter().cloned())
+            .collect(),
     }
 }
 
@@ -166,6 +264,25 @@ impl Observer for StatsObserver {
             started,
         };
         (req, Some(Box::new(watcher)))
+    }
+
+    fn connection(&self, meta: &ConnectionMeta) -> Option<Box<dyn ConnectionObserver>> {
+        let number = self.0.connection_opened(meta.client_addr, Instant::now());
+        Some(Box::new(Closing {
+            stats: self.0.clone(),
+            number,
+        }))
+    }
+}
+
+struct Closing {
+    stats: Arc<Stats>,
+    number: u64,
+}
+
+impl ConnectionObserver for Closing {
+    fn closed(self: Box<Self>, closed: &ConnectionClosed) {
+        self.stats.connection_closed(self.number, closed);
     }
 }
 
@@ -237,6 +354,59 @@ mod tests {
         assert!(inner.per_second.len() <= RATE_WINDOW_SECS as usize + 1);
         assert_eq!(inner.latencies.len(), LATENCY_WINDOW);
         assert_eq!(inner.recent.len(), RECENT);
+    }
+
+    #[test]
+    fn lists_open_connections_then_the_last_closed() {
+        let stats = Stats::new();
+        let t0 = stats.started;
+        let client = |port| SocketAddr::from(([192, 0, 2, 1], port));
+        let numbers: Vec<u64> = (0..RECENT as u16 + 3)
+            .map(|i| stats.connection_opened(client(i), t0))
+            .collect();
+        for &n in &numbers[..RECENT + 1] {
+            let failure = (n == 0)
+                .then(|| sluice_agent::observe::ConnectionFailure::Unreachable("refused".into()));
+            stats.connection_closed(
+                n,
+                &ConnectionClosed {
+                    bytes_in: n,
+                    bytes_out: 2 * n,
+                    duration: Duration::from_millis(n),
+                    failure,
+                },
+            );
+        }
+        // Closing twice (or an unknown number) changes nothing.
+        stats.connection_closed(
+            numbers[1],
+            &ConnectionClosed {
+                bytes_in: 0,
+                bytes_out: 0,
+                duration: Duration::ZERO,
+                failure: None,
+            },
+        );
+        let c = stats.snapshot(t0 + Duration::from_secs(2)).connections;
+        assert_eq!((c.total, c.open), (RECENT as u64 + 3, 2));
+        assert_eq!(
+            c.lines.len(),
+            2 + RECENT,
+            "open ones, then the closed ones kept"
+        );
+        assert_eq!(
+            c.lines[0].client,
+            client(RECENT as u16 + 2),
+            "newest open first"
+        );
+        assert_eq!(c.lines[0].state, ConnectionState::Open);
+        assert_eq!(c.lines[0].duration, Duration::from_secs(2));
+        assert_eq!(c.lines[2].bytes, Some((RECENT as u64, 2 * RECENT as u64)));
+        assert_eq!(c.lines[2].state, ConnectionState::Closed);
+        assert!(
+            !c.lines.iter().any(|l| l.client == client(0)),
+            "the oldest closed one fell off"
+        );
     }
 
     #[test]
