@@ -184,6 +184,21 @@ async fn a_stopped_agent_frees_its_port_within_a_second() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Sends `message` to `addr`, shuts down the write side, and reads the answer to its end.
+async fn send_and_read(addr: std::net::SocketAddr, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut client = TcpStream::connect(addr).await?;
+    client.write_all(message).await?;
+    client.shutdown().await?;
+    let mut answer = Vec::new();
+    within(
+        Duration::from_secs(5),
+        "the answer",
+        client.read_to_end(&mut answer),
+    )
+    .await??;
+    Ok(answer)
+}
+
 /// A policy layer from YAML text.
 fn policy(text: &str) -> PolicySource {
     PolicySource {
@@ -228,17 +243,10 @@ async fn restrict_ips_on_connect_closes_with_no_bytes_and_the_event_says_so() ->
     .await?;
     assert!(got.is_empty(), "{read:?} {got:?}");
 
-    let mut client = TcpStream::connect(tcp_address(allowed.url())?).await?;
-    client.write_all(b"ping").await?;
-    client.shutdown().await?;
-    let mut echoed = Vec::new();
-    within(
-        Duration::from_secs(5),
-        "the echo",
-        client.read_to_end(&mut echoed),
-    )
-    .await??;
-    assert_eq!(echoed, b"ping");
+    assert_eq!(
+        send_and_read(tcp_address(allowed.url())?, b"ping").await?,
+        b"ping"
+    );
 
     let port = |url: &str| tcp_address(url).map(|a| a.port());
     let (refused_port, allowed_port) = (port(refused.url())?, port(allowed.url())?);
@@ -332,17 +340,10 @@ async fn forward_internal_on_connect_hands_the_connection_to_an_internal_tcp_end
         "on_tcp_connect:\n  - actions: [{type: forward-internal, config: {url: \"tcp://echo.internal:7000\"}}]\n",
     )];
     let front = TestAgent::start(front).await?;
-    let mut client = TcpStream::connect(tcp_address(front.url())?).await?;
-    client.write_all(b"through the internal endpoint").await?;
-    client.shutdown().await?;
-    let mut echoed = Vec::new();
-    within(
-        Duration::from_secs(5),
-        "the echo",
-        client.read_to_end(&mut echoed),
-    )
-    .await??;
-    assert_eq!(echoed, b"through the internal endpoint");
+    assert_eq!(
+        send_and_read(tcp_address(front.url())?, b"through the internal endpoint").await?,
+        b"through the internal endpoint"
+    );
     Ok(())
 }
 

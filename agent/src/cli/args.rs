@@ -214,12 +214,9 @@ pub struct LogArgs {
     pub log_format: String,
 }
 
-/// `agent http` flags.
-#[derive(Debug, Args)]
-pub struct HttpArgs {
-    /// Local app: PORT, HOST:PORT, http://HOST[:PORT], https://HOST[:PORT], file:///DIR or
-    /// file://RELATIVE-DIR (built-in file server).
-    pub upstream: String,
+/// Which edge the agent dials and with what (`agent http`, `agent tcp`, `agent tls`).
+#[derive(Debug, Clone, Args)]
+pub struct LinkArgs {
     /// Edge QUIC address, HOST:PORT.
     #[arg(long, env = "SLUICE_EDGE", default_value = "127.0.0.1:4443")]
     pub edge: String,
@@ -229,6 +226,26 @@ pub struct HttpArgs {
     /// Trust this PEM certificate/CA for the edge (e.g. the edge's self-signed tunnel.crt).
     #[arg(long, env = "SLUICE_EDGE_CA")]
     pub edge_ca: Option<PathBuf>,
+}
+
+impl LinkArgs {
+    /// An agent config for `endpoint` over this link.
+    pub fn config(self, endpoint: sluice_agent::EndpointConfig) -> sluice_agent::AgentConfig {
+        let mut config = sluice_agent::AgentConfig::new(self.edge, self.authtoken, endpoint);
+        config.edge_ca = self.edge_ca;
+        config
+    }
+}
+
+/// `agent http` flags.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Local app: PORT, HOST:PORT, http://HOST[:PORT], https://HOST[:PORT], file:///DIR or
+    /// file://RELATIVE-DIR (built-in file server).
+    pub upstream: String,
+    /// The edge and how to reach it.
+    #[command(flatten)]
+    pub link: LinkArgs,
     /// Public URL: NAME, NAME.DOMAIN or http://NAME.DOMAIN (random name when absent).
     #[arg(long)]
     pub url: Option<String>,
@@ -266,15 +283,9 @@ pub struct HttpArgs {
 pub struct RawArgs {
     /// Local service: PORT (on localhost), HOST:PORT or tcp://HOST:PORT.
     pub upstream: String,
-    /// Edge QUIC address, HOST:PORT.
-    #[arg(long, env = "SLUICE_EDGE", default_value = "127.0.0.1:4443")]
-    pub edge: String,
-    /// Authtoken accepted by the edge.
-    #[arg(long, env = "SLUICE_AUTHTOKEN", hide_env_values = true)]
-    pub authtoken: String,
-    /// Trust this PEM certificate/CA for the edge (e.g. the edge's self-signed tunnel.crt).
-    #[arg(long, env = "SLUICE_EDGE_CA")]
-    pub edge_ca: Option<PathBuf>,
+    /// The edge and how to reach it.
+    #[command(flatten)]
+    pub link: LinkArgs,
     /// Public URL: tcp://DOMAIN:PORT for `agent tcp` (a random port of the edge's when
     /// absent), tls://NAME.DOMAIN for `agent tls` (a random name when absent).
     #[arg(long)]

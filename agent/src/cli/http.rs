@@ -4,7 +4,6 @@
 use super::args::HttpArgs;
 use super::run::{output, run_until_signal, screen_and_logging, start_inspector};
 use sluice_agent::endpoint_spec::{EndpointSpec, ProtocolName, UpstreamSpec, UpstreamUrl};
-use sluice_agent::AgentConfig;
 use std::path::Path;
 
 /// Runs `agent http` until Ctrl-C or SIGTERM.
@@ -28,8 +27,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     };
     // Validated here so a bad upstream or policy is reported before anything goes online.
     let endpoint = spec.into_config(Path::new(""), "flags")?;
-    let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
-    config.edge_ca = args.edge_ca;
+    let mut config = args.link.config(endpoint);
     config.upstream_timeout = args.upstream_timeout;
     config.max_concurrent_requests = args.max_concurrent_requests;
     let output = output(screen, &args.log, &mut config);

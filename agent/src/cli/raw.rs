@@ -6,7 +6,6 @@ use super::args::RawArgs;
 use super::run::{output, run_until_signal, screen_and_logging, start_inspector};
 use sluice_agent::endpoint_spec::{EndpointSpec, ProxyProtocolName, UpstreamSpec, UpstreamUrl};
 use sluice_agent::sdk::raw_endpoint_url;
-use sluice_agent::AgentConfig;
 use std::path::Path;
 
 /// Runs `agent tcp` (`scheme` "tcp") or `agent tls` ("tls") until Ctrl-C or SIGTERM.
@@ -32,8 +31,7 @@ pub async fn raw(args: RawArgs, scheme: &'static str) -> anyhow::Result<()> {
     };
     // Validated here so a bad upstream or policy is reported before anything goes online.
     let endpoint = spec.into_config(Path::new(""), "flags")?;
-    let mut config = AgentConfig::new(args.edge, args.authtoken, endpoint);
-    config.edge_ca = args.edge_ca;
+    let mut config = args.link.config(endpoint);
     let output = output(screen, &args.log, &mut config);
     let inspector = start_inspector(&args.inspect, &mut config, &output).await?;
     run_until_signal(config, inspector, output).await
