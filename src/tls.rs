@@ -39,7 +39,7 @@ impl TestCa {
         self.cert.der().clone()
     }
 
-    /// Issues a leaf for `names` and writes `NAME.crt`/`NAME.key` into `dir` (replacing any
+    /// Issues a leaf for `names` (common name `file_name`) and writes `NAME.crt`/`NAME.key` into `dir` (replacing any
     /// previous pair, as a renewal would). Returns the files and the leaf's DER.
     pub fn issue(
         &self,
@@ -48,8 +48,13 @@ impl TestCa {
         names: &[&str],
     ) -> anyhow::Result<(CertFiles, CertificateDer<'static>)> {
         let key = KeyPair::generate()?;
-        let params =
+        let mut params =
             CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        // The file name is the subject's common name, so policies can tell leaves apart
+        // (`conn.tls.client.subject.common_name`).
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, file_name);
         let leaf = params.signed_by(&key, &self.cert, &self.key)?;
         let files = CertFiles {
             cert: dir.join(format!("{file_name}.crt")),

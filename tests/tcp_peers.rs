@@ -19,6 +19,7 @@ use tokio::process::{Child, Command};
 const REDIS_SETUP: &str = "scripts/setup.d/70-redis";
 /// What installs sshd, ssh and ssh-keygen.
 const SSH_SETUP: &str = "scripts/setup.d/71-openssh";
+const CURL_SETUP: &str = "scripts/setup.d/55-curl";
 /// Debian's sshd (not on a non-root `PATH`).
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -449,13 +450,15 @@ async fn terminate_tls_on_a_tls_endpoint_enforces_versions_and_mutual_tls() -> a
     let (ok, shown) = s_client(https, "v13.tunnel.test", &["-tls1_3"], b"plain\n").await?;
     assert!(ok && shown.contains("plain"), "{shown}");
 
-    // Mutual TLS: a client certificate from the configured CA is required.
+    // Mutual TLS: a client certificate from the configured CA is required, and the rule after
+    // terminate-tls reads its common name.
     let client_ca = TestCa::new("client CA")?;
-    let (client_files, _) = client_ca.issue(dir.path(), "client", &["client.example"])?;
+    let (alice, _) = client_ca.issue(dir.path(), "alice", &["alice.example"])?;
+    let (mallory, _) = client_ca.issue(dir.path(), "mallory", &["mallory.example"])?;
     let mut mtls = edge.tcp_agent_config(TOKEN, "tls://mtls.tunnel.test", echo.addr);
     let ca_pem = client_ca.pem().replace('\n', "\\n");
     mtls.endpoints[0].policies = vec![policy(&format!(
-        "on_tcp_connect:\n  - actions: [{{type: terminate-tls, config: {{mutual_tls_certificate_authorities: [\"{ca_pem}\"]}}}}]\n"
+        "on_tcp_connect:\n  - actions: [{{type: terminate-tls, config: {{mutual_tls_certificate_authorities: [\"{ca_pem}\"]}}}}]\n  - expressions: [\"conn.tls.client.subject.common_name != 'alice'\"]\n    actions: [{{type: deny}}]\n"
     ))];
     let _mtls = TestAgent::start(mtls).await?;
     let (ok, shown) = s_client(https, "mtls.tunnel.test", &[], b"no cert\n").await?;
@@ -463,15 +466,97 @@ async fn terminate_tls_on_a_tls_endpoint_enforces_versions_and_mutual_tls() -> a
         !(ok && shown.contains("no cert")),
         "a client without a certificate got through: {shown}"
     );
-    let cert = client_files.cert.to_string_lossy().into_owned();
-    let key = client_files.key.to_string_lossy().into_owned();
-    let (ok, shown) = s_client(
-        https,
-        "mtls.tunnel.test",
-        &["-cert", &cert, "-key", &key],
-        b"with cert\n",
-    )
-    .await?;
+    let with = |files: &sluice_edge::CertFiles| {
+        [
+            "-cert".to_string(),
+            files.cert.to_string_lossy().into_owned(),
+            "-key".to_string(),
+            files.key.to_string_lossy().into_owned(),
+        ]
+    };
+    let mallory = with(&mallory);
+    let mallory: Vec<&str> = mallory.iter().map(String::as_str).collect();
+    let (ok, shown) = s_client(https, "mtls.tunnel.test", &mallory, b"as mallory\n").await?;
+    assert!(
+        !(ok && shown.contains("as mallory")),
+        "the rule after terminate-tls let another common name through: {shown}"
+    );
+    let alice = with(&alice);
+    let alice: Vec<&str> = alice.iter().map(String::as_str).collect();
+    let (ok, shown) = s_client(https, "mtls.tunnel.test", &alice, b"with cert\n").await?;
     assert!(ok && shown.contains("with cert"), "{shown}");
+    Ok(())
+}
+
+/// curl against the edge's HTTPS port for `https://NAME:PORT/`, trusting `ca`, with `extra`
+/// flags: whether it exited 0, and the body followed by ` HTTP/<version>` (or its error).
+async fn curl_https(
+    https: SocketAddr,
+    name: &str,
+    ca: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(bool, String)> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "--noproxy", "*"])
+        .args(["--resolve", &format!("{name}:{}:127.0.0.1", https.port())])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["-w", " HTTP/%{http_version}"])
+        .args(extra)
+        .arg(format!("https://{name}:{}/", https.port()))
+        .kill_on_drop(true);
+    let out = within(Duration::from_secs(15), "curl", cmd.output()).await??;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.success(), text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_tls_on_an_https_endpoint_sets_its_handshake_and_requests_read_the_client_certificate(
+) -> anyhow::Result<()> {
+    tools::require(&["curl"], CURL_SETUP)?;
+    let dir = tempfile::tempdir()?;
+    let edge_ca = TestCa::new("edge CA")?;
+    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let https = edge.https()?;
+    let ca_file = dir.path().join("edge-ca.pem");
+    std::fs::write(&ca_file, edge_ca.pem())?;
+    let app = sluice_e2e::upstream::app("app").await?;
+    let client_ca = TestCa::new("client CA")?;
+    let (alice, _) = client_ca.issue(dir.path(), "alice", &["alice.example"])?;
+    let ca_pem = client_ca.pem().replace('\n', "\\n");
+    let mut mtls = edge.agent_config(TOKEN, "https://mtls.tunnel.test", app.addr);
+    mtls.endpoints[0].policies = vec![policy(&format!(
+        "on_tcp_connect:\n  - actions: [{{type: terminate-tls, config: {{min_version: \"1.3\", mutual_tls_certificate_authorities: [\"{ca_pem}\"]}}}}]\non_http_request:\n  - actions: [{{type: custom-response, config: {{status_code: 200, body: \"hello ${{conn.tls.client.subject.common_name}} over TLS ${{conn.tls.version}}\"}}}}]\n"
+    ))];
+    let _mtls = TestAgent::start(mtls).await?;
+    // The same port's other HTTPS endpoint keeps the edge's defaults.
+    let plain = edge.agent_config(TOKEN, "https://plain.tunnel.test", app.addr);
+    let _plain = TestAgent::start(plain).await?;
+
+    let cert = alice.cert.to_string_lossy().into_owned();
+    let key = alice.key.to_string_lossy().into_owned();
+    let with_cert = ["--cert", &cert, "--key", &key];
+    for (protocol, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let mut flags = with_cert.to_vec();
+        flags.push(protocol);
+        let (ok, shown) = curl_https(https, "mtls.tunnel.test", &ca_file, &flags).await?;
+        let expected = format!("hello alice over TLS 1.3 HTTP/{version}");
+        assert!(ok && shown == expected, "{protocol}: {shown}");
+    }
+    let (ok, shown) = curl_https(https, "mtls.tunnel.test", &ca_file, &[]).await?;
+    assert!(!ok, "a client without a certificate got an answer: {shown}");
+    let mut tls12 = with_cert.to_vec();
+    tls12.extend(["--tlsv1.2", "--tls-max", "1.2"]);
+    let (ok, shown) = curl_https(https, "mtls.tunnel.test", &ca_file, &tls12).await?;
+    assert!(
+        !ok,
+        "a TLS 1.2 client got an answer under min_version 1.3: {shown}"
+    );
+    let (ok, shown) = curl_https(https, "plain.tunnel.test", &ca_file, &tls12[4..]).await?;
+    assert!(
+        ok && shown.ends_with("HTTP/2"),
+        "the other endpoint: {shown}"
+    );
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::login::{
 use crate::metrics::{EdgeMetrics, MetricsApp, TlsMetrics};
 use crate::outbound::{AddressRules, InternalCalls, PolicyCaller};
 use crate::policy::compile::PolicyServices;
+use crate::policy::connections::ConnectionPhases;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
 use crate::tcp::tls::TlsEndpoints;
 use crate::tcp::{TcpSide, TcpState};
@@ -375,6 +376,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let acme_config = config.https.as_ref().and_then(|h| h.acme.clone());
     let routes: Arc<dyn RouteRegistry> = Arc::new(LocalRoutes::new());
     let events = Arc::new(EventExport::start(&config.event_destinations, &metrics)?);
+    let connection_phases = Arc::new(ConnectionPhases::default());
     let proxy_state = Arc::new(ProxyState {
         routes: routes.clone(),
         urls: urls.clone(),
@@ -389,6 +391,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         auth_host: auth.as_ref().map(|_| login),
         stream_open_timeout: config.stream_open_timeout,
         internal_calls,
+        connection_phases: connection_phases.clone(),
     });
     let tcp_state = Arc::new(TcpState {
         routes: routes.clone(),
@@ -397,6 +400,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         events: events.clone(),
         operators: operators.clone(),
         edge_certs: https.as_ref().map(|h| h.resolver.clone()),
+        connections: connection_phases,
     });
     let tcp_ports = config.tcp_ports.map(|range| {
         let side = TcpSide(tcp_state.clone());

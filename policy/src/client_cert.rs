@@ -184,6 +184,46 @@ impl ClientCertificate {
         })
     }
 
+    /// The certificate as one map, for results (`actions.ngrok.terminate_tls.client`): the
+    /// fields of `conn.tls.client.*` nested by their dots. `subject` and `issuer` are maps of
+    /// their parts there (a CEL value cannot be text and map at once); their whole text is
+    /// `subject.text`.
+    pub(crate) fn to_value(&self) -> Value {
+        let field = |path: &str| self.field(path).unwrap_or(Value::Null);
+        let map = |prefix: &str, keys: &[&str]| -> Value {
+            keys.iter()
+                .map(|k| ((*k).to_string(), field(&format!("{prefix}{k}"))))
+                .collect::<HashMap<_, _>>()
+                .into()
+        };
+        let name = |n: &DistinguishedName| -> Value {
+            let mut m: HashMap<String, Value> = NAME_PARTS
+                .iter()
+                .filter_map(|p| Some(((*p).to_string(), name_field(n, &format!(".{p}"))?)))
+                .collect();
+            m.insert("text".to_string(), Value::from(n.text.as_str()));
+            m.into()
+        };
+        let san = ["dns_names", "email_addresses", "ip_addresses", "uris"];
+        HashMap::from([
+            ("subject".to_string(), name(&self.subject)),
+            ("issuer".to_string(), name(&self.issuer)),
+            ("san".to_string(), map("san.", &san)),
+            (
+                "validity".to_string(),
+                map("validity.", &["not_before", "not_after"]),
+            ),
+            ("serial_number".to_string(), field("serial_number")),
+            (
+                "signature_algorithm".to_string(),
+                field("signature_algorithm"),
+            ),
+            ("pem".to_string(), field("pem")),
+            ("extensions".to_string(), field("extensions")),
+        ])
+        .into()
+    }
+
     /// The fields of a connection without a client certificate: empty text and lists, null
     /// timestamps, so a rule reading them is false rather than failing.
     pub(crate) fn none() -> &'static Self {
@@ -191,6 +231,18 @@ impl ClientCertificate {
         &NONE
     }
 }
+
+/// The parts of a distinguished name, as `conn.tls.client.subject.<part>` names them.
+const NAME_PARTS: &[&str] = &[
+    "common_name",
+    "country",
+    "locality",
+    "organization",
+    "organizational_unit",
+    "postal_code",
+    "province",
+    "street_address",
+];
 
 /// The `conn.tls.client.*` names under `subject` / `issuer`; `rest` is `""` or `.<part>`.
 fn name_field(n: &DistinguishedName, rest: &str) -> Option<Value> {

@@ -142,3 +142,94 @@ on_http_request:
         other => panic!("{other:?} {:?} {:?}", st.errors(), st.trace()),
     }
 }
+
+/// The edge's side of terminate-tls in these tests: the handshake "finishes" with `tls`, or
+/// fails with `Err`.
+struct Finished(Result<TlsInfo, String>, usize);
+
+impl crate::Handshake for Finished {
+    fn terminate<'a>(
+        &'a mut self,
+        settings: &'a crate::TerminateTls,
+    ) -> crate::HandshakeFuture<'a> {
+        assert_eq!(settings.min_version(), crate::TlsVersion::Tls13);
+        self.1 += 1;
+        let done = self.0.clone();
+        Box::pin(async move { done })
+    }
+}
+
+const TERMINATE_THEN_READ: &str = r#"
+on_tcp_connect:
+  - expressions: ["conn.tls.version == null"]
+    actions:
+      - type: terminate-tls
+        config: {min_version: "1.3"}
+  - expressions:
+      - "actions.ngrok.terminate_tls.client.subject.common_name != 'alice'"
+    actions: [{type: deny}]
+  - expressions: ["conn.tls.client.subject.common_name == 'alice'"]
+    actions:
+      - type: terminate-tls
+        config: {min_version: "1.3"}
+      - type: set-vars
+        config: {vars: [{who: "${conn.tls.client.subject.common_name}"}]}
+"#;
+
+#[test]
+fn terminate_tls_finishes_the_handshake_where_it_runs_and_later_rules_read_it() {
+    let e = engine(TERMINATE_THEN_READ);
+    let alice = TlsInfo {
+        version: Some("1.3".into()),
+        client_certificate: Some(Arc::new(
+            ClientCertificate::from_der(&client_der()).expect("certificate"),
+        )),
+        ..TlsInfo::default()
+    };
+    // Before the handshake nothing of TLS is known.
+    let fresh = || {
+        let mut st = state(&e, "1.2.3.4");
+        st.set_tls(TlsInfo::default());
+        st
+    };
+    let mut st = fresh();
+    let mut handshake = Finished(Ok(alice), 0);
+    let verdict = ready(e.on_tcp_connect_tls(&mut st, &mut handshake));
+    assert!(
+        matches!(
+            verdict,
+            ConnectVerdict::Continue {
+                terminate_tls: None
+            }
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(
+        handshake.1, 1,
+        "a second terminate-tls keeps the first handshake"
+    );
+    assert_eq!(st.conn().tls.version.as_deref(), Some("1.3"));
+    assert_eq!(st.conn_vars.get("who"), Some(&cel::Value::from("alice")));
+
+    // Another common name: the rule after terminate-tls closes the connection.
+    let bob = TlsInfo {
+        version: Some("1.3".into()),
+        ..TlsInfo::default()
+    };
+    let mut st = fresh();
+    let verdict = ready(e.on_tcp_connect_tls(&mut st, &mut Finished(Ok(bob), 0)));
+    assert!(matches!(verdict, ConnectVerdict::Close), "{verdict:?}");
+
+    // A failed handshake closes it, and says why.
+    let mut st = fresh();
+    let failed = Finished(Err("no certificate".into()), 0);
+    let verdict = ready(e.on_tcp_connect_tls(&mut st, &mut { failed }));
+    assert!(matches!(verdict, ConnectVerdict::Close), "{verdict:?}");
+    assert!(
+        st.errors()
+            .iter()
+            .any(|e| e.contains("terminate-tls: the client's handshake failed: no certificate")),
+        "{:?}",
+        st.errors()
+    );
+}

@@ -108,8 +108,9 @@ pub use run::body::BodyTransform;
 pub use run::dry_run;
 pub use run::engine::{ConnectVerdict, Engine, RequestVerdict, ResponseVerdict};
 pub use run::facts::{Clock, ConnInfo, EndpointInfo, TlsInfo};
+pub use run::handshake::{Handshake, HandshakeFuture};
 pub use run::outcome::{ActionOutcome, Decision, TraceEntry};
-pub use run::state::RequestState;
+pub use run::state::{ConnectionPhase, RequestState};
 pub use secrets::{
     LoadEnv, LoginApp, LoginApps, Secret, SecretError, SecretMap, SecretSource, REDACTED,
 };

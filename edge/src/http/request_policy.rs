@@ -45,6 +45,13 @@ pub async fn run(
         None
     };
     let forwarded_from = ctx.forwarded_from();
+    let connection = match (forwarded_from.is_empty(), inet(session.server_addr())) {
+        (true, Some(local)) => {
+            let phases = &state.connection_phases;
+            phases.get(conn.client_addr, local, &endpoint.id)
+        }
+        _ => None,
+    };
     let (run, verdict) = PolicyRun::request(
         engine,
         conn,
@@ -52,6 +59,7 @@ pub async fn run(
         session.req_header_mut(),
         body,
         forwarded_from,
+        connection,
     )
     .await;
     ctx.policies.push(run);

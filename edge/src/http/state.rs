@@ -6,6 +6,7 @@ use crate::hostname::Hostname;
 use crate::login::LoginService;
 use crate::metrics::EdgeMetrics;
 use crate::outbound::InternalCalls;
+use crate::policy::connections::ConnectionPhases;
 use crate::policy::operator::OperatorEndpoints;
 use crate::tunnel::routes::RouteRegistry;
 use crate::urls::PublicUrls;
@@ -39,6 +40,8 @@ pub struct ProxyState {
     /// http-request's calls to internal endpoints in flight: a request with a live ticket
     /// goes to the internal endpoint it names.
     pub internal_calls: Arc<InternalCalls>,
+    /// What HTTPS endpoints' on_tcp_connect left on open connections (tcp/https.rs).
+    pub connection_phases: Arc<ConnectionPhases>,
 }
 
 impl ProxyState {

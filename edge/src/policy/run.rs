@@ -5,8 +5,8 @@ use super::heads::{overwrite_head, PolicyRequest, PolicyResponse};
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use sluice_policy::{
-    BodyTransform, ConnInfo, ConnectVerdict, EndpointInfo, Engine, RequestState, RequestVerdict,
-    ResponseVerdict,
+    BodyTransform, ConnInfo, ConnectVerdict, ConnectionPhase, EndpointInfo, Engine, RequestState,
+    RequestVerdict, ResponseVerdict,
 };
 use std::sync::{Arc, Mutex};
 
@@ -55,7 +55,9 @@ pub struct PolicyRun {
 impl PolicyRun {
     /// Runs on_http_request on the client's request (mutated in place, so the upstream sees the
     /// changes), with its whole `body` when the engine reads bodies; `forwarded_from` lists the
-    /// URLs of the endpoints that forwarded the request here (empty for the public endpoint).
+    /// URLs of the endpoints that forwarded the request here (empty for the public endpoint);
+    /// `connection` is what on_tcp_connect left when the HTTPS port ran it on the request's
+    /// connection (tcp/https.rs).
     /// Returns the run and the engine's verdict: go on, an answer, or a forward.
     pub async fn request(
         engine: &Arc<Engine>,
@@ -64,6 +66,7 @@ impl PolicyRun {
         req: &mut RequestHeader,
         body: Option<Bytes>,
         forwarded_from: Vec<String>,
+        connection: Option<ConnectionPhase>,
     ) -> (Self, RequestVerdict) {
         let mut state = engine.new_request(conn, endpoint);
         if let Some(body) = body {
@@ -73,17 +76,27 @@ impl PolicyRun {
         if !public {
             state.set_forwarded_from(forwarded_from);
         }
-        // on_tcp_connect of an HTTP(S) endpoint runs before each request's on_http_request,
-        // on the same state (its variables reach the request's rules); an internal endpoint
-        // gets forwarded requests, never connections (refused at load, ngrok's 2262).
-        // forward-internal there names tcp:// or tls:// targets, which an HTTP request cannot
-        // reach: the connection closes, as for deny.
-        let closed = public
-            && engine.has_tcp_connect_rules()
-            && !matches!(
-                engine.on_tcp_connect_async(&mut state).await,
-                ConnectVerdict::Continue { .. }
-            );
+        // on_tcp_connect of an HTTPS endpoint ran once on the connection, before its TLS
+        // handshake; otherwise (HTTP, or a connection that reached this host through another
+        // name) it runs before each request's on_http_request, on the same state (its
+        // variables reach the request's rules). An internal endpoint gets forwarded requests,
+        // never connections (refused at load, ngrok's 2262). forward-internal there names
+        // tcp:// or tls:// targets, which an HTTP request cannot reach: the connection
+        // closes, as for deny.
+        let closed = match connection {
+            Some(phase) => {
+                state.resume_connection(&phase);
+                false
+            }
+            None => {
+                public
+                    && engine.has_tcp_connect_rules()
+                    && !matches!(
+                        engine.on_tcp_connect_async(&mut state).await,
+                        ConnectVerdict::Continue { .. }
+                    )
+            }
+        };
         let verdict = if closed {
             RequestVerdict::Close
         } else {

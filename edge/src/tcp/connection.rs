@@ -5,12 +5,15 @@
 
 use super::client::Client;
 use super::state::TcpState;
+use super::terminate::server_config;
 use crate::ids::new_id;
 use crate::record::ConnectionRecord;
+use crate::tls::resolver::CertResolver;
 use crate::tunnel::routes::{EndpointKey, Route};
 use crate::tunnel::stream::AgentStream;
 use sluice_policy::{
-    ConnInfo, ConnectVerdict, InternalUrl, RequestState, TerminateTls, MAX_FORWARD_DEPTH,
+    ConnInfo, ConnectVerdict, Handshake, HandshakeFuture, InternalUrl, RequestState, TerminateTls,
+    MAX_FORWARD_DEPTH,
 };
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
 use sluice_proto::splice::Spliced;
@@ -159,18 +162,22 @@ async fn run(
         let mut conn = ConnInfo::new(accepted.peer, accepted.local.port(), accepted.start);
         conn.server_ip = Some(accepted.local.ip());
         let mut st = engine.new_request(conn, route.endpoint.clone());
-        let verdict = engine.on_tcp_connect_async(&mut st).await;
+        let mut handshake = ClientHandshake {
+            client: &mut *client,
+            edge_certs: state.edge_certs.clone(),
+            failed: None,
+        };
+        let verdict = engine.on_tcp_connect_tls(&mut st, &mut handshake).await;
+        let failed = handshake.failed.take();
         first.get_or_insert(st);
         match verdict {
-            ConnectVerdict::Continue { terminate_tls } => {
-                if let Some(settings) = terminate_tls {
-                    if let Err(outcome) = terminate(client, &settings, state, &mut first).await {
-                        return (outcome, first);
-                    }
-                }
-                return (carry(client, accepted, &route, state).await, first);
+            ConnectVerdict::Continue { .. } => {
+                return (carry(client, accepted, &route, state).await, first)
             }
-            ConnectVerdict::Close => return (Outcome::PolicyClosed, first),
+            ConnectVerdict::Close => {
+                let outcome = failed.map_or(Outcome::PolicyClosed, Outcome::TlsRefused);
+                return (outcome, first);
+            }
             ConnectVerdict::Forward(url) => match target(state, &route, &url) {
                 Some(next) => {
                     debug!(%url, "connection forwarded");
@@ -187,25 +194,32 @@ async fn run(
     (Outcome::PolicyClosed, first)
 }
 
-/// terminate-tls: finishes the handshake the client started with the action's settings, so
-/// the agent gets plaintext; the TLS facts (the client's certificate under mutual TLS) go into
-/// the connection's policy state for its event.
-async fn terminate(
-    client: &mut Client,
-    settings: &TerminateTls,
-    state: &TcpState,
-    policy: &mut Option<RequestState>,
-) -> Result<(), Outcome> {
-    let config = super::terminate::server_config(settings, state.edge_certs.clone())
-        .map_err(|e| Outcome::TlsRefused(e.to_string()))?;
-    let tls = client
-        .terminate(config)
-        .await
-        .map_err(|e| Outcome::TlsRefused(e.to_string()))?;
-    if let Some(st) = policy {
-        st.set_tls(tls);
+/// terminate-tls on this connection, made where the action runs in on_tcp_connect: the
+/// handshake the client started is finished with the action's settings, so the agent gets
+/// plaintext and the rules after the action read the client's certificate.
+struct ClientHandshake<'c> {
+    client: &'c mut Client,
+    edge_certs: Option<Arc<CertResolver>>,
+    /// Why the handshake failed, for the connection's outcome.
+    failed: Option<String>,
+}
+
+impl Handshake for ClientHandshake<'_> {
+    fn terminate<'a>(&'a mut self, settings: &'a TerminateTls) -> HandshakeFuture<'a> {
+        Box::pin(async move {
+            let done = match server_config(settings, self.edge_certs.clone()) {
+                Ok(config) => {
+                    let done = self.client.terminate(Arc::new(config)).await;
+                    done.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = &done {
+                self.failed = Some(why.clone());
+            }
+            done
+        })
     }
-    Ok(())
 }
 
 /// A live member of the internal endpoint `url` in the namespace of `from`'s authtoken (the

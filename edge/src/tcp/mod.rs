@@ -1,10 +1,12 @@
 //! TCP and TLS endpoints' public side: each client connection one of the edge's TCP ports
 //! accepts, or the HTTPS port hands over by SNI (`tls.rs`), carried to the agent that holds
 //! the endpoint on a QUIC stream of its own (`connection.rs`). The ports themselves are handed
-//! out at admission (`tunnel/ports.rs`).
+//! out at admission (`tunnel/ports.rs`). The HTTPS port also runs HTTPS endpoints'
+//! on_tcp_connect there, before its handshake (`https.rs`).
 
 pub(crate) mod client;
 pub(crate) mod connection;
+pub(crate) mod https;
 pub(crate) mod state;
 pub(crate) mod terminate;
 pub(crate) mod tls;

@@ -2,6 +2,7 @@
 
 use crate::events::EventExport;
 use crate::metrics::EdgeMetrics;
+use crate::policy::connections::ConnectionPhases;
 use crate::policy::operator::OperatorEndpoints;
 use crate::tls::resolver::CertResolver;
 use crate::tunnel::routes::{Binding, Route, RouteRegistry};
@@ -22,6 +23,8 @@ pub struct TcpState {
     pub operators: Arc<OperatorEndpoints>,
     /// The edge's HTTPS certificates, which terminate-tls presents unless it names its own.
     pub edge_certs: Option<Arc<CertResolver>>,
+    /// What HTTPS endpoints' on_tcp_connect left on open connections, for their requests.
+    pub connections: Arc<ConnectionPhases>,
 }
 
 impl TcpState {

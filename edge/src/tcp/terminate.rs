@@ -25,11 +25,12 @@ pub enum SettingsError {
 }
 
 /// The server settings `settings` describe; the edge's own certificates (by SNI) unless the
-/// action names one.
+/// action names one. No ALPN: a TLS endpoint's agent speaks what it likes (HTTPS endpoints
+/// add theirs).
 pub fn server_config(
     settings: &TerminateTls,
     edge_certs: Option<Arc<CertResolver>>,
-) -> Result<Arc<ServerConfig>, SettingsError> {
+) -> Result<ServerConfig, SettingsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: Vec<&'static SupportedProtocolVersion> = settings
         .versions()
@@ -71,7 +72,7 @@ pub fn server_config(
         (None, Some(edge)) => builder.with_cert_resolver(edge),
         (None, None) => return Err(SettingsError::NoCertificate),
     };
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 /// What a finished handshake tells policies (`conn.tls.*`) and events.

@@ -1,10 +1,12 @@
 //! TLS endpoints (`tls://NAME.DOMAIN`): the edge's HTTPS port hands a connection whose SNI
 //! names one here before any TLS is done, and it is carried to the agent like a TCP
 //! endpoint's connection, ClientHello included, so the agent's upstream terminates TLS with
-//! its own certificate.
+//! its own certificate. A name an HTTPS endpoint with on_tcp_connect rules holds runs them
+//! first (https.rs).
 
 use super::client::Client;
 use super::connection;
+use super::https::HttpsConnect;
 use super::state::TcpState;
 use crate::tls::front::{
     PassthroughTarget, RawTlsConn, SniDecision, SniRoutes, SniTable, TlsOpening,
@@ -15,8 +17,9 @@ use sluice_proto::scheme::Scheme;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The HTTPS port's router: names a TLS endpoint holds pass through to its agent; the
-/// table's names (set by the edge's embedder) next; everything else is the edge's HTTPS.
+/// The HTTPS port's router: names a TLS endpoint holds pass through to its agent; names of
+/// HTTPS endpoints with on_tcp_connect rules run them before the handshake; the table's names
+/// (set by the edge's embedder) next; everything else is the edge's HTTPS.
 pub struct TlsEndpoints {
     state: Arc<TcpState>,
     table: Arc<SniTable>,
@@ -31,12 +34,29 @@ impl TlsEndpoints {
 
 impl SniRoutes for TlsEndpoints {
     fn decide(&self, opening: &TlsOpening<'_>) -> SniDecision {
-        let endpoint = opening
-            .sni
-            .and_then(|sni| self.state.routes.lookup(Scheme::Tls, sni));
-        match endpoint {
-            Some(set) => SniDecision::Passthrough(Arc::new(Passthrough {
+        let Some(sni) = opening.sni else {
+            return self.table.decide(opening);
+        };
+        let routes = &self.state.routes;
+        if let Some(set) = routes.lookup(Scheme::Tls, sni) {
+            return SniDecision::Passthrough(Arc::new(Passthrough {
                 set,
+                state: self.state.clone(),
+            }));
+        }
+        // An HTTPS endpoint with on_tcp_connect rules runs them on the connection first.
+        let with_rules = routes
+            .lookup(Scheme::Https, sni)
+            .and_then(|set| set.pick())
+            .filter(|route| {
+                route
+                    .policy
+                    .as_ref()
+                    .is_some_and(|e| e.has_tcp_connect_rules())
+            });
+        match with_rules {
+            Some(route) => SniDecision::Connect(Arc::new(HttpsConnect {
+                route,
                 state: self.state.clone(),
             })),
             None => self.table.decide(opening),

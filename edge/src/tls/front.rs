@@ -5,11 +5,12 @@
 
 use super::client_hello::{Hello, HelloReader, Step};
 use super::resolver::CertResolver;
-use super::stream::TerminatedStream;
+use super::stream::{Keep, TerminatedStream};
 use futures_util::future::BoxFuture;
 use parking_lot::RwLock;
 use pingora::protocols::l4::stream::Stream as TcpStream;
 use pingora::protocols::{GetSocketDigest, Stream};
+use rustls::server::{Accepted as RustlsHello, ServerConnection};
 use rustls::ServerConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::StartHandshake;
 
 /// How long a client has from connecting to a finished TLS handshake (hello included). One
@@ -34,6 +36,8 @@ pub struct TlsOpening<'a> {
     pub alpn: &'a [Vec<u8>],
     /// The client's address.
     pub client: Option<SocketAddr>,
+    /// The edge's address the client connected to.
+    pub local: Option<SocketAddr>,
 }
 
 /// A client connection handed over untouched: its first bytes are the ClientHello.
@@ -63,12 +67,27 @@ pub trait PassthroughTarget: Send + Sync {
     fn serve(&self, conn: RawTlsConn) -> BoxFuture<'static, ()>;
 }
 
+/// Rules that run on a connection before the edge's handshake (an HTTPS endpoint's
+/// on_tcp_connect): they may finish the handshake themselves, with settings of their own.
+pub trait ConnectRules: Send + Sync {
+    /// Runs the rules on the connection `opening` describes. `Some(keep)`: it goes on (the
+    /// front finishes the handshake with the shared configuration if the rules did not), and
+    /// `keep` lives as long as the connection; `None`: it is closed.
+    fn run<'a>(
+        &'a self,
+        opening: TlsOpening<'a>,
+        handshake: &'a mut FrontHandshake,
+    ) -> BoxFuture<'a, Option<Keep>>;
+}
+
 /// Where a TLS connection goes.
 #[derive(Clone)]
 pub enum SniDecision {
     /// The edge terminates TLS: with this configuration, or the shared one (`None`: the
     /// edge's certificates by SNI, TLS 1.2 and 1.3, ALPN h2 then http/1.1).
     Terminate(Option<Arc<ServerConfig>>),
+    /// These rules run first; the edge terminates TLS as they say.
+    Connect(Arc<dyn ConnectRules>),
     /// The raw connection goes to this target.
     Passthrough(Arc<dyn PassthroughTarget>),
 }
@@ -77,6 +96,7 @@ impl std::fmt::Debug for SniDecision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Terminate(c) => write!(f, "Terminate(custom: {})", c.is_some()),
+            Self::Connect(_) => f.write_str("Connect"),
             Self::Passthrough(_) => f.write_str("Passthrough"),
         }
     }
@@ -152,6 +172,51 @@ pub enum FrontError {
     /// No finished handshake within [`HANDSHAKE_TIMEOUT`].
     #[error("no TLS handshake within {HANDSHAKE_TIMEOUT:?}")]
     Timeout,
+    /// The name's [`ConnectRules`] closed the connection.
+    #[error("closed by the endpoint's on_tcp_connect rules")]
+    Refused,
+    /// [`FrontHandshake::finish`] was called again after a failed handshake.
+    #[error("the handshake already failed")]
+    HandshakeGone,
+}
+
+/// The handshake of a connection whose [`ConnectRules`] run before it: they finish it with
+/// their own configuration, or the front does with the shared one afterwards.
+pub struct FrontHandshake {
+    /// The hello and the connection, until the handshake is made.
+    start: Option<(RustlsHello, Stream)>,
+    done: Option<TlsStream<Stream>>,
+    shared: Arc<ServerConfig>,
+    deadline: Instant,
+}
+
+impl FrontHandshake {
+    /// Whether the handshake was made.
+    pub fn finished(&self) -> bool {
+        self.done.is_some()
+    }
+
+    /// Finishes the handshake with `config` (`None`: the shared configuration), within the
+    /// connection's handshake bound. Returns the TLS state to read its facts from; a second
+    /// call returns the first handshake's.
+    pub async fn finish(
+        &mut self,
+        config: Option<Arc<ServerConfig>>,
+    ) -> Result<&ServerConnection, FrontError> {
+        if self.done.is_none() {
+            let (hello, stream) = self.start.take().ok_or(FrontError::HandshakeGone)?;
+            let config = config.unwrap_or_else(|| self.shared.clone());
+            let handshake = StartHandshake::from_parts(hello, stream).into_stream(config);
+            let tls = timeout_at(self.deadline, handshake)
+                .await
+                .map_err(|_| FrontError::Timeout)??;
+            self.done = Some(tls);
+        }
+        match &self.done {
+            Some(tls) => Ok(tls.get_ref().1),
+            None => Err(FrontError::HandshakeGone),
+        }
+    }
 }
 
 /// The HTTPS listener's TLS: built once at start, shared by every connection.
@@ -190,35 +255,51 @@ impl TlsFront {
         let (hello, read) = timeout_at(deadline, read_hello(&mut tcp))
             .await
             .map_err(|_| FrontError::Timeout)??;
-        let client = tcp
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        let digest = tcp.get_socket_digest();
+        let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| a?.as_inet().copied();
+        let client = digest.as_ref().and_then(|d| inet(d.peer_addr()));
+        let local = digest.as_ref().and_then(|d| inet(d.local_addr()));
         let sni = hello.sni.as_deref().map(str::to_ascii_lowercase);
         let opening = TlsOpening {
             sni: sni.as_deref(),
             alpn: &hello.alpn,
             client,
+            local,
         };
-        let config = match (self.routes.decide(&opening), sni) {
-            (SniDecision::Passthrough(target), Some(sni)) => {
-                tcp.rewind(&read);
-                let conn = RawTlsConn {
-                    stream: tcp,
-                    client,
-                    sni,
-                    alpn: hello.alpn,
-                };
-                return Ok(Accepted::Passthrough(target, conn));
+        let decision = self.routes.decide(&opening);
+        if let (SniDecision::Passthrough(target), Some(name)) = (&decision, opening.sni) {
+            tcp.rewind(&read);
+            let conn = RawTlsConn {
+                sni: name.to_string(),
+                stream: tcp,
+                client,
+                alpn: hello.alpn,
+            };
+            return Ok(Accepted::Passthrough(target.clone(), conn));
+        }
+        let mut handshake = FrontHandshake {
+            start: Some((hello.accepted, tcp as Stream)),
+            done: None,
+            shared: self.shared.clone(),
+            deadline,
+        };
+        // Without a name the shared configuration serves, whatever the routes say.
+        let (config, keep) = match (decision, opening.sni) {
+            (SniDecision::Terminate(config), Some(_)) => (config, None),
+            (SniDecision::Connect(rules), Some(_)) => {
+                let keep = timeout_at(deadline, rules.run(opening, &mut handshake))
+                    .await
+                    .map_err(|_| FrontError::Timeout)?
+                    .ok_or(FrontError::Refused)?;
+                (None, Some(keep))
             }
-            (SniDecision::Terminate(Some(config)), Some(_)) => config,
-            _ => self.shared.clone(),
+            _ => (None, None),
         };
-        let stream: Stream = tcp;
-        let handshake = StartHandshake::from_parts(hello.accepted, stream).into_stream(config);
-        let tls = timeout_at(deadline, handshake)
-            .await
-            .map_err(|_| FrontError::Timeout)??;
-        Ok(Accepted::Terminated(Box::new(TerminatedStream::new(tls))))
+        handshake.finish(config).await?;
+        let tls = handshake.done.ok_or(FrontError::HandshakeGone)?;
+        Ok(Accepted::Terminated(Box::new(
+            TerminatedStream::new(tls).keeping(keep),
+        )))
     }
 }
 

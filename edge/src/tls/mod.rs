@@ -25,6 +25,11 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, r
         .with_protocol_versions(&[&TLS12, &TLS13])?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = http_alpn();
     Ok(Arc::new(config))
+}
+
+/// The ALPN protocols HTTPS endpoints offer: HTTP/2 first, HTTP/1.1 second.
+pub fn http_alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }

@@ -10,6 +10,7 @@ use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
+use std::any::Any;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,11 +19,17 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
+/// Whatever must live exactly as long as a connection (front.rs: what its on_tcp_connect
+/// rules registered).
+pub type Keep = Box<dyn Any + Send + Sync>;
+
 /// A TLS connection after its handshake, over pingora's TCP stream.
 pub struct TerminatedStream {
     tls: TlsStream<Stream>,
     digest: Arc<SslDigest>,
     alpn: Option<ALPN>,
+    /// What the connection's on_tcp_connect rules keep while it is open (front.rs).
+    _keep: Option<Keep>,
 }
 
 impl TerminatedStream {
@@ -47,7 +54,14 @@ impl TerminatedStream {
             digest: Arc::new(SslDigest::new(cipher, version, None, None, Vec::new())),
             alpn,
             tls,
+            _keep: None,
         }
+    }
+
+    /// Keeps `keep` alive until the connection is dropped.
+    pub fn keeping(mut self, keep: Option<Keep>) -> Self {
+        self._keep = keep;
+        self
     }
 
     fn tcp(&self) -> &Stream {

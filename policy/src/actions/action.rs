@@ -9,15 +9,18 @@ use crate::codes;
 use crate::forward::InternalUrl;
 use crate::head::{empty_request, RequestHead, ResponseHead};
 use crate::phase::Phase;
+use crate::run::handshake::Handshake;
 use crate::run::outcome::Decision;
 use crate::run::services::Services;
 use crate::run::sse::SseEvent;
 use crate::run::state::RequestState;
+use crate::tls::TerminateTls;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A compiled action: immutable, shared by every request through the engine.
 pub(crate) trait Action: fmt::Debug + Send + Sync {
@@ -33,6 +36,13 @@ pub(crate) trait Action: fmt::Debug + Send + Sync {
     /// closed connection (custom-response, deny, redirect, forward-internal,
     /// close-connection): a cloud endpoint, which has no upstream, needs at least one.
     fn can_answer(&self) -> bool {
+        false
+    }
+
+    /// Whether the action finishes the client's TLS handshake (terminate-tls), which only a
+    /// connection with TLS has: [`Policy::check_protocol`](crate::Policy::check_protocol)
+    /// refuses it on `tcp://` and `http://` endpoints.
+    fn terminates_tls(&self) -> bool {
         false
     }
 }
@@ -61,6 +71,10 @@ pub(crate) enum Flow {
     /// End the request by closing the client's connection, with no response
     /// (close-connection).
     Close,
+    /// Suspend on_tcp_connect while the edge finishes the client's TLS handshake with these
+    /// settings (terminate-tls); the engine keeps what became of it in the state
+    /// ([`Handshaken`](crate::run::handshake::Handshaken)) and runs the action again.
+    Terminate(Arc<TerminateTls>),
 }
 
 impl Flow {
@@ -80,8 +94,9 @@ impl Flow {
 
 /// The message a phase works on.
 pub(crate) enum Msg<'m> {
-    /// on_tcp_connect: a connection, before any HTTP message.
-    Conn,
+    /// on_tcp_connect: a connection, before any HTTP message, with the edge's side of its TLS
+    /// handshake when terminate-tls can finish one there.
+    Conn(Option<&'m mut dyn Handshake>),
     /// on_http_request: the request may be changed.
     Req(&'m mut dyn RequestHead),
     /// on_http_response: the request as it was sent, and the response that may be changed.
@@ -99,7 +114,7 @@ impl Msg<'_> {
         results: &'static [&'static str],
     ) -> Scope<'s> {
         match self {
-            Msg::Conn => Scope::connection(st, results),
+            Msg::Conn(_) => Scope::connection(st, results),
             Msg::Req(r) => Scope::new(&**r, None, st, results),
             Msg::Res(q, r) => Scope::new(*q, Some(&**r), st, results),
             Msg::Event(q, r, _) => Scope::new(*q, Some(*r), st, results),
@@ -132,7 +147,7 @@ impl Exec<'_, '_> {
     /// no action that reads it may appear).
     pub fn req(&self) -> &dyn RequestHead {
         match &*self.msg {
-            Msg::Conn => empty_request(),
+            Msg::Conn(_) => empty_request(),
             Msg::Req(r) => &**r,
             Msg::Res(q, _) | Msg::Event(q, _, _) => *q,
         }

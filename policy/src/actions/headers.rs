@@ -73,7 +73,7 @@ impl Action for AddHeaders {
                 Msg::Req(r) => r.append_header(name.clone(), hv),
                 Msg::Res(_, r) => r.append_header(name.clone(), hv),
                 // add-headers compiles only into the HTTP phases.
-                Msg::Event(..) | Msg::Conn => {}
+                Msg::Event(..) | Msg::Conn(_) => {}
             }
             if want {
                 let value = if fixed.is_some() {
@@ -122,7 +122,7 @@ impl Action for RemoveHeaders {
             match &mut *ex.msg {
                 Msg::Req(r) => r.remove_header(name),
                 Msg::Res(_, r) => r.remove_header(name),
-                Msg::Event(..) | Msg::Conn => {}
+                Msg::Event(..) | Msg::Conn(_) => {}
             }
         }
         let removed = || {

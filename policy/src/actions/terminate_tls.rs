@@ -1,5 +1,6 @@
 //! terminate-tls: sets how the edge terminates a connection's TLS (versions, certificate,
-//! mutual TLS); on_tcp_connect hands the settings to the edge in its verdict.
+//! mutual TLS); the edge finishes the client's handshake with them where the action runs, or,
+//! without one to finish, on_tcp_connect hands them over in its verdict.
 //!
 //! Every field is checked when the policy loads, PEM included. The certificate, key and CA
 //! fields take literal text or `${secrets.get(...)}` (resolved at load too); a template that
@@ -9,12 +10,15 @@ use super::action::{Action, Exec, Flow};
 use super::config::{template, Cfg};
 use crate::load::check::{string_list, Cx, Obj};
 use crate::load::errors::Pos;
+use crate::run::handshake::Handshaken;
 use crate::run::outcome::Decision;
 use crate::run::state::RequestState;
 use crate::tls::{certificates, MtlsStrategy, MutualTls, ServerIdentity, TerminateTls, TlsVersion};
 use std::sync::Arc;
 
 const ACTION: &str = "terminate-tls";
+/// Its results: `actions.ngrok.terminate_tls`.
+const ACTION_KEY: &str = "terminate_tls";
 
 /// `terminate-tls`: its compiled settings, shared by every connection.
 #[derive(Debug)]
@@ -22,11 +26,16 @@ pub(crate) struct TerminateTlsAction {
     settings: Arc<TerminateTls>,
 }
 
-/// The settings the last terminate-tls of this connection chose.
+/// The connection's handshake is made: a later terminate-tls has nothing to do.
+struct Made;
+
+/// The settings the terminate-tls of this connection chose, when no handshake could be made
+/// in the phase.
 struct Chosen(Arc<TerminateTls>);
 
 impl RequestState {
-    /// The settings of the last terminate-tls that ran on this connection, if any.
+    /// The settings of the terminate-tls that ran on this connection without a handshake (see
+    /// [`Engine::on_tcp_connect_tls`](crate::Engine::on_tcp_connect_tls)), if any.
     pub fn terminate_tls(&self) -> Option<Arc<TerminateTls>> {
         self.scratch.get::<Chosen>().map(|c| Arc::clone(&c.0))
     }
@@ -69,10 +78,42 @@ impl TerminateTlsAction {
 }
 
 impl Action for TerminateTlsAction {
+    fn terminates_tls(&self) -> bool {
+        true
+    }
+
+    /// Runs twice: first it asks the engine for the handshake, then it records what became of
+    /// it. A connection whose handshake an earlier terminate-tls made keeps it.
     fn run(&self, ex: &mut Exec) -> Flow {
-        ex.st.scratch.put(Chosen(Arc::clone(&self.settings)));
-        ex.record(ACTION, Decision::Allow, true);
-        Flow::Next
+        let Some(done) = ex.st.scratch.take::<Handshaken>() else {
+            if ex.st.scratch.get::<Made>().is_some() {
+                ex.st.trace_event(ex.phase, ex.rule, || {
+                    format!("{ACTION}: skipped: the handshake is already made")
+                });
+                return Flow::Next;
+            }
+            return Flow::Terminate(Arc::clone(&self.settings));
+        };
+        match done {
+            Handshaken::Done => {
+                ex.st.scratch.put(Made);
+                let tls = ex.st.conn().tls.clone();
+                ex.set_result(ACTION_KEY, || tls.result_value());
+                ex.record(ACTION, Decision::Allow, true);
+                Flow::Next
+            }
+            Handshaken::Deferred => {
+                ex.st.scratch.put(Chosen(Arc::clone(&self.settings)));
+                ex.record(ACTION, Decision::Allow, true);
+                Flow::Next
+            }
+            Handshaken::Failed(why) => {
+                let why = format!("{ACTION}: the client's handshake failed: {why}");
+                ex.st.push_error(why);
+                ex.record(ACTION, Decision::Deny, true);
+                Flow::Close
+            }
+        }
     }
 }
 

@@ -197,7 +197,7 @@ impl Policy {
                 }
         });
         let Some((phase, pos)) = refused else {
-            return Ok(());
+            return self.check_terminate_tls(protocol);
         };
         let message = if tcp {
             format!(
@@ -215,6 +215,34 @@ impl Policy {
             pos: *pos,
             path: phase.key().to_string(),
             message,
+        })
+    }
+
+    /// terminate-tls finishes a TLS handshake: a `tcp://` or `http://` endpoint has none.
+    fn check_terminate_tls(&self, protocol: &str) -> Result<(), PolicyError> {
+        if !matches!(protocol, "tcp" | "http") {
+            return Ok(());
+        }
+        let Some(index) = self
+            .tcp_connect
+            .iter()
+            .position(|r| r.actions.iter().any(|a| a.terminates_tls()))
+        else {
+            return Ok(());
+        };
+        let pos = self
+            .phase_pos
+            .iter()
+            .find(|(p, _)| *p == Phase::TcpConnect)
+            .and_then(|(_, pos)| *pos);
+        Err(PolicyError {
+            origin: self.origin.clone(),
+            pos,
+            path: format!("{}[{index}]", Phase::TcpConnect.key()),
+            message: format!(
+                "terminate-tls finishes the client's TLS handshake, and a {protocol} endpoint's \
+                 clients send none: it applies to tls:// and https:// endpoints"
+            ),
         })
     }
 

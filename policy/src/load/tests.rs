@@ -111,6 +111,26 @@ fn phases_are_checked_against_the_endpoint_protocol() {
 }
 
 #[test]
+fn terminate_tls_is_refused_where_no_tls_arrives() {
+    let p = crate::Policy::parse(
+        "on_tcp_connect:\n  - actions: [{type: log, config: {metadata: {step: one}}}]\n  - actions: [{type: terminate-tls}]\n",
+        "p.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.check_protocol("tls", false).is_ok());
+    assert!(p.check_protocol("https", false).is_ok());
+    for protocol in ["tcp", "http"] {
+        let e = p.check_protocol(protocol, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "p.yml:2:3: on_tcp_connect[1]: terminate-tls finishes the client's TLS handshake, and a {protocol} endpoint's clients send none"
+            )),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn on_tcp_connect_refuses_what_reads_the_request_or_response() {
     for (expr, name) in [
         ("req.method == 'GET'", "`req.method`"),

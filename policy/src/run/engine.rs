@@ -13,6 +13,7 @@ use crate::outbound::HttpCaller;
 use crate::phase::Phase;
 use crate::run::body::{encoded, untransformable};
 use crate::run::facts::{Clock, ConnInfo, EndpointInfo, SystemClock};
+use crate::run::handshake::{Handshake, Handshaken};
 use crate::run::services::Services;
 use crate::run::sse::{EventFramer, Piece, SseEvent};
 use crate::run::state::RequestState;
@@ -206,18 +207,36 @@ impl Engine {
     /// later phase, and the TLS facts the edge learns afterwards are given with
     /// [`RequestState::set_tls`].
     pub fn on_tcp_connect(&self, st: &mut RequestState) -> ConnectVerdict {
-        ready(self.connect_dyn(st, &Services::default()))
+        ready(self.connect_dyn(st, &Services::default(), None))
     }
 
     /// [`Engine::on_tcp_connect`] with the edge's services: forward-internal checks its
-    /// target in the endpoint's namespace.
+    /// target in the endpoint's namespace. terminate-tls's settings come back in the verdict,
+    /// for a handshake after the phase; [`Engine::on_tcp_connect_tls`] makes it in the phase.
     pub async fn on_tcp_connect_async(&self, st: &mut RequestState) -> ConnectVerdict {
-        self.connect_dyn(st, &self.services).await
+        self.connect_dyn(st, &self.services, None).await
     }
 
-    async fn connect_dyn(&self, st: &mut RequestState, services: &Services) -> ConnectVerdict {
+    /// [`Engine::on_tcp_connect_async`] on a connection whose TLS handshake the edge has not
+    /// finished: a terminate-tls that runs has `handshake` finish it with the action's
+    /// settings, so the rules after it read `conn.tls.*` (and `actions.ngrok.terminate_tls`);
+    /// a failed handshake closes the connection. The verdict's `terminate_tls` is then `None`.
+    pub async fn on_tcp_connect_tls(
+        &self,
+        st: &mut RequestState,
+        handshake: &mut dyn Handshake,
+    ) -> ConnectVerdict {
+        self.connect_dyn(st, &self.services, Some(handshake)).await
+    }
+
+    async fn connect_dyn(
+        &self,
+        st: &mut RequestState,
+        services: &Services,
+        handshake: Option<&mut dyn Handshake>,
+    ) -> ConnectVerdict {
         let end = self
-            .run_phase(Phase::TcpConnect, st, &mut Msg::Conn, services)
+            .run_phase(Phase::TcpConnect, st, &mut Msg::Conn(handshake), services)
             .await;
         st.conn_vars.clone_from(&st.vars);
         match end {
@@ -472,6 +491,21 @@ impl Engine {
                         Flow::Forward(url) => return Some(End::Forward(url)),
                         Flow::Close => return Some(End::Close),
                         Flow::Wait(wait) => wait(services, st).await,
+                        Flow::Terminate(settings) => {
+                            let done = match msg {
+                                Msg::Conn(Some(handshake)) => {
+                                    match handshake.terminate(&settings).await {
+                                        Ok(tls) => {
+                                            st.set_tls(tls);
+                                            Handshaken::Done
+                                        }
+                                        Err(why) => Handshaken::Failed(why),
+                                    }
+                                }
+                                _ => Handshaken::Deferred,
+                            };
+                            st.scratch.put(done);
+                        }
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! What the edge tells the engine about a request: its connection, its endpoint, the clock.
 
 use crate::client_cert::ClientCertificate;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -56,6 +57,27 @@ pub struct TlsInfo {
     pub negotiated_alpn: Option<String>,
     /// The client's certificate under mutual TLS (`conn.tls.client.*`).
     pub client_certificate: Option<Arc<ClientCertificate>>,
+}
+
+impl TlsInfo {
+    /// terminate-tls's results (`actions.ngrok.terminate_tls`): the fields of `conn.tls`, with
+    /// the client certificate as a map (see [`ClientCertificate::to_value`]).
+    pub(crate) fn result_value(&self) -> cel::Value {
+        let text = |v: &Option<String>| cel::Value::from(v.clone().unwrap_or_default());
+        let client = self
+            .client_certificate
+            .as_deref()
+            .unwrap_or(ClientCertificate::none())
+            .to_value();
+        HashMap::from([
+            ("version".to_string(), text(&self.version)),
+            ("sni".to_string(), text(&self.sni)),
+            ("cipher_suite".to_string(), text(&self.cipher_suite)),
+            ("negotiated_alpn".to_string(), text(&self.negotiated_alpn)),
+            ("client".to_string(), client),
+        ])
+        .into()
+    }
 }
 
 /// Facts about the endpoint a request arrived at, shared by its requests.

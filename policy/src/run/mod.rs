@@ -4,13 +4,14 @@
 //! learns in the request's state; the dry run does the same offline for one request.
 //!
 //! Reading order: `facts` (what the edge gives) → `state` (one request as it runs, with
-//! `scratch` for the actions' own data) → `engine` (the phases) → `outcome` (what the engine
-//! reports) → `dry_run`.
+//! `scratch` for the actions' own data) → `handshake` (terminate-tls's, made by the edge) →
+//! `engine` (the phases) → `outcome` (what the engine reports) → `dry_run`.
 
 pub(crate) mod body;
 pub mod dry_run;
 pub(crate) mod engine;
 pub(crate) mod facts;
+pub(crate) mod handshake;
 pub(crate) mod outcome;
 pub(crate) mod replace;
 pub(crate) mod scratch;

@@ -59,6 +59,15 @@ pub struct RequestState {
     pub(crate) secrets: Arc<[Secret]>,
 }
 
+/// What on_tcp_connect left for a connection's requests; see
+/// [`RequestState::connection_phase`].
+#[derive(Clone, Debug)]
+pub struct ConnectionPhase {
+    vars: BTreeMap<String, Value>,
+    tls: TlsInfo,
+    results: Vec<(&'static str, Value)>,
+}
+
 impl RequestState {
     pub(crate) fn new(
         conn: ConnInfo,
@@ -152,6 +161,26 @@ impl RequestState {
     /// `on_http_request`): later phases read them as `conn.tls.*`.
     pub fn set_tls(&mut self, tls: TlsInfo) {
         self.conn.tls = tls;
+    }
+
+    /// What on_tcp_connect left on this connection's state, for its requests when the edge
+    /// runs the phase once per connection: the variables it set, the TLS facts (terminate-tls
+    /// made the handshake) and the actions' results.
+    pub fn connection_phase(&self) -> ConnectionPhase {
+        ConnectionPhase {
+            vars: self.conn_vars.clone(),
+            tls: self.conn.tls.clone(),
+            results: self.results.clone(),
+        }
+    }
+
+    /// Starts a request's state from what its connection's on_tcp_connect left (see
+    /// [`RequestState::connection_phase`]): later phases see it as if the phase had run on
+    /// this state, so the edge does not run it again.
+    pub fn resume_connection(&mut self, phase: &ConnectionPhase) {
+        self.conn_vars.clone_from(&phase.vars);
+        self.conn.tls = phase.tls.clone();
+        self.results.clone_from(&phase.results);
     }
 
     /// Updates `conn.bytes_in` / `conn.bytes_out` (bytes from and to the client so far).
