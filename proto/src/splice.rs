@@ -95,16 +95,18 @@ async fn stream_to_io<W: AsyncWrite + Unpin>(
     io: &mut W,
     count: &mut u64,
 ) -> Result<(), SpliceFailure> {
+    let mut buf = BytesMut::new();
     loop {
-        match reader.next_raw().await {
-            Ok(Some(bytes)) => {
-                io.write_all(&bytes).await.map_err(io_failure)?;
+        match reader.next_raw_batch(&mut buf).await {
+            Ok(true) => {
+                io.write_all(&buf).await.map_err(io_failure)?;
                 // A buffered writer (pingora's client stream) holds bytes until flushed, and a
                 // protocol waiting on them would wait forever; a socket's flush is free.
                 io.flush().await.map_err(io_failure)?;
-                *count += bytes.len() as u64;
+                *count += buf.len() as u64;
+                buf.clear();
             }
-            Ok(None) => {
+            Ok(false) => {
                 // The peer finished its half: pass the half-close on. A peer that is already
                 // gone makes the shutdown fail, which is no reason to cut the other direction.
                 let _ = io.shutdown().await;
