@@ -389,6 +389,22 @@ fn policy(text: &str) -> sluice_proto::control::PolicySource {
     }
 }
 
+/// `openssl s_client`'s flags presenting the certificate in `files`.
+fn cert_flags(files: &sluice_edge::CertFiles) -> Vec<String> {
+    let (cert, key) = (files.cert.to_string_lossy(), files.key.to_string_lossy());
+    vec![
+        "-cert".into(),
+        cert.into_owned(),
+        "-key".into(),
+        key.into_owned(),
+    ]
+}
+
+/// `flags` as the `&str`s the helpers take.
+fn strs(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
 /// `openssl s_client` against the edge's HTTPS port for `name` with `extra` flags, sending
 /// `input` after the handshake: whether it exited 0, and what it printed.
 async fn s_client(
@@ -466,24 +482,14 @@ async fn terminate_tls_on_a_tls_endpoint_enforces_versions_and_mutual_tls() -> a
         !(ok && shown.contains("no cert")),
         "a client without a certificate got through: {shown}"
     );
-    let with = |files: &sluice_edge::CertFiles| {
-        [
-            "-cert".to_string(),
-            files.cert.to_string_lossy().into_owned(),
-            "-key".to_string(),
-            files.key.to_string_lossy().into_owned(),
-        ]
-    };
-    let mallory = with(&mallory);
-    let mallory: Vec<&str> = mallory.iter().map(String::as_str).collect();
-    let (ok, shown) = s_client(https, "mtls.tunnel.test", &mallory, b"as mallory\n").await?;
+    let mallory = cert_flags(&mallory);
+    let (ok, shown) = s_client(https, "mtls.tunnel.test", &strs(&mallory), b"as mallory\n").await?;
     assert!(
         !(ok && shown.contains("as mallory")),
         "the rule after terminate-tls let another common name through: {shown}"
     );
-    let alice = with(&alice);
-    let alice: Vec<&str> = alice.iter().map(String::as_str).collect();
-    let (ok, shown) = s_client(https, "mtls.tunnel.test", &alice, b"with cert\n").await?;
+    let alice = cert_flags(&alice);
+    let (ok, shown) = s_client(https, "mtls.tunnel.test", &strs(&alice), b"with cert\n").await?;
     assert!(ok && shown.contains("with cert"), "{shown}");
     Ok(())
 }
@@ -558,5 +564,47 @@ async fn terminate_tls_on_an_https_endpoint_sets_its_handshake_and_requests_read
         ok && shown.ends_with("HTTP/2"),
         "the other endpoint: {shown}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_any_and_request_take_certificates_from_any_issuer() -> anyhow::Result<()> {
+    tools::require(&["openssl"], SSH_SETUP)?;
+    let dir = tempfile::tempdir()?;
+    let edge_ca = TestCa::new("edge CA")?;
+    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let https = edge.https()?;
+    let echo = sluice_e2e::upstream::tcp_echo().await?;
+    // No authorities: rules decide by the certificate's fields (and by the SNI, known before
+    // the handshake).
+    let mut agents = Vec::new();
+    for strategy in ["require-any", "request"] {
+        let mut config =
+            edge.tcp_agent_config(TOKEN, &format!("tls://{strategy}.tunnel.test"), echo.addr);
+        config.endpoints[0].policies = vec![policy(&format!(
+            "on_tcp_connect:\n  - expressions: [\"conn.tls.sni != '{strategy}.tunnel.test'\"]\n    actions: [{{type: deny}}]\n  - actions: [{{type: terminate-tls, config: {{mutual_tls_verification_strategy: {strategy}}}}}]\n  - expressions: [\"conn.tls.client.subject.common_name == 'mallory'\"]\n    actions: [{{type: deny}}]\n"
+        ))];
+        agents.push(TestAgent::start(config).await?);
+    }
+    let someone = TestCa::new("some CA")?;
+    let (carol, _) = someone.issue(dir.path(), "carol", &["carol.example"])?;
+    let (mallory, _) = someone.issue(dir.path(), "mallory", &["mallory.example"])?;
+    let (carol, mallory) = (cert_flags(&carol), cert_flags(&mallory));
+    for (name, without_cert_passes) in [("require-any", false), ("request", true)] {
+        let host = format!("{name}.tunnel.test");
+        let (ok, shown) = s_client(https, &host, &strs(&carol), b"carol\n").await?;
+        assert!(ok && shown.contains("carol"), "{name}, carol: {shown}");
+        let (ok, shown) = s_client(https, &host, &strs(&mallory), b"mallory\n").await?;
+        assert!(
+            !(ok && shown.contains("mallory")),
+            "{name}, mallory: {shown}"
+        );
+        let (ok, shown) = s_client(https, &host, &[], b"anonymous\n").await?;
+        let passed = ok && shown.contains("anonymous");
+        assert_eq!(
+            passed, without_cert_passes,
+            "{name}, no certificate: {shown}"
+        );
+    }
     Ok(())
 }

@@ -61,6 +61,8 @@ struct Accepted {
     id: String,
     peer: SocketAddr,
     local: SocketAddr,
+    /// The SNI a TLS endpoint's connection was routed by (`conn.tls.sni` before any handshake).
+    sni: Option<String>,
     start: SystemTime,
 }
 
@@ -73,15 +75,16 @@ pub(crate) async fn serve_port(
 ) {
     let _ = client.set_nodelay(true);
     let route = member(&state, local.port());
-    serve(Client::Tcp(client), peer, local, route, &state).await;
+    serve(Client::Tcp(client), peer, local, None, route, &state).await;
 }
 
-/// Serves `client`, which connected from `peer` to `local`, with `route` (a member of its
-/// endpoint; `None` when no endpoint holds it any more).
+/// Serves `client`, which connected from `peer` to `local` (a TLS endpoint's: asking for
+/// `sni`), with `route` (a member of its endpoint; `None` when no endpoint holds it any more).
 pub(crate) async fn serve(
     mut client: Client,
     peer: SocketAddr,
     local: SocketAddr,
+    sni: Option<String>,
     route: Option<Arc<Route>>,
     state: &TcpState,
 ) {
@@ -89,6 +92,7 @@ pub(crate) async fn serve(
         id: new_id("conn"),
         peer,
         local,
+        sni,
         start: SystemTime::now(),
     };
     let span = info_span!("tcp_connection", connection = %accepted.id, client = %peer, port = local.port());
@@ -161,6 +165,7 @@ async fn run(
         };
         let mut conn = ConnInfo::new(accepted.peer, accepted.local.port(), accepted.start);
         conn.server_ip = Some(accepted.local.ip());
+        conn.tls.sni.clone_from(&accepted.sni);
         let mut st = engine.new_request(conn, route.endpoint.clone());
         let mut handshake = ClientHandshake {
             client: &mut *client,

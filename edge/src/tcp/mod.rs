@@ -5,6 +5,7 @@
 //! on_tcp_connect there, before its handshake (`https.rs`).
 
 pub(crate) mod client;
+pub(crate) mod client_auth;
 pub(crate) mod connection;
 pub(crate) mod https;
 pub(crate) mod state;

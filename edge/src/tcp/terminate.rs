@@ -1,11 +1,12 @@
 //! terminate-tls on a TLS endpoint: the rustls settings a policy's action asks for (versions,
 //! its own certificate or the edge's, mutual TLS), and the facts of the handshake they made.
 
+use super::client_auth::ClientAuthError;
 use crate::tls::resolver::CertResolver;
-use rustls::server::{ServerConnection, WebPkiClientVerifier};
+use rustls::server::ServerConnection;
 use rustls::sign::SingleCertAndKey;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
-use sluice_policy::{ClientCertificate, MtlsStrategy, TerminateTls, TlsInfo, TlsVersion};
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use sluice_policy::{ClientCertificate, TerminateTls, TlsInfo, TlsVersion};
 use std::sync::Arc;
 use tracing::debug;
 
@@ -18,7 +19,7 @@ pub enum SettingsError {
     /// A `mutual_tls_certificate_authorities` entry rustls refuses, or no authority for a
     /// strategy that verifies.
     #[error("mutual TLS: {0}")]
-    Authorities(String),
+    ClientAuth(#[from] ClientAuthError),
     /// rustls refused the versions.
     #[error(transparent)]
     Rustls(#[from] rustls::Error),
@@ -45,23 +46,7 @@ pub fn server_config(
     let builder = match settings.mutual_tls() {
         None => builder.with_no_client_auth(),
         Some(mtls) => {
-            let mut roots = RootCertStore::empty();
-            for ca in mtls.authorities() {
-                roots
-                    .add(ca.clone())
-                    .map_err(|e| SettingsError::Authorities(e.to_string()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            // Without authorities nothing can be verified: require-any and request then
-            // accept no certificate rather than any (they are not built yet).
-            let verifier = match mtls.strategy() {
-                MtlsStrategy::RequireAndVerify => verifier,
-                MtlsStrategy::RequireAny | MtlsStrategy::Request => {
-                    verifier.allow_unauthenticated()
-                }
-            }
-            .build()
-            .map_err(|e| SettingsError::Authorities(e.to_string()))?;
+            let verifier = super::client_auth::verifier(mtls, provider)?;
             builder.with_client_cert_verifier(verifier)
         }
     };

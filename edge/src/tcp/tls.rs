@@ -82,7 +82,8 @@ impl PassthroughTarget for Passthrough {
                 .unwrap_or(unknown);
             let peer = conn.client.unwrap_or(unknown);
             let client = Client::Tls(conn.stream);
-            connection::serve(client, peer, local, set.pick(), &state).await;
+            let sni = Some(conn.sni);
+            connection::serve(client, peer, local, sni, set.pick(), &state).await;
         })
     }
 }
