@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use sluice_policy::ConnectionPhase;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A TCP connection's identity while it is open: the client's address and the edge's.
@@ -17,6 +18,9 @@ type Key = (SocketAddr, SocketAddr);
 
 /// One connection's entry.
 struct Entry {
+    /// Which registration wrote it: a connection that closed late must not remove the entry
+    /// of a new one from the same addresses.
+    generation: u64,
     /// The endpoint whose rules ran (an HTTP/2 connection may carry requests for others).
     endpoint_id: String,
     phase: ConnectionPhase,
@@ -26,6 +30,7 @@ struct Entry {
 #[derive(Default)]
 pub struct ConnectionPhases {
     open: Mutex<HashMap<Key, Entry>>,
+    generations: AtomicU64,
 }
 
 impl std::fmt::Debug for ConnectionPhases {
@@ -40,11 +45,15 @@ impl std::fmt::Debug for ConnectionPhases {
 pub struct Registration {
     table: Arc<ConnectionPhases>,
     key: Key,
+    generation: u64,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.table.open.lock().remove(&self.key);
+        let mut open = self.table.open.lock();
+        if open.get(&self.key).map(|e| e.generation) == Some(self.generation) {
+            open.remove(&self.key);
+        }
     }
 }
 
@@ -59,7 +68,9 @@ impl ConnectionPhases {
         phase: ConnectionPhase,
     ) -> Registration {
         let key = (client, local);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
+            generation,
             endpoint_id: endpoint_id.to_string(),
             phase,
         };
@@ -67,6 +78,7 @@ impl ConnectionPhases {
         Registration {
             table: self.clone(),
             key,
+            generation,
         }
     }
 
@@ -98,13 +110,22 @@ mod tests {
         let phase = engine
             .new_request(conn, sluice_policy::EndpointInfo::default())
             .connection_phase();
-        let registration = table.register(client, local, "ep_1", phase);
+        let registration = table.register(client, local, "ep_1", phase.clone());
         assert!(table.get(client, local, "ep_1").is_some());
         assert!(
             table.get(client, local, "ep_2").is_none(),
             "another endpoint"
         );
         drop(registration);
+        assert!(table.get(client, local, "ep_1").is_none());
+
+        // A connection from the same addresses registered before the old one is dropped keeps
+        // its entry.
+        let old = table.register(client, local, "ep_1", phase.clone());
+        let new = table.register(client, local, "ep_1", phase);
+        drop(old);
+        assert!(table.get(client, local, "ep_1").is_some());
+        drop(new);
         assert!(table.get(client, local, "ep_1").is_none());
     }
 }
