@@ -169,7 +169,7 @@ impl Path {
 }
 
 /// The `edge` and `agent` commands for `kind`: this build's, or the baseline build's.
-fn sluice_commands(kind: PathKind) -> anyhow::Result<(Command, Command)> {
+pub fn sluice_commands(kind: PathKind) -> anyhow::Result<(Command, Command)> {
     if kind == PathKind::SluiceBaseline {
         let dir = std::path::PathBuf::from(
             std::env::var_os(BASELINE).context("SLUICE_BENCH_BASELINE is not set")?,

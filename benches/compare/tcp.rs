@@ -3,11 +3,12 @@
 //! 64-byte echo round trips on 32 connections, 1 GiB each way, and new connections per second.
 //!
 //! `SLUICE_BENCH_TCP=0` skips the section; `SLUICE_BENCH_TCP=direct,sluice` runs those paths
-//! only (labels as in the table).
+//! only (labels as in the table). With `SLUICE_BENCH_BASELINE=DIR` (a directory holding
+//! another build's `edge` and `agent`), `sluice (baseline build)` runs too, for a change's
+//! effect within one run.
 
 use crate::loads::percentile;
-use crate::paths::{bore_services, rathole_services};
-use sluice_e2e::process::base_command;
+use crate::paths::{bore_services, rathole_services, sluice_commands, PathKind};
 use sluice_e2e::{any_port, within, AgentProcess, EdgeProcess, TOKEN};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -40,14 +41,17 @@ const UPLOAD: u8 = b'u';
 pub enum TcpPath {
     Direct,
     Sluice,
+    /// The build in `SLUICE_BENCH_BASELINE`, to compare a change within one run.
+    SluiceBaseline,
     Rathole,
     Bore,
 }
 
 impl TcpPath {
-    pub const ALL: [TcpPath; 4] = [
+    pub const ALL: [TcpPath; 5] = [
         TcpPath::Direct,
         TcpPath::Sluice,
+        TcpPath::SluiceBaseline,
         TcpPath::Rathole,
         TcpPath::Bore,
     ];
@@ -56,16 +60,26 @@ impl TcpPath {
         match self {
             TcpPath::Direct => "direct",
             TcpPath::Sluice => "sluice",
+            TcpPath::SluiceBaseline => "sluice (baseline build)",
             TcpPath::Rathole => "rathole",
             TcpPath::Bore => "bore",
         }
     }
+
+    /// The HTTP section's path with the same build.
+    fn build(self) -> PathKind {
+        match self {
+            TcpPath::SluiceBaseline => PathKind::SluiceBaseline,
+            _ => PathKind::Sluice,
+        }
+    }
 }
 
-/// Whether the section runs `path`.
+/// Whether the section runs `path`: every one without `SLUICE_BENCH_TCP` (the baseline when
+/// a baseline build is given), else those it names.
 pub fn selected(path: TcpPath) -> bool {
     match std::env::var("SLUICE_BENCH_TCP") {
-        Err(_) => true,
+        Err(_) => path != TcpPath::SluiceBaseline || PathKind::SluiceBaseline.by_default(),
         Ok(list) => list.split(',').any(|l| l.trim() == path.label()),
     }
 }
@@ -161,19 +175,18 @@ pub async fn start(path: TcpPath, service: SocketAddr, dir: &FsPath) -> anyhow::
             sluice: None,
             children: Vec::new(),
         }),
-        TcpPath::Sluice => sluice(service, &dir).await,
+        TcpPath::Sluice | TcpPath::SluiceBaseline => sluice(path.build(), service, &dir).await,
         TcpPath::Rathole => Ok(plain(rathole_services(&[("tcp", service)], &dir).await?)),
         TcpPath::Bore => Ok(plain(bore_services(&[("tcp", service)], &dir).await?)),
     }
 }
 
-/// `edge --tcp-ports RANGE` and `agent tcp SERVICE`: the port the agent printed.
-async fn sluice(service: SocketAddr, dir: &FsPath) -> anyhow::Result<Started> {
+/// `edge --tcp-ports RANGE` and `agent tcp SERVICE` of `build`: the port the agent printed.
+async fn sluice(build: PathKind, service: SocketAddr, dir: &FsPath) -> anyhow::Result<Started> {
     let range = sluice_e2e::tcp_port_range(10)?.to_string();
-    let mut edge = base_command("edge")?;
+    let (mut edge, mut agent) = sluice_commands(build)?;
     edge.args(["--tcp-ports", &range]);
     let edge = EdgeProcess::spawn_command(edge, dir, any_port(), any_port(), TOKEN).await?;
-    let mut agent = base_command("agent")?;
     agent
         .args(["tcp", &service.to_string()])
         .args([

@@ -10,6 +10,7 @@
 
 use crate::framed::{FrameReader, FrameWriter, StreamError};
 use bytes::BytesMut;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Most read from the byte stream at a time: a socket read returns what is there, so a large
@@ -25,6 +26,26 @@ pub struct Spliced {
     pub to_stream: u64,
     /// Why it ended early, if it did; `None` when both directions ended cleanly.
     pub failure: Option<SpliceFailure>,
+}
+
+/// A splice's byte counts as it runs, for watchers of a live connection (the agent's status
+/// screen and inspector); shared, so they read it while the bytes flow.
+#[derive(Debug, Default)]
+pub struct ByteCounts {
+    from_stream: AtomicU64,
+    to_stream: AtomicU64,
+}
+
+impl ByteCounts {
+    /// Bytes read from the stream and written to the byte stream so far.
+    pub fn from_stream(&self) -> u64 {
+        self.from_stream.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read from the byte stream and sent on the stream so far.
+    pub fn to_stream(&self) -> u64 {
+        self.to_stream.load(Ordering::Relaxed)
+    }
 }
 
 /// Which side broke a splice.
@@ -55,17 +76,31 @@ where
 pub async fn splice_halves<R, W>(
     reader: &mut FrameReader,
     writer: &mut FrameWriter,
-    mut io_read: R,
-    mut io_write: W,
+    io_read: R,
+    io_write: W,
 ) -> Spliced
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut spliced = Spliced::default();
+    splice_counted(reader, writer, io_read, io_write, &ByteCounts::default()).await
+}
+
+/// [`splice_halves`], keeping its counts in `counts` as the bytes flow.
+pub async fn splice_counted<R, W>(
+    reader: &mut FrameReader,
+    writer: &mut FrameWriter,
+    mut io_read: R,
+    mut io_write: W,
+    counts: &ByteCounts,
+) -> Spliced
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let failure = {
-        let inbound = stream_to_io(reader, &mut io_write, &mut spliced.from_stream);
-        let outbound = io_to_stream(&mut io_read, writer, &mut spliced.to_stream);
+        let inbound = stream_to_io(reader, &mut io_write, &counts.from_stream);
+        let outbound = io_to_stream(&mut io_read, writer, &counts.to_stream);
         tokio::pin!(inbound, outbound);
         let (mut inbound_done, mut outbound_done) = (false, false);
         loop {
@@ -85,15 +120,18 @@ where
         writer.abort();
         reader.stop();
     }
-    spliced.failure = failure;
-    spliced
+    Spliced {
+        from_stream: counts.from_stream(),
+        to_stream: counts.to_stream(),
+        failure,
+    }
 }
 
 /// The stream's bytes into `io`; at the stream's clean end, `io`'s write side is shut down.
 async fn stream_to_io<W: AsyncWrite + Unpin>(
     reader: &mut FrameReader,
     io: &mut W,
-    count: &mut u64,
+    count: &AtomicU64,
 ) -> Result<(), SpliceFailure> {
     let mut buf = BytesMut::new();
     loop {
@@ -103,7 +141,7 @@ async fn stream_to_io<W: AsyncWrite + Unpin>(
                 // A buffered writer (pingora's client stream) holds bytes until flushed, and a
                 // protocol waiting on them would wait forever; a socket's flush is free.
                 io.flush().await.map_err(io_failure)?;
-                *count += buf.len() as u64;
+                count.fetch_add(buf.len() as u64, Ordering::Relaxed);
                 buf.clear();
             }
             Ok(false) => {
@@ -121,7 +159,7 @@ async fn stream_to_io<W: AsyncWrite + Unpin>(
 async fn io_to_stream<R: AsyncRead + Unpin>(
     io: &mut R,
     writer: &mut FrameWriter,
-    count: &mut u64,
+    count: &AtomicU64,
 ) -> Result<(), SpliceFailure> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -135,7 +173,7 @@ async fn io_to_stream<R: AsyncRead + Unpin>(
             .send_raw(buf.split().freeze())
             .await
             .map_err(stream_failure)?;
-        *count += n as u64;
+        count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

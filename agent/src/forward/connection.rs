@@ -9,8 +9,9 @@ use crate::config::endpoint::ProxyProtocol;
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
 use sluice_proto::framed::{FrameReader, FrameWriter};
-use sluice_proto::splice::{splice_halves, SpliceFailure, Spliced};
+use sluice_proto::splice::{splice_counted, SpliceFailure, Spliced};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -41,12 +42,13 @@ pub(crate) async fn serve(
         id: std::mem::take(&mut head.connection_id),
         client_addr: head.client_addr,
         start: SystemTime::now(),
+        bytes: Arc::default(),
     };
     let watchers = forwarder.observers().connection(&meta);
     let (spliced, failure) = match connect(target, &head, writer).await {
         Ok(mut upstream) => {
             let (read, write) = upstream.split();
-            let spliced = splice_halves(reader, writer, read, write).await;
+            let spliced = splice_counted(reader, writer, read, write, &meta.bytes).await;
             let failure = spliced.failure.clone().map(ConnectionFailure::Broken);
             (spliced, failure)
         }

@@ -4,6 +4,7 @@
 
 use super::body::ProxyBody;
 use http::{Request, Response};
+pub use sluice_proto::splice::ByteCounts;
 use sluice_proto::splice::SpliceFailure;
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ pub struct ConnectionMeta {
     pub client_addr: SocketAddr,
     /// When the edge handed the connection to the agent.
     pub start: SystemTime,
+    /// Its bytes so far, counted as they flow (`from_stream` is the client's, toward the
+    /// upstream; `to_stream` the upstream's), for watchers that show open connections.
+    pub bytes: Arc<ByteCounts>,
 }
 
 /// How a connection ended, see [`ConnectionObserver::closed`].

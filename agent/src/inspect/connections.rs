@@ -1,9 +1,10 @@
 //! The inspector's record of TCP connections: the last ones (open or closed) in a ring bounded
 //! by count, and per-endpoint totals that outlive the ring (ngrok's `metrics.conns`).
 
-use crate::forward::observe::{ConnectionClosed, ConnectionFailure, ConnectionMeta};
+use crate::forward::observe::{ByteCounts, ConnectionClosed, ConnectionFailure, ConnectionMeta};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// One recorded connection.
@@ -21,6 +22,8 @@ pub struct CapturedConnection {
     pub start: SystemTime,
     /// When it arrived, for the duration of an open connection.
     pub started: Instant,
+    /// Its bytes as they flow, for an open connection.
+    pub bytes: Arc<ByteCounts>,
     /// How it ended; `None` while open.
     pub end: Option<ConnectionEnd>,
 }
@@ -84,6 +87,7 @@ impl ConnectionRing {
             client_addr: meta.client_addr,
             start: meta.start,
             started: Instant::now(),
+            bytes: meta.bytes.clone(),
             end: None,
         });
         while self.entries.len() > max {
@@ -162,6 +166,7 @@ mod tests {
             id: "c".into(),
             client_addr: "192.0.2.1:5000".parse().expect("addr"),
             start: SystemTime::now(),
+            bytes: Arc::default(),
         }
     }
 

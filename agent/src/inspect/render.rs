@@ -83,6 +83,11 @@ pub fn connection(c: &CapturedConnection, tunnels: &[TunnelInfo], now: Instant) 
         .end
         .as_ref()
         .map_or_else(|| now.saturating_duration_since(c.started), |e| e.duration);
+    // Counted as they flow while open; the totals once closed.
+    let (bytes_in, bytes_out) = c.end.as_ref().map_or_else(
+        || (c.bytes.from_stream(), c.bytes.to_stream()),
+        |e| (e.bytes_in, e.bytes_out),
+    );
     json!({
         "id": id,
         "uri": format!("/api/connections/{id}"),
@@ -93,8 +98,8 @@ pub fn connection(c: &CapturedConnection, tunnels: &[TunnelInfo], now: Instant) 
         "start": humantime::format_rfc3339_millis(c.start).to_string(),
         "duration": duration.as_nanos() as u64,
         "state": state,
-        "bytes_in": c.end.as_ref().map(|e| e.bytes_in),
-        "bytes_out": c.end.as_ref().map(|e| e.bytes_out),
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
         "failure": failure,
     })
 }

@@ -202,9 +202,7 @@ fn connection_line(c: &ConnectionLine) -> Line<'static> {
         ConnectionState::Closed => ("closed", Style::new().fg(Color::Green)),
         ConnectionState::Failed(_) => ("failed", Style::new().fg(Color::Red)),
     };
-    let (bytes_in, bytes_out) = c
-        .bytes
-        .map_or_else(|| ("-".into(), "-".into()), |(i, o)| (size(i), size(o)));
+    let (bytes_in, bytes_out) = (size(c.bytes.0), size(c.bytes.1));
     let mut spans = vec![
         Span::raw(format!("{:<24} ", c.client.to_string())),
         Span::styled(format!("{state:<8}"), style),
@@ -383,13 +381,13 @@ mod tests {
             lines: vec![
                 ConnectionLine {
                     client: client(50001),
-                    bytes: None,
+                    bytes: (2048, 0),
                     duration: Duration::from_millis(2500),
                     state: ConnectionState::Open,
                 },
                 ConnectionLine {
                     client: client(50000),
-                    bytes: Some((512, 3 * 1024 * 1024 + 1024 * 1024 / 2)),
+                    bytes: (512, 3 * 1024 * 1024 + 1024 * 1024 / 2),
                     duration: Duration::from_millis(40),
                     state: ConnectionState::Failed("upstream unreachable: refused".into()),
                 },
@@ -406,7 +404,16 @@ mod tests {
         let open = find(&lines, "203.0.113.9:50001");
         assert_eq!(
             open.split_whitespace().collect::<Vec<_>>(),
-            ["203.0.113.9:50001", "open", "-", "-", "2.5", "s"]
+            [
+                "203.0.113.9:50001",
+                "open",
+                "2.0",
+                "KiB",
+                "0",
+                "B",
+                "2.5",
+                "s"
+            ]
         );
         let failed = find(&lines, "203.0.113.9:50000");
         assert!(

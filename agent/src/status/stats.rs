@@ -5,7 +5,8 @@
 use http::{Method, Request, Response, StatusCode};
 use sluice_agent::body::ProxyBody;
 use sluice_agent::observe::{
-    ConnectionClosed, ConnectionMeta, ConnectionObserver, ExchangeObserver, Observer, RequestMeta,
+    ByteCounts, ConnectionClosed, ConnectionMeta, ConnectionObserver, ExchangeObserver, Observer,
+    RequestMeta,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -37,8 +38,8 @@ pub struct RequestLine {
 pub struct ConnectionLine {
     /// The client's address.
     pub client: SocketAddr,
-    /// Bytes from the client and to it, once closed (the counts come at the end).
-    pub bytes: Option<(u64, u64)>,
+    /// Bytes from the client and to it: so far while open, in total once closed.
+    pub bytes: (u64, u64),
     /// Time open so far, or in total once closed.
     pub duration: Duration,
     /// Where it stands.
@@ -94,6 +95,14 @@ pub struct Stats {
     inner: Mutex<Inner>,
 }
 
+/// A connection while it is open.
+struct OpenConnection {
+    client: SocketAddr,
+    start: Instant,
+    /// Its bytes as they flow.
+    bytes: Arc<ByteCounts>,
+}
+
 #[derive(Default)]
 struct Inner {
     total: u64,
@@ -103,8 +112,8 @@ struct Inner {
     latencies: VecDeque<Duration>,
     recent: VecDeque<RequestLine>,
     connections_total: u64,
-    /// Open connections by arrival number: (client, start).
-    open_connections: BTreeMap<u64, (SocketAddr, Instant)>,
+    /// Open connections by arrival number.
+    open_connections: BTreeMap<u64, OpenConnection>,
     /// Closed connections, newest first.
     closed_connections: VecDeque<ConnectionLine>,
 }
@@ -153,25 +162,35 @@ impl Stats {
         inner.recent.truncate(RECENT);
     }
 
-    /// Counts a connection from `client` that opened at `at`; returns its number for
-    /// [`Stats::connection_closed`].
-    pub fn connection_opened(&self, client: SocketAddr, at: Instant) -> u64 {
+    /// Counts a connection from `client` that opened at `start`, whose bytes so far are in
+    /// `bytes`; returns its number for [`Stats::connection_closed`].
+    pub fn connection_opened(
+        &self,
+        client: SocketAddr,
+        start: Instant,
+        bytes: Arc<ByteCounts>,
+    ) -> u64 {
         let mut inner = self.inner();
         let number = inner.connections_total;
         inner.connections_total += 1;
-        inner.open_connections.insert(number, (client, at));
+        let open = OpenConnection {
+            client,
+            start,
+            bytes,
+        };
+        inner.open_connections.insert(number, open);
         number
     }
 
     /// Records how connection `number` ended.
     pub fn connection_closed(&self, number: u64, closed: &ConnectionClosed) {
         let mut inner = self.inner();
-        let Some((client, _)) = inner.open_connections.remove(&number) else {
+        let Some(open) = inner.open_connections.remove(&number) else {
             return;
         };
         let line = ConnectionLine {
-            client,
-            bytes: Some((closed.bytes_in, closed.bytes_out)),
+            client: open.client,
+            bytes: (closed.bytes_in, closed.bytes_out),
             duration: closed.duration,
             state: match &closed.failure {
                 None => ConnectionState::Closed,
@@ -219,10 +238,10 @@ fn connections(inner: &Inner, now: Instant) -> Connections {
         .values()
         .rev()
         .take(RECENT)
-        .map(|(client, start)| ConnectionLine {
-            client: *client,
-            bytes: None,
-            duration: now.saturating_duration_since(*start),
+        .map(|open| ConnectionLine {
+            client: open.client,
+            bytes: (open.bytes.from_stream(), open.bytes.to_stream()),
+            duration: now.saturating_duration_since(open.start),
             state: ConnectionState::Open,
         });
     Connections {
@@ -267,7 +286,9 @@ impl Observer for StatsObserver {
     }
 
     fn connection(&self, meta: &ConnectionMeta) -> Option<Box<dyn ConnectionObserver>> {
-        let number = self.0.connection_opened(meta.client_addr, Instant::now());
+        let number = self
+            .0
+            .connection_opened(meta.client_addr, Instant::now(), meta.bytes.clone());
         Some(Box::new(Closing {
             stats: self.0.clone(),
             number,
@@ -362,7 +383,7 @@ mod tests {
         let t0 = stats.started;
         let client = |port| SocketAddr::from(([192, 0, 2, 1], port));
         let numbers: Vec<u64> = (0..RECENT as u16 + 3)
-            .map(|i| stats.connection_opened(client(i), t0))
+            .map(|i| stats.connection_opened(client(i), t0, Arc::default()))
             .collect();
         for &n in &numbers[..RECENT + 1] {
             let failure = (n == 0)
@@ -401,7 +422,7 @@ mod tests {
         );
         assert_eq!(c.lines[0].state, ConnectionState::Open);
         assert_eq!(c.lines[0].duration, Duration::from_secs(2));
-        assert_eq!(c.lines[2].bytes, Some((RECENT as u64, 2 * RECENT as u64)));
+        assert_eq!(c.lines[2].bytes, (RECENT as u64, 2 * RECENT as u64));
         assert_eq!(c.lines[2].state, ConnectionState::Closed);
         assert!(
             !c.lines.iter().any(|l| l.client == client(0)),
