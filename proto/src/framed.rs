@@ -60,9 +60,6 @@ pub struct FrameReader {
     buf: BytesMut,
 }
 
-/// Most chunks [`FrameReader::next_raw_batch`] takes at once (each about one packet's payload).
-const RAW_BATCH: usize = 64;
-
 impl FrameReader {
     /// A reader over `recv`.
     pub fn new(recv: RecvStream) -> Self {
@@ -100,22 +97,18 @@ impl FrameReader {
     }
 
     /// Raw bytes as [`FrameReader::next_raw`] gives them, but every chunk that is already
-    /// here (waiting only for the first) appended to `out` at once: QUIC hands over a packet's
-    /// worth at a time, and one write per packet to a socket costs more than the copy.
-    /// `false` at the stream's end, with nothing appended.
-    pub async fn next_raw_batch(&mut self, out: &mut BytesMut) -> Result<bool, StreamError> {
-        if !self.buf.is_empty() {
-            out.extend_from_slice(&self.buf.split());
-            return Ok(true);
+    /// here (waiting only for the first) at once, into `chunks` (at most its length): QUIC
+    /// hands over about a packet's payload per chunk, and one write per packet to a socket
+    /// costs more than gathering them. The number filled; `None` at the stream's end.
+    pub async fn next_raw_chunks(
+        &mut self,
+        chunks: &mut [Bytes],
+    ) -> Result<Option<usize>, StreamError> {
+        if !self.buf.is_empty() && !chunks.is_empty() {
+            chunks[0] = self.buf.split().freeze();
+            return Ok(Some(1));
         }
-        let mut chunks: [Bytes; RAW_BATCH] = std::array::from_fn(|_| Bytes::new());
-        let Some(n) = self.recv.read_chunks(&mut chunks).await? else {
-            return Ok(false);
-        };
-        for chunk in &chunks[..n] {
-            out.extend_from_slice(chunk);
-        }
-        Ok(true)
+        Ok(self.recv.read_chunks(chunks).await?)
     }
 
     /// Waits until the peer resets its half (it gave up on the exchange); never returns if the

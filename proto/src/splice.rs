@@ -9,13 +9,16 @@
 //! half that will never finish and the peer never mistakes a cut for a clean end.
 
 use crate::framed::{FrameReader, FrameWriter, StreamError};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Most read from the byte stream at a time: a socket read returns what is there, so a large
 /// buffer batches a fast sender's bytes into few QUIC writes.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// Most QUIC chunks gathered into one write (each about one packet's payload).
+const RAW_CHUNKS: usize = 64;
 
 /// What a splice moved, and how it ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -133,18 +136,19 @@ async fn stream_to_io<W: AsyncWrite + Unpin>(
     io: &mut W,
     count: &AtomicU64,
 ) -> Result<(), SpliceFailure> {
-    let mut buf = BytesMut::new();
+    let mut chunks = vec![Bytes::new(); RAW_CHUNKS];
+    let mut gathered = BytesMut::new();
     loop {
-        match reader.next_raw_batch(&mut buf).await {
-            Ok(true) => {
-                io.write_all(&buf).await.map_err(io_failure)?;
+        match reader.next_raw_chunks(&mut chunks).await {
+            Ok(Some(n)) => {
+                let bytes = gather(&mut chunks[..n], &mut gathered);
+                io.write_all(&bytes).await.map_err(io_failure)?;
                 // A buffered writer (pingora's client stream) holds bytes until flushed, and a
                 // protocol waiting on them would wait forever; a socket's flush is free.
                 io.flush().await.map_err(io_failure)?;
-                count.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                buf.clear();
+                count.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
-            Ok(false) => {
+            Ok(None) => {
                 // The peer finished its half: pass the half-close on. A peer that is already
                 // gone makes the shutdown fail, which is no reason to cut the other direction.
                 let _ = io.shutdown().await;
@@ -153,6 +157,18 @@ async fn stream_to_io<W: AsyncWrite + Unpin>(
             Err(e) => return Err(stream_failure(e)),
         }
     }
+}
+
+/// The chunks as one buffer: a single one as it is, several copied into `gathered` (which
+/// keeps its allocation). The chunks are emptied, so none holds its bytes after.
+fn gather(chunks: &mut [Bytes], gathered: &mut BytesMut) -> Bytes {
+    if let [one] = chunks {
+        return std::mem::take(one);
+    }
+    for chunk in chunks {
+        gathered.extend_from_slice(&std::mem::take(chunk));
+    }
+    gathered.split().freeze()
 }
 
 /// `io`'s bytes onto the stream; at `io`'s end, the stream's half is finished.

@@ -2,6 +2,7 @@
 //! endpoint's socket, a TLS endpoint's connection as the HTTPS port handed it over, or that
 //! connection after terminate-tls finished its handshake.
 
+use bytes::BytesMut;
 use futures_util::future::BoxFuture;
 use pingora::protocols::Stream;
 use rustls::ServerConfig;
@@ -10,6 +11,7 @@ use sluice_proto::framed::{FrameReader, FrameWriter};
 use sluice_proto::splice::{splice, splice_halves, Spliced};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -57,6 +59,17 @@ impl Client {
             Client::Tls(stream) => Box::pin(splice(reader, writer, stream)),
             Client::Terminated(tls) => Box::pin(splice(reader, writer, tls)),
             Client::Gone => Box::pin(async { Spliced::default() }),
+        }
+    }
+
+    /// Reads what the client sent into `buf` (0 at its end, or for a connection already
+    /// gone).
+    pub(crate) async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(tcp) => tcp.read_buf(buf).await,
+            Client::Tls(stream) => stream.read_buf(buf).await,
+            Client::Terminated(tls) => tls.read_buf(buf).await,
+            Client::Gone => Ok(0),
         }
     }
 

@@ -11,17 +11,21 @@ use crate::record::ConnectionRecord;
 use crate::tls::resolver::CertResolver;
 use crate::tunnel::routes::{EndpointKey, Route};
 use crate::tunnel::stream::AgentStream;
+use bytes::BytesMut;
 use sluice_policy::{
     ConnInfo, ConnectVerdict, Handshake, HandshakeFuture, InternalUrl, RequestState, TerminateTls,
     MAX_FORWARD_DEPTH,
 };
 use sluice_proto::frame::{AgentFailure, ConnectHead, Frame};
-use sluice_proto::splice::Spliced;
+use sluice_proto::splice::{SpliceFailure, Spliced};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
 use tracing::{debug, info, info_span, Instrument};
+
+/// Most of the client's bytes read at once while the agent connects its upstream.
+const EARLY_CHUNK: usize = 64 * 1024;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -257,10 +261,13 @@ async fn carry(
         client_addr: accepted.peer,
         server_addr: accepted.local,
     };
-    if let Err(outcome) = open(&mut stream, head).await {
-        return outcome;
-    }
-    Outcome::Carried(client.splice(&mut stream.reader, &mut stream.writer).await)
+    let early = match open(client, &mut stream, head).await {
+        Ok(early) => early,
+        Err(outcome) => return outcome,
+    };
+    let mut spliced = client.splice(&mut stream.reader, &mut stream.writer).await;
+    spliced.to_stream += early;
+    Outcome::Carried(spliced)
 }
 
 /// A live member of the endpoint on `port`.
@@ -268,20 +275,49 @@ fn member(state: &TcpState, port: u16) -> Option<Arc<Route>> {
     state.routes.lookup_port(port)?.pick()
 }
 
-/// Sends the connect frame and waits for the agent's answer.
-async fn open(stream: &mut AgentStream, head: ConnectHead) -> Result<(), Outcome> {
+/// Sends the connect frame and waits for the agent's answer. Meanwhile the client's first
+/// bytes already go along (they wait in the stream until the agent's upstream is connected),
+/// so a protocol where the client speaks first saves a round trip through the tunnel. Returns
+/// how many went.
+async fn open(
+    client: &mut Client,
+    stream: &mut AgentStream,
+    head: ConnectHead,
+) -> Result<u64, Outcome> {
     let gone = |why: String| Outcome::AgentGone(why);
     stream
         .writer
         .send(&Frame::Connect(Box::new(head)))
         .await
         .map_err(|e| gone(e.to_string()))?;
-    match stream.reader.next().await {
-        Ok(Some(Frame::Connected)) => Ok(()),
-        Ok(Some(Frame::Error(failure))) => Err(Outcome::Refused(failure)),
-        Ok(Some(other)) => Err(gone(format!("the agent answered {other:?}"))),
-        Ok(None) => Err(gone("the agent ended the stream".to_string())),
-        Err(e) => Err(gone(e.to_string())),
+    let mut early = BytesMut::new();
+    let (mut sent, mut client_done) = (0, false);
+    loop {
+        early.reserve(EARLY_CHUNK);
+        tokio::select! {
+            answer = stream.reader.next() => return match answer {
+                Ok(Some(Frame::Connected)) => Ok(sent),
+                Ok(Some(Frame::Error(failure))) => Err(Outcome::Refused(failure)),
+                Ok(Some(other)) => Err(gone(format!("the agent answered {other:?}"))),
+                Ok(None) => Err(gone("the agent ended the stream".to_string())),
+                Err(e) => Err(gone(e.to_string())),
+            },
+            read = client.read_buf(&mut early), if !client_done => match read {
+                // The splice reads the end again and passes it on.
+                Ok(0) => client_done = true,
+                Ok(n) => {
+                    let bytes = early.split().freeze();
+                    stream.writer.send_raw(bytes).await.map_err(|e| gone(e.to_string()))?;
+                    sent += n as u64;
+                }
+                Err(e) => {
+                    return Err(Outcome::Carried(Spliced {
+                        failure: Some(SpliceFailure::Io(e.to_string())),
+                        ..Spliced::default()
+                    }))
+                }
+            },
+        }
     }
 }
 
