@@ -328,9 +328,7 @@ fn fingerprint_of(der: &[u8]) -> String {
 async fn tls_passthrough_shows_the_upstreams_certificate_and_https_the_edges() -> anyhow::Result<()>
 {
     tools::require(&["openssl"], SSH_SETUP)?;
-    let dir = tempfile::tempdir()?;
-    let edge_ca = TestCa::new("edge CA")?;
-    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let HttpsEdge { dir, edge, .. } = HttpsEdge::start().await?;
     // The app's certificate comes from a CA the edge has never seen.
     let app_ca = TestCa::new("app CA")?;
     let (app_files, app_leaf) = app_ca.issue(dir.path(), "app", &["db.tunnel.test"])?;
@@ -386,6 +384,23 @@ fn policy(text: &str) -> sluice_proto::control::PolicySource {
         origin: "tls-policy.yml".into(),
         kind: sluice_proto::control::PolicyKind::Document,
         text: text.into(),
+    }
+}
+
+/// An edge for `tunnel.test` with an HTTPS listener, its certificate from `edge_ca`, its files
+/// in `dir`.
+struct HttpsEdge {
+    dir: tempfile::TempDir,
+    edge_ca: TestCa,
+    edge: TestEdge,
+}
+
+impl HttpsEdge {
+    async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let edge_ca = TestCa::new("edge CA")?;
+        let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+        Ok(Self { dir, edge_ca, edge })
     }
 }
 
@@ -450,9 +465,7 @@ async fn s_client(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_tls_on_a_tls_endpoint_enforces_versions_and_mutual_tls() -> anyhow::Result<()> {
     tools::require(&["openssl"], SSH_SETUP)?;
-    let dir = tempfile::tempdir()?;
-    let edge_ca = TestCa::new("edge CA")?;
-    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let HttpsEdge { dir, edge, .. } = HttpsEdge::start().await?;
     let https = edge.https()?;
     let echo = sluice_e2e::upstream::tcp_echo().await?;
     // TLS 1.3 only, the edge's certificate: the agent's echo server gets plaintext.
@@ -521,9 +534,7 @@ async fn curl_https(
 async fn terminate_tls_on_an_https_endpoint_sets_its_handshake_and_requests_read_the_client_certificate(
 ) -> anyhow::Result<()> {
     tools::require(&["curl"], CURL_SETUP)?;
-    let dir = tempfile::tempdir()?;
-    let edge_ca = TestCa::new("edge CA")?;
-    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let HttpsEdge { dir, edge_ca, edge } = HttpsEdge::start().await?;
     let https = edge.https()?;
     let ca_file = dir.path().join("edge-ca.pem");
     std::fs::write(&ca_file, edge_ca.pem())?;
@@ -570,9 +581,7 @@ async fn terminate_tls_on_an_https_endpoint_sets_its_handshake_and_requests_read
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_any_and_request_take_certificates_from_any_issuer() -> anyhow::Result<()> {
     tools::require(&["openssl"], SSH_SETUP)?;
-    let dir = tempfile::tempdir()?;
-    let edge_ca = TestCa::new("edge CA")?;
-    let edge = TestEdge::start_https(&edge_ca, dir.path(), "tunnel.test").await?;
+    let HttpsEdge { dir, edge, .. } = HttpsEdge::start().await?;
     let https = edge.https()?;
     let echo = sluice_e2e::upstream::tcp_echo().await?;
     // No authorities: rules decide by the certificate's fields (and by the SNI, known before

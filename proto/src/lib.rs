@@ -19,6 +19,7 @@ pub mod error_code;
 pub mod frame;
 pub mod framed;
 pub mod headers;
+pub mod key_proof;
 pub mod scheme;
 pub mod splice;
 pub mod transport;

@@ -7,14 +7,14 @@
 use crate::config::endpoint::UpstreamTlsVerify;
 use crate::trust::{self, TlsError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use sluice_proto::key_proof::KeyProof;
 use std::sync::Arc;
 
 /// Accepts any upstream certificate (see the module docs for why).
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
+struct AcceptAnyCertificate(KeyProof);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
@@ -34,12 +34,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.0.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -48,16 +43,11 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.0.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.0.schemes()
     }
 }
 
@@ -70,7 +60,9 @@ pub fn client_config(verify: &UpstreamTlsVerify) -> Result<rustls::ClientConfig,
     let config = match verify {
         UpstreamTlsVerify::Off => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))),
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(KeyProof::new(
+                &provider,
+            )))),
         UpstreamTlsVerify::SystemRoots => builder.with_root_certificates(trust::roots(None)?),
         UpstreamTlsVerify::CaFile(path) => {
             builder.with_root_certificates(trust::roots(Some(path))?)

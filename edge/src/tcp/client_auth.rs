@@ -2,14 +2,13 @@
 //! authorities (`require-and-verify`), or taken as they come (`require-any`, `request`).
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{
-    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
-};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use sluice_policy::{MtlsStrategy, MutualTls};
+use sluice_proto::key_proof::KeyProof;
 use std::sync::Arc;
 
 /// Why the authorities cannot verify client certificates.
@@ -42,7 +41,7 @@ pub fn verifier(
     };
     Ok(Arc::new(AnyClientCert {
         mandatory,
-        algorithms: provider.signature_verification_algorithms,
+        proof: KeyProof::new(&provider),
     }))
 }
 
@@ -54,7 +53,7 @@ pub fn verifier(
 #[derive(Debug)]
 struct AnyClientCert {
     mandatory: bool,
-    algorithms: WebPkiSupportedAlgorithms,
+    proof: KeyProof,
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -81,7 +80,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        self.proof.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -90,10 +89,10 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.proof.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.proof.schemes()
     }
 }
