@@ -365,3 +365,30 @@ async fn in_process_agent_stop_frees_its_hostname_at_once() -> anyhow::Result<()
     edge.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn version_names_the_crate_version_and_the_checkout() -> anyhow::Result<()> {
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()?;
+    let head = String::from_utf8(head.stdout)?.trim().to_string();
+    for name in ["edge", "agent"] {
+        let out = sluice_e2e::process::base_command(name)?
+            .arg("--version")
+            .output()
+            .await?;
+        let shown = String::from_utf8(out.stdout)?;
+        let version = env!("CARGO_PKG_VERSION");
+        // Outside a git checkout (a source tarball) the version stands alone; inside one, the
+        // description names the commit built (after a tag, when there is one).
+        let expected = match head.as_str() {
+            "" => format!("{name} {version}\n"),
+            _ => format!("{name} {version} ("),
+        };
+        assert!(
+            out.status.success() && shown.starts_with(&expected) && shown.contains(&head),
+            "{shown} (HEAD {head})"
+        );
+    }
+    Ok(())
+}

@@ -242,3 +242,31 @@ fn every_metric_is_documented(text: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_answer_and_readiness_ends_when_the_edge_drains() -> anyhow::Result<()> {
+    let edge = TestEdge::start_with(|c| {
+        c.metrics_addr = Some(any_port());
+        c.grace_period = Duration::from_secs(5);
+    })
+    .await?;
+    let probes = edge.handle().metrics_addr.expect("metrics enabled");
+    let probe = |path: &str| format!("http://{probes}{path}");
+    assert_eq!(get(&probe("/healthz")).await?, 200);
+    assert_eq!(get(&probe("/readyz")).await?, 200);
+    assert_eq!(get(&probe("/nothing")).await?, 404);
+
+    // A response held open keeps the edge draining for its grace period.
+    let up = upstream::stall_mid_body(1024, Duration::from_secs(4)).await?;
+    let agent = TestAgent::start(edge.agent_config(TOKEN, "held.localhost", up.addr)).await?;
+    let held = client().get(format!("{}/", agent.url())).send().await?;
+    let stopping = tokio::spawn(edge.shutdown());
+    let not_ready = eventually(Duration::from_secs(2), "/readyz says 503", || async {
+        let status = client().get(probe("/readyz")).send().await.ok()?.status();
+        (status == 503).then_some(())
+    })
+    .await;
+    drop(held);
+    stopping.await?;
+    not_ready
+}

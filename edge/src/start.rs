@@ -159,6 +159,9 @@ pub struct EdgeHandle {
     state: Arc<ProxyState>,
     endpoint: quinn::Endpoint,
     shutdown: watch::Sender<bool>,
+    /// Stops the metrics listener, after the drain: it keeps answering `/readyz` (503) and
+    /// `/metrics` while requests in flight finish.
+    metrics_shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     grace_period: Duration,
 }
@@ -491,13 +494,17 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             shutdown_rx.clone(),
         )));
     }
+    let (metrics_shutdown_tx, metrics_shutdown_rx) = watch::channel(false);
     let mut metrics_service = None;
     let mut metrics_addr = None;
     if let Some(addr) = config.metrics_addr {
         let (l, bound) = bind_tcp(addr)?;
         let mut svc = ListeningService::new(
             "sluice-metrics".to_string(),
-            HttpServer::new_app(MetricsApp::new(metrics.registry.clone())),
+            HttpServer::new_app(MetricsApp::new(
+                metrics.registry.clone(),
+                shutdown_rx.clone(),
+            )),
         );
         add_listener(&mut svc, &mut fds, l, bound);
         metrics_service = Some(svc);
@@ -517,7 +524,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         }));
     }
     if let Some(mut svc) = metrics_service {
-        let (fds, rx) = (fds.clone(), shutdown_rx.clone());
+        let (fds, rx) = (fds.clone(), metrics_shutdown_rx);
         tasks.push(tokio::spawn(async move {
             svc.start_service(Some(fds), rx, 1).await;
         }));
@@ -548,6 +555,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         state: proxy_state,
         endpoint,
         shutdown: shutdown_tx,
+        metrics_shutdown: metrics_shutdown_tx,
         tasks,
         grace_period: config.grace_period,
     })
@@ -572,6 +580,7 @@ impl EdgeHandle {
         while self.state.metrics.requests_in_flight.get() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = self.metrics_shutdown.send(true);
         // Every request that will complete has emitted its event: write out the queues.
         self.state.events.shutdown(EVENTS_FLUSH_LIMIT).await;
         self.endpoint

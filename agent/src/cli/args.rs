@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Sluice agent: expose a local app through a Sluice edge.
 #[derive(Debug, Parser)]
-#[command(name = "agent", version)]
+#[command(name = "agent", version = env!("SLUICE_VERSION"))]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

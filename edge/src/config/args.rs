@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Debug, Default, Parser)]
 #[command(
     name = "edge",
-    version,
+    version = env!("SLUICE_VERSION"),
     about = "Sluice edge: public HTTP in, agents over QUIC"
 )]
 pub struct EdgeArgs {

@@ -1,31 +1,47 @@
-//! [`MetricsApp`]: serves the edge's registry in the Prometheus text format at `/metrics`.
+//! [`MetricsApp`]: the metrics listener: the edge's registry in the Prometheus text format at
+//! `/metrics`, and the probes an orchestrator asks (`/healthz`, `/readyz`).
 
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::sync::watch;
 
-/// Serves one registry at `/metrics`; every other path is a 404.
+/// Serves one registry at `/metrics` and the health probes; every other path is a 404.
 pub struct MetricsApp {
     registry: Registry,
+    /// Turns true when the edge starts shutting down.
+    draining: watch::Receiver<bool>,
 }
 
 impl MetricsApp {
-    /// An app over `registry`.
-    pub fn new(registry: Registry) -> Self {
-        Self { registry }
+    /// An app over `registry`; `/readyz` says not ready once `draining` turns true.
+    pub fn new(registry: Registry, draining: watch::Receiver<bool>) -> Self {
+        Self { registry, draining }
     }
 }
 
 #[async_trait]
 impl ServeHttp for MetricsApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
-        if session.req_header().uri.path() != "/metrics" {
-            return text(
-                404,
-                "not found; metrics are at /metrics\n".into(),
-                "text/plain",
-            );
+        match session.req_header().uri.path() {
+            "/metrics" => {}
+            // The process answers: it is alive.
+            "/healthz" => return text(200, b"ok\n".to_vec(), "text/plain"),
+            // Every listener was bound before this one served (the edge binds them all before
+            // it starts any service), so ready means not shutting down: a balancer stops
+            // sending new clients while requests in flight finish.
+            "/readyz" if *self.draining.borrow() => {
+                return text(503, b"shutting down\n".to_vec(), "text/plain")
+            }
+            "/readyz" => return text(200, b"ready\n".to_vec(), "text/plain"),
+            _ => {
+                return text(
+                    404,
+                    "not found; metrics are at /metrics, probes at /healthz and /readyz\n".into(),
+                    "text/plain",
+                )
+            }
         }
         let encoder = TextEncoder::new();
         let mut buf = Vec::new();

@@ -1,0 +1,2 @@
+//! Sets SLUICE_VERSION for `--version` (scripts/build-version.rs).
+include!("../scripts/build-version.rs");
