@@ -1,6 +1,7 @@
 //! What a server admin installs: the systemd units in `deploy/systemd`, checked by systemd's
 //! own `systemd-analyze verify` (every key known, every value valid, the command executable),
-//! and the Dockerfile, checked by hadolint (no Docker engine runs here).
+//! the Dockerfile, checked by hadolint (no Docker engine runs here), and the release tarballs
+//! scripts/release makes.
 
 use sluice_e2e::process::bin;
 use sluice_e2e::tools;
@@ -67,5 +68,78 @@ fn the_dockerfile_passes_hadolint() -> anyhow::Result<()> {
     let shown =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && shown.trim().is_empty(), "{shown}");
+    Ok(())
+}
+
+/// Runs scripts/release over this build's binaries (no build), writing into `dist`.
+fn release_into(dist: &Path) -> anyhow::Result<()> {
+    let edge = bin("edge")?;
+    let profile_dir = edge.parent().ok_or_else(|| anyhow::anyhow!("no dir"))?;
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no dir"))?;
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => anyhow::bail!("no profile in {}", edge.display()),
+    };
+    let out = Command::new(source("scripts/release"))
+        .env("SLUICE_RELEASE_PROFILE", profile)
+        .env("SLUICE_RELEASE_NO_BUILD", "1")
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("SLUICE_DIST", dist)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "scripts/release: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn release_tarballs_check_out_against_their_sums_and_are_reproducible() -> anyhow::Result<()> {
+    let (first, second) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    release_into(first.path())?;
+    release_into(second.path())?;
+    let sums = std::fs::read_to_string(first.path().join("SHA256SUMS"))?;
+    assert_eq!(
+        sums,
+        std::fs::read_to_string(second.path().join("SHA256SUMS"))?,
+        "the same binaries give the same archives"
+    );
+    let check = Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(first.path())
+        .output()?;
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    // The edge's archive unpacks into a runnable binary under its installed name, with the
+    // units beside it.
+    let edge_tar = sums
+        .split_whitespace()
+        .find(|w| w.starts_with("sluice-edge-") && w.ends_with(".tar.gz"))
+        .ok_or_else(|| anyhow::anyhow!("no edge archive in {sums}"))?;
+    let unpacked = tempfile::tempdir()?;
+    let untar = Command::new("tar")
+        .arg("xzf")
+        .arg(first.path().join(edge_tar))
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()?;
+    assert!(untar.success());
+    let root = unpacked.path().join(edge_tar.trim_end_matches(".tar.gz"));
+    assert!(root.join("systemd/sluice-edge.service").is_file());
+    let version = Command::new(root.join("sluice-edge"))
+        .arg("--version")
+        .output()?;
+    let shown = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.status.success() && shown.starts_with("edge "),
+        "{shown}"
+    );
     Ok(())
 }
