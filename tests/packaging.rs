@@ -1,7 +1,7 @@
 //! What a server admin installs: the systemd units in `deploy/systemd`, checked by systemd's
 //! own `systemd-analyze verify` (every key known, every value valid, the command executable),
-//! the Dockerfile, checked by hadolint (no Docker engine runs here), and the release tarballs
-//! scripts/release makes.
+//! the Dockerfile, checked by hadolint (no Docker engine runs here), the Kubernetes manifests,
+//! checked against Kubernetes' schemas, and the release tarballs scripts/release makes.
 
 use sluice_e2e::process::bin;
 use sluice_e2e::tools;
@@ -10,6 +10,7 @@ use std::process::Command;
 
 const SYSTEMD_SETUP: &str = "scripts/setup.d/73-systemd";
 const HADOLINT_SETUP: &str = "scripts/setup.d/74-hadolint";
+const KUBERNETES_VALIDATE_SETUP: &str = "scripts/setup.d/75-kubernetes-validate";
 
 /// A file of this tree.
 fn source(path: &str) -> std::path::PathBuf {
@@ -141,5 +142,25 @@ fn release_tarballs_check_out_against_their_sums_and_are_reproducible() -> anyho
         version.status.success() && shown.starts_with("edge "),
         "{shown}"
     );
+    Ok(())
+}
+
+#[test]
+fn the_kubernetes_manifests_match_the_kubernetes_schemas() -> anyhow::Result<()> {
+    tools::require(&["kubernetes-validate"], KUBERNETES_VALIDATE_SETUP)?;
+    let dir = source("deploy/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    // --strict refuses fields the schema does not have (a misspelt key is not ignored).
+    let out = Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.33.0"])
+        .args(&files)
+        .output()?;
+    let shown =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && shown.trim().is_empty(), "{shown}");
     Ok(())
 }
