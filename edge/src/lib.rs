@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod acme;
+mod addrs;
 mod certs;
 mod cloud;
 mod coded_error;

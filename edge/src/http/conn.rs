@@ -1,12 +1,13 @@
 //! Facts about the client's connection, read from pingora's session: addresses, TLS version.
 
-use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+pub use crate::addrs::inet;
+use crate::addrs::UNSPECIFIED;
 use pingora::proxy::Session;
 use std::net::{IpAddr, SocketAddr};
 
 /// The client's address (L4 peer); `0.0.0.0:0` when pingora has none (never on TCP).
 pub fn client_socket(session: &Session) -> SocketAddr {
-    inet(session.client_addr()).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+    inet(session.client_addr()).unwrap_or(UNSPECIFIED)
 }
 
 /// The client's IP, when pingora knows it.
@@ -17,11 +18,6 @@ pub fn client_ip(session: &Session) -> Option<IpAddr> {
 /// The port the client connected to.
 pub fn server_port(session: &Session) -> Option<u16> {
     inet(session.server_addr()).map(|a| a.port())
-}
-
-/// A pingora address as an internet socket address (`None` for Unix sockets).
-pub fn inet(addr: Option<&PingoraAddr>) -> Option<SocketAddr> {
-    addr.and_then(PingoraAddr::as_inet).copied()
 }
 
 /// The TLS version of the client's connection as policies see it (`1.2`, `1.3`), `None` on

@@ -45,9 +45,11 @@ pub async fn run(
         None
     };
     let forwarded_from = ctx.forwarded_from();
-    let connection = match (forwarded_from.is_empty(), inet(session.server_addr())) {
-        (true, Some(local)) => {
-            let phases = &state.connection_phases;
+    // Only a public endpoint with on_tcp_connect rules has an entry: the table's lock stays
+    // off every other request's path.
+    let phases = &state.connection_phases;
+    let connection = match inet(session.server_addr()) {
+        Some(local) if forwarded_from.is_empty() && engine.has_tcp_connect_rules() => {
             phases.get(conn.client_addr, local, &endpoint.id)
         }
         _ => None,

@@ -5,6 +5,7 @@
 
 use super::state::TcpState;
 use super::terminate::{facts, server_config};
+use crate::addrs::UNSPECIFIED;
 use crate::policy::connections::ConnectionPhases;
 use crate::tls::front::{ConnectRules, FrontHandshake, TlsOpening};
 use crate::tls::http_alpn;
@@ -13,7 +14,6 @@ use crate::tls::stream::Keep;
 use crate::tunnel::routes::Route;
 use futures_util::future::BoxFuture;
 use sluice_policy::{ConnInfo, ConnectVerdict, Handshake, HandshakeFuture, TerminateTls};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tracing::info;
@@ -32,9 +32,8 @@ impl ConnectRules for HttpsConnect {
     ) -> BoxFuture<'a, Option<Keep>> {
         Box::pin(async move {
             let engine = self.route.policy.as_ref()?;
-            let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-            let client = opening.client.unwrap_or(unknown);
-            let local = opening.local.unwrap_or(unknown);
+            let client = opening.client.unwrap_or(UNSPECIFIED);
+            let local = opening.local.unwrap_or(UNSPECIFIED);
             let mut conn = ConnInfo::new(client, local.port(), SystemTime::now());
             conn.server_ip = opening.local.map(|a| a.ip());
             conn.tls.sni = opening.sni.map(str::to_string);

@@ -8,13 +8,13 @@ use super::client::Client;
 use super::connection;
 use super::https::HttpsConnect;
 use super::state::TcpState;
+use crate::addrs::UNSPECIFIED;
 use crate::tls::front::{
     PassthroughTarget, RawTlsConn, SniDecision, SniRoutes, SniTable, TlsOpening,
 };
 use crate::tunnel::routes::RouteSet;
 use futures_util::future::BoxFuture;
 use sluice_proto::scheme::Scheme;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The HTTPS port's router: names a TLS endpoint holds pass through to its agent; names of
@@ -74,13 +74,8 @@ impl PassthroughTarget for Passthrough {
     fn serve(&self, conn: RawTlsConn) -> BoxFuture<'static, ()> {
         let (set, state) = (self.set.clone(), self.state.clone());
         Box::pin(async move {
-            let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-            let local = conn
-                .stream
-                .get_socket_digest()
-                .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())
-                .unwrap_or(unknown);
-            let peer = conn.client.unwrap_or(unknown);
+            let local = conn.local.unwrap_or(UNSPECIFIED);
+            let peer = conn.client.unwrap_or(UNSPECIFIED);
             let client = Client::Tls(conn.stream);
             let sni = Some(conn.sni);
             connection::serve(client, peer, local, sni, set.pick(), &state).await;

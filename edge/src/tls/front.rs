@@ -6,6 +6,7 @@
 use super::client_hello::{Hello, HelloReader, Step};
 use super::resolver::CertResolver;
 use super::stream::{Keep, TerminatedStream};
+use crate::addrs::inet;
 use futures_util::future::BoxFuture;
 use parking_lot::RwLock;
 use pingora::protocols::l4::stream::Stream as TcpStream;
@@ -46,6 +47,8 @@ pub struct RawTlsConn {
     pub stream: Stream,
     /// The client's address.
     pub client: Option<SocketAddr>,
+    /// The edge's address the client connected to.
+    pub local: Option<SocketAddr>,
     /// The SNI name the connection was routed by (lowercase).
     pub sni: String,
     /// ALPN protocols the client offered.
@@ -256,7 +259,6 @@ impl TlsFront {
             .await
             .map_err(|_| FrontError::Timeout)??;
         let digest = tcp.get_socket_digest();
-        let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| a?.as_inet().copied();
         let client = digest.as_ref().and_then(|d| inet(d.peer_addr()));
         let local = digest.as_ref().and_then(|d| inet(d.local_addr()));
         let sni = hello.sni.as_deref().map(str::to_ascii_lowercase);
@@ -273,6 +275,7 @@ impl TlsFront {
                 sni: name.to_string(),
                 stream: tcp,
                 client,
+                local,
                 alpn: hello.alpn,
             };
             return Ok(Accepted::Passthrough(target.clone(), conn));

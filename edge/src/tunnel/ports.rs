@@ -7,6 +7,7 @@
 //! holds one, so an agent reconnecting to its port shares the listener with its old session
 //! until that one is gone, and the port is free again as soon as the last holder leaves.
 
+use crate::addrs::UNSPECIFIED;
 use rand::Rng;
 use std::collections::HashMap;
 use std::fmt;
@@ -250,11 +251,9 @@ async fn accept_loop(listener: TcpListener, handler: Arc<dyn ConnectionHandler>)
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                let local = client.local_addr().unwrap_or_else(|_| {
-                    listener
-                        .local_addr()
-                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
-                });
+                let local = client
+                    .local_addr()
+                    .unwrap_or_else(|_| listener.local_addr().unwrap_or(UNSPECIFIED));
                 handler.serve(client, peer, local);
             }
             Err(e) => {

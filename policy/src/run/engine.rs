@@ -492,18 +492,7 @@ impl Engine {
                         Flow::Close => return Some(End::Close),
                         Flow::Wait(wait) => wait(services, st).await,
                         Flow::Terminate(settings) => {
-                            let done = match msg {
-                                Msg::Conn(Some(handshake)) => {
-                                    match handshake.terminate(&settings).await {
-                                        Ok(tls) => {
-                                            st.set_tls(tls);
-                                            Handshaken::Done
-                                        }
-                                        Err(why) => Handshaken::Failed(why),
-                                    }
-                                }
-                                _ => Handshaken::Deferred,
-                            };
+                            let done = handshake(msg, &settings, st).await;
                             st.scratch.put(done);
                         }
                     }
@@ -511,6 +500,25 @@ impl Engine {
             }
         }
         None
+    }
+}
+
+/// terminate-tls's handshake, made by the edge's side of it when the phase has one (on
+/// on_tcp_connect of a connection whose handshake is still to make); deferred otherwise.
+async fn handshake(
+    msg: &mut Msg<'_>,
+    settings: &TerminateTls,
+    st: &mut RequestState,
+) -> Handshaken {
+    let Msg::Conn(Some(handshake)) = msg else {
+        return Handshaken::Deferred;
+    };
+    match handshake.terminate(settings).await {
+        Ok(tls) => {
+            st.set_tls(tls);
+            Handshaken::Done
+        }
+        Err(why) => Handshaken::Failed(why),
     }
 }
 
