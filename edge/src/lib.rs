@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod acme;
+pub mod admin;
 mod addrs;
 mod certs;
 mod cloud;
