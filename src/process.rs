@@ -450,6 +450,13 @@ impl AgentProcess {
         ))
     }
 
+    /// Waits (up to `limit`) for the agent to exit on its own.
+    pub async fn exited(&mut self, limit: Duration) -> anyhow::Result<ExitStatus> {
+        within(limit, "agent to exit", self.child.wait())
+            .await?
+            .context("waiting for agent")
+    }
+
     /// Sends SIGTERM and waits (up to `limit`) for the exit.
     pub async fn terminate(mut self, limit: Duration) -> anyhow::Result<ExitStatus> {
         signal(&self.child, Signal::SIGTERM)?;

@@ -70,24 +70,62 @@ pub fn bring_online(
 ) -> Result<(), CloudEndpointError> {
     let routes = specs
         .iter()
-        .map(|spec| route(spec, state))
+        .map(|spec| {
+            route(
+                spec,
+                owner(spec, state)?,
+                config_member_id(&spec.url),
+                state,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    for (route, spec) in routes.iter().zip(specs) {
-        state
-            .routes
-            .claim(vec![route.clone()])
-            .map_err(|source| CloudEndpointError::Claim {
-                origin: spec.origin.clone(),
-                source,
-            })?;
-        info!(url = %route.url, "cloud endpoint online");
+    for (route, spec) in routes.into_iter().zip(specs) {
+        claim(route, spec, state)?;
     }
     Ok(())
 }
 
+/// Validates one cloud endpoint (the admin API's) and brings it online as member `id` of
+/// `owner`; the member is returned, for its release.
+pub fn bring_one_online(
+    spec: &CloudEndpointSpec,
+    owner: TokenId,
+    id: String,
+    state: &TunnelState,
+) -> Result<Arc<Route>, CloudEndpointError> {
+    let route = route(spec, owner, id, state)?;
+    claim(route.clone(), spec, state)?;
+    Ok(route)
+}
+
+/// The member id of a cloud endpoint defined in `edge.yaml`.
+pub fn config_member_id(url: &str) -> String {
+    format!("cloud/{url}")
+}
+
+fn claim(
+    route: Arc<Route>,
+    spec: &CloudEndpointSpec,
+    state: &TunnelState,
+) -> Result<(), CloudEndpointError> {
+    state
+        .routes
+        .claim(vec![route.clone()])
+        .map_err(|source| CloudEndpointError::Claim {
+            origin: spec.origin.clone(),
+            source,
+        })?;
+    info!(url = %route.url, "cloud endpoint online");
+    Ok(())
+}
+
 /// The member a cloud endpoint adds to its URL's route set.
-fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, CloudEndpointError> {
-    let owner = owner(spec, state)?;
+fn route(
+    spec: &CloudEndpointSpec,
+    owner: TokenId,
+    id: String,
+    state: &TunnelState,
+) -> Result<Arc<Route>, CloudEndpointError> {
     let (key, url) =
         requested_endpoint(Some(&spec.url), state, owner).map_err(|r| CloudEndpointError::Url {
             origin: spec.origin.clone(),
@@ -126,7 +164,6 @@ fn route(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<Arc<Route>, Cl
         });
     }
     let policy_id = compile::fingerprint(sources());
-    let id = format!("cloud/{url}");
     Ok(Arc::new(Route {
         endpoint: Arc::new(key.info(&state.urls, id.clone(), &url)),
         key,
@@ -146,10 +183,11 @@ fn owner(spec: &CloudEndpointSpec, state: &TunnelState) -> Result<TokenId, Cloud
     };
     match &spec.authtoken {
         Some(token) => state
-            .tokens
+            .credentials
             .verify(token.expose())
+            .map(|c| c.token)
             .ok_or_else(|| failed("authtoken is not one of the edge's authtokens")),
-        None => state.tokens.only().ok_or_else(|| {
+        None => state.credentials.only_configured().ok_or_else(|| {
             failed(
                 "the edge accepts several authtokens: give authtoken: (one of them) to say whose \
                  internal endpoints this endpoint forwards to",

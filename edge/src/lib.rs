@@ -20,8 +20,8 @@
 #![warn(missing_docs)]
 
 mod acme;
-pub mod admin;
 mod addrs;
+pub mod admin;
 mod certs;
 mod cloud;
 mod coded_error;
@@ -40,6 +40,7 @@ mod record;
 mod request_trailers;
 mod serde_util;
 mod start;
+mod store;
 mod tcp;
 mod tls;
 mod tunnel;

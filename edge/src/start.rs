@@ -2,6 +2,7 @@
 //! an [`EdgeHandle`] for addresses and shutdown. The binary and the tests both call it.
 
 use crate::acme::{self, challenges::Http01Challenges, store::AcmeStore};
+use crate::admin::plane::{ControlPlane, PlaneError};
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
 use crate::config::{EdgeConfig, TunnelTls};
@@ -20,6 +21,7 @@ use crate::outbound::{AddressRules, InternalCalls, PolicyCaller};
 use crate::policy::compile::PolicyServices;
 use crate::policy::connections::ConnectionPhases;
 use crate::policy::operator::{OperatorEndpoints, OperatorPolicyError};
+use crate::store::{Store, StoreError};
 use crate::tcp::tls::TlsEndpoints;
 use crate::tcp::{TcpSide, TcpState};
 use crate::tls::certificate::TlsCertError;
@@ -28,8 +30,8 @@ use crate::tls::files;
 use crate::tls::front::{SniTable, TlsFront};
 use crate::tls::resolver::CertResolver;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
-use crate::tunnel::authtoken::TokenSet;
 use crate::tunnel::connector::AgentConnector;
+use crate::tunnel::credentials::Credentials;
 use crate::tunnel::listener::{self, ListenError};
 use crate::tunnel::ports::TcpPorts;
 use crate::tunnel::reset_key::{self, ResetKeyError};
@@ -104,6 +106,12 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The state store could not be opened (or is from a newer version).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store's credentials, reservations or cloud endpoints could not be loaded.
+    #[error(transparent)]
+    Plane(#[from] PlaneError),
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured (use --authtoken or --dev)")]
     NoAuthtoken,
@@ -156,6 +164,7 @@ pub struct EdgeHandle {
     pub tunnel_fingerprint: String,
     /// The dev token, in `--dev` mode.
     pub dev_token: Option<DevToken>,
+    control_plane: Arc<ControlPlane>,
     state: Arc<ProxyState>,
     endpoint: quinn::Endpoint,
     shutdown: watch::Sender<bool>,
@@ -336,13 +345,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         (true, false) => return Err(StartError::NoAuthtoken),
         (false, _) => None,
     };
-    let tokens = TokenSet::new(
-        config
-            .authtokens
-            .iter()
-            .map(String::as_str)
-            .chain(dev_token.as_ref().map(|d| d.token.as_str())),
-    );
+    let tokens: Vec<String> = config
+        .authtokens
+        .iter()
+        .cloned()
+        .chain(dev_token.as_ref().map(|d| d.token.clone()))
+        .collect();
+    let store = Store::open(&config.state_dir)?;
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
@@ -414,7 +423,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         urls,
         operators,
         services,
-        tokens,
+        credentials: Arc::new(Credentials::configured(tokens.iter().map(String::as_str))),
+        reservations: Arc::default(),
+        directory: Arc::default(),
         auth_failures: AuthFailures::default(),
         sessions_per_token: SessionCounts::new(config.max_agents_per_token),
         auth_hostname: config.auth_host.clone(),
@@ -424,6 +435,13 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         tcp_ports,
     });
     cloud::bring_online(&config.cloud_endpoints, &tunnel_state)?;
+    let control_plane = Arc::new(ControlPlane::load(
+        store.clone(),
+        tunnel_state.clone(),
+        &tokens,
+        &config.cloud_endpoints,
+        events.clone(),
+    )?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut fds = Fds::new();
@@ -504,6 +522,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             HttpServer::new_app(MetricsApp::new(
                 metrics.registry.clone(),
                 shutdown_rx.clone(),
+                store.clone(),
             )),
         );
         add_listener(&mut svc, &mut fds, l, bound);
@@ -552,6 +571,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         tunnel_cert_path: identity.cert_path,
         tunnel_fingerprint: identity.fingerprint,
         dev_token,
+        control_plane,
         state: proxy_state,
         endpoint,
         shutdown: shutdown_tx,
@@ -565,6 +585,12 @@ impl EdgeHandle {
     /// The edge's metrics registry (what `/metrics` serves), for embedding and tests.
     pub fn metrics(&self) -> &prometheus::Registry {
         &self.state.metrics.registry
+    }
+
+    /// The operator's control plane: what the admin API calls (credentials, reservations,
+    /// sessions, cloud endpoints), for embedding and tests.
+    pub fn admin(&self) -> Arc<dyn crate::admin::api::Admin> {
+        self.control_plane.clone()
     }
 
     /// The route registry: which agent session holds which hostname.

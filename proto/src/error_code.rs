@@ -37,6 +37,12 @@ pub enum ErrorCode {
     HandshakeFailed,
     /// Handshake: a `tcp://` endpoint on an edge without TCP ports (`tcp_ports`).
     TcpNotEnabled,
+    /// Handshake: the credential's `bind:` rules do not allow this name or address.
+    BindNotAllowed,
+    /// Handshake: the name or address is reserved for another credential.
+    NameReserved,
+    /// Handshake: the credential already holds as many endpoints as its limit allows.
+    EndpointLimitReached,
     /// Handshake: the asked-for TCP port is outside the edge's range or cannot be opened.
     TcpPortNotAllowed,
     /// Handshake: every port of the edge's TCP range is in use.
@@ -63,7 +69,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::AuthtokenInvalid,
         ErrorCode::AgentLimitReached,
         ErrorCode::AuthRateLimited,
@@ -73,6 +79,9 @@ impl ErrorCode {
         ErrorCode::PolicyInvalid,
         ErrorCode::HandshakeFailed,
         ErrorCode::TcpNotEnabled,
+        ErrorCode::BindNotAllowed,
+        ErrorCode::NameReserved,
+        ErrorCode::EndpointLimitReached,
         ErrorCode::TcpPortNotAllowed,
         ErrorCode::TcpPortsExhausted,
         ErrorCode::EndpointNotFound,
@@ -98,6 +107,9 @@ impl ErrorCode {
             ErrorCode::PolicyInvalid => 2201,
             ErrorCode::HandshakeFailed => 9001,
             ErrorCode::TcpNotEnabled => 3240,
+            ErrorCode::BindNotAllowed => 340,
+            ErrorCode::NameReserved => 341,
+            ErrorCode::EndpointLimitReached => 342,
             ErrorCode::TcpPortNotAllowed => 3241,
             ErrorCode::TcpPortsExhausted => 3242,
             ErrorCode::EndpointNotFound => 3200,
@@ -124,8 +136,11 @@ impl ErrorCode {
             ErrorCode::BadRequest => 400,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::AuthtokenInvalid => 401,
-            ErrorCode::AgentLimitReached | ErrorCode::AuthRateLimited => 429,
-            ErrorCode::HostnameTaken => 409,
+            ErrorCode::AgentLimitReached
+            | ErrorCode::AuthRateLimited
+            | ErrorCode::EndpointLimitReached => 429,
+            ErrorCode::HostnameTaken | ErrorCode::NameReserved => 409,
+            ErrorCode::BindNotAllowed => 403,
             ErrorCode::UrlNotAllowed
             | ErrorCode::PolicyInvalid
             | ErrorCode::UnsupportedVersion
@@ -150,6 +165,11 @@ impl ErrorCode {
             ErrorCode::PolicyInvalid => "The traffic policy is invalid.",
             ErrorCode::HandshakeFailed => "The agent handshake failed.",
             ErrorCode::TcpNotEnabled => "This edge has no TCP ports for tcp:// endpoints.",
+            ErrorCode::BindNotAllowed => "The authtoken's bind: rules do not allow this endpoint.",
+            ErrorCode::NameReserved => "This name is reserved for another authtoken.",
+            ErrorCode::EndpointLimitReached => {
+                "This authtoken already holds as many endpoints as it may."
+            }
             ErrorCode::TcpPortNotAllowed => "The requested TCP port is not available on this edge.",
             ErrorCode::TcpPortsExhausted => "Every TCP port of this edge is in use.",
             ErrorCode::EndpointNotFound => "No endpoint is online for this hostname.",

@@ -43,6 +43,12 @@ pub mod close_code {
     pub const REPLACED: u32 = 3;
     /// The edge probed the agent while requests waited on it and heard nothing back.
     pub const UNRESPONSIVE: u32 = 4;
+    /// The edge's operator stopped the session (admin API): the agent exits and does not
+    /// reconnect.
+    pub const STOPPED: u32 = 5;
+    /// The edge's operator deleted the session's credential: the agent exits and does not
+    /// reconnect.
+    pub const CREDENTIAL_DELETED: u32 = 6;
 }
 
 /// QUIC stream reset codes.

@@ -57,6 +57,10 @@ pub enum AgentError {
     /// Another agent with the same authtoken took over the hostname.
     #[error("another agent with the same authtoken took over this endpoint")]
     Replaced,
+    /// The edge's operator stopped this session, or deleted its authtoken: reconnecting would
+    /// undo the operator's decision.
+    #[error("{0}")]
+    Stopped(String),
     /// The edge's certificate is not trusted (see `--edge-ca`).
     #[error(
         "the edge's TLS certificate was refused: {0} (pass the edge's certificate with --edge-ca)"
@@ -84,6 +88,8 @@ enum Attempt {
 enum SessionEnd {
     Shutdown,
     Replaced,
+    /// The operator ended it (`close_code::STOPPED`, `CREDENTIAL_DELETED`); the edge's reason.
+    Stopped(String),
     Lost(String),
 }
 
@@ -157,6 +163,7 @@ pub async fn run(
                         return Ok(());
                     }
                     SessionEnd::Replaced => return Err(AgentError::Replaced),
+                    SessionEnd::Stopped(reason) => return Err(AgentError::Stopped(reason)),
                     SessionEnd::Lost(reason) => reason,
                 }
             }
@@ -348,6 +355,9 @@ async fn serve(
                 Err(ConnectionError::ApplicationClosed(c)) if c.error_code == close_code::REPLACED.into() => {
                     return SessionEnd::Replaced;
                 }
+                Err(ConnectionError::ApplicationClosed(c)) if operator_ended(&c) => {
+                    return SessionEnd::Stopped(operator_reason(&c));
+                }
                 Err(e) => return SessionEnd::Lost(e.to_string()),
             },
             _ = wait_true(shutdown), if leaving.is_none() => {
@@ -360,6 +370,28 @@ async fn serve(
                 return SessionEnd::Shutdown;
             }
         }
+    }
+}
+
+/// Whether the edge closed the session on its operator's word.
+fn operator_ended(c: &quinn::ApplicationClose) -> bool {
+    [close_code::STOPPED, close_code::CREDENTIAL_DELETED]
+        .iter()
+        .any(|code| c.error_code == (*code).into())
+}
+
+/// The edge's reason for an operator's close, as it sent it (bounded, printable), or a
+/// default when it sent none.
+fn operator_reason(c: &quinn::ApplicationClose) -> String {
+    let reason: String = String::from_utf8_lossy(&c.reason)
+        .chars()
+        .filter(|ch| !ch.is_control())
+        .take(200)
+        .collect();
+    if reason.is_empty() {
+        "stopped by the edge operator".to_string()
+    } else {
+        reason
     }
 }
 

@@ -123,12 +123,18 @@ pub fn connection_object(conn: &ConnectionRecord<'_>) -> Value {
 }
 
 /// Wraps an object (possibly narrowed by a field selection) in the envelope of `event_type`.
-pub fn envelope(event_type: &str, event_id: &str, timestamp: SystemTime, object: Value) -> Value {
+pub fn envelope(
+    event_type: &str,
+    event_id: &str,
+    timestamp: SystemTime,
+    principal: &Value,
+    object: Value,
+) -> Value {
     json!({
         "event_id": event_id,
         "event_type": event_type,
         "event_timestamp": humantime::format_rfc3339_millis(timestamp).to_string(),
-        "principal": null,
+        "principal": principal,
         "object": object,
     })
 }

@@ -16,6 +16,7 @@ use crate::record::{ConnectionRecord, RequestRecord};
 use config::{EventDestination, Sink};
 use filter::EventFilter;
 use queue::{Counters, Inbox};
+use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -86,7 +87,11 @@ impl EventExport {
         if self.destinations.is_empty() {
             return;
         }
-        self.offer(event::HTTP_REQUEST_COMPLETE, event::object(req));
+        self.offer(
+            event::HTTP_REQUEST_COMPLETE,
+            &Value::Null,
+            event::object(req),
+        );
     }
 
     /// Builds a finished TCP connection's event and offers it to every destination. Never
@@ -95,12 +100,26 @@ impl EventExport {
         if self.destinations.is_empty() {
             return;
         }
-        self.offer(event::TCP_CONNECTION_CLOSED, event::connection_object(conn));
+        self.offer(
+            event::TCP_CONNECTION_CLOSED,
+            &Value::Null,
+            event::connection_object(conn),
+        );
+    }
+
+    /// Offers an audit event (an admin API change, `credential_created.v0`, …) to every
+    /// destination: `principal` says who made the change, `object` what it is now. Never
+    /// waits.
+    pub fn emit_audit(&self, event_type: &str, principal: Value, object: Value) {
+        if self.destinations.is_empty() {
+            return;
+        }
+        self.offer(event_type, &principal, object);
     }
 
     /// Offers an event's object to every destination whose filter accepts it, narrowed to
     /// its fields.
-    fn offer(&self, event_type: &str, object: serde_json::Value) {
+    fn offer(&self, event_type: &str, principal: &Value, object: Value) {
         let cel_object = self
             .destinations
             .iter()
@@ -119,7 +138,7 @@ impl EventExport {
             } else {
                 fields::select(&object, &d.fields)
             };
-            let line = event::envelope(event_type, &id, now, object).to_string();
+            let line = event::envelope(event_type, &id, now, principal, object).to_string();
             match d.queue.try_send(line) {
                 Ok(()) => d.counters.queued.inc(),
                 Err(_) => d.counters.dropped.inc(),

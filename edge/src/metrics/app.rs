@@ -1,6 +1,7 @@
 //! [`MetricsApp`]: the metrics listener: the edge's registry in the Prometheus text format at
 //! `/metrics`, and the probes an orchestrator asks (`/healthz`, `/readyz`).
 
+use crate::store::Store;
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
@@ -12,12 +13,19 @@ pub struct MetricsApp {
     registry: Registry,
     /// Turns true when the edge starts shutting down.
     draining: watch::Receiver<bool>,
+    /// The state store, which must answer for the edge to be ready.
+    store: Store,
 }
 
 impl MetricsApp {
-    /// An app over `registry`; `/readyz` says not ready once `draining` turns true.
-    pub fn new(registry: Registry, draining: watch::Receiver<bool>) -> Self {
-        Self { registry, draining }
+    /// An app over `registry`; `/readyz` says not ready once `draining` turns true, or while
+    /// `store` does not answer.
+    pub fn new(registry: Registry, draining: watch::Receiver<bool>, store: Store) -> Self {
+        Self {
+            registry,
+            draining,
+            store,
+        }
     }
 }
 
@@ -29,12 +37,17 @@ impl ServeHttp for MetricsApp {
             // The process answers: it is alive.
             "/healthz" => return text(200, b"ok\n".to_vec(), "text/plain"),
             // Every listener was bound before this one served (the edge binds them all before
-            // it starts any service), so ready means not shutting down: a balancer stops
-            // sending new clients while requests in flight finish.
+            // it starts any service), so ready means not shutting down (a balancer stops
+            // sending new clients while requests in flight finish) and the store answering.
             "/readyz" if *self.draining.borrow() => {
                 return text(503, b"shutting down\n".to_vec(), "text/plain")
             }
-            "/readyz" => return text(200, b"ready\n".to_vec(), "text/plain"),
+            "/readyz" => {
+                return match self.store.ping().await {
+                    Ok(()) => text(200, b"ready\n".to_vec(), "text/plain"),
+                    Err(e) => text(503, format!("{e}\n").into_bytes(), "text/plain"),
+                }
+            }
             _ => {
                 return text(
                     404,

@@ -98,16 +98,17 @@ impl SessionCounts {
         }
     }
 
-    /// The configured limit.
+    /// The edge-wide limit.
     pub fn limit(&self) -> usize {
         self.limit
     }
 
-    /// A slot for a new session of `owner`, or `None` when it already has `limit`.
-    pub fn acquire(&self, owner: TokenId) -> Option<SessionSlot> {
+    /// A slot for a new session of `owner`, or `None` when it already has `limit` (its
+    /// credential's own, else the edge-wide one).
+    pub fn acquire(&self, owner: TokenId, limit: Option<usize>) -> Option<SessionSlot> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let n = counts.entry(owner).or_insert(0);
-        if *n >= self.limit {
+        if *n >= limit.unwrap_or(self.limit) {
             return None;
         }
         *n += 1;
@@ -133,7 +134,7 @@ impl Drop for SessionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tunnel::authtoken::TokenSet;
+    use crate::tunnel::credentials::Credentials;
 
     #[test]
     fn failures_lock_an_address_out_but_not_others() {
@@ -152,17 +153,21 @@ mod tests {
 
     #[test]
     fn slots_are_counted_per_token_and_freed_on_drop() {
-        let tokens = TokenSet::new(["one", "two"]);
+        let tokens = Credentials::configured(["one", "two"]);
         let (one, two) = (
-            tokens.verify("one").expect("test value"),
-            tokens.verify("two").expect("test value"),
+            tokens.verify("one").expect("test value").token,
+            tokens.verify("two").expect("test value").token,
         );
         let counts = SessionCounts::new(2);
-        let s1 = counts.acquire(one).expect("test value");
-        let _s2 = counts.acquire(one).expect("test value");
-        assert!(counts.acquire(one).is_none());
-        assert!(counts.acquire(two).is_some());
+        let s1 = counts.acquire(one, None).expect("test value");
+        let _s2 = counts.acquire(one, None).expect("test value");
+        assert!(counts.acquire(one, None).is_none());
+        let _t1 = counts.acquire(two, None).expect("test value");
+        assert!(
+            counts.acquire(two, Some(1)).is_none(),
+            "a credential's own limit"
+        );
         drop(s1);
-        assert!(counts.acquire(one).is_some());
+        assert!(counts.acquire(one, None).is_some());
     }
 }

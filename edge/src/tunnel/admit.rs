@@ -1,8 +1,11 @@
 //! Admitting an agent: protocol version, authtoken (with per-address failure limits), each
-//! endpoint's hostname, scheme and compiled policy, then claiming every hostname or none and
-//! counting the session against its token's limit.
+//! endpoint's hostname, scheme and compiled policy, the credential's `bind:` rules,
+//! reservations and endpoint limit, then claiming every hostname or none and counting the
+//! session against its credential's limit.
 
 use super::authtoken::TokenId;
+use super::credentials::Credential;
+use super::directory::{Listed, SessionEntry};
 use super::handle::SessionHandle;
 use super::namespace::Namespace;
 use super::ports::{PortError, PortHold};
@@ -17,8 +20,9 @@ use sluice_proto::error_code::ErrorCode;
 use sluice_proto::scheme::Scheme;
 use sluice_proto::PROTOCOL_VERSION;
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::SystemTime;
 use tracing::{info, warn};
 
 /// A rejection with `code` and a message for the agent's user.
@@ -39,6 +43,9 @@ pub(crate) struct Admitted {
     pub routes: Vec<Arc<Route>>,
     /// The TCP ports its `tcp://` endpoints hold, open until the session ends.
     pub ports: Vec<PortHold>,
+    /// Its entry in the directory of sessions, listed before the agent hears it is online
+    /// (so limits and the operator's list count it at once), removed when dropped.
+    pub listed: Listed,
 }
 
 /// Checks version and token, resolves hostnames and TCP ports, and claims them all or none.
@@ -47,7 +54,7 @@ pub(crate) async fn admit(
     conn: &quinn::Connection,
     state: &TunnelState,
     session_id: &str,
-    remote: IpAddr,
+    remote: SocketAddr,
 ) -> Result<Admitted, Rejection> {
     if hello.version != PROTOCOL_VERSION {
         return Err(reject(
@@ -55,7 +62,8 @@ pub(crate) async fn admit(
             version_mismatch(hello.version, &hello.agent_version),
         ));
     }
-    let owner = authenticate(hello, state, remote)?;
+    let credential = authenticate(hello, state, remote.ip())?;
+    let owner = credential.token;
     if hello.endpoints.is_empty() {
         return Err(reject(ErrorCode::HandshakeFailed, "no endpoints requested"));
     }
@@ -80,12 +88,14 @@ pub(crate) async fn admit(
         let public_tcp =
             url.and_then(requested_scheme) == Some(Scheme::Tcp) && !url.is_some_and(is_internal);
         let (key, url) = if public_tcp {
-            let (key, url, hold) = tcp_endpoint(url.unwrap_or_default(), state).await?;
+            let (key, url, hold) =
+                tcp_endpoint(url.unwrap_or_default(), state, &credential).await?;
             ports.push(hold);
             (key, url)
         } else {
             requested_endpoint(url, state, owner)?
         };
+        check_allowed(&credential, &key, state)?;
         if !seen.insert(key.clone()) {
             return Err(reject(
                 ErrorCode::UrlNotAllowed,
@@ -122,6 +132,7 @@ pub(crate) async fn admit(
             policy_id,
         }));
     }
+    check_endpoint_limit(&credential, routes.len(), run_id, state)?;
     let replaced = state
         .routes
         .claim(routes.clone())
@@ -138,20 +149,33 @@ pub(crate) async fn admit(
     }
     // Counted after the claim, so an agent reconnecting before its old session timed out
     // replaces that session instead of being refused for it.
-    let Some(slot) = state.sessions_per_token.acquire(owner) else {
+    let Some(slot) = state
+        .sessions_per_token
+        .acquire(owner, credential.max_sessions)
+    else {
         for route in &routes {
             state.routes.release(&route.key, session_id);
         }
-        return Err(reject(
-            ErrorCode::AgentLimitReached,
-            format!(
-                "this authtoken already has {} agent sessions online, the edge's limit \
-                 (max_agents_per_token)",
+        let limit = match credential.max_sessions {
+            Some(n) => format!("{n}, its credential's limit (max_sessions)"),
+            None => format!(
+                "{}, the edge's limit (max_agents_per_token)",
                 state.sessions_per_token.limit()
             ),
+        };
+        return Err(reject(
+            ErrorCode::AgentLimitReached,
+            format!("this authtoken already has as many agent sessions online as allowed: {limit}"),
         ));
     };
     session.hold_slot(slot);
+    let listed = state.directory.register(SessionEntry {
+        handle: session.clone(),
+        agent_version: hello.agent_version.chars().take(64).collect(),
+        remote,
+        started: SystemTime::now(),
+        endpoints: routes.iter().map(|r| r.url.clone()).collect(),
+    });
     let endpoints = routes
         .iter()
         .zip(0u32..)
@@ -169,7 +193,72 @@ pub(crate) async fn admit(
         session,
         routes,
         ports,
+        listed,
     })
+}
+
+/// Refuses a name or address outside the credential's `bind:` rules, or reserved for another
+/// credential (even while that one is offline).
+fn check_allowed(
+    credential: &Credential,
+    key: &EndpointKey,
+    state: &TunnelState,
+) -> Result<(), Rejection> {
+    let host = key.hostname.as_str();
+    let (allowed, reserved_for, shown) = match key.binding {
+        Binding::Port(port) => (
+            credential.acl.allows_addr(host, port),
+            state.reservations.port_owner(port),
+            format!("{host}:{port}"),
+        ),
+        Binding::Public => (
+            credential.acl.allows_host(host),
+            state.reservations.domain_owner(host),
+            host.to_string(),
+        ),
+        // Internal names live in the credential's own namespace: nobody else's to reserve.
+        Binding::Internal { .. } => (credential.acl.allows_host(host), None, host.to_string()),
+    };
+    if !allowed {
+        return Err(reject(
+            ErrorCode::BindNotAllowed,
+            format!(
+                "'{shown}' is outside this authtoken's bind: rules ({})",
+                credential.acl
+            ),
+        ));
+    }
+    if reserved_for.is_some_and(|owner| owner != credential.id) {
+        return Err(reject(
+            ErrorCode::NameReserved,
+            format!("'{shown}' is reserved for another authtoken"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a session that would take its credential past `max_endpoints`, counting the
+/// endpoints of its other sessions (not those of its own run, which it replaces).
+fn check_endpoint_limit(
+    credential: &Credential,
+    asked: usize,
+    run_id: &str,
+    state: &TunnelState,
+) -> Result<(), Rejection> {
+    let Some(max) = credential.max_endpoints else {
+        return Ok(());
+    };
+    let held = state.directory.endpoints_of(credential.token, run_id);
+    if held + asked > max {
+        return Err(reject(
+            ErrorCode::EndpointLimitReached,
+            format!(
+                "this authtoken holds {held} endpoints and asks for {asked} more; its limit is \
+                 {max} (max_endpoints)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A `tcp://` endpoint: the port its URL names (`tcp://DOMAIN:PORT`, or `tcp://:PORT`), or a
@@ -177,6 +266,7 @@ pub(crate) async fn admit(
 async fn tcp_endpoint(
     url: &str,
     state: &TunnelState,
+    credential: &Credential,
 ) -> Result<(EndpointKey, String, PortHold), Rejection> {
     let Some(ports) = &state.tcp_ports else {
         return Err(reject(
@@ -187,7 +277,8 @@ async fn tcp_endpoint(
     };
     let hold = match requested_port(url, &state.urls.domain)? {
         Some(port) => ports.hold(port).await,
-        None => ports.hold_random(),
+        // A random port is never one reserved for someone else.
+        None => ports.hold_random(|port| state.reservations.port_usable_by(port, &credential.id)),
     }
     .map_err(|e| {
         let code = match e {
@@ -258,7 +349,11 @@ fn version_mismatch(agent: u32, agent_release: &str) -> String {
 
 /// Checks the authtoken, refusing addresses that failed too often recently without looking at
 /// the token at all, and logging each failure with its count (never the token).
-fn authenticate(hello: &Hello, state: &TunnelState, remote: IpAddr) -> Result<TokenId, Rejection> {
+fn authenticate(
+    hello: &Hello,
+    state: &TunnelState,
+    remote: IpAddr,
+) -> Result<Arc<Credential>, Rejection> {
     if let Err(retry) = state.auth_failures.check(remote) {
         return Err(reject(
             ErrorCode::AuthRateLimited,
@@ -269,7 +364,7 @@ fn authenticate(hello: &Hello, state: &TunnelState, remote: IpAddr) -> Result<To
         ));
     }
     state
-        .tokens
+        .credentials
         .verify(hello.authtoken.expose())
         .ok_or_else(|| {
             let failures = state.auth_failures.record(remote);

@@ -1,4 +1,4 @@
-//! Agent authtokens: stored as SHA-256 digests, checked in constant time.
+//! Agent authtokens: known by their SHA-256 digests ([`TokenId`]), compared in constant time.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -16,50 +16,25 @@ impl fmt::Debug for TokenId {
     }
 }
 
-/// The set of authtokens this edge accepts.
-#[derive(Clone, Default)]
-pub struct TokenSet {
-    digests: Vec<[u8; 32]>,
-}
-
-impl fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenSet({} tokens)", self.digests.len())
-    }
-}
-
-fn digest(token: &str) -> [u8; 32] {
+/// The SHA-256 digest of a token: what the edge keeps instead of the token.
+pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-impl TokenSet {
-    /// Builds the set from plaintext tokens.
-    pub fn new<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
-        Self {
-            digests: tokens.into_iter().map(digest).collect(),
-        }
+impl TokenId {
+    /// The identity of the token whose digest is `digest`.
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Self(digest)
     }
 
-    /// Checks `presented` against every token without early exit, so timing reveals neither
-    /// which token matched nor how much of it.
-    pub fn verify(&self, presented: &str) -> Option<TokenId> {
-        let d = digest(presented);
-        let mut found = None;
-        for known in &self.digests {
-            if bool::from(known.ct_eq(&d)) {
-                found = Some(TokenId(*known));
-            }
-        }
-        found
+    /// The digest.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
     }
 
-    /// The one accepted token's identity, when the edge accepts exactly one (the common
-    /// self-hosted case, where cloud endpoints need not name theirs).
-    pub fn only(&self) -> Option<TokenId> {
-        match self.digests.as_slice() {
-            [only] => Some(TokenId(*only)),
-            _ => None,
-        }
+    /// Whether `presented` is this token, compared in constant time.
+    pub fn matches(&self, presented: &[u8; 32]) -> bool {
+        bool::from(self.0.ct_eq(presented))
     }
 }
 
@@ -68,13 +43,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verifies_only_known_tokens() {
-        let set = TokenSet::new(["alpha-token", "beta-token"]);
-        let a = set.verify("alpha-token").expect("alpha");
-        let b = set.verify("beta-token").expect("beta");
-        assert_ne!(a, b);
-        assert!(set.verify("alpha-toke").is_none());
-        assert!(set.verify("").is_none());
-        assert!(!format!("{a:?}{set:?}").contains("alpha"));
+    fn ids_match_only_their_token_and_show_no_secret() {
+        let a = TokenId::from_digest(digest("alpha-token"));
+        assert!(a.matches(&digest("alpha-token")));
+        assert!(!a.matches(&digest("alpha-toke")));
+        assert!(!format!("{a:?}").contains("alpha"));
     }
 }

@@ -36,6 +36,11 @@ impl PortRange {
         (first > 0 && first <= last).then_some(Self { first, last })
     }
 
+    /// Every port of the range, in order.
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        self.first..=self.last
+    }
+
     /// Whether `port` lies in the range.
     pub fn contains(&self, port: u16) -> bool {
         (self.first..=self.last).contains(&port)
@@ -97,7 +102,8 @@ pub enum PortError {
 
 /// The edge's TCP ports and their listeners.
 pub struct TcpPorts {
-    range: PortRange,
+    /// The ports `tcp://` endpoints may get.
+    pub range: PortRange,
     ip: IpAddr,
     open: Mutex<HashMap<u16, Slot>>,
     handler: Arc<dyn ConnectionHandler>,
@@ -189,16 +195,16 @@ impl TcpPorts {
         Ok(hold)
     }
 
-    /// Holds a random port nobody holds, trying the range's ports from a random start until
-    /// one can be bound.
-    pub fn hold_random(&self) -> Result<PortHold, PortError> {
+    /// Holds a random `usable` port nobody holds, trying the range's ports from a random start
+    /// until one can be bound.
+    pub fn hold_random(&self, usable: impl Fn(u16) -> bool) -> Result<PortHold, PortError> {
         let mut open = self.lock();
         open.retain(|_, slot| !slot.is_free());
         let len = self.range.count();
         let start = rand::thread_rng().gen_range(0..len);
         for offset in 0..len {
             let port = self.range.first + ((start + offset) % len) as u16;
-            if open.contains_key(&port) {
+            if open.contains_key(&port) || !usable(port) {
                 continue;
             }
             match self.listen(port) {
@@ -299,7 +305,7 @@ mod tests {
         let first = base.saturating_sub(2).max(1024);
         let ports = ports(&format!("{first}-{}", first + 2));
         let mut held = Vec::new();
-        while let Ok(hold) = ports.hold_random() {
+        while let Ok(hold) = ports.hold_random(|_| true) {
             assert!(ports.range.contains(hold.port()));
             assert!(held.iter().all(|h: &PortHold| h.port() != hold.port()));
             held.push(hold);
@@ -311,7 +317,7 @@ mod tests {
             ports.range
         );
         assert_eq!(
-            ports.hold_random().err(),
+            ports.hold_random(|_| true).err(),
             Some(PortError::Exhausted(ports.range))
         );
         let freed = held.pop().expect("a hold").port();
@@ -321,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn holding_a_held_port_shares_its_listener_and_outside_the_range_is_refused() {
         let ports = ports("1024-65535");
-        let a = ports.hold_random().expect("a port");
+        let a = ports.hold_random(|_| true).expect("a port");
         let b = ports.hold(a.port()).await.expect("same port");
         assert!(Arc::ptr_eq(&a, &b));
         let narrow = self::ports("20000-20010");

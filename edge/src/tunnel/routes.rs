@@ -30,7 +30,7 @@ pub enum Member {
     /// A cloud endpoint (`edge.yaml` `cloud_endpoints:`): its policy answers or forwards, and
     /// it is live for as long as the edge runs.
     Cloud {
-        /// `cloud/<url>`, unique per edge.
+        /// `cloud/<url>` for `edge.yaml`'s, the admin API's `ep_…`: unique per edge.
         id: String,
         /// The authtoken whose internal endpoints it may forward to and whose pools it joins.
         owner: TokenId,
@@ -371,6 +371,8 @@ pub trait RouteRegistry: Send + Sync + 'static {
     fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>>;
     /// The members of the TCP endpoint on the edge's `port`.
     fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>>;
+    /// Every member online, for the operator's endpoint list (not a request path).
+    fn members(&self) -> Vec<Arc<Route>>;
 }
 
 /// The public sets of one scheme, by hostname or pattern.
@@ -506,12 +508,24 @@ impl RouteRegistry for LocalRoutes {
     fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>> {
         self.tables.load().tcp.get(&port).cloned()
     }
+
+    fn members(&self) -> Vec<Arc<Route>> {
+        let t = self.tables.load();
+        t.http
+            .values()
+            .chain(t.https.values())
+            .chain(t.tls.values())
+            .chain(t.tcp.values())
+            .chain(t.internal.values())
+            .flat_map(|set| set.members().iter().cloned())
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tunnel::authtoken::TokenSet;
+    use crate::tunnel::credentials::Credentials;
     use rustls::pki_types::PrivatePkcs8KeyDer;
 
     /// Loopback QUIC endpoints whose connections back the sessions below; they live as long as
@@ -613,9 +627,9 @@ mod tests {
     #[tokio::test]
     async fn a_reconnecting_member_replaces_only_itself_and_strangers_stay_out() {
         let link = Link::new();
-        let tokens = TokenSet::new(["mine", "theirs"]);
-        let mine = tokens.verify("mine").expect("token");
-        let theirs = tokens.verify("theirs").expect("token");
+        let tokens = Credentials::configured(["mine", "theirs"]);
+        let mine = tokens.verify("mine").expect("token").token;
+        let theirs = tokens.verify("theirs").expect("token").token;
         let routes = LocalRoutes::new();
         let a1 = link.session("a1", mine, "run-a").await;
         let b = link.session("b", mine, "run-b").await;
@@ -659,7 +673,10 @@ mod tests {
     #[tokio::test]
     async fn a_request_moves_only_to_a_live_member_with_the_same_policy() {
         let link = Link::new();
-        let mine = TokenSet::new(["mine"]).verify("mine").expect("token");
+        let mine = Credentials::configured(["mine"])
+            .verify("mine")
+            .expect("token")
+            .token;
         let (a, b, c) = (
             link.session("a", mine, "run-a").await,
             link.session("b", mine, "run-b").await,

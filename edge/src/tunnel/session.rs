@@ -11,7 +11,7 @@ use sluice_proto::close_code;
 use sluice_proto::codec::{decode, read_frame, write_frame};
 use sluice_proto::control::{ControlFrame, Hello, HelloReply, Rejection};
 use sluice_proto::error_code::ErrorCode;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -38,8 +38,9 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
             session,
             routes,
             ports,
+            listed: _listed,
             ..
-        } = match handshake(&conn, &state, &session_id, remote.ip()).await {
+        } = match handshake(&conn, &state, &session_id, remote).await {
             Ok(admitted) => admitted,
             Err(rejection) => {
                 warn!(code = %rejection.code, "agent rejected: {}", rejection.message);
@@ -78,7 +79,7 @@ async fn handshake(
     conn: &quinn::Connection,
     state: &TunnelState,
     session_id: &str,
-    remote: IpAddr,
+    remote: SocketAddr,
 ) -> Result<Admitted, Rejection> {
     let accepted = tokio::time::timeout(state.handshake_timeout, read_hello(conn))
         .await

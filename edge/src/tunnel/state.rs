@@ -2,9 +2,11 @@
 //! sessions.
 
 use super::admission::{AuthFailures, SessionCounts};
-use super::authtoken::TokenSet;
+use super::credentials::Credentials;
+use super::directory::Directory;
 use super::peers::Peers;
 use super::ports::TcpPorts;
+use super::reservations::Reservations;
 use super::routes::RouteRegistry;
 use crate::hostname::Hostname;
 use crate::metrics::EdgeMetrics;
@@ -24,11 +26,16 @@ pub struct TunnelState {
     pub operators: Arc<OperatorEndpoints>,
     /// The JWKS cache and sign-in service every endpoint's engine uses.
     pub services: PolicyServices,
-    /// Accepted authtokens.
-    pub tokens: TokenSet,
+    /// Accepted authtokens and their rules; the control plane replaces them at run time.
+    pub credentials: Arc<Credentials>,
+    /// Names reserved for one credential; the control plane replaces them at run time.
+    pub reservations: Arc<Reservations>,
+    /// The sessions online, for the operator's list and stop.
+    pub directory: Arc<Directory>,
     /// Failed authtoken attempts per source address.
     pub auth_failures: AuthFailures,
-    /// Live sessions per authtoken, capped by `max_agents_per_token`.
+    /// Live sessions per authtoken, capped by the credential's `max_sessions` or else
+    /// `max_agents_per_token`.
     pub sessions_per_token: SessionCounts,
     /// The configured auth host, which no agent may claim.
     pub auth_hostname: Option<Hostname>,

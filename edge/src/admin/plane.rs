@@ -1,0 +1,840 @@
+//! [`ControlPlane`]: the [`Admin`] operations over the edge's store and its running agent
+//! side. Each change is written to the store first (one transaction), then published to the
+//! snapshots admission reads (credentials, reservations) or to the route registry (cloud
+//! endpoints), then recorded as an audit event. Changes run one at a time.
+
+use super::api::{Actor, Admin, AdminError};
+use super::model::{
+    Credential, CredentialCreate, CredentialUpdate, Endpoint, EndpointCreate, ReservedAddr,
+    ReservedAddrCreate, ReservedDomain, ReservedDomainCreate, TunnelSession,
+};
+use super::view;
+use crate::cloud::{self, CloudEndpointError};
+use crate::config::CloudEndpointSpec;
+use crate::events::EventExport;
+use crate::hostname::Hostname;
+use crate::ids::new_id;
+use crate::store::rows::{self, CloudEndpointRow, CredentialRow, ReservationRow, Reserved};
+use crate::store::{Store, StoreError};
+use crate::tunnel::acl::Acl;
+use crate::tunnel::authtoken::{digest, TokenId};
+use crate::tunnel::credentials::{self, CredentialSource};
+use crate::tunnel::reservations;
+use crate::tunnel::state::TunnelState;
+use async_trait::async_trait;
+use serde::Serialize;
+use sluice_proto::close_code;
+use sluice_proto::control::{PolicyKind, PolicySource};
+use sluice_proto::scheme::Scheme;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tracing::info;
+
+/// Why the control plane could not load the store's state at start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaneError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored row no longer compiles (edited by hand, or the edge's config changed).
+    #[error("{store}: {what}: {message}; fix or delete the row (sqlite3 {store})")]
+    Row {
+        /// The database file.
+        store: String,
+        /// Which row.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The control plane: the store, the agent side it changes, and where audit events go.
+pub struct ControlPlane {
+    store: Store,
+    tunnel: Arc<TunnelState>,
+    /// `edge.yaml`'s tokens (and the dev token), read-only here.
+    configured: Vec<credentials::Credential>,
+    /// `edge.yaml`'s cloud endpoints by member id, for the endpoint list.
+    configured_cloud: HashMap<String, CloudEndpointSpec>,
+    events: Arc<EventExport>,
+    /// When this edge started: the `created_at` of configured credentials.
+    started: SystemTime,
+    /// One change at a time, so a published snapshot always matches the store.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl ControlPlane {
+    /// Loads the store's credentials and reservations into the agent side and brings its cloud
+    /// endpoints online. Called at start, before the edge serves.
+    pub fn load(
+        store: Store,
+        tunnel: Arc<TunnelState>,
+        configured: &[String],
+        configured_cloud: &[CloudEndpointSpec],
+        events: Arc<EventExport>,
+    ) -> Result<Self, PlaneError> {
+        let plane = Self {
+            store,
+            tunnel,
+            configured: configured
+                .iter()
+                .map(|t| credentials::Credential::configured(t))
+                .collect(),
+            configured_cloud: configured_cloud
+                .iter()
+                .map(|s| (cloud::config_member_id(&s.url), s.clone()))
+                .collect(),
+            events,
+            started: SystemTime::now(),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        let (creds, reserved, clouds) = plane.store.run_now(|c| {
+            Ok((
+                rows::credentials(c)?,
+                rows::reservations(c)?,
+                rows::cloud_endpoints(c)?,
+            ))
+        })?;
+        let row_error = |what: String, message: String| PlaneError::Row {
+            store: plane.store.path().display().to_string(),
+            what,
+            message,
+        };
+        for c in &creds {
+            Acl::parse(&c.acl)
+                .map_err(|e| row_error(format!("credential {}", c.id), e.to_string()))?;
+        }
+        plane.publish(&creds, &reserved);
+        for row in &clouds {
+            plane
+                .bring_online(row)
+                .map_err(|e| row_error(format!("cloud endpoint {}", row.id), e.to_string()))?;
+        }
+        Ok(plane)
+    }
+
+    /// Publishes the credentials and reservations admission reads.
+    fn publish(&self, creds: &[CredentialRow], reserved: &[ReservationRow]) {
+        let stored = creds.iter().map(|c| credentials::Credential {
+            id: c.id.clone(),
+            token: TokenId::from_digest(c.token_digest),
+            source: CredentialSource::Api,
+            // Checked when written (and at load): a row that does not compile allows nothing.
+            acl: Acl::parse(&c.acl).unwrap_or_else(|_| deny_all()),
+            max_sessions: c.max_sessions.map(|n| n as usize),
+            max_endpoints: c.max_endpoints.map(|n| n as usize),
+        });
+        self.tunnel
+            .credentials
+            .replace(self.configured.iter().cloned().chain(stored).collect());
+        let mut snapshot = reservations::Reserved::default();
+        for r in reserved {
+            match &r.reserved {
+                Reserved::Domain(d) => snapshot.domains.insert(d.clone(), r.credential_id.clone()),
+                Reserved::Port(p) => snapshot.ports.insert(*p, r.credential_id.clone()),
+            };
+        }
+        self.tunnel.reservations.replace(snapshot);
+    }
+
+    /// Reads the store again and publishes it: after every change.
+    async fn republish(&self) -> Result<(), AdminError> {
+        let (creds, reserved) = self
+            .store
+            .run(|c| Ok((rows::credentials(c)?, rows::reservations(c)?)))
+            .await
+            .map_err(store_error)?;
+        self.publish(&creds, &reserved);
+        Ok(())
+    }
+
+    /// Brings a stored cloud endpoint online.
+    fn bring_online(&self, row: &CloudEndpointRow) -> Result<(), AdminError> {
+        let owner = self.cloud_owner(row.credential_id.as_deref())?;
+        let spec = CloudEndpointSpec {
+            origin: format!("cloud endpoint {}", row.id),
+            url: row.url.clone(),
+            policy: PolicySource {
+                origin: format!("endpoints/{}", row.id),
+                kind: PolicyKind::Document,
+                text: row.traffic_policy.clone(),
+            },
+            pooling_enabled: row.pooling_enabled,
+            authtoken: None,
+        };
+        cloud::bring_one_online(&spec, owner, row.id.clone(), &self.tunnel)
+            .map(drop)
+            .map_err(cloud_error)
+    }
+
+    /// Whose namespace a cloud endpoint forwards into: the named credential, else `edge.yaml`'s
+    /// only token.
+    fn cloud_owner(&self, credential_id: Option<&str>) -> Result<TokenId, AdminError> {
+        match credential_id {
+            Some(id) => Ok(self.credential_by_id(id)?.token),
+            None => self.tunnel.credentials.only_configured().ok_or_else(|| {
+                AdminError::Invalid(
+                    "credential_id: required, as the edge has no single edge.yaml authtoken \
+                     whose internal endpoints the endpoint would forward to"
+                        .into(),
+                )
+            }),
+        }
+    }
+
+    fn credential_by_id(&self, id: &str) -> Result<Arc<credentials::Credential>, AdminError> {
+        self.tunnel
+            .credentials
+            .by_id(id)
+            .ok_or_else(|| not_found("credential", id))
+    }
+
+    /// Records an audit event: `kind_action.v0` (`credential_created.v0`), the actor as its
+    /// principal.
+    fn audit(&self, actor: &Actor, event_type: &str, object: &impl Serialize) {
+        let object = serde_json::to_value(object).unwrap_or_default();
+        info!(actor = %actor.token_id, remote = %actor.remote, event_type, "admin change");
+        self.events.emit_audit(
+            event_type,
+            serde_json::json!({ "id": actor.token_id, "ip": actor.remote.to_string() }),
+            object,
+        );
+    }
+
+    /// The API credential `id`; a configured one is read-only, any other not found.
+    async fn stored_credential(&self, id: &str) -> Result<CredentialRow, AdminError> {
+        let row = self
+            .credential_rows()
+            .await?
+            .into_iter()
+            .find(|c| c.id == id);
+        row.ok_or_else(|| match self.tunnel.credentials.by_id(id) {
+            Some(_) => AdminError::ReadOnly {
+                kind: "credential",
+                id: id.to_string(),
+            },
+            None => not_found("credential", id),
+        })
+    }
+
+    async fn credential_rows(&self) -> Result<Vec<CredentialRow>, AdminError> {
+        self.store
+            .run(|c| rows::credentials(c))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn reservation_rows(&self) -> Result<Vec<ReservationRow>, AdminError> {
+        self.store
+            .run(|c| rows::reservations(c))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn reservation(
+        &self,
+        id: &str,
+        kind: &'static str,
+    ) -> Result<ReservationRow, AdminError> {
+        self.reservation_rows()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id && view::reservation_kind(r) == kind)
+            .ok_or_else(|| not_found(kind, id))
+    }
+
+    /// Reserves `reserved` for `credential_id` after checking nobody else holds it now.
+    async fn reserve(
+        &self,
+        reserved: Reserved,
+        credential_id: &str,
+        description: Option<String>,
+        metadata: Option<String>,
+    ) -> Result<ReservationRow, AdminError> {
+        let owner = self.credential_by_id(credential_id)?;
+        let holders: Vec<TokenId> = match &reserved {
+            Reserved::Domain(d) => [Scheme::Http, Scheme::Https, Scheme::Tls]
+                .into_iter()
+                .filter_map(|s| self.tunnel.routes.lookup(s, d))
+                .flat_map(|set| set.members().iter().map(|m| m.owner()).collect::<Vec<_>>())
+                .collect(),
+            Reserved::Port(p) => self
+                .tunnel
+                .routes
+                .lookup_port(*p)
+                .map(|set| set.members().iter().map(|m| m.owner()).collect())
+                .unwrap_or_default(),
+        };
+        let row = ReservationRow {
+            id: new_id(match reserved {
+                Reserved::Domain(_) => "rd",
+                Reserved::Port(_) => "ra",
+            }),
+            reserved,
+            credential_id: owner.id.clone(),
+            created_at: now(),
+            description: description.unwrap_or_default(),
+            metadata: metadata.unwrap_or_default(),
+        };
+        let shown = view::reserved_name(&row, &self.tunnel.urls.domain);
+        if holders.iter().any(|h| *h != owner.token) {
+            return Err(AdminError::Conflict(format!(
+                "'{shown}' is online for another credential; it can be reserved once that \
+                 endpoint is offline"
+            )));
+        }
+        let insert = row.clone();
+        let _change = self.changes.lock().await;
+        self.store
+            .run(move |c| rows::insert_reservation(c, &insert))
+            .await
+            .map_err(|e| unique_conflict(e, &format!("'{shown}' is already reserved")))?;
+        self.republish().await?;
+        Ok(row)
+    }
+
+    /// Deletes reservation `id` of `kind`.
+    async fn unreserve(
+        &self,
+        actor: &Actor,
+        id: &str,
+        kind: &'static str,
+    ) -> Result<(), AdminError> {
+        let _change = self.changes.lock().await;
+        let row = self.reservation(id, kind).await?;
+        let owned = id.to_string();
+        self.store
+            .run(move |c| rows::delete_reservation(c, &owned))
+            .await
+            .map_err(store_error)?;
+        self.republish().await?;
+        let event = format!("{}_deleted.v0", kind.replace(' ', "_"));
+        match row.reserved {
+            Reserved::Domain(_) => self.audit(actor, &event, &self.domain_view(&row)),
+            Reserved::Port(_) => self.audit(actor, &event, &self.addr_view(&row)),
+        }
+        Ok(())
+    }
+
+    fn domain_view(&self, row: &ReservationRow) -> ReservedDomain {
+        view::reserved_domain(row)
+    }
+
+    fn addr_view(&self, row: &ReservationRow) -> ReservedAddr {
+        view::reserved_addr(row, &self.tunnel.urls.domain)
+    }
+
+    /// A free port of the range for a new reservation: reserved by nobody, held by nobody.
+    fn free_port(&self, reserved: &[ReservationRow]) -> Result<u16, AdminError> {
+        let ports = self.tcp_ports()?;
+        let taken: std::collections::HashSet<u16> = reserved
+            .iter()
+            .filter_map(|r| match r.reserved {
+                Reserved::Port(p) => Some(p),
+                Reserved::Domain(_) => None,
+            })
+            .collect();
+        ports
+            .ports()
+            .find(|p| !taken.contains(p) && self.tunnel.routes.lookup_port(*p).is_none())
+            .ok_or_else(|| {
+                AdminError::Conflict("every port of tcp_ports is reserved or in use".into())
+            })
+    }
+
+    fn tcp_ports(&self) -> Result<crate::tunnel::ports::PortRange, AdminError> {
+        self.tunnel
+            .tcp_ports
+            .as_ref()
+            .map(|p| p.range)
+            .ok_or_else(|| {
+                AdminError::Invalid(
+                    "this edge has no tcp_ports, so it has no TCP addresses to reserve".into(),
+                )
+            })
+    }
+
+    /// The port a reservation's `addr` names (`PORT` or `DOMAIN:PORT`), within `tcp_ports`.
+    fn requested_port(&self, addr: &str) -> Result<u16, AdminError> {
+        let range = self.tcp_ports()?;
+        let domain = &self.tunnel.urls.domain;
+        let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
+        if !host.is_empty() && !host.eq_ignore_ascii_case(domain.as_str()) {
+            return Err(AdminError::Invalid(format!(
+                "addr: '{addr}': the host of a TCP address is this edge's domain, '{domain}'"
+            )));
+        }
+        let port: u16 = port.parse().map_err(|_| {
+            AdminError::Invalid(format!("addr: '{addr}': expected PORT or {domain}:PORT"))
+        })?;
+        if !range.contains(port) {
+            return Err(AdminError::Invalid(format!(
+                "addr: port {port} is outside this edge's tcp_ports ({range})"
+            )));
+        }
+        Ok(port)
+    }
+
+    async fn cloud_rows(&self) -> Result<Vec<CloudEndpointRow>, AdminError> {
+        self.store
+            .run(|c| rows::cloud_endpoints(c))
+            .await
+            .map_err(store_error)
+    }
+
+    /// Checks a new credential's or a change's fields.
+    fn check_fields(
+        acl: Option<&[String]>,
+        text: &[(&str, Option<&String>)],
+    ) -> Result<(), AdminError> {
+        if let Some(acl) = acl {
+            Acl::parse(acl).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        }
+        for (name, value) in text {
+            if value.is_some_and(|v| v.len() > MAX_TEXT) {
+                return Err(AdminError::Invalid(format!(
+                    "{name}: longer than {MAX_TEXT} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest `description` or `metadata` accepted (ngrok: 255 and 4096 bytes).
+const MAX_TEXT: usize = 4096;
+
+/// An ACL that allows nothing (a malformed stored row fails closed).
+fn deny_all() -> Acl {
+    Acl::parse(&["bind:-".to_string()]).unwrap_or_default()
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn not_found(kind: &'static str, id: &str) -> AdminError {
+    AdminError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+fn store_error(e: StoreError) -> AdminError {
+    AdminError::Store(e.to_string())
+}
+
+/// A unique-constraint failure as a conflict; anything else as a store failure.
+fn unique_conflict(e: StoreError, message: &str) -> AdminError {
+    match &e {
+        StoreError::Query(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            AdminError::Conflict(message.to_string())
+        }
+        _ => store_error(e),
+    }
+}
+
+fn cloud_error(e: CloudEndpointError) -> AdminError {
+    match e {
+        CloudEndpointError::Claim { source, .. } => AdminError::Conflict(source.to_string()),
+        other => AdminError::Invalid(other.to_string()),
+    }
+}
+
+/// A new authtoken: 32 random bytes, hex, with a prefix that says what it is.
+fn new_token() -> String {
+    format!("sluice_{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+#[async_trait]
+impl Admin for ControlPlane {
+    async fn credentials(&self) -> Result<Vec<Credential>, AdminError> {
+        let rows = self.credential_rows().await?;
+        Ok(self
+            .configured
+            .iter()
+            .map(|c| view::configured_credential(c, self.started))
+            .chain(rows.iter().map(view::credential))
+            .collect())
+    }
+
+    async fn credential(&self, id: &str) -> Result<Credential, AdminError> {
+        self.credentials()
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| not_found("credential", id))
+    }
+
+    async fn create_credential(
+        &self,
+        actor: &Actor,
+        new: CredentialCreate,
+    ) -> Result<Credential, AdminError> {
+        Self::check_fields(
+            new.acl.as_deref(),
+            &[
+                ("description", new.description.as_ref()),
+                ("metadata", new.metadata.as_ref()),
+            ],
+        )?;
+        let token = new_token();
+        let row = CredentialRow {
+            id: new_id("cr"),
+            token_digest: digest(&token),
+            created_at: now(),
+            description: new.description.unwrap_or_default(),
+            metadata: new.metadata.unwrap_or_default(),
+            acl: new.acl.unwrap_or_default(),
+            max_sessions: new.max_sessions,
+            max_endpoints: new.max_endpoints,
+        };
+        let insert = row.clone();
+        let _change = self.changes.lock().await;
+        self.store
+            .run(move |c| rows::put_credential(c, &insert))
+            .await
+            .map_err(store_error)?;
+        self.republish().await?;
+        let shown = view::credential(&row);
+        self.audit(actor, "credential_created.v0", &shown);
+        Ok(Credential {
+            token: Some(token),
+            ..shown
+        })
+    }
+
+    async fn update_credential(
+        &self,
+        actor: &Actor,
+        id: &str,
+        change: CredentialUpdate,
+    ) -> Result<Credential, AdminError> {
+        Self::check_fields(
+            change.acl.as_deref(),
+            &[
+                ("description", change.description.as_ref()),
+                ("metadata", change.metadata.as_ref()),
+            ],
+        )?;
+        let _change = self.changes.lock().await;
+        let mut row = self.stored_credential(id).await?;
+        if let Some(d) = change.description {
+            row.description = d;
+        }
+        if let Some(m) = change.metadata {
+            row.metadata = m;
+        }
+        if let Some(acl) = change.acl {
+            row.acl = acl;
+        }
+        if let Some(n) = change.max_sessions {
+            row.max_sessions = n;
+        }
+        if let Some(n) = change.max_endpoints {
+            row.max_endpoints = n;
+        }
+        let put = row.clone();
+        self.store
+            .run(move |c| rows::put_credential(c, &put))
+            .await
+            .map_err(store_error)?;
+        self.republish().await?;
+        let shown = view::credential(&row);
+        self.audit(actor, "credential_updated.v0", &shown);
+        Ok(shown)
+    }
+
+    async fn delete_credential(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let _change = self.changes.lock().await;
+        let row = self.stored_credential(id).await?;
+        let users: Vec<String> = self
+            .cloud_rows()
+            .await?
+            .into_iter()
+            .filter(|e| e.credential_id.as_deref() == Some(id))
+            .map(|e| e.id)
+            .collect();
+        if !users.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "cloud endpoints {} forward into this credential's namespace; delete them first",
+                users.join(", ")
+            )));
+        }
+        let owned = id.to_string();
+        self.store
+            .run(move |c| rows::delete_credential(c, &owned))
+            .await
+            .map_err(store_error)?;
+        self.republish().await?;
+        let token = TokenId::from_digest(row.token_digest);
+        for entry in self.tunnel.directory.of(token) {
+            entry.handle.conn.close(
+                close_code::CREDENTIAL_DELETED.into(),
+                b"the edge operator deleted this authtoken",
+            );
+        }
+        self.audit(actor, "credential_deleted.v0", &view::credential(&row));
+        Ok(())
+    }
+
+    async fn reserved_domains(&self) -> Result<Vec<ReservedDomain>, AdminError> {
+        Ok(self
+            .reservation_rows()
+            .await?
+            .iter()
+            .filter(|r| matches!(r.reserved, Reserved::Domain(_)))
+            .map(view::reserved_domain)
+            .collect())
+    }
+
+    async fn reserved_domain(&self, id: &str) -> Result<ReservedDomain, AdminError> {
+        Ok(view::reserved_domain(
+            &self.reservation(id, view::DOMAIN).await?,
+        ))
+    }
+
+    async fn create_reserved_domain(
+        &self,
+        actor: &Actor,
+        new: ReservedDomainCreate,
+    ) -> Result<ReservedDomain, AdminError> {
+        Self::check_fields(
+            None,
+            &[
+                ("description", new.description.as_ref()),
+                ("metadata", new.metadata.as_ref()),
+            ],
+        )?;
+        let host = Hostname::from_requested_url(&new.domain, &self.tunnel.urls.domain)
+            .map_err(|e| AdminError::Invalid(format!("domain: {e}")))?;
+        let row = self
+            .reserve(
+                Reserved::Domain(host.as_str().to_ascii_lowercase()),
+                &new.credential_id,
+                new.description,
+                new.metadata,
+            )
+            .await?;
+        let shown = view::reserved_domain(&row);
+        self.audit(actor, "reserved_domain_created.v0", &shown);
+        Ok(shown)
+    }
+
+    async fn delete_reserved_domain(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        self.unreserve(actor, id, view::DOMAIN).await
+    }
+
+    async fn reserved_addrs(&self) -> Result<Vec<ReservedAddr>, AdminError> {
+        Ok(self
+            .reservation_rows()
+            .await?
+            .iter()
+            .filter(|r| matches!(r.reserved, Reserved::Port(_)))
+            .map(|r| self.addr_view(r))
+            .collect())
+    }
+
+    async fn reserved_addr(&self, id: &str) -> Result<ReservedAddr, AdminError> {
+        Ok(self.addr_view(&self.reservation(id, view::ADDR).await?))
+    }
+
+    async fn create_reserved_addr(
+        &self,
+        actor: &Actor,
+        new: ReservedAddrCreate,
+    ) -> Result<ReservedAddr, AdminError> {
+        Self::check_fields(
+            None,
+            &[
+                ("description", new.description.as_ref()),
+                ("metadata", new.metadata.as_ref()),
+            ],
+        )?;
+        let port = match &new.addr {
+            Some(addr) => self.requested_port(addr)?,
+            None => self.free_port(&self.reservation_rows().await?)?,
+        };
+        let row = self
+            .reserve(
+                Reserved::Port(port),
+                &new.credential_id,
+                new.description,
+                new.metadata,
+            )
+            .await?;
+        let shown = self.addr_view(&row);
+        self.audit(actor, "reserved_addr_created.v0", &shown);
+        Ok(shown)
+    }
+
+    async fn delete_reserved_addr(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        self.unreserve(actor, id, view::ADDR).await
+    }
+
+    async fn tunnel_sessions(&self) -> Result<Vec<TunnelSession>, AdminError> {
+        Ok(self
+            .tunnel
+            .directory
+            .all()
+            .iter()
+            .map(|e| view::session(e, &self.tunnel.credentials))
+            .collect())
+    }
+
+    async fn tunnel_session(&self, id: &str) -> Result<TunnelSession, AdminError> {
+        self.tunnel
+            .directory
+            .get(id)
+            .map(|e| view::session(&e, &self.tunnel.credentials))
+            .ok_or_else(|| not_found("tunnel session", id))
+    }
+
+    async fn stop_tunnel_session(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let entry = self
+            .tunnel
+            .directory
+            .get(id)
+            .ok_or_else(|| not_found("tunnel session", id))?;
+        let shown = view::session(&entry, &self.tunnel.credentials);
+        entry
+            .handle
+            .conn
+            .close(close_code::STOPPED.into(), b"stopped by the edge operator");
+        // Answer once its endpoints are released, so the name is free when the call returns.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.tunnel.directory.get(id).is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.audit(actor, "tunnel_session_stopped.v0", &shown);
+        Ok(())
+    }
+
+    async fn endpoints(&self) -> Result<Vec<Endpoint>, AdminError> {
+        let stored: HashMap<String, CloudEndpointRow> = self
+            .cloud_rows()
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut all: Vec<Endpoint> = self
+            .tunnel
+            .routes
+            .members()
+            .iter()
+            .map(|route| {
+                view::endpoint(
+                    route,
+                    &self.tunnel.credentials,
+                    stored.get(route.member_id()),
+                    self.configured_cloud.get(route.member_id()),
+                )
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.url, &a.id).cmp(&(&b.url, &b.id)));
+        Ok(all)
+    }
+
+    async fn endpoint(&self, id: &str) -> Result<Endpoint, AdminError> {
+        self.endpoints()
+            .await?
+            .into_iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| not_found("endpoint", id))
+    }
+
+    async fn create_endpoint(
+        &self,
+        actor: &Actor,
+        new: EndpointCreate,
+    ) -> Result<Endpoint, AdminError> {
+        if new.kind.as_deref().is_some_and(|k| k != "cloud") {
+            return Err(AdminError::Invalid(
+                "type: the API creates cloud endpoints only; agents bring the others online".into(),
+            ));
+        }
+        Self::check_fields(
+            None,
+            &[
+                ("description", new.description.as_ref()),
+                ("metadata", new.metadata.as_ref()),
+            ],
+        )?;
+        let row = CloudEndpointRow {
+            id: new_id("ep"),
+            url: new.url,
+            traffic_policy: new.traffic_policy,
+            pooling_enabled: new.pooling_enabled,
+            credential_id: new.credential_id,
+            created_at: now(),
+            description: new.description.unwrap_or_default(),
+            metadata: new.metadata.unwrap_or_default(),
+        };
+        let _change = self.changes.lock().await;
+        // Online first (every check runs there), then stored; a store failure takes it back
+        // offline, so nothing is half-applied.
+        self.bring_online(&row)?;
+        let insert = row.clone();
+        if let Err(e) = self
+            .store
+            .run(move |c| rows::insert_cloud_endpoint(c, &insert))
+            .await
+        {
+            self.take_offline(&row.id);
+            return Err(store_error(e));
+        }
+        drop(_change);
+        let shown = self.endpoint(&row.id).await?;
+        self.audit(actor, "endpoint_created.v0", &shown);
+        Ok(shown)
+    }
+
+    async fn delete_endpoint(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
+        let _change = self.changes.lock().await;
+        let owned = id.to_string();
+        let row = self
+            .store
+            .run(move |c| rows::cloud_endpoint_by_id(c, &owned))
+            .await
+            .map_err(store_error)?;
+        let Some(row) = row else {
+            return Err(if self.endpoints().await?.iter().any(|e| e.id == id) {
+                AdminError::ReadOnly {
+                    kind: "endpoint",
+                    id: id.to_string(),
+                }
+            } else {
+                not_found("endpoint", id)
+            });
+        };
+        let shown = self.endpoint(id).await.ok();
+        let owned = id.to_string();
+        self.store
+            .run(move |c| rows::delete_cloud_endpoint(c, &owned))
+            .await
+            .map_err(store_error)?;
+        self.take_offline(&row.id);
+        if let Some(shown) = shown {
+            self.audit(actor, "endpoint_deleted.v0", &shown);
+        }
+        Ok(())
+    }
+
+    async fn store_ready(&self) -> Result<(), AdminError> {
+        self.store.ping().await.map_err(store_error)
+    }
+}
+
+impl ControlPlane {
+    /// Releases the cloud endpoint member `id`.
+    fn take_offline(&self, id: &str) {
+        for route in self.tunnel.routes.members() {
+            if route.member_id() == id {
+                self.tunnel.routes.release(&route.key, id);
+            }
+        }
+    }
+}
