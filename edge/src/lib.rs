@@ -9,6 +9,8 @@
 //! - `policy/`: glue to the `sluice-policy` engine (compile, operator policies, run, bodies);
 //! - `tunnel/`: the agent side (listener, session, admission, routes, namespaces, connector);
 //! - `cloud.rs`: the endpoints the edge holds itself (`cloud_endpoints:`), online from start;
+//! - `admin/`, `store/`: the operator's control plane (credentials, reservations, sessions,
+//!   cloud endpoints at run time) and the SQLite file it keeps them in;
 //! - `login/`, `acme/`, `tls/`: sign-ins, certificates;
 //! - `facts/`: what policies read beyond the request (region, user-agent data, IP databases);
 //! - leaves: `record.rs` (the finished request), `request_trailers.rs`, `metrics/`, `events/`, `urls.rs`,
