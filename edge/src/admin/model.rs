@@ -110,7 +110,7 @@ pub struct ReservedDomain {
     pub description: String,
     /// Free text.
     pub metadata: String,
-    /// The hostname (under the edge's domain, or a custom one).
+    /// The hostname, under the edge's domain.
     pub domain: String,
     /// The credential that owns it.
     pub credential: Ref,
