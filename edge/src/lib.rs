@@ -20,8 +20,8 @@
 #![warn(missing_docs)]
 
 mod acme;
-pub mod admin;
 mod addrs;
+pub mod admin;
 mod certs;
 mod cloud;
 mod coded_error;

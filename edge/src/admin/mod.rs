@@ -2,7 +2,17 @@
 //! endpoints, changed at run time through the admin API (docs/operating.md).
 //!
 //! - `model.rs`: the API's JSON types, ngrok-shaped;
-//! - `api.rs`: [`api::Admin`], the operations the listener calls, and their typed errors.
+//! - `api.rs`: [`api::Admin`], the operations the listener calls, and their typed errors;
+//! - `listener.rs`: [`listener::serve`], the HTTP side: `routes.rs` the operations' table,
+//!   `auth.rs` the bearer admin tokens and the failure limit, `reply.rs` the JSON answers;
+//! - `unbuilt.rs`: the stand-in the edge serves until the control plane is built.
 
 pub mod api;
+pub mod auth;
+pub mod listener;
 pub mod model;
+#[cfg(test)]
+mod openapi_tests;
+mod reply;
+mod routes;
+pub mod unbuilt;
