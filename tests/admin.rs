@@ -304,6 +304,13 @@ async fn bad_requests_get_the_listeners_codes() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
+    // serde would read the struct from an array; the API takes objects only (schemathesis
+    // found this).
+    let array = answer(Method::POST, "/credentials", Some(json!([null, null]))).await?;
+    assert_eq!(
+        (array.status, array.code()?),
+        (StatusCode::BAD_REQUEST, "ERR_SLUICE_7102".into())
+    );
 
     let malformed = http
         .post(format!("{base}/credentials"))

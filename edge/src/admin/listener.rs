@@ -252,6 +252,13 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Fault> {
             },
         )?
         .to_bytes();
+    // serde reads a struct from a JSON array too (`[null, null]` would be an empty create):
+    // the API's bodies are objects, as the document says.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Fault::BadJson(
+            "the body must be a JSON object, e.g. {}".into(),
+        ));
+    }
     serde_json::from_slice(&bytes).map_err(|e| Fault::BadJson(e.to_string()))
 }
 
