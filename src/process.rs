@@ -190,6 +190,8 @@ pub struct EdgeProcess {
     pub tunnel_addr: SocketAddr,
     /// Tunnel certificate it printed.
     pub cert: PathBuf,
+    /// Admin API address it printed, when it runs one (`--admin-addr`).
+    pub admin_addr: Option<SocketAddr>,
     /// Its stderr (logs).
     pub log: PathBuf,
     stdout: Lines,
@@ -240,7 +242,7 @@ impl EdgeProcess {
         let mut child = cmd.spawn().context("spawning edge")?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (lines, mut rx) = Lines::collect(stdout);
-        let (mut http_addr, mut tunnel_addr, mut cert) = (None, None, None);
+        let (mut http_addr, mut tunnel_addr, mut cert, mut admin_addr) = (None, None, None, None);
         let read = within(
             Duration::from_secs(20),
             "edge to print its addresses",
@@ -251,6 +253,9 @@ impl EdgeProcess {
                         http_addr = v.trim().trim_start_matches("http://").parse().ok();
                     } else if let Some(v) = line.strip_prefix("Tunnel:") {
                         tunnel_addr = v.trim().trim_end_matches("(QUIC)").trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("Admin:") {
+                        // Printed before Cert, so it is in when the loop ends.
+                        admin_addr = v.trim().trim_start_matches("http://").parse().ok();
                     } else if let Some(v) = line.strip_prefix("Cert:") {
                         cert = Some(PathBuf::from(v.trim()));
                     }
@@ -276,6 +281,7 @@ impl EdgeProcess {
             http_addr: http_addr.unwrap_or_else(|| unreachable!()),
             tunnel_addr: tunnel_addr.unwrap_or_else(|| unreachable!()),
             cert: cert.unwrap_or_else(|| unreachable!()),
+            admin_addr,
             log,
             stdout: lines,
         })

@@ -1,7 +1,11 @@
-//! `edge` binary: parse flags, set up logging, run [`sluice_edge::start`] until a signal.
+//! `edge` binary: parse flags, set up logging, run [`sluice_edge::start`] until a signal; or,
+//! with `edge admin …`, call a running edge's admin API (`cli/`).
+
+mod cli;
 
 use anyhow::Context;
 use clap::Parser;
+use cli::{Cli, Command};
 use sluice_edge::{EdgeArgs, EdgeConfig, LogFormat};
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
@@ -14,7 +18,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Admin(args)) => cli::admin::run(args).await,
+        None => run(cli.edge).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -23,8 +32,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let config = EdgeConfig::from_args(EdgeArgs::parse())?;
+async fn run(args: EdgeArgs) -> anyhow::Result<()> {
+    let config = EdgeConfig::from_args(args)?;
     let _log_writer = init_tracing(config.log_format);
     let edge = sluice_edge::start(config).await.context("starting edge")?;
     println!("Sluice edge");
@@ -35,6 +44,9 @@ async fn run() -> anyhow::Result<()> {
     println!("  Tunnel:   {} (QUIC)", edge.tunnel_addr);
     if let Some(m) = edge.metrics_addr {
         println!("  Metrics:  http://{m}/metrics");
+    }
+    if let Some(a) = edge.admin_addr {
+        println!("  Admin:    http://{a}");
     }
     println!("  Cert:     {}", edge.tunnel_cert_path.display());
     println!("  SHA-256:  {}", edge.tunnel_fingerprint);

@@ -2,6 +2,9 @@
 //! an [`EdgeHandle`] for addresses and shutdown. The binary and the tests both call it.
 
 use crate::acme::{self, challenges::Http01Challenges, store::AcmeStore};
+use crate::admin::api::Admin;
+use crate::admin::auth::AdminTokens;
+use crate::admin::listener as admin_listener;
 use crate::admin::plane::{ControlPlane, PlaneError};
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
@@ -53,7 +56,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 /// How long shutdown waits for event destinations to write out their queues.
 const EVENTS_FLUSH_LIMIT: Duration = Duration::from_secs(10);
@@ -158,6 +161,8 @@ pub struct EdgeHandle {
     pub tunnel_addr: SocketAddr,
     /// Bound metrics address, if enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// Bound admin API address, if enabled.
+    pub admin_addr: Option<SocketAddr>,
     /// The QUIC certificate file agents can trust with `--edge-ca`.
     pub tunnel_cert_path: PathBuf,
     /// SHA-256 fingerprint of that certificate.
@@ -205,6 +210,26 @@ fn add_listener<A>(
 /// kernel buffers anyway), so an idle connection costs only what it holds.
 fn client_buffers() -> L4BufferSettings {
     L4BufferSettings::default().read(0)
+}
+
+/// Starts the admin API on its bound listener. It stops with the metrics listener, after the
+/// drain, so an operator can still look at sessions while requests finish.
+fn admin_api(
+    listener: TcpListener,
+    addr: SocketAddr,
+    config: &EdgeConfig,
+    admin: Arc<dyn Admin>,
+    stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, StartError> {
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|source| StartError::Bind { addr, source })?;
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the admin API listens beyond loopback: its tokens cross the network in clear unless a TLS proxy fronts it");
+    }
+    let tokens = AdminTokens::new(config.admin_tokens.iter().map(String::as_str));
+    Ok(tokio::spawn(admin_listener::serve(
+        listener, tokens, admin, stop,
+    )))
 }
 
 /// The public HTTPS listener before it is handed to pingora.
@@ -354,6 +379,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let store = Store::open(&config.state_dir)?;
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
+    let admin_bound = config.admin_addr.map(bind_tcp).transpose()?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
     let (unreachable_tx, unreachable_rx) = mpsc::unbounded_channel();
     let (endpoint, error_queue) = listener::bind(
@@ -529,6 +555,16 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics_service = Some(svc);
         metrics_addr = Some(bound);
     }
+    let admin_addr = admin_bound.as_ref().map(|(_, addr)| *addr);
+    if let Some((l, addr)) = admin_bound {
+        tasks.push(admin_api(
+            l,
+            addr,
+            &config,
+            control_plane.clone(),
+            metrics_shutdown_rx.clone(),
+        )?);
+    }
     let fds = Arc::new(parking_lot::Mutex::new(fds));
     {
         let (fds, rx) = (fds.clone(), shutdown_rx.clone());
@@ -560,7 +596,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         tunnel_state,
         shutdown_rx,
     )));
-    info!(%http_addr, ?https_addr, %tunnel_addr, ?metrics_addr, domain = %config.domain, "edge started");
+    info!(%http_addr, ?https_addr, %tunnel_addr, ?metrics_addr, ?admin_addr, domain = %config.domain, "edge started");
     Ok(EdgeHandle {
         http_addr,
         https_addr,
@@ -568,6 +604,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         sni_routes,
         tunnel_addr,
         metrics_addr,
+        admin_addr,
         tunnel_cert_path: identity.cert_path,
         tunnel_fingerprint: identity.fingerprint,
         dev_token,
@@ -589,7 +626,7 @@ impl EdgeHandle {
 
     /// The operator's control plane: what the admin API calls (credentials, reservations,
     /// sessions, cloud endpoints), for embedding and tests.
-    pub fn admin(&self) -> Arc<dyn crate::admin::api::Admin> {
+    pub fn admin(&self) -> Arc<dyn Admin> {
         self.control_plane.clone()
     }
 

@@ -40,6 +40,19 @@ pub struct EdgeArgs {
     /// Prometheus metrics listener [default: 127.0.0.1:9090].
     #[arg(long, env = "SLUICE_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// The admin API's listener (HTTP, bearer admin tokens; docs/operating.md, "Admin API");
+    /// off when absent. Keep it on loopback (e.g. `127.0.0.1:9190`) or behind a TLS proxy.
+    #[arg(long, env = "SLUICE_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// Accepted admin API token (repeatable; at least 16 characters); needed with
+    /// `--admin-addr`.
+    #[arg(
+        long = "admin-token",
+        env = "SLUICE_ADMIN_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<String>,
     /// Base domain for endpoint hostnames [default: localhost].
     #[arg(long, env = "SLUICE_DOMAIN")]
     pub domain: Option<String>,

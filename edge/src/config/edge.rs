@@ -13,6 +13,7 @@ use crate::outbound::config::FileOutbound;
 use crate::outbound::OutboundConfig;
 use crate::tls::config::{CertFiles, HttpsConfig};
 use crate::tunnel::ports::PortRange;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,8 +52,13 @@ pub enum H1Server {
     Pingora,
 }
 
-/// Validated edge configuration. Tests build it directly (see [`EdgeConfig::default`]).
-#[derive(Debug, Clone)]
+/// Admin tokens shorter than this are refused: the admin API changes credentials, so its token
+/// must not be guessable within the failure limit's budget.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// Validated edge configuration. Tests build it directly (see [`EdgeConfig::default`]). Its
+/// `Debug` shows how many tokens there are, never the tokens.
+#[derive(Clone)]
 pub struct EdgeConfig {
     /// Public HTTP listener (port 0 picks a free port).
     pub http_addr: SocketAddr,
@@ -60,6 +66,11 @@ pub struct EdgeConfig {
     pub tunnel_addr: SocketAddr,
     /// Metrics listener; `None` disables it.
     pub metrics_addr: Option<SocketAddr>,
+    /// The admin API's listener; `None` (the default) disables it.
+    pub admin_addr: Option<SocketAddr>,
+    /// Accepted admin API bearer tokens (plaintext, only held until hashed at start); required
+    /// when `admin_addr` is set.
+    pub admin_tokens: Vec<String>,
     /// Base domain.
     pub domain: Hostname,
     /// The edge-wide sign-in host (docs/policy.md); `None`: each endpoint is its own callback.
@@ -111,6 +122,8 @@ impl Default for EdgeConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tunnel_addr: SocketAddr::from(([127, 0, 0, 1], 4443)),
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            admin_addr: None,
+            admin_tokens: Vec::new(),
             domain: Hostname::parse("localhost").unwrap_or_else(|_| unreachable!()),
             auth_host: None,
             authtokens: Vec::new(),
@@ -219,16 +232,10 @@ impl EdgeConfig {
             (None, None) => TunnelTls::SelfSigned,
             _ => return Err(ConfigError::HalfTls("tunnel")),
         };
-        let authtokens = if args.authtokens.is_empty() {
-            file.authtokens
-        } else {
-            args.authtokens
-        };
-        let authtokens: Vec<String> = authtokens
-            .into_iter()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let authtokens = tokens(args.authtokens, file.authtokens);
+        let admin_addr = args.admin_addr.or(file.admin_addr);
+        let admin_tokens = tokens(args.admin_tokens, file.admin_tokens);
+        check_admin(admin_addr, &admin_tokens)?;
         let tcp_ports = args
             .tcp_ports
             .or(file.tcp_ports)
@@ -246,6 +253,8 @@ impl EdgeConfig {
                 .or(file.tunnel_addr)
                 .unwrap_or(d.tunnel_addr),
             metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
+            admin_addr,
+            admin_tokens,
             domain,
             auth_host,
             authtokens,
@@ -273,6 +282,116 @@ impl EdgeConfig {
             outbound,
             ..d
         })
+    }
+}
+
+/// A token list from the flags (or env) when given there, else from the file; blanks dropped.
+fn tokens(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    let chosen = if flags.is_empty() { file } else { flags };
+    chosen
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The admin API needs an address and a token together, and tokens long enough not to be
+/// guessed; either half alone is refused rather than ignored (like `https_addr`).
+fn check_admin(addr: Option<SocketAddr>, tokens: &[String]) -> Result<(), ConfigError> {
+    match (addr, tokens.is_empty()) {
+        (Some(addr), true) => Err(ConfigError::Admin(format!(
+            "admin_addr {addr} is set but no admin token is: pass --admin-token TOKEN (or \
+             SLUICE_ADMIN_TOKENS, or admin_tokens in edge.yaml); generate one with \
+             `openssl rand -hex 32`"
+        ))),
+        (None, false) => Err(ConfigError::Admin(
+            "admin tokens are set but no admin_addr is: set --admin-addr (e.g. 127.0.0.1:9190) \
+             to turn the admin API on"
+                .into(),
+        )),
+        _ => match tokens
+            .iter()
+            .position(|t| t.chars().count() < MIN_ADMIN_TOKEN_LEN)
+        {
+            Some(i) => Err(ConfigError::Admin(format!(
+                "admin token #{} is shorter than {MIN_ADMIN_TOKEN_LEN} characters; generate \
+                 one with `openssl rand -hex 32`",
+                i + 1
+            ))),
+            None => Ok(()),
+        },
+    }
+}
+
+impl fmt::Debug for EdgeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured without `..`: a new field fails to compile until it is shown here (or
+        // deliberately hidden, like the tokens).
+        let EdgeConfig {
+            http_addr,
+            tunnel_addr,
+            metrics_addr,
+            admin_addr,
+            admin_tokens,
+            domain,
+            auth_host,
+            authtokens,
+            tunnel_tls,
+            state_dir,
+            dev,
+            log_format,
+            grace_period,
+            stream_open_timeout,
+            handshake_timeout,
+            operator_policies,
+            cloud_endpoints,
+            max_agents_per_token,
+            tcp_ports,
+            event_destinations,
+            https,
+            h1_server,
+            facts,
+            secret_vaults,
+            login_apps,
+            outbound,
+        } = self;
+        f.debug_struct("EdgeConfig")
+            .field("http_addr", http_addr)
+            .field("tunnel_addr", tunnel_addr)
+            .field("metrics_addr", metrics_addr)
+            .field("admin_addr", admin_addr)
+            .field("admin_tokens", &Count(admin_tokens.len()))
+            .field("domain", domain)
+            .field("auth_host", auth_host)
+            .field("authtokens", &Count(authtokens.len()))
+            .field("tunnel_tls", tunnel_tls)
+            .field("state_dir", state_dir)
+            .field("dev", dev)
+            .field("log_format", log_format)
+            .field("grace_period", grace_period)
+            .field("stream_open_timeout", stream_open_timeout)
+            .field("handshake_timeout", handshake_timeout)
+            .field("operator_policies", operator_policies)
+            .field("cloud_endpoints", cloud_endpoints)
+            .field("max_agents_per_token", max_agents_per_token)
+            .field("tcp_ports", tcp_ports)
+            .field("event_destinations", event_destinations)
+            .field("https", https)
+            .field("h1_server", h1_server)
+            .field("facts", facts)
+            .field("secret_vaults", secret_vaults)
+            .field("login_apps", login_apps)
+            .field("outbound", outbound)
+            .finish()
+    }
+}
+
+/// How many tokens, for `Debug`: `3 tokens`.
+struct Count(usize);
+
+impl fmt::Debug for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} tokens", self.0)
     }
 }
 
@@ -357,6 +476,71 @@ mod tests {
             Err(ConfigError::NoAuthtoken)
         ));
         assert!(EdgeConfig::from_args(args(&["--dev"])).is_ok());
+    }
+
+    #[test]
+    fn admin_api_needs_an_address_and_long_tokens_together() {
+        let token = "adm-0123456789abcdef";
+        let err = |list: &[&str]| {
+            EdgeConfig::from_args(args(list))
+                .expect_err("refused")
+                .to_string()
+        };
+        let no_token = err(&["--dev", "--admin-addr", "127.0.0.1:9190"]);
+        assert!(no_token.contains("no admin token"), "{no_token}");
+        let no_addr = err(&["--dev", "--admin-token", token]);
+        assert!(no_addr.contains("no admin_addr"), "{no_addr}");
+        let short = err(&[
+            "--dev",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            "short",
+        ]);
+        assert!(short.contains("shorter than 16"), "{short}");
+        let cfg = EdgeConfig::from_args(args(&[
+            "--authtoken",
+            "agent-secret-token",
+            "--admin-addr",
+            "127.0.0.1:9190",
+            "--admin-token",
+            token,
+            "--admin-token",
+            "adm-fedcba9876543210",
+        ]))
+        .expect("cfg");
+        assert_eq!(
+            cfg.admin_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9190)))
+        );
+        assert_eq!(cfg.admin_tokens.len(), 2);
+        let shown = format!("{cfg:?}");
+        assert!(shown.contains("admin_tokens: 2 tokens"), "{shown}");
+        assert!(shown.contains("authtokens: 1 tokens"), "{shown}");
+        for secret in [token, "adm-fedcba9876543210", "agent-secret-token"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(EdgeConfig::from_args(args(&["--dev"]))
+            .expect("cfg")
+            .admin_addr
+            .is_none());
+    }
+
+    #[test]
+    fn admin_settings_come_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-admin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("edge.yaml");
+        std::fs::write(
+            &path,
+            "dev: true\nadmin_addr: 127.0.0.1:9190\nadmin_tokens: [adm-0123456789abcdef]\n",
+        )
+        .expect("write");
+        let cfg =
+            EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
+        assert_eq!(cfg.admin_addr.map(|a| a.port()), Some(9190));
+        assert_eq!(cfg.admin_tokens, ["adm-0123456789abcdef"]);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum ConfigError {
     /// No authtoken and not in dev mode.
     #[error("no authtoken configured: pass --authtoken TOKEN (or SLUICE_AUTHTOKENS), or --dev to generate one")]
     NoAuthtoken,
+    /// The admin API's settings do not fit together (an address without a token, the reverse,
+    /// or a short token).
+    #[error("admin API: {0}")]
+    Admin(String),
     /// An `endpoints:` or `cloud_endpoints:` entry is unusable.
     #[error("{section}[{index}]: {msg}")]
     Endpoint {

@@ -33,6 +33,9 @@ pub(crate) struct FileConfig {
     pub(crate) acme: Option<FileAcme>,
     pub(crate) tunnel_addr: Option<SocketAddr>,
     pub(crate) metrics_addr: Option<SocketAddr>,
+    pub(crate) admin_addr: Option<SocketAddr>,
+    #[serde(default)]
+    pub(crate) admin_tokens: Vec<String>,
     pub(crate) domain: Option<String>,
     pub(crate) auth_host: Option<String>,
     #[serde(default)]

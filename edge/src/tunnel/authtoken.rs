@@ -9,10 +9,17 @@ use subtle::ConstantTimeEq;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenId([u8; 32]);
 
+impl TokenId {
+    /// A short digest prefix in hex: enough to tell tokens apart in logs and audit records, and
+    /// reveals nothing of the token.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+}
+
 impl fmt::Debug for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A short digest prefix is enough to tell tokens apart in logs and reveals nothing.
-        write!(f, "tok_{}", hex::encode(&self.0[..4]))
+        write!(f, "tok_{}", self.short())
     }
 }
 
