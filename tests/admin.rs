@@ -10,7 +10,7 @@ use anyhow::Context;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sluice_e2e::admin::{AdminServer, ADMIN_TOKEN, CONFIG_CREDENTIAL, SESSION};
+use sluice_e2e::admin::{AdminServer, ADMIN_TOKEN};
 use sluice_e2e::process::base_command;
 use sluice_e2e::{within, EdgeProcess, TOKEN};
 use sluice_edge::MAX_AUTH_FAILURES;
@@ -120,7 +120,7 @@ async fn no_bearer_is_refused_and_a_token_in_the_query_is_ignored() -> anyhow::R
     )
     .await?;
     assert_eq!(right.status, StatusCode::OK, "{}", right.body);
-    assert!(server.admin.actors().is_empty(), "a read is not a change");
+    assert!(server.audit()?.is_empty(), "a read is not a change");
     Ok(())
 }
 
@@ -217,7 +217,8 @@ async fn calls_answer_with_the_models_json_and_name_who_changed_what() -> anyhow
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let credential = created.json()?;
     let id = credential["id"].as_str().context("id")?.to_string();
-    assert!(credential["token"].as_str().is_some_and(|t| !t.is_empty()));
+    let secret = credential["token"].as_str().context("token")?.to_string();
+    assert!(!secret.is_empty());
     assert_eq!(credential["uri"], format!("/credentials/{id}"));
 
     let list = call(&http, &base, Method::GET, "/credentials", token, None)
@@ -231,7 +232,13 @@ async fn calls_answer_with_the_models_json_and_name_who_changed_what() -> anyhow
         .iter()
         .filter_map(|c| c["id"].as_str())
         .collect();
-    assert_eq!(ids, [CONFIG_CREDENTIAL, id.as_str()]);
+    let mut expected: Vec<&str> = server
+        .config_credentials
+        .iter()
+        .map(String::as_str)
+        .collect();
+    expected.push(&id);
+    assert_eq!(ids, expected);
     assert!(
         !list.to_string().contains("\"token\""),
         "the token is shown once"
@@ -246,7 +253,7 @@ async fn calls_answer_with_the_models_json_and_name_who_changed_what() -> anyhow
     assert_eq!(patched["metadata"], "m");
     assert_eq!(patched["description"], "ci", "absent fields stay");
 
-    let stop = format!("/tunnel_sessions/{SESSION}/stop");
+    let stop = format!("/tunnel_sessions/{}/stop", server.session);
     let stopped = call(&http, &base, Method::POST, &stop, token, None).await?;
     assert_eq!(stopped.status, StatusCode::NO_CONTENT);
     assert!(stopped.body.is_empty());
@@ -256,12 +263,33 @@ async fn calls_answer_with_the_models_json_and_name_who_changed_what() -> anyhow
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.code()?, "ERR_SLUICE_7104");
 
-    let actors = server.admin.actors();
-    assert_eq!(actors.len(), 4, "create, update, stop, delete");
-    for actor in actors {
-        assert!(actor.token_id.starts_with("adm_"), "{actor:?}");
-        assert!(!ADMIN_TOKEN.contains(&actor.token_id[4..]), "{actor:?}");
-        assert_eq!(actor.remote, IpAddr::V4(HOME));
+    // Each change is an audit event naming the admin token by its short id, and the caller.
+    let audit = sluice_e2e::eventually(Duration::from_secs(5), "four audit events", || async {
+        server.audit().ok().filter(|a| a.len() == 4)
+    })
+    .await?;
+    let kinds: Vec<&str> = audit
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "credential_created.v0",
+            "credential_updated.v0",
+            "tunnel_session_stopped.v0",
+            "credential_deleted.v0"
+        ]
+    );
+    for event in &audit {
+        let actor = event["principal"]["id"].as_str().context("principal")?;
+        assert!(actor.starts_with("adm_"), "{event}");
+        assert!(!ADMIN_TOKEN.contains(&actor[4..]), "{event}");
+        assert_eq!(event["principal"]["ip"], HOME.to_string());
+        assert!(
+            !event.to_string().contains(&secret),
+            "the credential's token in {event}"
+        );
     }
     Ok(())
 }
@@ -339,7 +367,7 @@ async fn bad_requests_get_the_listeners_codes() -> anyhow::Result<()> {
     );
 
     // The control plane's own errors keep their codes.
-    let config = format!("/credentials/{CONFIG_CREDENTIAL}");
+    let config = format!("/credentials/{}", server.config_credentials[0]);
     let read_only = call(&http, &base, Method::DELETE, &config, token, None).await?;
     assert_eq!(
         (read_only.status, read_only.code()?),
@@ -456,12 +484,16 @@ async fn edge_admin_prints_tables_and_the_apis_json() -> anyhow::Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("Token (shown only now; store it): "))
         .context(table.clone())?;
-    assert!(shown.starts_with("tok_"), "{table}");
+    assert!(shown.starts_with("sluice_"), "{table}");
 
     let (ok, list, err) = admin(&server, &["credentials", "list"]).await?;
     assert!(ok, "{err}");
     let lines: Vec<&str> = list.lines().collect();
-    assert_eq!(lines.len(), 4, "header and three credentials:\n{list}");
+    assert_eq!(
+        lines.len(),
+        1 + server.config_credentials.len() + 2,
+        "a header, edge.yaml's credentials and the two created:\n{list}"
+    );
     assert!(
         lines[0].starts_with("ID") && lines[0].contains("MAX SESSIONS"),
         "{list}"
@@ -476,7 +508,10 @@ async fn edge_admin_prints_tables_and_the_apis_json() -> anyhow::Result<()> {
     let (ok, json_list, _) = admin(&server, &["--json", "credentials", "list"]).await?;
     assert!(ok);
     let page: Value = serde_json::from_str(&json_list)?;
-    assert_eq!(page["credentials"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        page["credentials"].as_array().map(Vec::len),
+        Some(server.config_credentials.len() + 2)
+    );
 
     let (ok, updated, err) = admin(
         &server,
@@ -514,10 +549,11 @@ async fn edge_admin_prints_tables_and_the_apis_json() -> anyhow::Result<()> {
         "{domain}"
     );
     let (ok, sessions, _) = admin(&server, &["sessions", "list"]).await?;
-    assert!(ok && sessions.contains(SESSION), "{sessions}");
-    let (ok, stopped, _) = admin(&server, &["sessions", "stop", SESSION]).await?;
+    let session = &server.session;
+    assert!(ok && sessions.contains(session.as_str()), "{sessions}");
+    let (ok, stopped, _) = admin(&server, &["sessions", "stop", session]).await?;
     assert!(ok, "{stopped}");
-    assert_eq!(stopped.trim(), format!("Stopped session {SESSION}"));
+    assert_eq!(stopped.trim(), format!("Stopped session {session}"));
     let (ok, deleted, _) = admin(&server, &["credentials", "delete", &id]).await?;
     assert!(ok && deleted.contains(&id), "{deleted}");
     Ok(())
