@@ -1,14 +1,14 @@
 //! What a server admin installs: the systemd units in `deploy/systemd`, checked by systemd's
 //! own `systemd-analyze verify` (every key known, every value valid, the command executable),
-//! the Dockerfile, checked by hadolint (no Docker engine runs here), the Kubernetes manifests,
-//! checked against Kubernetes' schemas, and the release tarballs and the .deb scripts/release
-//! makes, the .deb installed with dpkg and its edge started.
+//! the Dockerfile, checked by hadolint and replayed natively (no Docker engine runs here), the
+//! Kubernetes manifests, checked against Kubernetes' schemas, and the release tarballs and the
+//! .deb scripts/release makes, the .deb installed with dpkg and its edge started.
 
 use sluice_e2e::process::{bin, command_at, EdgeProcess};
 use sluice_e2e::{any_port, client, tools, TOKEN};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SYSTEMD_SETUP: &str = "scripts/setup.d/73-systemd";
 const HADOLINT_SETUP: &str = "scripts/setup.d/74-hadolint";
@@ -73,6 +73,15 @@ fn the_dockerfile_passes_hadolint() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && shown.trim().is_empty(), "{shown}");
     Ok(())
+}
+
+/// The target dir of this test build (`target/`, above `target/debug/edge`).
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let edge = bin("edge")?;
+    edge.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow::anyhow!("no target dir above {}", edge.display()))
 }
 
 /// Runs scripts/release over this build's binaries (no build), writing into `dist`.
@@ -321,5 +330,78 @@ async fn the_deb_installs_with_dpkg_and_its_edge_answers_healthz() -> anyhow::Re
             .any(|l| l.split_whitespace().nth(1) == Some("sluice")),
         "{listed}"
     );
+    Ok(())
+}
+
+/// scripts/docker-replay carries out the Dockerfile natively: the build context as `docker
+/// build` sends it, the build stage's steps (the `cargo build --release` for real, into this
+/// build's target dir so a second run is incremental), the runtime stage assembled into a
+/// root, and its entry point started as the container would run it (chrooted, as user 10001,
+/// with the image's environment, in network namespaces of its own), with a test edge.yaml
+/// mounted; it must answer `/healthz` on the image's metrics port and exit 0 on SIGTERM.
+///
+/// The release build is minutes of both cores (docs/operating.md has the measured cost):
+/// .config/nextest.toml runs this test alone, with a longer time limit.
+#[test]
+fn docker_replay_builds_the_image_natively_and_its_edge_answers_healthz() -> anyhow::Result<()> {
+    tools::require(
+        &["unshare", "ip", "apt-cache", "dpkg-query", "ldd"],
+        "apt-get install util-linux iproute2",
+    )?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("edge.yaml");
+    std::fs::write(&config, format!("authtokens: [{TOKEN}]\n"))?;
+    let log_path = dir.path().join("replay.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = Command::new(source("scripts/docker-replay"))
+        .arg("--cargo-target-dir")
+        .arg(target_dir()?)
+        .arg("--mount")
+        .arg(format!("{}:/etc/sluice/edge.yaml", config.display()))
+        .args(["--probe", "http://127.0.0.1:9090/healthz"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    // Bounded: a cold release build of the tree on two cores is well under this.
+    let deadline = Instant::now() + Duration::from_secs(40 * 60);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let shown = std::fs::read_to_string(&log_path)?;
+    let tail: String = {
+        let lines: Vec<&str> = shown.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
+    // What the replay did, step by step, in the test's output (cargo's lines left out).
+    let steps: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.starts_with("docker-replay:"))
+        .collect();
+    eprintln!("{}", steps.join("\n"));
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => anyhow::bail!("scripts/docker-replay: {s}\n{tail}"),
+        None => anyhow::bail!("scripts/docker-replay ran for over 40 minutes\n{tail}"),
+    }
+    // It did what the Dockerfile says, not less.
+    for step in [
+        "the build context",
+        "RUN cargo build --release --locked --bin edge --bin agent",
+        "COPY --from=build /src/target/release/edge /usr/bin/sluice-edge",
+        "as uid 10001 in /var/lib/sluice",
+        "http://127.0.0.1:9090/healthz: 200",
+        "exited 0 after SIGTERM",
+    ] {
+        assert!(shown.contains(step), "no {step:?} in:\n{tail}");
+    }
     Ok(())
 }
