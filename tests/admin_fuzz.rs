@@ -1,4 +1,4 @@
-//! schemathesis, a third-party API fuzzer (PyPI; `scripts/setup.d/76-schemathesis`), runs a
+//! schemathesis, a third-party API fuzzer (PyPI; `scripts/setup.d/77-schemathesis`), runs a
 //! bounded pass against the admin API from the OpenAPI document the listener serves: no 5xx,
 //! every status, content type, header and body as the document says, and invalid input
 //! refused.
@@ -28,7 +28,7 @@ unsupported_method";
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_or_schema_violation() -> anyhow::Result<()> {
-    if !tools::installed(&["schemathesis"], "scripts/setup.d/76-schemathesis")? {
+    if !tools::installed(&["schemathesis"], "scripts/setup.d/77-schemathesis")? {
         return Ok(());
     }
     let server = AdminServer::start().await?;
