@@ -7,7 +7,8 @@ use std::time::Duration;
 
 /// `edge` command-line flags. Every flag may also come from `edge.yaml` (same name with
 /// underscores) and from a `SLUICE_*` environment variable.
-#[derive(Debug, Default, Parser)]
+/// No `Debug`: it holds authtokens and admin tokens in clear.
+#[derive(Default, Parser)]
 #[command(
     name = "edge",
     version = env!("SLUICE_VERSION"),

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The `edge.yaml` file. Unknown keys are errors, so a typo cannot silently drop a setting.
-#[derive(Debug, Default, Deserialize)]
+/// No `Debug`: it holds authtokens and admin tokens in clear.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
     pub(crate) http_addr: Option<SocketAddr>,

@@ -9,14 +9,6 @@ use subtle::ConstantTimeEq;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenId([u8; 32]);
 
-impl TokenId {
-    /// A short digest prefix in hex: enough to tell tokens apart in logs and audit records, and
-    /// reveals nothing of the token.
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..4])
-    }
-}
-
 impl fmt::Debug for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tok_{}", self.short())
@@ -29,6 +21,12 @@ pub fn digest(token: &str) -> [u8; 32] {
 }
 
 impl TokenId {
+    /// A short digest prefix in hex: enough to tell tokens apart in logs and audit records, and
+    /// reveals nothing of the token.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+
     /// The identity of the token whose digest is `digest`.
     pub fn from_digest(digest: [u8; 32]) -> Self {
         Self(digest)
