@@ -330,3 +330,70 @@ async fn state_survives_a_restart_and_sqlite3_reads_it() -> anyhow::Result<()> {
     edge.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_list_shows_pool_members_internal_and_cloud_endpoints() -> anyhow::Result<()> {
+    let edge = TestEdge::start().await?;
+    let admin = edge.handle().admin();
+    let upstream = closed_port()?;
+    let mut pooled = Vec::new();
+    for _ in 0..2 {
+        let mut config = edge.agent_config(TOKEN, "pool", upstream);
+        config.endpoints[0].pooling_enabled = true;
+        pooled.push(TestAgent::start(config).await?);
+    }
+    let _internal = TestAgent::start(edge.agent_config(TOKEN, "api.internal", upstream)).await?;
+    let cloud = admin
+        .create_endpoint(
+            &actor(),
+            EndpointCreate {
+                url: "http://front.localhost".into(),
+                traffic_policy: "on_http_request: [{actions: [{type: custom-response, config: {content: front}}]}]".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    // The test edge accepts two tokens: without credential_id the namespace is ambiguous.
+    assert!(
+        matches!(&cloud, Err(sluice_edge::admin::api::AdminError::Invalid(m)) if m.contains("credential_id")),
+        "{cloud:?}"
+    );
+    let configured = admin.credentials().await?;
+    let cloud = admin
+        .create_endpoint(
+            &actor(),
+            EndpointCreate {
+                url: "http://front.localhost".into(),
+                traffic_policy: "on_http_request: [{actions: [{type: custom-response, config: {content: front}}]}]".into(),
+                credential_id: Some(configured[0].id.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let all = admin.endpoints().await?;
+    let members: Vec<_> = all
+        .iter()
+        .filter(|e| e.url.contains("pool.localhost"))
+        .collect();
+    assert_eq!(members.len(), 2, "{all:#?}");
+    assert!(members
+        .iter()
+        .all(|m| m.pooling_enabled && m.kind == "agent" && m.tunnel_session.is_some()));
+    assert_ne!(members[0].id, members[1].id);
+    let internal = all
+        .iter()
+        .find(|e| e.url == "https://api.internal")
+        .ok_or_else(|| anyhow::anyhow!("{all:#?}"))?;
+    assert_eq!(internal.binding, "internal");
+    let front = admin.endpoint(&cloud.id).await?;
+    assert_eq!(
+        (front.kind.as_str(), front.source),
+        ("cloud", Some(sluice_edge::admin::model::Source::Api))
+    );
+    assert!(front
+        .traffic_policy
+        .as_deref()
+        .is_some_and(|p| p.contains("front")));
+    edge.shutdown().await;
+    Ok(())
+}
