@@ -469,6 +469,22 @@ mod tests {
             .expect("args parse")
     }
 
+    /// A temporary folder holding `edge.yaml` with `yaml`, and the file's path.
+    fn edge_yaml(yaml: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("edge.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        (dir, path)
+    }
+
+    /// The config read from `edge.yaml` with `yaml` and `extra` flags.
+    fn from_yaml(yaml: &str, extra: &[&str]) -> Result<EdgeConfig, ConfigError> {
+        let (_dir, path) = edge_yaml(yaml);
+        let mut list = vec!["--config", path.to_str().expect("utf8")];
+        list.extend_from_slice(extra);
+        EdgeConfig::from_args(args(&list))
+    }
+
     #[test]
     fn refuses_to_start_without_token_unless_dev() {
         assert!(matches!(
@@ -528,52 +544,35 @@ mod tests {
 
     #[test]
     fn admin_settings_come_from_the_file() {
-        let dir = std::env::temp_dir().join(format!("sluice-cfg-admin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("edge.yaml");
-        std::fs::write(
-            &path,
+        let cfg = from_yaml(
             "dev: true\nadmin_addr: 127.0.0.1:9190\nadmin_tokens: [adm-0123456789abcdef]\n",
+            &[],
         )
-        .expect("write");
-        let cfg =
-            EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
+        .expect("cfg");
         assert_eq!(cfg.admin_addr.map(|a| a.port()), Some(9190));
         assert_eq!(cfg.admin_tokens, ["adm-0123456789abcdef"]);
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn flags_override_file() {
-        let dir = std::env::temp_dir().join(format!("sluice-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("edge.yaml");
-        std::fs::write(
-            &path,
+        let cfg = from_yaml(
             "domain: example.com\nhttp_addr: 127.0.0.1:1111\nauthtokens: [a, b]\ngrace_period: 2s\n",
+            &["--http-addr", "127.0.0.1:2222"],
         )
-        .expect("write");
-        let p = path.to_str().expect("utf8");
-        let cfg = EdgeConfig::from_args(args(&["--config", p, "--http-addr", "127.0.0.1:2222"]))
-            .expect("cfg");
+        .expect("cfg");
         assert_eq!(cfg.domain.as_str(), "example.com");
         assert_eq!(cfg.http_addr.port(), 2222);
         assert_eq!(cfg.authtokens, ["a", "b"]);
         assert_eq!(cfg.grace_period, Duration::from_secs(2));
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn facts_paths_resolve_against_the_file() {
         use crate::facts::config::RegexesPath;
-        let dir = std::env::temp_dir().join(format!("sluice-cfg-facts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("edge.yaml");
-        std::fs::write(
-            &path,
+        let (dir, path) = edge_yaml(
             "dev: true\nfacts:\n  region: eu-west\n  geoip_city: geo/city.mmdb\n  ip_categories: {office: /etc/office.txt}\n",
-        )
-        .expect("write");
+        );
+        let dir = dir.path();
         let cfg =
             EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")])).expect("cfg");
         assert_eq!(cfg.facts.region, "eu-west");
@@ -590,7 +589,6 @@ mod tests {
         std::fs::write(&path, "dev: true\nfacts: {geoip: x}\n").expect("write");
         let err = EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")]));
         assert!(err.is_err(), "unknown facts key accepted");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -617,17 +615,12 @@ mod tests {
 
     #[test]
     fn operator_endpoints_load_relative_files() {
-        let dir = std::env::temp_dir().join(format!("sluice-cfg-op-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(
-            dir.join("maint.yml"),
-            "on_http_request:\n  - actions: [{type: deny}]\n",
-        )
-        .expect("write");
-        let path = dir.join("edge.yaml");
-        std::fs::write(
-            &path,
+        let (dir, path) = edge_yaml(
             "dev: true\nendpoints:\n  - url: '*.example.com'\n    traffic_policy_file: maint.yml\n",
+        );
+        std::fs::write(
+            dir.path().join("maint.yml"),
+            "on_http_request:\n  - actions: [{type: deny}]\n",
         )
         .expect("write");
         let cfg =
@@ -636,7 +629,6 @@ mod tests {
         assert_eq!(cfg.operator_policies[0].pattern.as_str(), "*.example.com");
         let source = cfg.operator_policies[0].source.as_ref().expect("policy");
         assert!(source.text.contains("deny"));
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -671,26 +663,18 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_are_errors() {
-        let dir = std::env::temp_dir().join(format!("sluice-cfg-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("edge.yaml");
-        std::fs::write(&path, "domian: example.com\n").expect("write");
-        let err = EdgeConfig::from_args(args(&["--config", path.to_str().expect("utf8")]))
-            .expect_err("typo must fail");
+        let err = from_yaml("domian: example.com\n", &[]).expect_err("typo must fail");
         let cause = std::error::Error::source(&err).map(ToString::to_string);
         assert!(err.to_string().contains("edge.yaml"), "{err}");
         assert!(
             cause.as_deref().unwrap_or_default().contains("domian"),
             "{cause:?}"
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn event_destinations_are_validated_where_they_are() {
-        let dir = std::env::temp_dir().join(format!("sluice-cfg-ev-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("edge.yaml");
+        let (_dir, path) = edge_yaml("");
         let load = |yaml: &str| {
             std::fs::write(&path, yaml).expect("write");
             EdgeConfig::from_args(args(&["--dev", "--config", path.to_str().expect("utf8")]))
@@ -727,6 +711,5 @@ mod tests {
             cfg.event_destinations,
             vec![EventDestination::events_file("-")]
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 }
