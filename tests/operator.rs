@@ -165,6 +165,31 @@ async fn a_reserved_name_is_refused_to_others_while_its_owner_is_offline() -> an
     let other = TestAgent::launch(edge.agent_config(TOKEN, "kept", upstream)).await?;
     assert_eq!(refused_with(other), Some(ErrorCode::NameReserved));
     let port_url = format!("tcp://{}", addr.addr);
+    // An explicit address is read as an agent's tcp:// URL is: PORT or DOMAIN:PORT.
+    let port = addr
+        .addr
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    for (asked, refusal) in [
+        (port.clone(), "already reserved"),
+        (format!("localhost:{port}"), "already reserved"),
+        (format!("elsewhere.example:{port}"), "this edge's domain"),
+        ("0".to_string(), "not a number between 1 and 65535"),
+    ] {
+        let again = admin
+            .create_reserved_addr(
+                &actor(),
+                ReservedAddrCreate {
+                    addr: Some(asked.clone()),
+                    credential_id: owner.clone(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        let said = again.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(said.contains(refusal), "{asked}: {said}");
+    }
     let other_tcp = TestAgent::launch(edge.tcp_agent_config(TOKEN, &port_url, upstream)).await?;
     assert_eq!(refused_with(other_tcp), Some(ErrorCode::NameReserved));
     // The owner gets both.

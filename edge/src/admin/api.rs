@@ -145,7 +145,4 @@ pub trait Admin: Send + Sync + 'static {
     ) -> Result<Endpoint, AdminError>;
     /// Deletes a cloud endpoint created through the API.
     async fn delete_endpoint(&self, actor: &Actor, id: &str) -> Result<(), AdminError>;
-
-    /// Whether the store answers, for `/readyz`.
-    async fn store_ready(&self) -> Result<(), AdminError>;
 }

@@ -17,6 +17,7 @@ use crate::ids::new_id;
 use crate::store::rows::{self, CloudEndpointRow, CredentialRow, ReservationRow, Reserved};
 use crate::store::{Store, StoreError};
 use crate::tunnel::acl::Acl;
+use crate::tunnel::admit::requested_port;
 use crate::tunnel::authtoken::{digest, TokenId};
 use crate::tunnel::credentials::{self, CredentialSource};
 use crate::tunnel::reservations;
@@ -121,7 +122,7 @@ impl ControlPlane {
             token: TokenId::from_digest(c.token_digest),
             source: CredentialSource::Api,
             // Checked when written (and at load): a row that does not compile allows nothing.
-            acl: Acl::parse(&c.acl).unwrap_or_else(|_| deny_all()),
+            acl: Acl::parse(&c.acl).unwrap_or_else(|_| Acl::nothing()),
             max_sessions: c.max_sessions.map(|n| n as usize),
             max_endpoints: c.max_endpoints.map(|n| n as usize),
         });
@@ -311,14 +312,10 @@ impl ControlPlane {
         self.republish().await?;
         let event = format!("{}_deleted.v0", kind.replace(' ', "_"));
         match row.reserved {
-            Reserved::Domain(_) => self.audit(actor, &event, &self.domain_view(&row)),
+            Reserved::Domain(_) => self.audit(actor, &event, &view::reserved_domain(&row)),
             Reserved::Port(_) => self.audit(actor, &event, &self.addr_view(&row)),
         }
         Ok(())
-    }
-
-    fn domain_view(&self, row: &ReservationRow) -> ReservedDomain {
-        view::reserved_domain(row)
     }
 
     fn addr_view(&self, row: &ReservationRow) -> ReservedAddr {
@@ -355,19 +352,20 @@ impl ControlPlane {
             })
     }
 
-    /// The port a reservation's `addr` names (`PORT` or `DOMAIN:PORT`), within `tcp_ports`.
+    /// The port a reservation's `addr` names (`PORT` or `DOMAIN:PORT`), within `tcp_ports`,
+    /// read as an agent's `tcp://` URL is.
     fn requested_port(&self, addr: &str) -> Result<u16, AdminError> {
         let range = self.tcp_ports()?;
         let domain = &self.tunnel.urls.domain;
-        let (host, port) = addr.rsplit_once(':').unwrap_or(("", addr));
-        if !host.is_empty() && !host.eq_ignore_ascii_case(domain.as_str()) {
-            return Err(AdminError::Invalid(format!(
-                "addr: '{addr}': the host of a TCP address is this edge's domain, '{domain}'"
-            )));
-        }
-        let port: u16 = port.parse().map_err(|_| {
-            AdminError::Invalid(format!("addr: '{addr}': expected PORT or {domain}:PORT"))
-        })?;
+        let addr = match addr.contains(':') {
+            true => addr.to_string(),
+            false => format!("{domain}:{addr}"),
+        };
+        let port = requested_port(&addr, domain)
+            .map_err(|r| AdminError::Invalid(format!("addr: {}", r.message)))?
+            .ok_or_else(|| {
+                AdminError::Invalid(format!("addr: '{addr}': expected PORT or {domain}:PORT"))
+            })?;
         if !range.contains(port) {
             return Err(AdminError::Invalid(format!(
                 "addr: port {port} is outside this edge's tcp_ports ({range})"
@@ -383,15 +381,22 @@ impl ControlPlane {
             .map_err(store_error)
     }
 
-    /// Checks a new credential's or a change's fields.
-    fn check_fields(
-        acl: Option<&[String]>,
-        text: &[(&str, Option<&String>)],
-    ) -> Result<(), AdminError> {
-        if let Some(acl) = acl {
-            Acl::parse(acl).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    /// Checks `bind:` rules about to be stored.
+    fn check_acl(acl: Option<&[String]>) -> Result<(), AdminError> {
+        match acl {
+            Some(acl) => Acl::parse(acl)
+                .map(drop)
+                .map_err(|e| AdminError::Invalid(e.to_string())),
+            None => Ok(()),
         }
-        for (name, value) in text {
+    }
+
+    /// Checks the free-text fields every object has.
+    fn check_notes(
+        description: Option<&String>,
+        metadata: Option<&String>,
+    ) -> Result<(), AdminError> {
+        for (name, value) in [("description", description), ("metadata", metadata)] {
             if value.is_some_and(|v| v.len() > MAX_TEXT) {
                 return Err(AdminError::Invalid(format!(
                     "{name}: longer than {MAX_TEXT} bytes"
@@ -400,15 +405,19 @@ impl ControlPlane {
         }
         Ok(())
     }
+
+    /// Releases the cloud endpoint member `id`.
+    fn take_offline(&self, id: &str) {
+        for route in self.tunnel.routes.members() {
+            if route.member_id() == id {
+                self.tunnel.routes.release(&route.key, id);
+            }
+        }
+    }
 }
 
 /// The longest `description` or `metadata` accepted (ngrok: 255 and 4096 bytes).
 const MAX_TEXT: usize = 4096;
-
-/// An ACL that allows nothing (a malformed stored row fails closed).
-fn deny_all() -> Acl {
-    Acl::parse(&["bind:-".to_string()]).unwrap_or_default()
-}
 
 fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
@@ -474,13 +483,8 @@ impl Admin for ControlPlane {
         actor: &Actor,
         new: CredentialCreate,
     ) -> Result<Credential, AdminError> {
-        Self::check_fields(
-            new.acl.as_deref(),
-            &[
-                ("description", new.description.as_ref()),
-                ("metadata", new.metadata.as_ref()),
-            ],
-        )?;
+        Self::check_acl(new.acl.as_deref())?;
+        Self::check_notes(new.description.as_ref(), new.metadata.as_ref())?;
         let token = new_token();
         let row = CredentialRow {
             id: new_id("cr"),
@@ -513,13 +517,8 @@ impl Admin for ControlPlane {
         id: &str,
         change: CredentialUpdate,
     ) -> Result<Credential, AdminError> {
-        Self::check_fields(
-            change.acl.as_deref(),
-            &[
-                ("description", change.description.as_ref()),
-                ("metadata", change.metadata.as_ref()),
-            ],
-        )?;
+        Self::check_acl(change.acl.as_deref())?;
+        Self::check_notes(change.description.as_ref(), change.metadata.as_ref())?;
         let _change = self.changes.lock().await;
         let mut row = self.stored_credential(id).await?;
         if let Some(d) = change.description {
@@ -602,13 +601,7 @@ impl Admin for ControlPlane {
         actor: &Actor,
         new: ReservedDomainCreate,
     ) -> Result<ReservedDomain, AdminError> {
-        Self::check_fields(
-            None,
-            &[
-                ("description", new.description.as_ref()),
-                ("metadata", new.metadata.as_ref()),
-            ],
-        )?;
+        Self::check_notes(new.description.as_ref(), new.metadata.as_ref())?;
         let host = Hostname::from_requested_url(&new.domain, &self.tunnel.urls.domain)
             .map_err(|e| AdminError::Invalid(format!("domain: {e}")))?;
         let row = self
@@ -647,13 +640,7 @@ impl Admin for ControlPlane {
         actor: &Actor,
         new: ReservedAddrCreate,
     ) -> Result<ReservedAddr, AdminError> {
-        Self::check_fields(
-            None,
-            &[
-                ("description", new.description.as_ref()),
-                ("metadata", new.metadata.as_ref()),
-            ],
-        )?;
+        Self::check_notes(new.description.as_ref(), new.metadata.as_ref())?;
         let port = match &new.addr {
             Some(addr) => self.requested_port(addr)?,
             None => self.free_port(&self.reservation_rows().await?)?,
@@ -756,13 +743,7 @@ impl Admin for ControlPlane {
                 "type: the API creates cloud endpoints only; agents bring the others online".into(),
             ));
         }
-        Self::check_fields(
-            None,
-            &[
-                ("description", new.description.as_ref()),
-                ("metadata", new.metadata.as_ref()),
-            ],
-        )?;
+        Self::check_notes(new.description.as_ref(), new.metadata.as_ref())?;
         let row = CloudEndpointRow {
             id: new_id("ep"),
             url: new.url,
@@ -821,20 +802,5 @@ impl Admin for ControlPlane {
             self.audit(actor, "endpoint_deleted.v0", &shown);
         }
         Ok(())
-    }
-
-    async fn store_ready(&self) -> Result<(), AdminError> {
-        self.store.ping().await.map_err(store_error)
-    }
-}
-
-impl ControlPlane {
-    /// Releases the cloud endpoint member `id`.
-    fn take_offline(&self, id: &str) {
-        for route in self.tunnel.routes.members() {
-            if route.member_id() == id {
-                self.tunnel.routes.release(&route.key, id);
-            }
-        }
     }
 }

@@ -21,6 +21,8 @@ enum Rule {
     Host(String),
     /// A TCP address: host pattern and port (`None`: any).
     Addr(String, Option<u16>),
+    /// Matches nothing: what rules that cannot be read become ([`Acl::nothing`]).
+    Nothing,
 }
 
 /// A rule that does not compile.
@@ -52,13 +54,21 @@ impl Acl {
         Ok(Self { rules })
     }
 
+    /// Rules that allow nothing, for stored rules that no longer compile: a credential whose
+    /// rules cannot be read fails closed.
+    pub fn nothing() -> Self {
+        Self {
+            rules: vec![Rule::Nothing],
+        }
+    }
+
     /// Whether the credential may bring `hostname` online (HTTP, TLS and internal endpoints).
     pub fn allows_host(&self, hostname: &str) -> bool {
         let host = hostname.to_ascii_lowercase();
         self.rules.is_empty()
             || self.rules.iter().any(|r| match r {
                 Rule::Host(p) => glob(p, &host),
-                Rule::Addr(..) => false,
+                Rule::Addr(..) | Rule::Nothing => false,
             })
     }
 
@@ -69,6 +79,7 @@ impl Acl {
             || self.rules.iter().any(|r| match r {
                 Rule::Host(p) => p == "*",
                 Rule::Addr(h, p) => glob(h, &host) && p.is_none_or(|p| p == port),
+                Rule::Nothing => false,
             })
     }
 }
@@ -118,6 +129,7 @@ impl fmt::Display for Acl {
                 Rule::Host(h) => format!("bind:{h}"),
                 Rule::Addr(h, Some(p)) => format!("bind:{h}:{p}"),
                 Rule::Addr(h, None) => format!("bind:{h}:*"),
+                Rule::Nothing => "none (the stored rules cannot be read)".to_string(),
             })
             .collect();
         write!(f, "{}", rules.join(", "))
@@ -174,6 +186,8 @@ mod tests {
         assert!(!a.allows_addr("x.example.com", 20002));
         assert!(a.allows_addr("tcp.example.com", 9));
         assert!(!a.allows_host("x.example.com"));
+        let none = Acl::nothing();
+        assert!(!none.allows_host("x") && !none.allows_addr("x", 1));
         let all = acl(&["bind:*"]);
         assert!(all.allows_host("anything.example.com") && all.allows_addr("h", 1));
         assert!(Acl::default().allows_host("x") && Acl::default().allows_addr("x", 1));

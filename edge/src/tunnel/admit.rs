@@ -205,19 +205,20 @@ fn check_allowed(
     state: &TunnelState,
 ) -> Result<(), Rejection> {
     let host = key.hostname.as_str();
-    let (allowed, reserved_for, shown) = match key.binding {
+    let id = &credential.id;
+    let (allowed, usable, shown) = match key.binding {
         Binding::Port(port) => (
             credential.acl.allows_addr(host, port),
-            state.reservations.port_owner(port),
+            state.reservations.port_usable_by(port, id),
             format!("{host}:{port}"),
         ),
         Binding::Public => (
             credential.acl.allows_host(host),
-            state.reservations.domain_owner(host),
+            state.reservations.domain_usable_by(host, id),
             host.to_string(),
         ),
         // Internal names live in the credential's own namespace: nobody else's to reserve.
-        Binding::Internal { .. } => (credential.acl.allows_host(host), None, host.to_string()),
+        Binding::Internal { .. } => (credential.acl.allows_host(host), true, host.to_string()),
     };
     if !allowed {
         return Err(reject(
@@ -228,7 +229,7 @@ fn check_allowed(
             ),
         ));
     }
-    if reserved_for.is_some_and(|owner| owner != credential.id) {
+    if !usable {
         return Err(reject(
             ErrorCode::NameReserved,
             format!("'{shown}' is reserved for another authtoken"),
@@ -291,9 +292,9 @@ async fn tcp_endpoint(
     Ok((key, state.urls.tcp_url(hold.port()), hold))
 }
 
-/// The port a `tcp://` URL asks for; `None` for any. Its host, when given, must be the edge's
-/// domain: TCP endpoints are told apart by port alone.
-fn requested_port(url: &str, domain: &Hostname) -> Result<Option<u16>, Rejection> {
+/// The port a `tcp://` URL (or a bare `HOST:PORT`) asks for; `None` for any. Its host, when
+/// given, must be the edge's domain: TCP endpoints are told apart by port alone.
+pub(crate) fn requested_port(url: &str, domain: &Hostname) -> Result<Option<u16>, Rejection> {
     let bad = |why: &str| reject(ErrorCode::UrlNotAllowed, format!("'{url}': {why}"));
     if names_only_scheme(url) {
         return Ok(None);

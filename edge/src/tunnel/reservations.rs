@@ -27,22 +27,19 @@ impl Reservations {
         self.current.store(Arc::new(reserved));
     }
 
-    /// The credential `hostname` is reserved for, if any.
-    pub fn domain_owner(&self, hostname: &str) -> Option<String> {
-        self.current
-            .load()
-            .domains
-            .get(&hostname.to_ascii_lowercase())
-            .cloned()
-    }
-
-    /// The credential `port` is reserved for, if any.
-    pub fn port_owner(&self, port: u16) -> Option<String> {
-        self.current.load().ports.get(&port).cloned()
+    /// Whether `hostname` is free for credential `id`: reserved for nobody, or for it.
+    pub fn domain_usable_by(&self, hostname: &str, id: &str) -> bool {
+        let reserved = self.current.load();
+        usable_by(reserved.domains.get(&hostname.to_ascii_lowercase()), id)
     }
 
     /// Whether `port` is free for credential `id`: reserved for nobody, or for it.
     pub fn port_usable_by(&self, port: u16, id: &str) -> bool {
-        self.port_owner(port).is_none_or(|owner| owner == id)
+        usable_by(self.current.load().ports.get(&port), id)
     }
+}
+
+/// Whether a name reserved for `owner` (or for nobody) is free for credential `id`.
+fn usable_by(owner: Option<&String>, id: &str) -> bool {
+    owner.is_none_or(|owner| owner == id)
 }
