@@ -36,7 +36,7 @@ pub mod tools;
 pub mod upstream;
 
 use anyhow::{anyhow, bail, Context as _};
-use sluice_agent::{AgentConfig, AgentError, AgentEvent, EndpointConfig};
+use sluice_agent::{AgentConfig, AgentError, AgentEvent, EndpointConfig, TransportChoice};
 use sluice_edge::Hostname;
 use sluice_edge::{EdgeConfig, EdgeHandle, FactsConfig, OutboundConfig, RegexesPath};
 use std::future::Future;
@@ -250,6 +250,26 @@ impl TestEdge {
     }
 }
 
+/// The transport test agents link over: `SLUICE_TEST_TRANSPORT` (`auto`, the default; `quic`;
+/// `tcp`). `scripts/test` runs the spine's end-to-end tests a second time with `tcp`, so each
+/// behaviour is checked over both transports.
+pub fn test_transport() -> TransportChoice {
+    match std::env::var("SLUICE_TEST_TRANSPORT").as_deref() {
+        Ok("tcp") => TransportChoice::Tcp,
+        Ok("quic") => TransportChoice::Quic,
+        _ => TransportChoice::Auto,
+    }
+}
+
+/// [`test_transport`] as the agent binary's `--transport` value.
+pub fn test_transport_flag() -> &'static str {
+    match test_transport() {
+        TransportChoice::Tcp => "tcp",
+        TransportChoice::Quic => "quic",
+        TransportChoice::Auto => "auto",
+    }
+}
+
 /// An agent config for one endpoint, see [`TestEdge::agent_config`].
 pub fn agent_config(
     tunnel_addr: SocketAddr,
@@ -265,6 +285,7 @@ pub fn agent_config(
     endpoint.url = Some(url.to_string());
     let mut config = AgentConfig::new(tunnel_addr.to_string(), token, endpoint);
     config.edge_ca = Some(cert.to_path_buf());
+    config.transport = test_transport();
     config.reconnect_min = Duration::from_millis(100);
     config.reconnect_max = Duration::from_secs(1);
     config
@@ -303,12 +324,24 @@ impl TestAgent {
     pub async fn launch(config: AgentConfig) -> anyhow::Result<Launch> {
         let (stop, stop_rx) = watch::channel(false);
         let (tx, mut events) = mpsc::unbounded_channel();
+        let wanted = match config.transport {
+            TransportChoice::Quic => Some(sluice_agent::Transport::Quic),
+            TransportChoice::Tcp => Some(sluice_agent::Transport::Tcp),
+            TransportChoice::Auto => None,
+        };
         let mut task = tokio::spawn(sluice_agent::run(config, Some(tx), stop_rx));
         let first = within(Duration::from_secs(15), "agent to come online", async {
             loop {
                 tokio::select! {
                     ev = events.recv() => match ev {
-                        Some(AgentEvent::Online { endpoints, .. }) => break Ok(endpoints),
+                        Some(AgentEvent::Online { endpoints, link, .. }) => {
+                            // A transport asked for is the one used: a run meant for TCP
+                            // must not pass on QUIC.
+                            if let Some(wanted) = wanted {
+                                assert_eq!(link.transport(), wanted, "the agent linked over the wrong transport");
+                            }
+                            break Ok(endpoints);
+                        }
                         Some(AgentEvent::Reconnecting { .. }) => continue,
                         None => break Err((&mut task).await),
                     },

@@ -389,7 +389,9 @@ pub fn agent_command_from(
         .args(["--edge", &tunnel.to_string(), "--authtoken", token])
         .arg("--edge-ca")
         .arg(cert)
-        .args(["--url", url]);
+        .args(["--url", url])
+        // An environment variable, not a flag: older agent binaries ignore it.
+        .env("SLUICE_TRANSPORT", crate::test_transport_flag());
     cmd
 }
 

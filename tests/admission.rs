@@ -105,7 +105,7 @@ async fn handshake(
     use quinn::crypto::rustls::QuicClientConfig;
     use sluice_proto::codec::{read_frame, write_frame};
     use sluice_proto::control::{EndpointRequest, Hello, Secret};
-    let tls = sluice_agent::tls::client_config(Some(&edge.cert))?;
+    let tls = sluice_agent::tls::client_config(Some(&edge.cert), sluice_proto::ALPN)?;
     let quic = QuicClientConfig::try_from((*tls).clone())?;
     let mut client = quinn::ClientConfig::new(std::sync::Arc::new(quic));
     client.transport_config(std::sync::Arc::new(
@@ -131,6 +131,7 @@ async fn handshake(
             pooling_enabled: false,
             policies: vec![],
         }],
+        moving_from: None,
     };
     write_frame(&mut send, &hello).await?;
     let reply = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv))

@@ -44,7 +44,7 @@ mod link;
 pub mod sdk;
 mod trust;
 
-pub use config::agent::AgentConfig;
+pub use config::agent::{AgentConfig, TransportChoice};
 pub use config::endpoint::{
     EndpointConfig, HostHeader, ProxyProtocol, UnknownProtocol, UnknownProxyProtocol,
     UpstreamProtocol, UpstreamTlsVerify,
@@ -57,4 +57,5 @@ pub use forward::handler::HandlerError;
 pub use forward::{body, observe};
 pub use link::session::{run, AgentError, AgentEvent};
 pub use link::tls;
+pub use sluice_proto::link::Transport;
 pub use trust::TlsError;

@@ -8,7 +8,7 @@ use crate::admin::listener as admin_listener;
 use crate::admin::plane::{ControlPlane, PlaneError};
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
-use crate::config::{EdgeConfig, TunnelTls};
+use crate::config::{EdgeConfig, TunnelTcp, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
 use crate::facts::{self, FactsError};
@@ -40,6 +40,7 @@ use crate::tunnel::ports::TcpPorts;
 use crate::tunnel::reset_key::{self, ResetKeyError};
 use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
 use crate::tunnel::state::TunnelState;
+use crate::tunnel::unreachable::ErrorQueue;
 use crate::urls::PublicUrls;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::ListenerConfig;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 /// How long shutdown waits for event destinations to write out their queues.
@@ -159,6 +161,8 @@ pub struct EdgeHandle {
     pub sni_routes: Option<Arc<SniTable>>,
     /// Bound QUIC address.
     pub tunnel_addr: SocketAddr,
+    /// Bound TLS-over-TCP address for agents, unless turned off.
+    pub tunnel_tcp_addr: Option<SocketAddr>,
     /// Bound metrics address, if enabled.
     pub metrics_addr: Option<SocketAddr>,
     /// Bound admin API address, if enabled.
@@ -178,6 +182,67 @@ pub struct EdgeHandle {
     metrics_shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     grace_period: Duration,
+}
+
+/// The sockets agents dial.
+struct TunnelListeners {
+    quic: quinn::Endpoint,
+    /// The QUIC socket's ICMP error queue.
+    errors: ErrorQueue,
+    /// The TLS-over-TCP listener and its TLS settings, unless off.
+    tcp: Option<(tokio::net::TcpListener, TlsAcceptor)>,
+}
+
+/// The agent listeners: QUIC, and TLS over TCP unless it is off. On the QUIC port's number by
+/// default; when that was 0 (any free port) and the same number is taken on TCP, both are
+/// bound again on another.
+fn bind_tunnel(
+    config: &EdgeConfig,
+    identity: &TunnelIdentity,
+    endpoint: quinn::EndpointConfig,
+    unreachable: mpsc::UnboundedSender<SocketAddr>,
+) -> Result<TunnelListeners, StartError> {
+    const ATTEMPTS: usize = 20;
+    for attempt in 1.. {
+        let (quic, errors) = listener::bind(
+            config.tunnel_addr,
+            identity,
+            endpoint.clone(),
+            unreachable.clone(),
+        )?;
+        let tcp_addr = match config.tunnel_tcp {
+            TunnelTcp::Off => {
+                return Ok(TunnelListeners {
+                    quic,
+                    errors,
+                    tcp: None,
+                })
+            }
+            TunnelTcp::Addr(addr) => addr,
+            TunnelTcp::SamePort => quic.local_addr().map_err(|source| StartError::Bind {
+                addr: config.tunnel_addr,
+                source,
+            })?,
+        };
+        match listener::bind_tcp(tcp_addr, identity) {
+            Ok(tcp) => {
+                return Ok(TunnelListeners {
+                    quic,
+                    errors,
+                    tcp: Some(tcp),
+                })
+            }
+            Err(ListenError::Bind { .. })
+                if config.tunnel_tcp == TunnelTcp::SamePort
+                    && config.tunnel_addr.port() == 0
+                    && attempt < ATTEMPTS =>
+            {
+                continue
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 fn bind_tcp(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -382,8 +447,12 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let admin_bound = config.admin_addr.map(bind_tcp).transpose()?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
     let (unreachable_tx, unreachable_rx) = mpsc::unbounded_channel();
-    let (endpoint, error_queue) = listener::bind(
-        config.tunnel_addr,
+    let TunnelListeners {
+        quic: endpoint,
+        errors: error_queue,
+        tcp: tunnel_tcp,
+    } = bind_tunnel(
+        &config,
         &identity,
         reset_key::endpoint_config(&config.state_dir)?,
         unreachable_tx,
@@ -392,6 +461,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         addr: config.tunnel_addr,
         source,
     })?;
+    let tunnel_tcp_addr = tunnel_tcp
+        .as_ref()
+        .map(|(listener, _)| listener.local_addr())
+        .transpose()
+        .map_err(|source| StartError::Bind {
+            addr: config.tunnel_addr,
+            source,
+        })?;
     let metrics = EdgeMetrics::new()?;
     let tls_metrics = TlsMetrics::register(&metrics.registry)?;
     let urls = Arc::new(PublicUrls {
@@ -591,18 +668,27 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     tasks.push(tokio::spawn(
         tunnel_state.peers.clone().listen(unreachable_rx),
     ));
+    if let Some((tcp_listener, tls)) = tunnel_tcp {
+        tasks.push(tokio::spawn(listener::accept_tcp_loop(
+            tcp_listener,
+            tls,
+            tunnel_state.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,
         shutdown_rx,
     )));
-    info!(%http_addr, ?https_addr, %tunnel_addr, ?metrics_addr, ?admin_addr, domain = %config.domain, "edge started");
+    info!(%http_addr, ?https_addr, %tunnel_addr, ?tunnel_tcp_addr, ?metrics_addr, ?admin_addr, domain = %config.domain, "edge started");
     Ok(EdgeHandle {
         http_addr,
         https_addr,
         certificates,
         sni_routes,
         tunnel_addr,
+        tunnel_tcp_addr,
         metrics_addr,
         admin_addr,
         tunnel_cert_path: identity.cert_path,

@@ -39,6 +39,11 @@ pub struct Hello {
     pub run_id: String,
     /// Endpoints the agent wants online, all or none.
     pub endpoints: Vec<EndpointRequest>,
+    /// The agent's session this one takes over from without a break (moving from the TCP
+    /// transport back to QUIC): the edge sends new requests here and lets that session finish
+    /// the ones it has, instead of closing it as replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_from: Option<String>,
 }
 
 /// One endpoint the agent asks the edge to route to it.
@@ -153,6 +158,7 @@ mod tests {
             agent_version: "0".into(),
             run_id: String::new(),
             endpoints: vec![],
+            moving_from: None,
         };
         let shown = format!("{hello:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -1,14 +1,13 @@
-//! [`FrameReader`] and [`FrameWriter`]: [`Frame`]s over the two halves of a QUIC stream, and
-//! the raw bytes that follow a protocol upgrade.
+//! [`FrameReader`] and [`FrameWriter`]: [`Frame`]s over the two halves of a link stream (QUIC
+//! or HTTP/2, [`crate::link`]), and the raw bytes that follow a protocol upgrade.
 //!
 //! A writer resets its half when dropped unless it was [finished](FrameWriter::finish), so a
 //! cut transfer always surfaces as an error on the other side, never as a short message. A
 //! stream kept for the next exchange keeps its writer.
 
 use crate::frame::{data_header, DecodeError, Frame, RequestHeadRef, MAX_DATA_CHUNK};
-use crate::reset_code;
+use crate::link::{Closed, RecvHalf, SendHalf};
 use bytes::{Bytes, BytesMut};
-use quinn::{ConnectionError, ReadError, RecvStream, SendStream, VarInt, WriteError};
 
 /// Why a stream could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +20,7 @@ pub enum StreamError {
     Stopped(u64),
     /// The connection is gone.
     #[error("the connection is gone: {0}")]
-    Connection(#[from] ConnectionError),
+    Connection(#[from] Closed),
     /// The stream ended in the middle of a frame.
     #[error("the stream ended inside a frame")]
     Truncated,
@@ -33,36 +32,16 @@ pub enum StreamError {
     Closed,
 }
 
-impl From<ReadError> for StreamError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Reset(code) => StreamError::Reset(code.into_inner()),
-            ReadError::ConnectionLost(e) => StreamError::Connection(e),
-            _ => StreamError::Closed,
-        }
-    }
-}
-
-impl From<WriteError> for StreamError {
-    fn from(e: WriteError) -> Self {
-        match e {
-            WriteError::Stopped(code) => StreamError::Stopped(code.into_inner()),
-            WriteError::ConnectionLost(e) => StreamError::Connection(e),
-            _ => StreamError::Closed,
-        }
-    }
-}
-
 /// Reads frames from a stream's receiving half.
 #[derive(Debug)]
 pub struct FrameReader {
-    recv: RecvStream,
+    recv: RecvHalf,
     buf: BytesMut,
 }
 
 impl FrameReader {
     /// A reader over `recv`.
-    pub fn new(recv: RecvStream) -> Self {
+    pub fn new(recv: RecvHalf) -> Self {
         Self {
             recv,
             buf: BytesMut::new(),
@@ -75,8 +54,8 @@ impl FrameReader {
             if let Some(frame) = Frame::decode(&mut self.buf)? {
                 return Ok(Some(frame));
             }
-            match self.recv.read_chunk(usize::MAX, true).await? {
-                Some(chunk) => self.buf.extend_from_slice(&chunk.bytes),
+            match self.recv.read_chunk(usize::MAX).await? {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
                 None if self.buf.is_empty() => return Ok(None),
                 None => return Err(StreamError::Truncated),
             }
@@ -89,11 +68,7 @@ impl FrameReader {
         if !self.buf.is_empty() {
             return Ok(Some(self.buf.split().freeze()));
         }
-        Ok(self
-            .recv
-            .read_chunk(MAX_DATA_CHUNK, true)
-            .await?
-            .map(|c| c.bytes))
+        self.recv.read_chunk(MAX_DATA_CHUNK).await
     }
 
     /// Raw bytes as [`FrameReader::next_raw`] gives them, but every chunk that is already
@@ -108,7 +83,7 @@ impl FrameReader {
             chunks[0] = self.buf.split().freeze();
             return Ok(Some(1));
         }
-        Ok(self.recv.read_chunks(chunks).await?)
+        self.recv.read_chunks(chunks).await
     }
 
     /// Waits until the peer resets its half (it gave up on the exchange); never returns if the
@@ -116,39 +91,39 @@ impl FrameReader {
     /// belong to someone else.
     pub async fn reset(&mut self) -> u64 {
         match self.recv.received_reset().await {
-            Ok(Some(code)) => code.into_inner(),
-            _ => std::future::pending().await,
+            Some(code) => code,
+            None => std::future::pending().await,
         }
     }
 
     /// Tells the peer to stop sending (the rest of its message is not wanted).
     pub fn stop(&mut self) {
-        let _ = self.recv.stop(VarInt::from_u32(reset_code::ABORTED));
+        self.recv.stop();
     }
 
-    /// The QUIC stream id, for logs.
+    /// The stream id, for logs.
     pub fn id(&self) -> u64 {
-        self.recv.id().index()
+        self.recv.id()
     }
 }
 
 /// Writes frames to a stream's sending half.
 #[derive(Debug)]
 pub struct FrameWriter {
-    send: Option<SendStream>,
+    send: Option<SendHalf>,
     head: BytesMut,
 }
 
 impl FrameWriter {
     /// A writer over `send`.
-    pub fn new(send: SendStream) -> Self {
+    pub fn new(send: SendHalf) -> Self {
         Self {
             send: Some(send),
             head: BytesMut::new(),
         }
     }
 
-    fn stream(&mut self) -> Result<&mut SendStream, StreamError> {
+    fn stream(&mut self) -> Result<&mut SendHalf, StreamError> {
         self.send.as_mut().ok_or(StreamError::Closed)
     }
 
@@ -201,20 +176,20 @@ impl FrameWriter {
     /// Ends the stream cleanly: the peer reads what was written, then the end.
     pub fn finish(&mut self) {
         if let Some(mut send) = self.send.take() {
-            let _ = send.finish();
+            send.finish();
         }
     }
 
     /// Abandons the stream: the peer sees a reset, never a clean end.
     pub fn abort(&mut self) {
         if let Some(mut send) = self.send.take() {
-            let _ = send.reset(VarInt::from_u32(reset_code::ABORTED));
+            send.reset();
         }
     }
 
-    /// The QUIC stream id, for logs.
+    /// The stream id, for logs.
     pub fn id(&self) -> Option<u64> {
-        self.send.as_ref().map(|s| s.id().index())
+        self.send.as_ref().map(SendHalf::id)
     }
 }
 

@@ -20,6 +20,7 @@ pub mod frame;
 pub mod framed;
 pub mod headers;
 pub mod key_proof;
+pub mod link;
 pub mod scheme;
 pub mod splice;
 pub mod transport;
@@ -27,11 +28,16 @@ pub mod transport;
 /// ALPN protocol id negotiated on the agent's QUIC connection.
 pub const ALPN: &[u8] = b"sluice/1";
 
+/// ALPN protocol id negotiated on the agent's TLS-over-TCP connection (HTTP/2 inside,
+/// [`link::tcp`]); distinct from QUIC's so a TLS port shared with HTTPS can tell them apart.
+pub const ALPN_TCP: &[u8] = b"sluice-tcp/1";
+
 /// Version of the protocol spoken in [`control::Hello`]. Version 2 carries requests as frames
 /// (version 1 wrote HTTP/1.1 on each stream) and probes liveness on the control stream.
 pub const PROTOCOL_VERSION: u32 = 2;
 
-/// QUIC application close codes used by both sides.
+/// Link close codes used by both sides (QUIC application close codes; over TCP, the close
+/// message on the link's own stream).
 pub mod close_code {
     /// Clean shutdown (agent Ctrl-C, edge shutdown).
     pub const NORMAL: u32 = 0;
@@ -51,7 +57,7 @@ pub mod close_code {
     pub const CREDENTIAL_DELETED: u32 = 6;
 }
 
-/// QUIC stream reset codes.
+/// Stream reset codes (QUIC; HTTP/2 resets with `CANCEL`).
 pub mod reset_code {
     /// The stream was abandoned before its data was complete; the peer must not treat what it
     /// received as a whole message.

@@ -217,9 +217,19 @@ pub struct LogArgs {
 /// Which edge the agent dials and with what (`agent http`, `agent tcp`, `agent tls`).
 #[derive(Debug, Clone, Args)]
 pub struct LinkArgs {
-    /// Edge QUIC address, HOST:PORT.
+    /// Edge address, HOST:PORT (QUIC on UDP; TLS over TCP on the same port).
     #[arg(long, env = "SLUICE_EDGE", default_value = "127.0.0.1:4443")]
     pub edge: String,
+    /// How to reach the edge: auto (QUIC, falling back to TLS over TCP when UDP is blocked,
+    /// and back when it works), quic, or tcp.
+    #[arg(long, env = "SLUICE_TRANSPORT", value_enum, default_value_t = sluice_agent::TransportChoice::Auto)]
+    pub transport: sluice_agent::TransportChoice,
+    /// The edge's TLS-over-TCP address, HOST:PORT, when it is not --edge's port.
+    #[arg(long, env = "SLUICE_EDGE_TCP")]
+    pub edge_tcp: Option<String>,
+    /// On TCP under --transport auto, about how often QUIC is tried again (e.g. 30s).
+    #[arg(long, env = "SLUICE_QUIC_PROBE_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub quic_probe_interval: std::time::Duration,
     /// Authtoken accepted by the edge.
     #[arg(long, env = "SLUICE_AUTHTOKEN", hide_env_values = true)]
     pub authtoken: String,
@@ -233,6 +243,9 @@ impl LinkArgs {
     pub fn config(self, endpoint: sluice_agent::EndpointConfig) -> sluice_agent::AgentConfig {
         let mut config = sluice_agent::AgentConfig::new(self.edge, self.authtoken, endpoint);
         config.edge_ca = self.edge_ca;
+        config.transport = self.transport;
+        config.edge_tcp = self.edge_tcp;
+        config.quic_probe_interval = self.quic_probe_interval;
         config
     }
 }

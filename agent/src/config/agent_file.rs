@@ -5,7 +5,7 @@
 //! literal `${`), the YAML is parsed with every value checked in place, so errors carry
 //! `FILE:LINE:COLUMN`, then each endpoint is converted by [`EndpointSpec::into_config`].
 
-use super::agent::AgentConfig;
+use super::agent::{AgentConfig, TransportChoice};
 use super::endpoint_spec::EndpointSpec;
 use crate::forward::handler;
 use serde::Deserialize;
@@ -74,6 +74,15 @@ pub struct AgentSection {
     /// PEM certificate or CA trusted for the edge.
     #[serde(default)]
     pub edge_ca: Option<PathBuf>,
+    /// `auto` (default), `quic` or `tcp`.
+    #[serde(default)]
+    pub transport: Option<TransportChoice>,
+    /// The edge's TLS-over-TCP address when it is not `connect_url`'s port.
+    #[serde(default)]
+    pub connect_url_tcp: Option<String>,
+    /// Under `transport: auto` on TCP, about how often QUIC is tried again (default `30s`).
+    #[serde(default)]
+    pub quic_probe_interval: Option<HumanDuration>,
     /// How long an upstream may take to answer, e.g. `30s` (default `5m`).
     #[serde(default)]
     pub upstream_timeout: Option<HumanDuration>,
@@ -296,6 +305,13 @@ impl LoadedFile {
         }
         if let Some(n) = agent.max_concurrent_requests {
             config.max_concurrent_requests = n.get();
+        }
+        if let Some(transport) = agent.transport {
+            config.transport = transport;
+        }
+        config.edge_tcp = agent.connect_url_tcp.clone();
+        if let Some(interval) = agent.quic_probe_interval {
+            config.quic_probe_interval = interval.0;
         }
         Ok(config)
     }

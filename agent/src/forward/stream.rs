@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame as BodyFrame, SizeHint};
 use hyper_util::rt::TokioIo;
 use sluice_proto::frame::{AgentFailure, Frame, RequestHead, ResponseHead};
 use sluice_proto::framed::{FrameReader, FrameWriter, StreamError};
+use sluice_proto::link::{RecvHalf, SendHalf};
 use sluice_proto::splice::splice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,8 +31,8 @@ const BODY_QUEUE: usize = 4;
 /// one), so a shutting-down agent waits only for those.
 pub(crate) async fn serve_stream(
     forwarder: Arc<Forwarder>,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    send: SendHalf,
+    recv: RecvHalf,
     in_flight: Arc<AtomicUsize>,
 ) {
     let mut reader = FrameReader::new(recv);
@@ -146,7 +147,13 @@ async fn exchange(
         Fed::Partial
     };
     match written {
-        Written::Whole => matches!(fed, Fed::Whole),
+        Written::Whole if matches!(fed, Fed::Partial) => {
+            // The response is whole: end it cleanly before the stream goes, or the reset
+            // that dropping it sends could overtake its last bytes.
+            writer.finish();
+            false
+        }
+        Written::Whole => true,
         Written::Upgraded(upstream) => {
             let spliced = splice(reader, writer, TokioIo::new(upstream)).await;
             if let Some(failure) = spliced.failure {

@@ -4,6 +4,7 @@
 
 use sluice_proto::codec::{decode, write_frame};
 use sluice_proto::control::ControlFrame;
+use sluice_proto::link::{RecvHalf, SendHalf};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{debug, Instrument};
@@ -16,7 +17,7 @@ pub(crate) struct Control {
 impl Control {
     /// Holds the control stream (`send`, `recv`) on a task of its own for the session's life:
     /// closing it would end the session.
-    pub(crate) fn hold(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
+    pub(crate) fn hold(send: SendHalf, recv: RecvHalf) -> Self {
         let (leave, asked) = oneshot::channel();
         tokio::spawn(run(send, recv, asked).in_current_span());
         Self { leave }
@@ -35,8 +36,8 @@ impl Control {
 /// Reads control frames (reads of whole chunks, so nothing is lost when the leave request
 /// wins the race) and answers them until the stream or the session ends.
 async fn run(
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    mut send: SendHalf,
+    mut recv: RecvHalf,
     mut asked: oneshot::Receiver<oneshot::Sender<()>>,
 ) {
     let mut buf = Vec::new();
@@ -44,8 +45,8 @@ async fn run(
     let mut leave_asked = false;
     loop {
         tokio::select! {
-            chunk = recv.read_chunk(4096, true) => match chunk {
-                Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            chunk = recv.read_chunk(4096) => match chunk {
+                Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
                 Ok(None) | Err(_) => return,
             },
             acked = &mut asked, if !leave_asked => {

@@ -1,29 +1,31 @@
-//! The agent's link to the edge: QUIC connect, handshake, serving streams, and reconnecting
-//! with exponential backoff and jitter, reclaiming the same hostnames.
+//! The agent's life on the edge: dial ([`super::dial`]), handshake ([`super::handshake`]),
+//! serve the edge's streams, reconnect with exponential backoff and jitter reclaiming the same
+//! endpoints, and, on TCP under `--transport auto`, probe QUIC and move back to it without a
+//! break ([`super::fallback`]).
 
 use super::control::Control;
-use super::tls;
+use super::dial::Dialer;
+use super::fallback::Fallback;
+use super::handshake::{self, Ask};
 use crate::config::agent::AgentConfig;
 use crate::forward::forwarder::Forwarder;
 use crate::forward::handler::HandlerError;
 use crate::forward::stream::serve_stream;
 use crate::trust::TlsError;
-use quinn::crypto::rustls::QuicClientConfig;
-use quinn::ConnectionError;
+use bytes::Bytes;
 use rand::Rng;
-use sluice_proto::codec::{read_frame, write_frame};
-use sluice_proto::control::{
-    BoundEndpoint, EndpointRequest, Hello, HelloReply, Rejection, Welcome,
-};
-use sluice_proto::error_code::ErrorCode;
-use sluice_proto::transport::transport_config;
-use sluice_proto::{close_code, PROTOCOL_VERSION};
-use std::net::SocketAddr;
+use sluice_proto::close_code;
+use sluice_proto::control::{BoundEndpoint, Rejection, Welcome};
+use sluice_proto::link::{Closed, Link, Transport};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Longest a session left behind by a move to QUIC keeps serving what it has (downloads,
+/// websockets) before it is closed.
+const MOVE_DRAIN_LIMIT: Duration = Duration::from_secs(600);
 
 /// What the agent reports while it runs (the CLI prints these; SDK users may watch them).
 #[derive(Debug, Clone)]
@@ -34,10 +36,10 @@ pub enum AgentEvent {
         session_id: String,
         /// Online endpoints with their upstreams, in config order.
         endpoints: Vec<(BoundEndpoint, String)>,
-        /// Whether this follows a lost session.
+        /// Whether this follows a lost session (or a move to another transport).
         reconnected: bool,
-        /// The QUIC connection to the edge, for its round-trip time ([`quinn::Connection::rtt`]).
-        connection: quinn::Connection,
+        /// The link to the edge: its transport, and its round-trip time.
+        link: Link,
     },
     /// The session was lost; the agent retries after `retry_in`.
     Reconnecting {
@@ -80,9 +82,21 @@ pub enum AgentError {
     Socket(#[from] std::io::Error),
 }
 
-enum Attempt {
+/// How one try at a session went wrong.
+pub(crate) enum Attempt {
+    /// Retrying cannot help.
     Fatal(AgentError),
+    /// Worth retrying after a backoff.
     Transient(String),
+}
+
+/// An admitted session.
+pub(crate) struct Session {
+    link: Link,
+    welcome: Welcome,
+    control: Option<Control>,
+    /// Requests being answered on it (a stream idle between requests is not one).
+    in_flight: Arc<AtomicUsize>,
 }
 
 enum SessionEnd {
@@ -90,7 +104,79 @@ enum SessionEnd {
     Replaced,
     /// The operator ended it (`close_code::STOPPED`, `CREDENTIAL_DELETED`); the edge's reason.
     Stopped(String),
-    Lost(String),
+    Lost(Closed),
+    /// A QUIC session took over (make-before-break); this one drains.
+    Moved(Session),
+}
+
+/// What every link of this run asks for.
+struct Run<'a> {
+    config: &'a AgentConfig,
+    dialer: Dialer,
+    run_id: String,
+    wanted: Vec<Option<String>>,
+}
+
+impl Run<'_> {
+    fn ask(&self, moving_from: Option<String>) -> Ask<'_> {
+        Ask {
+            config: self.config,
+            run_id: &self.run_id,
+            wanted: &self.wanted,
+            moving_from,
+        }
+    }
+
+    /// Dials by the agent's choice and runs the handshake.
+    async fn connect(&self, fallback: &mut Fallback) -> Result<Session, Attempt> {
+        let prefer_tcp = fallback.prefer_tcp();
+        let link = match self.dialer.dial_any(prefer_tcp).await {
+            Err(Attempt::Transient(why)) if prefer_tcp => {
+                fallback.tcp_failed();
+                return Err(Attempt::Transient(why));
+            }
+            other => other?,
+        };
+        admit(link, self.ask(None)).await
+    }
+
+    /// After `delay`, tries QUIC with a session that takes over from `current`.
+    async fn probe_quic(&self, delay: Duration, current: String) -> Result<Session, Attempt> {
+        tokio::time::sleep(delay).await;
+        let link = self.dialer.dial(Transport::Quic).await?;
+        admit(link, self.ask(Some(current))).await
+    }
+
+    /// Keeps exactly these endpoints after a reconnect, random names included, on the scheme
+    /// they were bound with. An internal URL is reclaimed as it was bound, port included; a
+    /// public one without the edge's port, which requested URLs may not name.
+    fn bound(&mut self, welcome: &Welcome) {
+        for (slot, bound) in self.wanted.iter_mut().zip(&welcome.endpoints) {
+            *slot = Some(match bound.url.split_once("://") {
+                _ if bound.hostname.ends_with(".internal") => bound.url.clone(),
+                // A TCP endpoint is its port: reclaimed with it.
+                Some(("tcp", _)) => bound.url.clone(),
+                Some((scheme, _)) => format!("{scheme}://{}", bound.hostname),
+                None => bound.hostname.clone(),
+            });
+        }
+    }
+}
+
+/// The handshake on `link`; the link is closed when it fails.
+async fn admit(link: Link, ask: Ask<'_>) -> Result<Session, Attempt> {
+    match handshake::admit(&link, ask).await {
+        Ok((welcome, control)) => Ok(Session {
+            link,
+            welcome,
+            control: Some(control),
+            in_flight: Arc::default(),
+        }),
+        Err(e) => {
+            link.close(close_code::NORMAL, b"handshake failed");
+            Err(e)
+        }
+    }
 }
 
 /// Runs the agent until `shutdown` turns true (clean close, hostnames freed at once) or a fatal
@@ -105,37 +191,32 @@ pub async fn run(
             let _ = tx.send(e);
         }
     };
-    let client_config = client_config(&config)?;
-    let (host, addr) = resolve_edge(&config.edge).await?;
-    let endpoint = client_endpoint(addr)?;
     let forwarder = Arc::new(Forwarder::new(&config)?.with_observers(config.observers.clone()));
-    let mut wanted: Vec<Option<String>> = config.endpoints.iter().map(|e| e.url.clone()).collect();
-    // One id for this run, kept across reconnects: a pooled endpoint then replaces its own
-    // earlier member at the edge rather than adding a second one.
-    let run_id = new_run_id();
+    let mut run = Run {
+        config: &config,
+        dialer: Dialer::new(&config).await?,
+        // One id for this run, kept across reconnects: a pooled endpoint then replaces its
+        // own earlier member at the edge rather than adding a second one.
+        run_id: new_run_id(),
+        wanted: config.endpoints.iter().map(|e| e.url.clone()).collect(),
+    };
+    let mut fallback = Fallback::new(&config);
     let mut failures: u32 = 0;
     let mut ever_online = false;
+    let mut moved_to: Option<Session> = None;
     loop {
-        let attempt = tokio::select! {
-            a = connect(&endpoint, &client_config, addr, &host, &config, &run_id, &wanted) => a,
-            _ = wait_true(&mut shutdown) => return Ok(()),
+        let attempt = match moved_to.take() {
+            Some(session) => Ok(session),
+            None => tokio::select! {
+                a = run.connect(&mut fallback) => a,
+                _ = wait_true(&mut shutdown) => return Ok(()),
+            },
         };
         let reason = match attempt {
-            Ok((conn, welcome, control)) => {
+            Ok(mut session) => {
                 failures = 0;
-                for (slot, bound) in wanted.iter_mut().zip(&welcome.endpoints) {
-                    // Reclaim exactly these endpoints after a reconnect, random names included,
-                    // on the scheme they were bound with. An internal URL is reclaimed as it
-                    // was bound, port included; a public one without the edge's port, which
-                    // requested URLs may not name.
-                    *slot = Some(match bound.url.split_once("://") {
-                        _ if bound.hostname.ends_with(".internal") => bound.url.clone(),
-                        // A TCP endpoint is its port: reclaimed with it.
-                        Some(("tcp", _)) => bound.url.clone(),
-                        Some((scheme, _)) => format!("{scheme}://{}", bound.hostname),
-                        None => bound.hostname.clone(),
-                    });
-                }
+                run.bound(&session.welcome);
+                let welcome = &session.welcome;
                 emit(AgentEvent::Online {
                     session_id: welcome.session_id.clone(),
                     endpoints: welcome
@@ -145,26 +226,39 @@ pub async fn run(
                         .zip(config.endpoints.iter().map(|e| e.upstream.to_string()))
                         .collect(),
                     reconnected: ever_online,
-                    connection: conn.clone(),
+                    link: session.link.clone(),
                 });
-                let span = info_span!("agent_session", session = %welcome.session_id);
+                let transport = session.link.transport();
+                let span = info_span!("agent_session", session = %welcome.session_id, %transport);
                 for bound in &welcome.endpoints {
-                    info!(parent: &span, url = %bound.url, reconnected = ever_online, "session online");
+                    info!(parent: &span, url = %bound.url, reconnected = ever_online, %transport, "session online");
                 }
                 ever_online = true;
-                let end = serve(&conn, &forwarder, control, &mut shutdown)
-                    .instrument(span)
+                let started = Instant::now();
+                let end = serve(&mut session, &run, &fallback, &forwarder, &mut shutdown)
+                    .instrument(span.clone())
                     .await;
                 match end {
                     SessionEnd::Shutdown => {
-                        conn.close(close_code::NORMAL.into(), b"agent shutting down");
-                        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle())
-                            .await;
+                        session
+                            .link
+                            .close(close_code::NORMAL, b"agent shutting down");
+                        run.dialer.wait_idle().await;
                         return Ok(());
                     }
                     SessionEnd::Replaced => return Err(AgentError::Replaced),
                     SessionEnd::Stopped(reason) => return Err(AgentError::Stopped(reason)),
-                    SessionEnd::Lost(reason) => reason,
+                    SessionEnd::Moved(next) => {
+                        info!(parent: &span, to = %next.welcome.session_id, "QUIC works again; moving the session back to it");
+                        fallback.moved_to_quic();
+                        tokio::spawn(drain(session, forwarder.clone()).instrument(span));
+                        moved_to = Some(next);
+                        continue;
+                    }
+                    SessionEnd::Lost(closed) => {
+                        fallback.ended(transport, started.elapsed(), &closed);
+                        closed.to_string()
+                    }
                 }
             }
             Err(Attempt::Fatal(e)) => return Err(e),
@@ -202,188 +296,79 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-fn client_config(config: &AgentConfig) -> Result<quinn::ClientConfig, AgentError> {
-    let tls = tls::client_config(config.edge_ca.as_deref())?;
-    let quic = QuicClientConfig::try_from((*tls).clone())
-        .map_err(|e| AgentError::Tls(TlsError::Rustls(rustls::Error::General(e.to_string()))))?;
-    let mut client = quinn::ClientConfig::new(Arc::new(quic));
-    client.transport_config(Arc::new(transport_config(config.max_concurrent_requests)));
-    Ok(client)
-}
-
-async fn resolve_edge(edge: &str) -> Result<(String, SocketAddr), AgentError> {
-    let bad = |why: String| AgentError::EdgeAddress(edge.to_string(), why);
-    let (host, _) = edge
-        .rsplit_once(':')
-        .ok_or_else(|| bad("expected HOST:PORT".into()))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let addr = tokio::net::lookup_host(edge)
-        .await
-        .map_err(|e| bad(e.to_string()))?
-        .next()
-        .ok_or_else(|| bad("no address found".into()))?;
-    Ok((host, addr))
-}
-
-fn client_endpoint(edge: SocketAddr) -> Result<quinn::Endpoint, AgentError> {
-    let local: SocketAddr = if edge.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    Ok(sluice_proto::transport::endpoint(
-        local,
-        quinn::EndpointConfig::default(),
-        None,
-    )?)
-}
-
-/// TLS alerts are QUIC transport errors 0x100–0x1ff; a certificate problem will not fix itself.
 /// A random id for one agent run (`run_…`, 16 hex digits).
 fn new_run_id() -> String {
     format!("run_{:016x}", rand::random::<u64>())
 }
 
-fn is_tls_failure(e: &ConnectionError) -> bool {
-    matches!(e, ConnectionError::TransportError(t) if (0x100..0x200).contains(&u64::from(t.code)))
-}
-
-async fn connect(
-    endpoint: &quinn::Endpoint,
-    client_config: &quinn::ClientConfig,
-    addr: SocketAddr,
-    host: &str,
-    config: &AgentConfig,
-    run_id: &str,
-    wanted: &[Option<String>],
-) -> Result<(quinn::Connection, Welcome, Control), Attempt> {
-    let transient = |e: &dyn std::fmt::Display| Attempt::Transient(e.to_string());
-    let connecting = endpoint
-        .connect_with(client_config.clone(), addr, host)
-        .map_err(|e| Attempt::Fatal(AgentError::EdgeAddress(config.edge.clone(), e.to_string())))?;
-    let conn = match tokio::time::timeout(Duration::from_secs(10), connecting).await {
-        Err(_) => {
-            return Err(Attempt::Transient(
-                "timed out connecting to the edge".into(),
-            ))
-        }
-        Ok(Err(e)) if is_tls_failure(&e) => {
-            return Err(Attempt::Fatal(AgentError::Untrusted(e.to_string())))
-        }
-        Ok(Err(e)) => return Err(transient(&e)),
-        Ok(Ok(conn)) => conn,
-    };
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| transient(&e))?;
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        authtoken: config.authtoken.clone(),
-        agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        run_id: run_id.to_string(),
-        endpoints: config
-            .endpoints
-            .iter()
-            .zip(wanted)
-            .map(|(ep, url)| EndpointRequest {
-                url: url.clone(),
-                upstream: ep.upstream.to_string(),
-                pooling_enabled: ep.pooling_enabled,
-                policies: ep.policies.clone(),
-            })
-            .collect(),
-    };
-    write_frame(&mut send, &hello)
-        .await
-        .map_err(|e| transient(&e))?;
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        read_frame::<HelloReply, _>(&mut recv),
-    )
-    .await
-    .map_err(|_| Attempt::Transient("edge did not answer the handshake".into()))?
-    .map_err(|e| transient(&e))?;
-    match reply {
-        HelloReply::Welcome(welcome) => Ok((conn, welcome, Control::hold(send, recv))),
-        HelloReply::Rejected(mut rejection) => {
-            conn.close(close_code::REJECTED.into(), b"rejected");
-            if rejection.code == ErrorCode::UnsupportedVersion
-                && !rejection.message.contains("upgrade")
-            {
-                // An edge older than this agent does not say which side to upgrade.
-                rejection.message = format!(
-                    "{} (this agent, sluice {}, speaks protocol {PROTOCOL_VERSION}): upgrade the edge, \
-                     or use an agent of the edge's version",
-                    rejection.message,
-                    env!("CARGO_PKG_VERSION")
-                );
-            }
-            // A slow handshake, or an address the edge is rate-limiting after wrong tokens
-            // (possibly another user behind the same NAT): worth retrying with backoff.
-            if matches!(
-                rejection.code,
-                ErrorCode::HandshakeFailed | ErrorCode::AuthRateLimited
-            ) {
-                Err(Attempt::Transient(rejection.to_string()))
-            } else {
-                Err(Attempt::Fatal(AgentError::Rejected(rejection)))
-            }
-        }
-    }
-}
-
 /// Accepts edge-opened streams until the session ends. When the agent stops, it first tells
 /// the edge it is leaving and keeps serving until the edge stops picking it and the requests
 /// already sent have finished (at most a few seconds), so a pooled endpoint loses no request.
+/// On TCP under `auto`, QUIC is probed meanwhile; a probe that is admitted ends this with
+/// [`SessionEnd::Moved`].
 async fn serve(
-    conn: &quinn::Connection,
+    session: &mut Session,
+    run: &Run<'_>,
+    fallback: &Fallback,
     forwarder: &Arc<Forwarder>,
-    control: Control,
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let mut control = Some(control);
+    let link = session.link.clone();
+    let probing = fallback.probes(link.transport());
+    let probe = |delay| run.probe_quic(delay, session.welcome.session_id.clone());
+    let mut moving = probing.then(|| Box::pin(probe(fallback.probe_delay())));
     let mut leaving = None;
     loop {
         tokio::select! {
-            stream = conn.accept_bi() => match stream {
+            stream = link.accept_bi() => match stream {
                 Ok((send, recv)) => {
-                    let stream = serve_stream(forwarder.clone(), send, recv, in_flight.clone());
+                    let stream = serve_stream(forwarder.clone(), send, recv, session.in_flight.clone());
                     tokio::spawn(stream.in_current_span());
                 }
-                Err(ConnectionError::ApplicationClosed(c)) if c.error_code == close_code::REPLACED.into() => {
-                    return SessionEnd::Replaced;
-                }
-                Err(ConnectionError::ApplicationClosed(c)) if operator_ended(&c) => {
-                    return SessionEnd::Stopped(operator_reason(&c));
-                }
-                Err(e) => return SessionEnd::Lost(e.to_string()),
+                Err(closed) => return ended(closed),
             },
             _ = wait_true(shutdown), if leaving.is_none() => {
-                if let Some(control) = control.take() {
-                    leaving = Some(Box::pin(leave(control, conn.rtt(), in_flight.clone())));
+                moving = None;
+                if let Some(control) = session.control.take() {
+                    leaving = Some(Box::pin(leave(control, link.rtt(), session.in_flight.clone())));
                 }
             }
             () = async { if let Some(l) = leaving.as_mut() { l.await } }, if leaving.is_some() => {
                 info!("session closing");
                 return SessionEnd::Shutdown;
             }
+            moved = async { match moving.as_mut() { Some(m) => m.await, None => std::future::pending().await } }, if moving.is_some() => match moved {
+                Ok(next) => return SessionEnd::Moved(next),
+                Err(Attempt::Transient(why) | Attempt::Fatal(AgentError::Untrusted(why))) => {
+                    debug!(%why, "QUIC probe failed; staying on TCP");
+                    moving = Some(Box::pin(probe(fallback.probe_delay())));
+                }
+                Err(Attempt::Fatal(e)) => {
+                    debug!("QUIC probe refused ({e}); staying on TCP");
+                    moving = Some(Box::pin(probe(fallback.probe_delay())));
+                }
+            },
         }
     }
 }
 
-/// Whether the edge closed the session on its operator's word.
-fn operator_ended(c: &quinn::ApplicationClose) -> bool {
-    [close_code::STOPPED, close_code::CREDENTIAL_DELETED]
-        .iter()
-        .any(|code| c.error_code == (*code).into())
+/// How a session's link ended, as the run loop reads it.
+fn ended(closed: Closed) -> SessionEnd {
+    match &closed {
+        Closed::Peer { code, .. } if *code == close_code::REPLACED => SessionEnd::Replaced,
+        Closed::Peer { code, reason }
+            if [close_code::STOPPED, close_code::CREDENTIAL_DELETED].contains(code) =>
+        {
+            SessionEnd::Stopped(operator_reason(reason))
+        }
+        _ => SessionEnd::Lost(closed),
+    }
 }
 
 /// The edge's reason for an operator's close, as it sent it (bounded, printable), or a
 /// default when it sent none.
-fn operator_reason(c: &quinn::ApplicationClose) -> String {
-    let reason: String = String::from_utf8_lossy(&c.reason)
+fn operator_reason(reason: &Bytes) -> String {
+    let reason: String = String::from_utf8_lossy(reason)
         .chars()
         .filter(|ch| !ch.is_control())
         .take(200)
@@ -399,11 +384,40 @@ fn operator_reason(c: &quinn::ApplicationClose) -> String {
 /// before (in flight on the network for about a round trip) and those already running finish.
 async fn leave(control: Control, rtt: Duration, in_flight: Arc<AtomicUsize>) {
     control.leave(Duration::from_secs(1)).await;
+    finish_requests(rtt, &in_flight, Duration::from_secs(3)).await;
+}
+
+/// Waits for requests sent in the last round trips to arrive, then (at most `limit`) for
+/// every request being answered to finish.
+async fn finish_requests(rtt: Duration, in_flight: &AtomicUsize, limit: Duration) {
     tokio::time::sleep((rtt * 2).max(Duration::from_millis(100))).await;
     let drain = async {
         while in_flight.load(Ordering::Relaxed) > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
+    let _ = tokio::time::timeout(limit, drain).await;
+}
+
+/// A session a move to QUIC left behind: the edge sends it nothing new, so it serves what it
+/// has (streams still arriving included) until that is done, then closes.
+async fn drain(session: Session, forwarder: Arc<Forwarder>) {
+    let Session {
+        link, in_flight, ..
+    } = session;
+    let done = finish_requests(link.rtt(), &in_flight, MOVE_DRAIN_LIMIT);
+    tokio::pin!(done);
+    loop {
+        tokio::select! {
+            () = &mut done => break,
+            stream = link.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    tokio::spawn(serve_stream(forwarder.clone(), send, recv, in_flight.clone()).in_current_span());
+                }
+                Err(_) => return,
+            },
+        }
+    }
+    info!("the session left behind by the move is done; closing it");
+    link.close(close_code::NORMAL, b"moved to QUIC");
 }

@@ -8,6 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
+use sluice_proto::link::Transport;
 use std::time::Duration;
 
 /// The session's state as the screen shows it.
@@ -32,6 +33,8 @@ pub struct View {
     pub edge: String,
     /// Round-trip time to the edge.
     pub latency: Option<Duration>,
+    /// The transport of the link to the edge, while online.
+    pub transport: Option<Transport>,
     /// Inspector URL, if running.
     pub inspector: Option<String>,
     /// `(public URL, upstream)` per endpoint.
@@ -75,6 +78,14 @@ pub fn render(view: &View, frame: &mut Frame) {
     };
     info.push(field("Session Status", session));
     info.push(field("Edge", Span::raw(view.edge.clone())));
+    info.push(field(
+        "Transport",
+        Span::raw(match view.transport {
+            Some(Transport::Quic) => "QUIC",
+            Some(Transport::Tcp) => "TLS over TCP (UDP blocked; QUIC is retried)",
+            None => "-",
+        }),
+    ));
     info.push(field(
         "Latency",
         Span::raw(match view.latency {
@@ -301,6 +312,7 @@ mod tests {
             session: Session::Online,
             edge: "edge.example.com:4443".into(),
             latency: Some(Duration::from_micros(12_340)),
+            transport: Some(Transport::Quic),
             inspector: Some("http://127.0.0.1:4040".into()),
             forwarding: vec![
                 (
@@ -338,6 +350,7 @@ mod tests {
         assert!(find(&lines, "Session Status").ends_with("online"));
         assert!(find(&lines, "Edge").ends_with("edge.example.com:4443"));
         assert!(find(&lines, "Latency").ends_with("12.3 ms"));
+        assert!(find(&lines, "Transport").ends_with("QUIC"));
         assert!(find(&lines, "Web Interface").ends_with("http://127.0.0.1:4040"));
         assert!(find(&lines, "http://a.example.com").contains("-> http://localhost:8080"));
         assert!(find(&lines, "http://b.example.com").contains("-> http://localhost:9090"));

@@ -12,6 +12,7 @@ use ratatui::crossterm::terminal::{
 use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 use sluice_agent::AgentEvent;
+use sluice_proto::link::Link;
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +24,7 @@ const REDRAW: Duration = Duration::from_millis(250);
 
 struct Shared {
     view: Mutex<View>,
-    connection: Mutex<Option<quinn::Connection>>,
+    link: Mutex<Option<Link>>,
     stats: Arc<Stats>,
     done: AtomicBool,
 }
@@ -53,11 +54,12 @@ impl StatusScreen {
                 session: Session::Connecting,
                 edge,
                 latency: None,
+                transport: None,
                 inspector,
                 forwarding: Vec::new(),
                 traffic: Default::default(),
             }),
-            connection: Mutex::new(None),
+            link: Mutex::new(None),
             stats,
             done: AtomicBool::new(false),
         });
@@ -80,24 +82,20 @@ impl StatusScreen {
         let mut view = self.shared.view();
         match event {
             AgentEvent::Online {
-                endpoints,
-                connection,
-                ..
+                endpoints, link, ..
             } => {
                 view.session = Session::Online;
+                view.transport = Some(link.transport());
                 view.forwarding = endpoints
                     .iter()
                     .map(|(bound, upstream)| (bound.url.clone(), upstream.clone()))
                     .collect();
-                *self
-                    .shared
-                    .connection
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+                *self.shared.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link.clone());
             }
             AgentEvent::Reconnecting { reason, .. } => {
                 view.session = Session::Reconnecting(reason.clone());
                 view.latency = None;
+                view.transport = None;
             }
         }
     }
@@ -198,11 +196,11 @@ fn snapshot(shared: &Shared) -> View {
     let mut view = shared.view().clone();
     if view.session == Session::Online {
         view.latency = shared
-            .connection
+            .link
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(quinn::Connection::rtt);
+            .map(Link::rtt);
     }
     view.traffic = shared.stats.snapshot(Instant::now());
     view

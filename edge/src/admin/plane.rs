@@ -572,7 +572,7 @@ impl Admin for ControlPlane {
         let token = TokenId::from_digest(row.token_digest);
         for entry in self.tunnel.directory.of(token) {
             entry.handle.conn.close(
-                close_code::CREDENTIAL_DELETED.into(),
+                close_code::CREDENTIAL_DELETED,
                 b"the edge operator deleted this authtoken",
             );
         }
@@ -690,7 +690,7 @@ impl Admin for ControlPlane {
         entry
             .handle
             .conn
-            .close(close_code::STOPPED.into(), b"stopped by the edge operator");
+            .close(close_code::STOPPED, b"stopped by the edge operator");
         // Answer once its endpoints are released, so the name is free when the call returns.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         while self.tunnel.directory.get(id).is_some() && tokio::time::Instant::now() < deadline {

@@ -127,7 +127,7 @@ pub fn session(entry: &SessionEntry, credentials: &Credentials) -> TunnelSession
         endpoints: entry.endpoints.clone(),
         links: vec![Link {
             remote_addr: entry.remote.to_string(),
-            transport: "quic".into(),
+            transport: entry.handle.conn.transport().to_string(),
         }],
     }
 }

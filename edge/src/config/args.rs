@@ -12,7 +12,7 @@ use std::time::Duration;
 #[command(
     name = "edge",
     version = env!("SLUICE_VERSION"),
-    about = "Sluice edge: public HTTP in, agents over QUIC"
+    about = "Sluice edge: public HTTP in, agents over QUIC (or TLS over TCP)"
 )]
 pub struct EdgeArgs {
     /// YAML config file; flags and env vars override its values.
@@ -24,6 +24,10 @@ pub struct EdgeArgs {
     /// UDP address of the QUIC listener for agents [default: 127.0.0.1:4443].
     #[arg(long, env = "SLUICE_TUNNEL_ADDR")]
     pub tunnel_addr: Option<SocketAddr>,
+    /// TCP address of the TLS listener for agents whose networks block UDP: `IP:PORT`,
+    /// `same` (the QUIC listener's address, on TCP) or `off` [default: same].
+    #[arg(long, env = "SLUICE_TUNNEL_TCP_ADDR")]
+    pub tunnel_tcp_addr: Option<String>,
     /// Public HTTPS listener (TLS 1.2/1.3, HTTP/2 by ALPN); off when absent. Needs
     /// certificates: `--tls-cert/--tls-key`, `tls_certificates` or `acme` in `edge.yaml`.
     #[arg(long, env = "SLUICE_HTTPS_ADDR")]

@@ -32,6 +32,33 @@ pub enum TunnelTls {
     SelfSigned,
 }
 
+/// Where agents' TLS-over-TCP links are accepted (the fallback for networks that block UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TunnelTcp {
+    /// On TCP, at the QUIC listener's address and port number (agents find it without being
+    /// told).
+    #[default]
+    SamePort,
+    /// On this address.
+    Addr(SocketAddr),
+    /// Not at all: agents need UDP.
+    Off,
+}
+
+impl std::str::FromStr for TunnelTcp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "same" => Ok(TunnelTcp::SamePort),
+            "off" => Ok(TunnelTcp::Off),
+            addr => addr.parse().map(TunnelTcp::Addr).map_err(|_| {
+                format!("'{addr}' is not an address (IP:PORT), 'same' (the QUIC port) or 'off'")
+            }),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -64,6 +91,8 @@ pub struct EdgeConfig {
     pub http_addr: SocketAddr,
     /// QUIC listener for agents.
     pub tunnel_addr: SocketAddr,
+    /// TLS-over-TCP listener for agents whose networks block UDP.
+    pub tunnel_tcp: TunnelTcp,
     /// Metrics listener; `None` disables it.
     pub metrics_addr: Option<SocketAddr>,
     /// The admin API's listener; `None` (the default) disables it.
@@ -121,6 +150,7 @@ impl Default for EdgeConfig {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tunnel_addr: SocketAddr::from(([127, 0, 0, 1], 4443)),
+            tunnel_tcp: TunnelTcp::SamePort,
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             admin_addr: None,
             admin_tokens: Vec::new(),
@@ -242,6 +272,10 @@ impl EdgeConfig {
             .map(|r| r.parse::<PortRange>())
             .transpose()
             .map_err(ConfigError::TcpPorts)?;
+        let tunnel_tcp = match args.tunnel_tcp_addr.or(file.tunnel_tcp_addr) {
+            None => TunnelTcp::SamePort,
+            Some(value) => value.parse().map_err(ConfigError::TunnelTcp)?,
+        };
         let dev = args.dev || file.dev;
         if authtokens.is_empty() && !dev {
             return Err(ConfigError::NoAuthtoken);
@@ -252,6 +286,7 @@ impl EdgeConfig {
                 .tunnel_addr
                 .or(file.tunnel_addr)
                 .unwrap_or(d.tunnel_addr),
+            tunnel_tcp,
             metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
             admin_addr,
             admin_tokens,
@@ -330,6 +365,7 @@ impl fmt::Debug for EdgeConfig {
         let EdgeConfig {
             http_addr,
             tunnel_addr,
+            tunnel_tcp,
             metrics_addr,
             admin_addr,
             admin_tokens,
@@ -358,6 +394,7 @@ impl fmt::Debug for EdgeConfig {
         f.debug_struct("EdgeConfig")
             .field("http_addr", http_addr)
             .field("tunnel_addr", tunnel_addr)
+            .field("tunnel_tcp", tunnel_tcp)
             .field("metrics_addr", metrics_addr)
             .field("admin_addr", admin_addr)
             .field("admin_tokens", &Count(admin_tokens.len()))

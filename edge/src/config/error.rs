@@ -34,6 +34,9 @@ pub enum ConfigError {
     /// `tcp_ports` is not a port range.
     #[error("tcp_ports: {0}")]
     TcpPorts(#[from] crate::tunnel::ports::PortRangeError),
+    /// `tunnel_tcp_addr` is not an address, `same` or `off`.
+    #[error("tunnel_tcp_addr: {0}")]
+    TunnelTcp(String),
     /// Unknown log format.
     #[error("log_format: '{0}' is not one of term, json")]
     LogFormat(String),

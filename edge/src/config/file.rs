@@ -33,6 +33,7 @@ pub(crate) struct FileConfig {
     pub(crate) tls_reload_interval: Option<Duration>,
     pub(crate) acme: Option<FileAcme>,
     pub(crate) tunnel_addr: Option<SocketAddr>,
+    pub(crate) tunnel_tcp_addr: Option<String>,
     pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) admin_addr: Option<SocketAddr>,
     #[serde(default)]

@@ -13,7 +13,7 @@ pub(crate) mod secrets;
 
 pub use args::EdgeArgs;
 pub use cloud::CloudEndpointSpec;
-pub use edge::{EdgeConfig, H1Server, LogFormat, TunnelTls};
+pub use edge::{EdgeConfig, H1Server, LogFormat, TunnelTcp, TunnelTls};
 pub use error::ConfigError;
 pub use operator::OperatorPolicy;
 pub use secrets::{SecretVault, VaultSource};

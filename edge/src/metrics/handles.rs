@@ -2,7 +2,7 @@
 
 use super::labels;
 use super::quic::AgentLinks;
-use super::register::{counter_vec, gauge, opts};
+use super::register::{counter_vec, gauge, gauge_vec, opts};
 use crate::record::{ConnectionRecord, RequestRecord};
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
@@ -45,7 +45,9 @@ pub struct EdgeMetrics {
     pub tcp_connections_open: IntGaugeVec,
     /// Agent sessions connected.
     pub agent_sessions: IntGauge,
-    /// Agent connections that failed the QUIC handshake or were rejected, by reason.
+    /// Agent sessions connected, by the transport of their link (`quic`, `tcp`).
+    pub agent_sessions_by_transport: IntGaugeVec,
+    /// Agent connections that failed their transport's handshake or were rejected, by reason.
     pub agent_connect_failures: IntCounterVec,
     /// QUIC streams to agents currently open.
     pub quic_streams_open: IntGauge,
@@ -155,10 +157,16 @@ impl EdgeMetrics {
             )?,
             tcp_connections_open,
             agent_sessions: gauge(r, "agent_sessions", "Agent sessions connected.")?,
+            agent_sessions_by_transport: gauge_vec(
+                r,
+                "agent_transport_sessions",
+                "Agent sessions connected, by the transport of their link (quic or tcp).",
+                &["transport"],
+            )?,
             agent_connect_failures: counter_vec(
                 r,
                 "agent_connect_failures_total",
-                "Agent connections that failed the QUIC handshake or were rejected.",
+                "Agent connections that failed their transport's handshake (quic_handshake, tcp_handshake) or were rejected.",
                 &["reason"],
             )?,
             quic_streams_open: gauge(r, "quic_streams_open", "QUIC streams to agents open.")?,

@@ -1,10 +1,11 @@
-//! [`AgentLinks`]: per-agent QUIC path statistics (RTT, lost packets), read from quinn's
-//! `Connection::stats()` at scrape time, so an idle edge does no work for them.
+//! [`AgentLinks`]: per-agent link statistics (RTT; lost packets on QUIC links), read from the
+//! links at scrape time, so an idle edge does no work for them.
 
 use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, IntCounterVec, Opts};
+use sluice_proto::link::Link;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -15,12 +16,12 @@ pub const SESSION_SERIES_CAP: usize = 100;
 /// The live agent connections, by session id, and the collector reporting on them.
 #[derive(Clone, Default)]
 pub struct AgentLinks {
-    conns: Arc<Mutex<BTreeMap<String, quinn::Connection>>>,
+    conns: Arc<Mutex<BTreeMap<String, Link>>>,
 }
 
 impl AgentLinks {
     /// Starts reporting on `conn` as `session`.
-    pub fn add(&self, session: &str, conn: quinn::Connection) {
+    pub fn add(&self, session: &str, conn: Link) {
         self.conns.lock().insert(session.to_string(), conn);
     }
 
@@ -67,11 +68,12 @@ impl Collector for AgentLinks {
             return Vec::new();
         };
         for (session, conn) in self.conns.lock().iter().take(SESSION_SERIES_CAP) {
-            let path = conn.stats().path;
             rtt.with_label_values(&[session.as_str()])
-                .set(path.rtt.as_secs_f64());
-            lost.with_label_values(&[session.as_str()])
-                .inc_by(path.lost_packets);
+                .set(conn.rtt().as_secs_f64());
+            if let Some(lost_packets) = conn.lost_packets() {
+                lost.with_label_values(&[session.as_str()])
+                    .inc_by(lost_packets);
+            }
         }
         rtt.collect().into_iter().chain(lost.collect()).collect()
     }

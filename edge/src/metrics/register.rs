@@ -1,7 +1,7 @@
 //! Registering metric families under the edge's namespace: one home for the name prefix and
 //! the register-or-fail boilerplate every family shares.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Prefix of every Sluice metric (process metrics keep their standard `process_` names).
 pub(crate) const NAMESPACE: &str = "sluice_edge";
@@ -30,6 +30,18 @@ pub(crate) fn gauge(
     help: &str,
 ) -> Result<IntGauge, prometheus::Error> {
     let g = IntGauge::with_opts(opts(name, help))?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// A gauge family with `labels`, registered in `registry`.
+pub(crate) fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, prometheus::Error> {
+    let g = IntGaugeVec::new(opts(name, help), labels)?;
     registry.register(Box::new(g.clone()))?;
     Ok(g)
 }

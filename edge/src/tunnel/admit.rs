@@ -17,6 +17,7 @@ use sluice_policy::{Engine, InternalUrl};
 use sluice_proto::close_code;
 use sluice_proto::control::{BoundEndpoint, Hello, Rejection, Welcome};
 use sluice_proto::error_code::ErrorCode;
+use sluice_proto::link::Link;
 use sluice_proto::scheme::Scheme;
 use sluice_proto::PROTOCOL_VERSION;
 use std::collections::HashSet;
@@ -48,10 +49,18 @@ pub(crate) struct Admitted {
     pub listed: Listed,
 }
 
+/// Whether `hello` moves the agent run's session `old` to the new one (from TCP back to
+/// QUIC): only the same run, with the same token, may say so.
+fn is_move(hello: &Hello, old: &SessionHandle, owner: TokenId) -> bool {
+    hello.moving_from.as_deref() == Some(old.id.as_str())
+        && old.run_id == hello.run_id
+        && old.owner == owner
+}
+
 /// Checks version and token, resolves hostnames and TCP ports, and claims them all or none.
 pub(crate) async fn admit(
     hello: &Hello,
-    conn: &quinn::Connection,
+    conn: &Link,
     state: &TunnelState,
     session_id: &str,
     remote: SocketAddr,
@@ -141,11 +150,17 @@ pub(crate) async fn admit(
         let Some((old_session, _)) = old.agent() else {
             continue;
         };
-        info!(old_session = %old_session.id, endpoint = %old.key, "endpoint member replaced by the same authtoken");
         old_session.release_slot();
-        old_session
-            .conn
-            .close(close_code::REPLACED.into(), b"replaced by a new session");
+        if is_move(hello, old_session, owner) {
+            // Make-before-break: the agent finishes what the old session has, then closes it.
+            info!(old_session = %old_session.id, endpoint = %old.key, "endpoint moved to this session; the old one drains");
+            old_session.leave();
+        } else {
+            info!(old_session = %old_session.id, endpoint = %old.key, "endpoint member replaced by the same authtoken");
+            old_session
+                .conn
+                .close(close_code::REPLACED, b"replaced by a new session");
+        }
     }
     // Counted after the claim, so an agent reconnecting before its old session timed out
     // replaces that session instead of being refused for it.

@@ -6,6 +6,7 @@ use super::authtoken::TokenId;
 use super::liveness::Liveness;
 use super::stream::{AgentStream, StreamPool};
 use prometheus::IntGauge;
+use sluice_proto::link::Link;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,8 +31,8 @@ pub struct SessionHandle {
     pub owner: TokenId,
     /// The agent run this session belongs to (the same across the run's reconnects).
     pub run_id: String,
-    /// The agent's QUIC connection.
-    pub conn: quinn::Connection,
+    /// The agent's link (QUIC, or HTTP/2 over TLS over TCP).
+    pub conn: Link,
     /// Streams kept open between requests.
     pub streams: StreamPool,
     /// The open-streams gauge, raised while a stream to this agent lives.
@@ -52,7 +53,7 @@ impl SessionHandle {
         id: String,
         owner: TokenId,
         run_id: String,
-        conn: quinn::Connection,
+        conn: Link,
         streams_open: IntGauge,
     ) -> Self {
         Self {
@@ -88,7 +89,7 @@ impl SessionHandle {
         self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    /// Whether the QUIC connection is still up.
+    /// Whether the link is still up.
     pub fn is_alive(&self) -> bool {
         self.conn.close_reason().is_none()
     }

@@ -580,7 +580,7 @@ mod tests {
                 id.into(),
                 owner,
                 run.into(),
-                conn.expect("connection"),
+                sluice_proto::link::Link::Quic(conn.expect("connection")),
                 gauge,
             ))
         }

@@ -1,6 +1,6 @@
-//! One agent connection's life: the QUIC handshake, reading the agent's `Hello` and answering
-//! it ([`super::admit`] decides), holding the control stream, and releasing the routes when the
-//! connection ends.
+//! One agent connection's life, whichever its transport: the transport's handshake, reading
+//! the agent's `Hello` and answering it ([`super::admit`] decides), holding the control
+//! stream, and releasing the routes when the link ends.
 
 use super::admit::{admit, reject, Admitted};
 use super::handle::SessionHandle;
@@ -11,25 +11,35 @@ use sluice_proto::close_code;
 use sluice_proto::codec::{decode, read_frame, write_frame};
 use sluice_proto::control::{ControlFrame, Hello, HelloReply, Rejection};
 use sluice_proto::error_code::ErrorCode;
+use sluice_proto::link::{Link, RecvHalf, SendHalf, Transport};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-/// Serves one incoming agent connection until it closes.
-pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
-    let remote = incoming.remote_address();
+/// Serves one agent connection from `remote` until it closes; `connecting` finishes its
+/// transport's handshake (QUIC's, or TLS and HTTP/2 over TCP).
+pub async fn serve<F>(
+    connecting: F,
+    transport: Transport,
+    remote: SocketAddr,
+    state: Arc<TunnelState>,
+) where
+    F: Future<Output = Result<Link, String>>,
+{
     let session_id = new_id("ses");
-    let span = info_span!("agent_session", session = %session_id, %remote);
+    let span = info_span!("agent_session", session = %session_id, %remote, %transport);
     async move {
-        let conn = match incoming.await {
+        let conn = match connecting.await {
             Ok(conn) => conn,
             Err(e) => {
-                debug!("QUIC handshake failed: {e}");
+                debug!("{transport} handshake failed: {e}");
+                // Two transports: a bounded label.
                 state
                     .metrics
                     .agent_connect_failures
-                    .with_label_values(&["quic_handshake"])
+                    .with_label_values(&[&format!("{transport}_handshake")])
                     .inc();
                 return;
             }
@@ -55,12 +65,18 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
         };
         state.metrics.agent_sessions.inc();
         state.metrics.agent_links.add(&session_id, conn.clone());
+        let by_transport = state
+            .metrics
+            .agent_sessions_by_transport
+            .with_label_values(&[transport.as_str()]);
+        by_transport.inc();
         let _peer = state
             .peers
             .register(conn.remote_address(), &session.liveness);
         let reason = conn.closed().await;
         state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
+        by_transport.dec();
         for route in &routes {
             state.routes.release(&route.key, &session_id);
         }
@@ -76,7 +92,7 @@ pub async fn serve(incoming: quinn::Incoming, state: Arc<TunnelState>) {
 /// Reads the agent's [`Hello`], admits it or not, and answers. On success the control stream
 /// stays open for the life of the session.
 async fn handshake(
-    conn: &quinn::Connection,
+    conn: &Link,
     state: &TunnelState,
     session_id: &str,
     remote: SocketAddr,
@@ -86,7 +102,7 @@ async fn handshake(
         .ok()
         .flatten();
     let Some((mut send, recv_half, hello)) = accepted else {
-        conn.close(close_code::PROTOCOL.into(), b"handshake");
+        conn.close(close_code::PROTOCOL, b"handshake");
         return Err(reject(ErrorCode::HandshakeFailed, "no valid hello in time"));
     };
     match admit(&hello, conn, state, session_id, remote).await {
@@ -113,22 +129,17 @@ async fn handshake(
         }
         Err(rejection) => {
             let _ = write_frame(&mut send, &HelloReply::Rejected(rejection.clone())).await;
-            let _ = send.finish();
+            send.finish();
             // Give the agent a moment to read the reason before the connection goes.
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
-            conn.close(
-                close_code::REJECTED.into(),
-                rejection.code.to_string().as_bytes(),
-            );
+            conn.close(close_code::REJECTED, rejection.code.to_string().as_bytes());
             Err(rejection)
         }
     }
 }
 
-async fn read_hello(
-    conn: &quinn::Connection,
-) -> Option<(quinn::SendStream, quinn::RecvStream, Hello)> {
-    let (send, mut recv) = conn.accept_bi().await.ok()?;
+async fn read_hello(conn: &Link) -> Option<(SendHalf, RecvHalf, Hello)> {
+    let (send, mut recv) = conn.edge_control().await.ok()?;
     let hello = read_frame(&mut recv).await.ok()?;
     Some((send, recv, hello))
 }
@@ -140,9 +151,9 @@ async fn read_hello(
 /// hostnames and, its one allowed stream now free, could open another that the edge never
 /// reads (docs/hardening.md).
 async fn run_control_stream(
-    conn: quinn::Connection,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    conn: Link,
+    mut send: SendHalf,
+    mut recv: RecvHalf,
     session: Arc<SessionHandle>,
 ) {
     let liveness = session.liveness.clone();
@@ -153,9 +164,9 @@ async fn run_control_stream(
     let mut pings = 0u64;
     let ended = loop {
         tokio::select! {
-            chunk = recv.read_chunk(4096, true) => match chunk {
+            chunk = recv.read_chunk(4096) => match chunk {
                 Ok(Some(chunk)) => {
-                    buf.extend_from_slice(&chunk.bytes);
+                    buf.extend_from_slice(&chunk);
                     match answer_control(&mut buf, &mut send, &session).await {
                         Ok(()) => {}
                         Err(e) => break e,
@@ -165,11 +176,11 @@ async fn run_control_stream(
                 Err(e) => break e.to_string(),
             },
             () = liveness.until_active(), if watch.is_none() => {
-                watch = Some(Watch::start(liveness.clone(), datagrams(&conn), Instant::now()));
+                watch = Some(Watch::start(liveness.clone(), conn.arrivals(), Instant::now()));
             }
             _ = tick.tick(), if watch.is_some() => {
                 let Some(w) = &mut watch else { continue };
-                match w.look(datagrams(&conn), conn.rtt(), Instant::now()) {
+                match w.look(conn.arrivals(), conn.rtt(), Instant::now()) {
                     Verdict::Fine => {}
                     Verdict::Idle => watch = None,
                     Verdict::Ping => {
@@ -180,7 +191,7 @@ async fn run_control_stream(
                     }
                     Verdict::Dead => {
                         warn!("the agent did not answer while requests waited; closing the session");
-                        conn.close(close_code::UNRESPONSIVE.into(), b"agent unresponsive");
+                        conn.close(close_code::UNRESPONSIVE, b"agent unresponsive");
                         return;
                     }
                 }
@@ -189,13 +200,8 @@ async fn run_control_stream(
     };
     if conn.close_reason().is_none() {
         debug!(reason = %ended, "agent ended its control stream; closing the session");
-        conn.close(close_code::PROTOCOL.into(), b"control stream ended");
+        conn.close(close_code::PROTOCOL, b"control stream ended");
     }
-}
-
-/// Datagrams received from the agent so far.
-fn datagrams(conn: &quinn::Connection) -> u64 {
-    conn.stats().udp_rx.datagrams
 }
 
 /// Handles every whole control message in `buf`: a ping is answered, a pong needs nothing
@@ -203,7 +209,7 @@ fn datagrams(conn: &quinn::Connection) -> u64 {
 /// from here on, which the edge acknowledges. The error names what was wrong.
 async fn answer_control(
     buf: &mut Vec<u8>,
-    send: &mut quinn::SendStream,
+    send: &mut SendHalf,
     session: &SessionHandle,
 ) -> Result<(), String> {
     loop {

@@ -8,6 +8,7 @@
 use parking_lot::Mutex;
 use prometheus::IntGauge;
 use sluice_proto::framed::{FrameReader, FrameWriter};
+use sluice_proto::link::{RecvHalf, SendHalf};
 use std::time::{Duration, Instant};
 
 /// Idle streams one session keeps at most; more are finished.
@@ -29,7 +30,7 @@ pub struct AgentStream {
 
 impl AgentStream {
     /// A newly opened stream.
-    pub fn new(send: quinn::SendStream, recv: quinn::RecvStream, gauge: &IntGauge) -> Self {
+    pub fn new(send: SendHalf, recv: RecvHalf, gauge: &IntGauge) -> Self {
         Self {
             writer: FrameWriter::new(send),
             reader: FrameReader::new(recv),
@@ -37,7 +38,7 @@ impl AgentStream {
         }
     }
 
-    /// The QUIC stream id, for logs.
+    /// The stream id, for logs.
     pub fn id(&self) -> u64 {
         self.reader.id()
     }

@@ -1,0 +1,270 @@
+//! [`Dialer`]: a link to the edge over QUIC or over TLS on TCP, and `auto`'s race between
+//! them: QUIC first, TCP too when QUIC has not answered within [`RACE_AFTER`] or the UDP
+//! socket refuses to send, the first link up taken.
+
+use super::tls;
+use crate::config::agent::{AgentConfig, TransportChoice};
+use crate::trust::TlsError;
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::ConnectionError;
+use sluice_proto::link::tcp::TcpLink;
+use sluice_proto::link::{Link, Transport};
+use sluice_proto::transport::transport_config;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::TlsConnector;
+use tracing::debug;
+
+use super::session::{AgentError, Attempt};
+
+/// How long QUIC has alone before TCP joins the race (`auto`).
+pub(crate) const RACE_AFTER: Duration = Duration::from_millis(1500);
+
+/// Longest a transport's handshake may take.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// What dials the edge: the transports the agent's choice allows, set up once per run.
+pub(crate) struct Dialer {
+    host: String,
+    quic: Option<QuicDialer>,
+    tcp: Option<TcpDialer>,
+    choice: TransportChoice,
+}
+
+struct QuicDialer {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    /// A second handle on the endpoint's socket, to learn whether it may send at all.
+    probe: UdpSocket,
+}
+
+struct TcpDialer {
+    tls: TlsConnector,
+    addr: String,
+    max_streams: u32,
+}
+
+impl Dialer {
+    /// Resolves the edge and sets up the transports `config` allows (no UDP socket at all
+    /// for `tcp`).
+    pub(crate) async fn new(config: &AgentConfig) -> Result<Self, AgentError> {
+        let (host, addr) = resolve_edge(&config.edge).await?;
+        let quic = match config.transport {
+            TransportChoice::Tcp => None,
+            _ => Some(QuicDialer::new(config, addr)?),
+        };
+        let tcp = match config.transport {
+            TransportChoice::Quic => None,
+            _ => Some(TcpDialer {
+                tls: TlsConnector::from(tls::client_config(
+                    config.edge_ca.as_deref(),
+                    sluice_proto::ALPN_TCP,
+                )?),
+                addr: config
+                    .edge_tcp
+                    .clone()
+                    .unwrap_or_else(|| config.edge.clone()),
+                max_streams: config.max_concurrent_requests,
+            }),
+        };
+        Ok(Self {
+            host,
+            quic,
+            tcp,
+            choice: config.transport,
+        })
+    }
+
+    /// A link over `transport` alone, if the choice allows it.
+    pub(crate) async fn dial(&self, transport: Transport) -> Result<Link, Attempt> {
+        match (transport, &self.quic, &self.tcp) {
+            (Transport::Quic, Some(quic), _) => quic.dial(&self.host).await,
+            (Transport::Tcp, _, Some(tcp)) => tcp.dial(&self.host).await,
+            _ => Err(Attempt::Transient(format!(
+                "--transport {:?} does not use {transport}",
+                self.choice
+            ))),
+        }
+    }
+
+    /// A link by the agent's choice: one transport for `quic` and `tcp`; for `auto`, QUIC
+    /// unless `prefer_tcp` (it kept dying), with TCP raced in when QUIC is slow or refused.
+    pub(crate) async fn dial_any(&self, prefer_tcp: bool) -> Result<Link, Attempt> {
+        match self.choice {
+            TransportChoice::Quic => self.dial(Transport::Quic).await,
+            TransportChoice::Tcp => self.dial(Transport::Tcp).await,
+            TransportChoice::Auto if prefer_tcp => self.dial(Transport::Tcp).await,
+            TransportChoice::Auto => self.race().await,
+        }
+    }
+
+    /// QUIC, joined by TCP after [`RACE_AFTER`] or at once when UDP cannot be sent; the
+    /// first link up wins (the other attempt is dropped before any handshake message, so only
+    /// one session is ever admitted). Both failing gives QUIC's reason and TCP's.
+    async fn race(&self) -> Result<Link, Attempt> {
+        let (Some(quic), Some(tcp)) = (&self.quic, &self.tcp) else {
+            return Err(Attempt::Transient("no transport to race".into()));
+        };
+        let refused = quic.send_refused();
+        let quic_attempt = async {
+            match &refused {
+                Some(why) => Err(Attempt::Transient(format!("UDP refused: {why}"))),
+                None => quic.dial(&self.host).await,
+            }
+        };
+        let tcp_attempt = async {
+            if refused.is_none() {
+                tokio::time::sleep(RACE_AFTER).await;
+            }
+            debug!(refused = ?refused, "QUIC is slow or refused; racing TCP");
+            tcp.dial(&self.host).await
+        };
+        tokio::pin!(quic_attempt, tcp_attempt);
+        tokio::select! {
+            q = &mut quic_attempt => match q {
+                Ok(link) => Ok(link),
+                Err(Attempt::Fatal(e)) => Err(Attempt::Fatal(e)),
+                Err(Attempt::Transient(quic_why)) => tcp_attempt.await.map_err(|e| both(quic_why, e)),
+            },
+            t = &mut tcp_attempt => match t {
+                Ok(link) => Ok(link),
+                Err(Attempt::Fatal(e)) => Err(Attempt::Fatal(e)),
+                Err(Attempt::Transient(tcp_why)) => quic_attempt.await.map_err(|e| both(tcp_why, e)),
+            },
+        }
+    }
+
+    /// Waits until the QUIC endpoint has sent its last packets (a clean close reaching the edge).
+    pub(crate) async fn wait_idle(&self) {
+        if let Some(quic) = &self.quic {
+            let _ = tokio::time::timeout(Duration::from_secs(2), quic.endpoint.wait_idle()).await;
+        }
+    }
+}
+
+/// Both attempts' reasons in one.
+fn both(first: String, second: Attempt) -> Attempt {
+    match second {
+        Attempt::Transient(why) => Attempt::Transient(format!("{first}; {why}")),
+        fatal => fatal,
+    }
+}
+
+impl QuicDialer {
+    fn new(config: &AgentConfig, edge: SocketAddr) -> Result<Self, AgentError> {
+        let tls = tls::client_config(config.edge_ca.as_deref(), sluice_proto::ALPN)?;
+        let quic = QuicClientConfig::try_from((*tls).clone()).map_err(|e| {
+            AgentError::Tls(TlsError::Rustls(rustls::Error::General(e.to_string())))
+        })?;
+        let mut client = quinn::ClientConfig::new(Arc::new(quic));
+        client.transport_config(Arc::new(transport_config(config.max_concurrent_requests)));
+        let local: SocketAddr = if edge.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let socket = sluice_proto::transport::udp_socket(local)?;
+        let probe = socket.try_clone()?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        Ok(Self {
+            endpoint,
+            config: client,
+            addr: edge,
+            probe,
+        })
+    }
+
+    /// Why UDP cannot be sent to the edge, if the socket says so at once (a local firewall
+    /// rule answers `sendto` with "operation not permitted"; quinn would only log it and wait).
+    /// An empty datagram: the edge drops it unread.
+    fn send_refused(&self) -> Option<String> {
+        match self.probe.send_to(&[], self.addr) {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    async fn dial(&self, host: &str) -> Result<Link, Attempt> {
+        let connecting = self
+            .endpoint
+            .connect_with(self.config.clone(), self.addr, host)
+            .map_err(|e| {
+                Attempt::Fatal(AgentError::EdgeAddress(host.to_string(), e.to_string()))
+            })?;
+        match tokio::time::timeout(HANDSHAKE_LIMIT, connecting).await {
+            Err(_) => Err(Attempt::Transient(
+                "timed out connecting to the edge over QUIC".into(),
+            )),
+            Ok(Err(e)) if is_tls_failure(&e) => {
+                Err(Attempt::Fatal(AgentError::Untrusted(e.to_string())))
+            }
+            Ok(Err(e)) => Err(Attempt::Transient(format!("QUIC: {e}"))),
+            Ok(Ok(conn)) => Ok(Link::Quic(conn)),
+        }
+    }
+}
+
+/// TLS alerts are QUIC transport errors 0x100–0x1ff; a certificate problem will not fix itself.
+fn is_tls_failure(e: &ConnectionError) -> bool {
+    matches!(e, ConnectionError::TransportError(t) if (0x100..0x200).contains(&u64::from(t.code)))
+}
+
+impl TcpDialer {
+    async fn dial(&self, host: &str) -> Result<Link, Attempt> {
+        let transient = |e: &dyn std::fmt::Display| Attempt::Transient(format!("TCP: {e}"));
+        let setup = async {
+            let stream = tokio::net::TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| transient(&e))?;
+            let _ = stream.set_nodelay(true);
+            let remote = stream.peer_addr().map_err(|e| transient(&e))?;
+            let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                Attempt::Fatal(AgentError::EdgeAddress(host.to_string(), e.to_string()))
+            })?;
+            let tls = self.tls.connect(name, stream).await.map_err(|e| {
+                // A refused certificate will not fix itself; a broken connection may.
+                if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                    Attempt::Fatal(AgentError::Untrusted(e.to_string()))
+                } else {
+                    transient(&e)
+                }
+            })?;
+            TcpLink::agent(tls, remote, self.max_streams)
+                .await
+                .map(Link::Tcp)
+                .map_err(|e| transient(&e))
+        };
+        tokio::time::timeout(HANDSHAKE_LIMIT, setup)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Attempt::Transient(
+                    "timed out connecting to the edge over TCP".into(),
+                ))
+            })
+    }
+}
+
+/// The edge's host name (for SNI and certificate checks) and its first address.
+async fn resolve_edge(edge: &str) -> Result<(String, SocketAddr), AgentError> {
+    let bad = |why: String| AgentError::EdgeAddress(edge.to_string(), why);
+    let (host, _) = edge
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected HOST:PORT".into()))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let addr = tokio::net::lookup_host(edge)
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address found".into()))?;
+    Ok((host, addr))
+}
