@@ -148,6 +148,8 @@ pub struct TestEdge {
     pub https_addr: Option<SocketAddr>,
     /// QUIC address agents dial.
     pub tunnel_addr: SocketAddr,
+    /// TLS-over-TCP address agents dial when UDP is blocked (the same port by default).
+    pub tunnel_tcp_addr: Option<SocketAddr>,
     /// Certificate agents trust.
     pub cert: PathBuf,
     _dir: tempfile::TempDir,
@@ -188,6 +190,7 @@ impl TestEdge {
             http_addr: handle.http_addr,
             https_addr: handle.https_addr,
             tunnel_addr: handle.tunnel_addr,
+            tunnel_tcp_addr: handle.tunnel_tcp_addr,
             cert: handle.tunnel_cert_path.clone(),
             handle: Some(handle),
             _dir: dir,

@@ -108,16 +108,20 @@ async fn captures_heads_and_pretty_bodies() -> anyhow::Result<()> {
         .as_str()
         .is_some_and(|s| !s.is_empty()));
     // Tunnels, once the agent told the inspector what the edge bound.
-    s.inspector.set_online(&[(
-        sluice_proto::control::BoundEndpoint {
-            id: 0,
-            url: s.agent.url().to_string(),
-            hostname: s.agent.hostnames[0].clone(),
-        },
-        "http://app".into(),
-    )]);
+    s.inspector.set_online(
+        &[(
+            sluice_proto::control::BoundEndpoint {
+                id: 0,
+                url: s.agent.url().to_string(),
+                hostname: s.agent.hostnames[0].clone(),
+            },
+            "http://app".into(),
+        )],
+        sluice_agent::Transport::Tcp,
+    );
     let tunnels = s.api.get("/api/tunnels").await?;
     assert_eq!(tunnels["tunnels"][0]["public_url"], s.agent.url());
+    assert_eq!(tunnels["tunnels"][0]["transport"], "tcp");
     assert_eq!(tunnels["tunnels"][0]["name"], "cap.localhost");
     let filtered = s
         .api

@@ -112,8 +112,14 @@ pub async fn run_until_signal(
         let _ = stop_tx.send(true);
     });
     while let Some(event) = events.recv().await {
-        if let (Some(inspector), AgentEvent::Online { endpoints, .. }) = (&inspector, &event) {
-            inspector.set_online(endpoints);
+        if let (
+            Some(inspector),
+            AgentEvent::Online {
+                endpoints, link, ..
+            },
+        ) = (&inspector, &event)
+        {
+            inspector.set_online(endpoints, link.transport());
         }
         match &screen {
             Some(screen) => screen.event(&event),
@@ -138,24 +144,40 @@ pub fn print_inspector(inspector: &Inspector, json: bool) {
     }
 }
 
-/// Prints the forwarding lines when the agent first comes online.
+/// Prints the forwarding lines when the agent first comes online, and the transport whenever
+/// a session comes up.
 fn print_event(event: &AgentEvent, json: bool) {
     let AgentEvent::Online {
         endpoints,
-        reconnected: false,
+        reconnected,
+        link,
         ..
     } = event
     else {
         return;
     };
-    for (bound, upstream) in endpoints {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({ "url": bound.url, "upstream": upstream })
-            );
-        } else {
-            println!("Forwarding {} -> {}", bound.url, upstream);
+    let transport = link.transport();
+    if !reconnected {
+        for (bound, upstream) in endpoints {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "url": bound.url, "upstream": upstream, "transport": transport })
+                );
+            } else {
+                println!("Forwarding {} -> {}", bound.url, upstream);
+            }
         }
+    }
+    if !json {
+        println!("Transport  {}", transport_line(transport));
+    }
+}
+
+/// How the status line names a transport.
+fn transport_line(transport: sluice_agent::Transport) -> &'static str {
+    match transport {
+        sluice_agent::Transport::Quic => "QUIC",
+        sluice_agent::Transport::Tcp => "TLS over TCP (UDP blocked; QUIC is retried)",
     }
 }

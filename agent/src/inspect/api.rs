@@ -153,6 +153,8 @@ impl Api {
                     "public_url": t.public_url,
                     "proto": t.public_url.split("://").next().unwrap_or("http"),
                     "config": { "addr": t.upstream, "inspect": true },
+                    // Not ngrok's: how the agent reaches the edge (quic, or tcp when UDP is blocked).
+                    "transport": t.transport,
                     "metrics": { "conns": { "count": conns.total, "gauge": conns.open } },
                 })
             })

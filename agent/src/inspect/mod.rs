@@ -24,6 +24,7 @@ use crate::config::agent::AgentConfig;
 use crate::forward::forwarder::Forwarder;
 use render::TunnelInfo;
 use sluice_proto::control::BoundEndpoint;
+use sluice_proto::link::Transport;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
@@ -115,6 +116,7 @@ impl Inspector {
                     name: e.url.clone().unwrap_or_else(|| format!("endpoint-{i}")),
                     public_url: String::new(),
                     upstream: e.upstream.to_string(),
+                    transport: None,
                 })
                 .collect(),
         ));
@@ -144,8 +146,9 @@ impl Inspector {
         &self.store
     }
 
-    /// Names tunnels after the hostnames the edge bound (from [`crate::AgentEvent::Online`]).
-    pub fn set_online(&self, endpoints: &[(BoundEndpoint, String)]) {
+    /// Names tunnels after the hostnames the edge bound (from [`crate::AgentEvent::Online`]),
+    /// online over `transport`.
+    pub fn set_online(&self, endpoints: &[(BoundEndpoint, String)], transport: Transport) {
         let mut tunnels = self.tunnels.write().unwrap_or_else(|p| p.into_inner());
         *tunnels = endpoints
             .iter()
@@ -153,6 +156,7 @@ impl Inspector {
                 name: bound.hostname.clone(),
                 public_url: bound.url.clone(),
                 upstream: upstream.clone(),
+                transport: Some(transport),
             })
             .collect();
     }

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Version};
 use serde_json::{json, Map, Value};
+use sluice_proto::link::Transport;
 use std::time::Instant;
 
 /// The name and public URL of each endpoint, for `tunnel_name` and `/api/tunnels`.
@@ -20,6 +21,8 @@ pub struct TunnelInfo {
     pub public_url: String,
     /// The local upstream.
     pub upstream: String,
+    /// The transport of the agent's link to the edge, once online.
+    pub transport: Option<Transport>,
 }
 
 /// One exchange as `/api/requests/http/:id` returns it.

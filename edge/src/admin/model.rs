@@ -173,7 +173,7 @@ pub struct ReservedAddrCreate {
 pub struct Link {
     /// The agent's address as the edge sees it.
     pub remote_addr: String,
-    /// `quic`.
+    /// `quic`, or `tcp` (TLS over TCP, when the agent's network blocks UDP).
     pub transport: String,
 }
 
