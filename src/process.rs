@@ -389,9 +389,12 @@ pub fn agent_command_from(
         .args(["--edge", &tunnel.to_string(), "--authtoken", token])
         .arg("--edge-ca")
         .arg(cert)
-        .args(["--url", url])
-        // An environment variable, not a flag: older agent binaries ignore it.
-        .env("SLUICE_TRANSPORT", crate::test_transport_flag());
+        .args(["--url", url]);
+    // The transport a test run asks for (scripts/test's TCP pass), as an environment variable,
+    // not a flag: older agent binaries ignore it, and a caller's own choice is kept otherwise.
+    if std::env::var_os("SLUICE_TEST_TRANSPORT").is_some() {
+        cmd.env("SLUICE_TRANSPORT", crate::test_transport_flag());
+    }
     cmd
 }
 

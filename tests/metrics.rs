@@ -129,14 +129,24 @@ async fn metrics_count_every_request_with_bounded_labels() -> anyhow::Result<()>
         lines_of(&text, "sluice_edge_policy")
     );
     assert_eq!(sample(&text, "sluice_edge_agent_sessions"), Some(2.0));
+    let tcp = sluice_e2e::test_transport() == sluice_agent::TransportChoice::Tcp;
+    let transport = if tcp { "tcp" } else { "quic" };
+    assert_eq!(
+        sample(
+            &text,
+            &format!("sluice_edge_agent_transport_sessions{{transport=\"{transport}\"}}")
+        ),
+        Some(2.0)
+    );
     assert_eq!(
         lines_of(&text, "sluice_edge_agent_quic_rtt_seconds{").len(),
         2,
         "one RTT series per agent"
     );
+    // TCP hides its retransmissions: lost packets are QUIC's only.
     assert_eq!(
         lines_of(&text, "sluice_edge_agent_quic_lost_packets_total{").len(),
-        2
+        if tcp { 0 } else { 2 }
     );
     assert!(sample(&text, "process_resident_memory_bytes").is_some_and(|v| v > 0.0));
     assert!(sample(&text, "process_open_fds").is_some_and(|v| v > 0.0));

@@ -1,5 +1,6 @@
 //! The ways a client can reach the upstream apps: directly, through Sluice (with and without the
-//! 10-rule policy), rathole and bore, each started as real processes on loopback. More Sluice
+//! 10-rule policy, and with its agents linked over TLS over TCP instead of QUIC), rathole and
+//! bore, each started as real processes on loopback. More Sluice
 //! paths run only when asked for: a new QUIC stream per request instead of reused ones
 //! (`SLUICE_BENCH_PATHS=...,sluice (a stream per request)`), pingora's own HTTP/1 server on the
 //! public side instead of hyper's (`sluice (pingora HTTP/1 server)`), an agent that logs only
@@ -26,6 +27,8 @@ pub enum PathKind {
     Direct,
     Sluice,
     SluicePolicy,
+    /// Sluice with its agents on the TCP transport (`--transport tcp`).
+    SluiceTcpTransport,
     /// Sluice with a new QUIC stream per request (the edge's stream reuse off).
     SluiceStreamPerRequest,
     /// Sluice with pingora's HTTP/1 server on the public side (drops HTTP/1.1 trailers).
@@ -44,10 +47,11 @@ pub enum PathKind {
 const BASELINE: &str = "SLUICE_BENCH_BASELINE";
 
 impl PathKind {
-    pub const ALL: [PathKind; 10] = [
+    pub const ALL: [PathKind; 11] = [
         PathKind::Direct,
         PathKind::Sluice,
         PathKind::SluicePolicy,
+        PathKind::SluiceTcpTransport,
         PathKind::SluiceStreamPerRequest,
         PathKind::SluicePingoraH1,
         PathKind::SluiceAgentLogsOff,
@@ -62,6 +66,7 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Sluice => "sluice",
             PathKind::SluicePolicy => "sluice + 10-rule policy",
+            PathKind::SluiceTcpTransport => "sluice (TCP transport)",
             PathKind::SluiceStreamPerRequest => "sluice (a stream per request)",
             PathKind::SluicePingoraH1 => "sluice (pingora HTTP/1 server)",
             PathKind::SluiceAgentLogsOff => "sluice (agent logs off)",
@@ -119,6 +124,7 @@ impl Path {
             PathKind::Direct => Ok(Self::plain(app, ws, Vec::new())),
             PathKind::Sluice
             | PathKind::SluicePolicy
+            | PathKind::SluiceTcpTransport
             | PathKind::SluiceStreamPerRequest
             | PathKind::SluicePingoraH1
             | PathKind::SluiceAgentLogsOff
@@ -190,6 +196,9 @@ pub fn sluice_commands(kind: PathKind) -> anyhow::Result<(Command, Command)> {
         _ => {}
     }
     let mut agent = base_command("agent")?;
+    if kind == PathKind::SluiceTcpTransport {
+        agent.env("SLUICE_TRANSPORT", "tcp");
+    }
     if matches!(
         kind,
         PathKind::SluiceAgentLogsOff | PathKind::SluiceAgentQuiet

@@ -41,6 +41,8 @@ const UPLOAD: u8 = b'u';
 pub enum TcpPath {
     Direct,
     Sluice,
+    /// Sluice with its agent on the TCP transport (`--transport tcp`).
+    SluiceTcpTransport,
     /// The build in `SLUICE_BENCH_BASELINE`, to compare a change within one run.
     SluiceBaseline,
     Rathole,
@@ -48,9 +50,10 @@ pub enum TcpPath {
 }
 
 impl TcpPath {
-    pub const ALL: [TcpPath; 5] = [
+    pub const ALL: [TcpPath; 6] = [
         TcpPath::Direct,
         TcpPath::Sluice,
+        TcpPath::SluiceTcpTransport,
         TcpPath::SluiceBaseline,
         TcpPath::Rathole,
         TcpPath::Bore,
@@ -60,6 +63,7 @@ impl TcpPath {
         match self {
             TcpPath::Direct => "direct",
             TcpPath::Sluice => "sluice",
+            TcpPath::SluiceTcpTransport => "sluice (TCP transport)",
             TcpPath::SluiceBaseline => "sluice (baseline build)",
             TcpPath::Rathole => "rathole",
             TcpPath::Bore => "bore",
@@ -70,6 +74,7 @@ impl TcpPath {
     fn build(self) -> PathKind {
         match self {
             TcpPath::SluiceBaseline => PathKind::SluiceBaseline,
+            TcpPath::SluiceTcpTransport => PathKind::SluiceTcpTransport,
             _ => PathKind::Sluice,
         }
     }
@@ -175,7 +180,9 @@ pub async fn start(path: TcpPath, service: SocketAddr, dir: &FsPath) -> anyhow::
             sluice: None,
             children: Vec::new(),
         }),
-        TcpPath::Sluice | TcpPath::SluiceBaseline => sluice(path.build(), service, &dir).await,
+        TcpPath::Sluice | TcpPath::SluiceTcpTransport | TcpPath::SluiceBaseline => {
+            sluice(path.build(), service, &dir).await
+        }
         TcpPath::Rathole => Ok(plain(rathole_services(&[("tcp", service)], &dir).await?)),
         TcpPath::Bore => Ok(plain(bore_services(&[("tcp", service)], &dir).await?)),
     }

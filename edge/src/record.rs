@@ -4,6 +4,7 @@
 
 use pingora::http::{RequestHeader, ResponseHeader};
 use sluice_policy::{EndpointInfo, RequestState};
+use sluice_proto::link::Transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,7 +28,7 @@ pub struct RequestRecord<'a> {
     /// The internal endpoints forward-internal handed it to, in order.
     pub forwarded_to: &'a [Arc<EndpointInfo>],
     /// The agent session that carried it, when it reached an agent.
-    pub session_id: Option<&'a str>,
+    pub agent: Option<AgentLeg<'a>>,
     /// Host the request was for (lowercase, no port).
     pub host: &'a str,
     /// How the client reached the edge (`http`, or `https` on the TLS listener).
@@ -63,7 +64,7 @@ pub struct ConnectionRecord<'a> {
     /// The endpoint it reached, when one held the port.
     pub endpoint: Option<&'a EndpointInfo>,
     /// The agent session that carried it, when it reached an agent.
-    pub session_id: Option<&'a str>,
+    pub agent: Option<AgentLeg<'a>>,
     /// The client's address.
     pub client_addr: SocketAddr,
     /// The edge address the client connected to.
@@ -81,4 +82,13 @@ pub struct ConnectionRecord<'a> {
     pub outcome: &'static str,
     /// The endpoint's on_tcp_connect run, when its policy has one.
     pub policy: Option<&'a RequestState>,
+}
+
+/// The agent session a request or connection went over.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentLeg<'a> {
+    /// Its id (`ses_…`).
+    pub session_id: &'a str,
+    /// The transport of its link.
+    pub transport: Transport,
 }

@@ -5,32 +5,10 @@
 //! cut transfer always surfaces as an error on the other side, never as a short message. A
 //! stream kept for the next exchange keeps its writer.
 
-use crate::frame::{data_header, DecodeError, Frame, RequestHeadRef, MAX_DATA_CHUNK};
-use crate::link::{Closed, RecvHalf, SendHalf};
+use crate::frame::{data_header, Frame, RequestHeadRef, MAX_DATA_CHUNK};
+pub use crate::link::StreamError;
+use crate::link::{RecvHalf, SendHalf};
 use bytes::{Bytes, BytesMut};
-
-/// Why a stream could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    /// The peer reset its sending half (it abandoned the message).
-    #[error("the peer reset the stream (code {0})")]
-    Reset(u64),
-    /// The peer stopped reading this side.
-    #[error("the peer stopped reading the stream (code {0})")]
-    Stopped(u64),
-    /// The connection is gone.
-    #[error("the connection is gone: {0}")]
-    Connection(#[from] Closed),
-    /// The stream ended in the middle of a frame.
-    #[error("the stream ended inside a frame")]
-    Truncated,
-    /// The bytes are not a valid frame.
-    #[error(transparent)]
-    Frame(#[from] DecodeError),
-    /// The stream was already closed on this side.
-    #[error("the stream is already closed")]
-    Closed,
-}
 
 /// Reads frames from a stream's receiving half.
 #[derive(Debug)]

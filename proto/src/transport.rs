@@ -1,9 +1,37 @@
-//! QUIC transport settings both sides use, so keep-alive and idle detection agree.
+//! The link's transports ([`Transport`]), and the QUIC settings both sides use, so keep-alive
+//! and idle detection agree (the TCP link keeps the same timings, [`crate::link::tcp`]).
 
 use quinn::congestion::BbrConfig;
 use quinn::{IdleTimeout, TransportConfig, VarInt};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Which transport a link runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// QUIC over UDP.
+    Quic,
+    /// HTTP/2 over TLS 1.3 over TCP.
+    Tcp,
+}
+
+impl Transport {
+    /// `quic` or `tcp`, as metrics, events and the admin API name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Quic => "quic",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How often an idle connection sends a keep-alive PING.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
-use super::session::{AgentError, Attempt};
+use super::error::{AgentError, Attempt};
 
 /// How long QUIC has alone before TCP joins the race (`auto`).
 pub(crate) const RACE_AFTER: Duration = Duration::from_millis(1500);

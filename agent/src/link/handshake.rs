@@ -2,7 +2,7 @@
 //! on the control stream, and the edge's `Welcome` or `Rejected`.
 
 use super::control::Control;
-use super::session::{AgentError, Attempt};
+use super::error::{AgentError, Attempt};
 use crate::config::agent::AgentConfig;
 use sluice_proto::codec::{read_frame, write_frame};
 use sluice_proto::control::{EndpointRequest, Hello, HelloReply, Welcome};

@@ -114,7 +114,8 @@ pub fn connection_object(conn: &ConnectionRecord<'_>) -> Value {
             "connection_id": conn.connection_id,
             "endpoint_id": conn.endpoint.map(|e| e.id.as_str()),
             "endpoint_url": conn.endpoint_url,
-            "session_id": conn.session_id,
+            "session_id": conn.agent.map(|a| a.session_id),
+            "transport": conn.agent.map(|a| a.transport),
             "outcome": conn.outcome,
             "duration_ms": conn.duration.as_secs_f64() * 1000.0,
         }),
@@ -207,8 +208,11 @@ fn sluice_fields(req: &RequestRecord<'_>, obj: &mut Map<String, Value>) {
             .collect();
         obj.insert("forwarded_to".into(), Value::Array(targets));
     }
-    if let Some(session) = req.session_id {
-        obj.insert("agent".into(), json!({ "session_id": session }));
+    if let Some(agent) = req.agent {
+        obj.insert(
+            "agent".into(),
+            json!({ "session_id": agent.session_id, "transport": agent.transport }),
+        );
     }
     obj.insert("request_id".into(), json!(req.request_id));
     obj.insert(

@@ -117,11 +117,7 @@ impl RequestCtx {
             endpoint_label,
             endpoint: self.endpoints.first().map(|e| &**e),
             forwarded_to: self.endpoints.get(1..).unwrap_or_default(),
-            session_id: self
-                .route
-                .as_ref()
-                .and_then(|r| r.agent())
-                .map(|(session, _)| session.id.as_str()),
+            agent: self.route.as_ref().and_then(|r| r.agent_leg()),
             host: &self.host,
             scheme: self.scheme.as_str(),
             tls_version: self.tls_version.as_deref(),

@@ -131,10 +131,7 @@ pub(crate) async fn serve(
             connection_id: &accepted.id,
             endpoint_url: route.as_ref().map_or("", |r| r.url.as_str()),
             endpoint: route.as_ref().map(|r| &*r.endpoint),
-            session_id: route
-                .as_ref()
-                .and_then(|r| r.agent())
-                .map(|(s, _)| s.id.as_str()),
+            agent: route.as_ref().and_then(|r| r.agent_leg()),
             client_addr: peer,
             server_addr: local,
             start: accepted.start,

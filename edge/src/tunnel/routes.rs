@@ -10,6 +10,7 @@
 use super::authtoken::TokenId;
 use super::handle::SessionHandle;
 use crate::hostname::{wildcard_candidates, Hostname};
+use crate::record::AgentLeg;
 use crate::urls::PublicUrls;
 use arc_swap::ArcSwap;
 use rand::Rng;
@@ -93,6 +94,14 @@ impl Route {
             } => Some((session, *endpoint_id)),
             Member::Cloud { .. } => None,
         }
+    }
+
+    /// The agent session and its transport, as the request and connection records name them.
+    pub fn agent_leg(&self) -> Option<AgentLeg<'_>> {
+        self.agent().map(|(session, _)| AgentLeg {
+            session_id: &session.id,
+            transport: session.conn.transport(),
+        })
     }
 
     /// The run it belongs to: a reconnecting agent run replaces only its own member.

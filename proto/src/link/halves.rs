@@ -1,7 +1,7 @@
 //! [`SendHalf`] and [`RecvHalf`]: the two halves of one link stream, whichever the transport.
 
-use super::h2_stream::{H2Recv, H2Send};
-use crate::framed::StreamError;
+use super::error::StreamError;
+use super::tcp::stream::{H2Recv, H2Send};
 use crate::reset_code;
 use bytes::Bytes;
 use quinn::VarInt;

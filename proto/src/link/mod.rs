@@ -9,88 +9,19 @@
 //! as a sign of life. The rest of the edge and the agent use only this module, so neither
 //! knows which transport it runs on except where it reports it.
 
-mod h2_stream;
-mod halves;
+pub(crate) mod error;
+pub(crate) mod halves;
 mod quic;
 pub mod tcp;
+#[cfg(test)]
+mod tests;
 
+pub use crate::transport::Transport;
+pub use error::{Closed, StreamError};
 pub use halves::{RecvHalf, SendHalf};
 
-use bytes::Bytes;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Which transport a link runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// QUIC over UDP.
-    Quic,
-    /// HTTP/2 over TLS 1.3 over TCP.
-    Tcp,
-}
-
-impl Transport {
-    /// `quic` or `tcp`, as metrics, events and the admin API name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Quic => "quic",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a link ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Closed {
-    /// This side closed it.
-    Local,
-    /// The peer closed it with a [`crate::close_code`] and a reason.
-    Peer {
-        /// The close code.
-        code: u32,
-        /// The peer's reason (at most a few hundred bytes, not necessarily UTF-8).
-        reason: Bytes,
-    },
-    /// Nothing arrived for the idle timeout.
-    TimedOut,
-    /// The connection broke (reset, refused, a protocol error).
-    Lost(String),
-}
-
-impl Closed {
-    /// The peer's close code, when the peer closed the link.
-    pub fn peer_code(&self) -> Option<u32> {
-        match self {
-            Closed::Peer { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Closed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Closed::Local => f.write_str("closed by this side"),
-            Closed::Peer { code, reason } => write!(
-                f,
-                "closed by the peer (code {code}): {}",
-                String::from_utf8_lossy(reason)
-            ),
-            Closed::TimedOut => f.write_str("timed out"),
-            Closed::Lost(why) => write!(f, "connection lost: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for Closed {}
 
 /// One agent↔edge connection. Cloning it is cheap; every clone is the same connection.
 #[derive(Debug, Clone)]

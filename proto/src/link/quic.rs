@@ -1,7 +1,6 @@
 //! quinn's errors in the link's terms.
 
-use super::Closed;
-use crate::framed::StreamError;
+use super::error::{Closed, StreamError};
 use quinn::{ConnectionError, ReadError, WriteError};
 
 /// How a QUIC connection ended, as a [`Closed`].

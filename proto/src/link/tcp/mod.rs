@@ -8,21 +8,24 @@
 //! HTTP/2 PINGs every [`KEEP_ALIVE_INTERVAL`], which also measure the round trip; a link that
 //! hears nothing for [`IDLE_TIMEOUT`] is dead, as a QUIC link is.
 
-use super::h2_stream::{H2Recv, H2Send};
-use super::{Closed, RecvHalf, SendHalf};
-use crate::framed::StreamError;
+pub(crate) mod counted;
+pub(crate) mod state;
+pub(crate) mod stream;
+
+use super::error::Closed;
+use super::halves::{RecvHalf, SendHalf};
 use crate::transport::{IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL};
 use bytes::{BufMut, Bytes, BytesMut};
+use counted::Counted;
+use state::Shared;
 use std::future::poll_fn;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{mpsc, watch};
+use stream::{H2Recv, H2Send};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 
 /// Per-stream receive window (as QUIC's stream window).
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
@@ -51,58 +54,6 @@ pub enum SetupError {
     Gone,
 }
 
-/// The link's state both halves of every stream and the background tasks share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    closed: watch::Sender<Option<Closed>>,
-    arrivals: AtomicU64,
-    rtt_micros: AtomicU64,
-    remote: SocketAddr,
-}
-
-impl Shared {
-    fn new(remote: SocketAddr) -> Arc<Self> {
-        Arc::new(Self {
-            closed: watch::Sender::new(None),
-            arrivals: AtomicU64::new(0),
-            rtt_micros: AtomicU64::new(0),
-            remote,
-        })
-    }
-
-    /// Records how the link ended; the first reason stays. Whether this call ended it.
-    fn end(&self, reason: Closed) -> bool {
-        self.closed.send_if_modified(|now| {
-            if now.is_some() {
-                return false;
-            }
-            *now = Some(reason);
-            true
-        })
-    }
-
-    fn reason(&self) -> Option<Closed> {
-        self.closed.borrow().clone()
-    }
-
-    async fn ended(&self) -> Closed {
-        let mut rx = self.closed.subscribe();
-        let reason = match rx.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone(),
-            Err(_) => None,
-        };
-        reason.unwrap_or(Closed::Local)
-    }
-
-    /// A stream error for a failure that is the link's: its end reason when known.
-    pub(crate) fn stream_error(&self, why: &str) -> StreamError {
-        StreamError::Connection(
-            self.reason()
-                .unwrap_or_else(|| Closed::Lost(why.to_string())),
-        )
-    }
-}
-
 /// One link over HTTP/2 on TLS on TCP. Cloning it is cheap.
 #[derive(Debug, Clone)]
 pub struct TcpLink {
@@ -119,8 +70,9 @@ struct Inner {
 
 #[derive(Debug)]
 enum Side {
-    /// The edge: the HTTP/2 client, which opens streams.
-    Edge(h2::client::SendRequest<Bytes>),
+    /// The edge: the HTTP/2 client, which opens streams (one handle, so h2's readiness
+    /// covers every stream this side opens).
+    Edge(tokio::sync::Mutex<h2::client::SendRequest<Bytes>>),
     /// The agent: the HTTP/2 server, which accepts them (from the connection's task).
     Agent(tokio::sync::Mutex<mpsc::UnboundedReceiver<(SendHalf, RecvHalf)>>),
 }
@@ -145,6 +97,9 @@ impl TcpLink {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_frame_size(MAX_FRAME)
             .max_send_buffer_size(SEND_BUFFER)
+            // No stream before the agent's SETTINGS say how many it allows (h2 would assume
+            // 100 until then).
+            .initial_max_send_streams(0)
             .enable_push(false)
             .handshake::<_, Bytes>(Counted::new(io, shared.clone()))
             .await?;
@@ -152,14 +107,19 @@ impl TcpLink {
         tokio::spawn(drive_edge(conn, shared.clone()));
         let mut ready = opener.clone().ready().await?;
         let (answer, send) = ready.send_request(stream_head(), false)?;
+        let answer = answer.await?;
         tokio::spawn(read_close(
-            H2Recv::answer(answer, shared.clone()),
+            H2Recv::open(answer.into_body(), shared.clone()),
             shared.clone(),
         ));
         if let Some(pings) = pings {
             tokio::spawn(keep_alive(pings, shared.clone()));
         }
-        Ok(TcpLink::new(shared, Side::Edge(opener), send))
+        Ok(TcpLink::new(
+            shared,
+            Side::Edge(tokio::sync::Mutex::new(opener)),
+            send,
+        ))
     }
 
     /// The agent's side, on `io` (its TLS connection to the edge at `remote`); the edge may
@@ -227,14 +187,24 @@ impl TcpLink {
         if let Some(reason) = self.close_reason() {
             return Err(reason);
         }
-        let mut ready = opener.clone().ready().await.map_err(|e| self.gone(e))?;
-        let (answer, send) = ready
+        let mut opener = opener.lock().await;
+        poll_fn(|cx| opener.poll_ready(cx))
+            .await
+            .map_err(|e| self.gone(e))?;
+        let (answer, send) = opener
             .send_request(stream_head(), false)
             .map_err(|e| self.gone(e))?;
+        drop(opener);
+        // Over the agent's limit h2 queues a stream locally (and counts its open streams only
+        // as its connection task gets to them), so a stream is open once the agent answered
+        // it: a caller's timeout then sees the limit as over QUIC, and a pooled stream is
+        // never one still waiting for a slot. A new stream costs a round trip; pooled ones
+        // carry most requests.
+        let answer = answer.await.map_err(|e| self.gone(e))?;
         let shared = self.shared().clone();
         Ok((
             SendHalf::H2(H2Send::new(send, shared.clone())),
-            RecvHalf::H2(H2Recv::answer(answer, shared)),
+            RecvHalf::H2(H2Recv::open(answer.into_body(), shared)),
         ))
     }
 
@@ -403,176 +373,5 @@ async fn keep_alive(mut pings: h2::PingPong, shared: Arc<Shared>) {
                 Err(_) => return,
             },
         }
-    }
-}
-
-/// A byte stream that counts what it reads into the link's arrivals.
-struct Counted<T> {
-    io: T,
-    shared: Arc<Shared>,
-}
-
-impl<T> Counted<T> {
-    fn new(io: T, shared: Arc<Shared>) -> Self {
-        Self { io, shared }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        let read = (buf.filled().len() - before) as u64;
-        this.shared.arrivals.fetch_add(read, Ordering::Relaxed);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::framed::{FrameReader, FrameWriter};
-    use crate::link::Link;
-
-    /// An edge and an agent side over a loopback TCP connection (no TLS: the link does not
-    /// care what carries it).
-    async fn pair() -> (Link, Link) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let dial = tokio::spawn(async move {
-            let io = tokio::net::TcpStream::connect(addr).await.expect("dial");
-            TcpLink::agent(io, addr, 8).await.expect("agent side")
-        });
-        let (io, remote) = listener.accept().await.expect("accept");
-        let edge = TcpLink::edge(io, remote).await.expect("edge side");
-        let agent = dial.await.expect("joined");
-        (Link::Tcp(edge), Link::Tcp(agent))
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn streams_carry_bytes_both_ways_and_end_cleanly() {
-        let (edge, agent) = pair().await;
-        let (send, recv) = edge.open_bi().await.expect("open");
-        let (mut writer, mut reader) = (FrameWriter::new(send), FrameReader::new(recv));
-        let big = Bytes::from(vec![7u8; 3 * 1024 * 1024 + 5]);
-        let sent = big.clone();
-        let upload = tokio::spawn(async move {
-            writer.send_raw(sent).await.expect("write");
-            writer.finish();
-        });
-        let (send, recv) = agent.accept_bi().await.expect("accept");
-        let (mut a_writer, mut a_reader) = (FrameWriter::new(send), FrameReader::new(recv));
-        let mut got = Vec::new();
-        while let Some(chunk) = a_reader.next_raw().await.expect("read") {
-            got.extend_from_slice(&chunk);
-        }
-        assert_eq!(got.len(), big.len());
-        assert!(got == big[..]);
-        upload.await.expect("uploaded");
-        a_writer
-            .send_raw(Bytes::from_static(b"back"))
-            .await
-            .expect("answer");
-        a_writer.finish();
-        assert_eq!(
-            reader.next_raw().await.expect("read"),
-            Some(Bytes::from_static(b"back"))
-        );
-        assert_eq!(reader.next_raw().await.expect("end"), None);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_dropped_writer_is_a_reset_never_an_end() {
-        let (edge, agent) = pair().await;
-        let (send, _recv) = edge.open_bi().await.expect("open");
-        let mut writer = FrameWriter::new(send);
-        writer
-            .send_raw(Bytes::from_static(b"partial"))
-            .await
-            .expect("write");
-        let (_send, recv) = agent.accept_bi().await.expect("accept");
-        let mut reader = FrameReader::new(recv);
-        assert_eq!(
-            reader.next_raw().await.expect("first"),
-            Some(Bytes::from_static(b"partial"))
-        );
-        drop(writer);
-        assert!(matches!(
-            reader.next_raw().await,
-            Err(StreamError::Reset(_))
-        ));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reset_is_seen_without_reading_what_arrived() {
-        let (edge, agent) = pair().await;
-        let (send, _recv) = edge.open_bi().await.expect("open");
-        let mut writer = FrameWriter::new(send);
-        writer
-            .send_raw(Bytes::from_static(b"kept"))
-            .await
-            .expect("write");
-        let (_send, recv) = agent.accept_bi().await.expect("accept");
-        let mut reader = FrameReader::new(recv);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        writer.abort();
-        tokio::time::timeout(Duration::from_secs(5), reader.reset())
-            .await
-            .expect("reset seen");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_close_code_and_reason_reach_the_peer() {
-        let (edge, agent) = pair().await;
-        edge.close(crate::close_code::STOPPED, b"stopped by the operator");
-        assert_eq!(edge.close_reason(), Some(Closed::Local));
-        let closed = tokio::time::timeout(Duration::from_secs(5), agent.closed())
-            .await
-            .expect("closed in time");
-        assert_eq!(
-            closed,
-            Closed::Peer {
-                code: crate::close_code::STOPPED,
-                reason: Bytes::from_static(b"stopped by the operator")
-            }
-        );
-        assert!(agent.accept_bi().await.is_err());
     }
 }

@@ -3,13 +3,11 @@
 //! window back as the bytes are taken, and errors are told apart as QUIC's are (the peer
 //! reset the stream, or the link is gone).
 
-use super::tcp::Shared;
-use crate::framed::StreamError;
+use super::state::Shared;
+use crate::link::error::StreamError;
 use bytes::{Bytes, BytesMut};
-use h2::client::ResponseFuture;
 use h2::Reason;
 use std::future::poll_fn;
-use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -28,7 +26,7 @@ pub struct H2Send {
 }
 
 impl H2Send {
-    pub(super) fn new(stream: h2::SendStream<Bytes>, link: Arc<Shared>) -> Self {
+    pub(crate) fn new(stream: h2::SendStream<Bytes>, link: Arc<Shared>) -> Self {
         Self {
             stream,
             link,
@@ -73,7 +71,7 @@ impl H2Send {
     }
 
     /// Writes `data` whole.
-    pub(super) async fn write(&mut self, mut data: Bytes) -> Result<(), StreamError> {
+    pub(crate) async fn write(&mut self, mut data: Bytes) -> Result<(), StreamError> {
         while !data.is_empty() {
             let n = poll_fn(|cx| self.poll_capacity(cx, data.len())).await?;
             let part = data.split_to(n);
@@ -85,7 +83,7 @@ impl H2Send {
     }
 
     /// Writes `chunks` in order, small ones gathered into one frame.
-    pub(super) async fn write_all(&mut self, chunks: &mut [Bytes]) -> Result<(), StreamError> {
+    pub(crate) async fn write_all(&mut self, chunks: &mut [Bytes]) -> Result<(), StreamError> {
         let total: usize = chunks.iter().map(Bytes::len).sum();
         if chunks.len() > 1 && total < GATHER_BELOW {
             let mut gathered = BytesMut::with_capacity(total);
@@ -101,25 +99,25 @@ impl H2Send {
     }
 
     /// Ends the half cleanly.
-    pub(super) fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if !std::mem::replace(&mut self.finished, true) {
             let _ = self.stream.send_data(Bytes::new(), true);
         }
     }
 
     /// Resets the stream (both halves: HTTP/2 has no half-reset).
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.finished = true;
         self.stream.send_reset(Reason::CANCEL);
     }
 
     /// The HTTP/2 stream id.
-    pub(super) fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         u32::from(self.stream.stream_id()).into()
     }
 
     /// `AsyncWrite::poll_write`: copies what the window lets go now.
-    pub(super) fn poll_write(
+    pub(crate) fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
         buf: &[u8],
@@ -135,19 +133,10 @@ impl H2Send {
     }
 }
 
-/// Where the receiving half stands.
-#[derive(Debug)]
-enum RecvState {
-    /// The edge opened the stream; the agent's answer (an empty response head) is not here yet.
-    Answer(ResponseFuture),
-    /// Data flows.
-    Open(h2::RecvStream),
-}
-
 /// The receiving half of an HTTP/2 stream.
 #[derive(Debug)]
 pub struct H2Recv {
-    state: RecvState,
+    stream: h2::RecvStream,
     /// Bytes that arrived while only a reset was watched for, or past a short read.
     held: BytesMut,
     link: Arc<Shared>,
@@ -155,48 +144,20 @@ pub struct H2Recv {
 }
 
 impl H2Recv {
-    /// The half of a stream the peer opened (its data flows at once).
-    pub(super) fn open(stream: h2::RecvStream, link: Arc<Shared>) -> Self {
+    /// The receiving half of an open stream.
+    pub(crate) fn open(stream: h2::RecvStream, link: Arc<Shared>) -> Self {
         let id = u32::from(stream.stream_id()).into();
         Self {
-            state: RecvState::Open(stream),
+            stream,
             held: BytesMut::new(),
             link,
             id,
-        }
-    }
-
-    /// The half of a stream this side opened, before the peer's answer.
-    pub(super) fn answer(answer: ResponseFuture, link: Arc<Shared>) -> Self {
-        let id = u32::from(answer.stream_id()).into();
-        Self {
-            state: RecvState::Answer(answer),
-            held: BytesMut::new(),
-            link,
-            id,
-        }
-    }
-
-    fn stream(&mut self, cx: &mut Context<'_>) -> Poll<Result<&mut h2::RecvStream, StreamError>> {
-        if let RecvState::Answer(answer) = &mut self.state {
-            match ready!(std::pin::Pin::new(answer).poll(cx)) {
-                Ok(response) => self.state = RecvState::Open(response.into_body()),
-                Err(e) => return Poll::Ready(Err(error(&self.link, e, false))),
-            }
-        }
-        match &mut self.state {
-            RecvState::Open(stream) => Poll::Ready(Ok(stream)),
-            RecvState::Answer(_) => Poll::Pending,
         }
     }
 
     /// The next data from the connection (window given back), `None` at the end.
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
-        let link = self.link.clone();
-        let stream = match ready!(self.stream(cx)) {
-            Ok(stream) => stream,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
+        let (stream, link) = (&mut self.stream, &self.link);
         loop {
             return Poll::Ready(match ready!(stream.poll_data(cx)) {
                 Some(Ok(data)) if data.is_empty() => continue,
@@ -204,7 +165,7 @@ impl H2Recv {
                     let _ = stream.flow_control().release_capacity(data.len());
                     Ok(Some(data))
                 }
-                Some(Err(e)) => Err(error(&link, e, false)),
+                Some(Err(e)) => Err(error(link, e, false)),
                 None => Ok(None),
             });
         }
@@ -229,11 +190,11 @@ impl H2Recv {
         })))
     }
 
-    pub(super) async fn read(&mut self, max: usize) -> Result<Option<Bytes>, StreamError> {
+    pub(crate) async fn read(&mut self, max: usize) -> Result<Option<Bytes>, StreamError> {
         poll_fn(|cx| self.poll_chunk(cx, max)).await
     }
 
-    pub(super) async fn read_many(
+    pub(crate) async fn read_many(
         &mut self,
         chunks: &mut [Bytes],
     ) -> Result<Option<usize>, StreamError> {
@@ -257,7 +218,7 @@ impl H2Recv {
         .await
     }
 
-    pub(super) async fn received_reset(&mut self) -> Option<u64> {
+    pub(crate) async fn received_reset(&mut self) -> Option<u64> {
         poll_fn(|cx| loop {
             match ready!(self.poll_data(cx)) {
                 Ok(Some(data)) => self.held.extend_from_slice(&data),
@@ -269,12 +230,12 @@ impl H2Recv {
     }
 
     /// The HTTP/2 stream id.
-    pub(super) fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// `AsyncRead::poll_read`.
-    pub(super) fn poll_read(
+    pub(crate) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
