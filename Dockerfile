@@ -2,7 +2,7 @@
 # Rust image, run from a small Debian one as an unprivileged user. See docs/operating.md.
 #
 #   docker build -t sluice .
-#   docker run -p 80:8080 -p 4443:4443/udp -v ./edge.yaml:/etc/sluice/edge.yaml:ro \
+#   docker run -p 80:8080 -p 4443:4443/udp -p 4443:4443/tcp -v ./edge.yaml:/etc/sluice/edge.yaml:ro \
 #     -v sluice-state:/var/lib/sluice sluice
 #
 # HTTPS needs certificates, so it is not on by default: set SLUICE_HTTPS_ADDR=0.0.0.0:8443 with
@@ -38,6 +38,6 @@ ENV SLUICE_HTTP_ADDR=0.0.0.0:8080 \
 USER 10001
 WORKDIR /var/lib/sluice
 VOLUME ["/var/lib/sluice"]
-EXPOSE 8080/tcp 8443/tcp 4443/udp 9090/tcp
+EXPOSE 8080/tcp 8443/tcp 4443/udp 4443/tcp 9090/tcp
 ENTRYPOINT ["/usr/bin/sluice-edge"]
 CMD ["--config", "/etc/sluice/edge.yaml"]

@@ -264,6 +264,15 @@ pub fn test_transport() -> TransportChoice {
     }
 }
 
+/// The transport test agents end up on: `tcp` in the TCP pass, else `quic` (what `auto` takes
+/// on loopback), as the edge's metrics, events and admin API name it.
+pub fn expected_transport() -> &'static str {
+    match test_transport() {
+        TransportChoice::Tcp => "tcp",
+        _ => "quic",
+    }
+}
+
 /// [`test_transport`] as the agent binary's `--transport` value.
 pub fn test_transport_flag() -> &'static str {
     match test_transport() {

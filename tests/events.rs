@@ -137,6 +137,11 @@ async fn events_file_has_one_line_per_request_with_ngrok_fields() -> anyhow::Res
                 .is_some_and(|s| s.starts_with("ses_")),
             "{o}"
         );
+        assert_eq!(
+            o["agent"]["transport"],
+            sluice_e2e::expected_transport(),
+            "{o}"
+        );
         assert!(
             o["request_id"]
                 .as_str()

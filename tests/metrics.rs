@@ -129,8 +129,8 @@ async fn metrics_count_every_request_with_bounded_labels() -> anyhow::Result<()>
         lines_of(&text, "sluice_edge_policy")
     );
     assert_eq!(sample(&text, "sluice_edge_agent_sessions"), Some(2.0));
-    let tcp = sluice_e2e::test_transport() == sluice_agent::TransportChoice::Tcp;
-    let transport = if tcp { "tcp" } else { "quic" };
+    let transport = sluice_e2e::expected_transport();
+    let tcp = transport == "tcp";
     assert_eq!(
         sample(
             &text,

@@ -275,6 +275,11 @@ async fn restrict_ips_on_connect_closes_with_no_bytes_and_the_event_says_so() ->
     assert_eq!(passed["conn"]["bytes_in"], 4, "{passed}");
     assert_eq!(passed["conn"]["bytes_out"], 4, "{passed}");
     assert_eq!(passed["conn"]["client_ip"], "127.0.0.1", "{passed}");
+    assert_eq!(
+        passed["sluice"]["transport"],
+        sluice_e2e::expected_transport(),
+        "{passed}"
+    );
     Ok(())
 }
 

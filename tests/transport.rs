@@ -130,6 +130,28 @@ async fn with_udp_blackholed_from_the_start_auto_is_online_over_tcp_within_3_s(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_socket_that_refuses_to_send_races_tcp_at_once() -> anyhow::Result<()> {
+    let rig = Rig::start(Impairment::default()).await?;
+    let mut config = rig.config("refused", TransportChoice::Auto)?;
+    // The kernel refuses a datagram to the broadcast address from a socket without
+    // SO_BROADCAST (EACCES), as a local firewall refuses with EPERM; nothing is sent.
+    config.edge = format!("255.255.255.255:{}", rig.edge.tunnel_addr.port());
+    let started = Instant::now();
+    let agent = TestAgent::start(config).await?;
+    let online_after = started.elapsed();
+    println!("online over TCP {online_after:.2?} after starting");
+    // Well before the 1.5 s that an unanswered QUIC handshake waits.
+    assert!(
+        online_after < Duration::from_secs(1),
+        "online only after {online_after:.2?}"
+    );
+    assert_eq!(rig.sessions_over("tcp"), 1);
+    agent.stop().await?;
+    rig.edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_with_udp_blocked_never_uses_tcp() -> anyhow::Result<()> {
     let rig = Rig::start(Impairment {
         blackhole: true,
@@ -372,6 +394,67 @@ async fn the_tcp_listener_speaks_tls_1_3_only() -> anyhow::Result<()> {
     let err = old.expect_err("TLS 1.2 was accepted");
     println!("TLS 1.2 refused: {err:#}");
     assert!(format!("{err:#}").contains("ProtocolVersion"), "{err:#}");
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_binary_says_which_transport_it_is_on() -> anyhow::Result<()> {
+    let rig = Rig::start(Impairment::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let tcp = rig.edge.tunnel_tcp_addr.context("no TCP listener")?;
+    let mut cmd = sluice_e2e::process::agent_command(
+        rig.relay.addr(),
+        &rig.edge.cert,
+        TOKEN,
+        "printed",
+        rig.app.addr,
+    )?;
+    cmd.args(["--transport", "tcp", "--edge-tcp", &tcp.to_string()]);
+    let agent = sluice_e2e::AgentProcess::spawn(cmd, &dir.path().join("agent.log")).await?;
+    get_ok(&agent.url).await?;
+    eventually(Duration::from_secs(5), "the transport line", || async {
+        agent
+            .output()
+            .contains("Transport  TLS over TCP")
+            .then_some(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", agent.output()))?;
+    assert_eq!(rig.relay.stats().seen, 0, "--transport tcp sent UDP");
+    agent.terminate(Duration::from_secs(10)).await?;
+    rig.edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_can_share_the_https_port_by_alpn() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = sluice_e2e::tls::TestCa::new("sluice test CA")?;
+    let (wildcard, _) = ca.issue(dir.path(), "wildcard", &["*.tunnel.test"])?;
+    let domain = sluice_edge::Hostname::parse("tunnel.test")?;
+    let edge = TestEdge::start_with(|c| {
+        c.domain = domain;
+        let mut https = sluice_edge::HttpsConfig::new(sluice_e2e::any_port());
+        https.default_cert = Some(wildcard);
+        c.https = Some(https);
+        // Only the HTTPS port takes agents over TCP.
+        c.tunnel_tcp = sluice_edge::TunnelTcp::Off;
+        c.tunnel_tcp_on_https = true;
+    })
+    .await?;
+    assert_eq!(edge.tunnel_tcp_addr, None);
+    let https = edge.https()?;
+    let app = upstream::app("shared").await?;
+    let mut config = edge.agent_config(TOKEN, "shared", app.addr);
+    config.transport = TransportChoice::Tcp;
+    config.edge_tcp = Some(https.to_string());
+    let agent = TestAgent::start(config).await?;
+    // Browsers on the same port still get the edge's HTTPS, and reach the agent through it.
+    let resp = ca.https_client()?.get(agent.url()).send().await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-upstream"], "shared");
+    agent.stop().await?;
     edge.shutdown().await;
     Ok(())
 }

@@ -52,7 +52,7 @@ pub use acme::config::{AcmeConfig, AcmeConfigError, OnDemandConfig};
 pub use cloud::CloudEndpointError;
 pub use config::{
     CloudEndpointSpec, ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy,
-    SecretVault, TunnelTls, VaultSource,
+    SecretVault, TunnelTcp, TunnelTls, VaultSource,
 };
 pub use events::config::{DestinationError, EventConfigError, EventDestination, Sink};
 pub use events::filter::FilterError;

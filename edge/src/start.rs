@@ -35,7 +35,7 @@ use crate::tls::resolver::CertResolver;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use crate::tunnel::connector::AgentConnector;
 use crate::tunnel::credentials::Credentials;
-use crate::tunnel::listener::{self, ListenError};
+use crate::tunnel::listener::{self, ListenError, TunnelOverHttps};
 use crate::tunnel::ports::TcpPorts;
 use crate::tunnel::reset_key::{self, ResetKeyError};
 use crate::tunnel::routes::{LocalRoutes, RouteRegistry};
@@ -442,6 +442,11 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         .chain(dev_token.as_ref().map(|d| d.token.clone()))
         .collect();
     let store = Store::open(&config.state_dir)?;
+    if config.tunnel_tcp_on_https && config.https.is_none() {
+        return Err(StartError::TlsListener(
+            "tunnel_tcp_on_https needs the HTTPS listener".into(),
+        ));
+    }
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
     let admin_bound = config.admin_addr.map(bind_tcp).transpose()?;
@@ -578,8 +583,12 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         // the HTTP servers) is the only one its connections meet; see docs/tls.md.
         let table = Arc::new(SniTable::default());
         let routes = TlsEndpoints::new(tcp_state.clone(), table.clone());
-        let front = TlsFront::new(h.resolver.clone(), Arc::new(routes))
+        let mut front = TlsFront::new(h.resolver.clone(), Arc::new(routes))
             .map_err(|e| StartError::TlsListener(e.to_string()))?;
+        if config.tunnel_tcp_on_https {
+            let tunnel = TunnelOverHttps::new(listener::tcp_tls(&identity)?, tunnel_state.clone());
+            front = front.with_tunnel(Arc::new(tunnel));
+        }
         let mut svc = pingora::proxy::http_proxy_service_with_name_custom(
             &server_conf,
             EdgeProxy::new(proxy_state.clone()),

@@ -178,6 +178,6 @@ fn print_event(event: &AgentEvent, json: bool) {
 fn transport_line(transport: sluice_agent::Transport) -> &'static str {
     match transport {
         sluice_agent::Transport::Quic => "QUIC",
-        sluice_agent::Transport::Tcp => "TLS over TCP (UDP blocked; QUIC is retried)",
+        sluice_agent::Transport::Tcp => "TLS over TCP",
     }
 }

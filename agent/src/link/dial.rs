@@ -26,13 +26,14 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// What dials the edge: the transports the agent's choice allows, set up once per run.
 pub(crate) struct Dialer {
-    host: String,
     quic: Option<QuicDialer>,
     tcp: Option<TcpDialer>,
     choice: TransportChoice,
 }
 
 struct QuicDialer {
+    /// The name the edge's certificate is checked against.
+    host: String,
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
     addr: SocketAddr,
@@ -43,6 +44,8 @@ struct QuicDialer {
 struct TcpDialer {
     tls: TlsConnector,
     addr: String,
+    /// The name its certificate is checked against: `edge_tcp`'s host, else `edge`'s.
+    host: String,
     max_streams: u32,
 }
 
@@ -50,27 +53,15 @@ impl Dialer {
     /// Resolves the edge and sets up the transports `config` allows (no UDP socket at all
     /// for `tcp`).
     pub(crate) async fn new(config: &AgentConfig) -> Result<Self, AgentError> {
-        let (host, addr) = resolve_edge(&config.edge).await?;
         let quic = match config.transport {
             TransportChoice::Tcp => None,
-            _ => Some(QuicDialer::new(config, addr)?),
+            _ => Some(QuicDialer::new(config).await?),
         };
         let tcp = match config.transport {
             TransportChoice::Quic => None,
-            _ => Some(TcpDialer {
-                tls: TlsConnector::from(tls::client_config(
-                    config.edge_ca.as_deref(),
-                    sluice_proto::ALPN_TCP,
-                )?),
-                addr: config
-                    .edge_tcp
-                    .clone()
-                    .unwrap_or_else(|| config.edge.clone()),
-                max_streams: config.max_concurrent_requests,
-            }),
+            _ => Some(TcpDialer::new(config)?),
         };
         Ok(Self {
-            host,
             quic,
             tcp,
             choice: config.transport,
@@ -80,8 +71,8 @@ impl Dialer {
     /// A link over `transport` alone, if the choice allows it.
     pub(crate) async fn dial(&self, transport: Transport) -> Result<Link, Attempt> {
         match (transport, &self.quic, &self.tcp) {
-            (Transport::Quic, Some(quic), _) => quic.dial(&self.host).await,
-            (Transport::Tcp, _, Some(tcp)) => tcp.dial(&self.host).await,
+            (Transport::Quic, Some(quic), _) => quic.dial().await,
+            (Transport::Tcp, _, Some(tcp)) => tcp.dial().await,
             _ => Err(Attempt::Transient(format!(
                 "--transport {:?} does not use {transport}",
                 self.choice
@@ -102,7 +93,8 @@ impl Dialer {
 
     /// QUIC, joined by TCP after [`RACE_AFTER`] or at once when UDP cannot be sent; the
     /// first link up wins (the other attempt is dropped before any handshake message, so only
-    /// one session is ever admitted). Both failing gives QUIC's reason and TCP's.
+    /// one session is ever admitted). QUIC failing first leaves TCP alone; both failing gives
+    /// both reasons.
     async fn race(&self) -> Result<Link, Attempt> {
         let (Some(quic), Some(tcp)) = (&self.quic, &self.tcp) else {
             return Err(Attempt::Transient("no transport to race".into()));
@@ -111,27 +103,34 @@ impl Dialer {
         let quic_attempt = async {
             match &refused {
                 Some(why) => Err(Attempt::Transient(format!("UDP refused: {why}"))),
-                None => quic.dial(&self.host).await,
+                None => quic.dial().await,
             }
         };
-        let tcp_attempt = async {
-            if refused.is_none() {
-                tokio::time::sleep(RACE_AFTER).await;
-            }
-            debug!(refused = ?refused, "QUIC is slow or refused; racing TCP");
-            tcp.dial(&self.host).await
-        };
-        tokio::pin!(quic_attempt, tcp_attempt);
+        tokio::pin!(quic_attempt);
+        // QUIC alone until it answers, fails, or its head start is over.
+        let head_start = tokio::time::sleep(if refused.is_some() {
+            Duration::ZERO
+        } else {
+            RACE_AFTER
+        });
+        tokio::select! {
+            q = &mut quic_attempt => return match q {
+                Err(Attempt::Transient(quic_why)) => tcp.dial().await.map_err(|e| both(quic_why, e)),
+                done => done,
+            },
+            () = head_start => {}
+        }
+        debug!(refused = ?refused, "QUIC is slow or refused; racing TCP");
+        let tcp_attempt = tcp.dial();
+        tokio::pin!(tcp_attempt);
         tokio::select! {
             q = &mut quic_attempt => match q {
-                Ok(link) => Ok(link),
-                Err(Attempt::Fatal(e)) => Err(Attempt::Fatal(e)),
                 Err(Attempt::Transient(quic_why)) => tcp_attempt.await.map_err(|e| both(quic_why, e)),
+                done => done,
             },
             t = &mut tcp_attempt => match t {
-                Ok(link) => Ok(link),
-                Err(Attempt::Fatal(e)) => Err(Attempt::Fatal(e)),
                 Err(Attempt::Transient(tcp_why)) => quic_attempt.await.map_err(|e| both(tcp_why, e)),
+                done => done,
             },
         }
     }
@@ -153,7 +152,8 @@ fn both(first: String, second: Attempt) -> Attempt {
 }
 
 impl QuicDialer {
-    fn new(config: &AgentConfig, edge: SocketAddr) -> Result<Self, AgentError> {
+    async fn new(config: &AgentConfig) -> Result<Self, AgentError> {
+        let (host, edge) = resolve_edge(&config.edge).await?;
         let tls = tls::client_config(config.edge_ca.as_deref(), sluice_proto::ALPN)?;
         let quic = QuicClientConfig::try_from((*tls).clone()).map_err(|e| {
             AgentError::Tls(TlsError::Rustls(rustls::Error::General(e.to_string())))
@@ -174,6 +174,7 @@ impl QuicDialer {
             Arc::new(quinn::TokioRuntime),
         )?;
         Ok(Self {
+            host,
             endpoint,
             config: client,
             addr: edge,
@@ -191,7 +192,8 @@ impl QuicDialer {
         }
     }
 
-    async fn dial(&self, host: &str) -> Result<Link, Attempt> {
+    async fn dial(&self) -> Result<Link, Attempt> {
+        let host = self.host.as_str();
         let connecting = self
             .endpoint
             .connect_with(self.config.clone(), self.addr, host)
@@ -217,7 +219,24 @@ fn is_tls_failure(e: &ConnectionError) -> bool {
 }
 
 impl TcpDialer {
-    async fn dial(&self, host: &str) -> Result<Link, Attempt> {
+    fn new(config: &AgentConfig) -> Result<Self, AgentError> {
+        let addr = config
+            .edge_tcp
+            .clone()
+            .unwrap_or_else(|| config.edge.clone());
+        Ok(Self {
+            tls: TlsConnector::from(tls::client_config(
+                config.edge_ca.as_deref(),
+                sluice_proto::ALPN_TCP,
+            )?),
+            host: host_of(&addr)?,
+            addr,
+            max_streams: config.max_concurrent_requests,
+        })
+    }
+
+    async fn dial(&self) -> Result<Link, Attempt> {
+        let host = &self.host;
         let transient = |e: &dyn std::fmt::Display| Attempt::Transient(format!("TCP: {e}"));
         let setup = async {
             let stream = tokio::net::TcpStream::connect(&self.addr)
@@ -251,16 +270,22 @@ impl TcpDialer {
     }
 }
 
-/// The edge's host name (for SNI and certificate checks) and its first address.
-async fn resolve_edge(edge: &str) -> Result<(String, SocketAddr), AgentError> {
-    let bad = |why: String| AgentError::EdgeAddress(edge.to_string(), why);
+/// The host of `HOST:PORT` (brackets of an IPv6 literal removed), for SNI and certificate
+/// checks.
+fn host_of(edge: &str) -> Result<String, AgentError> {
     let (host, _) = edge
         .rsplit_once(':')
-        .ok_or_else(|| bad("expected HOST:PORT".into()))?;
-    let host = host
+        .ok_or_else(|| AgentError::EdgeAddress(edge.to_string(), "expected HOST:PORT".into()))?;
+    Ok(host
         .trim_start_matches('[')
         .trim_end_matches(']')
-        .to_string();
+        .to_string())
+}
+
+/// The edge's host name and its first address.
+async fn resolve_edge(edge: &str) -> Result<(String, SocketAddr), AgentError> {
+    let bad = |why: String| AgentError::EdgeAddress(edge.to_string(), why);
+    let host = host_of(edge)?;
     let addr = tokio::net::lookup_host(edge)
         .await
         .map_err(|e| bad(e.to_string()))?

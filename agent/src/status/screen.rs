@@ -82,7 +82,7 @@ pub fn render(view: &View, frame: &mut Frame) {
         "Transport",
         Span::raw(match view.transport {
             Some(Transport::Quic) => "QUIC",
-            Some(Transport::Tcp) => "TLS over TCP (UDP blocked; QUIC is retried)",
+            Some(Transport::Tcp) => "TLS over TCP",
             None => "-",
         }),
     ));

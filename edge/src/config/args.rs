@@ -28,6 +28,10 @@ pub struct EdgeArgs {
     /// `same` (the QUIC listener's address, on TCP) or `off` [default: same].
     #[arg(long, env = "SLUICE_TUNNEL_TCP_ADDR")]
     pub tunnel_tcp_addr: Option<String>,
+    /// Also take agents' TLS-over-TCP links on the HTTPS listener (told apart from browsers
+    /// by their ALPN), for networks that allow only port 443. Needs `--https-addr`.
+    #[arg(long, env = "SLUICE_TUNNEL_TCP_ON_HTTPS")]
+    pub tunnel_tcp_on_https: bool,
     /// Public HTTPS listener (TLS 1.2/1.3, HTTP/2 by ALPN); off when absent. Needs
     /// certificates: `--tls-cert/--tls-key`, `tls_certificates` or `acme` in `edge.yaml`.
     #[arg(long, env = "SLUICE_HTTPS_ADDR")]

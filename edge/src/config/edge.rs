@@ -93,6 +93,9 @@ pub struct EdgeConfig {
     pub tunnel_addr: SocketAddr,
     /// TLS-over-TCP listener for agents whose networks block UDP.
     pub tunnel_tcp: TunnelTcp,
+    /// Also take agents' TLS-over-TCP links on the HTTPS listener (by their ALPN), for
+    /// networks that allow only port 443. Needs HTTPS.
+    pub tunnel_tcp_on_https: bool,
     /// Metrics listener; `None` disables it.
     pub metrics_addr: Option<SocketAddr>,
     /// The admin API's listener; `None` (the default) disables it.
@@ -151,6 +154,7 @@ impl Default for EdgeConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tunnel_addr: SocketAddr::from(([127, 0, 0, 1], 4443)),
             tunnel_tcp: TunnelTcp::SamePort,
+            tunnel_tcp_on_https: false,
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             admin_addr: None,
             admin_tokens: Vec::new(),
@@ -276,6 +280,12 @@ impl EdgeConfig {
             None => TunnelTcp::SamePort,
             Some(value) => value.parse().map_err(ConfigError::TunnelTcp)?,
         };
+        let tunnel_tcp_on_https = args.tunnel_tcp_on_https || file.tunnel_tcp_on_https;
+        if tunnel_tcp_on_https && https.is_none() {
+            return Err(ConfigError::TunnelTcp(
+                "tunnel_tcp_on_https needs the HTTPS listener (--https-addr)".into(),
+            ));
+        }
         let dev = args.dev || file.dev;
         if authtokens.is_empty() && !dev {
             return Err(ConfigError::NoAuthtoken);
@@ -287,6 +297,7 @@ impl EdgeConfig {
                 .or(file.tunnel_addr)
                 .unwrap_or(d.tunnel_addr),
             tunnel_tcp,
+            tunnel_tcp_on_https,
             metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
             admin_addr,
             admin_tokens,
@@ -366,6 +377,7 @@ impl fmt::Debug for EdgeConfig {
             http_addr,
             tunnel_addr,
             tunnel_tcp,
+            tunnel_tcp_on_https,
             metrics_addr,
             admin_addr,
             admin_tokens,
@@ -395,6 +407,7 @@ impl fmt::Debug for EdgeConfig {
             .field("http_addr", http_addr)
             .field("tunnel_addr", tunnel_addr)
             .field("tunnel_tcp", tunnel_tcp)
+            .field("tunnel_tcp_on_https", tunnel_tcp_on_https)
             .field("metrics_addr", metrics_addr)
             .field("admin_addr", admin_addr)
             .field("admin_tokens", &Count(admin_tokens.len()))

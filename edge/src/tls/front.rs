@@ -226,6 +226,8 @@ impl FrontHandshake {
 pub struct TlsFront {
     shared: Arc<ServerConfig>,
     routes: Arc<dyn SniRoutes>,
+    /// Where agents' TLS-over-TCP links go when they share this port (by their ALPN).
+    tunnel: Option<Arc<dyn PassthroughTarget>>,
 }
 
 impl std::fmt::Debug for TlsFront {
@@ -243,7 +245,16 @@ impl TlsFront {
         Ok(Self {
             shared: super::server_config(resolver)?,
             routes,
+            tunnel: None,
         })
+    }
+
+    /// Hands connections that offer the agents' TCP link ALPN ([`sluice_proto::ALPN_TCP`])
+    /// to `tunnel`, before any SNI route: agents on networks that allow only port 443 share
+    /// the HTTPS port (`--tunnel-tcp-on-https`).
+    pub fn with_tunnel(mut self, tunnel: Arc<dyn PassthroughTarget>) -> Self {
+        self.tunnel = Some(tunnel);
+        self
     }
 
     /// Reads the ClientHello and routes the connection: to a passthrough target (returned
@@ -268,6 +279,21 @@ impl TlsFront {
             client,
             local,
         };
+        let agent_link = hello
+            .alpn
+            .iter()
+            .any(|p| p.as_slice() == sluice_proto::ALPN_TCP);
+        if let (Some(tunnel), true) = (&self.tunnel, agent_link) {
+            tcp.rewind(&read);
+            let conn = RawTlsConn {
+                sni: sni.unwrap_or_default(),
+                stream: tcp,
+                client,
+                local,
+                alpn: hello.alpn,
+            };
+            return Ok(Accepted::Passthrough(tunnel.clone(), conn));
+        }
         let decision = self.routes.decide(&opening);
         if let (SniDecision::Passthrough(target), Some(name)) = (&decision, opening.sni) {
             tcp.rewind(&read);

@@ -6,6 +6,8 @@ use super::session;
 use super::state::TunnelState;
 use super::unreachable::{ErrorQueue, UnreachableAware};
 use crate::certs::TunnelIdentity;
+use crate::tls::front::{PassthroughTarget, RawTlsConn};
+use futures_util::future::BoxFuture;
 use quinn::crypto::rustls::QuicServerConfig;
 use sluice_proto::link::tcp::TcpLink;
 use sluice_proto::link::{Link, Transport};
@@ -13,7 +15,8 @@ use sluice_proto::transport::{transport_config, udp_socket};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
@@ -81,8 +84,13 @@ pub fn bind(
     Ok((endpoint, errors))
 }
 
-/// The TCP listener's socket on `addr` and its TLS acceptor (ALPN
-/// [`sluice_proto::ALPN_TCP`]). Call from within the runtime.
+/// The TLS acceptor of agents' TCP links (ALPN [`sluice_proto::ALPN_TCP`]).
+pub fn tcp_tls(identity: &TunnelIdentity) -> Result<TlsAcceptor, ListenError> {
+    let tls = tunnel_tls(identity, sluice_proto::ALPN_TCP)?;
+    Ok(TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// The TCP listener's socket on `addr` and its TLS acceptor. Call from within the runtime.
 pub fn bind_tcp(
     addr: SocketAddr,
     identity: &TunnelIdentity,
@@ -91,8 +99,7 @@ pub fn bind_tcp(
     let socket = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     socket.set_nonblocking(true).map_err(bind_err)?;
     let listener = TcpListener::from_std(socket).map_err(bind_err)?;
-    let tls = tunnel_tls(identity, sluice_proto::ALPN_TCP)?;
-    Ok((listener, TlsAcceptor::from(Arc::new(tls))))
+    Ok((listener, tcp_tls(identity)?))
 }
 
 /// Accepts QUIC agent connections until `shutdown` turns true; each gets its own session task.
@@ -135,6 +142,8 @@ pub async fn accept_tcp_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    // Request frames are small and latency-bound; the link batches bulk data.
+                    let _ = stream.set_nodelay(true);
                     let connecting = tcp_handshake(stream, remote, tls.clone(), state.handshake_timeout);
                     tokio::spawn(session::serve(connecting, Transport::Tcp, remote, state.clone()));
                 }
@@ -152,14 +161,15 @@ pub async fn accept_tcp_loop(
 }
 
 /// TLS, then HTTP/2 with the edge as the client, on an agent's TCP connection.
-async fn tcp_handshake(
-    stream: TcpStream,
+async fn tcp_handshake<S>(
+    stream: S,
     remote: SocketAddr,
     tls: TlsAcceptor,
     limit: Duration,
-) -> Result<Link, String> {
-    // Request frames are small and latency-bound; the link batches bulk data itself.
-    let _ = stream.set_nodelay(true);
+) -> Result<Link, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let handshake = async {
         let tls = tls.accept(stream).await.map_err(|e| format!("TLS: {e}"))?;
         TcpLink::edge(tls, remote).await.map_err(|e| e.to_string())
@@ -167,5 +177,39 @@ async fn tcp_handshake(
     match tokio::time::timeout(limit, handshake).await {
         Ok(link) => link.map(Link::Tcp),
         Err(_) => Err(format!("no handshake within {limit:?}")),
+    }
+}
+
+/// Agents' TCP links that arrive on the HTTPS port (their ALPN picked them out, the ClientHello
+/// rewound): the same handshake and session as on the tunnel's own TCP listener.
+pub struct TunnelOverHttps {
+    tls: TlsAcceptor,
+    state: Arc<TunnelState>,
+}
+
+impl TunnelOverHttps {
+    /// Links through `tls` (the tunnel's certificate) into sessions of `state`.
+    pub fn new(tls: TlsAcceptor, state: Arc<TunnelState>) -> Self {
+        Self { tls, state }
+    }
+}
+
+impl PassthroughTarget for TunnelOverHttps {
+    fn serve(&self, conn: RawTlsConn) -> BoxFuture<'static, ()> {
+        let remote = conn
+            .client
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let connecting = tcp_handshake(
+            conn.stream,
+            remote,
+            self.tls.clone(),
+            self.state.handshake_timeout,
+        );
+        Box::pin(session::serve(
+            connecting,
+            Transport::Tcp,
+            remote,
+            self.state.clone(),
+        ))
     }
 }
