@@ -49,7 +49,8 @@ pub struct RawTlsConn {
     pub client: Option<SocketAddr>,
     /// The edge's address the client connected to.
     pub local: Option<SocketAddr>,
-    /// The SNI name the connection was routed by (lowercase).
+    /// The SNI name the connection was routed by (lowercase); empty for an agent's link,
+    /// which its ALPN routed.
     pub sni: String,
     /// ALPN protocols the client offered.
     pub alpn: Vec<Vec<u8>>,
@@ -279,26 +280,17 @@ impl TlsFront {
             client,
             local,
         };
-        let agent_link = hello
-            .alpn
-            .iter()
-            .any(|p| p.as_slice() == sluice_proto::ALPN_TCP);
-        if let (Some(tunnel), true) = (&self.tunnel, agent_link) {
+        let decision = match &self.tunnel {
+            // Agents' TCP links, told apart by their ALPN, before any name's route.
+            Some(tunnel) if hello.alpn.iter().any(|p| p == sluice_proto::ALPN_TCP) => {
+                SniDecision::Passthrough(tunnel.clone())
+            }
+            _ => self.routes.decide(&opening),
+        };
+        if let SniDecision::Passthrough(target) = &decision {
             tcp.rewind(&read);
             let conn = RawTlsConn {
                 sni: sni.unwrap_or_default(),
-                stream: tcp,
-                client,
-                local,
-                alpn: hello.alpn,
-            };
-            return Ok(Accepted::Passthrough(tunnel.clone(), conn));
-        }
-        let decision = self.routes.decide(&opening);
-        if let (SniDecision::Passthrough(target), Some(name)) = (&decision, opening.sni) {
-            tcp.rewind(&read);
-            let conn = RawTlsConn {
-                sni: name.to_string(),
                 stream: tcp,
                 client,
                 local,
