@@ -30,6 +30,7 @@ pub mod oidc;
 pub mod pebble;
 pub mod process;
 pub mod recording;
+pub mod redis;
 pub mod scrape;
 pub mod tls;
 pub mod tools;
@@ -371,6 +372,20 @@ impl TestAgent {
                 hostnames: endpoints.iter().map(|(b, _)| b.hostname.clone()).collect(),
             })),
             Err(joined) => Ok(Launch::Exited(joined.context("agent task panicked")?)),
+        }
+    }
+
+    /// Starts an agent without waiting for it: every event is in `events` (the first `Online`
+    /// too), and `urls` stay empty. For an agent that cannot come online yet.
+    pub fn spawn(config: AgentConfig) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, events) = mpsc::unbounded_channel();
+        Self {
+            stop,
+            task: tokio::spawn(sluice_agent::run(config, Some(tx), stop_rx)),
+            events,
+            urls: Vec::new(),
+            hostnames: Vec::new(),
         }
     }
 

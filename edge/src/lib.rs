@@ -26,6 +26,7 @@ mod addrs;
 pub mod admin;
 mod certs;
 mod cloud;
+mod cluster;
 mod coded_error;
 mod config;
 mod events;
@@ -50,6 +51,7 @@ mod urls;
 
 pub use acme::config::{AcmeConfig, AcmeConfigError, OnDemandConfig};
 pub use cloud::CloudEndpointError;
+pub use cluster::config::ClusterConfig;
 pub use config::{
     CloudEndpointSpec, ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy,
     SecretVault, TunnelTcp, TunnelTls, VaultSource,

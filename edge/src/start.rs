@@ -8,6 +8,7 @@ use crate::admin::listener as admin_listener;
 use crate::admin::plane::{ControlPlane, PlaneError};
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
+use crate::cluster::claims::Claims;
 use crate::config::{EdgeConfig, TunnelTcp, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
@@ -35,6 +36,7 @@ use crate::tls::resolver::CertResolver;
 use crate::tunnel::admission::{AuthFailures, SessionCounts};
 use crate::tunnel::connector::AgentConnector;
 use crate::tunnel::credentials::Credentials;
+use crate::tunnel::directory::Directory;
 use crate::tunnel::listener::{self, ListenError, TunnelOverHttps};
 use crate::tunnel::ports::TcpPorts;
 use crate::tunnel::reset_key::{self, ResetKeyError};
@@ -132,6 +134,9 @@ pub enum StartError {
     /// An HTTPS certificate is unusable.
     #[error("HTTPS certificate: {0}")]
     TlsCert(#[from] TlsCertError),
+    /// The cluster store did not answer at start.
+    #[error("{0}")]
+    Cluster(String),
     /// rustls refused the HTTPS listener's configuration.
     #[error("HTTPS listener: {0}")]
     TlsListener(String),
@@ -175,6 +180,9 @@ pub struct EdgeHandle {
     pub dev_token: Option<DevToken>,
     control_plane: Arc<ControlPlane>,
     state: Arc<ProxyState>,
+    /// The agent sessions online, closed at shutdown (QUIC's are closed with the endpoint
+    /// too; TCP links need it).
+    sessions: Arc<Directory>,
     endpoint: quinn::Endpoint,
     shutdown: watch::Sender<bool>,
     /// Stops the metrics listener, after the drain: it keeps answering `/readyz` (503) and
@@ -526,6 +534,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let side = TcpSide(tcp_state.clone());
         Arc::new(TcpPorts::new(range, http_addr.ip(), Arc::new(side)))
     });
+    let cluster = match &config.cluster {
+        Some(c) => Some(
+            Claims::connect(&c.store, &c.edge_id, metrics.store_errors.clone())
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?,
+        ),
+        None => None,
+    };
     let tunnel_state = Arc::new(TunnelState {
         routes,
         urls,
@@ -541,7 +557,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics: metrics.clone(),
         peers: Arc::default(),
         tcp_ports,
+        cluster,
     });
+    let sessions = tunnel_state.directory.clone();
     cloud::bring_online(&config.cloud_endpoints, &tunnel_state)?;
     let control_plane = Arc::new(ControlPlane::load(
         store.clone(),
@@ -685,6 +703,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             shutdown_rx.clone(),
         )));
     }
+    if let Some(claims) = &tunnel_state.cluster {
+        tasks.push(tokio::spawn(claims.clone().renew_forever()));
+    }
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,
@@ -705,6 +726,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         dev_token,
         control_plane,
         state: proxy_state,
+        sessions,
         endpoint,
         shutdown: shutdown_tx,
         metrics_shutdown: metrics_shutdown_tx,
@@ -741,6 +763,12 @@ impl EdgeHandle {
         let _ = self.metrics_shutdown.send(true);
         // Every request that will complete has emitted its event: write out the queues.
         self.state.events.shutdown(EVENTS_FLUSH_LIMIT).await;
+        for entry in self.sessions.all() {
+            entry
+                .handle
+                .conn
+                .close(close_code::NORMAL, b"edge shutting down");
+        }
         self.endpoint
             .close(close_code::NORMAL.into(), b"edge shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;

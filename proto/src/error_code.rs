@@ -43,6 +43,9 @@ pub enum ErrorCode {
     NameReserved,
     /// Handshake: the credential already holds as many endpoints as its limit allows.
     EndpointLimitReached,
+    /// Handshake: the edge cannot reach the cluster store, so it claims no new endpoint
+    /// (fail closed); the agent retries.
+    StoreUnavailable,
     /// Handshake: the asked-for TCP port is outside the edge's range or cannot be opened.
     TcpPortNotAllowed,
     /// Handshake: every port of the edge's TCP range is in use.
@@ -69,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation tests.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::AuthtokenInvalid,
         ErrorCode::AgentLimitReached,
         ErrorCode::AuthRateLimited,
@@ -82,6 +85,7 @@ impl ErrorCode {
         ErrorCode::BindNotAllowed,
         ErrorCode::NameReserved,
         ErrorCode::EndpointLimitReached,
+        ErrorCode::StoreUnavailable,
         ErrorCode::TcpPortNotAllowed,
         ErrorCode::TcpPortsExhausted,
         ErrorCode::EndpointNotFound,
@@ -110,6 +114,7 @@ impl ErrorCode {
             ErrorCode::BindNotAllowed => 340,
             ErrorCode::NameReserved => 341,
             ErrorCode::EndpointLimitReached => 342,
+            ErrorCode::StoreUnavailable => 343,
             ErrorCode::TcpPortNotAllowed => 3241,
             ErrorCode::TcpPortsExhausted => 3242,
             ErrorCode::EndpointNotFound => 3200,
@@ -146,7 +151,7 @@ impl ErrorCode {
             | ErrorCode::UnsupportedVersion
             | ErrorCode::TcpNotEnabled
             | ErrorCode::TcpPortNotAllowed => 400,
-            ErrorCode::TcpPortsExhausted => 503,
+            ErrorCode::TcpPortsExhausted | ErrorCode::StoreUnavailable => 503,
             ErrorCode::HandshakeFailed | ErrorCode::Internal => 500,
         }
     }
@@ -169,6 +174,9 @@ impl ErrorCode {
             ErrorCode::NameReserved => "This name is reserved for another authtoken.",
             ErrorCode::EndpointLimitReached => {
                 "This authtoken already holds as many endpoints as it may."
+            }
+            ErrorCode::StoreUnavailable => {
+                "The edge cannot reach its cluster store; no new endpoint can be claimed now."
             }
             ErrorCode::TcpPortNotAllowed => "The requested TCP port is not available on this edge.",
             ErrorCode::TcpPortsExhausted => "Every TCP port of this edge is in use.",

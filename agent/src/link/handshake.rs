@@ -71,11 +71,14 @@ pub(crate) async fn admit(link: &Link, ask: Ask<'_>) -> Result<(Welcome, Control
                     env!("CARGO_PKG_VERSION")
                 );
             }
-            // A slow handshake, or an address the edge is rate-limiting after wrong tokens
-            // (possibly another user behind the same NAT): worth retrying with backoff.
+            // A slow handshake, an address the edge is rate-limiting after wrong tokens
+            // (possibly another user behind the same NAT), or a cluster store that is down for
+            // now: worth retrying with backoff.
             if matches!(
                 rejection.code,
-                ErrorCode::HandshakeFailed | ErrorCode::AuthRateLimited
+                ErrorCode::HandshakeFailed
+                    | ErrorCode::AuthRateLimited
+                    | ErrorCode::StoreUnavailable
             ) {
                 Err(Attempt::Transient(rejection.to_string()))
             } else {

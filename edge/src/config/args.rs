@@ -28,6 +28,19 @@ pub struct EdgeArgs {
     /// `same` (the QUIC listener's address, on TCP) or `off` [default: same].
     #[arg(long, env = "SLUICE_TUNNEL_TCP_ADDR")]
     pub tunnel_tcp_addr: Option<String>,
+    /// The cluster store several edges share (docs/cluster.md): `redis://HOST:PORT`
+    /// (Redis or Valkey). Without it the edge stands alone.
+    #[arg(long, env = "SLUICE_CLUSTER_STORE")]
+    pub cluster_store: Option<String>,
+    /// This edge's id in the cluster (letters, digits, `.`, `_`, `-`).
+    #[arg(long, env = "SLUICE_EDGE_ID")]
+    pub edge_id: Option<String>,
+    /// The secret every edge of the cluster shares (at least 16 characters).
+    #[arg(long, env = "SLUICE_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<String>,
+    /// Where the cluster's other edges reach this one.
+    #[arg(long, env = "SLUICE_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<SocketAddr>,
     /// Also take agents' TLS-over-TCP links on the HTTPS listener (told apart from browsers
     /// by their ALPN), for networks that allow only port 443. Needs `--https-addr`.
     #[arg(long, env = "SLUICE_TUNNEL_TCP_ON_HTTPS")]

@@ -6,6 +6,7 @@ use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
 use super::secrets::SecretVault;
+use crate::cluster::config::{ClusterConfig, FileCluster};
 use crate::events::config::{check_unique, EventDestination};
 use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
@@ -96,6 +97,8 @@ pub struct EdgeConfig {
     /// Also take agents' TLS-over-TCP links on the HTTPS listener (by their ALPN), for
     /// networks that allow only port 443. Needs HTTPS.
     pub tunnel_tcp_on_https: bool,
+    /// The cluster this edge is part of; `None` stands alone (docs/cluster.md).
+    pub cluster: Option<ClusterConfig>,
     /// Metrics listener; `None` disables it.
     pub metrics_addr: Option<SocketAddr>,
     /// The admin API's listener; `None` (the default) disables it.
@@ -155,6 +158,7 @@ impl Default for EdgeConfig {
             tunnel_addr: SocketAddr::from(([127, 0, 0, 1], 4443)),
             tunnel_tcp: TunnelTcp::SamePort,
             tunnel_tcp_on_https: false,
+            cluster: None,
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             admin_addr: None,
             admin_tokens: Vec::new(),
@@ -231,6 +235,7 @@ impl EdgeConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let login_apps = std::mem::take(&mut file.login_apps).resolve()?;
         let https = https_config(&args, &mut file, &base)?;
+        let cluster = cluster_config(&args, std::mem::take(&mut file.cluster))?;
         let facts = std::mem::take(&mut file.facts).resolve(&base);
         let outbound = if args.outbound_allow.is_empty() {
             std::mem::take(&mut file.outbound)
@@ -280,6 +285,14 @@ impl EdgeConfig {
             None => TunnelTcp::SamePort,
             Some(value) => value.parse().map_err(ConfigError::TunnelTcp)?,
         };
+
+        if cluster.is_some() && https.as_ref().is_some_and(|h| h.acme.is_some()) {
+            return Err(ConfigError::Cluster(
+                "acme is not supported in cluster mode (challenges, certificates and orders \
+                 are per edge): give every edge the same certificates with tls_certificates"
+                    .into(),
+            ));
+        }
         let tunnel_tcp_on_https = args.tunnel_tcp_on_https || file.tunnel_tcp_on_https;
         if tunnel_tcp_on_https && https.is_none() {
             return Err(ConfigError::TunnelTcp(
@@ -298,6 +311,7 @@ impl EdgeConfig {
                 .unwrap_or(d.tunnel_addr),
             tunnel_tcp,
             tunnel_tcp_on_https,
+            cluster,
             metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
             admin_addr,
             admin_tokens,
@@ -378,6 +392,7 @@ impl fmt::Debug for EdgeConfig {
             tunnel_addr,
             tunnel_tcp,
             tunnel_tcp_on_https,
+            cluster,
             metrics_addr,
             admin_addr,
             admin_tokens,
@@ -408,6 +423,7 @@ impl fmt::Debug for EdgeConfig {
             .field("tunnel_addr", tunnel_addr)
             .field("tunnel_tcp", tunnel_tcp)
             .field("tunnel_tcp_on_https", tunnel_tcp_on_https)
+            .field("cluster", cluster)
             .field("metrics_addr", metrics_addr)
             .field("admin_addr", admin_addr)
             .field("admin_tokens", &Count(admin_tokens.len()))
@@ -509,6 +525,21 @@ fn https_config(
     Ok(Some(https))
 }
 
+/// The cluster settings: flags over `edge.yaml`'s `cluster:`, checked together.
+fn cluster_config(
+    args: &EdgeArgs,
+    file: FileCluster,
+) -> Result<Option<ClusterConfig>, ConfigError> {
+    FileCluster {
+        store: args.cluster_store.clone().or(file.store),
+        edge_id: args.edge_id.clone().or(file.edge_id),
+        peer_secret: args.peer_secret.clone().or(file.peer_secret),
+        advertise_addr: args.advertise_addr.or(file.advertise_addr),
+    }
+    .check()
+    .map_err(ConfigError::Cluster)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,6 +564,28 @@ mod tests {
         let mut list = vec!["--config", path.to_str().expect("utf8")];
         list.extend_from_slice(extra);
         EdgeConfig::from_args(args(&list))
+    }
+
+    #[test]
+    fn cluster_settings_come_from_flags_over_the_file_and_refuse_acme() {
+        let yaml = "cluster:\n  store: redis://127.0.0.1:6379\n  edge_id: from-file\n  peer_secret: 0123456789abcdef\n";
+        let cfg = from_yaml(yaml, &["--dev", "--edge-id", "from-flag"]).expect("valid");
+        let cluster = cfg.cluster.expect("cluster mode");
+        assert_eq!(cluster.edge_id, "from-flag");
+        assert_eq!(cluster.store, "redis://127.0.0.1:6379");
+        let half = from_yaml("cluster:\n  edge_id: lonely\n", &["--dev"]).expect_err("refused");
+        assert!(
+            half.to_string().contains("cluster.store is missing"),
+            "{half}"
+        );
+        let acme = format!("{yaml}acme:\n  names: [a.example.com]\n");
+        let err = from_yaml(&acme, &["--dev", "--https-addr", "127.0.0.1:0"]).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("acme is not supported in cluster mode"),
+            "{err}"
+        );
+        assert!(from_yaml("", &["--dev"]).expect("valid").cluster.is_none());
     }
 
     #[test]

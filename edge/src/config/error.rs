@@ -34,6 +34,9 @@ pub enum ConfigError {
     /// `tcp_ports` is not a port range.
     #[error("tcp_ports: {0}")]
     TcpPorts(#[from] crate::tunnel::ports::PortRangeError),
+    /// `cluster:` is incomplete or invalid, or asks for what cluster mode refuses.
+    #[error("{0}")]
+    Cluster(String),
     /// `tunnel_tcp_addr` is not an address, `same` or `off`.
     #[error("tunnel_tcp_addr: {0}")]
     TunnelTcp(String),

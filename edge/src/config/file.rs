@@ -35,6 +35,8 @@ pub(crate) struct FileConfig {
     pub(crate) tunnel_addr: Option<SocketAddr>,
     pub(crate) tunnel_tcp_addr: Option<String>,
     #[serde(default)]
+    pub(crate) cluster: crate::cluster::config::FileCluster,
+    #[serde(default)]
     pub(crate) tunnel_tcp_on_https: bool,
     pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) admin_addr: Option<SocketAddr>,

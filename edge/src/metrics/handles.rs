@@ -47,6 +47,8 @@ pub struct EdgeMetrics {
     pub agent_sessions: IntGauge,
     /// Agent sessions connected, by the transport of their link (`quic`, `tcp`).
     pub agent_sessions_by_transport: IntGaugeVec,
+    /// Calls to the cluster store that failed, by operation.
+    pub store_errors: IntCounterVec,
     /// Agent connections that failed their transport's handshake or were rejected, by reason.
     pub agent_connect_failures: IntCounterVec,
     /// QUIC streams to agents currently open.
@@ -162,6 +164,12 @@ impl EdgeMetrics {
                 "agent_transport_sessions",
                 "Agent sessions connected, by the transport of their link (quic or tcp).",
                 &["transport"],
+            )?,
+            store_errors: counter_vec(
+                r,
+                "store_errors_total",
+                "Calls to the cluster store that failed (claim, renew, release).",
+                &["op"],
             )?,
             agent_connect_failures: counter_vec(
                 r,

@@ -11,6 +11,7 @@ use super::namespace::Namespace;
 use super::ports::{PortError, PortHold};
 use super::routes::{Binding, EndpointKey, Member, Route};
 use super::state::TunnelState;
+use crate::cluster::claims as cluster;
 use crate::hostname::{names_only_scheme, requested_scheme, Hostname};
 use crate::policy::compile;
 use sluice_policy::{Engine, InternalUrl};
@@ -47,6 +48,27 @@ pub(crate) struct Admitted {
     /// Its entry in the directory of sessions, listed before the agent hears it is online
     /// (so limits and the operator's list count it at once), removed when dropped.
     pub listed: Listed,
+}
+
+/// The endpoints of `routes` the cluster store arbitrates: public ones (an internal endpoint is
+/// its authtoken's own, on every edge).
+fn cluster_keys(routes: &[Arc<Route>]) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| !matches!(r.key.binding, Binding::Internal { .. }))
+        .map(|r| r.key.to_string())
+        .collect()
+}
+
+/// Lets go of `routes`, claimed for `session_id`: in this edge's registry, and this session's
+/// share of the cluster claims.
+pub(crate) async fn release(state: &TunnelState, routes: &[Arc<Route>], session_id: &str) {
+    for route in routes {
+        state.routes.release(&route.key, session_id);
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.release(&cluster_keys(routes)).await;
+    }
 }
 
 /// Whether `hello` moves the agent run's session `old` to the new one (from TCP back to
@@ -142,10 +164,26 @@ pub(crate) async fn admit(
         }));
     }
     check_endpoint_limit(&credential, routes.len(), run_id, state)?;
-    let replaced = state
-        .routes
-        .claim(routes.clone())
-        .map_err(|e| reject(ErrorCode::HostnameTaken, e.to_string()))?;
+    if let Some(cluster) = &state.cluster {
+        cluster
+            .claim(&cluster_keys(&routes), owner)
+            .await
+            .map_err(|e| match e {
+                cluster::ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
+                cluster::ClaimError::Unavailable(_) => {
+                    reject(ErrorCode::StoreUnavailable, e.to_string())
+                }
+            })?;
+    }
+    let replaced = match state.routes.claim(routes.clone()) {
+        Ok(replaced) => replaced,
+        Err(e) => {
+            if let Some(cluster) = &state.cluster {
+                cluster.release(&cluster_keys(&routes)).await;
+            }
+            return Err(reject(ErrorCode::HostnameTaken, e.to_string()));
+        }
+    };
     for old in replaced {
         let Some((old_session, _)) = old.agent() else {
             continue;
@@ -168,9 +206,7 @@ pub(crate) async fn admit(
         .sessions_per_token
         .acquire(owner, credential.max_sessions)
     else {
-        for route in &routes {
-            state.routes.release(&route.key, session_id);
-        }
+        release(state, &routes, session_id).await;
         let limit = match credential.max_sessions {
             Some(n) => format!("{n}, its credential's limit (max_sessions)"),
             None => format!(

@@ -27,6 +27,11 @@ impl TokenId {
         hex::encode(&self.0[..4])
     }
 
+    /// The whole digest in hex, as the cluster store records an endpoint's owner.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
     /// The identity of the token whose digest is `digest`.
     pub fn from_digest(digest: [u8; 32]) -> Self {
         Self(digest)

@@ -2,7 +2,7 @@
 //! the agent's `Hello` and answering it ([`super::admit`] decides), holding the control
 //! stream, and releasing the routes when the link ends.
 
-use super::admit::{admit, reject, Admitted};
+use super::admit::{admit, reject, release, Admitted};
 use super::handle::SessionHandle;
 use super::liveness::{Verdict, Watch, TICK};
 use super::state::TunnelState;
@@ -77,9 +77,7 @@ pub async fn serve<F>(
         state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
         by_transport.dec();
-        for route in &routes {
-            state.routes.release(&route.key, &session_id);
-        }
+        release(&state, &routes, &session_id).await;
         // After the routes: a port whose last member left closes now.
         drop(ports);
         session.release_slot();
@@ -111,9 +109,7 @@ async fn handshake(
                 .await
                 .is_err()
             {
-                for route in &admitted.routes {
-                    state.routes.release(&route.key, session_id);
-                }
+                release(state, &admitted.routes, session_id).await;
                 return Err(reject(ErrorCode::HandshakeFailed, "agent went away"));
             }
             for ep in &admitted.welcome.endpoints {

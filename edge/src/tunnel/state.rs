@@ -8,6 +8,7 @@ use super::peers::Peers;
 use super::ports::TcpPorts;
 use super::reservations::Reservations;
 use super::routes::RouteRegistry;
+use crate::cluster::claims::Claims;
 use crate::hostname::Hostname;
 use crate::metrics::EdgeMetrics;
 use crate::policy::compile::PolicyServices;
@@ -47,4 +48,6 @@ pub struct TunnelState {
     pub peers: Arc<Peers>,
     /// The ports `tcp://` endpoints get; `None` when `tcp_ports` is unset.
     pub tcp_ports: Option<Arc<TcpPorts>>,
+    /// This edge's endpoint claims in the cluster store; `None` for an edge on its own.
+    pub cluster: Option<Arc<Claims>>,
 }

@@ -1,0 +1,190 @@
+//! Several edges sharing a real `redis-server` (docs/cluster.md): an endpoint held by one
+//! authtoken on one edge cannot be taken by another authtoken on another edge, a dead edge's
+//! claims expire with their lease, and with the store gone new claims fail closed while held
+//! endpoints keep serving, until the store comes back (empty) and everything is claimed again.
+
+use sluice_agent::{AgentError, AgentEvent};
+use sluice_e2e::process::EdgeProcess;
+use sluice_e2e::redis::RedisServer;
+use sluice_e2e::upstream::{self, Upstream};
+use sluice_e2e::{any_port, client, eventually, within, Launch, TestAgent, TestEdge};
+use sluice_e2e::{OTHER_TOKEN, TOKEN};
+use sluice_edge::ClusterConfig;
+use std::time::{Duration, Instant};
+
+const PEER_SECRET: &str = "cluster-test-peer-secret";
+
+fn cluster(redis: &RedisServer, edge_id: &str) -> ClusterConfig {
+    ClusterConfig {
+        store: redis.url(),
+        edge_id: edge_id.into(),
+        peer_secret: PEER_SECRET.into(),
+        advertise_addr: None,
+    }
+}
+
+async fn clustered(redis: &RedisServer, edge_id: &str) -> anyhow::Result<TestEdge> {
+    let config = cluster(redis, edge_id);
+    TestEdge::start_with(|c| c.cluster = Some(config)).await
+}
+
+/// Whether `token`'s agent can bring `name` online on `edge` now (stopped again at once).
+async fn can_take(edge: &TestEdge, token: &str, name: &str, up: &Upstream) -> anyhow::Result<bool> {
+    match TestAgent::launch(edge.agent_config(token, name, up.addr)).await? {
+        Launch::Online(agent) => {
+            agent.stop().await?;
+            Ok(true)
+        }
+        Launch::Exited(Err(AgentError::Rejected(r))) => {
+            assert_eq!(r.code.to_string(), "ERR_SLUICE_334", "{r}");
+            Ok(false)
+        }
+        Launch::Exited(other) => anyhow::bail!("the agent stopped otherwise: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_token_cannot_take_a_name_held_on_another_edge_and_gets_it_within_a_second_after(
+) -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let (one, two) = (
+        clustered(&redis, "one").await?,
+        clustered(&redis, "two").await?,
+    );
+    let up = upstream::app("held").await?;
+    let holder = TestAgent::start(one.agent_config(TOKEN, "contested", up.addr)).await?;
+    assert!(!can_take(&two, OTHER_TOKEN, "contested", &up).await?);
+    // The holder's own token is welcome on the other edge too.
+    let same = TestAgent::start(two.agent_config(TOKEN, "contested", up.addr)).await?;
+    same.stop().await?;
+    assert!(!can_take(&two, OTHER_TOKEN, "contested", &up).await?);
+
+    holder.stop().await?;
+    let left = Instant::now();
+    let taken = eventually(Duration::from_secs(5), "the name to be free", || async {
+        can_take(&two, OTHER_TOKEN, "contested", &up)
+            .await
+            .ok()
+            .filter(|free| *free)
+    })
+    .await;
+    let after = left.elapsed();
+    println!("another token took the name {after:.2?} after its holder left");
+    taken?;
+    assert!(
+        after < Duration::from_secs(1),
+        "free only after {after:.2?}"
+    );
+    one.shutdown().await;
+    two.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_edges_claims_expire_with_their_lease() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let up = upstream::app("orphan").await?;
+    // The binary, configured by its flags, so it can die without letting go.
+    let dead = EdgeProcess::spawn_with_args(
+        dir.path(),
+        any_port(),
+        any_port(),
+        TOKEN,
+        &[
+            "--cluster-store",
+            &redis.url(),
+            "--edge-id",
+            "doomed",
+            "--peer-secret",
+            PEER_SECRET,
+        ],
+    )
+    .await?;
+    let holder = TestAgent::start(sluice_e2e::agent_config(
+        dead.tunnel_addr,
+        &dead.cert,
+        TOKEN,
+        "orphaned",
+        up.addr,
+    ))
+    .await?;
+    let two = clustered(&redis, "two").await?;
+    assert!(!can_take(&two, OTHER_TOKEN, "orphaned", &up).await?);
+    dead.kill().await?;
+    let killed = Instant::now();
+    eventually(
+        Duration::from_secs(10),
+        "the dead edge's claim to expire",
+        || async {
+            can_take(&two, OTHER_TOKEN, "orphaned", &up)
+                .await
+                .ok()
+                .filter(|free| *free)
+        },
+    )
+    .await?;
+    let after = killed.elapsed();
+    println!("a killed edge's name was free {after:.2?} after the kill");
+    assert!(
+        after < Duration::from_secs(5),
+        "free only after {after:.2?}"
+    );
+    drop(holder);
+    two.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_gone_new_claims_fail_closed_and_held_endpoints_keep_serving(
+) -> anyhow::Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let one = clustered(&redis, "one").await?;
+    let two = clustered(&redis, "two").await?;
+    let up = upstream::app("steady").await?;
+    let steady = TestAgent::start(one.agent_config(TOKEN, "steady", up.addr)).await?;
+
+    redis.kill().await?;
+    let resp = client().get(steady.url()).send().await?;
+    assert_eq!(resp.status(), 200, "a held endpoint keeps serving");
+    let mut newcomer = TestAgent::spawn(one.agent_config(TOKEN, "newcomer", up.addr));
+    let first = within(
+        Duration::from_secs(10),
+        "the refusal",
+        newcomer.events.recv(),
+    )
+    .await?;
+    let Some(AgentEvent::Reconnecting { reason, .. }) = first else {
+        anyhow::bail!("expected a refusal to retry, got {first:?}");
+    };
+    assert!(reason.contains("ERR_SLUICE_343"), "{reason}");
+    let claim_errors: f64 = one
+        .handle()
+        .metrics()
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "sluice_edge_store_errors_total")
+        .flat_map(|f| f.get_metric())
+        .filter(|m| m.get_label().iter().any(|l| l.value() == "claim"))
+        .map(|m| m.get_counter().value())
+        .sum();
+    assert!(claim_errors >= 1.0, "store errors counted: {claim_errors}");
+
+    // The store comes back with no data: the newcomer gets in, and the held endpoint is
+    // claimed again within a lease, so another token is refused it again.
+    redis.restart().await?;
+    newcomer.next_online(Duration::from_secs(10)).await?;
+    eventually(
+        Duration::from_secs(5),
+        "the held claim to be renewed",
+        || async { (!can_take(&two, OTHER_TOKEN, "steady", &up).await.ok()?).then_some(()) },
+    )
+    .await?;
+    let resp = client().get(steady.url()).send().await?;
+    assert_eq!(resp.status(), 200);
+    newcomer.stop().await?;
+    steady.stop().await?;
+    one.shutdown().await;
+    two.shutdown().await;
+    Ok(())
+}
