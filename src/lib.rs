@@ -153,7 +153,7 @@ pub struct TestEdge {
     pub tunnel_tcp_addr: Option<SocketAddr>,
     /// Certificate agents trust.
     pub cert: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestEdge {
@@ -194,7 +194,7 @@ impl TestEdge {
             tunnel_tcp_addr: handle.tunnel_tcp_addr,
             cert: handle.tunnel_cert_path.clone(),
             handle: Some(handle),
-            _dir: dir,
+            dir,
         })
     }
 
@@ -210,6 +210,11 @@ impl TestEdge {
             c.https = Some(https);
         })
         .await
+    }
+
+    /// Its state directory (keys, certificates, the store).
+    pub fn state_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The HTTPS listener's address, for an edge started with one.

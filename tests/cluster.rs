@@ -14,6 +14,15 @@ use std::time::{Duration, Instant};
 
 const PEER_SECRET: &str = "cluster-test-peer-secret";
 
+/// The sign-in session keys every edge of a test cluster shares (the operator's file).
+const SESSION_KEYS: &str = "8f0e4d1c2b3a49586776a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n";
+
+/// Writes `keys` as the session-keys file of `state_dir`.
+fn provide_keys(state_dir: &std::path::Path, keys: &str) {
+    std::fs::create_dir_all(state_dir).expect("state dir");
+    std::fs::write(state_dir.join("session-keys"), keys).expect("session keys");
+}
+
 fn cluster(redis: &RedisServer, edge_id: &str) -> ClusterConfig {
     ClusterConfig {
         store: redis.url(),
@@ -24,8 +33,22 @@ fn cluster(redis: &RedisServer, edge_id: &str) -> ClusterConfig {
 }
 
 async fn clustered(redis: &RedisServer, edge_id: &str) -> anyhow::Result<TestEdge> {
+    clustered_with(redis, edge_id, |_| {}).await
+}
+
+/// A cluster edge after `tweak` (which may write into its state dir).
+async fn clustered_with(
+    redis: &RedisServer,
+    edge_id: &str,
+    tweak: impl FnOnce(&std::path::Path),
+) -> anyhow::Result<TestEdge> {
     let config = cluster(redis, edge_id);
-    TestEdge::start_with(|c| c.cluster = Some(config)).await
+    TestEdge::start_with(|c| {
+        provide_keys(&c.state_dir, SESSION_KEYS);
+        tweak(&c.state_dir);
+        c.cluster = Some(config);
+    })
+    .await
 }
 
 /// Whether `token`'s agent can bring `name` online on `edge` now (stopped again at once).
@@ -86,6 +109,7 @@ async fn a_killed_edges_claims_expire_with_their_lease() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let up = upstream::app("orphan").await?;
     // The binary, configured by its flags, so it can die without letting go.
+    provide_keys(dir.path(), SESSION_KEYS);
     let dead = EdgeProcess::spawn_with_args(
         dir.path(),
         any_port(),
@@ -186,5 +210,56 @@ async fn with_the_store_gone_new_claims_fail_closed_and_held_endpoints_keep_serv
     steady.stop().await?;
     one.shutdown().await;
     two.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_whose_keys_do_not_fit_the_cluster_is_refused_at_start() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let one = clustered(&redis, "one").await?;
+    let refusal = |result: anyhow::Result<TestEdge>| match result {
+        Ok(_) => "started".to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    // No operator-provided session keys: one generated here would differ from the others'.
+    let config = cluster(&redis, "keyless");
+    let keyless = refusal(TestEdge::start_with(|c| c.cluster = Some(config)).await);
+    assert!(
+        keyless.contains("cluster mode needs the sign-in session keys"),
+        "{keyless}"
+    );
+    // Other session keys than the live edge's.
+    let other = refusal(
+        clustered_with(&redis, "other", |dir| {
+            provide_keys(dir, &format!("{}\n", "ab".repeat(32)));
+        })
+        .await,
+    );
+    assert!(
+        other.contains("edge 'one' has other sign-in session keys"),
+        "{other}"
+    );
+    // The live edge's QUIC reset key, copied.
+    let reset = std::fs::read(one.state_dir().join("quic-reset-key"))?;
+    let copied = refusal(
+        clustered_with(&redis, "copy", |dir| {
+            std::fs::write(dir.join("quic-reset-key"), &reset).expect("copy");
+        })
+        .await,
+    );
+    assert!(
+        copied.contains("edge 'one' has the same QUIC reset key"),
+        "{copied}"
+    );
+    // Its own id, taken by a live edge with another reset key.
+    let twin = refusal(clustered(&redis, "one").await);
+    assert!(
+        twin.contains("another edge is live with edge_id 'one'"),
+        "{twin}"
+    );
+    // A fitting edge joins.
+    let two = clustered(&redis, "two").await?;
+    two.shutdown().await;
+    one.shutdown().await;
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::admin::listener as admin_listener;
 use crate::admin::plane::{ControlPlane, PlaneError};
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
-use crate::cluster::claims::Claims;
+use crate::cluster;
 use crate::config::{EdgeConfig, TunnelTcp, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
@@ -455,6 +455,14 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             "tunnel_tcp_on_https needs the HTTPS listener".into(),
         ));
     }
+    if config.cluster.is_some() && !SessionKeys::path(&config.state_dir).exists() {
+        return Err(StartError::Cluster(format!(
+            "cluster mode needs the sign-in session keys at {} from the operator, the same file \
+             on every edge (one generated here would differ from the other edges'): e.g. \
+             `openssl rand -hex 32`",
+            SessionKeys::path(&config.state_dir).display()
+        )));
+    }
     let identity = tunnel_identity(&config)?;
     let (http_listener, http_addr) = bind_tcp(config.http_addr)?;
     let admin_bound = config.admin_addr.map(bind_tcp).transpose()?;
@@ -534,13 +542,21 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let side = TcpSide(tcp_state.clone());
         Arc::new(TcpPorts::new(range, http_addr.ip(), Arc::new(side)))
     });
-    let cluster = match &config.cluster {
-        Some(c) => Some(
-            Claims::connect(&c.store, &c.edge_id, metrics.store_errors.clone())
-                .await
-                .map_err(|e| StartError::Cluster(e.to_string()))?,
-        ),
-        None => None,
+    let (cluster, renewing) = match &config.cluster {
+        Some(c) => {
+            let reset = reset_key::load_or_create(&config.state_dir)?;
+            let session = SessionKeys::load_or_create(&config.state_dir)?;
+            let (claims, renewing) = cluster::join(
+                c,
+                &reset,
+                session.primary_digest(),
+                metrics.store_errors.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Cluster(e.to_string()))?;
+            (Some(claims), Some(renewing))
+        }
+        None => (None, None),
     };
     let tunnel_state = Arc::new(TunnelState {
         routes,
@@ -703,9 +719,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             shutdown_rx.clone(),
         )));
     }
-    if let Some(claims) = &tunnel_state.cluster {
-        tasks.push(tokio::spawn(claims.clone().renew_forever()));
-    }
+    tasks.extend(renewing);
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,

@@ -13,12 +13,12 @@
 use crate::tunnel::authtoken::TokenId;
 use parking_lot::Mutex;
 use prometheus::IntCounterVec;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// How long an edge's claim lives without renewal: a dead edge's endpoints are free after it.
 pub const LEASE: Duration = Duration::from_secs(3);
@@ -27,7 +27,7 @@ pub const LEASE: Duration = Duration::from_secs(3);
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// Longest a store call may take before it counts as a failure.
-const CALL_LIMIT: Duration = Duration::from_millis(1500);
+pub(crate) const CALL_LIMIT: Duration = Duration::from_millis(1500);
 
 /// Checks every endpoint (KEYS) for a live entry of another token, then writes this edge's
 /// entry (ARGV: edge id, token digest, lease ms) into each. 0 when claimed, else the 1-based
@@ -69,17 +69,6 @@ pub enum ClaimError {
     Unavailable(String),
 }
 
-/// Why the store could not be reached at start.
-#[derive(Debug, thiserror::Error)]
-#[error("cluster store {store}: {source}")]
-pub struct ConnectError {
-    /// The store's address (without credentials).
-    pub store: String,
-    /// What the client said.
-    #[source]
-    pub source: redis::RedisError,
-}
-
 /// This edge's claims in the cluster store.
 pub struct Claims {
     conn: ConnectionManager,
@@ -92,32 +81,15 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Connects to `store` (which must answer now) as edge `edge_id`; failed calls are counted
-    /// in `errors`.
-    pub async fn connect(
-        store: &str,
-        edge_id: &str,
-        errors: IntCounterVec,
-    ) -> Result<Arc<Self>, ConnectError> {
-        let failed = |source| ConnectError {
-            store: store.rsplit('@').next().unwrap_or_default().to_string(),
-            source,
-        };
-        let client = redis::Client::open(store).map_err(failed)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CALL_LIMIT)
-            .set_response_timeout(CALL_LIMIT);
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(failed)?;
-        Ok(Arc::new(Self {
+    /// Claims as edge `edge_id` over `conn`; failed calls are counted in `errors`.
+    pub fn new(conn: ConnectionManager, edge_id: &str, errors: IntCounterVec) -> Arc<Self> {
+        Arc::new(Self {
             conn,
             edge_id: edge_id.to_string(),
             script: Script::new(CLAIM),
             held: Mutex::default(),
             errors,
-        }))
+        })
     }
 
     fn key(endpoint: &str) -> String {
@@ -216,17 +188,6 @@ impl Claims {
                     }
                 }
             }
-        }
-    }
-
-    /// Renews every [`RENEW_EVERY`] until dropped with its task.
-    pub async fn renew_forever(self: Arc<Self>) {
-        info!(edge_id = %self.edge_id, "renewing cluster claims");
-        let mut tick = tokio::time::interval(RENEW_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            self.renew().await;
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum SessionKeyError {
 /// for a rotation) only open.
 pub struct SessionKeys {
     keys: Vec<LessSafeKey>,
+    /// SHA-256 of the sealing key's bytes: edges of a cluster compare it (keyed again), never
+    /// the key.
+    primary: [u8; 32],
     rng: SystemRandom,
 }
 
@@ -51,6 +54,7 @@ impl SessionKeys {
         let path = state_dir.join(KEY_FILE);
         let text = key_file::read_or_create(&path)?;
         let mut keys = Vec::new();
+        let mut primary = None;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -61,16 +65,30 @@ impl SessionKeys {
                 line: i + 1,
             };
             let bytes = hex::decode(line).map_err(|_| bad())?;
+            primary.get_or_insert_with(|| ring::digest::digest(&ring::digest::SHA256, &bytes));
             let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| bad())?;
             keys.push(LessSafeKey::new(unbound));
         }
-        if keys.is_empty() {
+        let Some(primary) = primary.filter(|_| !keys.is_empty()) else {
             return Err(SessionKeyError::BadLine { path, line: 1 });
-        }
+        };
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(primary.as_ref());
         Ok(Self {
             keys,
+            primary: digest,
             rng: SystemRandom::new(),
         })
+    }
+
+    /// Where `state_dir` keeps the keys.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(KEY_FILE)
+    }
+
+    /// A digest of the sealing key, for comparing keys between edges.
+    pub fn primary_digest(&self) -> &[u8; 32] {
+        &self.primary
     }
 
     /// `value` as JSON, sealed for the cookie `name` (the name is authenticated too, so one

@@ -57,7 +57,8 @@ fn cid_key(reset: &ring::hmac::Key) -> u64 {
     u64::from_le_bytes(first)
 }
 
-fn load_or_create(state_dir: &Path) -> Result<[u8; 32], ResetKeyError> {
+/// The reset key in `state_dir`, created when missing (the cluster compares its fingerprint).
+pub(crate) fn load_or_create(state_dir: &Path) -> Result<[u8; 32], ResetKeyError> {
     let path = state_dir.join(RESET_KEY_FILE);
     let text = key_file::read_or_create(&path)?;
     hex::decode(text.trim())
