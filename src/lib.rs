@@ -212,6 +212,27 @@ impl TestEdge {
         .await
     }
 
+    /// The sum of the edge's series of family `name` that carry a label valued `label`
+    /// (counters and gauges), read from its registry.
+    pub fn metric(&self, name: &str, label: &str) -> f64 {
+        use prometheus::proto::MetricType;
+        self.handle()
+            .metrics()
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| {
+                let kind = f.get_field_type();
+                f.get_metric().iter().map(move |m| (kind, m))
+            })
+            .filter(|(_, m)| m.get_label().iter().any(|l| l.value() == label))
+            .map(|(kind, m)| match kind {
+                MetricType::GAUGE => m.get_gauge().value(),
+                _ => m.get_counter().value(),
+            })
+            .sum()
+    }
+
     /// Its state directory (keys, certificates, the store).
     pub fn state_dir(&self) -> &Path {
         self.dir.path()

@@ -53,18 +53,6 @@ async fn acme_edge(
     .await
 }
 
-fn counter(edge: &TestEdge, name: &str, label: &str) -> f64 {
-    edge.handle()
-        .metrics()
-        .gather()
-        .iter()
-        .filter(|f| f.name() == name)
-        .flat_map(|f| f.get_metric().iter())
-        .filter(|m| m.get_label().iter().any(|l| l.value() == label))
-        .map(|m| m.get_counter().value())
-        .sum()
-}
-
 /// The leaf served for `sni`, verified against `root` (an error while none verifies).
 async fn verified_leaf(root: &[u8], addr: SocketAddr, sni: &str) -> anyhow::Result<Vec<u8>> {
     let tls = tls_connect(client_config_trusting(root, &[b"http/1.1"])?, addr, sni).await?;
@@ -90,7 +78,7 @@ async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
         Duration::from_secs(30),
         "a counted ACME failure",
         || async {
-            (counter(&edge, "sluice_edge_acme_failures_total", "initial") >= 1.0).then_some(())
+            (edge.metric("sluice_edge_acme_failures_total", "initial") >= 1.0).then_some(())
         },
     )
     .await?;
@@ -106,13 +94,7 @@ async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\npebble log:\n{}", pebble.log()))?;
-    assert!(
-        counter(
-            &edge,
-            "sluice_edge_acme_certificates_issued_total",
-            "initial"
-        ) >= 1.0
-    );
+    assert!(edge.metric("sluice_edge_acme_certificates_issued_total", "initial") >= 1.0);
     assert!(state.join("acme/certs/app.acme.test.crt").exists());
     // pebble really fetched the HTTP-01 token from the edge's plain-HTTP port.
     let log = pebble.log();
@@ -144,12 +126,7 @@ async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
     })
     .await?;
     let after_restart = verified_leaf(&root, https_addr, APP).await?;
-    if counter(
-        &edge,
-        "sluice_edge_acme_certificates_issued_total",
-        "renewal",
-    ) == 0.0
-    {
+    if edge.metric("sluice_edge_acme_certificates_issued_total", "renewal") == 0.0 {
         assert_eq!(
             after_restart, first,
             "the stored certificate is served after a restart"
@@ -160,11 +137,7 @@ async fn acme_obtains_serves_persists_and_renews() -> anyhow::Result<()> {
     eventually(Duration::from_secs(90), "a renewed certificate", || async {
         let now = verified_leaf(&root, https_addr, APP).await.ok()?;
         (now != first
-            && counter(
-                &edge,
-                "sluice_edge_acme_certificates_issued_total",
-                "renewal",
-            ) >= 1.0)
+            && edge.metric("sluice_edge_acme_certificates_issued_total", "renewal") >= 1.0)
             .then_some(())
     })
     .await
@@ -204,32 +177,16 @@ async fn on_demand_only_for_allowed_names_within_the_budget() -> anyhow::Result<
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\npebble log:\n{}", pebble.log()))?;
-    assert!(
-        counter(
-            &edge,
-            "sluice_edge_acme_certificates_issued_total",
-            "on_demand"
-        ) >= 1.0
-    );
+    assert!(edge.metric("sluice_edge_acme_certificates_issued_total", "on_demand") >= 1.0);
 
     // The hourly budget (1) is spent: another allowed name is refused, and so is a name
     // outside the allow list; neither ever gets a certificate.
     for name in ["two.od.acme.test", "evil.example.org", "app2.acme.test"] {
         assert!(verified_leaf(&root, https_addr, name).await.is_err());
     }
-    assert!(
-        counter(
-            &edge,
-            "sluice_edge_acme_on_demand_refused_total",
-            "rate_limited"
-        ) >= 1.0
-    );
+    assert!(edge.metric("sluice_edge_acme_on_demand_refused_total", "rate_limited") >= 1.0);
     assert_eq!(
-        counter(
-            &edge,
-            "sluice_edge_acme_on_demand_refused_total",
-            "not_allowed"
-        ),
+        edge.metric("sluice_edge_acme_on_demand_refused_total", "not_allowed"),
         2.0
     );
     tokio::time::sleep(Duration::from_secs(3)).await;

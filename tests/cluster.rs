@@ -182,16 +182,7 @@ async fn with_the_store_gone_new_claims_fail_closed_and_held_endpoints_keep_serv
         anyhow::bail!("expected a refusal to retry, got {first:?}");
     };
     assert!(reason.contains("ERR_SLUICE_343"), "{reason}");
-    let claim_errors: f64 = one
-        .handle()
-        .metrics()
-        .gather()
-        .iter()
-        .filter(|f| f.name() == "sluice_edge_store_errors_total")
-        .flat_map(|f| f.get_metric())
-        .filter(|m| m.get_label().iter().any(|l| l.value() == "claim"))
-        .map(|m| m.get_counter().value())
-        .sum();
+    let claim_errors = one.metric("sluice_edge_store_errors_total", "claim");
     assert!(claim_errors >= 1.0, "store errors counted: {claim_errors}");
 
     // The store comes back with no data: the newcomer gets in, and the held endpoint is

@@ -54,15 +54,7 @@ impl Rig {
     /// How many sessions are online over `transport`, by the edge's metric.
     fn sessions_over(&self, transport: &str) -> i64 {
         self.edge
-            .handle()
-            .metrics()
-            .gather()
-            .iter()
-            .filter(|f| f.name() == "sluice_edge_agent_transport_sessions")
-            .flat_map(|f| f.get_metric())
-            .filter(|m| m.get_label().iter().any(|l| l.value() == transport))
-            .map(|m| m.get_gauge().value() as i64)
-            .sum()
+            .metric("sluice_edge_agent_transport_sessions", transport) as i64
     }
 
     /// The transports of the sessions the admin API lists.

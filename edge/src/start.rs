@@ -468,6 +468,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let admin_bound = config.admin_addr.map(bind_tcp).transpose()?;
     let https = config.https.as_ref().map(https_listener).transpose()?;
     let (unreachable_tx, unreachable_rx) = mpsc::unbounded_channel();
+    let reset = reset_key::load_or_create(&config.state_dir)?;
     let TunnelListeners {
         quic: endpoint,
         errors: error_queue,
@@ -475,7 +476,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     } = bind_tunnel(
         &config,
         &identity,
-        reset_key::endpoint_config(&config.state_dir)?,
+        reset_key::endpoint_config(&reset),
         unreachable_tx,
     )?;
     let tunnel_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
@@ -524,7 +525,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         acme_challenges: acme_config
             .as_ref()
             .map(|_| Arc::new(Http01Challenges::default())),
-        auth_host: auth.as_ref().map(|_| login),
+        auth_host: auth.as_ref().map(|_| login.clone()),
         stream_open_timeout: config.stream_open_timeout,
         internal_calls,
         connection_phases: connection_phases.clone(),
@@ -544,12 +545,10 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     });
     let (cluster, renewing) = match &config.cluster {
         Some(c) => {
-            let reset = reset_key::load_or_create(&config.state_dir)?;
-            let session = SessionKeys::load_or_create(&config.state_dir)?;
             let (claims, renewing) = cluster::join(
                 c,
                 &reset,
-                session.primary_digest(),
+                login.session_keys().primary_digest(),
                 metrics.store_errors.clone(),
             )
             .await

@@ -25,6 +25,14 @@ impl Transport {
             Transport::Tcp => "tcp",
         }
     }
+
+    /// How the agent's status screen and output name it.
+    pub fn for_people(self) -> &'static str {
+        match self {
+            Transport::Quic => "QUIC",
+            Transport::Tcp => "TLS over TCP",
+        }
+    }
 }
 
 impl fmt::Display for Transport {

@@ -170,14 +170,6 @@ fn print_event(event: &AgentEvent, json: bool) {
         }
     }
     if !json {
-        println!("Transport  {}", transport_line(transport));
-    }
-}
-
-/// How the status line names a transport.
-fn transport_line(transport: sluice_agent::Transport) -> &'static str {
-    match transport {
-        sluice_agent::Transport::Quic => "QUIC",
-        sluice_agent::Transport::Tcp => "TLS over TCP",
+        println!("Transport  {}", transport.for_people());
     }
 }

@@ -80,11 +80,7 @@ pub fn render(view: &View, frame: &mut Frame) {
     info.push(field("Edge", Span::raw(view.edge.clone())));
     info.push(field(
         "Transport",
-        Span::raw(match view.transport {
-            Some(Transport::Quic) => "QUIC",
-            Some(Transport::Tcp) => "TLS over TCP",
-            None => "-",
-        }),
+        Span::raw(view.transport.map_or("-", Transport::for_people)),
     ));
     info.push(field(
         "Latency",

@@ -167,25 +167,24 @@ impl Claims {
         }
     }
 
-    /// Renews this edge's entries once (and puts back any the store lost).
+    /// Renews this edge's entries once (and puts back any the store lost), one endpoint at a
+    /// time: a conflict on one (taken during an outage) must not stop the others' renewal.
     pub async fn renew(&self) {
-        let mut by_owner: HashMap<TokenId, Vec<String>> = HashMap::new();
-        for (endpoint, (owner, _)) in self.held.lock().iter() {
-            by_owner.entry(*owner).or_default().push(endpoint.clone());
-        }
-        for (owner, endpoints) in by_owner {
-            for endpoint in endpoints {
-                // One endpoint at a time: a conflict on one (taken during an outage) must not
-                // stop the others' renewal.
-                match self.run(std::slice::from_ref(&endpoint), owner).await {
-                    Ok(0) => {}
-                    Ok(_) => {
-                        warn!(%endpoint, "another edge's authtoken holds an endpoint this edge serves (claimed while the store was unreachable)")
-                    }
-                    Err(e) => {
-                        self.errors.with_label_values(&["renew"]).inc();
-                        warn!(%endpoint, "renewing a claim failed: {e}");
-                    }
+        let held: Vec<(String, TokenId)> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(endpoint, (owner, _))| (endpoint.clone(), *owner))
+            .collect();
+        for (endpoint, owner) in held {
+            match self.run(std::slice::from_ref(&endpoint), owner).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    warn!(%endpoint, "another edge's authtoken holds an endpoint this edge serves (claimed while the store was unreachable)")
+                }
+                Err(e) => {
+                    self.errors.with_label_values(&["renew"]).inc();
+                    warn!(%endpoint, "renewing a claim failed: {e}");
                 }
             }
         }

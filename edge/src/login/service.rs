@@ -37,6 +37,11 @@ pub struct LoginService {
 }
 
 impl LoginService {
+    /// The keys it seals cookies with (a cluster checks every edge has the same).
+    pub fn session_keys(&self) -> &SessionKeys {
+        &self.keys
+    }
+
     /// A service sealing cookies with `keys`, refusing the sessions in `revoked`, and
     /// verifying ID tokens with `jwks`; with `auth`, sign-ins run on that edge-wide host
     /// instead of each endpoint's own. Providers are reached only where `rules` allow.

@@ -164,22 +164,21 @@ pub(crate) async fn admit(
         }));
     }
     check_endpoint_limit(&credential, routes.len(), run_id, state)?;
-    if let Some(cluster) = &state.cluster {
-        cluster
-            .claim(&cluster_keys(&routes), owner)
-            .await
-            .map_err(|e| match e {
-                cluster::ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
-                cluster::ClaimError::Unavailable(_) => {
-                    reject(ErrorCode::StoreUnavailable, e.to_string())
-                }
-            })?;
+    // In a cluster, the store's claim first (no store call on a single edge).
+    let shared = (state.cluster.as_ref()).map(|claims| (claims, cluster_keys(&routes)));
+    if let Some((claims, keys)) = &shared {
+        claims.claim(keys, owner).await.map_err(|e| match e {
+            cluster::ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
+            cluster::ClaimError::Unavailable(_) => {
+                reject(ErrorCode::StoreUnavailable, e.to_string())
+            }
+        })?;
     }
     let replaced = match state.routes.claim(routes.clone()) {
         Ok(replaced) => replaced,
         Err(e) => {
-            if let Some(cluster) = &state.cluster {
-                cluster.release(&cluster_keys(&routes)).await;
+            if let Some((claims, keys)) = &shared {
+                claims.release(keys).await;
             }
             return Err(reject(ErrorCode::HostnameTaken, e.to_string()));
         }

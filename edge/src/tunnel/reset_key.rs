@@ -28,15 +28,13 @@ pub enum ResetKeyError {
     },
 }
 
-/// Loads `<state_dir>/quic-reset-key`, creating it (mode 0600, a new random key) when missing,
-/// and returns the endpoint settings that derive reset tokens from it.
+/// The endpoint settings that derive reset tokens from `key` ([`load_or_create`]).
 ///
 /// The connection-id generator's key is derived from it too: quinn drops packets whose
 /// connection id its generator did not make before it would consider a reset, so a new edge
 /// must recognise its predecessor's ids as well as sign resets for them.
-pub fn endpoint_config(state_dir: &Path) -> Result<quinn::EndpointConfig, ResetKeyError> {
-    let key = load_or_create(state_dir)?;
-    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+pub fn endpoint_config(key: &[u8; 32]) -> quinn::EndpointConfig {
+    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     let cid_key = cid_key(&hmac);
     let mut config = quinn::EndpointConfig::new(Arc::new(hmac));
     // quinn sends at most one reset per interval (20 ms by default); after a crash every agent
@@ -46,7 +44,7 @@ pub fn endpoint_config(state_dir: &Path) -> Result<quinn::EndpointConfig, ResetK
     config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
-    Ok(config)
+    config
 }
 
 /// A key for connection ids, one-way from the reset key (ids travel in clear text).
@@ -57,7 +55,8 @@ fn cid_key(reset: &ring::hmac::Key) -> u64 {
     u64::from_le_bytes(first)
 }
 
-/// The reset key in `state_dir`, created when missing (the cluster compares its fingerprint).
+/// Loads `<state_dir>/quic-reset-key`, creating it (mode 0600, a new random key) when missing.
+/// The QUIC endpoint derives reset tokens from it; a cluster checks no two edges share it.
 pub(crate) fn load_or_create(state_dir: &Path) -> Result<[u8; 32], ResetKeyError> {
     let path = state_dir.join(RESET_KEY_FILE);
     let text = key_file::read_or_create(&path)?;
