@@ -6,9 +6,10 @@
 use sluice_agent::AgentError;
 use sluice_e2e::process::{agent_command, AgentProcess};
 use sluice_e2e::{closed_port, eventually, Launch, TestAgent, TestEdge, TOKEN};
-use sluice_edge::admin::api::{Actor, Admin};
+use sluice_edge::admin::api::{Actor, Admin, AdminError};
 use sluice_edge::admin::model::{
-    CredentialCreate, CredentialUpdate, EndpointCreate, ReservedAddrCreate, ReservedDomainCreate,
+    CredentialCreate, CredentialUpdate, EndpointCreate, ReservedAddr, ReservedAddrCreate,
+    ReservedDomainCreate,
 };
 use sluice_edge::EventDestination;
 use sluice_proto::error_code::ErrorCode;
@@ -40,6 +41,31 @@ async fn credential(
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no token in the answer"))?;
     Ok((token, created.id))
+}
+
+/// Reserves `domain` for the credential `owner`.
+async fn reserve_domain(admin: &Arc<dyn Admin>, domain: &str, owner: &str) -> anyhow::Result<()> {
+    let new = ReservedDomainCreate {
+        domain: domain.into(),
+        credential_id: owner.into(),
+        ..Default::default()
+    };
+    admin.create_reserved_domain(&actor(), new).await?;
+    Ok(())
+}
+
+/// Reserves a TCP address (`addr`, or any free one) for the credential `owner`.
+async fn reserve_addr(
+    admin: &Arc<dyn Admin>,
+    addr: Option<String>,
+    owner: &str,
+) -> Result<ReservedAddr, AdminError> {
+    let new = ReservedAddrCreate {
+        addr,
+        credential_id: owner.into(),
+        ..Default::default()
+    };
+    admin.create_reserved_addr(&actor(), new).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,25 +168,8 @@ async fn a_reserved_name_is_refused_to_others_while_its_owner_is_offline() -> an
     let admin = edge.handle().admin();
     let upstream = closed_port()?;
     let (owner_token, owner) = credential(&admin, CredentialCreate::default()).await?;
-    admin
-        .create_reserved_domain(
-            &actor(),
-            ReservedDomainCreate {
-                domain: "kept".into(),
-                credential_id: owner.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let addr = admin
-        .create_reserved_addr(
-            &actor(),
-            ReservedAddrCreate {
-                credential_id: owner.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
+    reserve_domain(&admin, "kept", &owner).await?;
+    let addr = reserve_addr(&admin, None, &owner).await?;
     // Nobody online holds it, and still the other token is refused.
     let other = TestAgent::launch(edge.agent_config(TOKEN, "kept", upstream)).await?;
     assert_eq!(refused_with(other), Some(ErrorCode::NameReserved));
@@ -177,16 +186,7 @@ async fn a_reserved_name_is_refused_to_others_while_its_owner_is_offline() -> an
         (format!("elsewhere.example:{port}"), "this edge's domain"),
         ("0".to_string(), "not a number between 1 and 65535"),
     ] {
-        let again = admin
-            .create_reserved_addr(
-                &actor(),
-                ReservedAddrCreate {
-                    addr: Some(asked.clone()),
-                    credential_id: owner.clone(),
-                    ..Default::default()
-                },
-            )
-            .await;
+        let again = reserve_addr(&admin, Some(asked.clone()), &owner).await;
         let said = again.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(said.contains(refusal), "{asked}: {said}");
     }
@@ -269,16 +269,7 @@ async fn state_survives_a_restart_and_sqlite3_reads_it() -> anyhow::Result<()> {
         let edge = TestEdge::start_with(move |c| c.state_dir = state_dir).await?;
         let admin = edge.handle().admin();
         let (token, id) = credential(&admin, CredentialCreate::default()).await?;
-        admin
-            .create_reserved_domain(
-                &actor(),
-                ReservedDomainCreate {
-                    domain: "mine".into(),
-                    credential_id: id.clone(),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        reserve_domain(&admin, "mine", &id).await?;
         let endpoint = admin
             .create_endpoint(
                 &actor(),
