@@ -102,6 +102,11 @@ pub struct Welcome {
     pub session_id: String,
     /// One entry per [`EndpointRequest`], in the same order.
     pub endpoints: Vec<BoundEndpoint>,
+    /// The edge's id when it is one of several sharing a cluster store (docs/cluster.md): an
+    /// agent keeping links to several edges tells them apart by it, whatever address it
+    /// dialled. `None` for an edge on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_id: Option<String>,
 }
 
 /// An endpoint that is online.

@@ -92,6 +92,11 @@ impl Claims {
         })
     }
 
+    /// This edge's id in the cluster.
+    pub fn edge_id(&self) -> &str {
+        &self.edge_id
+    }
+
     fn key(endpoint: &str) -> String {
         format!("sluice:ep:{endpoint}")
     }

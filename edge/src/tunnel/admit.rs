@@ -239,6 +239,7 @@ pub(crate) async fn admit(
         welcome: Welcome {
             session_id: session_id.to_string(),
             endpoints,
+            edge_id: state.cluster.as_ref().map(|c| c.edge_id().to_string()),
         },
         session,
         routes,
