@@ -22,6 +22,7 @@ pub mod admin;
 pub mod browser;
 pub mod chromium;
 pub mod client;
+pub mod cluster;
 pub mod data;
 pub mod impair;
 pub mod inspector;
@@ -212,8 +213,9 @@ impl TestEdge {
         .await
     }
 
-    /// The sum of the edge's series of family `name` that carry a label valued `label`
-    /// (counters and gauges), read from its registry.
+    /// The sum of the edge's series of family `name` that carry a label valued `label` (every
+    /// series when `label` is empty: a family without labels), counters and gauges, read from
+    /// its registry.
     pub fn metric(&self, name: &str, label: &str) -> f64 {
         use prometheus::proto::MetricType;
         self.handle()
@@ -225,7 +227,7 @@ impl TestEdge {
                 let kind = f.get_field_type();
                 f.get_metric().iter().map(move |m| (kind, m))
             })
-            .filter(|(_, m)| m.get_label().iter().any(|l| l.value() == label))
+            .filter(|(_, m)| label.is_empty() || m.get_label().iter().any(|l| l.value() == label))
             .map(|(kind, m)| match kind {
                 MetricType::GAUGE => m.get_gauge().value(),
                 _ => m.get_counter().value(),

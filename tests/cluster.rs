@@ -4,52 +4,15 @@
 //! endpoints keep serving, until the store comes back (empty) and everything is claimed again.
 
 use sluice_agent::{AgentError, AgentEvent};
+use sluice_e2e::cluster::{
+    cluster_config, clustered, clustered_with, provide_keys, PEER_SECRET, SESSION_KEYS,
+};
 use sluice_e2e::process::EdgeProcess;
 use sluice_e2e::redis::RedisServer;
 use sluice_e2e::upstream::{self, Upstream};
 use sluice_e2e::{any_port, client, eventually, within, Launch, TestAgent, TestEdge};
 use sluice_e2e::{OTHER_TOKEN, TOKEN};
-use sluice_edge::ClusterConfig;
 use std::time::{Duration, Instant};
-
-const PEER_SECRET: &str = "cluster-test-peer-secret";
-
-/// The sign-in session keys every edge of a test cluster shares (the operator's file).
-const SESSION_KEYS: &str = "8f0e4d1c2b3a49586776a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n";
-
-/// Writes `keys` as the session-keys file of `state_dir`.
-fn provide_keys(state_dir: &std::path::Path, keys: &str) {
-    std::fs::create_dir_all(state_dir).expect("state dir");
-    std::fs::write(state_dir.join("session-keys"), keys).expect("session keys");
-}
-
-fn cluster(redis: &RedisServer, edge_id: &str) -> ClusterConfig {
-    ClusterConfig {
-        store: redis.url(),
-        edge_id: edge_id.into(),
-        peer_secret: PEER_SECRET.into(),
-        advertise_addr: None,
-    }
-}
-
-async fn clustered(redis: &RedisServer, edge_id: &str) -> anyhow::Result<TestEdge> {
-    clustered_with(redis, edge_id, |_| {}).await
-}
-
-/// A cluster edge after `tweak` (which may write into its state dir).
-async fn clustered_with(
-    redis: &RedisServer,
-    edge_id: &str,
-    tweak: impl FnOnce(&std::path::Path),
-) -> anyhow::Result<TestEdge> {
-    let config = cluster(redis, edge_id);
-    TestEdge::start_with(|c| {
-        provide_keys(&c.state_dir, SESSION_KEYS);
-        tweak(&c.state_dir);
-        c.cluster = Some(config);
-    })
-    .await
-}
 
 /// Whether `token`'s agent can bring `name` online on `edge` now (stopped again at once).
 async fn can_take(edge: &TestEdge, token: &str, name: &str, up: &Upstream) -> anyhow::Result<bool> {
@@ -213,7 +176,7 @@ async fn an_edge_whose_keys_do_not_fit_the_cluster_is_refused_at_start() -> anyh
         Err(e) => format!("{e:#}"),
     };
     // No operator-provided session keys: one generated here would differ from the others'.
-    let config = cluster(&redis, "keyless");
+    let config = cluster_config(&redis, "keyless");
     let keyless = refusal(TestEdge::start_with(|c| c.cluster = Some(config)).await);
     assert!(
         keyless.contains("cluster mode needs the sign-in session keys"),
@@ -221,8 +184,8 @@ async fn an_edge_whose_keys_do_not_fit_the_cluster_is_refused_at_start() -> anyh
     );
     // Other session keys than the live edge's.
     let other = refusal(
-        clustered_with(&redis, "other", |dir| {
-            provide_keys(dir, &format!("{}\n", "ab".repeat(32)));
+        clustered_with(&redis, "other", |c| {
+            provide_keys(&c.state_dir, &format!("{}\n", "ab".repeat(32)));
         })
         .await,
     );
@@ -233,8 +196,8 @@ async fn an_edge_whose_keys_do_not_fit_the_cluster_is_refused_at_start() -> anyh
     // The live edge's QUIC reset key, copied.
     let reset = std::fs::read(one.state_dir().join("quic-reset-key"))?;
     let copied = refusal(
-        clustered_with(&redis, "copy", |dir| {
-            std::fs::write(dir.join("quic-reset-key"), &reset).expect("copy");
+        clustered_with(&redis, "copy", |c| {
+            std::fs::write(c.state_dir.join("quic-reset-key"), &reset).expect("copy");
         })
         .await,
     );

@@ -28,6 +28,9 @@ pub struct RequestRecord<'a> {
     /// The internal endpoints forward-internal handed it to, in order.
     pub forwarded_to: &'a [Arc<EndpointInfo>],
     /// The agent session that carried it, when it reached an agent.
+    /// The cluster edge that held the endpoint's agent and relayed the request to it, when
+    /// this edge had no link of its own (docs/cluster.md).
+    pub forwarded_to_edge: Option<&'a str>,
     pub agent: Option<AgentLeg<'a>>,
     /// Host the request was for (lowercase, no port).
     pub host: &'a str,

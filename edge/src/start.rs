@@ -9,6 +9,7 @@ use crate::admin::plane::{ControlPlane, PlaneError};
 use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
 use crate::cluster;
+use crate::cluster::registry::ClusterRoutes;
 use crate::config::{EdgeConfig, TunnelTcp, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
@@ -168,6 +169,9 @@ pub struct EdgeHandle {
     pub tunnel_addr: SocketAddr,
     /// Bound TLS-over-TCP address for agents, unless turned off.
     pub tunnel_tcp_addr: Option<SocketAddr>,
+    /// In a cluster, where the other edges link to this one (`advertise_addr`, its port
+    /// bound).
+    pub peer_addr: Option<SocketAddr>,
     /// Bound metrics address, if enabled.
     pub metrics_addr: Option<SocketAddr>,
     /// Bound admin API address, if enabled.
@@ -511,7 +515,15 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         info!(redirect_uri = %format!("{}{}", auth.base_url(), crate::login::CALLBACK_PATH), "sign-ins run on the auth host");
     }
     let acme_config = config.https.as_ref().and_then(|h| h.acme.clone());
-    let routes: Arc<dyn RouteRegistry> = Arc::new(LocalRoutes::new());
+    // In a cluster, the other edges' endpoints (mirrored) back this edge's own.
+    let remote = config
+        .cluster
+        .as_ref()
+        .map(|_| Arc::new(LocalRoutes::new()));
+    let routes: Arc<dyn RouteRegistry> = match &remote {
+        Some(remote) => Arc::new(ClusterRoutes::new(remote.clone())),
+        None => Arc::new(LocalRoutes::new()),
+    };
     let events = Arc::new(EventExport::start(&config.event_destinations, &metrics)?);
     let connection_phases = Arc::new(ConnectionPhases::default());
     let proxy_state = Arc::new(ProxyState {
@@ -543,19 +555,19 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         let side = TcpSide(tcp_state.clone());
         Arc::new(TcpPorts::new(range, http_addr.ip(), Arc::new(side)))
     });
-    let (cluster, renewing) = match &config.cluster {
-        Some(c) => {
-            let (claims, renewing) = cluster::join(
+    let joined = match &config.cluster {
+        Some(c) => Some(
+            cluster::join(
                 c,
+                &identity,
                 &reset,
                 login.session_keys().primary_digest(),
                 metrics.store_errors.clone(),
             )
             .await
-            .map_err(|e| StartError::Cluster(e.to_string()))?;
-            (Some(claims), Some(renewing))
-        }
-        None => (None, None),
+            .map_err(|e| StartError::Cluster(e.to_string()))?,
+        ),
+        None => None,
     };
     let tunnel_state = Arc::new(TunnelState {
         routes,
@@ -572,7 +584,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         metrics: metrics.clone(),
         peers: Arc::default(),
         tcp_ports,
-        cluster,
+        cluster: joined.as_ref().map(|j| j.claims.clone()),
     });
     let sessions = tunnel_state.directory.clone();
     cloud::bring_online(&config.cloud_endpoints, &tunnel_state)?;
@@ -718,7 +730,20 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             shutdown_rx.clone(),
         )));
     }
-    tasks.extend(renewing);
+    let peer_addr = joined.as_ref().and_then(cluster::Joined::peer_addr);
+    if let (Some(joined), Some(remote)) = (joined, remote) {
+        let running = joined
+            .run(
+                &tunnel_state,
+                remote,
+                &metrics,
+                config.stream_open_timeout,
+                shutdown_rx.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Cluster(e.to_string()))?;
+        tasks.extend(running);
+    }
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,
@@ -732,6 +757,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         sni_routes,
         tunnel_addr,
         tunnel_tcp_addr,
+        peer_addr,
         metrics_addr,
         admin_addr,
         tunnel_cert_path: identity.cert_path,
@@ -779,6 +805,7 @@ impl EdgeHandle {
         for entry in self.sessions.all() {
             entry
                 .handle
+                .link
                 .conn
                 .close(close_code::NORMAL, b"edge shutting down");
         }

@@ -13,6 +13,10 @@
 //! [`Frame::Error`]), and from then on both directions carry the connection's raw bytes. Such
 //! a stream is never reused.
 //!
+//! Between two edges of a cluster (never to an agent), each request on a stream starts with a
+//! [`Frame::Forward`] naming the endpoint it is for; the receiving edge relays the rest to a
+//! member it holds.
+//!
 //! Data payloads are never copied by the decoder: they are split off the read buffer.
 
 use crate::error_code::ErrorCode;
@@ -40,6 +44,7 @@ const END: u8 = 5;
 const ERROR: u8 = 6;
 const CONNECT: u8 = 7;
 const CONNECTED: u8 = 8;
+const FORWARD: u8 = 9;
 
 /// One frame on a request stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +66,21 @@ pub enum Frame {
     /// Agent → edge, after [`Frame::Connect`]: the upstream connection is open; raw bytes
     /// follow.
     Connected,
+    /// Edge → edge, before a [`Frame::RequestHead`]: which endpoint the request is for.
+    Forward(Box<ForwardHead>),
+}
+
+/// A request one edge forwards to another that holds the endpoint (docs/cluster.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardHead {
+    /// The endpoint's key in the cluster store.
+    pub endpoint: String,
+    /// The digest of the policy the forwarding edge ran: the receiving edge hands the request
+    /// only to a member running the same one.
+    pub policy_id: [u8; 32],
+    /// Edges the request passed before this one; the receiving edge relays only what came
+    /// straight from the edge the client reached (1), so a request can never loop.
+    pub hops: u8,
 }
 
 /// A client connection to a TCP or TLS endpoint, as the edge hands it to the agent.
@@ -199,6 +219,7 @@ impl Frame {
             Frame::Error(_) => ERROR,
             Frame::Connect(_) => CONNECT,
             Frame::Connected => CONNECTED,
+            Frame::Forward(_) => FORWARD,
         }
     }
 
@@ -227,6 +248,11 @@ impl Frame {
                 put_addr(h.server_addr, out);
             }
             Frame::Connected => {}
+            Frame::Forward(h) => {
+                put_str(&h.endpoint, out);
+                out.put_slice(&h.policy_id);
+                out.put_u8(h.hops);
+            }
         }
         end(start, out);
     }
@@ -241,7 +267,7 @@ impl Frame {
         if len > MAX_FRAME_LEN {
             return Err(DecodeError::TooLarge(len));
         }
-        if !matches!(kind, REQUEST_HEAD..=CONNECTED) {
+        if !matches!(kind, REQUEST_HEAD..=FORWARD) {
             return Err(DecodeError::UnknownType(kind));
         }
         if buf.len() < FRAME_HEADER_LEN + len {
@@ -258,6 +284,7 @@ impl Frame {
             END => Frame::End,
             ERROR => Frame::Error(get_failure(&mut payload)?),
             CONNECT => Frame::Connect(Box::new(get_connect_head(&mut payload)?)),
+            FORWARD => Frame::Forward(Box::new(get_forward_head(&mut payload)?)),
             _ => Frame::Connected,
         };
         if payload.has_remaining() {
@@ -297,6 +324,7 @@ fn name_of(kind: u8) -> &'static str {
         END => "end",
         ERROR => "error",
         CONNECT => "connect",
+        FORWARD => "forward",
         _ => "connected",
     }
 }
@@ -511,6 +539,21 @@ fn get_connect_head(payload: &mut Bytes) -> Result<ConnectHead, DecodeError> {
     })
 }
 
+fn get_forward_head(payload: &mut Bytes) -> Result<ForwardHead, DecodeError> {
+    let mut f = Fields {
+        buf: payload,
+        kind: FORWARD,
+    };
+    let endpoint = f.str()?;
+    let mut policy_id = [0u8; 32];
+    policy_id.copy_from_slice(&f.bytes(32)?);
+    Ok(ForwardHead {
+        endpoint,
+        policy_id,
+        hops: f.u8()?,
+    })
+}
+
 fn get_response_head(payload: &mut Bytes) -> Result<ResponseHead, DecodeError> {
     let kind = RESPONSE_HEAD;
     let mut f = Fields { buf: payload, kind };
@@ -590,6 +633,11 @@ mod tests {
                 server_addr: "[2001:db8::1]:20001".parse().expect("addr"),
             })),
             Frame::Connected,
+            Frame::Forward(Box::new(ForwardHead {
+                endpoint: "https://app.example.com".into(),
+                policy_id: [7; 32],
+                hops: 1,
+            })),
         ]
     }
 

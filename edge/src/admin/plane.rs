@@ -571,7 +571,7 @@ impl Admin for ControlPlane {
         self.republish().await?;
         let token = TokenId::from_digest(row.token_digest);
         for entry in self.tunnel.directory.of(token) {
-            entry.handle.conn.close(
+            entry.handle.link.conn.close(
                 close_code::CREDENTIAL_DELETED,
                 b"the edge operator deleted this authtoken",
             );
@@ -689,6 +689,7 @@ impl Admin for ControlPlane {
         let shown = view::session(&entry, &self.tunnel.credentials);
         entry
             .handle
+            .link
             .conn
             .close(close_code::STOPPED, b"stopped by the edge operator");
         // Answer once its endpoints are released, so the name is free when the call returns.

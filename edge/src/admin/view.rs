@@ -127,7 +127,7 @@ pub fn session(entry: &SessionEntry, credentials: &Credentials) -> TunnelSession
         endpoints: entry.endpoints.clone(),
         links: vec![Link {
             remote_addr: entry.remote.to_string(),
-            transport: entry.handle.conn.transport().to_string(),
+            transport: entry.handle.link.conn.transport().to_string(),
         }],
     }
 }
@@ -142,6 +142,13 @@ fn endpoint_id(route: &Route) -> String {
         } => format!(
             "ep_{}_{endpoint_id}",
             session.id.strip_prefix("ses_").unwrap_or(&session.id)
+        ),
+        // The operator's list shows this edge's members; another edge lists its own.
+        Member::Remote {
+            edge_id, endpoint, ..
+        } => format!(
+            "ep_{edge_id}_{}",
+            hex::encode(&Sha256::digest(endpoint.as_bytes())[..8])
         ),
         Member::Cloud { id, .. } if id.starts_with("ep_") => id.clone(),
         Member::Cloud { id, .. } => format!(
@@ -161,6 +168,7 @@ pub fn endpoint(
     let id = endpoint_id(route);
     let (kind, session) = match &route.member {
         Member::Agent { session, .. } => ("agent", Some(reference("tunnel_sessions", &session.id))),
+        Member::Remote { .. } => ("agent", None),
         Member::Cloud { .. } => ("cloud", None),
     };
     let (policy, description, metadata, source) = match (stored, configured) {

@@ -4,25 +4,28 @@
 //! The sign-in session keys must be the same file on every edge (a cookie sealed on one edge
 //! must open on the others); the QUIC stateless-reset key must differ (with a shared one, a
 //! packet that strays to the wrong edge would reset a healthy agent link); and an edge id
-//! names one edge. Each edge keeps `sluice:edges` field `EDGE-ID` = `RESET|SESSION|EXPIRY`,
+//! names one edge. Each edge keeps `sluice:edges` field `EDGE-ID` = `RESET|SESSION|EXPIRY|ADDR`,
 //! where RESET and SESSION are fingerprints of the keys keyed by the peer secret (they reveal
-//! nothing of the keys), leased as claims are.
+//! nothing of the keys) and ADDR is where the other edges reach it (`advertise_addr`), leased as
+//! claims are.
 
 use super::claims::{CALL_LIMIT, LEASE};
 use redis::aio::ConnectionManager;
 use redis::Script;
 use ring::hmac;
+use std::net::SocketAddr;
 use tracing::warn;
 
 /// Registers this edge unless another live edge conflicts (ARGV: edge id, reset and session
-/// fingerprints, lease ms): an empty string, else `KIND:EDGE-ID` of the first conflict.
+/// fingerprints, lease ms, address): an empty string, else `KIND:EDGE-ID` of the first
+/// conflict.
 const REGISTER: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local fields = redis.call('HGETALL', 'sluice:edges')
 for j = 1, #fields, 2 do
   local edge, value = fields[j], fields[j + 1]
-  local reset, session, expiry = string.match(value, '^([^|]*)|([^|]*)|(%d+)$')
+  local reset, session, expiry = string.match(value, '^([^|]*)|([^|]*)|(%d+)|')
   if not expiry or tonumber(expiry) < now then
     redis.call('HDEL', 'sluice:edges', edge)
   elseif edge == ARGV[1] then
@@ -33,7 +36,7 @@ for j = 1, #fields, 2 do
     return 'session:' .. edge
   end
 end
-redis.call('HSET', 'sluice:edges', ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. (now + tonumber(ARGV[4])))
+redis.call('HSET', 'sluice:edges', ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. (now + tonumber(ARGV[4])) .. '|' .. ARGV[5])
 return ''
 ";
 
@@ -60,6 +63,8 @@ pub struct Members {
     edge_id: String,
     reset: String,
     session: String,
+    /// Where the other edges reach this one (empty: they cannot).
+    address: String,
     script: Script,
 }
 
@@ -69,10 +74,12 @@ fn fingerprint(secret: &hmac::Key, key: &[u8]) -> String {
 }
 
 impl Members {
-    /// Joins as `edge_id` with these keys, or says which live edge conflicts.
+    /// Joins as `edge_id` reachable at `address`, with these keys, or says which live edge
+    /// conflicts.
     pub async fn join(
         conn: ConnectionManager,
         edge_id: &str,
+        address: Option<SocketAddr>,
         peer_secret: &str,
         reset_key: &[u8],
         session_key: &[u8],
@@ -83,6 +90,7 @@ impl Members {
             edge_id: edge_id.to_string(),
             reset: fingerprint(&secret, reset_key),
             session: fingerprint(&secret, session_key),
+            address: address.map(|a| a.to_string()).unwrap_or_default(),
             script: Script::new(REGISTER),
         };
         members.register().await?;
@@ -95,7 +103,8 @@ impl Members {
         call.arg(&self.edge_id)
             .arg(&self.reset)
             .arg(&self.session)
-            .arg(LEASE.as_millis() as u64);
+            .arg(LEASE.as_millis() as u64)
+            .arg(&self.address);
         let answer = tokio::time::timeout(CALL_LIMIT, call.invoke_async::<String>(&mut conn))
             .await
             .map_err(|_| MemberError::Unavailable("no answer in time".into()))?
@@ -115,4 +124,16 @@ impl Members {
             warn!("cluster membership: {e}");
         }
     }
+}
+
+/// Where edge `edge_id` says the other edges reach it, if it is live and said so.
+pub async fn address_of(conn: &ConnectionManager, edge_id: &str) -> Option<SocketAddr> {
+    let mut conn = conn.clone();
+    let mut cmd = redis::cmd("HGET");
+    cmd.arg("sluice:edges").arg(edge_id);
+    let value = tokio::time::timeout(CALL_LIMIT, cmd.query_async::<Option<String>>(&mut conn))
+        .await
+        .ok()?
+        .ok()??;
+    value.rsplit('|').next()?.parse().ok()
 }

@@ -208,6 +208,9 @@ fn sluice_fields(req: &RequestRecord<'_>, obj: &mut Map<String, Value>) {
             .collect();
         obj.insert("forwarded_to".into(), Value::Array(targets));
     }
+    if let Some(edge) = req.forwarded_to_edge {
+        obj.insert("forwarded_to_edge".into(), json!(edge));
+    }
     if let Some(agent) = req.agent {
         obj.insert(
             "agent".into(),

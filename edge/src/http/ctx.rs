@@ -117,6 +117,7 @@ impl RequestCtx {
             endpoint_label,
             endpoint: self.endpoints.first().map(|e| &**e),
             forwarded_to: self.endpoints.get(1..).unwrap_or_default(),
+            forwarded_to_edge: self.route.as_ref().and_then(|r| r.remote_edge()),
             agent: self.route.as_ref().and_then(|r| r.agent_leg()),
             host: &self.host,
             scheme: self.scheme.as_str(),

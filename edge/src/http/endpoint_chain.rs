@@ -40,7 +40,7 @@ pub async fn enter(
         let callers = ctx.policies.len();
         ctx.endpoints.push(member.endpoint.clone());
         // Kept even when the policy answers: the event names the agent session it reached.
-        ctx.route = member.agent().is_some().then(|| member.clone());
+        ctx.route = (!member.is_cloud()).then(|| member.clone());
         ctx.route_set = Some(set.clone());
         let step = match &member.policy {
             Some(engine) => {
@@ -75,7 +75,7 @@ pub async fn enter_internal(
     target: &InternalUrl,
 ) -> pingora::Result<bool> {
     let set = EndpointKey::internal(owner, target)
-        .and_then(|key| state.routes.lookup_internal(&key))
+        .and_then(|key| state.routes.lookup_key(&key))
         .filter(|set| set.is_online());
     match set {
         Some(set) => enter(state, session, ctx, set).await,
@@ -94,7 +94,7 @@ fn target(
     url: &InternalUrl,
 ) -> Result<Arc<RouteSet>, ForwardError> {
     EndpointKey::internal(member.owner(), url)
-        .and_then(|key| state.routes.lookup_internal(&key))
+        .and_then(|key| state.routes.lookup_key(&key))
         .filter(|set| set.is_online())
         .ok_or_else(|| ForwardError::Offline(url.to_string()))
 }

@@ -133,11 +133,16 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let (session_handle, endpoint_id) = ctx
+        let route = ctx
             .route
             .as_ref()
-            .and_then(|route| route.agent())
-            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream request without an agent"))?;
+            .ok_or_else(|| edge_error(ErrorCode::Internal, "upstream request without a route"))?;
+        let (via, endpoint_id, forward) = route
+            .carrier(self.state.stream_open_timeout)
+            .await
+            .ok_or_else(|| {
+                edge_error(ErrorCode::AgentOffline, "no link to the endpoint's agent")
+            })?;
         prepare_upstream_request(
             upstream_request,
             client_ip(session),
@@ -145,8 +150,9 @@ impl ProxyHttp for EdgeProxy {
             &ctx.host,
         )?;
         upstream_request.extensions_mut().insert(AgentTarget {
-            session: session_handle.clone(),
+            via,
             endpoint_id,
+            forward,
             request_id: ctx.request_id.clone(),
             client_addr: client_socket(session),
             scheme: ctx.scheme,

@@ -2,10 +2,12 @@
 
 use super::labels;
 use super::quic::AgentLinks;
-use super::register::{counter_vec, gauge, gauge_vec, opts};
+use super::register::{counter, counter_vec, gauge, gauge_vec, opts};
 use crate::record::{ConnectionRecord, RequestRecord};
 use prometheus::process_collector::ProcessCollector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 
 /// Request duration buckets, in seconds: tunnelled requests take from about a millisecond to
 /// the upstream timeout.
@@ -53,6 +55,11 @@ pub struct EdgeMetrics {
     pub agent_connect_failures: IntCounterVec,
     /// QUIC streams to agents currently open.
     pub quic_streams_open: IntGauge,
+    /// Streams on links between edges currently open (both directions: requests this edge
+    /// forwards, and requests it relays for another edge).
+    pub peer_streams_open: IntGauge,
+    /// Requests another edge forwarded here that this edge relayed to its agent.
+    pub relayed_requests: IntCounter,
     /// Live agent connections, for per-agent QUIC statistics at scrape time.
     pub agent_links: AgentLinks,
     /// Events waiting in each export destination's queue.
@@ -168,7 +175,7 @@ impl EdgeMetrics {
             store_errors: counter_vec(
                 r,
                 "store_errors_total",
-                "Calls to the cluster store that failed (claim, renew, release).",
+                "Calls to the cluster store that failed (claim, renew, release, mirror, subscribe).",
                 &["op"],
             )?,
             agent_connect_failures: counter_vec(
@@ -178,6 +185,16 @@ impl EdgeMetrics {
                 &["reason"],
             )?,
             quic_streams_open: gauge(r, "quic_streams_open", "QUIC streams to agents open.")?,
+            peer_streams_open: gauge(
+                r,
+                "peer_streams_open",
+                "Streams open on links between the edges of a cluster.",
+            )?,
+            relayed_requests: counter(
+                r,
+                "relayed_requests_total",
+                "Requests another edge of the cluster forwarded here and this edge relayed to its agent.",
+            )?,
             agent_links,
             events_queued,
             events_dropped: counter_vec(

@@ -1,7 +1,7 @@
 //! Registering metric families under the edge's namespace: one home for the name prefix and
 //! the register-or-fail boilerplate every family shares.
 
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Prefix of every Sluice metric (process metrics keep their standard `process_` names).
 pub(crate) const NAMESPACE: &str = "sluice_edge";
@@ -9,6 +9,17 @@ pub(crate) const NAMESPACE: &str = "sluice_edge";
 /// Options for a family named `name` under [`NAMESPACE`].
 pub(crate) fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace(NAMESPACE)
+}
+
+/// A counter, registered in `registry`.
+pub(crate) fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+) -> Result<IntCounter, prometheus::Error> {
+    let c = IntCounter::with_opts(opts(name, help))?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
 }
 
 /// A counter family with `labels`, registered in `registry`.

@@ -1,6 +1,6 @@
 //! HTTPS and ACME counters: certificate reloads and certificate issuance outcomes.
 
-use super::register::{counter_vec, opts};
+use super::register::{counter, counter_vec};
 use prometheus::{IntCounter, IntCounterVec, Registry};
 
 /// Certificate reloads and ACME outcomes, registered in the edge's registry.
@@ -16,12 +16,6 @@ pub struct TlsMetrics {
     pub acme_failures: IntCounterVec,
     /// On-demand requests refused (`not_allowed`, `rate_limited`).
     pub acme_on_demand_refused: IntCounterVec,
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
-    let c = IntCounter::with_opts(opts(name, help))?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
 }
 
 impl TlsMetrics {

@@ -232,7 +232,7 @@ impl Handshake for ClientHandshake<'_> {
 /// action checked it is online a moment ago).
 fn target(state: &TcpState, from: &Route, url: &InternalUrl) -> Option<Arc<Route>> {
     let key = EndpointKey::internal(from.owner(), url)?;
-    state.routes.lookup_internal(&key)?.pick()
+    state.routes.lookup_key(&key)?.pick()
 }
 
 /// Takes the connection to the member's agent and carries it.
@@ -247,8 +247,8 @@ async fn carry(
     };
     // Counted as waiting on the agent for the connection's whole life, so a dead agent is
     // noticed within seconds and its clients closed, as for requests.
-    let _waiting = session.liveness.begin();
-    let mut stream = match session.stream(state.stream_open_timeout).await {
+    let _waiting = session.link.liveness.begin();
+    let mut stream = match session.link.stream(state.stream_open_timeout).await {
         Ok(stream) => stream,
         Err(e) => return Outcome::AgentGone(e.to_string()),
     };

@@ -12,11 +12,12 @@ use super::ports::{PortError, PortHold};
 use super::routes::{Binding, EndpointKey, Member, Route};
 use super::state::TunnelState;
 use crate::cluster::claims as cluster;
+use crate::cluster::spec::{store_key, MemberSpec};
 use crate::hostname::{names_only_scheme, requested_scheme, Hostname};
 use crate::policy::compile;
 use sluice_policy::{Engine, InternalUrl};
 use sluice_proto::close_code;
-use sluice_proto::control::{BoundEndpoint, Hello, Rejection, Welcome};
+use sluice_proto::control::{BoundEndpoint, Hello, PolicySource, Rejection, Welcome};
 use sluice_proto::error_code::ErrorCode;
 use sluice_proto::link::Link;
 use sluice_proto::scheme::Scheme;
@@ -50,14 +51,33 @@ pub(crate) struct Admitted {
     pub listed: Listed,
 }
 
-/// The endpoints of `routes` the cluster store arbitrates: public ones (an internal endpoint is
-/// its authtoken's own, on every edge).
-fn cluster_keys(routes: &[Arc<Route>]) -> Vec<String> {
-    routes
-        .iter()
-        .filter(|r| !matches!(r.key.binding, Binding::Internal { .. }))
-        .map(|r| r.key.to_string())
-        .collect()
+/// The store's names of `routes`' endpoints.
+fn cluster_names(routes: &[Arc<Route>]) -> Vec<String> {
+    routes.iter().map(|r| store_key(&r.key)).collect()
+}
+
+/// `route`'s claim in the cluster store, with what the other edges need to serve it
+/// (`policies`: the agent's layers).
+fn cluster_claim(route: &Route, policies: &[PolicySource]) -> cluster::Claim {
+    let spec = MemberSpec {
+        scheme: route.key.scheme.as_str().to_string(),
+        hostname: route.key.hostname.to_string(),
+        internal_port: match route.key.binding {
+            Binding::Internal { port, .. } => Some(port),
+            Binding::Public | Binding::Port(_) => None,
+        },
+        url: route.url.clone(),
+        id: route.endpoint.id.clone(),
+        pooling: route.pooling,
+        policies: policies.to_vec(),
+        policy_id: hex::encode(route.policy_id),
+    };
+    cluster::Claim {
+        name: store_key(&route.key),
+        key: route.key.clone(),
+        // A struct of strings, numbers and booleans always serializes.
+        spec: serde_json::to_string(&spec).unwrap_or_default(),
+    }
 }
 
 /// Lets go of `routes`, claimed for `session_id`: in this edge's registry, and this session's
@@ -67,7 +87,7 @@ pub(crate) async fn release(state: &TunnelState, routes: &[Arc<Route>], session_
         state.routes.release(&route.key, session_id);
     }
     if let Some(cluster) = &state.cluster {
-        cluster.release(&cluster_keys(routes)).await;
+        cluster.release(&cluster_names(routes)).await;
     }
 }
 
@@ -113,6 +133,7 @@ pub(crate) async fn admit(
     ));
     let mut seen = HashSet::new();
     let mut routes = Vec::with_capacity(hello.endpoints.len());
+    let mut claims = Vec::new();
     let mut ports = Vec::new();
     for (id, request) in (0u32..).zip(&hello.endpoints) {
         let url = request.url.as_deref();
@@ -133,24 +154,10 @@ pub(crate) async fn admit(
                 format!("'{key}' is requested twice"),
             ));
         }
-        // edge.yaml's policies name hostnames and run HTTP phases: they apply to HTTP
-        // endpoints only.
-        let operator = || {
-            state
-                .operators
-                .sources_for(&key.hostname)
-                .filter(|_| key.scheme.is_http())
-        };
-        let policy = compile::compile(
-            operator(),
-            &request.policies,
-            &state.services,
-            Some((owner, Namespace::of(&state.routes, owner))),
-        )
-        .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
+        let (policy, policy_id) = member_policy(state, &key, &request.policies, owner)
+            .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
         check_phases(policy.as_deref(), &key)?;
-        let policy_id = compile::fingerprint(operator().chain(&request.policies));
-        routes.push(Arc::new(Route {
+        let route = Arc::new(Route {
             endpoint: Arc::new(key.info(&state.urls, format!("{session_id}/{id}"), &url)),
             key,
             url,
@@ -161,13 +168,16 @@ pub(crate) async fn admit(
             },
             policy,
             policy_id,
-        }));
+        });
+        if state.cluster.is_some() {
+            claims.push(cluster_claim(&route, &request.policies));
+        }
+        routes.push(route);
     }
     check_endpoint_limit(&credential, routes.len(), run_id, state)?;
     // In a cluster, the store's claim first (no store call on a single edge).
-    let shared = (state.cluster.as_ref()).map(|claims| (claims, cluster_keys(&routes)));
-    if let Some((claims, keys)) = &shared {
-        claims.claim(keys, owner).await.map_err(|e| match e {
+    if let Some(cluster) = &state.cluster {
+        cluster.claim(&claims, owner).await.map_err(|e| match e {
             cluster::ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
             cluster::ClaimError::Unavailable(_) => {
                 reject(ErrorCode::StoreUnavailable, e.to_string())
@@ -177,8 +187,8 @@ pub(crate) async fn admit(
     let replaced = match state.routes.claim(routes.clone()) {
         Ok(replaced) => replaced,
         Err(e) => {
-            if let Some((claims, keys)) = &shared {
-                claims.release(keys).await;
+            if let Some(cluster) = &state.cluster {
+                cluster.release(&cluster_names(&routes)).await;
             }
             return Err(reject(ErrorCode::HostnameTaken, e.to_string()));
         }
@@ -195,6 +205,7 @@ pub(crate) async fn admit(
         } else {
             info!(old_session = %old_session.id, endpoint = %old.key, "endpoint member replaced by the same authtoken");
             old_session
+                .link
                 .conn
                 .close(close_code::REPLACED, b"replaced by a new session");
         }
@@ -246,6 +257,31 @@ pub(crate) async fn admit(
         ports,
         listed,
     })
+}
+
+/// The engine of a member of `key` whose agent sent `layers` (after the operator's layers for
+/// its name; `None` without any), and the digest of those layers.
+pub(crate) fn member_policy(
+    state: &TunnelState,
+    key: &EndpointKey,
+    layers: &[PolicySource],
+    owner: TokenId,
+) -> Result<(Option<Arc<Engine>>, [u8; 32]), compile::CompileError> {
+    // edge.yaml's policies name hostnames and run HTTP phases: they apply to HTTP endpoints
+    // only.
+    let operator = || {
+        state
+            .operators
+            .sources_for(&key.hostname)
+            .filter(|_| key.scheme.is_http())
+    };
+    let policy = compile::compile(
+        operator(),
+        layers,
+        &state.services,
+        Some((owner, Namespace::of(&state.routes, owner))),
+    )?;
+    Ok((policy, compile::fingerprint(operator().chain(layers))))
 }
 
 /// Refuses a name or address outside the credential's `bind:` rules, or reserved for another

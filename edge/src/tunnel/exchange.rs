@@ -3,9 +3,8 @@
 //! raw bytes as values; it writes them as frames and reads the response frames back. No HTTP/1
 //! is written or parsed on this hop.
 
-use super::handle::{OpenError, SessionHandle};
 use super::liveness::InFlight;
-use super::stream::AgentStream;
+use super::stream::{AgentStream, OpenError, StreamLink};
 use crate::coded_error::edge_error;
 use crate::request_trailers::RequestTrailers;
 use async_trait::async_trait;
@@ -19,7 +18,7 @@ use pingora::protocols::http::custom::{BodyWrite, CustomMessageWrite};
 use pingora::protocols::l4::socket::SocketAddr;
 use pingora::protocols::{Digest, UniqueIDType};
 use sluice_proto::error_code::ErrorCode;
-use sluice_proto::frame::{Frame, RequestHeadRef};
+use sluice_proto::frame::{ForwardHead, Frame, RequestHeadRef};
 use sluice_proto::framed::{FrameWriter, StreamError};
 use sluice_proto::scheme::Scheme;
 use std::net::SocketAddr as InetAddr;
@@ -31,10 +30,14 @@ use tracing::debug;
 /// upstream request's extensions, and the exchange takes it out when it writes the head.
 #[derive(Clone)]
 pub struct AgentTarget {
-    /// The agent session holding the endpoint.
-    pub session: Arc<SessionHandle>,
-    /// The endpoint within the session.
+    /// The link the request goes over: the agent's session, or (in a cluster) the link to the
+    /// edge that holds the endpoint.
+    pub via: Arc<StreamLink>,
+    /// The endpoint within the agent's session (over a link to another edge, that edge puts
+    /// in its own member's).
     pub endpoint_id: u32,
+    /// Over a link to another edge: the endpoint the request is for, sent before its head.
+    pub forward: Option<ForwardHead>,
     /// Edge-assigned request id.
     pub request_id: String,
     /// The public client's address.
@@ -55,7 +58,7 @@ pub struct AgentExchange {
     stream: Option<AgentStream>,
     /// Counts this request as waiting on the agent until the exchange ends.
     waiting: Option<InFlight>,
-    session: Option<Arc<SessionHandle>>,
+    link: Option<Arc<StreamLink>>,
     body_writer: Option<RequestBody>,
     returned_writer: WriterSlot,
     response: Option<ResponseHeader>,
@@ -70,7 +73,7 @@ impl AgentExchange {
         Self {
             stream: None,
             waiting: None,
-            session: None,
+            link: None,
             body_writer: None,
             returned_writer: Arc::new(Mutex::new(None)),
             response: None,
@@ -80,17 +83,17 @@ impl AgentExchange {
         }
     }
 
-    /// Gives the stream back to its session's pool when both directions ended cleanly;
+    /// Gives the stream back to its link's pool when both directions ended cleanly;
     /// otherwise drops it, which resets what is unfinished.
     pub fn release(mut self) {
-        let (Some(mut stream), Some(session)) = (self.stream.take(), self.session.take()) else {
+        let (Some(mut stream), Some(link)) = (self.stream.take(), self.link.take()) else {
             return;
         };
         let writer = self.returned_writer.lock().take();
         match writer {
             Some(writer) if self.response_done && !self.upgraded => {
                 stream.writer = writer;
-                session.streams.put(stream);
+                link.pool.put(stream);
             }
             Some(mut writer) if self.upgraded => writer.finish(),
             _ => {}
@@ -103,7 +106,7 @@ impl AgentExchange {
             .ok_or_else(|| edge_error(ErrorCode::Internal, "no agent stream"))
     }
 
-    /// A reused stream from the session's pool, or a new one. When the session is gone before a
+    /// A reused stream from the link's pool, or a new one. When the link is gone before a
     /// stream opened, nothing of the request reached the agent: the error is marked retryable,
     /// so the proxy may send the request to another member of the endpoint.
     async fn acquire(target: &AgentTarget) -> pingora::Result<AgentStream> {
@@ -112,7 +115,7 @@ impl AgentExchange {
             e.set_retry(true);
             e
         };
-        match target.session.stream(target.open_timeout).await {
+        match target.via.stream(target.open_timeout).await {
             Ok(stream) => Ok(stream),
             Err(OpenError::Busy) => Err(edge_error(
                 ErrorCode::AgentBusy,
@@ -191,9 +194,17 @@ impl Session for AgentExchange {
             .ok_or_else(|| edge_error(ErrorCode::Internal, "request without an agent target"))?;
         // Present when the client's HTTP/1.1 body may end with trailer fields.
         let trailers = req.extensions_mut().remove::<RequestTrailers>();
-        self.waiting = Some(target.session.liveness.begin());
+        self.waiting = Some(target.via.liveness.begin());
         let mut stream = Self::acquire(&target).await?;
         debug!(stream = stream.id(), "request to the agent");
+        if let Some(forward) = &target.forward {
+            let frame = Frame::Forward(Box::new(forward.clone()));
+            stream
+                .writer
+                .send(&frame)
+                .await
+                .map_err(|e| stream_error(&e))?;
+        }
         let head = request_head(&req, &target, end);
         if let Err(e) = stream.writer.send_request_head(&head).await {
             return Err(stream_error(&e));
@@ -214,7 +225,7 @@ impl Session for AgentExchange {
             }
         }
         self.stream = Some(stream);
-        self.session = Some(target.session);
+        self.link = Some(target.via);
         Ok(())
     }
 
@@ -305,7 +316,7 @@ impl Session for AgentExchange {
     async fn shutdown(&mut self, _code: u32, _ctx: &str) {
         // Dropping the stream resets both halves.
         self.stream = None;
-        self.session = None;
+        self.link = None;
     }
 
     fn response_header(&self) -> Option<&ResponseHeader> {

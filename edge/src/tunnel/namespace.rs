@@ -35,7 +35,7 @@ impl InternalEndpoints for Namespace {
         let Some(routes) = self.routes.upgrade() else {
             return Err(ForwardError::NotFound(target.to_string()));
         };
-        if let Some(set) = routes.lookup_internal(&key) {
+        if let Some(set) = routes.lookup_key(&key) {
             return if set.is_online() {
                 Ok(())
             } else {
@@ -43,7 +43,7 @@ impl InternalEndpoints for Namespace {
             };
         }
         let other = key.other_scheme();
-        if routes.lookup_internal(&other).is_some() {
+        if routes.lookup_key(&other).is_some() {
             return Err(ForwardError::SchemeMismatch {
                 url: target.to_string(),
                 reason: format!("only {other} is online"),

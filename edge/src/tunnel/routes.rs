@@ -9,15 +9,18 @@
 
 use super::authtoken::TokenId;
 use super::handle::SessionHandle;
+use super::stream::{LinkSlot, StreamLink};
 use crate::hostname::{wildcard_candidates, Hostname};
 use crate::record::AgentLeg;
 use crate::urls::PublicUrls;
 use arc_swap::ArcSwap;
 use rand::Rng;
 use sluice_policy::{EndpointInfo, Engine, InternalUrl};
+use sluice_proto::frame::ForwardHead;
 use sluice_proto::scheme::Scheme;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What serves a member's requests.
 pub enum Member {
@@ -27,6 +30,19 @@ pub enum Member {
         session: Arc<SessionHandle>,
         /// Id of the endpoint within the agent's session.
         endpoint_id: u32,
+    },
+    /// An endpoint another edge of the cluster holds (docs/cluster.md): this edge runs its
+    /// policy, then hands the request over the link between the two edges, and the other edge
+    /// passes it to a member of its own.
+    Remote {
+        /// The other edge's id.
+        edge_id: Arc<str>,
+        /// The endpoint's key in the cluster store.
+        endpoint: Arc<str>,
+        /// The authtoken holding it there.
+        owner: TokenId,
+        /// The link to that edge (empty while it is down).
+        link: Arc<LinkSlot>,
     },
     /// A cloud endpoint (`edge.yaml` `cloud_endpoints:`): its policy answers or forwards, and
     /// it is live for as long as the edge runs.
@@ -73,14 +89,16 @@ impl Route {
     pub fn owner(&self) -> TokenId {
         match &self.member {
             Member::Agent { session, .. } => session.owner,
-            Member::Cloud { owner, .. } => *owner,
+            Member::Remote { owner, .. } | Member::Cloud { owner, .. } => *owner,
         }
     }
 
-    /// The agent session's id, or the cloud endpoint's: what [`RouteRegistry::release`] takes.
+    /// The agent session's id, the other edge's, or the cloud endpoint's: what
+    /// [`RouteRegistry::release`] takes.
     pub fn member_id(&self) -> &str {
         match &self.member {
             Member::Agent { session, .. } => &session.id,
+            Member::Remote { edge_id, .. } => edge_id,
             Member::Cloud { id, .. } => id,
         }
     }
@@ -92,7 +110,40 @@ impl Route {
                 session,
                 endpoint_id,
             } => Some((session, *endpoint_id)),
+            Member::Remote { .. } | Member::Cloud { .. } => None,
+        }
+    }
+
+    /// How a request reaches this member: the link it goes over, the id the agent knows the
+    /// endpoint by, and for another edge's member what that edge needs to find its own (its
+    /// link waited for up to `wait`, the first time it is dialled). `None` for a cloud member,
+    /// or another edge's whose link is down.
+    pub async fn carrier(
+        &self,
+        wait: Duration,
+    ) -> Option<(Arc<StreamLink>, u32, Option<ForwardHead>)> {
+        match &self.member {
+            Member::Agent {
+                session,
+                endpoint_id,
+            } => Some((session.link.clone(), *endpoint_id, None)),
+            Member::Remote { endpoint, link, .. } => {
+                let forward = ForwardHead {
+                    endpoint: endpoint.to_string(),
+                    policy_id: self.policy_id,
+                    hops: 1,
+                };
+                Some((link.wait(wait).await?, 0, Some(forward)))
+            }
             Member::Cloud { .. } => None,
+        }
+    }
+
+    /// The other edge this member is on, for another edge's member.
+    pub fn remote_edge(&self) -> Option<&str> {
+        match &self.member {
+            Member::Remote { edge_id, .. } => Some(edge_id),
+            _ => None,
         }
     }
 
@@ -100,7 +151,7 @@ impl Route {
     pub fn agent_leg(&self) -> Option<AgentLeg<'_>> {
         self.agent().map(|(session, _)| AgentLeg {
             session_id: &session.id,
-            transport: session.conn.transport(),
+            transport: session.link.conn.transport(),
         })
     }
 
@@ -108,13 +159,19 @@ impl Route {
     fn run_id(&self) -> &str {
         match &self.member {
             Member::Agent { session, .. } => &session.run_id,
+            Member::Remote { edge_id, .. } => edge_id,
             Member::Cloud { id, .. } => id,
         }
     }
 
-    /// Whether requests can reach it (a cloud member always can).
+    /// Whether requests can reach it (a cloud member always can; another edge's while the
+    /// link to it is up).
     pub fn is_alive(&self) -> bool {
-        self.agent().is_none_or(|(s, _)| s.is_alive())
+        match &self.member {
+            Member::Agent { session, .. } => session.is_alive(),
+            Member::Remote { link, .. } => link.current().is_some(),
+            Member::Cloud { .. } => true,
+        }
     }
 
     /// Whether its agent said it is stopping.
@@ -122,8 +179,9 @@ impl Route {
         self.agent().is_some_and(|(s, _)| s.is_leaving())
     }
 
-    fn is_cloud(&self) -> bool {
-        self.agent().is_none()
+    /// Whether it is a cloud endpoint (no agent behind it, here or elsewhere).
+    pub fn is_cloud(&self) -> bool {
+        matches!(self.member, Member::Cloud { .. })
     }
 }
 
@@ -295,17 +353,26 @@ impl RouteSet {
             .or_else(|| self.members.first().cloned())
     }
 
-    /// Another live agent member for a request whose stream to `failed` could not be opened
-    /// (so nothing of it reached that agent): one that is not leaving and runs the same
-    /// policy, because the request's policy phase already ran with `failed`'s policy.
+    /// Another live member with an agent behind it (here or on another edge) for a request
+    /// whose stream to `failed` could not be opened (so nothing of it reached that agent): one
+    /// that is not leaving and runs the same policy, because the request's policy phase
+    /// already ran with `failed`'s policy.
     pub fn alternative(&self, failed: &Route) -> Option<Arc<Route>> {
         self.random(|m| {
             m.member_id() != failed.member_id()
-                && m.agent().is_some()
+                && !m.is_cloud()
                 && m.policy_id == failed.policy_id
                 && m.is_alive()
                 && !m.is_leaving()
         })
+    }
+
+    /// A live agent member running the policy `policy_id` names, not leaving if one is not, at
+    /// random: for a request another edge forwarded after running that policy.
+    pub fn pick_for_policy(&self, policy_id: &[u8; 32]) -> Option<Arc<Route>> {
+        let fits = |m: &Route| m.agent().is_some() && m.is_alive() && &m.policy_id == policy_id;
+        self.random(|m| fits(m) && !m.is_leaving())
+            .or_else(|| self.random(fits))
     }
 
     /// Whether some member can take a request now.
@@ -376,8 +443,9 @@ pub trait RouteRegistry: Send + Sync + 'static {
     /// `scheme`: exact names first, then the most specific wildcard. Internal endpoints are
     /// never found here.
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>>;
-    /// The members of an internal endpoint (exact key: scheme, name, namespace and port).
-    fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>>;
+    /// The members of the endpoint `key` names exactly (an internal endpoint's key holds its
+    /// namespace and port; a public one's pattern is matched as written, not as a host).
+    fn lookup_key(&self, key: &EndpointKey) -> Option<Arc<RouteSet>>;
     /// The members of the TCP endpoint on the edge's `port`.
     fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>>;
     /// Every member online, for the operator's endpoint list (not a request path).
@@ -461,6 +529,19 @@ impl LocalRoutes {
         Self::default()
     }
 
+    /// Makes `members` the whole set of `key` (none: removes it), without the pooling rules:
+    /// for a registry that mirrors what the cluster store already arbitrated.
+    pub fn put(&self, key: &EndpointKey, members: Vec<Arc<Route>>) {
+        let _ = self.update(|tables| {
+            if members.is_empty() {
+                tables.remove(key);
+            } else {
+                tables.set_mut(key).members = members;
+            }
+            Ok::<(), ClaimError>(())
+        });
+    }
+
     /// Runs `f` on a copy of the tables and publishes it when `f` succeeds; on an error the
     /// copy is dropped unpublished, so a claim is all or none.
     fn update<T, E>(&self, f: impl FnOnce(&mut Tables) -> Result<T, E>) -> Result<T, E> {
@@ -510,8 +591,8 @@ impl RouteRegistry for LocalRoutes {
         wildcard_candidates(host).find_map(|pattern| table.get(&pattern).cloned())
     }
 
-    fn lookup_internal(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {
-        self.tables.load().internal.get(key).cloned()
+    fn lookup_key(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {
+        self.tables.load().get(key).cloned()
     }
 
     fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>> {

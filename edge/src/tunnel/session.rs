@@ -72,7 +72,7 @@ pub async fn serve<F>(
         by_transport.inc();
         let _peer = state
             .peers
-            .register(conn.remote_address(), &session.liveness);
+            .register(conn.remote_address(), &session.link.liveness);
         let reason = conn.closed().await;
         state.metrics.agent_links.remove(&session_id);
         state.metrics.agent_sessions.dec();
@@ -152,7 +152,7 @@ async fn run_control_stream(
     mut recv: RecvHalf,
     session: Arc<SessionHandle>,
 ) {
-    let liveness = session.liveness.clone();
+    let liveness = session.link.liveness.clone();
     let mut buf = Vec::new();
     let mut watch: Option<Watch> = None;
     let mut tick = tokio::time::interval(TICK);

@@ -1,0 +1,271 @@
+//! [`Mirror`]: the endpoints the other edges hold, kept in this edge's memory so that a request
+//! for one of them is routed without a store call. The whole set is read when the edge joins
+//! (and again every [`RESYNC_EVERY`], which also drops the entries of edges that died without
+//! letting go); the announcements on `sluice:routes` bring each change in between. Because the
+//! copy is complete, a request for a name nobody holds is answered from memory too: random names
+//! cannot flood the store.
+
+use super::claims::{holders_key, CALL_LIMIT, LEASE, ROUTES_CHANNEL};
+use super::peers::PeerLinks;
+use super::spec::MemberSpec;
+use crate::tunnel::admit::member_policy;
+use crate::tunnel::authtoken::TokenId;
+use crate::tunnel::routes::{EndpointKey, LocalRoutes, Member, Route};
+use crate::tunnel::state::TunnelState;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use prometheus::IntCounterVec;
+use redis::aio::ConnectionManager;
+use redis::Script;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// How often the whole set is read again (one lease: a dead edge's entries are gone by then).
+pub const RESYNC_EVERY: Duration = LEASE;
+
+/// Endpoints read per script call.
+const BATCH: usize = 256;
+
+/// The live entries of each endpoint (KEYS: holder hashes): per key, a flat list of
+/// `EDGE-ID, TOKEN-DIGEST, SPEC` triples. An endpoint whose hash is gone (no entry for two
+/// leases) leaves the `sluice:endpoints` list.
+const READ: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i, key in ipairs(KEYS) do
+  local name = string.sub(key, 11)
+  local specs = 'sluice:spec:' .. name
+  local live = {}
+  local fields = redis.call('HGETALL', key)
+  if #fields == 0 then
+    redis.call('SREM', 'sluice:endpoints', name)
+  end
+  for j = 1, #fields, 2 do
+    local value = fields[j + 1]
+    local sep = string.find(value, '|', 1, true)
+    local expiry = sep and tonumber(string.sub(value, sep + 1)) or 0
+    local spec = redis.call('HGET', specs, fields[j])
+    if expiry >= now and spec then
+      table.insert(live, fields[j])
+      table.insert(live, string.sub(value, 1, sep - 1))
+      table.insert(live, spec)
+    end
+  end
+  out[i] = live
+end
+return out
+";
+
+/// One other edge's member of an endpoint, with what it was built from.
+struct Known {
+    edge_id: String,
+    owner: String,
+    spec: String,
+    route: Arc<Route>,
+}
+
+/// The other edges' endpoints, as this edge routes them.
+pub struct Mirror {
+    edge_id: String,
+    store: ConnectionManager,
+    read: Script,
+    /// Where the mirrored members are published (the registry's second half).
+    remote: Arc<LocalRoutes>,
+    /// What a member needs to compile its policy here.
+    tunnel: Arc<TunnelState>,
+    peers: Arc<PeerLinks>,
+    /// By store name: the endpoint's key and its members on other edges.
+    known: Mutex<HashMap<String, (EndpointKey, Vec<Known>)>>,
+    errors: IntCounterVec,
+}
+
+impl Mirror {
+    /// A mirror for edge `edge_id`, empty until [`Mirror::follow`] runs.
+    pub fn new(
+        edge_id: &str,
+        store: ConnectionManager,
+        remote: Arc<LocalRoutes>,
+        tunnel: Arc<TunnelState>,
+        peers: Arc<PeerLinks>,
+        errors: IntCounterVec,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            edge_id: edge_id.to_string(),
+            store,
+            read: Script::new(READ),
+            remote,
+            tunnel,
+            peers,
+            known: Mutex::default(),
+            errors,
+        })
+    }
+
+    /// Follows the announcements and reads the whole set on every (re)subscription and every
+    /// [`RESYNC_EVERY`], until aborted. A lost subscription is retried every second; the
+    /// routes already mirrored keep serving meanwhile.
+    pub async fn follow(self: Arc<Self>, client: redis::Client) {
+        loop {
+            let subscribed = match client.get_async_pubsub().await {
+                Ok(mut pubsub) => pubsub.subscribe(ROUTES_CHANNEL).await.map(|()| pubsub),
+                Err(e) => Err(e),
+            };
+            match subscribed {
+                Ok(mut pubsub) => {
+                    let mut announced = pubsub.on_message();
+                    let mut resync = tokio::time::interval(RESYNC_EVERY);
+                    loop {
+                        tokio::select! {
+                            message = announced.next() => match message {
+                                Some(m) => match m.get_payload::<String>() {
+                                    Ok(name) => self.refresh(&[name]).await,
+                                    Err(e) => debug!("an unreadable announcement: {e}"),
+                                },
+                                None => break,
+                            },
+                            _ = resync.tick() => self.resync().await,
+                        }
+                    }
+                }
+                _ => self.errors.with_label_values(&["subscribe"]).inc(),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Reads every listed endpoint again, and those this edge mirrors (which may be gone).
+    pub async fn resync(&self) {
+        let mut conn = self.store.clone();
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg("sluice:endpoints");
+        let listed = cmd.query_async::<Vec<String>>(&mut conn);
+        let listed = match tokio::time::timeout(CALL_LIMIT, listed).await {
+            Ok(Ok(listed)) => listed,
+            _ => return self.errors.with_label_values(&["mirror"]).inc(),
+        };
+        let mut names: HashSet<String> = listed.into_iter().collect();
+        names.extend(self.known.lock().keys().cloned());
+        let names: Vec<String> = names.into_iter().collect();
+        for batch in names.chunks(BATCH) {
+            self.refresh(batch).await;
+        }
+    }
+
+    /// Reads the endpoints `names` and publishes what changed.
+    async fn refresh(&self, names: &[String]) {
+        let mut call = self.read.prepare_invoke();
+        for name in names {
+            call.key(holders_key(name));
+        }
+        let mut conn = self.store.clone();
+        let read = call.invoke_async::<Vec<Vec<String>>>(&mut conn);
+        let entries = match tokio::time::timeout(CALL_LIMIT, read).await {
+            Ok(Ok(entries)) => entries,
+            _ => return self.errors.with_label_values(&["mirror"]).inc(),
+        };
+        for (name, flat) in names.iter().zip(entries) {
+            let entries: Vec<(&str, &str, &str)> = flat
+                .chunks_exact(3)
+                .map(|e| (e[0].as_str(), e[1].as_str(), e[2].as_str()))
+                .filter(|(edge, _, _)| *edge != self.edge_id)
+                .collect();
+            self.update(name, &entries);
+        }
+    }
+
+    /// Makes the mirrored members of `name` those of `entries` (edge, owner, spec), reusing
+    /// the members whose spec did not change.
+    fn update(&self, name: &str, entries: &[(&str, &str, &str)]) {
+        let mut known = self.known.lock();
+        let before = known.remove(name);
+        let mut key = before.as_ref().map(|(key, _)| key.clone());
+        let mut old: Vec<Known> = before.map(|(_, members)| members).unwrap_or_default();
+        let mut members = Vec::with_capacity(entries.len());
+        let mut changed = false;
+        for &(edge_id, owner, spec) in entries {
+            let same = |k: &Known| k.edge_id == edge_id && k.owner == owner && k.spec == spec;
+            if let Some(i) = old.iter().position(same) {
+                members.push(old.swap_remove(i));
+                continue;
+            }
+            match self.build(name, edge_id, owner, spec) {
+                Ok(route) => {
+                    changed = true;
+                    key.get_or_insert_with(|| route.key.clone());
+                    members.push(Known {
+                        edge_id: edge_id.to_string(),
+                        owner: owner.to_string(),
+                        spec: spec.to_string(),
+                        route,
+                    });
+                }
+                Err(Skip::NotForwarded) => {}
+                Err(Skip::Broken(why)) => {
+                    warn!(endpoint = %name, edge = %edge_id, "cannot serve another edge's endpoint here: {why}")
+                }
+            }
+        }
+        let Some(key) = key else {
+            return;
+        };
+        // Members left over in `old` are gone.
+        if changed || !old.is_empty() {
+            self.remote
+                .put(&key, members.iter().map(|k| k.route.clone()).collect());
+        }
+        if !members.is_empty() {
+            known.insert(name.to_string(), (key, members));
+        }
+    }
+
+    /// The route of another edge's member of endpoint `name`.
+    fn build(
+        &self,
+        name: &str,
+        edge_id: &str,
+        owner: &str,
+        spec: &str,
+    ) -> Result<Arc<Route>, Skip> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(owner, &mut digest)
+            .map_err(|_| Skip::Broken("the owner is not a digest".into()))?;
+        let owner = TokenId::from_digest(digest);
+        let spec = MemberSpec::parse(spec).map_err(|e| Skip::Broken(e.to_string()))?;
+        let key = spec.key(owner).map_err(|e| Skip::Broken(e.to_string()))?;
+        // TCP and TLS endpoints are served where their agent is.
+        if !key.scheme.is_http() {
+            return Err(Skip::NotForwarded);
+        }
+        let policy_id = spec
+            .policy_digest()
+            .map_err(|e| Skip::Broken(e.to_string()))?;
+        let (policy, _) = member_policy(&self.tunnel, &key, &spec.policies, owner)
+            .map_err(|e| Skip::Broken(e.to_string()))?;
+        let endpoint = key.info(&self.tunnel.urls, spec.id, &spec.url);
+        Ok(Arc::new(Route {
+            endpoint: Arc::new(endpoint),
+            key,
+            url: spec.url,
+            pooling: spec.pooling,
+            member: Member::Remote {
+                edge_id: edge_id.into(),
+                endpoint: name.into(),
+                owner,
+                link: self.peers.slot(edge_id),
+            },
+            policy,
+            policy_id,
+        }))
+    }
+}
+
+/// Why another edge's member is not mirrored.
+enum Skip {
+    /// Not an endpoint requests are forwarded to.
+    NotForwarded,
+    /// Its entry cannot be used here.
+    Broken(String),
+}

@@ -1,0 +1,56 @@
+//! [`ClusterRoutes`]: the route registry of an edge in a cluster: its own members first, then
+//! the endpoints other edges hold, as the mirror (`mirror.rs`) keeps them.
+
+use crate::tunnel::routes::{ClaimError, EndpointKey, LocalRoutes, Route, RouteRegistry, RouteSet};
+use sluice_proto::scheme::Scheme;
+use std::sync::Arc;
+
+/// This edge's members (claimed and released here) over the other edges' (read only).
+pub struct ClusterRoutes {
+    local: LocalRoutes,
+    remote: Arc<LocalRoutes>,
+}
+
+impl ClusterRoutes {
+    /// A registry whose lookups fall back to `remote`, which the mirror fills.
+    pub fn new(remote: Arc<LocalRoutes>) -> Self {
+        Self {
+            local: LocalRoutes::new(),
+            remote,
+        }
+    }
+}
+
+impl RouteRegistry for ClusterRoutes {
+    fn claim(&self, routes: Vec<Arc<Route>>) -> Result<Vec<Arc<Route>>, ClaimError> {
+        self.local.claim(routes)
+    }
+
+    fn release(&self, key: &EndpointKey, member_id: &str) {
+        self.local.release(key, member_id);
+    }
+
+    /// A member here serves the request directly; only an endpoint no session here holds goes
+    /// to another edge.
+    fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>> {
+        self.local
+            .lookup(scheme, host)
+            .or_else(|| self.remote.lookup(scheme, host))
+    }
+
+    fn lookup_key(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {
+        self.local
+            .lookup_key(key)
+            .or_else(|| self.remote.lookup_key(key))
+    }
+
+    /// TCP endpoints are served where their agent is (a port is not forwarded).
+    fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>> {
+        self.local.lookup_port(port)
+    }
+
+    /// This edge's own members: each edge lists its own.
+    fn members(&self) -> Vec<Arc<Route>> {
+        self.local.members()
+    }
+}
