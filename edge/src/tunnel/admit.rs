@@ -11,7 +11,7 @@ use super::namespace::Namespace;
 use super::ports::{PortError, PortHold};
 use super::routes::{Binding, EndpointKey, Member, Route};
 use super::state::TunnelState;
-use crate::cluster::claims as cluster;
+use crate::cluster::claims::{Claim, ClaimError};
 use crate::cluster::spec::{store_key, MemberSpec};
 use crate::hostname::{names_only_scheme, requested_scheme, Hostname};
 use crate::policy::compile;
@@ -58,7 +58,7 @@ fn cluster_names(routes: &[Arc<Route>]) -> Vec<String> {
 
 /// `route`'s claim in the cluster store, with what the other edges need to serve it
 /// (`policies`: the agent's layers).
-fn cluster_claim(route: &Route, policies: &[PolicySource]) -> cluster::Claim {
+fn cluster_claim(route: &Route, policies: &[PolicySource]) -> Claim {
     let spec = MemberSpec {
         scheme: route.key.scheme.as_str().to_string(),
         hostname: route.key.hostname.to_string(),
@@ -72,7 +72,7 @@ fn cluster_claim(route: &Route, policies: &[PolicySource]) -> cluster::Claim {
         policies: policies.to_vec(),
         policy_id: hex::encode(route.policy_id),
     };
-    cluster::Claim {
+    Claim {
         name: store_key(&route.key),
         key: route.key.clone(),
         // A struct of strings, numbers and booleans always serializes.
@@ -178,10 +178,8 @@ pub(crate) async fn admit(
     // In a cluster, the store's claim first (no store call on a single edge).
     if let Some(cluster) = &state.cluster {
         cluster.claim(&claims, owner).await.map_err(|e| match e {
-            cluster::ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
-            cluster::ClaimError::Unavailable(_) => {
-                reject(ErrorCode::StoreUnavailable, e.to_string())
-            }
+            ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
+            ClaimError::Unavailable(_) => reject(ErrorCode::StoreUnavailable, e.to_string()),
         })?;
     }
     let replaced = match state.routes.claim(routes.clone()) {
