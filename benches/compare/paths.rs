@@ -7,10 +7,14 @@
 //! warnings, as on a terminal where the status screen replaces the log (`sluice (agent logs
 //! off)`), the same without the inspector (`sluice (agent logs and inspector off)`), and an earlier build of
 //! the edge and agent for same-run comparisons (`SLUICE_BENCH_BASELINE=DIR` holding its `edge`
-//! and `agent`).
+//! and `agent`). Two cluster paths share one setup (two edges and a redis-server, the agents
+//! on the second edge) and differ only in the edge the requests enter: the one with the agents,
+//! or the other, which forwards them (docs/cluster.md).
 
 use anyhow::Context as _;
+use sluice_e2e::cluster::{provide_keys, PEER_SECRET, SESSION_KEYS};
 use sluice_e2e::process::{agent_command_from, base_command, command_at};
+use sluice_e2e::redis::RedisServer;
 use sluice_e2e::{any_port, free_tcp_port, within, AgentProcess, EdgeProcess, TOKEN};
 use std::net::SocketAddr;
 use std::path::Path as FsPath;
@@ -39,6 +43,10 @@ pub enum PathKind {
     SluiceAgentQuiet,
     /// The build in `SLUICE_BENCH_BASELINE`.
     SluiceBaseline,
+    /// Two edges sharing a redis-server, the agents linked to the second: requests enter it.
+    SluiceClusterOwner,
+    /// The same cluster, requests entering the first edge, which forwards them to the second.
+    SluiceClusterForwarded,
     Rathole,
     Bore,
 }
@@ -47,7 +55,7 @@ pub enum PathKind {
 const BASELINE: &str = "SLUICE_BENCH_BASELINE";
 
 impl PathKind {
-    pub const ALL: [PathKind; 11] = [
+    pub const ALL: [PathKind; 13] = [
         PathKind::Direct,
         PathKind::Sluice,
         PathKind::SluicePolicy,
@@ -57,6 +65,8 @@ impl PathKind {
         PathKind::SluiceAgentLogsOff,
         PathKind::SluiceAgentQuiet,
         PathKind::SluiceBaseline,
+        PathKind::SluiceClusterOwner,
+        PathKind::SluiceClusterForwarded,
         PathKind::Rathole,
         PathKind::Bore,
     ];
@@ -72,6 +82,8 @@ impl PathKind {
             PathKind::SluiceAgentLogsOff => "sluice (agent logs off)",
             PathKind::SluiceAgentQuiet => "sluice (agent logs and inspector off)",
             PathKind::SluiceBaseline => "sluice (baseline build)",
+            PathKind::SluiceClusterOwner => "sluice cluster (edge with the agent)",
+            PathKind::SluiceClusterForwarded => "sluice cluster (forwarded by another edge)",
             PathKind::Rathole => "rathole",
             PathKind::Bore => "bore",
         }
@@ -102,6 +114,8 @@ pub struct Path {
     pub app: Target,
     pub ws: Target,
     sluice: Option<(EdgeProcess, Vec<AgentProcess>)>,
+    /// A cluster's other edge and its store.
+    cluster: Option<(EdgeProcess, RedisServer)>,
     children: Vec<Child>,
 }
 
@@ -130,6 +144,9 @@ impl Path {
             | PathKind::SluiceAgentLogsOff
             | PathKind::SluiceAgentQuiet
             | PathKind::SluiceBaseline => sluice(kind, app, ws, &dir).await,
+            PathKind::SluiceClusterOwner | PathKind::SluiceClusterForwarded => {
+                cluster(kind, app, ws, &dir).await
+            }
             PathKind::Rathole => rathole(app, ws, &dir).await,
             PathKind::Bore => bore(app, ws, &dir).await,
         }
@@ -144,6 +161,7 @@ impl Path {
             app: target(app),
             ws: target(ws),
             sluice: None,
+            cluster: None,
             children,
         }
     }
@@ -156,6 +174,9 @@ impl Path {
             pids.extend(edge.pid().ok());
             pids.extend(agents.iter().filter_map(|a| a.pid().ok()));
         }
+        if let Some((edge, _)) = &self.cluster {
+            pids.extend(edge.pid().ok());
+        }
         pids
     }
 
@@ -165,6 +186,9 @@ impl Path {
             for agent in agents {
                 agent.terminate(Duration::from_secs(5)).await?;
             }
+            edge.terminate(Duration::from_secs(5)).await?;
+        }
+        if let Some((edge, _redis)) = self.cluster.take() {
             edge.terminate(Duration::from_secs(5)).await?;
         }
         for mut child in self.children.drain(..) {
@@ -217,6 +241,28 @@ async fn sluice(
 ) -> anyhow::Result<Path> {
     let (edge, _) = sluice_commands(kind)?;
     let edge = EdgeProcess::spawn_command(edge, dir, any_port(), any_port(), TOKEN).await?;
+    let agents = sluice_agents(kind, &edge, app, ws, dir).await?;
+    let target = |name: &str| Target {
+        addr: edge.http_addr,
+        host: format!("{name}.localhost:{}", edge.http_addr.port()),
+    };
+    Ok(Path {
+        app: target("app"),
+        ws: target("ws"),
+        sluice: Some((edge, agents)),
+        cluster: None,
+        children: Vec::new(),
+    })
+}
+
+/// The `app` and `ws` agents of `kind` on `edge`.
+async fn sluice_agents(
+    kind: PathKind,
+    edge: &EdgeProcess,
+    app: SocketAddr,
+    ws: SocketAddr,
+    dir: &FsPath,
+) -> anyhow::Result<Vec<AgentProcess>> {
     let mut agents = Vec::new();
     for (name, upstream) in [("app", app), ("ws", ws)] {
         let (_, agent) = sluice_commands(kind)?;
@@ -233,14 +279,56 @@ async fn sluice(
         }
         agents.push(AgentProcess::spawn(cmd, &dir.join(format!("agent-{name}.log"))).await?);
     }
-    let target = |name: &str| Target {
-        addr: edge.http_addr,
-        host: format!("{name}.localhost:{}", edge.http_addr.port()),
+    Ok(agents)
+}
+
+/// Two edges sharing a redis-server (docs/cluster.md), the agents linked to the second; the
+/// requests enter the second edge, or the first, which forwards them.
+async fn cluster(
+    kind: PathKind,
+    app: SocketAddr,
+    ws: SocketAddr,
+    dir: &FsPath,
+) -> anyhow::Result<Path> {
+    let redis = RedisServer::start().await?;
+    let mut edges = Vec::new();
+    for id in ["one", "two"] {
+        let state = dir.join(id);
+        provide_keys(&state, SESSION_KEYS);
+        let (mut edge, _) = sluice_commands(kind)?;
+        edge.args(["--cluster-store", &redis.url(), "--edge-id", id])
+            .args(["--peer-secret", PEER_SECRET, "--advertise-addr", "127.0.0.1:0"]);
+        edges.push(EdgeProcess::spawn_command(edge, &state, any_port(), any_port(), TOKEN).await?);
+    }
+    let (owner, other) = (edges.remove(1), edges.remove(0));
+    let agents = sluice_agents(kind, &owner, app, ws, dir).await?;
+    let entry = match kind {
+        PathKind::SluiceClusterForwarded => &other,
+        _ => &owner,
     };
+    let target = |name: &str| Target {
+        addr: entry.http_addr,
+        host: format!("{name}.localhost:{}", entry.http_addr.port()),
+    };
+    let (app, ws) = (target("app"), target("ws"));
+    // The entry edge learns the endpoints from the store.
+    within(Duration::from_secs(10), "the cluster to route", async {
+        let client = reqwest::Client::new();
+        loop {
+            let url = format!("http://{}/", app.addr);
+            let sent = client.get(url).header("host", &app.host).send().await;
+            if sent.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await?;
     Ok(Path {
-        app: target("app"),
-        ws: target("ws"),
-        sluice: Some((edge, agents)),
+        app,
+        ws,
+        sluice: Some((owner, agents)),
+        cluster: Some((other, redis)),
         children: Vec::new(),
     })
 }

@@ -70,6 +70,7 @@ impl Table {
             );
         }
         let _ = writeln!(out);
+        self.render_forwarding(&mut out);
         for (agents, rss) in &scale.edge_rss_by_agents {
             let _ = writeln!(
                 out,
@@ -104,6 +105,32 @@ impl Table {
             scale.restart.as_millis()
         );
         out
+    }
+}
+
+impl Table {
+    /// The cost of the hop between edges: the forwarded path against the path entering the
+    /// edge with the agents, in the same run (goal: ≥ 0.8× the req/s, p99 within 1 ms).
+    fn render_forwarding(&self, out: &mut String) {
+        let (Some(owner), Some(forwarded)) = (
+            self.get(PathKind::SluiceClusterOwner),
+            self.get(PathKind::SluiceClusterForwarded),
+        ) else {
+            return;
+        };
+        if owner.small_rps <= 0.0 {
+            return;
+        }
+        let extra = |a: Duration, b: Duration| (a.as_secs_f64() - b.as_secs_f64()) * 1e3;
+        let _ = writeln!(
+            out,
+            "- Forwarded between edges: small GETs {:.2}× the edge with the agent (goal ≥ 0.8), p99 {:+.2} ms (32 conns) and {:+.2} ms (2,000 req/s) (goal ≤ 1 ms); 1 GiB down {:.2}×, up {:.2}×",
+            forwarded.small_rps / owner.small_rps,
+            extra(forwarded.small_p99, owner.small_p99),
+            extra(forwarded.fixed_p99, owner.fixed_p99),
+            forwarded.download_mibs / owner.download_mibs.max(f64::MIN_POSITIVE),
+            forwarded.upload_mibs / owner.upload_mibs.max(f64::MIN_POSITIVE),
+        );
     }
 }
 
