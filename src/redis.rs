@@ -45,6 +45,24 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Drops every key while it runs (a store that lost its data without a restart), with
+    /// Debian's `redis-cli`.
+    pub async fn flush_all(&self) -> anyhow::Result<()> {
+        let status = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.addr.port().to_string(),
+                "FLUSHALL",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "redis-cli FLUSHALL failed: {status}");
+        Ok(())
+    }
+
     /// Starts it (again) on the same port, with no data, and waits until it accepts.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill().await?;

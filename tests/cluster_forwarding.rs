@@ -216,7 +216,10 @@ async fn a_websocket_through_an_edge_without_the_agent_echoes() -> anyhow::Resul
     Ok(())
 }
 
-/// A closed loop of `workers` sending GETs to `url` on `addr` for `run`: (ok, failed).
+/// Requests each closed-loop worker sends at most (the loops are bounded by time as well).
+const MAX_PER_WORKER: u32 = 100_000;
+
+/// A closed loop of `workers` sending GETs to `url` for `run`: (ok, failed).
 async fn closed_loop(url: String, workers: usize, run: Duration) -> (u64, u64) {
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let deadline = Instant::now() + run;
@@ -226,7 +229,7 @@ async fn closed_loop(url: String, workers: usize, run: Duration) -> (u64, u64) {
         tasks.push(tokio::spawn(async move {
             let client = client();
             // Bounded by time and by count.
-            for _ in 0..20_000 {
+            for _ in 0..MAX_PER_WORKER {
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -453,6 +456,63 @@ async fn a_link_without_the_peer_secret_is_refused_and_requests_never_pass_two_e
     );
     assert_eq!(two.metric("sluice_edge_relayed_requests_total", ""), 0.0);
     agent.stop().await?;
+    two.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_traffic_never_stops_while_the_store_dies_and_comes_back_empty(
+) -> anyhow::Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let one = clustered(&redis, "one").await?;
+    let two = clustered(&redis, "two").await?;
+    let up = upstream::one_kib().await?;
+    let agent = TestAgent::start(two.agent_config(TOKEN, "steady", up.addr)).await?;
+    let through_one = via(&one, "steady.localhost", "/");
+    eventually(Duration::from_secs(5), "edge one to forward", || async {
+        let r = client().get(&through_one).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await?;
+
+    let load = tokio::spawn(closed_loop(through_one.clone(), 2, Duration::from_secs(16)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.kill().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Back without its data: the holders write their claims again, the mirrors keep what
+    // they had meanwhile.
+    redis.restart().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Data lost while running, again and again: edge one's periodic reads (every 3 s) fall
+    // into some of the windows before edge two writes its claim back (within 1 s).
+    for _ in 0..12 {
+        redis.flush_all().await?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let (ok, failed) = load.await?;
+    println!("store killed, restarted empty, flushed 12 times: {ok} forwarded requests ok, {failed} failed");
+    assert_eq!(failed, 0, "forwarded traffic stopped");
+    assert!(ok > 100, "{ok}");
+
+    // The mirror follows the store again: an endpoint that comes online now is forwarded.
+    let late_up = upstream::app("late").await?;
+    let late = TestAgent::start(two.agent_config(TOKEN, "late", late_up.addr)).await?;
+    eventually(
+        Duration::from_secs(5),
+        "edge one to forward the new endpoint",
+        || async {
+            let r = client()
+                .get(via(&one, "late.localhost", "/"))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await?;
+    late.stop().await?;
+    agent.stop().await?;
+    one.shutdown().await;
     two.shutdown().await;
     Ok(())
 }

@@ -297,7 +297,12 @@ async fn cluster(
         provide_keys(&state, SESSION_KEYS);
         let (mut edge, _) = sluice_commands(kind)?;
         edge.args(["--cluster-store", &redis.url(), "--edge-id", id])
-            .args(["--peer-secret", PEER_SECRET, "--advertise-addr", "127.0.0.1:0"]);
+            .args([
+                "--peer-secret",
+                PEER_SECRET,
+                "--advertise-addr",
+                "127.0.0.1:0",
+            ]);
         edges.push(EdgeProcess::spawn_command(edge, &state, any_port(), any_port(), TOKEN).await?);
     }
     let (owner, other) = (edges.remove(1), edges.remove(0));

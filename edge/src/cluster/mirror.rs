@@ -65,6 +65,20 @@ struct Known {
     owner: String,
     spec: String,
     route: Arc<Route>,
+    /// Missing from the last full read: a store that lost its data is written again by the
+    /// holding edges within a second, so a member is dropped only when the next read still
+    /// misses it, or when an announcement says it left.
+    missing: bool,
+}
+
+/// Why the endpoints are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// An announcement: the holder changed, and what the store says is current.
+    Announced,
+    /// The periodic full read: a member it misses may only be missing from a store that lost
+    /// its data.
+    Resync,
 }
 
 /// The other edges' endpoints, as this edge routes them.
@@ -121,7 +135,7 @@ impl Mirror {
                         tokio::select! {
                             message = announced.next() => match message {
                                 Some(m) => match m.get_payload::<String>() {
-                                    Ok(name) => self.refresh(&[name]).await,
+                                    Ok(name) => self.refresh(&[name], Reason::Announced).await,
                                     Err(e) => debug!("an unreadable announcement: {e}"),
                                 },
                                 None => break,
@@ -150,12 +164,12 @@ impl Mirror {
         names.extend(self.known.lock().keys().cloned());
         let names: Vec<String> = names.into_iter().collect();
         for batch in names.chunks(BATCH) {
-            self.refresh(batch).await;
+            self.refresh(batch, Reason::Resync).await;
         }
     }
 
     /// Reads the endpoints `names` and publishes what changed.
-    async fn refresh(&self, names: &[String]) {
+    async fn refresh(&self, names: &[String], reason: Reason) {
         let mut call = self.read.prepare_invoke();
         for name in names {
             call.key(holders_key(name));
@@ -172,13 +186,14 @@ impl Mirror {
                 .map(|e| (e[0].as_str(), e[1].as_str(), e[2].as_str()))
                 .filter(|(edge, _, _)| *edge != self.edge_id)
                 .collect();
-            self.update(name, &entries);
+            self.update(name, &entries, reason);
         }
     }
 
     /// Makes the mirrored members of `name` those of `entries` (edge, owner, spec), reusing
-    /// the members whose spec did not change.
-    fn update(&self, name: &str, entries: &[(&str, &str, &str)]) {
+    /// the members whose spec did not change; on a full read, a member missing for the first
+    /// time is kept (see [`Known::missing`]).
+    fn update(&self, name: &str, entries: &[(&str, &str, &str)], reason: Reason) {
         let mut known = self.known.lock();
         let before = known.remove(name);
         let mut key = before.as_ref().map(|(key, _)| key.clone());
@@ -188,7 +203,9 @@ impl Mirror {
         for &(edge_id, owner, spec) in entries {
             let same = |k: &Known| k.edge_id == edge_id && k.owner == owner && k.spec == spec;
             if let Some(i) = old.iter().position(same) {
-                members.push(old.swap_remove(i));
+                let mut kept = old.swap_remove(i);
+                kept.missing = false;
+                members.push(kept);
                 continue;
             }
             match self.build(name, edge_id, owner, spec) {
@@ -200,6 +217,7 @@ impl Mirror {
                         owner: owner.to_string(),
                         spec: spec.to_string(),
                         route,
+                        missing: false,
                     });
                 }
                 Err(Skip::NotForwarded) => {}
@@ -211,7 +229,17 @@ impl Mirror {
         let Some(key) = key else {
             return;
         };
-        // Members left over in `old` are gone.
+        // Members left over in `old` are gone, unless a full read misses them the first time.
+        if reason == Reason::Resync {
+            for mut member in std::mem::take(&mut old) {
+                if member.missing {
+                    old.push(member);
+                } else {
+                    member.missing = true;
+                    members.push(member);
+                }
+            }
+        }
         if changed || !old.is_empty() {
             self.remote
                 .put(&key, members.iter().map(|k| k.route.clone()).collect());
