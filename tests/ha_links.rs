@@ -2,10 +2,11 @@
 //! agent given edges two and three of a cluster keeps a link to each and answers through both;
 //! killing edge two under a closed-loop load through edge three fails no request and keeps the
 //! URL, and the agent links to edge two again once it is back; an edge that runs alone gets
-//! exactly one link whatever `ha_connections` says. Real edges (edge two of the second test is
+//! exactly one link whatever `ha_connections` says; a cluster edge reached at two addresses
+//! keeps one link, the second session taking the first one's place without a lost request. Real edges (edge two of the second test is
 //! the binary, so it can be SIGKILLed), a real `redis-server`, loopback only.
 
-use sluice_agent::AgentEvent;
+use sluice_agent::{AgentEvent, TransportChoice};
 use sluice_e2e::cluster_kit::{
     clustered_edge, clustered_edge_process, ha_agent_config, SharedCert,
 };
@@ -143,12 +144,13 @@ async fn an_agent_linked_to_edges_two_and_three_answers_through_both() -> anyhow
     Ok(())
 }
 
-/// Waits for the agent's next `Online` for the edge named `edge_id`; the URLs it names must
-/// stay `url`.
+/// Waits for the agent's next `Online` for the edge named `edge_id`; the hostname it names
+/// must stay `hostname` (each test edge's URL has its own HTTP port; edges behind one name
+/// share theirs, and so the whole URL).
 async fn online_at(
     agent: &mut TestAgent,
     edge_id: &str,
-    url: &str,
+    hostname: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
     within(limit, &format!("a link to {edge_id}"), async {
@@ -157,7 +159,7 @@ async fn online_at(
                 endpoints, edge, ..
             } = event
             {
-                assert_eq!(endpoints[0].0.url, url, "the URL changed");
+                assert_eq!(endpoints[0].0.hostname, hostname, "the hostname changed");
                 if edge.edge_id.as_deref() == Some(edge_id) {
                     return Ok(());
                 }
@@ -208,16 +210,20 @@ async fn sigkill_of_edge_two_under_load_through_edge_three_fails_no_request() ->
         2,
     )?;
     let mut agent = TestAgent::start(config).await?;
-    let url = agent.url().to_string();
-    online_at(&mut agent, "edge-three", &url, Duration::from_secs(10)).await?;
     let host = "steady.localhost";
+    assert_eq!(agent.hostnames, [host]);
+    online_at(&mut agent, "edge-three", host, Duration::from_secs(10)).await?;
     assert_eq!(answer(two.http_addr, host).await?, (200, "steady".into()));
     assert_eq!(answer(three.http_addr, host).await?, (200, "steady".into()));
 
-    // A closed loop of 4 workers through edge three, bounded by count and by time.
+    // A closed loop of 4 workers through edge three, bounded by count and by time (10 s).
+    // Edge two is killed after 0.8 s and comes back on its ports 0.7 s later (same state, so
+    // its reset key ends the agent's old link at the next packet): the agent loses that link
+    // and links to edge two again, all under the load.
     const WORKERS: usize = 4;
-    const MAX_REQUESTS: u64 = 20_000;
-    let stop_at = Instant::now() + Duration::from_secs(7);
+    const MAX_REQUESTS: u64 = 200_000;
+    let stop_at = Instant::now() + Duration::from_secs(10);
+    let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let ok_after_kill = Arc::new(AtomicU64::new(0));
@@ -225,7 +231,8 @@ async fn sigkill_of_edge_two_under_load_through_edge_three_fails_no_request() ->
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut workers = Vec::new();
     for _ in 0..WORKERS {
-        let (sent, ok, ok_after_kill, killed, failures) = (
+        let (stop, sent, ok, ok_after_kill, killed, failures) = (
+            stop.clone(),
             sent.clone(),
             ok.clone(),
             ok_after_kill.clone(),
@@ -235,7 +242,10 @@ async fn sigkill_of_edge_two_under_load_through_edge_three_fails_no_request() ->
         let edge = three.http_addr;
         workers.push(tokio::spawn(async move {
             let client = client();
-            while Instant::now() < stop_at && sent.fetch_add(1, Ordering::Relaxed) < MAX_REQUESTS {
+            while !stop.load(Ordering::Relaxed)
+                && Instant::now() < stop_at
+                && sent.fetch_add(1, Ordering::Relaxed) < MAX_REQUESTS
+            {
                 match answer_with(&client, edge, host).await {
                     Ok((200, up)) if up == "steady" => {
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -251,9 +261,55 @@ async fn sigkill_of_edge_two_under_load_through_edge_three_fails_no_request() ->
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     two.kill().await?;
     killed.store(true, Ordering::Relaxed);
+    let kill = Instant::now();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let two = edge_two(&redis, &cert, dir.path(), Some(ports)).await?;
+    // The link to edge two is reported lost (the one to edge three still online), then up
+    // again, with the same hostname.
+    let relinked = within(
+        stop_at.saturating_duration_since(Instant::now()),
+        "the agent to lose edge two and link to it again",
+        async {
+            let mut lost = None;
+            while let Some(event) = agent.events.recv().await {
+                match event {
+                    AgentEvent::Reconnecting { links_online, .. } => {
+                        lost.get_or_insert(links_online);
+                    }
+                    AgentEvent::Online {
+                        endpoints, edge, ..
+                    } => {
+                        assert_eq!(endpoints[0].0.hostname, host, "the hostname changed");
+                        if edge.edge_id.as_deref() == Some("edge-two") {
+                            return lost;
+                        }
+                    }
+                }
+            }
+            None
+        },
+    )
+    .await;
+    println!(
+        "linked to edge two again {:.2?} after the kill",
+        kill.elapsed()
+    );
+    let through_two = if relinked.is_ok() {
+        eventually(
+            Duration::from_secs(3),
+            "edge two to route again",
+            || async {
+                (answer(two.http_addr, host).await.ok()? == (200, "steady".into())).then_some(())
+            },
+        )
+        .await
+    } else {
+        Ok(())
+    };
+    stop.store(true, Ordering::Relaxed);
     for w in workers {
         within(Duration::from_secs(15), "a load worker", w).await??;
     }
@@ -269,24 +325,12 @@ async fn sigkill_of_edge_two_under_load_through_edge_three_fails_no_request() ->
         failures.len(),
         &failures[..failures.len().min(5)]
     );
+    assert_eq!(relinked?, Some(1), "lost with one link left online");
+    through_two?;
     assert!(
         after >= 100,
         "too few requests after the kill to tell: {after}"
     );
-    assert_eq!(agent.url(), url);
-
-    // Edge two comes back on its ports (same state, so its reset key ends the old link at
-    // once): the agent links to it again, under the same URL.
-    let two = edge_two(&redis, &cert, dir.path(), Some(ports)).await?;
-    online_at(&mut agent, "edge-two", &url, Duration::from_secs(30)).await?;
-    eventually(
-        Duration::from_secs(5),
-        "edge two to route again",
-        || async {
-            (answer(two.http_addr, host).await.ok()? == (200, "steady".into())).then_some(())
-        },
-    )
-    .await?;
     assert_eq!(answer(three.http_addr, host).await?, (200, "steady".into()));
     agent.stop().await?;
     two.kill().await?;
@@ -323,6 +367,108 @@ async fn an_edge_that_runs_alone_gets_exactly_one_link() -> anyhow::Result<()> {
     if let Ok(event) = agent.events.try_recv() {
         panic!("the link changed: {event:?}");
     }
+    agent.stop().await?;
+    edge.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_reached_at_two_addresses_keeps_one_link_and_loses_no_request() -> anyhow::Result<()>
+{
+    let redis = RedisServer::start().await?;
+    let cert = SharedCert::new()?;
+    let edge = clustered_edge(&redis, &cert, "edge-one").await?;
+    // The same cluster edge at a second address (as an L4 balancer may send two dials there),
+    // closed until the load runs.
+    let closed = Impairment {
+        blackhole: true,
+        ..Impairment::default()
+    };
+    let relay = ImpairedLink::start(edge.tunnel_addr, closed, 23).await?;
+    let app = upstream::app("twice").await?;
+    let mut config = ha_agent_config(
+        &[edge.tunnel_addr, relay.addr()],
+        &cert,
+        "twice",
+        app.addr,
+        2,
+    )?;
+    config.transport = TransportChoice::Auto;
+    let mut agent = TestAgent::start(config).await?;
+    let host = "twice.localhost";
+    // Requests go on while the second link meets the first one's edge: 4 workers, each
+    // request 50 ms at the app, so some are always in flight on the first link.
+    let stop_at = Instant::now() + Duration::from_secs(4);
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let http = edge.http_addr;
+        load.push(tokio::spawn(async move {
+            let (client, mut ok, mut failed) = (client(), 0u64, Vec::new());
+            let url = format!("http://{host}:{}/sleep/50", http.port());
+            while Instant::now() < stop_at && ok + (failed.len() as u64) < 1_000 {
+                let sent = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => match r.text().await {
+                        Ok(body) if body == "slept" => ok += 1,
+                        other => failed.push(format!("{other:?}")),
+                    },
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    relay.blackhole(false);
+    // The new session (through the relay) takes the old one's place, make-before-break.
+    let taken_over = within(
+        Duration::from_secs(5),
+        "the second link to meet edge one",
+        async {
+            while let Some(event) = agent.events.recv().await {
+                if let AgentEvent::Online { edge, .. } = event {
+                    return Some(edge);
+                }
+            }
+            None
+        },
+    )
+    .await?;
+    let (mut ok, mut failed) = (0, Vec::new());
+    for worker in load {
+        let (n, f) = within(Duration::from_secs(10), "a load worker", worker).await??;
+        ok += n;
+        failed.extend(f);
+    }
+    println!("{ok} requests answered while the second address met the same edge");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let taken_over = taken_over.ok_or_else(|| anyhow::anyhow!("agent events ended"))?;
+    assert_eq!(taken_over.slot, 0, "{taken_over:?}");
+    assert_eq!(taken_over.addr, relay.addr(), "{taken_over:?}");
+    assert_eq!(taken_over.edge_id.as_deref(), Some("edge-one"));
+    // Settled: one session on the edge, both addresses left alone, the agent still running.
+    let sessions = || edge.metric("sluice_edge_agent_transport_sessions", expected_transport());
+    eventually(
+        Duration::from_secs(5),
+        "the old session to drain",
+        || async { (sessions() == 1.0).then_some(()) },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Ok(event) = agent.events.try_recv() {
+        panic!("the link changed again: {event:?}");
+    }
+    assert!(!agent.is_finished());
+    assert_eq!(answer(edge.http_addr, host).await?, (200, "twice".into()));
     agent.stop().await?;
     edge.shutdown().await;
     Ok(())

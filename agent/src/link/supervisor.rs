@@ -275,7 +275,7 @@ impl Supervisor {
             session
                 .link
                 .close(close_code::NORMAL, b"already linked elsewhere");
-            self.cool(session.target.addr);
+            self.cool(&[session.target.addr]);
             return Ok(());
         }
         let same_edge = self.slots.iter().position(|s| {
@@ -287,8 +287,15 @@ impl Supervisor {
             // The edge took that link's endpoints over (make-before-break when the `Hello`
             // named it, else it closed it as replaced): this session takes its place.
             info!(edge_id = ?edge_id, addr = %session.target.addr, "this address leads to an edge already linked; the new session takes over from the old");
+            // Both addresses lead to that edge: neither is worth a new link for a while.
+            let before = self.slots[old].live.as_ref().map(|l| l.target.addr);
             self.retire(old, false);
-            self.cool(session.target.addr);
+            self.cool(
+                &[Some(session.target.addr), before]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+            );
             old
         } else if let Some(from) = probe_from.and_then(|id| self.slot_of(id)) {
             match self.slot_to_fill() {
@@ -312,7 +319,7 @@ impl Supervisor {
             }
         } else {
             if after_replaced {
-                self.cool(session.target.addr);
+                self.cool(&[session.target.addr]);
             } else {
                 self.collisions = 0;
             }
@@ -381,13 +388,16 @@ impl Supervisor {
         }
     }
 
-    /// Leaves `addr` alone for a while: it led to an edge already linked.
-    fn cool(&mut self, addr: SocketAddr) {
+    /// Leaves `addrs` alone for a while: they lead to an edge already linked.
+    fn cool(&mut self, addrs: &[SocketAddr]) {
         let delay = COLLISION_COOLDOWN
             .saturating_mul(1u32 << self.collisions.min(10))
             .min(MAX_COLLISION_COOLDOWN);
         self.collisions = self.collisions.saturating_add(1);
-        self.cooldown.insert(addr, Instant::now() + delay);
+        let until = Instant::now() + delay;
+        for addr in addrs {
+            self.cooldown.insert(*addr, until);
+        }
     }
 
     fn report(&mut self, report: Report) -> Result<(), AgentError> {
