@@ -138,6 +138,10 @@ async fn an_agent_linked_to_edges_two_and_three_answers_through_both() -> anyhow
     let status = agent.terminate(Duration::from_secs(15)).await?;
     result.map_err(|e| e.context(log))?;
     assert!(status.success(), "{status}");
+    // Every link left: both edges freed the name at once.
+    for edge in [&two, &three] {
+        assert_eq!(answer(edge.http_addr, "both.localhost").await?.0, 404);
+    }
     for edge in [one, two, three] {
         edge.shutdown().await;
     }
