@@ -16,8 +16,9 @@
 //! What the `agent` binary, SDK users and the end-to-end tests need, and nothing more:
 //!
 //! - Running an agent: [`run`] with an [`AgentConfig`] of [`EndpointConfig`]s (their
-//!   [`Upstream`], [`HostHeader`], [`UpstreamProtocol`], [`UpstreamTlsVerify`]), reporting
-//!   [`AgentEvent`]s and stopping with an [`AgentError`].
+//!   [`Upstream`], [`HostHeader`], [`UpstreamProtocol`], [`UpstreamTlsVerify`]), linked to one
+//!   edge or several ([`AgentConfig::more_edges`], [`AgentConfig::ha_connections`]), reporting
+//!   [`AgentEvent`]s (each link's [`EdgeLink`]) and stopping with an [`AgentError`].
 //! - [`sdk`]: the same from a program that serves some endpoints itself ([`AppService`]),
 //!   with the [`body`] type requests and responses carry.
 //! - [`observe`]: watchers of every forwarded exchange and TCP connection (the status
@@ -29,7 +30,7 @@
 //!
 //! # Layout
 //!
-//! The modules follow a request: `link/` holds the session with the edge, `forward/` one
+//! The modules follow a request: `link/` holds the links to the edges, `forward/` one
 //! request from its QUIC stream to the upstream, `config/` what the agent runs and how it is
 //! read, `inspect/` the request inspector; `trust.rs` loads the trust roots `link/` and
 //! `forward/` share. The binary's own modules (`main.rs`, `cli/`, `status/`) use this crate
@@ -44,7 +45,10 @@ mod link;
 pub mod sdk;
 mod trust;
 
-pub use config::agent::{AgentConfig, TransportChoice};
+pub use config::agent::{
+    edge_list, ha_connections, AgentConfig, EdgeListError, HaConnectionsError, TransportChoice,
+    DEFAULT_HA_CONNECTIONS, MAX_HA_CONNECTIONS,
+};
 pub use config::endpoint::{
     EndpointConfig, HostHeader, ProxyProtocol, UnknownProtocol, UnknownProxyProtocol,
     UpstreamProtocol, UpstreamTlsVerify,
@@ -56,7 +60,8 @@ pub use forward::file_server::FileServerError;
 pub use forward::handler::HandlerError;
 pub use forward::{body, observe};
 pub use link::error::AgentError;
-pub use link::session::{run, AgentEvent};
+pub use link::events::{AgentEvent, EdgeLink};
+pub use link::supervisor::run;
 pub use link::tls;
 pub use sluice_proto::link::Transport;
 pub use trust::TlsError;

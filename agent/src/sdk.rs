@@ -53,7 +53,8 @@ use crate::config::upstream::{Upstream, UpstreamError};
 use crate::forward::app_service::AppService;
 use crate::forward::body::{BoxError, ProxyBody};
 use crate::link::error::AgentError;
-use crate::link::session::{self, AgentEvent};
+use crate::link::events::AgentEvent;
+use crate::link::supervisor;
 use http::{Request, Response};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -67,6 +68,8 @@ impl Session {
     pub fn builder(edge: impl Into<String>, authtoken: impl Into<String>) -> SessionBuilder {
         SessionBuilder {
             edge: edge.into(),
+            more_edges: Vec::new(),
+            ha_connections: None,
             authtoken: authtoken.into(),
             edge_ca: None,
             endpoints: Vec::new(),
@@ -78,6 +81,8 @@ impl Session {
 #[derive(Debug)]
 pub struct SessionBuilder {
     edge: String,
+    more_edges: Vec<String>,
+    ha_connections: Option<usize>,
     authtoken: String,
     edge_ca: Option<PathBuf>,
     endpoints: Vec<EndpointConfig>,
@@ -133,6 +138,21 @@ pub fn raw_endpoint_url(
 }
 
 impl SessionBuilder {
+    /// Adds more edges of the same cluster (`host:port` each): the session keeps links to
+    /// several of them at once (see [`Self::ha_connections`]).
+    pub fn edges<S: Into<String>>(mut self, edges: impl IntoIterator<Item = S>) -> Self {
+        self.more_edges.extend(edges.into_iter().map(Into::into));
+        self
+    }
+
+    /// How many links to keep, each to another edge of a cluster (default
+    /// [`crate::DEFAULT_HA_CONNECTIONS`], at most [`crate::MAX_HA_CONNECTIONS`]); an edge that
+    /// runs alone gets one whatever this says.
+    pub fn ha_connections(mut self, n: usize) -> Self {
+        self.ha_connections = Some(n);
+        self
+    }
+
     /// Trusts this PEM certificate or CA for the edge instead of the system roots.
     pub fn edge_ca(mut self, path: impl Into<PathBuf>) -> Self {
         self.edge_ca = Some(path.into());
@@ -192,6 +212,10 @@ impl SessionBuilder {
         let mut config = AgentConfig::new(self.edge, self.authtoken, first);
         config.endpoints.extend(endpoints);
         config.edge_ca = self.edge_ca;
+        config.more_edges = self.more_edges;
+        if let Some(n) = self.ha_connections {
+            config.ha_connections = n;
+        }
         Ok(config)
     }
 
@@ -205,7 +229,7 @@ impl SessionBuilder {
 pub async fn start_config(config: AgentConfig) -> Result<Tunnel, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let (tx, mut events) = mpsc::unbounded_channel();
-    let mut task = tokio::spawn(session::run(config, Some(tx), stop_rx));
+    let mut task = tokio::spawn(supervisor::run(config, Some(tx), stop_rx));
     loop {
         tokio::select! {
             event = events.recv() => match event {

@@ -217,9 +217,20 @@ pub struct LogArgs {
 /// Which edge the agent dials and with what (`agent http`, `agent tcp`, `agent tls`).
 #[derive(Debug, Clone, Args)]
 pub struct LinkArgs {
-    /// Edge address, HOST:PORT (QUIC on UDP; TLS over TCP on the same port).
-    #[arg(long, env = "SLUICE_EDGE", default_value = "127.0.0.1:4443")]
-    pub edge: String,
+    /// Edge address, HOST:PORT (QUIC on UDP; TLS over TCP on the same port). Repeat it, or
+    /// separate addresses with commas, for several edges of a cluster; a name may also resolve
+    /// to several.
+    #[arg(
+        long,
+        env = "SLUICE_EDGE",
+        default_value = "127.0.0.1:4443",
+        value_name = "HOST:PORT[,HOST:PORT…]"
+    )]
+    pub edge: Vec<String>,
+    /// How many links to keep, each to another edge of a cluster (1 to 8); an edge that runs
+    /// alone gets one.
+    #[arg(long, env = "SLUICE_HA_CONNECTIONS", default_value_t = 2, value_parser = parse_ha_connections)]
+    pub ha_connections: usize,
     /// How to reach the edge: auto (QUIC, falling back to TLS over TCP when UDP is blocked,
     /// and back when it works), quic, or tcp.
     #[arg(long, env = "SLUICE_TRANSPORT", value_enum, default_value_t = sluice_agent::TransportChoice::Auto)]
@@ -238,15 +249,29 @@ pub struct LinkArgs {
     pub edge_ca: Option<PathBuf>,
 }
 
+/// `--ha-connections`: 1 to [`sluice_agent::MAX_HA_CONNECTIONS`].
+fn parse_ha_connections(text: &str) -> Result<usize, String> {
+    let n: u64 = text.parse().map_err(|e| format!("{e}"))?;
+    sluice_agent::ha_connections(n).map_err(|e| e.to_string())
+}
+
 impl LinkArgs {
-    /// An agent config for `endpoint` over this link.
-    pub fn config(self, endpoint: sluice_agent::EndpointConfig) -> sluice_agent::AgentConfig {
-        let mut config = sluice_agent::AgentConfig::new(self.edge, self.authtoken, endpoint);
+    /// An agent config for `endpoint` over this link; refuses an `--edge` that is not
+    /// `HOST:PORT`.
+    pub fn config(
+        self,
+        endpoint: sluice_agent::EndpointConfig,
+    ) -> anyhow::Result<sluice_agent::AgentConfig> {
+        let mut config = sluice_agent::AgentConfig::new(String::new(), self.authtoken, endpoint);
+        config
+            .set_edges(&self.edge)
+            .map_err(|e| anyhow::anyhow!("--edge: {e}"))?;
+        config.ha_connections = self.ha_connections;
         config.edge_ca = self.edge_ca;
         config.transport = self.transport;
         config.edge_tcp = self.edge_tcp;
         config.quic_probe_interval = self.quic_probe_interval;
-        config
+        Ok(config)
     }
 }
 
@@ -324,4 +349,77 @@ pub struct RawArgs {
     /// Inspector (lists the connections; no bodies, no replay).
     #[command(flatten)]
     pub inspect: super::inspect_args::InspectArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(args: &[&str]) -> Result<HttpArgs, clap::Error> {
+        let argv = ["agent", "http", "8080", "--authtoken", "t"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(argv)?.command {
+            Command::Http(args) => Ok(*args),
+            other => panic!("not http: {other:?}"),
+        }
+    }
+
+    fn endpoint() -> sluice_agent::EndpointConfig {
+        sluice_agent::EndpointConfig::new("8080".parse().expect("upstream"))
+    }
+
+    #[test]
+    fn edge_takes_commas_and_repeats() {
+        let args = http(&[
+            "--edge",
+            "e2.example:4443,e3.example:4443",
+            "--edge",
+            "e4.example:4443",
+        ])
+        .expect("parses");
+        let config = args.link.config(endpoint()).expect("valid");
+        assert_eq!(config.edge, "e2.example:4443");
+        assert_eq!(config.more_edges, ["e3.example:4443", "e4.example:4443"]);
+        assert_eq!(config.ha_connections, 2);
+    }
+
+    #[test]
+    fn one_edge_is_as_before() {
+        let config = http(&["--edge", "tunnel.example.com:4443"])
+            .expect("parses")
+            .link
+            .config(endpoint())
+            .expect("valid");
+        assert_eq!(config.edge, "tunnel.example.com:4443");
+        assert!(config.more_edges.is_empty());
+    }
+
+    #[test]
+    fn a_bad_edge_or_ha_connections_is_refused() {
+        let bad = http(&["--edge", "e2.example:4443,e3.example"])
+            .expect("parses")
+            .link
+            .config(endpoint())
+            .expect_err("no port");
+        assert_eq!(
+            bad.to_string(),
+            "--edge: edge address 'e3.example': expected HOST:PORT"
+        );
+        assert_eq!(
+            http(&["--ha-connections", "1"])
+                .expect("1")
+                .link
+                .ha_connections,
+            1
+        );
+        for n in ["0", "9"] {
+            let err = http(&["--ha-connections", n]).expect_err("out of range");
+            assert!(
+                err.to_string()
+                    .contains(&format!("ha_connections must be between 1 and 8 (got {n})")),
+                "{err}"
+            );
+        }
+    }
 }

@@ -27,7 +27,7 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<()> {
     };
     // Validated here so a bad upstream or policy is reported before anything goes online.
     let endpoint = spec.into_config(Path::new(""), "flags")?;
-    let mut config = args.link.config(endpoint);
+    let mut config = args.link.config(endpoint)?;
     config.upstream_timeout = args.upstream_timeout;
     config.max_concurrent_requests = args.max_concurrent_requests;
     let output = output(screen, &args.log, &mut config);

@@ -31,7 +31,7 @@ pub async fn raw(args: RawArgs, scheme: &'static str) -> anyhow::Result<()> {
     };
     // Validated here so a bad upstream or policy is reported before anything goes online.
     let endpoint = spec.into_config(Path::new(""), "flags")?;
-    let mut config = args.link.config(endpoint);
+    let mut config = args.link.config(endpoint)?;
     let output = output(screen, &args.log, &mut config);
     let inspector = start_inspector(&args.inspect, &mut config, &output).await?;
     run_until_signal(config, inspector, output).await

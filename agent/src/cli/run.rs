@@ -93,7 +93,7 @@ pub async fn run_until_signal(
             let stop = stop_tx.clone();
             let url = inspector.as_ref().map(|i| format!("http://{}", i.addr()));
             Some(StatusScreen::start(
-                config.edge.clone(),
+                config.edges().collect::<Vec<_>>().join(", "),
                 url,
                 stats,
                 move || {
@@ -112,14 +112,8 @@ pub async fn run_until_signal(
         let _ = stop_tx.send(true);
     });
     while let Some(event) = events.recv().await {
-        if let (
-            Some(inspector),
-            AgentEvent::Online {
-                endpoints, link, ..
-            },
-        ) = (&inspector, &event)
-        {
-            inspector.set_online(endpoints, link.transport());
+        if let Some(inspector) = &inspector {
+            inspector.event(&event);
         }
         match &screen {
             Some(screen) => screen.event(&event),
@@ -144,14 +138,15 @@ pub fn print_inspector(inspector: &Inspector, json: bool) {
     }
 }
 
-/// Prints the forwarding lines when the agent first comes online, and the transport whenever
-/// a session comes up.
+/// Prints the forwarding lines when the agent first comes online, and one line per link
+/// whenever one comes up: its transport, and in a cluster the edge it goes to.
 fn print_event(event: &AgentEvent, json: bool) {
     let AgentEvent::Online {
+        session_id,
         endpoints,
         reconnected,
         link,
-        ..
+        edge,
     } = event
     else {
         return;
@@ -169,7 +164,19 @@ fn print_event(event: &AgentEvent, json: bool) {
             }
         }
     }
-    if !json {
-        println!("Transport  {}", transport.for_people());
+    match (&edge.edge_id, json) {
+        (_, true) => println!(
+            "{}",
+            serde_json::json!({ "link": {
+                "slot": edge.slot, "edge": edge.addr.to_string(), "edge_id": edge.edge_id,
+                "transport": transport, "session_id": session_id,
+            } })
+        ),
+        (None, false) => println!("Transport  {}", transport.for_people()),
+        (Some(id), false) => println!(
+            "Link       {id} at {}, {}",
+            edge.addr,
+            transport.for_people()
+        ),
     }
 }

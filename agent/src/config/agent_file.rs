@@ -5,7 +5,7 @@
 //! literal `${`), the YAML is parsed with every value checked in place, so errors carry
 //! `FILE:LINE:COLUMN`, then each endpoint is converted by [`EndpointSpec::into_config`].
 
-use super::agent::{AgentConfig, TransportChoice};
+use super::agent::{self, AgentConfig, HaConnectionsError, TransportChoice};
 use super::endpoint_spec::EndpointSpec;
 use crate::forward::handler;
 use serde::Deserialize;
@@ -71,6 +71,12 @@ pub struct AgentSection {
     /// Edge QUIC address, `HOST:PORT` (ngrok's key name).
     #[serde(default)]
     pub connect_url: Option<String>,
+    /// Several edges' addresses (or names that resolve to several), instead of `connect_url`.
+    #[serde(default)]
+    pub connect_urls: Option<Vec<String>>,
+    /// How many links to keep, each to another edge of a cluster (default 2, 1 to 8).
+    #[serde(default)]
+    pub ha_connections: Option<HaConnections>,
     /// PEM certificate or CA trusted for the edge.
     #[serde(default)]
     pub edge_ca: Option<PathBuf>,
@@ -89,6 +95,19 @@ pub struct AgentSection {
     /// Most requests the edge may have in flight to this agent (default 1024).
     #[serde(default)]
     pub max_concurrent_requests: Option<std::num::NonZeroU32>,
+}
+
+/// `ha_connections: N`, checked to be 1 to [`agent::MAX_HA_CONNECTIONS`] where it stands.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct HaConnections(pub usize);
+
+impl TryFrom<u64> for HaConnections {
+    type Error = HaConnectionsError;
+
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        agent::ha_connections(n).map(HaConnections)
+    }
 }
 
 /// A duration written as `30s`, `5m`, `1h 30m`.
@@ -285,6 +304,20 @@ impl LoadedFile {
                 "{shown}: agent.authtoken: no authtoken (set it here, e.g. ${{SLUICE_AUTHTOKEN}}, or pass --authtoken)"
             ));
         }
+        let edges = match (&agent.connect_url, &agent.connect_urls) {
+            (Some(_), Some(_)) => {
+                problems.push(format!(
+                    "{shown}: agent.connect_urls: give connect_url or connect_urls, not both"
+                ));
+                Vec::new()
+            }
+            (None, Some(list)) => agent::edge_list(list).unwrap_or_else(|e| {
+                problems.push(format!("{shown}: agent.connect_urls: {e}"));
+                Vec::new()
+            }),
+            (Some(one), None) => vec![one.clone()],
+            (None, None) => vec!["127.0.0.1:4443".to_string()],
+        };
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -292,11 +325,13 @@ impl LoadedFile {
         let first = endpoints
             .next()
             .ok_or_else(|| ConfigError::one(format!("{shown}: no endpoint selected")))?;
-        let edge = agent
-            .connect_url
-            .clone()
-            .unwrap_or_else(|| "127.0.0.1:4443".to_string());
+        let mut edges = edges.into_iter();
+        let edge = edges.next().unwrap_or_else(|| "127.0.0.1:4443".to_string());
         let mut config = AgentConfig::new(edge, String::new(), first);
+        config.more_edges = edges.collect();
+        if let Some(n) = agent.ha_connections {
+            config.ha_connections = n.0;
+        }
         config.authtoken = token.unwrap_or(Secret(String::new()));
         config.endpoints.extend(endpoints);
         config.edge_ca = agent.edge_ca.as_ref().map(|p| self.base.join(p));
@@ -343,6 +378,55 @@ fn prefixed(origin: &str, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(agent: &str) -> LoadedFile {
+        let text = format!("agent:\n  authtoken: t\n{agent}endpoints:\n  - name: web\n    upstream: {{url: 8080}}\n");
+        LoadedFile {
+            shown: "a.yml".into(),
+            base: PathBuf::from("."),
+            file: parse(&text, "a.yml").expect("parses"),
+        }
+    }
+
+    #[test]
+    fn connect_urls_give_several_edges_and_exclude_connect_url() {
+        let config =
+            file("  connect_urls: [e2.example:4443, 'e3.example:4443']\n  ha_connections: 3\n")
+                .agent_config(&Selection::All, None)
+                .expect("valid");
+        assert_eq!(config.edge, "e2.example:4443");
+        assert_eq!(config.more_edges, ["e3.example:4443"]);
+        assert_eq!(config.ha_connections, 3);
+        let both = file("  connect_url: e1.example:4443\n  connect_urls: [e2.example:4443]\n")
+            .agent_config(&Selection::All, None)
+            .expect_err("both");
+        assert_eq!(
+            both.to_string(),
+            "a.yml: agent.connect_urls: give connect_url or connect_urls, not both"
+        );
+        let bad = file("  connect_urls: [e2.example]\n")
+            .agent_config(&Selection::All, None)
+            .expect_err("no port");
+        assert_eq!(
+            bad.to_string(),
+            "a.yml: agent.connect_urls: edge address 'e2.example': expected HOST:PORT"
+        );
+        let default = file("").agent_config(&Selection::All, None).expect("valid");
+        assert_eq!(default.ha_connections, agent::DEFAULT_HA_CONNECTIONS);
+        assert!(default.more_edges.is_empty());
+    }
+
+    #[test]
+    fn ha_connections_out_of_range_is_located() {
+        for n in ["0", "9"] {
+            let text = format!("agent:\n  authtoken: t\n  ha_connections: {n}\nendpoints:\n  - name: web\n    upstream: {{url: 8080}}\n");
+            let err = parse(&text, "a.yml").expect_err("out of range").to_string();
+            assert_eq!(
+                err,
+                format!("a.yml:2:3: agent: ha_connections must be between 1 and 8 (got {n})")
+            );
+        }
+    }
 
     #[test]
     fn env_references_expand_and_unknown_ones_are_located() {

@@ -3,7 +3,7 @@
 
 use super::guard::{HostAllowList, Refused};
 use super::page;
-use super::render::{self, TunnelInfo};
+use super::render::{self, LinkInfo, TunnelInfo};
 use super::replay::{self, ReplayError, ReplayRequest};
 use super::responses::{empty, error, json_response, ApiBody};
 use super::store::{Change, Store};
@@ -19,6 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sluice_proto::error_code::AGENT_ERROR_HEADER;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub(super) struct Api {
     pub store: Arc<Store>,
     pub tunnels: Arc<RwLock<Vec<TunnelInfo>>>,
+    pub links: Arc<RwLock<BTreeMap<usize, LinkInfo>>>,
     pub endpoints: Arc<[EndpointConfig]>,
     pub forwarder: Arc<Forwarder>,
     pub allow: HostAllowList,
@@ -161,7 +163,12 @@ impl Api {
             .collect();
         json_response(
             StatusCode::OK,
-            &json!({ "tunnels": tunnels, "uri": "/api/tunnels" }),
+            &json!({
+                "tunnels": tunnels,
+                "uri": "/api/tunnels",
+                // Not ngrok's: the agent's links to the edges (several in a cluster).
+                "links": render::links(&self.links.read().unwrap_or_else(|p| p.into_inner())),
+            }),
         )
     }
 

@@ -22,9 +22,11 @@ mod store;
 
 use crate::config::agent::AgentConfig;
 use crate::forward::forwarder::Forwarder;
-use render::TunnelInfo;
+use crate::link::events::AgentEvent;
+use render::{LinkInfo, TunnelInfo};
 use sluice_proto::control::BoundEndpoint;
 use sluice_proto::link::Transport;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
@@ -86,6 +88,7 @@ pub struct Inspector {
     addr: SocketAddr,
     store: Arc<Store>,
     tunnels: Arc<RwLock<Vec<TunnelInfo>>>,
+    links: Arc<RwLock<BTreeMap<usize, LinkInfo>>>,
     task: JoinHandle<()>,
 }
 
@@ -120,9 +123,11 @@ impl Inspector {
                 })
                 .collect(),
         ));
+        let links = Arc::default();
         let api = Arc::new(api::Api {
             store: store.clone(),
             tunnels: tunnels.clone(),
+            links: Arc::clone(&links),
             endpoints: agent.endpoints.clone().into(),
             forwarder: Arc::new(forwarder),
             allow: guard::HostAllowList::new(config.allow_hosts),
@@ -132,6 +137,7 @@ impl Inspector {
             addr,
             store,
             tunnels,
+            links,
             task,
         })
     }
@@ -144,6 +150,38 @@ impl Inspector {
     /// The capture ring.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Shows what the agent reported: tunnels named once online ([`Self::set_online`]), and
+    /// each link to the edges in `/api/tunnels`' `links`, gone while it reconnects.
+    pub fn event(&self, event: &AgentEvent) {
+        match event {
+            AgentEvent::Online {
+                session_id,
+                endpoints,
+                link,
+                edge,
+                ..
+            } => {
+                self.set_online(endpoints, link.transport());
+                self.links().insert(
+                    edge.slot,
+                    LinkInfo {
+                        edge: edge.addr.to_string(),
+                        edge_id: edge.edge_id.clone(),
+                        transport: link.transport(),
+                        session_id: session_id.clone(),
+                    },
+                );
+            }
+            AgentEvent::Reconnecting { slot, .. } => {
+                self.links().remove(slot);
+            }
+        }
+    }
+
+    fn links(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<usize, LinkInfo>> {
+        self.links.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Names tunnels after the hostnames the edge bound (from [`crate::AgentEvent::Online`]),

@@ -12,6 +12,35 @@ use serde_json::{json, Map, Value};
 use sluice_proto::link::Transport;
 use std::time::Instant;
 
+/// One of the agent's links to the edges, for `/api/tunnels`' `links`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The edge's address as the link reaches it.
+    pub edge: String,
+    /// The edge's id in a cluster; `None` for an edge that runs alone.
+    pub edge_id: Option<String>,
+    /// The link's transport.
+    pub transport: Transport,
+    /// The edge's session id.
+    pub session_id: String,
+}
+
+/// `/api/tunnels`' `links`: each link in slot order.
+pub fn links(links: &std::collections::BTreeMap<usize, LinkInfo>) -> Value {
+    links
+        .iter()
+        .map(|(slot, l)| {
+            json!({
+                "slot": slot,
+                "edge": l.edge,
+                "edge_id": l.edge_id,
+                "transport": l.transport,
+                "session_id": l.session_id,
+            })
+        })
+        .collect()
+}
+
 /// The name and public URL of each endpoint, for `tunnel_name` and `/api/tunnels`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TunnelInfo {

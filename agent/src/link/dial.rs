@@ -1,7 +1,8 @@
-//! [`Dialer`]: a link to the edge over QUIC or over TLS on TCP, and `auto`'s race between
-//! them: QUIC first, TCP too when QUIC has not answered within [`RACE_AFTER`] or the UDP
-//! socket refuses to send, the first link up taken.
+//! [`Dialer`]: a link to one of the edges' addresses over QUIC or over TLS on TCP, and
+//! `auto`'s race between them: QUIC first, TCP too when QUIC has not answered within
+//! [`RACE_AFTER`] or the UDP socket refuses to send, the first link up taken.
 
+use super::targets::{host_of, Target};
 use super::tls;
 use crate::config::agent::{AgentConfig, TransportChoice};
 use crate::trust::TlsError;
@@ -11,7 +12,7 @@ use sluice_proto::link::tcp::TcpLink;
 use sluice_proto::link::{Link, Transport};
 use sluice_proto::transport::transport_config;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
@@ -24,7 +25,8 @@ pub(crate) const RACE_AFTER: Duration = Duration::from_millis(1500);
 /// Longest a transport's handshake may take.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
-/// What dials the edge: the transports the agent's choice allows, set up once per run.
+/// What dials the edges: the transports the agent's choice allows, set up once per run and
+/// shared by every link.
 pub(crate) struct Dialer {
     quic: Option<QuicDialer>,
     tcp: Option<TcpDialer>,
@@ -32,30 +34,32 @@ pub(crate) struct Dialer {
 }
 
 struct QuicDialer {
-    /// The name the edge's certificate is checked against.
-    host: String,
-    endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
-    addr: SocketAddr,
+    /// One endpoint per address family, made on first use and shared by every QUIC link.
+    sockets: Mutex<Vec<Arc<QuicSocket>>>,
+}
+
+/// A quinn endpoint on one UDP socket.
+struct QuicSocket {
+    v6: bool,
+    endpoint: quinn::Endpoint,
     /// A second handle on the endpoint's socket, to learn whether it may send at all.
     probe: UdpSocket,
 }
 
 struct TcpDialer {
     tls: TlsConnector,
-    addr: String,
-    /// The name its certificate is checked against: `edge_tcp`'s host, else `edge`'s.
-    host: String,
+    /// `edge_tcp`: the TLS-over-TCP address, when not the target's, and its certificate name.
+    addr: Option<(String, String)>,
     max_streams: u32,
 }
 
 impl Dialer {
-    /// Resolves the edge and sets up the transports `config` allows (no UDP socket at all
-    /// for `tcp`).
-    pub(crate) async fn new(config: &AgentConfig) -> Result<Self, AgentError> {
+    /// Sets up the transports `config` allows (no UDP socket at all for `tcp`).
+    pub(crate) fn new(config: &AgentConfig) -> Result<Self, AgentError> {
         let quic = match config.transport {
             TransportChoice::Tcp => None,
-            _ => Some(QuicDialer::new(config).await?),
+            _ => Some(QuicDialer::new(config)?),
         };
         let tcp = match config.transport {
             TransportChoice::Quic => None,
@@ -68,11 +72,15 @@ impl Dialer {
         })
     }
 
-    /// A link over `transport` alone, if the choice allows it.
-    pub(crate) async fn dial(&self, transport: Transport) -> Result<Link, Attempt> {
+    /// A link to `target` over `transport` alone, if the choice allows it.
+    pub(crate) async fn dial(
+        &self,
+        target: &Target,
+        transport: Transport,
+    ) -> Result<Link, Attempt> {
         match (transport, &self.quic, &self.tcp) {
-            (Transport::Quic, Some(quic), _) => quic.dial().await,
-            (Transport::Tcp, _, Some(tcp)) => tcp.dial().await,
+            (Transport::Quic, Some(quic), _) => quic.dial(target).await,
+            (Transport::Tcp, _, Some(tcp)) => tcp.dial(target).await,
             _ => Err(Attempt::Transient(format!(
                 "--transport {:?} does not use {transport}",
                 self.choice
@@ -80,14 +88,19 @@ impl Dialer {
         }
     }
 
-    /// A link by the agent's choice: one transport for `quic` and `tcp`; for `auto`, QUIC
-    /// unless `prefer_tcp` (it kept dying), with TCP raced in when QUIC is slow or refused.
-    pub(crate) async fn dial_any(&self, prefer_tcp: bool) -> Result<Link, Attempt> {
+    /// A link to `target` by the agent's choice: one transport for `quic` and `tcp`; for
+    /// `auto`, QUIC unless `prefer_tcp` (it kept dying), with TCP raced in when QUIC is slow or
+    /// refused.
+    pub(crate) async fn dial_any(
+        &self,
+        target: &Target,
+        prefer_tcp: bool,
+    ) -> Result<Link, Attempt> {
         match self.choice {
-            TransportChoice::Quic => self.dial(Transport::Quic).await,
-            TransportChoice::Tcp => self.dial(Transport::Tcp).await,
-            TransportChoice::Auto if prefer_tcp => self.dial(Transport::Tcp).await,
-            TransportChoice::Auto => self.race().await,
+            TransportChoice::Quic => self.dial(target, Transport::Quic).await,
+            TransportChoice::Tcp => self.dial(target, Transport::Tcp).await,
+            TransportChoice::Auto if prefer_tcp => self.dial(target, Transport::Tcp).await,
+            TransportChoice::Auto => self.race(target).await,
         }
     }
 
@@ -95,15 +108,15 @@ impl Dialer {
     /// first link up wins (the other attempt is dropped before any handshake message, so only
     /// one session is ever admitted). QUIC failing first leaves TCP alone; both failing gives
     /// both reasons.
-    async fn race(&self) -> Result<Link, Attempt> {
+    async fn race(&self, target: &Target) -> Result<Link, Attempt> {
         let (Some(quic), Some(tcp)) = (&self.quic, &self.tcp) else {
             return Err(Attempt::Transient("no transport to race".into()));
         };
-        let refused = quic.send_refused();
+        let refused = quic.send_refused(target.addr);
         let quic_attempt = async {
             match &refused {
                 Some(why) => Err(Attempt::Transient(format!("UDP refused: {why}"))),
-                None => quic.dial().await,
+                None => quic.dial(target).await,
             }
         };
         tokio::pin!(quic_attempt);
@@ -115,13 +128,13 @@ impl Dialer {
         });
         tokio::select! {
             q = &mut quic_attempt => return match q {
-                Err(Attempt::Transient(quic_why)) => tcp.dial().await.map_err(|e| both(quic_why, e)),
+                Err(Attempt::Transient(quic_why)) => tcp.dial(target).await.map_err(|e| both(quic_why, e)),
                 done => done,
             },
             () = head_start => {}
         }
         debug!(refused = ?refused, "QUIC is slow or refused; racing TCP");
-        let tcp_attempt = tcp.dial();
+        let tcp_attempt = tcp.dial(target);
         tokio::pin!(tcp_attempt);
         tokio::select! {
             q = &mut quic_attempt => match q {
@@ -135,10 +148,17 @@ impl Dialer {
         }
     }
 
-    /// Waits until the QUIC endpoint has sent its last packets (a clean close reaching the edge).
+    /// Waits until the QUIC endpoints have sent their last packets (clean closes reaching
+    /// the edges).
     pub(crate) async fn wait_idle(&self) {
-        if let Some(quic) = &self.quic {
-            let _ = tokio::time::timeout(Duration::from_secs(2), quic.endpoint.wait_idle()).await;
+        let Some(quic) = &self.quic else { return };
+        let sockets = quic
+            .sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for socket in sockets {
+            let _ = tokio::time::timeout(Duration::from_secs(2), socket.endpoint.wait_idle()).await;
         }
     }
 }
@@ -152,15 +172,26 @@ fn both(first: String, second: Attempt) -> Attempt {
 }
 
 impl QuicDialer {
-    async fn new(config: &AgentConfig) -> Result<Self, AgentError> {
-        let (host, edge) = resolve_edge(&config.edge).await?;
+    fn new(config: &AgentConfig) -> Result<Self, AgentError> {
         let tls = tls::client_config(config.edge_ca.as_deref(), sluice_proto::ALPN)?;
         let quic = QuicClientConfig::try_from((*tls).clone()).map_err(|e| {
             AgentError::Tls(TlsError::Rustls(rustls::Error::General(e.to_string())))
         })?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic));
         client.transport_config(Arc::new(transport_config(config.max_concurrent_requests)));
-        let local: SocketAddr = if edge.is_ipv4() {
+        Ok(Self {
+            config: client,
+            sockets: Mutex::default(),
+        })
+    }
+
+    /// The endpoint for `addr`'s family, bound on first use.
+    fn socket(&self, addr: SocketAddr) -> Result<Arc<QuicSocket>, AgentError> {
+        let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sockets.iter().find(|s| s.v6 == addr.is_ipv6()) {
+            return Ok(s.clone());
+        }
+        let local: SocketAddr = if addr.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
         } else {
             SocketAddr::from(([0u16; 8], 0))
@@ -173,30 +204,35 @@ impl QuicDialer {
             socket,
             Arc::new(quinn::TokioRuntime),
         )?;
-        Ok(Self {
-            host,
+        let made = Arc::new(QuicSocket {
+            v6: addr.is_ipv6(),
             endpoint,
-            config: client,
-            addr: edge,
             probe,
-        })
+        });
+        sockets.push(made.clone());
+        Ok(made)
     }
 
-    /// Why UDP cannot be sent to the edge, if the socket says so at once (a local firewall
+    /// Why UDP cannot be sent to `addr`, if the socket says so at once (a local firewall
     /// rule answers `sendto` with "operation not permitted"; quinn would only log it and wait).
     /// An empty datagram: the edge drops it unread.
-    fn send_refused(&self) -> Option<String> {
-        match self.probe.send_to(&[], self.addr) {
+    fn send_refused(&self, addr: SocketAddr) -> Option<String> {
+        let socket = match self.socket(addr) {
+            Ok(socket) => socket,
+            Err(e) => return Some(e.to_string()),
+        };
+        match socket.probe.send_to(&[], addr) {
             Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Some(e.to_string()),
             _ => None,
         }
     }
 
-    async fn dial(&self) -> Result<Link, Attempt> {
-        let host = self.host.as_str();
-        let connecting = self
+    async fn dial(&self, target: &Target) -> Result<Link, Attempt> {
+        let host = target.host.as_str();
+        let socket = self.socket(target.addr).map_err(Attempt::Fatal)?;
+        let connecting = socket
             .endpoint
-            .connect_with(self.config.clone(), self.addr, host)
+            .connect_with(self.config.clone(), target.addr, host)
             .map_err(|e| {
                 Attempt::Fatal(AgentError::EdgeAddress(host.to_string(), e.to_string()))
             })?;
@@ -220,28 +256,31 @@ fn is_tls_failure(e: &ConnectionError) -> bool {
 
 impl TcpDialer {
     fn new(config: &AgentConfig) -> Result<Self, AgentError> {
-        let addr = config
-            .edge_tcp
-            .clone()
-            .unwrap_or_else(|| config.edge.clone());
+        let addr = match &config.edge_tcp {
+            Some(addr) => Some((addr.clone(), host_of(addr)?)),
+            None => None,
+        };
         Ok(Self {
             tls: TlsConnector::from(tls::client_config(
                 config.edge_ca.as_deref(),
                 sluice_proto::ALPN_TCP,
             )?),
-            host: host_of(&addr)?,
             addr,
             max_streams: config.max_concurrent_requests,
         })
     }
 
-    async fn dial(&self) -> Result<Link, Attempt> {
-        let host = &self.host;
+    /// TLS over TCP to `target`'s address, or to `edge_tcp` (every address it resolves to, in
+    /// turn) when set.
+    async fn dial(&self, target: &Target) -> Result<Link, Attempt> {
+        let host = self.addr.as_ref().map_or(&target.host, |(_, host)| host);
         let transient = |e: &dyn std::fmt::Display| Attempt::Transient(format!("TCP: {e}"));
         let setup = async {
-            let stream = tokio::net::TcpStream::connect(&self.addr)
-                .await
-                .map_err(|e| transient(&e))?;
+            let stream = match &self.addr {
+                Some((addr, _)) => tokio::net::TcpStream::connect(addr.as_str()).await,
+                None => tokio::net::TcpStream::connect(target.addr).await,
+            }
+            .map_err(|e| transient(&e))?;
             let _ = stream.set_nodelay(true);
             let remote = stream.peer_addr().map_err(|e| transient(&e))?;
             let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
@@ -268,28 +307,4 @@ impl TcpDialer {
                 ))
             })
     }
-}
-
-/// The host of `HOST:PORT` (brackets of an IPv6 literal removed), for SNI and certificate
-/// checks.
-fn host_of(edge: &str) -> Result<String, AgentError> {
-    let (host, _) = edge
-        .rsplit_once(':')
-        .ok_or_else(|| AgentError::EdgeAddress(edge.to_string(), "expected HOST:PORT".into()))?;
-    Ok(host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string())
-}
-
-/// The edge's host name and its first address.
-async fn resolve_edge(edge: &str) -> Result<(String, SocketAddr), AgentError> {
-    let bad = |why: String| AgentError::EdgeAddress(edge.to_string(), why);
-    let host = host_of(edge)?;
-    let addr = tokio::net::lookup_host(edge)
-        .await
-        .map_err(|e| bad(e.to_string()))?
-        .next()
-        .ok_or_else(|| bad("no address found".into()))?;
-    Ok((host, addr))
 }

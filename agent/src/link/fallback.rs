@@ -21,8 +21,8 @@ pub(crate) const DEATHS_TO_FALL_BACK: u32 = 2;
 /// Longest wait between QUIC probes, however often moving back failed.
 const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(600);
 
-/// One agent run's transport history.
-#[derive(Debug)]
+/// One link's transport history (each of the agent's links keeps its own).
+#[derive(Debug, Clone)]
 pub(crate) struct Fallback {
     choice: TransportChoice,
     /// QUIC sessions in a row that died of silence within [`SHORT_LIFE`].

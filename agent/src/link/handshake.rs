@@ -20,7 +20,7 @@ pub(crate) struct Ask<'a> {
     /// This agent run's id, the same across its links.
     pub(crate) run_id: &'a str,
     /// Each endpoint's URL as first bound (random names kept), or as configured.
-    pub(crate) wanted: &'a [Option<String>],
+    pub(crate) wanted: Vec<Option<String>>,
     /// The session this link takes over from without a break, when moving back to QUIC.
     pub(crate) moving_from: Option<String>,
 }
@@ -41,7 +41,7 @@ pub(crate) async fn admit(link: &Link, ask: Ask<'_>) -> Result<(Welcome, Control
             .iter()
             .zip(ask.wanted)
             .map(|(ep, url)| EndpointRequest {
-                url: url.clone(),
+                url,
                 upstream: ep.upstream.to_string(),
                 pooling_enabled: ep.pooling_enabled,
                 policies: ep.policies.clone(),

@@ -35,12 +35,27 @@ pub struct View {
     pub latency: Option<Duration>,
     /// The transport of the link to the edge, while online.
     pub transport: Option<Transport>,
+    /// Each link to the edges, in slot order (one line each when in a cluster).
+    pub links: Vec<LinkLine>,
     /// Inspector URL, if running.
     pub inspector: Option<String>,
     /// `(public URL, upstream)` per endpoint.
     pub forwarding: Vec<(String, String)>,
     /// Traffic numbers.
     pub traffic: Snapshot,
+}
+
+/// One link to an edge, as the screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkLine {
+    /// The edge's id in a cluster, `None` for an edge that runs alone.
+    pub edge_id: Option<String>,
+    /// The edge's address as the link reaches it.
+    pub addr: String,
+    /// The link's transport.
+    pub transport: Transport,
+    /// Its round-trip time.
+    pub latency: Option<Duration>,
 }
 
 const LABEL: usize = 18;
@@ -89,6 +104,21 @@ pub fn render(view: &View, frame: &mut Frame) {
             None => "-".to_string(),
         }),
     ));
+    // In a cluster, every link: which edge, how, how far.
+    if view.links.len() > 1 || view.links.iter().any(|l| l.edge_id.is_some()) {
+        for l in &view.links {
+            info.push(field(
+                "Link",
+                Span::raw(format!(
+                    "{} at {}, {}, {} ms",
+                    l.edge_id.as_deref().unwrap_or("edge"),
+                    l.addr,
+                    l.transport.for_people(),
+                    ms(l.latency)
+                )),
+            ));
+        }
+    }
     if let Some(url) = &view.inspector {
         info.push(field("Web Interface", Span::raw(url.clone())));
     }
@@ -309,6 +339,7 @@ mod tests {
             edge: "edge.example.com:4443".into(),
             latency: Some(Duration::from_micros(12_340)),
             transport: Some(Transport::Quic),
+            links: Vec::new(),
             inspector: Some("http://127.0.0.1:4040".into()),
             forwarding: vec![
                 (
@@ -350,6 +381,43 @@ mod tests {
         assert!(find(&lines, "Web Interface").ends_with("http://127.0.0.1:4040"));
         assert!(find(&lines, "http://a.example.com").contains("-> http://localhost:8080"));
         assert!(find(&lines, "http://b.example.com").contains("-> http://localhost:9090"));
+    }
+
+    #[test]
+    fn a_cluster_shows_one_line_per_link() {
+        let mut v = view();
+        let lines = text(&v, 100, 30);
+        assert!(
+            !lines.iter().any(|l| l.starts_with("Link")),
+            "one edge alone: no link lines"
+        );
+        v.links = vec![
+            LinkLine {
+                edge_id: Some("edge-two".into()),
+                addr: "10.0.0.12:4443".into(),
+                transport: Transport::Quic,
+                latency: Some(Duration::from_micros(1_250)),
+            },
+            LinkLine {
+                edge_id: Some("edge-three".into()),
+                addr: "10.0.0.13:4443".into(),
+                transport: Transport::Tcp,
+                latency: None,
+            },
+        ];
+        let lines = text(&v, 100, 30);
+        let links: Vec<&String> = lines.iter().filter(|l| l.starts_with("Link")).collect();
+        assert_eq!(links.len(), 2, "{lines:#?}");
+        assert!(
+            links[0].ends_with("edge-two at 10.0.0.12:4443, QUIC, 1.2 ms"),
+            "{}",
+            links[0]
+        );
+        assert!(
+            links[1].ends_with("edge-three at 10.0.0.13:4443, TLS over TCP, - ms"),
+            "{}",
+            links[1]
+        );
     }
 
     #[test]

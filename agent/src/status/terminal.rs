@@ -2,7 +2,7 @@
 //! a redraw every 250 ms and on resize, Ctrl-C (a key in raw mode) asks the agent to stop, and
 //! the terminal is restored on exit and on panic.
 
-use super::screen::{render, Session, View};
+use super::screen::{render, LinkLine, Session, View};
 use super::stats::Stats;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -11,8 +11,9 @@ use ratatui::crossterm::terminal::{
 };
 use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
-use sluice_agent::AgentEvent;
+use sluice_agent::{AgentEvent, EdgeLink};
 use sluice_proto::link::Link;
+use std::collections::BTreeMap;
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +25,8 @@ const REDRAW: Duration = Duration::from_millis(250);
 
 struct Shared {
     view: Mutex<View>,
-    link: Mutex<Option<Link>>,
+    /// The links online, by slot.
+    links: Mutex<BTreeMap<usize, (EdgeLink, Link)>>,
     stats: Arc<Stats>,
     done: AtomicBool,
 }
@@ -32,6 +34,10 @@ struct Shared {
 impl Shared {
     fn view(&self) -> MutexGuard<'_, View> {
         self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn links(&self) -> MutexGuard<'_, BTreeMap<usize, (EdgeLink, Link)>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -55,11 +61,12 @@ impl StatusScreen {
                 edge,
                 latency: None,
                 transport: None,
+                links: Vec::new(),
                 inspector,
                 forwarding: Vec::new(),
                 traffic: Default::default(),
             }),
-            link: Mutex::new(None),
+            links: Mutex::default(),
             stats,
             done: AtomicBool::new(false),
         });
@@ -80,22 +87,33 @@ impl StatusScreen {
     /// Shows what the agent reported.
     pub fn event(&self, event: &AgentEvent) {
         let mut view = self.shared.view();
+        let mut links = self.shared.links();
         match event {
             AgentEvent::Online {
-                endpoints, link, ..
+                endpoints,
+                link,
+                edge,
+                ..
             } => {
                 view.session = Session::Online;
-                view.transport = Some(link.transport());
                 view.forwarding = endpoints
                     .iter()
                     .map(|(bound, upstream)| (bound.url.clone(), upstream.clone()))
                     .collect();
-                *self.shared.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link.clone());
+                links.insert(edge.slot, (edge.clone(), link.clone()));
             }
-            AgentEvent::Reconnecting { reason, .. } => {
-                view.session = Session::Reconnecting(reason.clone());
-                view.latency = None;
-                view.transport = None;
+            AgentEvent::Reconnecting {
+                reason,
+                slot,
+                links_online,
+                ..
+            } => {
+                links.remove(slot);
+                if *links_online == 0 {
+                    view.session = Session::Reconnecting(reason.clone());
+                    view.latency = None;
+                    view.transport = None;
+                }
             }
         }
     }
@@ -194,14 +212,22 @@ fn is_quit(code: KeyCode, modifiers: KeyModifiers) -> bool {
 
 fn snapshot(shared: &Shared) -> View {
     let mut view = shared.view().clone();
-    if view.session == Session::Online {
-        view.latency = shared
-            .link
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(Link::rtt);
-    }
+    let links = shared.links();
+    view.links = links
+        .values()
+        .map(|(edge, link)| LinkLine {
+            edge_id: edge.edge_id.clone(),
+            addr: edge.addr.to_string(),
+            transport: link.transport(),
+            latency: Some(link.rtt()),
+        })
+        .collect();
+    // The first link stands for them all in the Transport and Latency lines.
+    let first = links.values().next().map(|(_, link)| link);
+    view.transport = first.map(Link::transport);
+    view.latency = first
+        .filter(|_| view.session == Session::Online)
+        .map(Link::rtt);
     view.traffic = shared.stats.snapshot(Instant::now());
     view
 }
