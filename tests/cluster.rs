@@ -134,7 +134,11 @@ async fn with_the_store_gone_new_claims_fail_closed_and_held_endpoints_keep_serv
     redis.kill().await?;
     let resp = client().get(steady.url()).send().await?;
     assert_eq!(resp.status(), 200, "a held endpoint keeps serving");
-    let mut newcomer = TestAgent::spawn(one.agent_config(TOKEN, "newcomer", up.addr));
+    // Retrying at least every half second: the wait below measures the store, not the
+    // agent's backoff, which grows while the store is gone.
+    let mut config = one.agent_config(TOKEN, "newcomer", up.addr);
+    config.reconnect_max = Duration::from_millis(500);
+    let mut newcomer = TestAgent::spawn(config);
     let first = within(
         Duration::from_secs(10),
         "the refusal",

@@ -50,7 +50,11 @@ async fn the_three_edge_example_forwards_from_every_edge() -> anyhow::Result<()>
         up.addr,
     ))
     .await?;
-    assert!(agent.url().starts_with("http://app.tunnel.example.com"), "{}", agent.url());
+    assert!(
+        agent.url().starts_with("http://app.tunnel.example.com"),
+        "{}",
+        agent.url()
+    );
     for edge in &edges {
         let url = format!("http://{}/", edge.http_addr);
         eventually(Duration::from_secs(10), "the request answered", || async {

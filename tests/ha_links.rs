@@ -1,5 +1,6 @@
 //! Agents linked to several edges (docs/cluster.md, "Agents linked to several edges"): an
-//! agent given edges two and three of a cluster keeps a link to each and answers through both;
+//! agent given edges two and three of a cluster keeps a link to each and answers through both
+//! (and through edge one, which forwards);
 //! killing edge two under a closed-loop load through edge three fails no request and keeps the
 //! URL, and the agent links to edge two again once it is back; an edge that runs alone gets
 //! exactly one link whatever `ha_connections` says; a cluster edge reached at two addresses
@@ -7,9 +8,7 @@
 //! the binary, so it can be SIGKILLed), a real `redis-server`, loopback only.
 
 use sluice_agent::{AgentEvent, TransportChoice};
-use sluice_e2e::cluster::{
-    clustered_edge, clustered_edge_process, ha_agent_config, SharedCert,
-};
+use sluice_e2e::cluster::{clustered_edge, clustered_edge_process, ha_agent_config, SharedCert};
 use sluice_e2e::impair::{ImpairedLink, Impairment};
 use sluice_e2e::inspector::InspectorClient;
 use sluice_e2e::process::base_command;

@@ -35,6 +35,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+/// Longest wait between two attempts to reconnect to the store, in milliseconds.
+const RECONNECT_MAX_DELAY_MS: u64 = 250;
+
 /// Why this edge could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -99,9 +102,13 @@ pub async fn join(
         source,
     };
     let client = redis::Client::open(config.store.as_str()).map_err(failed)?;
+    // Reconnect attempts at most RECONNECT_MAX_DELAY apart: with the client's default backoff
+    // (up to 6.4 s between attempts) a store back after a short outage stayed unused for
+    // seconds while every call waited on the sleeping reconnect and timed out.
     let settings = ConnectionManagerConfig::new()
         .set_connection_timeout(CALL_LIMIT)
-        .set_response_timeout(CALL_LIMIT);
+        .set_response_timeout(CALL_LIMIT)
+        .set_max_delay(RECONNECT_MAX_DELAY_MS);
     let store = client
         .get_connection_manager_with_config(settings)
         .await
