@@ -1,10 +1,15 @@
 //! Several edges as one service (docs/cluster.md): the `cluster:` section (`config.rs`), this
 //! edge's endpoint claims in the shared store (`claims.rs`), and the keys edges must share or
-//! keep apart (`members.rs`). [`join`] connects, checks and starts renewing.
+//! keep apart (`members.rs`). [`join`] connects, checks and starts renewing. Rate-limit
+//! buckets (`rate_limits.rs`) and sign-in state (`sign_in.rs`) are shared too, set up before
+//! the policy services by `shared.rs`.
 
 pub mod claims;
 pub mod config;
 pub mod members;
+pub mod rate_limits;
+pub mod shared;
+pub mod sign_in;
 
 use claims::{Claims, CALL_LIMIT, RENEW_EVERY};
 use config::ClusterConfig;

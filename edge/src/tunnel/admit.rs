@@ -146,6 +146,7 @@ pub(crate) async fn admit(
             &request.policies,
             &state.services,
             Some((owner, Namespace::of(&state.routes, owner))),
+            &compile::rate_limit_scope(&key),
         )
         .map_err(|e| reject(ErrorCode::PolicyInvalid, e.to_string()))?;
         check_phases(policy.as_deref(), &key)?;

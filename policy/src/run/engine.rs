@@ -2,8 +2,8 @@
 
 use crate::actions::action::{Exec, Flow, Msg};
 use crate::actions::result_keys;
-use crate::counters::RateLimitStore;
 use crate::cel::wanted::Wanted;
+use crate::counters::RateLimitStore;
 use crate::forward::{InternalEndpoints, InternalUrl};
 use crate::head::{RequestHead, ResponseHead};
 use crate::identity::Authenticator;

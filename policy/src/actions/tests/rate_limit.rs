@@ -100,7 +100,10 @@ on_http_request:
         (verdict, st)
     };
     let (v, _) = run("k1");
-    assert!(matches!(v, RequestVerdict::Continue), "allowed by the store");
+    assert!(
+        matches!(v, RequestVerdict::Continue),
+        "allowed by the store"
+    );
     let (v, st) = run("k1");
     let RequestVerdict::Respond(res) = v else {
         panic!("limited by the store")
@@ -112,7 +115,10 @@ on_http_request:
     let (v, _) = run("k1");
     assert!(matches!(v, RequestVerdict::Continue), "first local count");
     let (v, _) = run("k1");
-    assert!(matches!(v, RequestVerdict::Respond(_)), "second local count");
+    assert!(
+        matches!(v, RequestVerdict::Respond(_)),
+        "second local count"
+    );
     let asked = store.asked.lock().unwrap().clone();
     assert_eq!(asked.len(), 4);
     assert_eq!(
