@@ -103,3 +103,14 @@ pub async fn wait_for_window(
     }
     Ok(())
 }
+
+/// The store's process id (INFO), e.g. to stop it with SIGSTOP: a store that hangs rather than
+/// goes away.
+pub async fn store_pid(redis: &RedisServer) -> anyhow::Result<i32> {
+    let lines = store_command(redis.addr, &["INFO", "server"]).await?;
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .with_context(|| format!("no process_id in {lines:?}"))
+}

@@ -9,7 +9,9 @@
 //! request is served by the edge it reaches, as behind a DNS or L4 balancer.
 
 use sluice_e2e::browser::Browser;
-use sluice_e2e::cluster_edges::{clustered, store_command, wait_for_window, SESSION_KEYS};
+use sluice_e2e::cluster_edges::{
+    clustered, store_command, store_pid, wait_for_window, SESSION_KEYS,
+};
 use sluice_e2e::oidc::{app_saw, log_in, login_policy, OidcClient, OidcProvider, CALLBACK_PATH};
 use sluice_e2e::redis::RedisServer;
 use sluice_e2e::upstream::{self, Seen, Upstream};
@@ -173,6 +175,49 @@ async fn with_the_store_gone_rate_limits_count_locally_or_deny_as_configured() -
     }
     local.shutdown().await;
     deny.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_hangs_costs_one_request_half_a_second_per_second() -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let redis = RedisServer::start().await?;
+    let edge = clustered(&redis, "one", |_| {}).await?;
+    let up = upstream::app("limited").await?;
+    let agent = limited_agent(&edge, &up).await?;
+    let pid = Pid::from_raw(store_pid(&redis).await?);
+    // Stopped, not gone: connections stay open and calls go unanswered.
+    kill(pid, Signal::SIGSTOP)?;
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..12 {
+        let one = Instant::now();
+        statuses.push(hit(&edge).await?.0);
+        slowest = slowest.max(one.elapsed());
+    }
+    let took = started.elapsed();
+    kill(pid, Signal::SIGCONT)?;
+    println!("12 decisions with a hung store took {took:.2?}, the slowest {slowest:.2?}");
+    let mut wanted = vec![200; 10];
+    wanted.extend([429; 2]);
+    assert_eq!(statuses, wanted, "counted locally (the default fallback)");
+    assert!(
+        slowest >= Duration::from_millis(400),
+        "the first waited for the store"
+    );
+    assert!(
+        slowest < Duration::from_millis(1000),
+        "a decision waits at most 0.5 s: {slowest:.2?}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "only about one decision a second asks the hung store: {took:.2?}"
+    );
+    assert!(edge.metric("sluice_edge_store_errors_total", "rate_limit") >= 1.0);
+    agent.stop().await?;
+    edge.shutdown().await;
     Ok(())
 }
 

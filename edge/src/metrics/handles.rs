@@ -168,7 +168,7 @@ impl EdgeMetrics {
             store_errors: counter_vec(
                 r,
                 "store_errors_total",
-                "Calls to the cluster store that failed (claim, renew, release).",
+                "Calls to the cluster store that failed (claim, renew, release, rate_limit, revoke, code, revocations).",
                 &["op"],
             )?,
             agent_connect_failures: counter_vec(
