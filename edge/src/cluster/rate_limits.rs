@@ -22,9 +22,10 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
 use sluice_policy::{CountFuture, RateLimitCount, RateLimitHit, RateLimitStore};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::warn;
+use tracing::{info, warn};
 
 /// Longest a rate-limit decision waits for the store: a request should not hang on a counter
 /// (shorter than the claims' limit, which an agent's handshake waits on).
@@ -72,6 +73,8 @@ pub struct SharedRateLimits {
     fallback: RateLimitFallback,
     /// Until when decisions take the fallback without asking (after a failed call).
     down_until: Mutex<Option<Instant>>,
+    /// The last call failed (so a failure is logged once, and the recovery too).
+    failing: AtomicBool,
     /// Store calls that failed, by operation (`rate_limit`).
     errors: IntCounterVec,
 }
@@ -89,6 +92,7 @@ impl SharedRateLimits {
             script: Script::new(HIT),
             fallback,
             down_until: Mutex::new(None),
+            failing: AtomicBool::new(false),
             errors,
         })
     }
@@ -126,24 +130,29 @@ impl SharedRateLimits {
         let mut conn = self.conn.clone();
         let answer =
             tokio::time::timeout(DECISION_LIMIT, call.invoke_async::<u64>(&mut conn)).await;
-        match answer {
-            Ok(Ok(0)) => RateLimitCount::Allowed,
-            Ok(Ok(wait_ms)) => RateLimitCount::Limited {
+        let wait_ms = match answer {
+            Ok(Ok(wait_ms)) => wait_ms,
+            Ok(Err(e)) => return self.failed(&e.to_string()),
+            Err(_) => return self.failed("no answer in time"),
+        };
+        if self.failing.swap(false, Ordering::Relaxed) {
+            info!("rate-limit decisions are the cluster store's again");
+        }
+        match wait_ms {
+            0 => RateLimitCount::Allowed,
+            _ => RateLimitCount::Limited {
                 retry_after_secs: wait_ms.div_ceil(1000).max(1),
             },
-            Ok(Err(e)) => self.failed(&e.to_string()),
-            Err(_) => self.failed("no answer in time"),
         }
     }
 
-    /// A failed call: counted, logged, and the fallback for a while.
+    /// A failed call: counted, logged when the failures start, and the fallback for a while.
     fn failed(&self, why: &str) -> RateLimitCount {
         self.errors.with_label_values(&["rate_limit"]).inc();
-        let mut down = self.down_until.lock();
-        if down.is_none_or(|t| Instant::now() >= t) {
-            warn!(fallback = ?self.fallback, "a rate-limit decision in the cluster store failed: {why}");
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            warn!(fallback = ?self.fallback, "rate-limit decisions take the fallback: the cluster store failed: {why}");
         }
-        *down = Some(Instant::now() + RETRY_AFTER);
+        *self.down_until.lock() = Some(Instant::now() + RETRY_AFTER);
         self.fallback()
     }
 

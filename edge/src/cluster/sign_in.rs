@@ -76,6 +76,8 @@ pub struct ClusterSignIn {
     revoked: Arc<Revocations>,
     /// A logout could not be written: the next check writes back what the store lacks.
     unwritten: AtomicBool,
+    /// The subscription is up (so its failure is logged once per outage).
+    subscribed: AtomicBool,
     /// Store calls that failed, by operation (`revoke`, `code`, `revocations`).
     errors: IntCounterVec,
 }
@@ -95,6 +97,7 @@ impl ClusterSignIn {
             take: Script::new(TAKE),
             revoked,
             unwritten: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
             errors,
         })
     }
@@ -171,10 +174,19 @@ impl ClusterSignIn {
     /// ([`Self::resync`]), then learns each published logout; checks the subscription every
     /// [`CHECK_EVERY`] and starts again when it fails.
     pub async fn follow(self: Arc<Self>) {
+        // Logged once per outage, not at every attempt.
+        let mut warned = false;
         loop {
             if let Err(e) = self.follow_once().await {
-                self.failed("revocations", &e);
+                self.errors.with_label_values(&["revocations"]).inc();
                 self.unwritten.store(true, Ordering::Relaxed);
+                if self.subscribed.swap(false, Ordering::Relaxed) {
+                    warned = false;
+                }
+                if !warned {
+                    warn!("following the cluster's logouts stopped, retrying every {CHECK_EVERY:?}: {e}");
+                    warned = true;
+                }
             }
             tokio::time::sleep(CHECK_EVERY).await;
         }
@@ -187,6 +199,7 @@ impl ClusterSignIn {
         // After subscribing: a logout published from here on arrives as a message.
         self.resync().await?;
         self.unwritten.store(false, Ordering::Relaxed);
+        self.subscribed.store(true, Ordering::Relaxed);
         info!("following the cluster's logouts");
         let mut check = tokio::time::interval(CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
