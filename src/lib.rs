@@ -15,6 +15,7 @@
 //! - [`browser`] keeps cookies and fills in forms for sign-in flows.
 //! - [`oidc`] runs a real OpenID provider (node `oidc-provider`) for the identity actions.
 //! - [`chromium`] runs the headless Chromium drivers in `tests/node/`.
+//! - [`redis`] runs a `redis-server`; [`cluster_edges`] joins edges into a cluster on it.
 //!
 //! Every wait is bounded: helpers take or imply a deadline and fail with a message naming what
 //! they waited for.

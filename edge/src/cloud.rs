@@ -144,6 +144,7 @@ fn route(
         std::iter::empty(),
         &state.services,
         Some((owner, Namespace::of(&state.routes, owner))),
+        &compile::rate_limit_scope(&key),
     )
     .map_err(|e| CloudEndpointError::Policy {
         origin: spec.origin.clone(),

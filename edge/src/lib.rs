@@ -51,7 +51,7 @@ mod urls;
 
 pub use acme::config::{AcmeConfig, AcmeConfigError, OnDemandConfig};
 pub use cloud::CloudEndpointError;
-pub use cluster::config::ClusterConfig;
+pub use cluster::config::{ClusterConfig, RateLimitFallback};
 pub use config::{
     CloudEndpointSpec, ConfigError, EdgeArgs, EdgeConfig, H1Server, LogFormat, OperatorPolicy,
     SecretVault, TunnelTcp, TunnelTls, VaultSource,

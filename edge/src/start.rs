@@ -10,6 +10,7 @@ use crate::certs::{self, CertError, TunnelIdentity};
 use crate::cloud::{self, CloudEndpointError};
 use crate::cluster;
 use crate::cluster::registry::ClusterRoutes;
+use crate::cluster::shared::SharedState;
 use crate::config::{EdgeConfig, TunnelTcp, TunnelTls};
 use crate::events::config::EventConfigError;
 use crate::events::EventExport;
@@ -394,26 +395,27 @@ fn tunnel_identity(config: &EdgeConfig) -> Result<TunnelIdentity, CertError> {
     }
 }
 
-/// The JWKS cache and the sign-in service (its cookie keys from the state dir), which also
-/// answers on the auth host when one is configured; `auth` is where that host is reached.
+/// The JWKS cache and the sign-in service (its cookie keys from the state dir, its revoked
+/// sessions `revoked`), which also answers on the auth host when one is configured; `auth` is
+/// where that host is reached. In a cluster, `shared` gives the engines their rate-limit
+/// buckets and the sign-in service its shared logouts and codes.
 fn policy_services(
     config: &EdgeConfig,
     auth: Option<AuthHost>,
     calls: Arc<InternalCalls>,
+    revoked: Arc<Revocations>,
+    shared: Option<&SharedState>,
 ) -> Result<(PolicyServices, Arc<LoginService>), StartError> {
     // Policies choose every URL these clients fetch: one set of address rules for all.
     let rules = AddressRules::new(config.outbound.allow.clone());
     let jwks = Arc::new(JwksCache::new(&rules).map_err(StartError::HttpClient)?);
     let keys = SessionKeys::load_or_create(&config.state_dir)?;
-    let revoked =
-        Revocations::load(&config.state_dir).map_err(|source| StartError::RevokedSessions {
-            path: config.state_dir.join(REVOKED_FILE),
-            source,
-        })?;
-    let login = Arc::new(
-        LoginService::new(keys, revoked, jwks.clone(), auth, &rules)
-            .map_err(StartError::HttpClient)?,
-    );
+    let mut login = LoginService::new(keys, revoked, jwks.clone(), auth, &rules)
+        .map_err(StartError::HttpClient)?;
+    if let Some(shared) = shared {
+        login = login.with_shared(shared.sign_in.clone());
+    }
+    let login = Arc::new(login);
     let facts = facts::load(&config.facts)?;
     let (operator_env, agent_env) =
         PolicyServices::load_envs(&config.secret_vaults, &config.login_apps, &facts);
@@ -425,6 +427,7 @@ fn policy_services(
         facts,
         operator_env,
         agent_env,
+        rate_limits: shared.map(|s| s.rate_limits.clone()),
     };
     Ok((services, login))
 }
@@ -505,7 +508,34 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     let auth = auth_host(&config, &urls);
     // http-request's calls to internal endpoints come back in through the HTTP listener.
     let internal_calls = Arc::new(InternalCalls::new(http_addr));
-    let (services, login) = policy_services(&config, auth.clone(), internal_calls.clone())?;
+    let revoked =
+        Revocations::load(&config.state_dir).map_err(|source| StartError::RevokedSessions {
+            path: config.state_dir.join(REVOKED_FILE),
+            source,
+        })?;
+    let revoked = Arc::new(revoked);
+    // In a cluster, rate limits and sign-in state live in the store: connected before the
+    // policy services that use them.
+    let shared = match &config.cluster {
+        Some(c) => Some(
+            SharedState::connect(
+                c,
+                config.rate_limit_fallback,
+                revoked.clone(),
+                metrics.store_errors.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Cluster(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let (services, login) = policy_services(
+        &config,
+        auth.clone(),
+        internal_calls.clone(),
+        revoked,
+        shared.as_ref(),
+    )?;
     let operators = Arc::new(OperatorEndpoints::compile(
         &config.operator_policies,
         &services,
@@ -744,6 +774,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
             .map_err(|e| StartError::Cluster(e.to_string()))?;
         tasks.extend(running);
     }
+    tasks.extend(shared.map(|s| s.following));
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,

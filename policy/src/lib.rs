@@ -1,7 +1,8 @@
 //! Sluice's traffic-policy engine: ngrok-compatible `traffic-policy.yml` documents compiled once
 //! into an immutable [`Engine`], evaluated per request without networking. The only waiting is
-//! [`Engine::on_http_request_async`] asking the caller's [`KeySource`] for JWKS documents and
-//! its [`Authenticator`] for sign-in verdicts (oauth, openid-connect).
+//! [`Engine::on_http_request_async`] asking the caller's [`KeySource`] for JWKS documents, its
+//! [`Authenticator`] for sign-in verdicts (oauth, openid-connect), its [`HttpCaller`] for
+//! http-request's calls and its [`RateLimitStore`] for shared rate-limit counts.
 //!
 //! ```text
 //! Policy::parse(yaml, "traffic-policy.yml")?  ─┐
@@ -52,6 +53,7 @@
 //! Imports point one way, with no loop between files: actions use load, cel and run's state;
 //! load's parser and run's engine use the registry. The root files are the vocabulary all of
 //! them share with the edge: [`Phase`], [`RequestHead`]/[`ResponseHead`], [`KeySource`],
+//! [`RateLimitStore`] (rate-limit buckets shared by several edges),
 //! [`InternalEndpoints`] (forward-internal's targets), [`EdgeFacts`] (what the edge knows
 //! beyond a request: region, IP databases, the user-agent parser), [`identity`], [`codes`],
 //! [`jws`].
@@ -71,6 +73,7 @@ mod actions;
 mod cel;
 mod client_cert;
 pub mod codes;
+mod counters;
 mod dns;
 mod forward;
 mod head;
@@ -91,6 +94,7 @@ mod user_agent;
 pub use client_cert::{
     CertExtension, ClientCertError, ClientCertificate, DistinguishedName, SubjectAltNames,
 };
+pub use counters::{CountFuture, RateLimitCount, RateLimitHit, RateLimitStore};
 pub use dns::is_dns_name;
 pub use forward::{ForwardError, InternalEndpoints, InternalUrl, MAX_FORWARD_DEPTH};
 pub use head::{RequestHead, ResponseHead};

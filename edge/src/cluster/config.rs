@@ -1,6 +1,6 @@
 //! `cluster:` in edge.yaml (and its flags): the shared store several edges use, this edge's id,
-//! the secret edges share, and where peers reach it. Raw values are checked into a
-//! [`ClusterConfig`] that cannot be half set.
+//! the secret edges share, where peers reach it, and what rate limits do without the store.
+//! Raw values are checked into a [`ClusterConfig`] that cannot be half set.
 
 use serde::Deserialize;
 use std::fmt;
@@ -17,6 +17,37 @@ pub(crate) struct FileCluster {
     pub(crate) edge_id: Option<String>,
     pub(crate) peer_secret: Option<String>,
     pub(crate) advertise_addr: Option<SocketAddr>,
+    pub(crate) rate_limit_fallback: Option<String>,
+}
+
+/// What a rate-limit decision does while the cluster store does not answer
+/// (`cluster.rate_limit_fallback`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RateLimitFallback {
+    /// Count in this edge's memory, from zero: each edge lets up to the capacity through, so
+    /// the cluster as a whole lets up to edges × capacity (the default: neither opens the
+    /// service to unlimited traffic nor takes it down with the store).
+    #[default]
+    Local,
+    /// Refuse: 429 with `retry-after: 1`.
+    Deny,
+    /// Let every request through, uncounted.
+    Allow,
+}
+
+impl std::str::FromStr for RateLimitFallback {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(Self::Local),
+            "deny" => Ok(Self::Deny),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!(
+                "cluster.rate_limit_fallback '{other}' must be local, deny or allow"
+            )),
+        }
+    }
 }
 
 /// A checked cluster configuration. Its `Debug` hides the peer secret (and the store URL's
@@ -54,6 +85,14 @@ impl FileCluster {
             && self.edge_id.is_none()
             && self.peer_secret.is_none()
             && self.advertise_addr.is_none()
+            && self.rate_limit_fallback.is_none()
+    }
+
+    /// `rate_limit_fallback`, checked (the default when not set); the error names the field.
+    pub(crate) fn rate_limit_fallback(&self) -> Result<RateLimitFallback, String> {
+        self.rate_limit_fallback
+            .as_deref()
+            .map_or(Ok(RateLimitFallback::default()), str::parse)
     }
 
     /// The checked configuration; `None` when nothing is set (one edge on its own). The error
@@ -107,6 +146,7 @@ mod tests {
             edge_id: Some("edge-1".into()),
             peer_secret: Some("0123456789abcdef".into()),
             advertise_addr: None,
+            rate_limit_fallback: None,
         }
     }
 
@@ -124,6 +164,24 @@ mod tests {
 
     /// A change that spoils a valid section.
     type Spoil = fn(&mut FileCluster);
+
+    #[test]
+    fn the_rate_limit_fallback_is_local_by_default_and_named_when_wrong() {
+        assert_eq!(full().rate_limit_fallback(), Ok(RateLimitFallback::Local));
+        let mut c = full();
+        c.rate_limit_fallback = Some("deny".into());
+        assert_eq!(c.rate_limit_fallback(), Ok(RateLimitFallback::Deny));
+        c.rate_limit_fallback = Some("open".into());
+        let err = c.rate_limit_fallback().expect_err("refused");
+        assert!(err.contains("cluster.rate_limit_fallback 'open'"), "{err}");
+        // Alone, it is a half-set section.
+        let alone = FileCluster {
+            rate_limit_fallback: Some("allow".into()),
+            ..FileCluster::default()
+        };
+        let err = alone.check().expect_err("refused");
+        assert!(err.contains("cluster.store is missing"), "{err}");
+    }
 
     #[test]
     fn each_bad_field_is_named() {

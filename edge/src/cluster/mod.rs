@@ -3,7 +3,9 @@
 //! shared store (`claims.rs`, each described by a `spec.rs` entry), the other edges' endpoints
 //! mirrored here (`mirror.rs`) behind the route registry (`registry.rs`), and the links between
 //! edges (`peer_auth.rs`, `peers.rs`) over which requests are forwarded and relayed
-//! (`relay.rs`). [`join`] connects and checks; [`Joined::run`] starts the rest.
+//! (`relay.rs`). Rate-limit buckets (`rate_limits.rs`) and sign-in state (`sign_in.rs`) are
+//! shared too, set up before the policy services by `shared.rs`. [`join`] connects and
+//! checks; [`Joined::run`] starts the rest.
 
 pub mod claims;
 pub mod config;
@@ -11,21 +13,25 @@ pub mod members;
 pub mod mirror;
 pub mod peer_auth;
 pub mod peers;
+pub mod rate_limits;
 pub mod registry;
 pub mod relay;
+pub mod shared;
+pub mod sign_in;
 pub mod spec;
+pub mod store;
 
 use crate::certs::TunnelIdentity;
 use crate::metrics::EdgeMetrics;
 use crate::tunnel::routes::LocalRoutes;
 use crate::tunnel::state::TunnelState;
-use claims::{Claims, CALL_LIMIT, RENEW_EVERY};
+use claims::{Claims, RENEW_EVERY};
 use config::ClusterConfig;
 use members::{MemberError, Members};
 use mirror::Mirror;
 use peer_auth::{PeerAuthError, PeerSecret};
 use peers::PeerLinks;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use relay::RelayState;
 use sluice_proto::transport::endpoint;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,21 +41,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-/// Longest wait between two attempts to reconnect to the store, in milliseconds.
-const RECONNECT_MAX_DELAY_MS: u64 = 250;
-
 /// Why this edge could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     /// The store did not answer.
-    #[error("cluster store {store}: {source}")]
-    Store {
-        /// The store's address (without credentials).
-        store: String,
-        /// What the client said.
-        #[source]
-        source: redis::RedisError,
-    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// Another live edge conflicts.
     #[error("cluster: {0}")]
     Member(#[from] MemberError),
@@ -92,27 +89,7 @@ pub async fn join(
     session_key: &[u8],
     errors: prometheus::IntCounterVec,
 ) -> Result<Joined, JoinError> {
-    let failed = |source| JoinError::Store {
-        store: config
-            .store
-            .rsplit('@')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        source,
-    };
-    let client = redis::Client::open(config.store.as_str()).map_err(failed)?;
-    // Reconnect attempts at most RECONNECT_MAX_DELAY apart: with the client's default backoff
-    // (up to 6.4 s between attempts) a store back after a short outage stayed unused for
-    // seconds while every call waited on the sleeping reconnect and timed out.
-    let settings = ConnectionManagerConfig::new()
-        .set_connection_timeout(CALL_LIMIT)
-        .set_response_timeout(CALL_LIMIT)
-        .set_max_delay(RECONNECT_MAX_DELAY_MS);
-    let store = client
-        .get_connection_manager_with_config(settings)
-        .await
-        .map_err(failed)?;
+    let (client, store) = store::connect(&config.store).await?;
     let server = peer_auth::server_config(identity)?;
     let (bind, server) = match config.advertise_addr {
         Some(addr) => (addr, Some(server)),

@@ -41,6 +41,10 @@ pub struct EdgeArgs {
     /// Where the cluster's other edges reach this one.
     #[arg(long, env = "SLUICE_ADVERTISE_ADDR")]
     pub advertise_addr: Option<SocketAddr>,
+    /// What rate limits do while the cluster store does not answer: `local` (count on this
+    /// edge, the default), `deny` or `allow`.
+    #[arg(long, env = "SLUICE_RATE_LIMIT_FALLBACK")]
+    pub rate_limit_fallback: Option<String>,
     /// Also take agents' TLS-over-TCP links on the HTTPS listener (told apart from browsers
     /// by their ALPN), for networks that allow only port 443. Needs `--https-addr`.
     #[arg(long, env = "SLUICE_TUNNEL_TCP_ON_HTTPS")]

@@ -100,7 +100,7 @@ async fn callback(
     // Checked again: the endpoint may have gone offline during the sign-in.
     let origin = check_return(auth, &start, serves)?;
     let target = format!("{origin}{SESSION_PATH}");
-    let code = hand_over(svc, start, session);
+    let code = hand_over(svc, start, session).await;
     let mut res = redirect(&format!("{target}?code={code}"));
     res.headers_mut()
         .append(SET_COOKIE, cookies::clear(&login, PENDING));
@@ -128,14 +128,13 @@ fn check_return(
 }
 
 /// A sign-in finished on the auth host: keeps the session under a new one-time code for the
-/// endpoint's host and returns the code.
-fn hand_over(svc: &LoginService, start: StartRequest, session: Session) -> String {
+/// endpoint's host (in a cluster, where every edge can swap it) and returns the code.
+async fn hand_over(svc: &LoginService, start: StartRequest, session: Session) -> String {
     let handed = Handed {
         host: start.hostname(),
         bind: start.bind,
         back: start.back,
         session,
     };
-    svc.handoffs
-        .issue(svc.keys.random_token(9), svc.keys.random_token(24), handed)
+    svc.issue_code(handed).await
 }

@@ -41,10 +41,12 @@ async fn decide(svc: &LoginService, req: &LoginRequest) -> LoginOutcome {
         return LoginOutcome::Respond(res);
     }
     if path == LOGOUT_PATH {
-        return LoginOutcome::Respond(logout(svc, req));
+        return LoginOutcome::Respond(logout(svc, req).await);
     }
     if path == SESSION_PATH {
-        let res = swap_code(svc, req).unwrap_or_else(|f| failure_page(req, f));
+        let res = swap_code(svc, req)
+            .await
+            .unwrap_or_else(|f| failure_page(req, f));
         return LoginOutcome::Respond(res);
     }
     match session(svc, req).await {
@@ -78,7 +80,7 @@ async fn session(svc: &LoginService, req: &LoginRequest) -> Result<Option<LoginO
             if !refresh(svc, req, &mut s).await? {
                 // The provider no longer accepts this session: it ends here (copies too).
                 tracing::info!(provider = ?req.config.provider, "session ended by the provider");
-                svc.revoke(s.sid.clone(), s.exp);
+                svc.revoke(s.sid.clone(), s.exp).await;
                 return Ok(None);
             }
             s.info = now;
@@ -185,9 +187,9 @@ fn signed_in(
 /// `SESSION_PATH?code=…` on an endpoint: the auth host's one-time code becomes the session
 /// cookie on this host, when the code is fresh, unused, issued for this host and this
 /// configuration, and this browser started the sign-in.
-fn swap_code(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, Failure> {
+async fn swap_code(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, Failure> {
     let code = query(&req.uri).remove("code").unwrap_or_default();
-    let handed = svc.handoffs.take(&code).ok_or_else(|| {
+    let handed = svc.take_code(&code).await.ok_or_else(|| {
         Failure::new(
             StatusCode::BAD_REQUEST,
             codes::LOGIN_CODE_INVALID,
@@ -209,12 +211,13 @@ fn swap_code(svc: &LoginService, req: &LoginRequest) -> Result<Response<Bytes>, 
     signed_in(svc, req, &handed.session, &handed.back, HANDOFF)
 }
 
-/// Ends the session (also server-side: the cookie's session id is refused from now on).
-fn logout(svc: &LoginService, req: &LoginRequest) -> Response<Bytes> {
+/// Ends the session (also server-side: the cookie's session id is refused from now on, on
+/// every edge of a cluster).
+async fn logout(svc: &LoginService, req: &LoginRequest) -> Response<Bytes> {
     if let Some(s) =
         cookies::get(&req.cookies, SESSION).and_then(|c| svc.keys.open::<Session>(SESSION, c))
     {
-        svc.revoke(s.sid, s.exp);
+        svc.revoke(s.sid, s.exp).await;
     }
     let mut res = codes::html_page(
         StatusCode::OK,

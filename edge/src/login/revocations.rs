@@ -1,5 +1,6 @@
 //! Sessions ended by logout (or by the provider), remembered until they would have expired
-//! anyway, in memory and in a file in the state dir so a restart does not revive them.
+//! anyway, in memory and in a file in the state dir so a restart does not revive them. In a
+//! cluster, the other edges' logouts are learned here too (`crate::cluster::sign_in`).
 
 use super::clock::unix;
 use parking_lot::Mutex;
@@ -92,9 +93,29 @@ impl Revocations {
         }
     }
 
+    /// Remembers `session_id` as ended until `until` when it is not already (another edge's
+    /// logout): written to the file like this edge's own. True when it was new.
+    pub fn learn(&self, session_id: &str, until: u64) -> bool {
+        let fresh = until > unix(SystemTime::now()) && !self.contains(session_id);
+        if fresh {
+            self.revoke(session_id.to_string(), until);
+        }
+        fresh
+    }
+
     /// Whether `session_id` was ended.
     pub fn contains(&self, session_id: &str) -> bool {
         self.inner.lock().ended.contains_key(session_id)
+    }
+
+    /// The ended sessions that have not expired yet, with their ends (Unix seconds).
+    pub fn live(&self) -> Vec<(String, u64)> {
+        let now = unix(SystemTime::now());
+        let inner = self.inner.lock();
+        (inner.ended.iter())
+            .filter(|(_, until)| **until > now)
+            .map(|(sid, until)| (sid.clone(), *until))
+            .collect()
     }
 
     /// Writes the live entries to a new file and renames it over the old one, so a crash
@@ -142,6 +163,17 @@ mod tests {
         assert!(!again.contains("old"));
         let text = std::fs::read_to_string(dir.join(REVOKED_FILE)).expect("file");
         assert_eq!(text.lines().count(), 1, "{text}");
+        // Another edge's logout: learned once, kept in the file too; an expired one is not.
+        assert!(again.learn("remote", now + 60));
+        assert!(!again.learn("remote", now + 60));
+        assert!(!again.learn("stale", now - 1));
+        let mut live = again.live();
+        live.sort();
+        assert_eq!(
+            live,
+            [("live".into(), now + 3600), ("remote".into(), now + 60)]
+        );
+        assert!(Revocations::load(&dir).expect("reload").contains("remote"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

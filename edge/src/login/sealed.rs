@@ -47,7 +47,9 @@ pub(super) struct Pending {
     pub(super) handoff: Option<StartRequest>,
 }
 
-/// A sign-in the auth host finished, waiting under a one-time code for its endpoint.
+/// A sign-in the auth host finished, waiting under a one-time code for its endpoint (sealed
+/// into a cluster's store, where the other edges can swap it).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct Handed {
     /// The endpoint's host (lowercase, no port): the only one that may swap the code.
     pub(super) host: String,

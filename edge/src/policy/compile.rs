@@ -2,8 +2,10 @@
 //! engine when the endpoint comes online — never per request.
 
 use super::vaults::Vaults;
+use crate::cluster::rate_limits::SharedRateLimits;
 use crate::outbound::PolicyCaller;
 use crate::tunnel::authtoken::TokenId;
+use crate::tunnel::routes::{Binding, EndpointKey};
 use sha2::{Digest, Sha256};
 use sluice_policy::{
     Authenticator, EdgeFacts, Engine, ForwardError, HttpCaller, InternalEndpoints, InternalUrl,
@@ -13,8 +15,8 @@ use sluice_proto::control::{PolicyKind, PolicySource};
 use std::sync::Arc;
 
 /// What compiled engines may wait for, shared by every endpoint: the JWKS cache
-/// (jwt-validation, ID tokens), the sign-in service (oauth, openid-connect) and the outbound
-/// client (http-request); and what
+/// (jwt-validation, ID tokens), the sign-in service (oauth, openid-connect), the outbound
+/// client (http-request) and, in a cluster, the shared rate-limit buckets; and what
 /// policies read when they compile: secret vaults and the default sign-in apps.
 #[derive(Clone)]
 pub struct PolicyServices {
@@ -31,6 +33,9 @@ pub struct PolicyServices {
     pub operator_env: LoadEnv,
     /// For agents' policies: the vaults marked `agents: true`.
     pub agent_env: LoadEnv,
+    /// In a cluster: rate-limit buckets in the store, shared with the other edges (each
+    /// engine gets its endpoint's); `None`: each engine counts in its own memory.
+    pub rate_limits: Option<Arc<SharedRateLimits>>,
 }
 
 impl PolicyServices {
@@ -72,15 +77,18 @@ impl InternalEndpoints for NoNamespace {
 /// Compiles the `operator` layers (`edge.yaml`'s), then the `agent`'s, into one engine, in
 /// order. `None` when there is no layer, so requests skip policy evaluation entirely. The error
 /// lists every problem of every layer, one per line. Each call builds fresh state (rate-limit
-/// buckets are per endpoint); `services` serve the actions that wait (JWKS, sign-in, calls)
-/// and the secrets each kind of layer may read, and `owner` is the endpoint's authtoken with
-/// its namespace, for forward-internal and http-request's internal targets (none: they reach
-/// nothing).
+/// buckets are per engine on a single edge); `services` serve the actions that wait (JWKS,
+/// sign-in, calls, shared rate limits) and the secrets each kind of layer may read, and
+/// `owner` is the endpoint's authtoken with its namespace, for forward-internal and
+/// http-request's internal targets (none: they reach nothing). `scope` names the endpoint the
+/// same way on every edge (see [`rate_limit_scope`]): in a cluster, its rate-limit buckets are
+/// the store's under that name, so they outlive the agent's session.
 pub fn compile<'a>(
     operator: impl IntoIterator<Item = &'a PolicySource>,
     agent: impl IntoIterator<Item = &'a PolicySource>,
     services: &PolicyServices,
     owner: Option<(TokenId, Arc<dyn InternalEndpoints>)>,
+    scope: &str,
 ) -> Result<Option<Arc<Engine>>, CompileError> {
     let mut layers: Vec<Policy> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -100,15 +108,27 @@ pub fn compile<'a>(
         None => (Arc::new(NoNamespace), services.http.clone()),
     };
     Ok((!layers.is_empty()).then(|| {
-        Arc::new(
-            Engine::new(layers)
-                .with_key_source(services.keys.clone())
-                .with_authenticator(services.login.clone())
-                .with_http_caller(http)
-                .with_internal_endpoints(internal)
-                .with_edge_facts(services.facts.clone()),
-        )
+        let mut engine = Engine::new(layers)
+            .with_key_source(services.keys.clone())
+            .with_authenticator(services.login.clone())
+            .with_http_caller(http)
+            .with_internal_endpoints(internal)
+            .with_edge_facts(services.facts.clone());
+        if let Some(shared) = &services.rate_limits {
+            engine = engine.with_rate_limit_store(shared.scoped(scope.to_string()));
+        }
+        Arc::new(engine)
     }))
+}
+
+/// The name an endpoint's rate-limit buckets have in a cluster's store: its URL
+/// (`scheme://host[:port]`, the same on every edge and for every session), and for an internal
+/// endpoint, which is one authtoken's own, that token's digest too.
+pub fn rate_limit_scope(key: &EndpointKey) -> String {
+    match key.binding {
+        Binding::Internal { owner, .. } => format!("{key}@{}", &owner.hex()[..16]),
+        Binding::Public | Binding::Port(_) => key.to_string(),
+    }
 }
 
 /// A digest of `sources` (kind and text of each layer, in order; their labels do not count):

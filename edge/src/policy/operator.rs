@@ -54,8 +54,15 @@ impl OperatorEndpoints {
                     source,
                 };
                 let engine = match &op.source {
-                    Some(source) => compile::compile([source], std::iter::empty(), services, None)
-                        .map_err(failed)?,
+                    // Requests for a host no agent holds: the pattern names the buckets.
+                    Some(source) => compile::compile(
+                        [source],
+                        std::iter::empty(),
+                        services,
+                        None,
+                        &format!("operator/{}", op.pattern),
+                    )
+                    .map_err(failed)?,
                     None => None,
                 };
                 Ok(OperatorEndpoint {

@@ -1,10 +1,12 @@
-//! rate-limit: a sliding-window counter per bucket, with bounded memory.
+//! rate-limit: a sliding-window counter per bucket, with bounded memory, or in the store the
+//! edge gives (shared by several edges), one wait per decision.
 
 use super::action::{Action, Exec, Flow};
 use super::config::{parse_duration, Cfg};
 use crate::cel::expr::Expr;
 use crate::cel::values::stringify;
 use crate::codes;
+use crate::counters::{RateLimitCount, RateLimitHit, RateLimitStore};
 use crate::load::check::{string_list, Cx};
 use crate::run::outcome::Decision;
 use cel::Value;
@@ -12,6 +14,7 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Buckets kept at most, over all shards; idle ones are swept first, then the stalest evicted.
 const MAX_BUCKETS: usize = 100_000;
@@ -21,6 +24,8 @@ const SHARDS: usize = 8;
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     name: String,
+    /// Where the action sits in its document, for a shared store's bucket names.
+    site: String,
     capacity: u64,
     window_ms: u64,
     bucket_key: Vec<Expr>,
@@ -85,6 +90,7 @@ impl RateLimit {
         }
         Some(Self {
             name: name?,
+            site: c.path.clone(),
             capacity: capacity? as u64,
             window_ms: window? * 1000,
             bucket_key,
@@ -113,10 +119,22 @@ impl Action for RateLimit {
             key.push('\u{1f}');
             parts.push(Value::from(text));
         }
-        let now_ms = ex.st.now_ms();
-        let verdict = self
-            .limiter
-            .hit(&key, now_ms, self.window_ms, self.capacity);
+        let counted = match ex.st.scratch.take::<Counted>() {
+            Some(Counted(count)) => count,
+            None => match &ex.services.rate_limits {
+                Some(store) => return self.count_in(store.clone(), key),
+                None => RateLimitCount::Local,
+            },
+        };
+        let verdict = match counted {
+            RateLimitCount::Allowed => Ok(()),
+            RateLimitCount::Limited { retry_after_secs } => Err(retry_after_secs.max(1)),
+            RateLimitCount::Local => {
+                let now_ms = ex.st.now_ms();
+                self.limiter
+                    .hit(&key, now_ms, self.window_ms, self.capacity)
+            }
+        };
         ex.set_result("rate_limit", || {
             let results: HashMap<String, Value> = HashMap::from([
                 ("name".to_string(), Value::from(self.name.as_str())),
@@ -141,6 +159,30 @@ impl Action for RateLimit {
         })
     }
 }
+
+impl RateLimit {
+    /// Suspends the action while `store` counts the request in `bucket`; the engine then runs
+    /// it again, and it finds the answer in the request's scratch.
+    fn count_in(&self, store: Arc<dyn RateLimitStore>, bucket: String) -> Flow {
+        let hit = RateLimitHit {
+            name: self.name.clone(),
+            site: self.site.clone(),
+            bucket,
+            capacity: self.capacity,
+            window: Duration::from_millis(self.window_ms),
+        };
+        Flow::wait(move |_, st| {
+            Box::pin(async move {
+                let count = store.hit(hit).await;
+                st.scratch.put(Counted(count));
+            })
+        })
+    }
+}
+
+/// The store's answer for the rate-limit action being run, in the request's scratch (taken by
+/// the action when the engine runs it again).
+struct Counted(RateLimitCount);
 
 /// One bucket: the counts of the current and the previous window.
 #[derive(Clone, Copy, Debug)]

@@ -3,6 +3,7 @@
 use crate::actions::action::{Exec, Flow, Msg};
 use crate::actions::result_keys;
 use crate::cel::wanted::Wanted;
+use crate::counters::RateLimitStore;
 use crate::forward::{InternalEndpoints, InternalUrl};
 use crate::head::{RequestHead, ResponseHead};
 use crate::identity::Authenticator;
@@ -139,6 +140,14 @@ impl Engine {
     /// `on_error` decides what follows.
     pub fn with_http_caller(mut self, http: Arc<dyn HttpCaller>) -> Self {
         self.services.http = Some(http);
+        self
+    }
+
+    /// Gives rate-limit a store its buckets live in, shared with other edges: each decision
+    /// waits for one call to it. Only the `_async` phases use it; without one (a single edge,
+    /// offline evaluation), each rate-limit action counts in its own memory.
+    pub fn with_rate_limit_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.services.rate_limits = Some(store);
         self
     }
 

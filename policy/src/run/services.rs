@@ -1,6 +1,8 @@
-//! The edge's services an action may use: JWKS documents, sign-in verdicts and http-request's
-//! calls (waited for), and the internal endpoints a forward may reach (looked up at once).
+//! The edge's services an action may use: JWKS documents, sign-in verdicts, http-request's
+//! calls and shared rate-limit counts (waited for), and the internal endpoints a forward may
+//! reach (looked up at once).
 
+use crate::counters::RateLimitStore;
 use crate::forward::InternalEndpoints;
 use crate::identity::Authenticator;
 use crate::keys::KeySource;
@@ -9,7 +11,8 @@ use std::sync::Arc;
 
 /// What the engine was given with [`Engine::with_key_source`](crate::Engine::with_key_source),
 /// [`Engine::with_authenticator`](crate::Engine::with_authenticator) and
-/// [`Engine::with_http_caller`](crate::Engine::with_http_caller); empty in offline
+/// [`Engine::with_http_caller`](crate::Engine::with_http_caller) and
+/// [`Engine::with_rate_limit_store`](crate::Engine::with_rate_limit_store); empty in offline
 /// evaluation, where the actions that need them answer as documented.
 #[derive(Clone, Default)]
 pub(crate) struct Services {
@@ -17,4 +20,5 @@ pub(crate) struct Services {
     pub login: Option<Arc<dyn Authenticator>>,
     pub internal: Option<Arc<dyn InternalEndpoints>>,
     pub http: Option<Arc<dyn HttpCaller>>,
+    pub rate_limits: Option<Arc<dyn RateLimitStore>>,
 }
