@@ -119,24 +119,32 @@ pub async fn clustered_edge_process(
     tunnel: SocketAddr,
 ) -> anyhow::Result<EdgeProcess> {
     cert.provide(state_dir)?;
+    cluster_process(redis, edge_id, state_dir, http, tunnel).await
+}
+
+/// The `edge` binary in the cluster on `redis` as `edge_id` (configured by its flags, so it
+/// can die without letting go), with the shared session keys, its state in `state_dir`; on
+/// `http` and `tunnel` (port 0 for any).
+pub async fn cluster_process(
+    redis: &RedisServer,
+    edge_id: &str,
+    state_dir: &Path,
+    http: SocketAddr,
+    tunnel: SocketAddr,
+) -> anyhow::Result<EdgeProcess> {
+    provide_keys(state_dir, SESSION_KEYS);
     let store = redis.url();
-    EdgeProcess::spawn_with_args(
-        state_dir,
-        http,
-        tunnel,
-        crate::TOKEN,
-        &[
-            "--cluster-store",
-            &store,
-            "--edge-id",
-            edge_id,
-            "--peer-secret",
-            PEER_SECRET,
-            "--advertise-addr",
-            "127.0.0.1:0",
-        ],
-    )
-    .await
+    let flags = [
+        "--cluster-store",
+        &store,
+        "--edge-id",
+        edge_id,
+        "--peer-secret",
+        PEER_SECRET,
+        "--advertise-addr",
+        "127.0.0.1:0",
+    ];
+    EdgeProcess::spawn_with_args(state_dir, http, tunnel, crate::TOKEN, &flags).await
 }
 
 /// [`clustered_edge_process`] on any ports.

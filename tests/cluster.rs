@@ -5,9 +5,8 @@
 
 use sluice_agent::{AgentError, AgentEvent};
 use sluice_e2e::cluster::{
-    cluster_config, clustered, clustered_with, provide_keys, PEER_SECRET, SESSION_KEYS,
+    cluster_config, cluster_process, clustered, clustered_with, provide_keys,
 };
-use sluice_e2e::process::EdgeProcess;
 use sluice_e2e::redis::RedisServer;
 use sluice_e2e::upstream::{self, Upstream};
 use sluice_e2e::{any_port, client, eventually, within, Launch, TestAgent, TestEdge};
@@ -71,23 +70,8 @@ async fn a_killed_edges_claims_expire_with_their_lease() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let dir = tempfile::tempdir()?;
     let up = upstream::app("orphan").await?;
-    // The binary, configured by its flags, so it can die without letting go.
-    provide_keys(dir.path(), SESSION_KEYS);
-    let dead = EdgeProcess::spawn_with_args(
-        dir.path(),
-        any_port(),
-        any_port(),
-        TOKEN,
-        &[
-            "--cluster-store",
-            &redis.url(),
-            "--edge-id",
-            "doomed",
-            "--peer-secret",
-            PEER_SECRET,
-        ],
-    )
-    .await?;
+    // The binary, so it can die without letting go.
+    let dead = cluster_process(&redis, "doomed", dir.path(), any_port(), any_port()).await?;
     let holder = TestAgent::start(sluice_e2e::agent_config(
         dead.tunnel_addr,
         &dead.cert,

@@ -8,8 +8,7 @@
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use sluice_e2e::cluster::{clustered, clustered_with, provide_keys, PEER_SECRET, SESSION_KEYS};
-use sluice_e2e::process::EdgeProcess;
+use sluice_e2e::cluster::{cluster_process, clustered, clustered_with, PEER_SECRET};
 use sluice_e2e::redis::RedisServer;
 use sluice_e2e::upstream::{self, Upstream};
 use sluice_e2e::{any_port, client, eventually, TestAgent, TestEdge, TOKEN};
@@ -258,24 +257,7 @@ async fn a_killed_edge_costs_at_most_the_requests_in_flight_on_it() -> anyhow::R
     let three = clustered(&redis, "three").await?;
     // Edge two is a process, so it can die without a word.
     let dir = tempfile::tempdir()?;
-    provide_keys(dir.path(), SESSION_KEYS);
-    let two = EdgeProcess::spawn_with_args(
-        dir.path(),
-        any_port(),
-        any_port(),
-        TOKEN,
-        &[
-            "--cluster-store",
-            &redis.url(),
-            "--edge-id",
-            "two",
-            "--peer-secret",
-            PEER_SECRET,
-            "--advertise-addr",
-            "127.0.0.1:0",
-        ],
-    )
-    .await?;
+    let two = cluster_process(&redis, "two", dir.path(), any_port(), any_port()).await?;
     let up = upstream::one_kib().await?;
     // The same authtoken holds the name on edges two and three.
     let on_two = TestAgent::start(sluice_e2e::agent_config(

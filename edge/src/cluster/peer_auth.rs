@@ -95,10 +95,17 @@ impl PeerSecret {
         Ok(input)
     }
 
-    fn prove(&self, conn: &quinn::Connection, role: Role) -> Result<String, PeerAuthError> {
-        Ok(hex::encode(
-            hmac::sign(&self.0, &Self::input(conn, role)?).as_ref(),
-        ))
+    /// This side's proof on `conn` as edge `edge_id`.
+    fn proof(
+        &self,
+        conn: &quinn::Connection,
+        role: Role,
+        edge_id: &str,
+    ) -> Result<Proof, PeerAuthError> {
+        Ok(Proof {
+            edge_id: edge_id.to_string(),
+            mac: hex::encode(hmac::sign(&self.0, &Self::input(conn, role)?).as_ref()),
+        })
     }
 
     /// Checks `proof` in constant time (ring's `verify`).
@@ -126,18 +133,12 @@ impl PeerSecret {
                 .open_bi()
                 .await
                 .map_err(|e| PeerAuthError::Exchange(e.to_string()))?;
-            let mine = Proof {
-                edge_id: edge_id.to_string(),
-                mac: self.prove(conn, Role::Dialler)?,
-            };
-            write_frame(&mut send, &mine).await?;
+            write_frame(&mut send, &self.proof(conn, Role::Dialler, edge_id)?).await?;
             let theirs: Proof = read_frame(&mut recv).await?;
             self.check(conn, Role::Listener, &theirs)?;
             Ok(theirs.edge_id)
         };
-        tokio::time::timeout(PROOF_TIMEOUT, exchange)
-            .await
-            .map_err(|_| PeerAuthError::Timeout)?
+        within_proof_timeout(exchange).await
     }
 
     /// The listening side: reads the dialler's proof from its first stream, checks it, answers
@@ -155,18 +156,21 @@ impl PeerSecret {
                 .map_err(|e| PeerAuthError::Exchange(e.to_string()))?;
             let theirs: Proof = read_frame(&mut recv).await?;
             self.check(conn, Role::Dialler, &theirs)?;
-            let mine = Proof {
-                edge_id: edge_id.to_string(),
-                mac: self.prove(conn, Role::Listener)?,
-            };
-            write_frame(&mut send, &mine).await?;
+            write_frame(&mut send, &self.proof(conn, Role::Listener, edge_id)?).await?;
             send.finish();
             Ok(theirs.edge_id)
         };
-        tokio::time::timeout(PROOF_TIMEOUT, exchange)
-            .await
-            .map_err(|_| PeerAuthError::Timeout)?
+        within_proof_timeout(exchange).await
     }
+}
+
+/// `exchange`, given at most [`PROOF_TIMEOUT`].
+async fn within_proof_timeout<T>(
+    exchange: impl std::future::Future<Output = Result<T, PeerAuthError>>,
+) -> Result<T, PeerAuthError> {
+    tokio::time::timeout(PROOF_TIMEOUT, exchange)
+        .await
+        .map_err(|_| PeerAuthError::Timeout)?
 }
 
 /// Transport settings of links between edges: the agents' windows and congestion control,
