@@ -219,8 +219,8 @@ async fn a_store_that_hangs_costs_one_request_half_a_second_per_second() -> anyh
     Ok(())
 }
 
-/// Three clustered edges serving `app.localhost` behind the openid-connect action, and the
-/// provider whose client knows each edge's callback.
+/// Three clustered edges serving `app.localhost` behind the openid-connect action (signing in
+/// on their auth host, when given), and the provider whose client knows each edge's callback.
 struct SignIn {
     edges: Vec<TestEdge>,
     _agents: Vec<TestAgent>,
@@ -228,17 +228,23 @@ struct SignIn {
     _idp: OidcProvider,
 }
 
-async fn sign_in_cluster(redis: &RedisServer) -> anyhow::Result<SignIn> {
+async fn sign_in_cluster(
+    redis: &RedisServer,
+    auth_host: Option<Hostname>,
+) -> anyhow::Result<SignIn> {
     let mut edges = Vec::new();
     for id in ["one", "two", "three"] {
-        edges.push(clustered(redis, id, |_| {}).await?);
+        let auth = auth_host.clone();
+        edges.push(clustered(redis, id, move |c| c.auth_host = auth).await?);
     }
+    // The provider sends sign-ins back to the auth host when there is one, else to the app.
+    let callback_host = auth_host.as_ref().map_or("app.localhost", |h| h.as_str());
     let client = OidcClient {
         id: "web-app".into(),
         secret: "web-app-secret".into(),
         redirect_uris: edges
             .iter()
-            .map(|e| format!("{}{CALLBACK_PATH}", e.url("app.localhost")))
+            .map(|e| format!("{}{CALLBACK_PATH}", e.url(callback_host)))
             .collect(),
     };
     let idp = OidcProvider::start(&[client]).await?;
@@ -325,7 +331,7 @@ impl SignIn {
 async fn a_session_from_one_edge_works_on_another_and_a_logout_on_a_third_ends_it_within_a_second(
 ) -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let s = sign_in_cluster(&redis).await?;
+    let s = sign_in_cluster(&redis, None).await?;
     let cookie = s.session(0).await?;
     assert!(
         s.accepts(1, &cookie).await?,
@@ -366,7 +372,7 @@ fn session_id(cookie: &str) -> anyhow::Result<String> {
 async fn logouts_missed_while_an_edge_was_not_listening_or_made_without_the_store_still_arrive(
 ) -> anyhow::Result<()> {
     let mut redis = RedisServer::start().await?;
-    let s = sign_in_cluster(&redis).await?;
+    let s = sign_in_cluster(&redis, None).await?;
 
     // A logout in the store that no edge heard published: edges read the store again when
     // they subscribe again (here after the store dropped every subscription).
@@ -407,28 +413,8 @@ async fn logouts_missed_while_an_edge_was_not_listening_or_made_without_the_stor
 async fn an_auth_host_code_issued_on_one_edge_is_swapped_once_on_another() -> anyhow::Result<()> {
     const SESSION_PATH: &str = "/_sluice/oauth/session";
     let redis = RedisServer::start().await?;
-    let auth = Hostname::parse("auth.localhost")?;
-    let mut edges = Vec::new();
-    for id in ["one", "two", "three"] {
-        let auth = auth.clone();
-        edges.push(clustered(&redis, id, move |c| c.auth_host = Some(auth)).await?);
-    }
-    let client = OidcClient {
-        id: "web-app".into(),
-        secret: "web-app-secret".into(),
-        redirect_uris: edges
-            .iter()
-            .map(|e| format!("{}{CALLBACK_PATH}", e.url("auth.localhost")))
-            .collect(),
-    };
-    let idp = OidcProvider::start(&[client]).await?;
-    let app = upstream::app("oidc").await?;
-    let mut agents = Vec::new();
-    for edge in &edges {
-        let mut config = edge.agent_config(TOKEN, "app", app.addr);
-        config.endpoints[0].policies = vec![login_policy(&idp.issuer, "", "")];
-        agents.push(TestAgent::start(config).await?);
-    }
+    let s = sign_in_cluster(&redis, Some(Hostname::parse("auth.localhost")?)).await?;
+    let edges = &s.edges;
     let on = |i: usize| edges[i].url("app.localhost");
 
     // Signed in through edge one's auth host, stopped before its code is swapped.
@@ -466,10 +452,6 @@ async fn an_auth_host_code_issued_on_one_edge_is_swapped_once_on_another() -> an
             "{}",
             page.body
         );
-    }
-    drop(agents);
-    for edge in edges {
-        edge.shutdown().await;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! ([`CloudEndpointSpec`]), validated and claimed at start so they are live before the first
 //! request. They have a policy and no agent: the policy answers or forwards every request.
 
+use crate::cluster::spec::store_key;
 use crate::config::CloudEndpointSpec;
 use crate::policy::compile;
 use crate::tunnel::admit::requested_endpoint;
@@ -144,7 +145,7 @@ fn route(
         std::iter::empty(),
         &state.services,
         Some((owner, Namespace::of(&state.routes, owner))),
-        &compile::rate_limit_scope(&key),
+        &store_key(&key),
     )
     .map_err(|e| CloudEndpointError::Policy {
         origin: spec.origin.clone(),

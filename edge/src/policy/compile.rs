@@ -5,7 +5,6 @@ use super::vaults::Vaults;
 use crate::cluster::rate_limits::SharedRateLimits;
 use crate::outbound::PolicyCaller;
 use crate::tunnel::authtoken::TokenId;
-use crate::tunnel::routes::{Binding, EndpointKey};
 use sha2::{Digest, Sha256};
 use sluice_policy::{
     Authenticator, EdgeFacts, Engine, ForwardError, HttpCaller, InternalEndpoints, InternalUrl,
@@ -81,7 +80,7 @@ impl InternalEndpoints for NoNamespace {
 /// sign-in, calls, shared rate limits) and the secrets each kind of layer may read, and
 /// `owner` is the endpoint's authtoken with its namespace, for forward-internal and
 /// http-request's internal targets (none: they reach nothing). `scope` names the endpoint the
-/// same way on every edge (see [`rate_limit_scope`]): in a cluster, its rate-limit buckets are
+/// same way on every edge (its name in the store, `cluster::spec::store_key`): in a cluster, its rate-limit buckets are
 /// the store's under that name, so they outlive the agent's session.
 pub fn compile<'a>(
     operator: impl IntoIterator<Item = &'a PolicySource>,
@@ -119,16 +118,6 @@ pub fn compile<'a>(
         }
         Arc::new(engine)
     }))
-}
-
-/// The name an endpoint's rate-limit buckets have in a cluster's store: its URL
-/// (`scheme://host[:port]`, the same on every edge and for every session), and for an internal
-/// endpoint, which is one authtoken's own, that token's digest too.
-pub fn rate_limit_scope(key: &EndpointKey) -> String {
-    match key.binding {
-        Binding::Internal { owner, .. } => format!("{key}@{}", &owner.hex()[..16]),
-        Binding::Public | Binding::Port(_) => key.to_string(),
-    }
 }
 
 /// A digest of `sources` (kind and text of each layer, in order; their labels do not count):

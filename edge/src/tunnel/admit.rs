@@ -278,7 +278,7 @@ pub(crate) fn member_policy(
         layers,
         &state.services,
         Some((owner, Namespace::of(&state.routes, owner))),
-        &compile::rate_limit_scope(key),
+        &store_key(key),
     )?;
     Ok((policy, compile::fingerprint(operator().chain(layers))))
 }
