@@ -35,6 +35,10 @@ async fn main() -> ExitCode {
 async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     let config = EdgeConfig::from_args(args)?;
     let _log_writer = init_tracing(config.log_format);
+    // Handlers first: a SIGTERM that arrives once the addresses are printed (a supervisor or a
+    // test reacting to them) must stop the edge cleanly, never kill it by the default action.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let edge = sluice_edge::start(config).await.context("starting edge")?;
     println!("Sluice edge");
     println!("  HTTP:     http://{}", edge.http_addr);
@@ -56,8 +60,6 @@ async fn run(args: EdgeArgs) -> anyhow::Result<()> {
         }
         println!("  Dev authtoken file: {}", dev.path.display());
     }
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
