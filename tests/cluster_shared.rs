@@ -40,10 +40,14 @@ on_http_request:
     }
 }
 
-/// An agent bringing `limited` online on `edge` with the rate limit.
+/// An agent bringing `limited` online on `edge` with the rate limit: one of a pool (an
+/// agent per edge).
 async fn limited_agent(edge: &TestEdge, up: &Upstream) -> anyhow::Result<TestAgent> {
     let mut config = edge.agent_config(TOKEN, "limited", up.addr);
     config.endpoints[0].policies = vec![rate_limit_policy()];
+    // Several runs of one authtoken share a name only as a pool; unpooled, each new one
+    // replaces the others on every edge (tests/cluster_sessions.rs).
+    config.endpoints[0].pooling_enabled = true;
     TestAgent::start(config).await
 }
 

@@ -624,6 +624,7 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         &tokens,
         &config.cloud_endpoints,
         events.clone(),
+        joined.as_ref().map(|j| j.sessions.clone()),
     )?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -175,6 +175,9 @@ pub struct Link {
     pub remote_addr: String,
     /// `quic`, or `tcp` (TLS over TCP, when the agent's network blocks UDP).
     pub transport: String,
+    /// In a cluster, the edge it is connected to (`cluster.edge_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_id: Option<String>,
 }
 
 /// An agent session online.

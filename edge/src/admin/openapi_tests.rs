@@ -153,6 +153,7 @@ fn session() -> TunnelSession {
         links: vec![Link {
             remote_addr: "192.0.2.1:50000".into(),
             transport: "quic".into(),
+            edge_id: Some("edge-1".into()),
         }],
     }
 }

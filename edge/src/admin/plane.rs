@@ -10,6 +10,7 @@ use super::model::{
 };
 use super::view;
 use crate::cloud::{self, CloudEndpointError};
+use crate::cluster::sessions::{SessionsError, SharedSession, SharedSessions};
 use crate::config::CloudEndpointSpec;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
@@ -63,6 +64,8 @@ pub struct ControlPlane {
     started: SystemTime,
     /// One change at a time, so a published snapshot always matches the store.
     changes: tokio::sync::Mutex<()>,
+    /// In a cluster, every edge's agent sessions.
+    cluster_sessions: Option<Arc<SharedSessions>>,
 }
 
 impl ControlPlane {
@@ -74,6 +77,7 @@ impl ControlPlane {
         configured: &[String],
         configured_cloud: &[CloudEndpointSpec],
         events: Arc<EventExport>,
+        cluster_sessions: Option<Arc<SharedSessions>>,
     ) -> Result<Self, PlaneError> {
         let plane = Self {
             store,
@@ -89,6 +93,7 @@ impl ControlPlane {
             events,
             started: SystemTime::now(),
             changes: tokio::sync::Mutex::new(()),
+            cluster_sessions,
         };
         let (creds, reserved, clouds) = plane.store.run_now(|c| {
             Ok((
@@ -406,6 +411,37 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// This edge's sessions, as the cluster lists them.
+    fn local_sessions(&self) -> Vec<SharedSession> {
+        let edge_id = self.cluster_sessions.as_ref().map_or("", |c| c.edge_id());
+        self.tunnel
+            .directory
+            .all()
+            .iter()
+            .map(|e| SharedSession::of(e, edge_id))
+            .collect()
+    }
+
+    /// Session `id`: this edge's, else (in a cluster) another edge's.
+    async fn find_session(&self, id: &str) -> Result<SharedSession, AdminError> {
+        if let Some(local) = self.local_sessions().into_iter().find(|s| s.id == id) {
+            return Ok(local);
+        }
+        let found = match &self.cluster_sessions {
+            Some(cluster) => cluster.get(id).await.map_err(cluster_error)?,
+            None => None,
+        };
+        found.ok_or_else(|| not_found("tunnel session", id))
+    }
+
+    fn session_view(&self, session: &SharedSession) -> TunnelSession {
+        view::session(
+            session,
+            &self.tunnel.credentials,
+            self.cluster_sessions.is_some(),
+        )
+    }
+
     /// Releases the cloud endpoint member `id`.
     fn take_offline(&self, id: &str) {
         for route in self.tunnel.routes.members() {
@@ -431,6 +467,10 @@ fn not_found(kind: &'static str, id: &str) -> AdminError {
 }
 
 fn store_error(e: StoreError) -> AdminError {
+    AdminError::Store(e.to_string())
+}
+
+fn cluster_error(e: SessionsError) -> AdminError {
     AdminError::Store(e.to_string())
 }
 
@@ -663,39 +703,45 @@ impl Admin for ControlPlane {
     }
 
     async fn tunnel_sessions(&self) -> Result<Vec<TunnelSession>, AdminError> {
-        Ok(self
-            .tunnel
-            .directory
-            .all()
-            .iter()
-            .map(|e| view::session(e, &self.tunnel.credentials))
-            .collect())
+        let mut all: Vec<SharedSession> = self.local_sessions();
+        if let Some(cluster) = &self.cluster_sessions {
+            let others = cluster.all().await.map_err(cluster_error)?;
+            all.extend(
+                others
+                    .into_iter()
+                    .filter(|s| s.edge_id != cluster.edge_id()),
+            );
+            all.sort_by(|a, b| (a.started_ms, &a.id).cmp(&(b.started_ms, &b.id)));
+        }
+        Ok(all.iter().map(|s| self.session_view(s)).collect())
     }
 
     async fn tunnel_session(&self, id: &str) -> Result<TunnelSession, AdminError> {
-        self.tunnel
-            .directory
-            .get(id)
-            .map(|e| view::session(&e, &self.tunnel.credentials))
-            .ok_or_else(|| not_found("tunnel session", id))
+        self.find_session(id).await.map(|s| self.session_view(&s))
     }
 
     async fn stop_tunnel_session(&self, actor: &Actor, id: &str) -> Result<(), AdminError> {
-        let entry = self
-            .tunnel
-            .directory
-            .get(id)
-            .ok_or_else(|| not_found("tunnel session", id))?;
-        let shown = view::session(&entry, &self.tunnel.credentials);
-        entry
-            .handle
-            .link
-            .conn
-            .close(close_code::STOPPED, b"stopped by the edge operator");
-        // Answer once its endpoints are released, so the name is free when the call returns.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        while self.tunnel.directory.get(id).is_some() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let session = self.find_session(id).await?;
+        let shown = self.session_view(&session);
+        match (self.tunnel.directory.get(id), &self.cluster_sessions) {
+            (Some(entry), _) => {
+                entry
+                    .handle
+                    .link
+                    .conn
+                    .close(close_code::STOPPED, b"stopped by the edge operator");
+                // Answer once its endpoints are released, so the name is free when the call
+                // returns.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+                while self.tunnel.directory.get(id).is_some()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            // Held by another edge: it closes the session when told to.
+            (None, Some(cluster)) => cluster.stop(&session).await.map_err(cluster_error)?,
+            (None, None) => return Err(not_found("tunnel session", id)),
         }
         self.audit(actor, "tunnel_session_stopped.v0", &shown);
         Ok(())

@@ -4,14 +4,16 @@
 use super::model::{
     Credential, Endpoint, Link, Ref, ReservedAddr, ReservedDomain, Source, TunnelSession,
 };
+use crate::cluster::sessions::SharedSession;
 use crate::config::CloudEndpointSpec;
 use crate::hostname::Hostname;
 use crate::store::rows::{CloudEndpointRow, CredentialRow, ReservationRow, Reserved};
+use crate::tunnel::authtoken::TokenId;
 use crate::tunnel::credentials::{self, Credentials};
-use crate::tunnel::directory::SessionEntry;
 use crate::tunnel::routes::{Binding, Member, Route};
 use sha2::{Digest, Sha256};
-use std::time::SystemTime;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `kind` of reserved domains in errors and event names.
 pub const DOMAIN: &str = "reserved domain";
@@ -107,27 +109,36 @@ pub fn reserved_addr(row: &ReservationRow, domain: &Hostname) -> ReservedAddr {
 }
 
 /// The credential reference of a token (`deleted` once its credential is gone).
-fn credential_ref(credentials: &Credentials, token: crate::tunnel::authtoken::TokenId) -> Ref {
+fn credential_ref(credentials: &Credentials, token: TokenId) -> Ref {
     let id = credentials
         .by_token(token)
         .map_or_else(|| "deleted".to_string(), |c| c.id.clone());
     reference("credentials", &id)
 }
 
-/// A live agent session.
-pub fn session(entry: &SessionEntry, credentials: &Credentials) -> TunnelSession {
-    let id = &entry.handle.id;
+/// A live agent session, on this edge or (in a cluster, `cluster`) on any edge: the
+/// link names its edge.
+pub fn session(s: &SharedSession, credentials: &Credentials, cluster: bool) -> TunnelSession {
+    let id = &s.id;
+    let owner = TokenId::from_hex(&s.owner);
     TunnelSession {
         id: id.clone(),
         uri: format!("/tunnel_sessions/{id}"),
-        credential: credential_ref(credentials, entry.handle.owner),
-        agent_version: entry.agent_version.clone(),
-        ip: entry.remote.ip().to_string(),
-        started_at: rfc3339(entry.started),
-        endpoints: entry.endpoints.clone(),
+        credential: match owner {
+            Some(owner) => credential_ref(credentials, owner),
+            None => reference("credentials", "deleted"),
+        },
+        agent_version: s.agent_version.clone(),
+        ip: s
+            .remote
+            .parse::<SocketAddr>()
+            .map_or_else(|_| s.remote.clone(), |a| a.ip().to_string()),
+        started_at: rfc3339(UNIX_EPOCH + Duration::from_millis(s.started_ms)),
+        endpoints: s.endpoints.clone(),
         links: vec![Link {
-            remote_addr: entry.remote.to_string(),
-            transport: entry.handle.link.conn.transport().to_string(),
+            remote_addr: s.remote.clone(),
+            transport: s.transport.clone(),
+            edge_id: cluster.then(|| s.edge_id.clone()),
         }],
     }
 }

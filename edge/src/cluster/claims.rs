@@ -11,7 +11,10 @@
 //! and a new or changed entry is announced on `sluice:routes` (`mirror.rs` listens). Each edge
 //! renews its entries every [`RENEW_EVERY`] by running the same script again, which also puts
 //! them back after the store lost its data; a dead edge's entries expire after [`LEASE`]. An
-//! edge drops its entry (and announces it) when its last session on that endpoint ends.
+//! edge drops its entry (and announces it) when its last session on that endpoint ends. A new
+//! session's claim also tells the other edges holding one of its endpoints for the same
+//! authtoken which agent run took it, so that they replace their members as one edge would
+//! (`control.rs`).
 //!
 //! [`MemberSpec`]: super::spec::MemberSpec
 
@@ -44,13 +47,18 @@ pub(crate) fn holders_key(name: &str) -> String {
 }
 
 /// Checks every endpoint (KEYS: holder hashes) for a live entry of another token, then writes
-/// this edge's entry and spec into each (ARGV: edge id, token digest, lease ms, then one spec
-/// per key). 0 when claimed, else the 1-based index of the first endpoint another token holds.
+/// this edge's entry and spec into each (ARGV: edge id, token digest, lease ms, the claiming
+/// agent run (empty on renewal), then one spec per key). 0 when claimed, else the 1-based index
+/// of the first endpoint another token holds. A claim (not a renewal) also tells each other edge
+/// holding an endpoint for the same token which run took it (`control.rs` replaces the members
+/// that rule says go).
 const CLAIM: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local mine = ARGV[2]
+local others = {}
 for i, key in ipairs(KEYS) do
+  others[i] = {}
   local fields = redis.call('HGETALL', key)
   for j = 1, #fields, 2 do
     local value = fields[j + 1]
@@ -60,15 +68,18 @@ for i, key in ipairs(KEYS) do
       redis.call('HDEL', key, fields[j])
     elseif string.sub(value, 1, sep - 1) ~= mine then
       return i
+    elseif fields[j] ~= ARGV[1] then
+      table.insert(others[i], fields[j])
     end
   end
 end
 local lease = tonumber(ARGV[3])
+local run = ARGV[4]
 local value = mine .. '|' .. (now + lease)
 for i, key in ipairs(KEYS) do
   local name = string.sub(key, 11)
   local specs = 'sluice:spec:' .. name
-  local spec = ARGV[3 + i]
+  local spec = ARGV[4 + i]
   local held = redis.call('HGET', key, ARGV[1])
   local known = redis.call('HGET', specs, ARGV[1])
   redis.call('HSET', key, ARGV[1], value)
@@ -78,6 +89,13 @@ for i, key in ipairs(KEYS) do
   redis.call('SADD', 'sluice:endpoints', name)
   if not held or known ~= spec then
     redis.call('PUBLISH', 'sluice:routes', name)
+  end
+  if run ~= '' and #others[i] > 0 then
+    local pooled = cjson.decode(spec).pooling == true
+    local message = cjson.encode({replace = {endpoint = name, owner = mine, run = run, pooled = pooled}})
+    for _, edge in ipairs(others[i]) do
+      redis.call('PUBLISH', 'sluice:edge:' .. edge, message)
+    end
   end
 end
 return 0
@@ -186,23 +204,30 @@ impl Claims {
         }
     }
 
-    /// Runs the claim script over `claims` for `owner`.
+    /// Runs the claim script over `claims` for `owner`, by agent run `run` (empty when
+    /// renewing).
     async fn run_claim(
         &self,
         claims: &[Claim],
         owner: TokenId,
+        run: &str,
     ) -> Result<usize, redis::RedisError> {
         let token = owner.hex();
         let lease = LEASE.as_millis().to_string();
-        let mut args = vec![self.edge_id.as_str(), token.as_str(), lease.as_str()];
+        let mut args = vec![self.edge_id.as_str(), token.as_str(), lease.as_str(), run];
         args.extend(claims.iter().map(|c| c.spec.as_str()));
         self.run(&self.claim, claims.iter().map(|c| c.name.as_str()), &args)
             .await
     }
 
-    /// Claims every endpoint of a session for `owner`, or none.
-    pub async fn claim(&self, claims: &[Claim], owner: TokenId) -> Result<(), ClaimError> {
-        match self.run_claim(claims, owner).await {
+    /// Claims every endpoint of a session of agent run `run` for `owner`, or none.
+    pub async fn claim(
+        &self,
+        claims: &[Claim],
+        owner: TokenId,
+        run: &str,
+    ) -> Result<(), ClaimError> {
+        match self.run_claim(claims, owner, run).await {
             Ok(0) => {
                 let mut held = self.held.lock();
                 for claim in claims {
@@ -282,7 +307,10 @@ impl Claims {
             .collect();
         for (claim, owner) in held {
             let endpoint = &claim.name;
-            match self.run_claim(std::slice::from_ref(&claim), owner).await {
+            match self
+                .run_claim(std::slice::from_ref(&claim), owner, "")
+                .await
+            {
                 Ok(0) => {}
                 Ok(_) => {
                     warn!(%endpoint, "another edge's authtoken holds an endpoint this edge serves (claimed while the store was unreachable)")

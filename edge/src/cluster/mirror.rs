@@ -257,10 +257,8 @@ impl Mirror {
         owner: &str,
         spec: &str,
     ) -> Result<Arc<Route>, Skip> {
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(owner, &mut digest)
-            .map_err(|_| Skip::Broken("the owner is not a digest".into()))?;
-        let owner = TokenId::from_digest(digest);
+        let owner = TokenId::from_hex(owner)
+            .ok_or_else(|| Skip::Broken("the owner is not a digest".into()))?;
         let spec = MemberSpec::parse(spec).map_err(|e| Skip::Broken(e.to_string()))?;
         let key = spec.key(owner).map_err(|e| Skip::Broken(e.to_string()))?;
         // TCP and TLS endpoints are served where their agent is.

@@ -3,12 +3,15 @@
 //! shared store (`claims.rs`, each described by a `spec.rs` entry), the other edges' endpoints
 //! mirrored here (`mirror.rs`) behind the route registry (`registry.rs`), and the links between
 //! edges (`peer_auth.rs`, `peers.rs`) over which requests are forwarded and relayed
-//! (`relay.rs`). Rate-limit buckets (`rate_limits.rs`) and sign-in state (`sign_in.rs`) are
-//! shared too, set up before the policy services by `shared.rs`. [`join`] connects and
-//! checks; [`Joined::run`] starts the rest.
+//! (`relay.rs`). Each edge lists its agent sessions in the store (`sessions.rs`) and takes
+//! messages for them from the others (`control.rs`: the operator's stop, replacement by a new
+//! run). Rate-limit buckets (`rate_limits.rs`) and sign-in state (`sign_in.rs`) are shared
+//! too, set up before the policy services by `shared.rs`. [`join`] connects and checks;
+//! [`Joined::run`] starts the rest.
 
 pub mod claims;
 pub mod config;
+pub mod control;
 pub mod members;
 pub mod mirror;
 pub mod peer_auth;
@@ -16,6 +19,7 @@ pub mod peers;
 pub mod rate_limits;
 pub mod registry;
 pub mod relay;
+pub mod sessions;
 pub mod shared;
 pub mod sign_in;
 pub mod spec;
@@ -33,6 +37,7 @@ use peer_auth::{PeerAuthError, PeerSecret};
 use peers::PeerLinks;
 use redis::aio::ConnectionManager;
 use relay::RelayState;
+use sessions::SharedSessions;
 use sluice_proto::transport::endpoint;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -68,6 +73,8 @@ pub enum JoinError {
 pub struct Joined {
     /// This edge's claims (admission writes them).
     pub claims: Arc<Claims>,
+    /// Every edge's agent sessions (the admin API lists and stops them).
+    pub sessions: Arc<SharedSessions>,
     edge_id: String,
     client: redis::Client,
     store: ConnectionManager,
@@ -112,10 +119,12 @@ pub async fn join(
         session_key,
     )
     .await?;
-    let claims = Claims::new(store.clone(), &config.edge_id, errors);
+    let claims = Claims::new(store.clone(), &config.edge_id, errors.clone());
+    let sessions = SharedSessions::new(store.clone(), &config.edge_id, errors);
     info!(edge_id = %config.edge_id, ?advertised, "joined the cluster");
     Ok(Joined {
         claims,
+        sessions,
         edge_id: config.edge_id.clone(),
         client,
         store,
@@ -162,7 +171,14 @@ impl Joined {
         mirror.resync().await;
         let mut tasks = vec![
             tokio::spawn(renew_forever(self.claims.clone(), self.members)),
-            tokio::spawn(mirror.follow(self.client)),
+            tokio::spawn(mirror.follow(self.client.clone())),
+            tokio::spawn(self.sessions.publish_forever(tunnel.directory.clone())),
+            tokio::spawn(control::follow(
+                self.client,
+                self.edge_id.clone(),
+                tunnel.clone(),
+                metrics.store_errors.clone(),
+            )),
         ];
         if self.advertised.is_some() {
             let relay = Arc::new(RelayState {

@@ -177,10 +177,13 @@ pub(crate) async fn admit(
     check_endpoint_limit(&credential, routes.len(), run_id, state)?;
     // In a cluster, the store's claim first (no store call on a single edge).
     if let Some(cluster) = &state.cluster {
-        cluster.claim(&claims, owner).await.map_err(|e| match e {
-            ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
-            ClaimError::Unavailable(_) => reject(ErrorCode::StoreUnavailable, e.to_string()),
-        })?;
+        cluster
+            .claim(&claims, owner, run_id)
+            .await
+            .map_err(|e| match e {
+                ClaimError::Taken(_) => reject(ErrorCode::HostnameTaken, e.to_string()),
+                ClaimError::Unavailable(_) => reject(ErrorCode::StoreUnavailable, e.to_string()),
+            })?;
     }
     let replaced = match state.routes.claim(routes.clone()) {
         Ok(replaced) => replaced,

@@ -37,6 +37,13 @@ impl TokenId {
         Self(digest)
     }
 
+    /// The id [`TokenId::hex`] wrote, if `hex` is one.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex, &mut digest).ok()?;
+        Some(Self::from_digest(digest))
+    }
+
     /// The digest.
     pub fn digest(&self) -> &[u8; 32] {
         &self.0

@@ -29,6 +29,8 @@ pub struct SessionEntry {
 #[derive(Debug, Default)]
 pub struct Directory {
     sessions: Mutex<HashMap<String, Arc<SessionEntry>>>,
+    /// Signalled when a session is listed or leaves (one waiter: the cluster's session list).
+    changes: tokio::sync::Notify,
 }
 
 impl Directory {
@@ -36,10 +38,17 @@ impl Directory {
     pub fn register(self: &Arc<Self>, entry: SessionEntry) -> Listed {
         let id = entry.handle.id.clone();
         self.sessions.lock().insert(id.clone(), Arc::new(entry));
+        self.changes.notify_one();
         Listed {
             directory: self.clone(),
             id,
         }
+    }
+
+    /// Waits until a session is listed or leaves. A change while nobody waits is kept for the
+    /// next wait, so a waiter that was busy misses none.
+    pub async fn changed(&self) {
+        self.changes.notified().await;
     }
 
     /// Every session, oldest first.
@@ -87,5 +96,6 @@ pub struct Listed {
 impl Drop for Listed {
     fn drop(&mut self) {
         self.directory.sessions.lock().remove(&self.id);
+        self.directory.changes.notify_one();
     }
 }
