@@ -1,7 +1,9 @@
 //! [`ClusterRoutes`]: the route registry of an edge in a cluster: its own members first, then
 //! the endpoints other edges hold, as the mirror (`mirror.rs`) keeps them.
 
-use crate::tunnel::routes::{ClaimError, EndpointKey, LocalRoutes, Route, RouteRegistry, RouteSet};
+use crate::tunnel::routes::{
+    lookup_across, ClaimError, EndpointKey, LocalRoutes, Route, RouteRegistry, RouteSet,
+};
 use sluice_proto::scheme::Scheme;
 use std::sync::Arc;
 
@@ -30,12 +32,11 @@ impl RouteRegistry for ClusterRoutes {
         self.local.release(key, member_id);
     }
 
-    /// A member here serves the request directly; only an endpoint no session here holds goes
-    /// to another edge.
+    /// The name one edge would pick among all members (exact before wildcard, the most
+    /// specific wildcard first); for the same name, a member here serves the request directly
+    /// and only an endpoint no session here holds goes to another edge.
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>> {
-        self.local
-            .lookup(scheme, host)
-            .or_else(|| self.remote.lookup(scheme, host))
+        lookup_across([&self.local, self.remote.as_ref()], scheme, host)
     }
 
     fn lookup_key(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {

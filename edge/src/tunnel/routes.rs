@@ -555,6 +555,22 @@ impl LocalRoutes {
     }
 }
 
+/// The public set for a request's `host` on `scheme` across `registries`, in one order: an
+/// exact name in any of them first, then the most specific wildcard in any of them; on a tie
+/// the earlier registry wins. (A cluster's edge asks its own members before the other edges',
+/// and a more specific name held elsewhere still beats a wildcard held here.)
+pub fn lookup_across<const N: usize>(
+    registries: [&LocalRoutes; N],
+    scheme: Scheme,
+    host: &str,
+) -> Option<Arc<RouteSet>> {
+    // Arrays, not vectors: this runs for every request.
+    let tables = registries.map(|r| r.tables.load());
+    let named = tables.each_ref().map(|t| t.named(scheme));
+    let find = |name: &str| named.iter().flatten().find_map(|t| t.get(name).cloned());
+    find(host).or_else(|| wildcard_candidates(host).find_map(|pattern| find(&pattern)))
+}
+
 impl RouteRegistry for LocalRoutes {
     fn claim(&self, routes: Vec<Arc<Route>>) -> Result<Vec<Arc<Route>>, ClaimError> {
         self.update(|tables| {
@@ -583,12 +599,7 @@ impl RouteRegistry for LocalRoutes {
     }
 
     fn lookup(&self, scheme: Scheme, host: &str) -> Option<Arc<RouteSet>> {
-        let tables = self.tables.load();
-        let table = tables.named(scheme)?;
-        if let Some(set) = table.get(host) {
-            return Some(set.clone());
-        }
-        wildcard_candidates(host).find_map(|pattern| table.get(&pattern).cloned())
+        lookup_across([self], scheme, host)
     }
 
     fn lookup_key(&self, key: &EndpointKey) -> Option<Arc<RouteSet>> {
@@ -698,6 +709,54 @@ mod tests {
             policy_id,
             endpoint: Arc::default(),
         })
+    }
+
+    /// `session`'s unpooled member of `http://{name}`.
+    fn named_route(session: &Arc<SessionHandle>, name: &str) -> Arc<Route> {
+        let hostname = Hostname::parse(name).expect("hostname");
+        Arc::new(Route {
+            url: format!("http://{hostname}"),
+            key: EndpointKey::public(Scheme::Http, hostname),
+            pooling: false,
+            member: Member::Agent {
+                session: session.clone(),
+                endpoint_id: 0,
+            },
+            policy: None,
+            policy_id: [0; 32],
+            endpoint: Arc::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn across_registries_an_exact_name_anywhere_beats_a_wildcard_here() {
+        let link = Link::new();
+        let owner = Credentials::configured(["mine"])
+            .verify("mine")
+            .expect("token")
+            .token;
+        let (here, there) = (LocalRoutes::new(), LocalRoutes::new());
+        let on_here = link.session("here", owner, "run").await;
+        let on_there = link.session("there", owner, "run").await;
+        let claim = |routes: &LocalRoutes, session, names: &[&str]| {
+            let claimed = names.iter().map(|n| named_route(session, n)).collect();
+            routes.claim(claimed).expect("claim");
+        };
+        claim(&here, &on_here, &["*.example.com", "www.example.com"]);
+        claim(
+            &there,
+            &on_there,
+            &["api.example.com", "www.example.com", "*.b.example.com"],
+        );
+        let holder = |host: &str| {
+            lookup_across([&here, &there], Scheme::Http, host)
+                .map(|set| set.members()[0].member_id().to_string())
+        };
+        assert_eq!(holder("api.example.com").as_deref(), Some("there"));
+        assert_eq!(holder("www.example.com").as_deref(), Some("here"));
+        assert_eq!(holder("x.b.example.com").as_deref(), Some("there"));
+        assert_eq!(holder("other.example.com").as_deref(), Some("here"));
+        assert_eq!(holder("example.org"), None);
     }
 
     fn members(routes: &LocalRoutes) -> Vec<String> {
