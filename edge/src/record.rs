@@ -27,10 +27,10 @@ pub struct RequestRecord<'a> {
     pub endpoint: Option<&'a EndpointInfo>,
     /// The internal endpoints forward-internal handed it to, in order.
     pub forwarded_to: &'a [Arc<EndpointInfo>],
-    /// The agent session that carried it, when it reached an agent.
     /// The cluster edge that held the endpoint's agent and relayed the request to it, when
     /// this edge had no link of its own (docs/cluster.md).
     pub forwarded_to_edge: Option<&'a str>,
+    /// The agent session that carried it, when it reached an agent.
     pub agent: Option<AgentLeg<'a>>,
     /// Host the request was for (lowercase, no port).
     pub host: &'a str,
@@ -66,8 +66,10 @@ pub struct ConnectionRecord<'a> {
     pub endpoint_url: &'a str,
     /// The endpoint it reached, when one held the port.
     pub endpoint: Option<&'a EndpointInfo>,
-    /// The agent session that carried it, when it reached an agent.
+    /// The agent session that carried it, when it reached an agent of this edge.
     pub agent: Option<AgentLeg<'a>>,
+    /// The cluster edge that held the endpoint's agent and relayed the connection to it.
+    pub forwarded_to_edge: Option<&'a str>,
     /// The client's address.
     pub client_addr: SocketAddr,
     /// The edge address the client connected to.

@@ -3,14 +3,16 @@
 //! (and again every [`RESYNC_EVERY`], which also drops the entries of edges that died without
 //! letting go); the announcements on `sluice:routes` bring each change in between. Because the
 //! copy is complete, a request for a name nobody holds is answered from memory too: random names
-//! cannot flood the store.
+//! cannot flood the store. For the other edges' `tcp://` endpoints this edge also listens on
+//! their ports, so a client may reach any edge.
 
 use super::claims::{holders_key, CALL_LIMIT, LEASE, ROUTES_CHANNEL};
 use super::peers::PeerLinks;
 use super::spec::MemberSpec;
 use crate::tunnel::admit::member_policy;
 use crate::tunnel::authtoken::TokenId;
-use crate::tunnel::routes::{EndpointKey, LocalRoutes, Member, Route};
+use crate::tunnel::ports::PortHold;
+use crate::tunnel::routes::{Binding, EndpointKey, LocalRoutes, Member, Route};
 use crate::tunnel::state::TunnelState;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -93,6 +95,10 @@ pub struct Mirror {
     peers: Arc<PeerLinks>,
     /// By store name: the endpoint's key and its members on other edges.
     known: Mutex<HashMap<String, (EndpointKey, Vec<Known>)>>,
+    /// This edge's listeners on the ports of the other edges' `tcp://` endpoints.
+    ports: Mutex<HashMap<u16, PortHold>>,
+    /// Ports that could not be listened on (warned about once).
+    refused_ports: Mutex<HashSet<u16>>,
     errors: IntCounterVec,
 }
 
@@ -114,6 +120,8 @@ impl Mirror {
             tunnel,
             peers,
             known: Mutex::default(),
+            ports: Mutex::default(),
+            refused_ports: Mutex::default(),
             errors,
         })
     }
@@ -188,6 +196,45 @@ impl Mirror {
                 .collect();
             self.update(name, &entries, reason);
         }
+        self.hold_ports().await;
+    }
+
+    /// Listens on the port of every `tcp://` endpoint the other edges hold (within this edge's
+    /// `tcp_ports`), so that a client that reaches this edge finds the endpoint too, and
+    /// closes the ports none holds any more. A port this edge cannot bind (another program
+    /// has it) is tried again at each read.
+    async fn hold_ports(&self) {
+        let Some(tcp) = &self.tunnel.tcp_ports else {
+            return;
+        };
+        let wanted: HashSet<u16> = self
+            .known
+            .lock()
+            .values()
+            .filter_map(|(key, _)| match key.binding {
+                Binding::Port(port) => Some(port),
+                Binding::Public | Binding::Internal { .. } => None,
+            })
+            .collect();
+        self.ports.lock().retain(|port, _| wanted.contains(port));
+        for port in wanted {
+            if self.ports.lock().contains_key(&port) {
+                continue;
+            }
+            match tcp.hold(port).await {
+                Ok(hold) => {
+                    self.refused_ports.lock().remove(&port);
+                    self.ports.lock().insert(port, hold);
+                }
+                Err(e) if self.refused_ports.lock().insert(port) => {
+                    warn!(
+                        port,
+                        "cannot listen for another edge's tcp:// endpoint: {e}"
+                    )
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Makes the mirrored members of `name` those of `entries` (edge, owner, spec), reusing
@@ -220,7 +267,6 @@ impl Mirror {
                         missing: false,
                     });
                 }
-                Err(Skip::NotForwarded) => {}
                 Err(Skip::Broken(why)) => {
                     warn!(endpoint = %name, edge = %edge_id, "cannot serve another edge's endpoint here: {why}")
                 }
@@ -261,10 +307,6 @@ impl Mirror {
             .ok_or_else(|| Skip::Broken("the owner is not a digest".into()))?;
         let spec = MemberSpec::parse(spec).map_err(|e| Skip::Broken(e.to_string()))?;
         let key = spec.key(owner).map_err(|e| Skip::Broken(e.to_string()))?;
-        // TCP and TLS endpoints are served where their agent is.
-        if !key.scheme.is_http() {
-            return Err(Skip::NotForwarded);
-        }
         let policy_id = spec
             .policy_digest()
             .map_err(|e| Skip::Broken(e.to_string()))?;
@@ -288,10 +330,7 @@ impl Mirror {
     }
 }
 
-/// Why another edge's member is not mirrored.
+/// Why another edge's member is not mirrored: its entry cannot be used here.
 enum Skip {
-    /// Not an endpoint requests are forwarded to.
-    NotForwarded,
-    /// Its entry cannot be used here.
     Broken(String),
 }

@@ -45,9 +45,10 @@ impl RouteRegistry for ClusterRoutes {
             .or_else(|| self.remote.lookup_key(key))
     }
 
-    /// TCP endpoints are served where their agent is (a port is not forwarded).
     fn lookup_port(&self, port: u16) -> Option<Arc<RouteSet>> {
-        self.local.lookup_port(port)
+        self.local
+            .lookup_port(port)
+            .or_else(|| self.remote.lookup_port(port))
     }
 
     /// This edge's own members: each edge lists its own.

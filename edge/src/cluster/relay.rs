@@ -11,7 +11,7 @@ use crate::tunnel::routes::RouteRegistry;
 use crate::tunnel::stream::AgentStream;
 use prometheus::{IntCounter, IntGauge};
 use sluice_proto::error_code::ErrorCode;
-use sluice_proto::frame::{AgentFailure, ForwardHead, Frame};
+use sluice_proto::frame::{AgentFailure, ConnectHead, ForwardHead, Frame, RequestHead};
 use sluice_proto::framed::{FrameReader, FrameWriter, StreamError};
 use sluice_proto::link::{RecvHalf, SendHalf};
 use std::sync::Arc;
@@ -70,32 +70,90 @@ pub async fn serve_stream(state: Arc<RelayState>, send: SendHalf, recv: RecvHalf
     }
 }
 
-/// Relays one request; whether the peer stream can carry the next one.
+/// Relays one request or TCP connection; whether the peer stream can carry the next one.
 async fn relay_one(
     state: &RelayState,
     peer: &mut AgentStream,
     forward: &ForwardHead,
 ) -> Result<bool, Broken> {
-    let mut head = match peer.reader.next().await {
-        Ok(Some(Frame::RequestHead(head))) => head,
-        other => return Err(format!("expected a request head, got {other:?}")),
-    };
-    let (session, endpoint_id) = match member(state, forward) {
-        Ok(member) => member,
+    match peer.reader.next().await {
+        Ok(Some(Frame::RequestHead(head))) => relay_request(state, peer, forward, head).await,
+        Ok(Some(Frame::Connect(head))) => relay_connection(state, peer, forward, head).await,
+        other => Err(format!("expected a request or connect head, got {other:?}")),
+    }
+}
+
+/// A stream to the member of this edge that takes the forwarded `forward`, its endpoint id,
+/// and the session (whose liveness counts the wait); a failure is for the forwarding edge.
+async fn agent_stream(
+    state: &RelayState,
+    forward: &ForwardHead,
+) -> Result<(AgentStream, u32, Arc<SessionHandle>), AgentFailure> {
+    let (session, endpoint_id) = member(state, forward)?;
+    state.relayed.inc();
+    match session.link.stream(state.open_timeout).await {
+        Ok(stream) => Ok((stream, endpoint_id, session)),
+        Err(e) => Err(AgentFailure {
+            code: ErrorCode::AgentOffline,
+            message: format!("the relaying edge got no stream to the agent: {e}"),
+        }),
+    }
+}
+
+/// Relays a TCP or TLS connection: its connect head to the agent, the agent's answer back,
+/// then raw bytes both ways until both ends are done. The peer stream is not reused.
+async fn relay_connection(
+    state: &RelayState,
+    peer: &mut AgentStream,
+    forward: &ForwardHead,
+    mut head: Box<ConnectHead>,
+) -> Result<bool, Broken> {
+    let (agent, endpoint_id, session) = match agent_stream(state, forward).await {
+        Ok(found) => found,
         Err(failure) => return refuse(peer, failure).await,
     };
-    state.relayed.inc();
     let _waiting = session.link.liveness.begin();
-    let mut agent = match session.link.stream(state.open_timeout).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            let failure = AgentFailure {
-                code: ErrorCode::AgentOffline,
-                message: format!("the relaying edge got no stream to the agent: {e}"),
-            };
-            return refuse(peer, failure).await;
+    head.endpoint_id = endpoint_id;
+    let AgentStream {
+        writer: mut to_agent,
+        reader: mut from_agent,
+        ..
+    } = agent;
+    to_agent
+        .send(&Frame::Connect(head))
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = async {
+        match from_agent.next().await {
+            Ok(Some(Frame::Connected)) => {
+                if peer.writer.send(&Frame::Connected).await.is_ok() {
+                    copy_raw(&mut from_agent, &mut peer.writer).await;
+                }
+            }
+            Ok(Some(failed @ Frame::Error(_))) => {
+                if peer.writer.send(&failed).await.is_ok() {
+                    peer.writer.finish();
+                }
+            }
+            other => debug!("a relayed connection's agent answered {other:?}"),
         }
     };
+    tokio::join!(copy_raw(&mut peer.reader, &mut to_agent), answer);
+    Ok(false)
+}
+
+/// Relays one HTTP request whose head is `head`.
+async fn relay_request(
+    state: &RelayState,
+    peer: &mut AgentStream,
+    forward: &ForwardHead,
+    mut head: Box<RequestHead>,
+) -> Result<bool, Broken> {
+    let (mut agent, endpoint_id, session) = match agent_stream(state, forward).await {
+        Ok(found) => found,
+        Err(failure) => return refuse(peer, failure).await,
+    };
+    let _waiting = session.link.liveness.begin();
     head.endpoint_id = endpoint_id;
     let ended = head.end_stream;
     agent

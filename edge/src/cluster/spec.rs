@@ -35,6 +35,9 @@ pub struct MemberSpec {
     /// An internal endpoint's port (absent for a public one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_port: Option<u16>,
+    /// A `tcp://` endpoint's port on the edges (its `tcp_ports`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_port: Option<u16>,
     /// The URL shown to users.
     pub url: String,
     /// The endpoint id policies and events see (`ses_…/N`, the holding edge's).
@@ -66,13 +69,15 @@ impl MemberSpec {
         let scheme = Scheme::parse(&self.scheme).ok_or(SpecError::Field("unknown scheme"))?;
         let hostname =
             Hostname::parse(&self.hostname).map_err(|_| SpecError::Field("invalid hostname"))?;
-        Ok(match self.internal_port {
-            Some(port) => EndpointKey {
+        Ok(match (self.internal_port, self.tcp_port) {
+            (Some(port), _) => EndpointKey {
                 scheme,
                 hostname,
                 binding: Binding::Internal { owner, port },
             },
-            None => EndpointKey::public(scheme, hostname),
+            (None, Some(port)) if scheme == Scheme::Tcp => EndpointKey::tcp(hostname, port),
+            (None, Some(_)) => return Err(SpecError::Field("a port on a scheme other than tcp")),
+            (None, None) => EndpointKey::public(scheme, hostname),
         })
     }
 
@@ -102,6 +107,7 @@ mod tests {
             scheme: "https".into(),
             hostname: "api.internal".into(),
             internal_port: Some(8443),
+            tcp_port: None,
             url: "https://api.internal:8443".into(),
             id: "ses_1/0".into(),
             pooling: false,
@@ -118,5 +124,19 @@ mod tests {
         let public = EndpointKey::public(Scheme::Http, Hostname::parse("a.example").expect("h"));
         assert_eq!(store_key(&public), "http://a.example");
         assert!(MemberSpec::parse("{}").is_err());
+        let tcp = MemberSpec {
+            scheme: "tcp".into(),
+            hostname: "localhost".into(),
+            internal_port: None,
+            tcp_port: Some(20001),
+            ..back
+        };
+        let key = tcp.key(owner).expect("tcp key");
+        assert_eq!(store_key(&key), "tcp://localhost:20001");
+        let wrong = MemberSpec {
+            scheme: "https".into(),
+            ..tcp
+        };
+        assert!(wrong.key(owner).is_err());
     }
 }

@@ -108,6 +108,9 @@ pub fn connection_object(conn: &ConnectionRecord<'_>) -> Value {
         }
         obj.insert("traffic_policy".into(), json!({ "logs": policy.logs() }));
     }
+    if let Some(edge) = conn.forwarded_to_edge {
+        obj.insert("forwarded_to_edge".into(), json!(edge));
+    }
     obj.insert(
         "sluice".into(),
         json!({

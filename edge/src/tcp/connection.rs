@@ -132,6 +132,7 @@ pub(crate) async fn serve(
             endpoint_url: route.as_ref().map_or("", |r| r.url.as_str()),
             endpoint: route.as_ref().map(|r| &*r.endpoint),
             agent: route.as_ref().and_then(|r| r.agent_leg()),
+            forwarded_to_edge: route.as_ref().and_then(|r| r.remote_edge()),
             client_addr: peer,
             server_addr: local,
             start: accepted.start,
@@ -242,16 +243,25 @@ async fn carry(
     route: &Route,
     state: &TcpState,
 ) -> Outcome {
-    let Some((session, endpoint_id)) = route.agent() else {
-        return Outcome::NoEndpoint;
+    let Some((link, endpoint_id, forward)) = route.carrier(state.stream_open_timeout).await else {
+        return match route.remote_edge() {
+            Some(edge) => Outcome::AgentGone(format!("no link to edge '{edge}', which holds it")),
+            None => Outcome::NoEndpoint,
+        };
     };
     // Counted as waiting on the agent for the connection's whole life, so a dead agent is
     // noticed within seconds and its clients closed, as for requests.
-    let _waiting = session.link.liveness.begin();
-    let mut stream = match session.link.stream(state.stream_open_timeout).await {
+    let _waiting = link.liveness.begin();
+    let mut stream = match link.stream(state.stream_open_timeout).await {
         Ok(stream) => stream,
         Err(e) => return Outcome::AgentGone(e.to_string()),
     };
+    // Another edge's member: that edge relays the connection to its agent (cluster/relay.rs).
+    if let Some(forward) = forward {
+        if let Err(e) = stream.writer.send(&Frame::Forward(Box::new(forward))).await {
+            return Outcome::AgentGone(e.to_string());
+        }
+    }
     let head = ConnectHead {
         endpoint_id,
         connection_id: accepted.id.clone(),

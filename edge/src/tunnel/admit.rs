@@ -66,6 +66,10 @@ fn cluster_claim(route: &Route, policies: &[PolicySource]) -> Claim {
             Binding::Internal { port, .. } => Some(port),
             Binding::Public | Binding::Port(_) => None,
         },
+        tcp_port: match route.key.binding {
+            Binding::Port(port) => Some(port),
+            Binding::Public | Binding::Internal { .. } => None,
+        },
         url: route.url.clone(),
         id: route.endpoint.id.clone(),
         pooling: route.pooling,
