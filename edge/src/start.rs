@@ -618,8 +618,20 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     });
     let sessions = tunnel_state.directory.clone();
     cloud::bring_online(&config.cloud_endpoints, &tunnel_state)?;
+    // In a cluster the admin API's rows are the store's: this edge's file is synced with it
+    // (seeding or importing, when due) before the control plane loads it.
+    let admin_rows = match &joined {
+        Some(joined) => Some(
+            joined
+                .admin_rows(store.clone())
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?,
+        ),
+        None => None,
+    };
     let control_plane = Arc::new(ControlPlane::load(
         store.clone(),
+        admin_rows.clone(),
         tunnel_state.clone(),
         &tokens,
         &config.cloud_endpoints,
@@ -776,6 +788,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
         tasks.extend(running);
     }
     tasks.extend(shared.map(|s| s.following));
+    if let Some(rows) = admin_rows {
+        tasks.push(tokio::spawn(rows.follow(control_plane.clone())));
+    }
     tasks.push(tokio::spawn(listener::accept_loop(
         endpoint.clone(),
         tunnel_state,

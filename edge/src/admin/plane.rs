@@ -2,6 +2,10 @@
 //! side. Each change is written to the store first (one transaction), then published to the
 //! snapshots admission reads (credentials, reservations) or to the route registry (cloud
 //! endpoints), then recorded as an audit event. Changes run one at a time.
+//!
+//! In a cluster the rows live in the store (`cluster/admin_rows.rs`): a change is made there,
+//! and the edge's file is the copy every read serves; the other edges' changes arrive through
+//! [`RowsChanged`].
 
 use super::api::{Actor, Admin, AdminError};
 use super::model::{
@@ -10,12 +14,15 @@ use super::model::{
 };
 use super::view;
 use crate::cloud::{self, CloudEndpointError};
+use crate::cluster::admin_rows::{AdminRows, AdminRowsError, Change, RowsChanged};
 use crate::cluster::sessions::{SessionsError, SharedSession, SharedSessions};
 use crate::config::CloudEndpointSpec;
 use crate::events::EventExport;
 use crate::hostname::Hostname;
 use crate::ids::new_id;
-use crate::store::rows::{self, CloudEndpointRow, CredentialRow, ReservationRow, Reserved};
+use crate::store::rows::{
+    self, AllRows, CloudEndpointRow, CredentialRow, ReservationRow, Reserved,
+};
 use crate::store::{Store, StoreError};
 use crate::tunnel::acl::Acl;
 use crate::tunnel::admit::requested_port;
@@ -24,14 +31,15 @@ use crate::tunnel::credentials::{self, CredentialSource};
 use crate::tunnel::reservations;
 use crate::tunnel::state::TunnelState;
 use async_trait::async_trait;
+use rusqlite::Connection;
 use serde::Serialize;
 use sluice_proto::close_code;
 use sluice_proto::control::{PolicyKind, PolicySource};
 use sluice_proto::scheme::Scheme;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Why the control plane could not load the store's state at start.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +61,10 @@ pub enum PlaneError {
 
 /// The control plane: the store, the agent side it changes, and where audit events go.
 pub struct ControlPlane {
+    /// The rows; in a cluster, this edge's copy of the store's.
     store: Store,
+    /// In a cluster, where changes are made.
+    cluster_rows: Option<Arc<AdminRows>>,
     tunnel: Arc<TunnelState>,
     /// `edge.yaml`'s tokens (and the dev token), read-only here.
     configured: Vec<credentials::Credential>,
@@ -70,9 +81,11 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Loads the store's credentials and reservations into the agent side and brings its cloud
-    /// endpoints online. Called at start, before the edge serves.
+    /// endpoints online. Called at start, before the edge serves; in a cluster, after
+    /// `cluster_rows` synced the file with the store.
     pub fn load(
         store: Store,
+        cluster_rows: Option<Arc<AdminRows>>,
         tunnel: Arc<TunnelState>,
         configured: &[String],
         configured_cloud: &[CloudEndpointSpec],
@@ -81,6 +94,7 @@ impl ControlPlane {
     ) -> Result<Self, PlaneError> {
         let plane = Self {
             store,
+            cluster_rows,
             tunnel,
             configured: configured
                 .iter()
@@ -153,6 +167,29 @@ impl ControlPlane {
             .map_err(store_error)?;
         self.publish(&creds, &reserved);
         Ok(())
+    }
+
+    /// Makes a change: in this edge's file (`local`), or in a cluster in the store
+    /// (`change`), which the file then follows.
+    async fn write(
+        &self,
+        change: Change<'_>,
+        local: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), Failed> {
+        match &self.cluster_rows {
+            None => self.store.run(local).await.map_err(Failed::Local),
+            Some(cluster) => cluster.change(change, self).await.map_err(Failed::Cluster),
+        }
+    }
+
+    /// Closes the agent sessions of an authtoken whose credential was deleted.
+    fn close_sessions_of(&self, token: TokenId) {
+        for entry in self.tunnel.directory.of(token) {
+            entry.handle.link.conn.close(
+                close_code::CREDENTIAL_DELETED,
+                b"the edge operator deleted this authtoken",
+            );
+        }
     }
 
     /// Brings a stored cloud endpoint online.
@@ -292,10 +329,16 @@ impl ControlPlane {
         }
         let insert = row.clone();
         let _change = self.changes.lock().await;
-        self.store
-            .run(move |c| rows::insert_reservation(c, &insert))
-            .await
-            .map_err(|e| unique_conflict(e, &format!("'{shown}' is already reserved")))?;
+        let taken = format!("'{shown}' is already reserved");
+        self.write(Change::Reserve(&row), move |c| {
+            rows::insert_reservation(c, &insert)
+        })
+        .await
+        .map_err(|e| match e {
+            Failed::Local(e) => unique_conflict(e, &taken),
+            Failed::Cluster(AdminRowsError::Reserved { .. }) => AdminError::Conflict(taken),
+            Failed::Cluster(e) => cluster_error(e),
+        })?;
         self.republish().await?;
         Ok(row)
     }
@@ -310,10 +353,11 @@ impl ControlPlane {
         let _change = self.changes.lock().await;
         let row = self.reservation(id, kind).await?;
         let owned = id.to_string();
-        self.store
-            .run(move |c| rows::delete_reservation(c, &owned))
-            .await
-            .map_err(store_error)?;
+        self.write(Change::Unreserve(id), move |c| {
+            rows::delete_reservation(c, &owned).map(drop)
+        })
+        .await
+        .map_err(|e| e.into_admin(kind, id))?;
         self.republish().await?;
         let event = format!("{}_deleted.v0", kind.replace(' ', "_"));
         match row.reserved {
@@ -428,7 +472,7 @@ impl ControlPlane {
             return Ok(local);
         }
         let found = match &self.cluster_sessions {
-            Some(cluster) => cluster.get(id).await.map_err(cluster_error)?,
+            Some(cluster) => cluster.get(id).await.map_err(sessions_error)?,
             None => None,
         };
         found.ok_or_else(|| not_found("tunnel session", id))
@@ -470,7 +514,7 @@ fn store_error(e: StoreError) -> AdminError {
     AdminError::Store(e.to_string())
 }
 
-fn cluster_error(e: SessionsError) -> AdminError {
+fn sessions_error(e: SessionsError) -> AdminError {
     AdminError::Store(e.to_string())
 }
 
@@ -483,6 +527,38 @@ fn unique_conflict(e: StoreError, message: &str) -> AdminError {
             AdminError::Conflict(message.to_string())
         }
         _ => store_error(e),
+    }
+}
+
+/// A change that failed, in this edge's file or in the cluster store.
+enum Failed {
+    Local(StoreError),
+    Cluster(AdminRowsError),
+}
+
+impl Failed {
+    /// As the API answers it, for a change to `kind` `id`.
+    fn into_admin(self, kind: &'static str, id: &str) -> AdminError {
+        match self {
+            Failed::Local(e) => store_error(e),
+            // Another edge deleted it between this edge's read and the change.
+            Failed::Cluster(AdminRowsError::NotFound) => not_found(kind, id),
+            Failed::Cluster(e) => cluster_error(e),
+        }
+    }
+}
+
+/// A cluster store's refusal as the API answers it.
+fn cluster_error(e: AdminRowsError) -> AdminError {
+    match e {
+        AdminRowsError::InUse(ids) => AdminError::Conflict(format!(
+            "cloud endpoints {} forward into this credential's namespace; delete them first",
+            ids.join(", ")
+        )),
+        AdminRowsError::Reserved { holder } => {
+            AdminError::Conflict(format!("already reserved ({holder})"))
+        }
+        other => AdminError::Store(other.to_string()),
     }
 }
 
@@ -538,10 +614,11 @@ impl Admin for ControlPlane {
         };
         let insert = row.clone();
         let _change = self.changes.lock().await;
-        self.store
-            .run(move |c| rows::put_credential(c, &insert))
-            .await
-            .map_err(store_error)?;
+        self.write(Change::CreateCredential(&row), move |c| {
+            rows::put_credential(c, &insert)
+        })
+        .await
+        .map_err(|e| e.into_admin("credential", &row.id))?;
         self.republish().await?;
         let shown = view::credential(&row);
         self.audit(actor, "credential_created.v0", &shown);
@@ -577,10 +654,11 @@ impl Admin for ControlPlane {
             row.max_endpoints = n;
         }
         let put = row.clone();
-        self.store
-            .run(move |c| rows::put_credential(c, &put))
-            .await
-            .map_err(store_error)?;
+        self.write(Change::UpdateCredential(&row), move |c| {
+            rows::put_credential(c, &put)
+        })
+        .await
+        .map_err(|e| e.into_admin("credential", id))?;
         self.republish().await?;
         let shown = view::credential(&row);
         self.audit(actor, "credential_updated.v0", &shown);
@@ -604,18 +682,13 @@ impl Admin for ControlPlane {
             )));
         }
         let owned = id.to_string();
-        self.store
-            .run(move |c| rows::delete_credential(c, &owned))
-            .await
-            .map_err(store_error)?;
+        self.write(Change::DeleteCredential(id), move |c| {
+            rows::delete_credential(c, &owned).map(drop)
+        })
+        .await
+        .map_err(|e| e.into_admin("credential", id))?;
         self.republish().await?;
-        let token = TokenId::from_digest(row.token_digest);
-        for entry in self.tunnel.directory.of(token) {
-            entry.handle.link.conn.close(
-                close_code::CREDENTIAL_DELETED,
-                b"the edge operator deleted this authtoken",
-            );
-        }
+        self.close_sessions_of(TokenId::from_digest(row.token_digest));
         self.audit(actor, "credential_deleted.v0", &view::credential(&row));
         Ok(())
     }
@@ -705,7 +778,7 @@ impl Admin for ControlPlane {
     async fn tunnel_sessions(&self) -> Result<Vec<TunnelSession>, AdminError> {
         let mut all: Vec<SharedSession> = self.local_sessions();
         if let Some(cluster) = &self.cluster_sessions {
-            let others = cluster.all().await.map_err(cluster_error)?;
+            let others = cluster.all().await.map_err(sessions_error)?;
             all.extend(
                 others
                     .into_iter()
@@ -740,7 +813,7 @@ impl Admin for ControlPlane {
                 }
             }
             // Held by another edge: it closes the session when told to.
-            (None, Some(cluster)) => cluster.stop(&session).await.map_err(cluster_error)?,
+            (None, Some(cluster)) => cluster.stop(&session).await.map_err(sessions_error)?,
             (None, None) => return Err(not_found("tunnel session", id)),
         }
         self.audit(actor, "tunnel_session_stopped.v0", &shown);
@@ -807,12 +880,13 @@ impl Admin for ControlPlane {
         self.bring_online(&row)?;
         let insert = row.clone();
         if let Err(e) = self
-            .store
-            .run(move |c| rows::insert_cloud_endpoint(c, &insert))
+            .write(Change::CreateCloud(&row), move |c| {
+                rows::insert_cloud_endpoint(c, &insert)
+            })
             .await
         {
             self.take_offline(&row.id);
-            return Err(store_error(e));
+            return Err(e.into_admin("endpoint", &row.id));
         }
         drop(_change);
         let shown = self.endpoint(&row.id).await?;
@@ -840,14 +914,58 @@ impl Admin for ControlPlane {
         };
         let shown = self.endpoint(id).await.ok();
         let owned = id.to_string();
-        self.store
-            .run(move |c| rows::delete_cloud_endpoint(c, &owned))
-            .await
-            .map_err(store_error)?;
+        self.write(Change::DeleteCloud(id), move |c| {
+            rows::delete_cloud_endpoint(c, &owned).map(drop)
+        })
+        .await
+        .map_err(|e| e.into_admin("endpoint", id))?;
         self.take_offline(&row.id);
         if let Some(shown) = shown {
             self.audit(actor, "endpoint_deleted.v0", &shown);
         }
         Ok(())
+    }
+}
+
+impl RowsChanged for ControlPlane {
+    fn rows_changed(&self, before: &AllRows, now: &AllRows) {
+        for c in &now.credentials {
+            // Checked on the edge that stored it; one that does not compile here allows nothing.
+            if let Err(e) = Acl::parse(&c.acl) {
+                warn!(credential = %c.id, "the cluster's credential does not compile here: {e}");
+            }
+        }
+        self.publish(&now.credentials, &now.reservations);
+        // Deleted on another edge (or here): its sessions on this edge end as after a local
+        // delete.
+        let kept: HashSet<[u8; 32]> = now.credentials.iter().map(|c| c.token_digest).collect();
+        for gone in before
+            .credentials
+            .iter()
+            .filter(|c| !kept.contains(&c.token_digest))
+        {
+            self.close_sessions_of(TokenId::from_digest(gone.token_digest));
+        }
+        let kept: HashSet<&str> = now.cloud.iter().map(|e| e.id.as_str()).collect();
+        for gone in before
+            .cloud
+            .iter()
+            .filter(|e| !kept.contains(e.id.as_str()))
+        {
+            self.take_offline(&gone.id);
+        }
+        // Online already when made on this edge (create_endpoint brings it online first).
+        let online: HashSet<String> = self
+            .tunnel
+            .routes
+            .members()
+            .iter()
+            .map(|r| r.member_id().to_string())
+            .collect();
+        for row in now.cloud.iter().filter(|e| !online.contains(&e.id)) {
+            if let Err(e) = self.bring_online(row) {
+                warn!(endpoint = %row.id, url = %row.url, "the cluster's cloud endpoint cannot come online here: {e}");
+            }
+        }
     }
 }

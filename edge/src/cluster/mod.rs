@@ -6,9 +6,11 @@
 //! (`relay.rs`). Each edge lists its agent sessions in the store (`sessions.rs`) and takes
 //! messages for them from the others (`control.rs`: the operator's stop, replacement by a new
 //! run). Rate-limit buckets (`rate_limits.rs`) and sign-in state (`sign_in.rs`) are shared
-//! too, set up before the policy services by `shared.rs`. [`join`] connects and checks;
-//! [`Joined::run`] starts the rest.
+//! too, set up before the policy services by `shared.rs`, and so are the admin API's rows
+//! (`admin_rows.rs`, each edge's SQLite file their copy). [`join`] connects and checks;
+//! [`Joined::admin_rows`] syncs the admin rows; [`Joined::run`] starts the rest.
 
+pub mod admin_rows;
 pub mod claims;
 pub mod config;
 pub mod control;
@@ -27,8 +29,10 @@ pub mod store;
 
 use crate::certs::TunnelIdentity;
 use crate::metrics::EdgeMetrics;
+use crate::store::Store;
 use crate::tunnel::routes::LocalRoutes;
 use crate::tunnel::state::TunnelState;
+use admin_rows::{AdminRows, AdminRowsError};
 use claims::{Claims, RENEW_EVERY};
 use config::ClusterConfig;
 use members::{MemberError, Members};
@@ -84,6 +88,8 @@ pub struct Joined {
     peer_endpoint: quinn::Endpoint,
     /// Where the other edges reach this one, when they can.
     advertised: Option<SocketAddr>,
+    /// `store_errors{op}`.
+    errors: prometheus::IntCounterVec,
 }
 
 /// Connects to the store in `config` (which must answer now), binds the links' endpoint on
@@ -120,7 +126,7 @@ pub async fn join(
     )
     .await?;
     let claims = Claims::new(store.clone(), &config.edge_id, errors.clone());
-    let sessions = SharedSessions::new(store.clone(), &config.edge_id, errors);
+    let sessions = SharedSessions::new(store.clone(), &config.edge_id, errors.clone());
     info!(edge_id = %config.edge_id, ?advertised, "joined the cluster");
     Ok(Joined {
         claims,
@@ -132,6 +138,7 @@ pub async fn join(
         secret: Arc::new(PeerSecret::new(&config.peer_secret)),
         peer_endpoint,
         advertised,
+        errors,
     })
 }
 
@@ -139,6 +146,21 @@ impl Joined {
     /// Where the other edges reach this one (the bound port when `advertise_addr` said 0).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.advertised
+    }
+
+    /// The admin API's rows in the store, with `copy` (this edge's SQLite file) their durable
+    /// copy, synced once before this returns (the store seeded, or a never-clustered file's
+    /// rows imported, when due), so the control plane loads the cluster's rows from the copy.
+    /// Its [`AdminRows::follow`] keeps the copy current afterwards.
+    pub async fn admin_rows(&self, copy: Store) -> Result<Arc<AdminRows>, AdminRowsError> {
+        let rows = AdminRows::new(
+            self.client.clone(),
+            self.store.clone(),
+            copy,
+            self.errors.clone(),
+        );
+        rows.join().await?;
+        Ok(rows)
     }
 
     /// Mirrors the other edges' endpoints into `remote` (read once before this returns, so the

@@ -175,7 +175,7 @@ impl EdgeMetrics {
             store_errors: counter_vec(
                 r,
                 "store_errors_total",
-                "Calls to the cluster store that failed (claim, renew, release, mirror, subscribe, rate_limit, revoke, code, revocations).",
+                "Calls to the cluster store that failed (claim, renew, release, mirror, subscribe, rate_limit, revoke, code, revocations, admin).",
                 &["op"],
             )?,
             agent_connect_failures: counter_vec(

@@ -43,6 +43,12 @@ const MIGRATIONS: &[&str] = &[
         description     TEXT NOT NULL DEFAULT '',
         metadata        TEXT NOT NULL DEFAULT ''
     );",
+    // 2: what the file knows about itself; in a cluster, `cluster_epoch`: the epoch of the
+    // cluster's rows this file is the durable copy of (docs/cluster.md).
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// Why the schema could not be brought up to date.

@@ -1,14 +1,17 @@
 //! The store's rows as types, and the queries that read and write them. Values are checked
 //! before they get here (the control plane compiles them); these functions only move them.
+//! The rows are JSON too (serde), as the cluster store holds them (docs/cluster.md).
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
 
 /// A credential created through the admin API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialRow {
     /// `cr_…`.
     pub id: String,
-    /// SHA-256 of the token.
+    /// SHA-256 of the token (hex in JSON).
+    #[serde(with = "hex_digest")]
     pub token_digest: [u8; 32],
     /// RFC 3339.
     pub created_at: String,
@@ -24,8 +27,10 @@ pub struct CredentialRow {
     pub max_endpoints: Option<u32>,
 }
 
-/// What a reservation holds: a hostname or a TCP port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a reservation holds: a hostname or a TCP port (`{"domain": NAME}` or `{"port": N}`
+/// in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reserved {
     /// A lowercase hostname.
     Domain(String),
@@ -34,7 +39,7 @@ pub enum Reserved {
 }
 
 /// A reserved domain or TCP address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationRow {
     /// `rd_…` or `ra_…`.
     pub id: String,
@@ -51,7 +56,7 @@ pub struct ReservationRow {
 }
 
 /// A cloud endpoint created through the admin API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloudEndpointRow {
     /// `ep_…`.
     pub id: String,
@@ -69,6 +74,97 @@ pub struct CloudEndpointRow {
     pub description: String,
     /// Free text.
     pub metadata: String,
+}
+
+/// `[u8; 32]` as 64 hex digits.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(digest: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(digest))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&text, &mut digest).map_err(serde::de::Error::custom)?;
+        Ok(digest)
+    }
+}
+
+/// Every row of the admin API: what a cluster edge's file mirrors of the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllRows {
+    /// Credentials.
+    pub credentials: Vec<CredentialRow>,
+    /// Reserved domains and addresses.
+    pub reservations: Vec<ReservationRow>,
+    /// Cloud endpoints.
+    pub cloud: Vec<CloudEndpointRow>,
+}
+
+impl AllRows {
+    /// Reads them all.
+    pub fn read(c: &Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            credentials: credentials(c)?,
+            reservations: reservations(c)?,
+            cloud: cloud_endpoints(c)?,
+        })
+    }
+
+    /// The same rows in one order (by id), whatever order they were read in, so two reads
+    /// compare equal when they hold the same rows.
+    pub fn sorted(mut self) -> Self {
+        self.credentials.sort_by(|a, b| a.id.cmp(&b.id));
+        self.reservations.sort_by(|a, b| a.id.cmp(&b.id));
+        self.cloud.sort_by(|a, b| a.id.cmp(&b.id));
+        self
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.credentials.is_empty() && self.reservations.is_empty() && self.cloud.is_empty()
+    }
+}
+
+/// The `meta` key of the cluster epoch a file mirrors.
+const EPOCH_KEY: &str = "cluster_epoch";
+
+/// The cluster epoch this file is the copy of; none when it never mirrored a cluster.
+pub fn mirrored_epoch(c: &Connection) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT value FROM meta WHERE key = ?1", [EPOCH_KEY], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// Makes the file hold exactly `rows`, the copy of cluster epoch `epoch`, in one transaction:
+/// a row the cluster no longer has is gone here too.
+pub fn replace_all(c: &mut Connection, rows: &AllRows, epoch: &str) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    for table in [
+        "credentials",
+        "reserved_domains",
+        "reserved_addrs",
+        "cloud_endpoints",
+    ] {
+        tx.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    for row in &rows.credentials {
+        put_credential(&tx, row)?;
+    }
+    for row in &rows.reservations {
+        insert_reservation(&tx, row)?;
+    }
+    for row in &rows.cloud {
+        insert_cloud_endpoint(&tx, row)?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        [EPOCH_KEY, epoch],
+    )?;
+    tx.commit()
 }
 
 fn acl_json(acl: &[String]) -> String {
@@ -255,4 +351,112 @@ pub fn insert_cloud_endpoint(c: &Connection, row: &CloudEndpointRow) -> rusqlite
 /// Deletes a cloud endpoint; whether it existed.
 pub fn delete_cloud_endpoint(c: &Connection, id: &str) -> rusqlite::Result<bool> {
     Ok(c.execute("DELETE FROM cloud_endpoints WHERE id = ?1", [id])? > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> AllRows {
+        AllRows {
+            credentials: vec![CredentialRow {
+                id: "cr_1".into(),
+                token_digest: [7; 32],
+                created_at: "2026-01-01T00:00:00Z".into(),
+                description: "ci".into(),
+                metadata: String::new(),
+                acl: vec![],
+                max_sessions: Some(2),
+                max_endpoints: None,
+            }],
+            reservations: vec![
+                ReservationRow {
+                    id: "rd_1".into(),
+                    reserved: Reserved::Domain("app.example.com".into()),
+                    credential_id: "cr_1".into(),
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                    description: String::new(),
+                    metadata: "m".into(),
+                },
+                ReservationRow {
+                    id: "ra_1".into(),
+                    reserved: Reserved::Port(20001),
+                    credential_id: "cr_1".into(),
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                    description: String::new(),
+                    metadata: String::new(),
+                },
+            ],
+            cloud: vec![CloudEndpointRow {
+                id: "ep_1".into(),
+                url: "https://hello.example.com".into(),
+                traffic_policy: "on_http_request: []\n".into(),
+                pooling_enabled: true,
+                credential_id: None,
+                created_at: "2026-01-01T00:00:00Z".into(),
+                description: String::new(),
+                metadata: String::new(),
+            }],
+        }
+        .sorted()
+    }
+
+    #[test]
+    fn rows_survive_their_json_as_the_cluster_store_holds_it() {
+        let rows = sample();
+        let json = serde_json::to_string(&rows.credentials[0]).expect("json");
+        // An empty ACL stays an array, and the digest is hex (the store's scripts read both).
+        assert!(
+            json.contains("\"acl\":[]") && json.contains(&"07".repeat(32)),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<CredentialRow>(&json).expect("back"),
+            rows.credentials[0]
+        );
+        for r in &rows.reservations {
+            let json = serde_json::to_string(r).expect("json");
+            // As the store's scripts read it for the index: `reserved.domain` or `reserved.port`.
+            let value: serde_json::Value = serde_json::from_str(&json).expect("value");
+            match &r.reserved {
+                Reserved::Domain(d) => assert_eq!(value["reserved"]["domain"], d.as_str()),
+                Reserved::Port(p) => assert_eq!(value["reserved"]["port"], *p),
+            }
+            assert_eq!(
+                &serde_json::from_str::<ReservationRow>(&json).expect("back"),
+                r
+            );
+        }
+        let json = serde_json::to_string(&rows.cloud[0]).expect("json");
+        assert_eq!(
+            serde_json::from_str::<CloudEndpointRow>(&json).expect("back"),
+            rows.cloud[0]
+        );
+    }
+
+    #[test]
+    fn replacing_the_copy_drops_rows_the_cluster_lacks_and_records_the_epoch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let rows = sample();
+        store
+            .run_now(|c| {
+                assert_eq!(mirrored_epoch(c)?, None);
+                put_credential(
+                    c,
+                    &CredentialRow {
+                        id: "cr_gone".into(),
+                        ..rows.credentials[0].clone()
+                    },
+                )?;
+                replace_all(c, &rows, "e1")?;
+                assert_eq!(AllRows::read(c)?.sorted(), rows);
+                assert_eq!(mirrored_epoch(c)?.as_deref(), Some("e1"));
+                replace_all(c, &AllRows::default(), "e2")?;
+                assert!(AllRows::read(c)?.is_empty());
+                assert_eq!(mirrored_epoch(c)?.as_deref(), Some("e2"));
+                Ok(())
+            })
+            .expect("queries");
+    }
 }
