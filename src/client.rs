@@ -102,3 +102,20 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> anyhow::Result<St
 pub fn raw_status(answer: &str) -> Option<u16> {
     answer.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
+
+/// The status of `GET url`, and the name of the [`crate::upstream::app`] that answered (its
+/// `x-upstream` header), if one did.
+pub async fn probe(url: &str) -> anyhow::Result<(u16, Option<String>)> {
+    let resp = client()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let name = resp
+        .headers()
+        .get("x-upstream")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((status, name))
+}

@@ -53,6 +53,7 @@ use tokio::task::JoinHandle;
 
 pub use client::{
     assert_endpoint_not_found, client, client_builder, endpoint_freed, error_code, h1_connect,
+    probe,
 };
 pub use process::{AgentProcess, EdgeProcess};
 

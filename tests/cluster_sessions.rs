@@ -8,7 +8,7 @@ use sluice_agent::AgentError;
 use sluice_e2e::cluster::clustered;
 use sluice_e2e::redis::RedisServer;
 use sluice_e2e::upstream::{self, Upstream};
-use sluice_e2e::{client, TestAgent, TestEdge, TOKEN};
+use sluice_e2e::{probe, TestAgent, TestEdge, TOKEN};
 use sluice_edge::admin::api::{Actor, AdminError};
 use std::time::{Duration, Instant};
 
@@ -19,18 +19,9 @@ fn actor() -> Actor {
     }
 }
 
-/// The upstream that answered `name` through `edge` (its `x-upstream` header), and the status.
+/// The status of `name` through `edge`, and the upstream that answered.
 async fn answer(edge: &TestEdge, name: &str) -> anyhow::Result<(u16, Option<String>)> {
-    let resp = client()
-        .get(edge.url(&format!("{name}.localhost")))
-        .send()
-        .await?;
-    let who = resp
-        .headers()
-        .get("x-upstream")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    Ok((resp.status().as_u16(), who))
+    probe(&edge.url(&format!("{name}.localhost"))).await
 }
 
 /// `edge`'s agent config for `name`, with pooling as given.

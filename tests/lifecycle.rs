@@ -5,28 +5,12 @@ use sluice_agent::AgentError;
 use sluice_e2e::process::agent_command;
 use sluice_e2e::upstream::{self, Seen};
 use sluice_e2e::{
-    assert_endpoint_not_found, client, eventually, AgentProcess, EdgeProcess, Launch, TestAgent,
-    TestEdge, OTHER_TOKEN, TOKEN,
+    assert_endpoint_not_found, client, eventually, probe, AgentProcess, EdgeProcess, Launch,
+    TestAgent, TestEdge, OTHER_TOKEN, TOKEN,
 };
 use sluice_proto::error_code::ErrorCode;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// Status and answering upstream's name (if the app answered) of `GET url`.
-async fn probe(url: &str) -> anyhow::Result<(u16, Option<String>)> {
-    let resp = client()
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await?;
-    let status = resp.status().as_u16();
-    let name = resp
-        .headers()
-        .get("x-upstream")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Ok((status, name))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_makes_the_agent_exit_with_a_clear_message() -> anyhow::Result<()> {

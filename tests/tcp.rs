@@ -2,9 +2,7 @@
 //! byte, half-close included; the ports' range, exhaustion and reclaiming; and what a client
 //! sees when the agent or its upstream is gone.
 
-use sha2::{Digest, Sha256};
-use sluice_e2e::data::{hex, Generator};
-use sluice_e2e::upstream::{tcp_echo, tcp_reply_after_eof};
+use sluice_e2e::upstream::{echo_round_trip, tcp_echo, tcp_reply_after_eof};
 use sluice_e2e::{
     closed_port, tcp_address, tcp_port_range, within, Launch, TestAgent, TestEdge, OTHER_TOKEN,
     TOKEN,
@@ -32,36 +30,11 @@ async fn sixty_four_mib_echo_arrives_whole_and_half_close_ends_it() -> anyhow::R
         "{}",
         agent.url()
     );
-    let client = TcpStream::connect(tcp_address(agent.url())?).await?;
-    let (mut read, mut write) = client.into_split();
     const LEN: u64 = 64 * 1024 * 1024;
-    let send = tokio::spawn(async move {
-        let mut sent = Sha256::new();
-        for chunk in Generator::new(LEN, 7) {
-            sent.update(&chunk);
-            write.write_all(&chunk).await?;
-        }
-        // Half-close: the echo server sees the end, finishes echoing and closes its side.
-        write.shutdown().await?;
-        anyhow::Ok((hex(&sent.finalize()), write))
-    });
-    let received = within(Duration::from_secs(60), "the echo to end", async {
-        let mut got = Sha256::new();
-        let mut count = 0u64;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = read.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            got.update(&buf[..n]);
-            count += n as u64;
-        }
-        anyhow::Ok((hex(&got.finalize()), count))
-    })
-    .await??;
-    let (sent, _write) = send.await??;
-    assert_eq!(received, (sent, LEN));
+    // Half-close: the echo server sees the end, finishes echoing and closes its side.
+    let echoed =
+        echo_round_trip(tcp_address(agent.url())?, LEN, 7, Duration::from_secs(60)).await?;
+    assert_eq!((echoed.received_len, &echoed.received), (LEN, &echoed.sent));
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! [`AdminRows`]: the admin API's rows in the cluster store, each edge's SQLite file their copy.
 
 use super::claims::CALL_LIMIT;
+use super::store::{self, Follower};
 use crate::store::rows::{self, AllRows, CloudEndpointRow, CredentialRow, ReservationRow};
 use crate::store::Store;
-use futures_util::StreamExt;
 use prometheus::IntCounterVec;
 use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, Script, ScriptInvocation};
@@ -140,6 +140,23 @@ end
 redis.call('PUBLISH', 'sluice:admin', op)
 return {'ok'}
 ";
+
+/// The rows following the store for the edge's [`RowsChanged`].
+struct Following {
+    rows: Arc<AdminRows>,
+    target: Arc<dyn RowsChanged>,
+}
+
+#[async_trait::async_trait]
+impl Follower for Following {
+    async fn on_message(&self, _change: String) {
+        self.rows.sync_logged(&*self.target).await;
+    }
+
+    async fn on_resync(&self) {
+        self.rows.sync_logged(&*self.target).await;
+    }
+}
 
 /// Why a row could not be read or changed in the store, or the copy not kept.
 #[derive(Debug, thiserror::Error)]
@@ -509,40 +526,21 @@ impl AdminRows {
     }
 
     /// Follows the changes on [`CHANNEL`], and reads everything again on every
-    /// (re)subscription and every [`RESYNC_EVERY`], until aborted. A lost subscription is
-    /// taken again after a second; the published snapshots keep serving meanwhile.
+    /// (re)subscription and every [`RESYNC_EVERY`] (and after a subscription failed: a store
+    /// that takes reads but not subscriptions must not leave this edge's credentials stale),
+    /// until aborted; the published snapshots keep serving meanwhile.
     pub async fn follow(self: Arc<Self>, target: Arc<dyn RowsChanged>) {
-        loop {
-            let subscribed = match self.client.get_async_pubsub().await {
-                Ok(mut pubsub) => pubsub.subscribe(CHANNEL).await.map(|()| pubsub),
-                Err(e) => Err(e),
-            };
-            match subscribed {
-                Ok(mut pubsub) => {
-                    let mut changes = pubsub.on_message();
-                    // Its first tick is at once: a change missed while not subscribed is read.
-                    let mut resync = tokio::time::interval(RESYNC_EVERY);
-                    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            message = changes.next() => match message {
-                                Some(_) => self.sync_logged(&*target).await,
-                                None => break,
-                            },
-                            _ = resync.tick() => self.sync_logged(&*target).await,
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.errors.with_label_values(&["admin"]).inc();
-                    debug!("admin rows: subscribing failed: {e}");
-                    // Still read now and then: a store that takes reads but not subscriptions
-                    // should not leave this edge's credentials stale.
-                    self.sync_logged(&*target).await;
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let (client, errors) = (self.client.clone(), self.errors.clone());
+        let follower = Following { rows: self, target };
+        store::follow(
+            client,
+            CHANNEL,
+            Some(RESYNC_EVERY),
+            &follower,
+            &errors,
+            "admin",
+        )
+        .await;
     }
 
     /// [`AdminRows::resync`], its failure logged (counted already when the store failed).

@@ -6,17 +6,15 @@
 //! takes over unpooled members of other runs; pools, and an agent run's own links to several
 //! edges, are left alone.
 
-use super::claims::CALL_LIMIT;
+use super::store::{self, Follower};
 use crate::tunnel::authtoken::TokenId;
 use crate::tunnel::routes::Member;
 use crate::tunnel::state::TunnelState;
-use futures_util::StreamExt;
 use prometheus::IntCounterVec;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sluice_proto::close_code;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::{debug, info, warn};
 
 /// A message to one edge.
@@ -60,37 +58,38 @@ pub async fn send(
 }
 
 /// Follows edge `edge_id`'s channel and acts on each message for `tunnel`'s sessions, until
-/// aborted; a lost subscription is retried every second (counted in `errors` as `control`).
+/// aborted; a lost subscription is taken again every second (a failure counted in `errors` as
+/// `control`).
 pub async fn follow(
     client: redis::Client,
     edge_id: String,
     tunnel: Arc<TunnelState>,
     errors: IntCounterVec,
 ) {
-    let name = channel(&edge_id);
-    loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&name).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match tokio::time::timeout(CALL_LIMIT, subscribed).await {
-            Ok(Ok(mut pubsub)) => {
-                let mut messages = pubsub.on_message();
-                while let Some(m) = messages.next().await {
-                    match m
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|text| serde_json::from_str::<Message>(&text).ok())
-                    {
-                        Some(message) => act(&message, &tunnel),
-                        None => debug!("an unreadable message on {name}"),
-                    }
-                }
-            }
-            _ => errors.with_label_values(&["control"]).inc(),
+    let follower = Messages { tunnel };
+    store::follow(
+        client,
+        &channel(&edge_id),
+        None,
+        &follower,
+        &errors,
+        "control",
+    )
+    .await;
+}
+
+/// This edge's sessions, as the messages to it act on them.
+struct Messages {
+    tunnel: Arc<TunnelState>,
+}
+
+#[async_trait::async_trait]
+impl Follower for Messages {
+    async fn on_message(&self, text: String) {
+        match serde_json::from_str::<Message>(&text) {
+            Ok(message) => act(&message, &self.tunnel),
+            Err(e) => debug!("an unreadable message to this edge: {e}"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -9,12 +9,12 @@
 use super::claims::{holders_key, CALL_LIMIT, LEASE, ROUTES_CHANNEL};
 use super::peers::PeerLinks;
 use super::spec::MemberSpec;
+use super::store::{self, Follower};
 use crate::tunnel::admit::member_policy;
 use crate::tunnel::authtoken::TokenId;
 use crate::tunnel::ports::PortHold;
 use crate::tunnel::routes::{Binding, EndpointKey, LocalRoutes, Member, Route};
 use crate::tunnel::state::TunnelState;
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use prometheus::IntCounterVec;
 use redis::aio::ConnectionManager;
@@ -22,7 +22,7 @@ use redis::Script;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::warn;
 
 /// How often the whole set is read again (one lease: a dead edge's entries are gone by then).
 pub const RESYNC_EVERY: Duration = LEASE;
@@ -127,35 +127,11 @@ impl Mirror {
     }
 
     /// Follows the announcements and reads the whole set on every (re)subscription and every
-    /// [`RESYNC_EVERY`], until aborted. A lost subscription is retried every second; the
-    /// routes already mirrored keep serving meanwhile.
+    /// [`RESYNC_EVERY`], until aborted; the routes already mirrored keep serving meanwhile.
     pub async fn follow(self: Arc<Self>, client: redis::Client) {
-        loop {
-            let subscribed = match client.get_async_pubsub().await {
-                Ok(mut pubsub) => pubsub.subscribe(ROUTES_CHANNEL).await.map(|()| pubsub),
-                Err(e) => Err(e),
-            };
-            match subscribed {
-                Ok(mut pubsub) => {
-                    let mut announced = pubsub.on_message();
-                    let mut resync = tokio::time::interval(RESYNC_EVERY);
-                    loop {
-                        tokio::select! {
-                            message = announced.next() => match message {
-                                Some(m) => match m.get_payload::<String>() {
-                                    Ok(name) => self.refresh(&[name], Reason::Announced).await,
-                                    Err(e) => debug!("an unreadable announcement: {e}"),
-                                },
-                                None => break,
-                            },
-                            _ = resync.tick() => self.resync().await,
-                        }
-                    }
-                }
-                _ => self.errors.with_label_values(&["subscribe"]).inc(),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let errors = self.errors.clone();
+        let every = Some(RESYNC_EVERY);
+        store::follow(client, ROUTES_CHANNEL, every, &*self, &errors, "subscribe").await;
     }
 
     /// Reads every listed endpoint again, and those this edge mirrors (which may be gone).
@@ -327,6 +303,17 @@ impl Mirror {
             policy,
             policy_id,
         }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Follower for Mirror {
+    async fn on_message(&self, name: String) {
+        self.refresh(&[name], Reason::Announced).await;
+    }
+
+    async fn on_resync(&self) {
+        self.resync().await;
     }
 }
 

@@ -7,6 +7,7 @@
 
 use super::claims::Claims;
 use crate::tunnel::handle::SessionHandle;
+use crate::tunnel::liveness::InFlight;
 use crate::tunnel::routes::RouteRegistry;
 use crate::tunnel::stream::AgentStream;
 use prometheus::{IntCounter, IntGauge};
@@ -83,20 +84,45 @@ async fn relay_one(
     }
 }
 
-/// A stream to the member of this edge that takes the forwarded `forward`, its endpoint id,
-/// and the session (whose liveness counts the wait); a failure is for the forwarding edge.
-async fn agent_stream(
+/// The member of this edge a forwarded request or connection goes to.
+struct Relayed {
+    /// A stream to its agent.
+    stream: AgentStream,
+    /// The id its agent knows the endpoint by.
+    endpoint_id: u32,
+    /// Its session, whose pool takes the stream back after a whole exchange.
+    session: Arc<SessionHandle>,
+    /// Counts as waiting on that agent (its liveness probes) while held.
+    _waiting: InFlight,
+}
+
+/// A stream to the member of this edge that takes `forward`; when there is none, the
+/// forwarding edge is told why and `None` returned (the peer stream is then done).
+async fn relayed(
     state: &RelayState,
+    peer: &mut AgentStream,
     forward: &ForwardHead,
-) -> Result<(AgentStream, u32, Arc<SessionHandle>), AgentFailure> {
-    let (session, endpoint_id) = member(state, forward)?;
+) -> Result<Option<Relayed>, Broken> {
+    let (session, endpoint_id) = match member(state, forward) {
+        Ok(member) => member,
+        Err(failure) => return refuse(peer, failure).await.map(|_| None),
+    };
     state.relayed.inc();
+    let waiting = session.link.liveness.begin();
     match session.link.stream(state.open_timeout).await {
-        Ok(stream) => Ok((stream, endpoint_id, session)),
-        Err(e) => Err(AgentFailure {
-            code: ErrorCode::AgentOffline,
-            message: format!("the relaying edge got no stream to the agent: {e}"),
-        }),
+        Ok(stream) => Ok(Some(Relayed {
+            stream,
+            endpoint_id,
+            session,
+            _waiting: waiting,
+        })),
+        Err(e) => {
+            let failure = AgentFailure {
+                code: ErrorCode::AgentOffline,
+                message: format!("the relaying edge got no stream to the agent: {e}"),
+            };
+            refuse(peer, failure).await.map(|_| None)
+        }
     }
 }
 
@@ -108,17 +134,15 @@ async fn relay_connection(
     forward: &ForwardHead,
     mut head: Box<ConnectHead>,
 ) -> Result<bool, Broken> {
-    let (agent, endpoint_id, session) = match agent_stream(state, forward).await {
-        Ok(found) => found,
-        Err(failure) => return refuse(peer, failure).await,
+    let Some(relayed) = relayed(state, peer, forward).await? else {
+        return Ok(false);
     };
-    let _waiting = session.link.liveness.begin();
-    head.endpoint_id = endpoint_id;
+    head.endpoint_id = relayed.endpoint_id;
     let AgentStream {
         writer: mut to_agent,
         reader: mut from_agent,
         ..
-    } = agent;
+    } = relayed.stream;
     to_agent
         .send(&Frame::Connect(head))
         .await
@@ -149,11 +173,15 @@ async fn relay_request(
     forward: &ForwardHead,
     mut head: Box<RequestHead>,
 ) -> Result<bool, Broken> {
-    let (mut agent, endpoint_id, session) = match agent_stream(state, forward).await {
-        Ok(found) => found,
-        Err(failure) => return refuse(peer, failure).await,
+    let Some(Relayed {
+        stream: mut agent,
+        endpoint_id,
+        session,
+        _waiting,
+    }) = relayed(state, peer, forward).await?
+    else {
+        return Ok(false);
     };
-    let _waiting = session.link.liveness.begin();
     head.endpoint_id = endpoint_id;
     let ended = head.end_stream;
     agent
