@@ -1,15 +1,17 @@
 //! Requests entering an edge of a cluster that has no link to the endpoint's agent, forwarded
 //! to an edge that has one over the authenticated link between edges (docs/cluster.md): the
 //! entry edge runs the endpoint's policy (its forward-internal included) and exports the
-//! event, the holding edge only relays; bodies and upgrades pass whole; a dead edge costs at
-//! most the requests in flight on it; a link without the peer secret is refused, and a
-//! request that already passed an edge is never forwarded again.
+//! event, the holding edge only relays; bodies and upgrades pass whole; `tcp://` endpoints
+//! answer on their port, and `tls://` ones by name, on every edge; a dead edge costs at most
+//! the requests in flight on it; a link without the peer secret is refused, and a request
+//! that already passed an edge is never forwarded again.
 
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use sluice_e2e::cluster::{cluster_process, clustered, clustered_with, PEER_SECRET};
 use sluice_e2e::redis::RedisServer;
+use sluice_e2e::tls::{server_config, tls_connect, tls_upstream, TestCa};
 use sluice_e2e::upstream::{self, echo_round_trip, tcp_echo, Upstream};
 use sluice_e2e::{any_port, client, eventually, TestAgent, TestEdge, TOKEN};
 use sluice_edge::EventDestination;
@@ -23,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Basic auth on the endpoint: whoever runs the policy answers 401 without credentials.
@@ -304,6 +307,62 @@ async fn a_tcp_endpoint_answers_on_its_port_of_every_edge() -> anyhow::Result<()
     .await?;
     one.shutdown().await;
     two.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_endpoint_answers_by_its_name_on_every_edges_https_port() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let edge_ca = TestCa::new("edge CA")?;
+    let (wildcard, _) = edge_ca.issue(dir.path(), "wildcard", &["*.tunnel.test"])?;
+    let mut edges = Vec::new();
+    for id in ["one", "two"] {
+        let cert = wildcard.clone();
+        edges.push(
+            clustered_with(&redis, id, |c| {
+                c.domain = sluice_edge::Hostname::parse("tunnel.test").expect("domain");
+                let mut https = sluice_edge::HttpsConfig::new(any_port());
+                https.default_cert = Some(cert);
+                c.https = Some(https);
+            })
+            .await?,
+        );
+    }
+    let (one, two) = (&edges[0], &edges[1]);
+    // The app's own certificate, from a CA no edge knows: only the app can end this TLS.
+    let app_ca = TestCa::new("app CA")?;
+    let (app_files, _) = app_ca.issue(dir.path(), "app", &["db.tunnel.test"])?;
+    let app = tls_upstream(server_config(&app_files, rustls::DEFAULT_VERSIONS)?).await?;
+    let agent = TestAgent::start(two.tcp_agent_config(TOKEN, "tls://db.tunnel.test", app)).await?;
+
+    let https_one = one.https()?;
+    let mut tls = eventually(
+        Duration::from_secs(5),
+        "the app's TLS through edge one",
+        || {
+            let config = app_ca.client_config(&[]);
+            async move {
+                tls_connect(config.ok()?, https_one, "db.tunnel.test")
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await?;
+    tls.write_all(b"hello through one").await?;
+    let mut reply = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut reply)).await??;
+    assert_eq!(&reply[..n], b"upstream: hello through one");
+    assert!(two.metric("sluice_edge_relayed_requests_total", "") >= 1.0);
+    // The edge's own names on the same port still get the edge's certificate.
+    let own = tls_connect(edge_ca.client_config(&[])?, https_one, "www.tunnel.test").await;
+    assert!(own.is_ok(), "{:?}", own.err());
+    drop(tls);
+    agent.stop().await?;
+    for edge in edges {
+        edge.shutdown().await;
+    }
     Ok(())
 }
 

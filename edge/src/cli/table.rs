@@ -92,8 +92,15 @@ impl Row for Credential {
 }
 
 impl Row for TunnelSession {
-    const HEADERS: &'static [&'static str] =
-        &["ID", "CREDENTIAL", "AGENT", "IP", "ENDPOINTS", "STARTED"];
+    const HEADERS: &'static [&'static str] = &[
+        "ID",
+        "CREDENTIAL",
+        "AGENT",
+        "IP",
+        "ENDPOINTS",
+        "STARTED",
+        "EDGE",
+    ];
     fn cells(&self) -> Vec<String> {
         vec![
             self.id.clone(),
@@ -102,6 +109,12 @@ impl Row for TunnelSession {
             self.ip.clone(),
             self.endpoints.join(","),
             self.started_at.clone(),
+            // In a cluster, the edge holding it (empty on an edge on its own).
+            self.links
+                .iter()
+                .filter_map(|l| l.edge_id.as_deref())
+                .collect::<Vec<_>>()
+                .join(","),
         ]
     }
 }
