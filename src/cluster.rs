@@ -32,6 +32,7 @@ pub fn cluster_config(redis: &RedisServer, edge_id: &str) -> ClusterConfig {
         edge_id: edge_id.into(),
         peer_secret: PEER_SECRET.into(),
         advertise_addr: Some(crate::any_port()),
+        rate_limit_fallback: sluice_edge::RateLimitFallback::default(),
     }
 }
 

@@ -125,7 +125,9 @@ async fn with_the_store_gone_rate_limits_count_locally_or_deny_as_configured() -
     let mut redis = RedisServer::start().await?;
     let local = clustered(&redis, "local", |_| {}).await?;
     let deny = clustered(&redis, "deny", |c| {
-        c.rate_limit_fallback = RateLimitFallback::Deny;
+        if let Some(cluster) = c.cluster.as_mut() {
+            cluster.rate_limit_fallback = RateLimitFallback::Deny;
+        }
     })
     .await?;
     let up = upstream::app("limited").await?;

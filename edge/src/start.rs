@@ -518,14 +518,9 @@ pub async fn start(config: EdgeConfig) -> Result<EdgeHandle, StartError> {
     // policy services that use them.
     let shared = match &config.cluster {
         Some(c) => Some(
-            SharedState::connect(
-                c,
-                config.rate_limit_fallback,
-                revoked.clone(),
-                metrics.store_errors.clone(),
-            )
-            .await
-            .map_err(|e| StartError::Cluster(e.to_string()))?,
+            SharedState::connect(c, revoked.clone(), metrics.store_errors.clone())
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?,
         ),
         None => None,
     };

@@ -62,6 +62,8 @@ pub struct ClusterConfig {
     pub peer_secret: String,
     /// Where other edges reach this one, when it forwards for them.
     pub advertise_addr: Option<SocketAddr>,
+    /// What rate limits do while the store does not answer.
+    pub rate_limit_fallback: RateLimitFallback,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -74,6 +76,7 @@ impl fmt::Debug for ClusterConfig {
             .field("store", &store)
             .field("edge_id", &self.edge_id)
             .field("advertise_addr", &self.advertise_addr)
+            .field("rate_limit_fallback", &self.rate_limit_fallback)
             .finish_non_exhaustive()
     }
 }
@@ -86,13 +89,6 @@ impl FileCluster {
             && self.peer_secret.is_none()
             && self.advertise_addr.is_none()
             && self.rate_limit_fallback.is_none()
-    }
-
-    /// `rate_limit_fallback`, checked (the default when not set); the error names the field.
-    pub(crate) fn rate_limit_fallback(&self) -> Result<RateLimitFallback, String> {
-        self.rate_limit_fallback
-            .as_deref()
-            .map_or(Ok(RateLimitFallback::default()), str::parse)
     }
 
     /// The checked configuration; `None` when nothing is set (one edge on its own). The error
@@ -127,11 +123,16 @@ impl FileCluster {
                 "cluster.peer_secret must be at least {MIN_PEER_SECRET_LEN} characters"
             ));
         }
+        let rate_limit_fallback = self
+            .rate_limit_fallback
+            .as_deref()
+            .map_or(Ok(RateLimitFallback::default()), str::parse)?;
         Ok(Some(ClusterConfig {
             store,
             edge_id,
             peer_secret,
             advertise_addr: self.advertise_addr,
+            rate_limit_fallback,
         }))
     }
 }
@@ -167,12 +168,14 @@ mod tests {
 
     #[test]
     fn the_rate_limit_fallback_is_local_by_default_and_named_when_wrong() {
-        assert_eq!(full().rate_limit_fallback(), Ok(RateLimitFallback::Local));
+        let fallback = |c: FileCluster| c.check().map(|c| c.map(|c| c.rate_limit_fallback));
+        assert_eq!(fallback(full()), Ok(Some(RateLimitFallback::Local)));
         let mut c = full();
         c.rate_limit_fallback = Some("deny".into());
-        assert_eq!(c.rate_limit_fallback(), Ok(RateLimitFallback::Deny));
+        assert_eq!(fallback(c), Ok(Some(RateLimitFallback::Deny)));
+        let mut c = full();
         c.rate_limit_fallback = Some("open".into());
-        let err = c.rate_limit_fallback().expect_err("refused");
+        let err = c.check().expect_err("refused");
         assert!(err.contains("cluster.rate_limit_fallback 'open'"), "{err}");
         // Alone, it is a half-set section.
         let alone = FileCluster {

@@ -3,7 +3,7 @@
 //! (`sign_in.rs`), over one connection of their own, plus the subscription that follows the
 //! other edges' logouts.
 
-use super::config::{ClusterConfig, RateLimitFallback};
+use super::config::ClusterConfig;
 use super::rate_limits::SharedRateLimits;
 use super::sign_in::{ClusterSignIn, FollowError};
 use super::store;
@@ -37,11 +37,11 @@ pub struct SharedState {
 
 impl SharedState {
     /// Connects to the store in `config` (which must answer now), reads the cluster's logouts
-    /// into `revoked`, and starts following them. Rate-limit decisions follow `fallback` when
-    /// the store does not answer; failed calls are counted in `errors`.
+    /// into `revoked`, and starts following them. Rate-limit decisions follow the config's
+    /// `rate_limit_fallback` when the store does not answer; failed calls are counted in
+    /// `errors`.
     pub async fn connect(
         config: &ClusterConfig,
-        fallback: RateLimitFallback,
         revoked: Arc<Revocations>,
         errors: IntCounterVec,
     ) -> Result<Self, SharedError> {
@@ -52,7 +52,8 @@ impl SharedState {
         let (client, conn) = store::connect(&config.store)
             .await
             .map_err(|e| failed(e.source.to_string()))?;
-        let rate_limits = SharedRateLimits::new(conn.clone(), fallback, errors.clone());
+        let rate_limits =
+            SharedRateLimits::new(conn.clone(), config.rate_limit_fallback, errors.clone());
         let sign_in = ClusterSignIn::new(client, conn, revoked, errors);
         // Before serving: the logouts the cluster knows.
         sign_in

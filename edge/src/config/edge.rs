@@ -6,7 +6,7 @@ use super::error::ConfigError;
 use super::file::{read_file, FileConfig};
 use super::operator::OperatorPolicy;
 use super::secrets::SecretVault;
-use crate::cluster::config::{ClusterConfig, FileCluster, RateLimitFallback};
+use crate::cluster::config::{ClusterConfig, FileCluster};
 use crate::events::config::{check_unique, EventDestination};
 use crate::facts::config::FactsConfig;
 use crate::hostname::Hostname;
@@ -99,10 +99,6 @@ pub struct EdgeConfig {
     pub tunnel_tcp_on_https: bool,
     /// The cluster this edge is part of; `None` stands alone (docs/cluster.md).
     pub cluster: Option<ClusterConfig>,
-    /// `cluster.rate_limit_fallback`: what rate limits do while the cluster store does not
-    /// answer (read only in cluster mode). Beside [`ClusterConfig`] rather than in it, so
-    /// code that builds a `ClusterConfig` field by field keeps compiling.
-    pub rate_limit_fallback: RateLimitFallback,
     /// Metrics listener; `None` disables it.
     pub metrics_addr: Option<SocketAddr>,
     /// The admin API's listener; `None` (the default) disables it.
@@ -163,7 +159,6 @@ impl Default for EdgeConfig {
             tunnel_tcp: TunnelTcp::SamePort,
             tunnel_tcp_on_https: false,
             cluster: None,
-            rate_limit_fallback: RateLimitFallback::Local,
             metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             admin_addr: None,
             admin_tokens: Vec::new(),
@@ -240,8 +235,7 @@ impl EdgeConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let login_apps = std::mem::take(&mut file.login_apps).resolve()?;
         let https = https_config(&args, &mut file, &base)?;
-        let (cluster, rate_limit_fallback) =
-            cluster_config(&args, std::mem::take(&mut file.cluster))?;
+        let cluster = cluster_config(&args, std::mem::take(&mut file.cluster))?;
         let facts = std::mem::take(&mut file.facts).resolve(&base);
         let outbound = if args.outbound_allow.is_empty() {
             std::mem::take(&mut file.outbound)
@@ -318,7 +312,6 @@ impl EdgeConfig {
             tunnel_tcp,
             tunnel_tcp_on_https,
             cluster,
-            rate_limit_fallback,
             metrics_addr: args.metrics_addr.or(file.metrics_addr).or(d.metrics_addr),
             admin_addr,
             admin_tokens,
@@ -400,7 +393,6 @@ impl fmt::Debug for EdgeConfig {
             tunnel_tcp,
             tunnel_tcp_on_https,
             cluster,
-            rate_limit_fallback,
             metrics_addr,
             admin_addr,
             admin_tokens,
@@ -432,7 +424,6 @@ impl fmt::Debug for EdgeConfig {
             .field("tunnel_tcp", tunnel_tcp)
             .field("tunnel_tcp_on_https", tunnel_tcp_on_https)
             .field("cluster", cluster)
-            .field("rate_limit_fallback", rate_limit_fallback)
             .field("metrics_addr", metrics_addr)
             .field("admin_addr", admin_addr)
             .field("admin_tokens", &Count(admin_tokens.len()))
@@ -539,7 +530,7 @@ fn https_config(
 fn cluster_config(
     args: &EdgeArgs,
     file: FileCluster,
-) -> Result<(Option<ClusterConfig>, RateLimitFallback), ConfigError> {
+) -> Result<Option<ClusterConfig>, ConfigError> {
     let merged = FileCluster {
         store: args.cluster_store.clone().or(file.store),
         edge_id: args.edge_id.clone().or(file.edge_id),
@@ -550,14 +541,13 @@ fn cluster_config(
             .clone()
             .or(file.rate_limit_fallback),
     };
-    let fallback = merged.rate_limit_fallback().map_err(ConfigError::Cluster)?;
-    let cluster = merged.check().map_err(ConfigError::Cluster)?;
-    Ok((cluster, fallback))
+    merged.check().map_err(ConfigError::Cluster)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::config::RateLimitFallback;
     use clap::Parser;
 
     fn args(list: &[&str]) -> EdgeArgs {
@@ -588,12 +578,13 @@ mod tests {
         let cluster = cfg.cluster.expect("cluster mode");
         assert_eq!(cluster.edge_id, "from-flag");
         assert_eq!(cluster.store, "redis://127.0.0.1:6379");
-        assert_eq!(cfg.rate_limit_fallback, RateLimitFallback::Local);
+        assert_eq!(cluster.rate_limit_fallback, RateLimitFallback::Local);
+        let fallback = |cfg: EdgeConfig| cfg.cluster.map(|c| c.rate_limit_fallback);
         let deny = format!("{yaml}  rate_limit_fallback: deny\n");
         let cfg = from_yaml(&deny, &["--dev"]).expect("valid");
-        assert_eq!(cfg.rate_limit_fallback, RateLimitFallback::Deny);
+        assert_eq!(fallback(cfg), Some(RateLimitFallback::Deny));
         let cfg = from_yaml(&deny, &["--dev", "--rate-limit-fallback", "allow"]).expect("valid");
-        assert_eq!(cfg.rate_limit_fallback, RateLimitFallback::Allow);
+        assert_eq!(fallback(cfg), Some(RateLimitFallback::Allow));
         let bad =
             from_yaml(&deny, &["--dev", "--rate-limit-fallback", "open"]).expect_err("refused");
         assert!(
