@@ -211,6 +211,11 @@ async fn a_websocket_through_an_edge_without_the_agent_echoes() -> anyhow::Resul
     let back = tokio::time::timeout(Duration::from_secs(5), ws.next()).await?;
     assert_eq!(back.transpose()?, Some(Message::binary(big)));
     ws.close(None).await?;
+    // The close handshake passes both edges, and the connection ends after it.
+    let closed = tokio::time::timeout(Duration::from_secs(5), ws.next()).await?;
+    assert!(matches!(closed, Some(Ok(Message::Close(_)))), "{closed:?}");
+    let end = tokio::time::timeout(Duration::from_secs(2), ws.next()).await?;
+    assert!(end.is_none(), "after the close handshake: {end:?}");
     drop(ws);
     agent.stop().await?;
     one.shutdown().await;

@@ -238,6 +238,7 @@ async fn websocket_over_https() -> anyhow::Result<()> {
     })
     .await??;
     ws.close(None).await?;
+    drop(ws);
     agent.stop().await?;
     edge.shutdown().await;
     Ok(())

@@ -153,9 +153,16 @@ async fn websocket_echo_through_the_tunnel() -> anyhow::Result<()> {
             }
         }
         anyhow::ensure!(closed, "no close frame came back");
+        // The upstream then closes its connection, and so does the edge with the client's, as
+        // the upstream would directly: the client is not left waiting for its own timeout.
+        let end = within(Duration::from_secs(2), "the connection's end", ws.next()).await?;
+        anyhow::ensure!(end.is_none(), "after the close handshake: {end:?}");
         anyhow::Ok(())
     })
     .await??;
+    // A client closes its side once the server's ended (until then the agent's stop would
+    // wait for the connection to drain).
+    drop(ws);
     agent.stop().await?;
     edge.shutdown().await;
     Ok(())

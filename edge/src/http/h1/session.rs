@@ -467,6 +467,12 @@ impl Session for BridgeSession {
         if !self.upgraded && self.written.is_some() && (end || !frames.is_empty()) {
             self.send(frames, end).await?;
         }
+        if self.upgraded && end {
+            // The upstream's side ended (its close handshake done, say): the client sees the
+            // end at once, as it would from the upstream itself, rather than waiting for its
+            // own side to end first.
+            self.close_upgraded().await;
+        }
         // hyper has the whole response once it released the body (its length was reached).
         Ok(end || (!self.upgraded && self.pipe.is_released()))
     }
