@@ -158,28 +158,28 @@ impl ControlPlane {
         self.tunnel.reservations.replace(snapshot);
     }
 
-    /// Reads the store again and publishes it: after every change.
-    async fn republish(&self) -> Result<(), AdminError> {
-        let (creds, reserved) = self
-            .store
-            .run(|c| Ok((rows::credentials(c)?, rows::reservations(c)?)))
-            .await
-            .map_err(store_error)?;
-        self.publish(&creds, &reserved);
-        Ok(())
-    }
-
-    /// Makes a change: in this edge's file (`local`), or in a cluster in the store
-    /// (`change`), which the file then follows.
+    /// Makes a change and publishes what admission reads (credentials, reservations): on an
+    /// edge on its own in its file (`local`, then the file read back in the same call); in a
+    /// cluster in the store (`change`), whose sync of this edge's copy published it already
+    /// ([`RowsChanged`]).
     async fn write(
         &self,
         change: Change<'_>,
         local: impl FnOnce(&mut Connection) -> rusqlite::Result<()> + Send + 'static,
     ) -> Result<(), Failed> {
-        match &self.cluster_rows {
-            None => self.store.run(local).await.map_err(Failed::Local),
-            Some(cluster) => cluster.change(change, self).await.map_err(Failed::Cluster),
+        if let Some(cluster) = &self.cluster_rows {
+            return cluster.change(change, self).await.map_err(Failed::Cluster);
         }
+        let (creds, reserved) = self
+            .store
+            .run(move |c| {
+                local(c)?;
+                Ok((rows::credentials(c)?, rows::reservations(c)?))
+            })
+            .await
+            .map_err(Failed::Local)?;
+        self.publish(&creds, &reserved);
+        Ok(())
     }
 
     /// Closes the agent sessions of an authtoken whose credential was deleted.
@@ -339,7 +339,6 @@ impl ControlPlane {
             Failed::Cluster(AdminRowsError::Reserved { .. }) => AdminError::Conflict(taken),
             Failed::Cluster(e) => cluster_error(e),
         })?;
-        self.republish().await?;
         Ok(row)
     }
 
@@ -358,7 +357,6 @@ impl ControlPlane {
         })
         .await
         .map_err(|e| e.into_admin(kind, id))?;
-        self.republish().await?;
         let event = format!("{}_deleted.v0", kind.replace(' ', "_"));
         match row.reserved {
             Reserved::Domain(_) => self.audit(actor, &event, &view::reserved_domain(&row)),
@@ -619,7 +617,6 @@ impl Admin for ControlPlane {
         })
         .await
         .map_err(|e| e.into_admin("credential", &row.id))?;
-        self.republish().await?;
         let shown = view::credential(&row);
         self.audit(actor, "credential_created.v0", &shown);
         Ok(Credential {
@@ -659,7 +656,6 @@ impl Admin for ControlPlane {
         })
         .await
         .map_err(|e| e.into_admin("credential", id))?;
-        self.republish().await?;
         let shown = view::credential(&row);
         self.audit(actor, "credential_updated.v0", &shown);
         Ok(shown)
@@ -687,7 +683,6 @@ impl Admin for ControlPlane {
         })
         .await
         .map_err(|e| e.into_admin("credential", id))?;
-        self.republish().await?;
         self.close_sessions_of(TokenId::from_digest(row.token_digest));
         self.audit(actor, "credential_deleted.v0", &view::credential(&row));
         Ok(())
